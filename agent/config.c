@@ -1,0 +1,919 @@
+/*
+ * config.c - JSON configuration: parse, merge defaults into instances, and
+ * validate everything, collecting every problem with its JSON path and
+ * line:column. Like relayd's reconfigure(), nothing is applied unless the
+ * whole file is good. The option tables below are the single source for
+ * types, defaults and ranges.
+ */
+#include "config.h"
+
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "jsonloc.h"
+#include "log.h"
+#include "util.h"
+
+#define MAX_CONFIG_BYTES (64u << 20)
+
+struct ctx {
+    const struct jsonloc *loc;
+    struct config_errors *errs;
+    const char *origin;
+};
+
+static void err_at(struct ctx *c, const cJSON *node, int key, const char *path, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+
+static void err_at(struct ctx *c, const cJSON *node, int key, const char *path, const char *fmt, ...)
+{
+    unsigned line, col;
+    struct buf *t = &c->errs->text;
+    buf_puts(t, path && *path ? path : "(top level)");
+    if (node && jsonloc_find(c->loc, node, key, &line, &col) == 0)
+        buf_printf(t, " (line %u, column %u)", line, col);
+    buf_puts(t, ": ");
+    va_list ap;
+    va_start(ap, fmt);
+    buf_vprintf(t, fmt, ap);
+    va_end(ap);
+    buf_putc(t, '\n');
+    c->errs->count++;
+}
+
+/* ---- option tables -------------------------------------------------- */
+
+enum opt_type { OT_STRING, OT_DURATION, OT_SIZE, OT_UINT, OT_BOOL, OT_TLS, OT_LABELS };
+
+struct opt {
+    const char *key;
+    enum opt_type type;
+    double min, max; /* OT_DURATION in ms, OT_SIZE/OT_UINT as is */
+};
+
+/* Keys an instance (and "defaults", except name and address) accepts. */
+static const struct opt instance_opts[] = {
+    {"name", OT_STRING, 0, 0},
+    {"address", OT_STRING, 0, 0},
+    {"username", OT_STRING, 0, 0},
+    {"password_file", OT_STRING, 0, 0},
+    {"password_env", OT_STRING, 0, 0},
+    {"password", OT_STRING, 0, 0},
+    {"interval", OT_DURATION, 100, 3600000},
+    {"timeout", OT_DURATION, 10, 3600000},
+    {"max_reply_bytes", OT_SIZE, 65536, 64 << 20},
+    {"tls", OT_TLS, 0, 0},
+    {"labels", OT_LABELS, 0, 0},
+};
+
+static const struct opt tls_opts[] = {
+    {"ca_file", OT_STRING, 0, 0},      {"cert_file", OT_STRING, 0, 0},
+    {"key_file", OT_STRING, 0, 0},     {"server_name", OT_STRING, 0, 0},
+    {"insecure_skip_verify", OT_BOOL, 0, 0},
+};
+
+static const struct opt http_opts[] = {
+    {"listen", OT_STRING, 0, 0},
+    {"max_connections", OT_UINT, 1, 65536},
+    {"max_connections_per_ip", OT_UINT, 1, 65536},
+    {"idle_timeout", OT_DURATION, 100, 3600000},
+    {"connection_memory_limit", OT_SIZE, 4096, 16 << 20},
+    {"threads", OT_UINT, 1, 64},
+};
+
+static const struct opt top_opts[] = {
+    {"listen", OT_STRING, 0, 0},     {"log_level", OT_STRING, 0, 0},
+    {"http", OT_UINT, 0, 0},         {"defaults", OT_UINT, 0, 0},
+    {"instances", OT_UINT, 0, 0},
+};
+
+#define NELEM(a) (sizeof(a) / sizeof((a)[0]))
+
+static const struct opt *find_opt(const struct opt *t, size_t n, const char *key)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(t[i].key, key) == 0)
+            return &t[i];
+    return NULL;
+}
+
+/* Reserved label names: Prometheus' own and the ones redpulse's series use. */
+static const char *const reserved_labels[] = {
+    "target", "instance", "job", "cmd", "db", "err", "reason", "quantile", "role",
+    "redis_version", "redis_build_id", "redis_mode", "os", "maxmemory_policy", "tcp_port",
+    "run_id", "process_id", "slave_ip", "slave_port", "slave_state", "version", "le",
+};
+
+/* ---- value checks ----------------------------------------------------- */
+
+static const char *type_name(const cJSON *v)
+{
+    if (cJSON_IsString(v))
+        return "a string";
+    if (cJSON_IsNumber(v))
+        return "a number";
+    if (cJSON_IsBool(v))
+        return "a boolean";
+    if (cJSON_IsNull(v))
+        return "null";
+    if (cJSON_IsArray(v))
+        return "an array";
+    return "an object";
+}
+
+/* Checks v against opt and stores it in *out (string: strdup'ed; durations
+ * and sizes: uint64). Returns 0 or -1 after reporting. */
+static int take_value(struct ctx *c, const struct opt *o, const cJSON *v, const char *path,
+                      char **s_out, uint64_t *u_out, bool *b_out)
+{
+    const char *why;
+    switch (o->type) {
+    case OT_STRING:
+        if (!cJSON_IsString(v)) {
+            err_at(c, v, 0, path, "expected a string, got %s", type_name(v));
+            return -1;
+        }
+        free(*s_out);
+        *s_out = xstrdup(v->valuestring);
+        return 0;
+    case OT_BOOL:
+        if (!cJSON_IsBool(v)) {
+            err_at(c, v, 0, path, "expected true or false, got %s", type_name(v));
+            return -1;
+        }
+        *b_out = cJSON_IsTrue(v);
+        return 0;
+    case OT_DURATION: {
+        uint64_t ms;
+        if (!cJSON_IsString(v)) {
+            err_at(c, v, 0, path, "expected a duration string such as \"10s\", got %s", type_name(v));
+            return -1;
+        }
+        if (parse_duration_ms(v->valuestring, &ms, &why) < 0) {
+            err_at(c, v, 0, path, "bad duration \"%s\": %s", v->valuestring, why);
+            return -1;
+        }
+        if (ms < o->min || ms > o->max) {
+            err_at(c, v, 0, path, "duration \"%s\" out of range (%.0fms to %.0fms)", v->valuestring,
+                   o->min, o->max);
+            return -1;
+        }
+        *u_out = ms;
+        return 0;
+    }
+    case OT_SIZE:
+    case OT_UINT:
+        if (!cJSON_IsNumber(v) || v->valuedouble != (double)(uint64_t)v->valuedouble) {
+            err_at(c, v, 0, path, "expected a whole number, got %s", type_name(v));
+            return -1;
+        }
+        if (v->valuedouble < o->min || v->valuedouble > o->max) {
+            err_at(c, v, 0, path, "%.0f out of range (%.0f to %.0f)", v->valuedouble, o->min, o->max);
+            return -1;
+        }
+        *u_out = (uint64_t)v->valuedouble;
+        return 0;
+    default:
+        return -1;
+    }
+}
+
+static bool file_readable(const char *path) { return access(path, R_OK) == 0; }
+
+/* ---- instances -------------------------------------------------------- */
+
+/* Where each secret-ish setting came from, for messages after the merge. */
+struct origins {
+    const cJSON *password_file, *password_env, *password, *tls, *tls_files[3], *address, *name;
+    const char *password_file_path, *password_env_path, *password_path, *tls_path;
+    char tls_file_paths[3][256];
+};
+
+struct pending { /* one instance while being merged */
+    struct instance_cfg cfg;
+    char *password_file, *password_env, *password_inline;
+    bool tls_set;
+    struct origins o;
+};
+
+static void labels_set(struct instance_cfg *cfg, const char *name, const char *value)
+{
+    for (size_t i = 0; i < cfg->n_labels; i++)
+        if (strcmp(cfg->labels[i].name, name) == 0) {
+            free(cfg->labels[i].value);
+            cfg->labels[i].value = xstrdup(value);
+            return;
+        }
+    cfg->labels = xrealloc(cfg->labels, (cfg->n_labels + 1) * sizeof *cfg->labels);
+    cfg->labels[cfg->n_labels++] = (struct label){xstrdup(name), xstrdup(value)};
+}
+
+static void apply_tls(struct ctx *c, const cJSON *obj, struct pending *p, const char *path)
+{
+    char sub[256];
+    if (!cJSON_IsObject(obj)) {
+        err_at(c, obj, 0, path, "expected an object, got %s", type_name(obj));
+        return;
+    }
+    p->tls_set = true;
+    for (const cJSON *ch = obj->child; ch; ch = ch->next) {
+        snprintf(sub, sizeof sub, "%s.%s", path, ch->string);
+        const struct opt *o = find_opt(tls_opts, NELEM(tls_opts), ch->string);
+        if (!o) {
+            err_at(c, ch, 1, sub, "unknown key \"%s\" (known: ca_file, cert_file, key_file, server_name, insecure_skip_verify)", ch->string);
+            continue;
+        }
+        uint64_t u;
+        struct tls_opts *t = &p->cfg.tls;
+        char **dst = NULL;
+        int fi = -1;
+        if (strcmp(o->key, "ca_file") == 0)
+            dst = &t->ca_file, fi = 0;
+        else if (strcmp(o->key, "cert_file") == 0)
+            dst = &t->cert_file, fi = 1;
+        else if (strcmp(o->key, "key_file") == 0)
+            dst = &t->key_file, fi = 2;
+        else if (strcmp(o->key, "server_name") == 0)
+            dst = &t->server_name;
+        char *dummy = NULL;
+        if (take_value(c, o, ch, sub, dst ? dst : &dummy, &u, &t->insecure_skip_verify) == 0 && fi >= 0) {
+            p->o.tls_files[fi] = ch;
+            snprintf(p->o.tls_file_paths[fi], sizeof p->o.tls_file_paths[fi], "%s", sub);
+        }
+        free(dummy);
+    }
+    p->o.tls = obj;
+}
+
+static void apply_labels(struct ctx *c, const cJSON *obj, struct pending *p, const char *path)
+{
+    char sub[256];
+    if (!cJSON_IsObject(obj)) {
+        err_at(c, obj, 0, path, "expected an object of label names to string values, got %s",
+               type_name(obj));
+        return;
+    }
+    for (const cJSON *ch = obj->child; ch; ch = ch->next) {
+        snprintf(sub, sizeof sub, "%s.%s", path, ch->string);
+        if (!is_label_name(ch->string)) {
+            err_at(c, ch, 1, sub, "invalid label name \"%s\" (must match [a-zA-Z_][a-zA-Z0-9_]* and not start with \"__\")", ch->string);
+            continue;
+        }
+        bool reserved = false;
+        for (size_t i = 0; i < NELEM(reserved_labels); i++)
+            if (strcmp(ch->string, reserved_labels[i]) == 0)
+                reserved = true;
+        if (reserved) {
+            err_at(c, ch, 1, sub, "label name \"%s\" is reserved (redpulse or Prometheus sets it)", ch->string);
+            continue;
+        }
+        if (!cJSON_IsString(ch)) {
+            err_at(c, ch, 0, sub, "label value must be a string, got %s", type_name(ch));
+            continue;
+        }
+        labels_set(&p->cfg, ch->string, ch->valuestring);
+    }
+}
+
+/* Applies the keys of one JSON object (the "defaults" object, or one
+ * instance) onto p. */
+static void apply_instance_obj(struct ctx *c, const cJSON *obj, struct pending *p,
+                               const char *path, bool is_defaults)
+{
+    char sub[256];
+    for (const cJSON *ch = obj->child; ch; ch = ch->next) {
+        snprintf(sub, sizeof sub, "%s.%s", path, ch->string);
+        const struct opt *o = find_opt(instance_opts, NELEM(instance_opts), ch->string);
+        if (!o || (is_defaults && (strcmp(o->key, "name") == 0 || strcmp(o->key, "address") == 0))) {
+            err_at(c, ch, 1, sub, "unknown key \"%s\"%s", ch->string,
+                   o ? " (only valid in an instance)" : "");
+            continue;
+        }
+        struct instance_cfg *cfg = &p->cfg;
+        uint64_t u = 0;
+        bool b;
+        if (o->type == OT_TLS) {
+            apply_tls(c, ch, p, sub);
+        } else if (o->type == OT_LABELS) {
+            apply_labels(c, ch, p, sub);
+        } else if (strcmp(o->key, "interval") == 0) {
+            if (take_value(c, o, ch, sub, NULL, &u, &b) == 0)
+                cfg->interval_ms = u;
+        } else if (strcmp(o->key, "timeout") == 0) {
+            if (take_value(c, o, ch, sub, NULL, &u, &b) == 0)
+                cfg->timeout_ms = u;
+        } else if (strcmp(o->key, "max_reply_bytes") == 0) {
+            if (take_value(c, o, ch, sub, NULL, &u, &b) == 0)
+                cfg->max_reply_bytes = (size_t)u;
+        } else {
+            char **dst = NULL;
+            if (strcmp(o->key, "name") == 0)
+                dst = &cfg->name, p->o.name = ch;
+            else if (strcmp(o->key, "address") == 0)
+                dst = &cfg->address, p->o.address = ch;
+            else if (strcmp(o->key, "username") == 0)
+                dst = &cfg->username;
+            else if (strcmp(o->key, "password_file") == 0)
+                dst = &p->password_file, p->o.password_file = ch;
+            else if (strcmp(o->key, "password_env") == 0)
+                dst = &p->password_env, p->o.password_env = ch;
+            else
+                dst = &p->password_inline, p->o.password = ch;
+            take_value(c, o, ch, sub, dst, &u, &b);
+        }
+    }
+}
+
+static char *read_secret_file(const char *path, struct buf *why)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        buf_printf(why, "cannot read password file \"%s\": %s", path, strerror(errno));
+        return NULL;
+    }
+    struct stat st;
+    if (fstat(fileno(f), &st) == 0 && (st.st_mode & S_IROTH))
+        log_warn("config", "password file \"%s\" is world-readable; chmod 600 it", path);
+    char tmp[4096];
+    size_t n = fread(tmp, 1, sizeof tmp - 1, f);
+    fclose(f);
+    tmp[n] = '\0';
+    while (n > 0 && (tmp[n - 1] == '\n' || tmp[n - 1] == '\r'))
+        tmp[--n] = '\0';
+    if (n == 0) {
+        buf_printf(why, "password file \"%s\" is empty", path);
+        return NULL;
+    }
+    char *s = xstrdup(tmp);
+    memset(tmp, 0, sizeof tmp);
+    return s;
+}
+
+int config_parse_address(const char *addr, struct instance_cfg *cfg, struct buf *why)
+{
+    const char *rest;
+    bool url = false;
+    cfg->tls.enabled = false;
+    if (strncmp(addr, "unix://", 7) == 0) {
+        const char *path = addr + 7;
+        if (path[0] != '/') {
+            buf_printf(why, "unix socket path must be absolute: \"unix:///path/redis.sock\"");
+            return -1;
+        }
+        if (strlen(path) > 107) {
+            buf_printf(why, "unix socket path too long (%zu bytes, at most 107)", strlen(path));
+            return -1;
+        }
+        cfg->kind = ADDR_UNIX;
+        free(cfg->path);
+        cfg->path = xstrdup(path);
+        return 0;
+    }
+    if (strncmp(addr, "redis://", 8) == 0) {
+        rest = addr + 8, url = true;
+    } else if (strncmp(addr, "rediss://", 9) == 0) {
+        rest = addr + 9, url = true;
+        cfg->tls.enabled = true;
+    } else {
+        const char *scheme_end = strstr(addr, "://");
+        if (scheme_end) {
+            buf_printf(why, "unknown scheme \"%.*s\" (use redis://, rediss:// or unix://)",
+                       (int)(scheme_end - addr > 20 ? 20 : scheme_end - addr), addr);
+            return -1;
+        }
+        rest = addr;
+    }
+    char hostport[300];
+    const char *slash = url ? strchr(rest, '/') : NULL;
+    size_t hl = slash ? (size_t)(slash - rest) : strlen(rest);
+    if (hl >= sizeof hostport) {
+        buf_printf(why, "address too long");
+        return -1;
+    }
+    memcpy(hostport, rest, hl);
+    hostport[hl] = '\0';
+    char *hp = hostport;
+    char *at = strrchr(hp, '@');
+    if (at) {
+        if (!url) {
+            buf_printf(why, "user@ is only valid in a redis:// or rediss:// URL");
+            return -1;
+        }
+        *at = '\0';
+        if (strchr(hp, ':')) {
+            buf_printf(why, "passwords are not accepted in the address; use password_file or password_env");
+            return -1;
+        }
+        if (*hp) {
+            free(cfg->username);
+            cfg->username = xstrdup(hp);
+        }
+        hp = at + 1;
+    }
+    char *host = hp, *port = NULL;
+    if (*hp == '[') {
+        char *close = strchr(hp, ']');
+        if (!close) {
+            buf_printf(why, "unterminated IPv6 literal");
+            return -1;
+        }
+        *close = '\0';
+        host = hp + 1;
+        if (close[1] == ':')
+            port = close + 2;
+        else if (close[1]) {
+            buf_printf(why, "unexpected text after IPv6 literal");
+            return -1;
+        }
+    } else {
+        char *colon = strrchr(hp, ':');
+        if (colon) {
+            if (strchr(hp, ':') != colon) {
+                buf_printf(why, "IPv6 addresses must be written in brackets, e.g. \"[::1]:6379\"");
+                return -1;
+            }
+            *colon = '\0';
+            port = colon + 1;
+        }
+    }
+    if (!*host) {
+        buf_printf(why, "missing host");
+        return -1;
+    }
+    for (const char *h = host; *h; h++)
+        if (!((*h >= 'a' && *h <= 'z') || (*h >= 'A' && *h <= 'Z') || (*h >= '0' && *h <= '9') ||
+              *h == '.' || *h == '-' || *h == ':' || *h == '_' || *h == '%')) {
+            buf_printf(why, "invalid character '%c' in host", *h >= 32 && *h < 127 ? *h : '?');
+            return -1;
+        }
+    long pn = 6379;
+    if (port) {
+        char *end;
+        errno = 0;
+        pn = strtol(port, &end, 10);
+        if (!*port || *end || errno || pn < 1 || pn > 65535) {
+            buf_printf(why, "invalid port \"%s\" (1 to 65535)", port);
+            return -1;
+        }
+    } else if (!url) {
+        buf_printf(why, "missing port: write host:port, or a redis:// URL");
+        return -1;
+    }
+    cfg->db = 0;
+    if (slash && slash[1]) {
+        char *end;
+        long db = strtol(slash + 1, &end, 10);
+        if (*end || db < 0 || db > 100000) {
+            buf_printf(why, "invalid database number \"%s\"", slash + 1);
+            return -1;
+        }
+        cfg->db = (int)db;
+    }
+    cfg->kind = ADDR_TCP;
+    free(cfg->host);
+    cfg->host = xstrdup(host);
+    cfg->port = (uint16_t)pn;
+    return 0;
+}
+
+static void pending_free(struct pending *p)
+{
+    free(p->password_file);
+    free(p->password_env);
+    if (p->password_inline)
+        memset(p->password_inline, 0, strlen(p->password_inline));
+    free(p->password_inline);
+}
+
+static void instance_cfg_clear(struct instance_cfg *i)
+{
+    free(i->name);
+    free(i->address);
+    free(i->host);
+    free(i->path);
+    free(i->username);
+    if (i->password)
+        memset(i->password, 0, strlen(i->password));
+    free(i->password);
+    free(i->tls.ca_file);
+    free(i->tls.cert_file);
+    free(i->tls.key_file);
+    free(i->tls.server_name);
+    for (size_t k = 0; k < i->n_labels; k++) {
+        free(i->labels[k].name);
+        free(i->labels[k].value);
+    }
+    free(i->labels);
+    memset(i, 0, sizeof *i);
+}
+
+static char *dup_or_null(const char *s) { return s ? xstrdup(s) : NULL; }
+
+/* Deep copy of the merged defaults as a new instance's starting point. */
+static void pending_copy(struct pending *dst, const struct pending *src)
+{
+    memset(dst, 0, sizeof *dst);
+    const struct instance_cfg *s = &src->cfg;
+    struct instance_cfg *d = &dst->cfg;
+    d->username = dup_or_null(s->username);
+    d->interval_ms = s->interval_ms;
+    d->timeout_ms = s->timeout_ms;
+    d->max_reply_bytes = s->max_reply_bytes;
+    d->tls.ca_file = dup_or_null(s->tls.ca_file);
+    d->tls.cert_file = dup_or_null(s->tls.cert_file);
+    d->tls.key_file = dup_or_null(s->tls.key_file);
+    d->tls.server_name = dup_or_null(s->tls.server_name);
+    d->tls.insecure_skip_verify = s->tls.insecure_skip_verify;
+    for (size_t k = 0; k < s->n_labels; k++)
+        labels_set(d, s->labels[k].name, s->labels[k].value);
+    dst->password_file = dup_or_null(src->password_file);
+    dst->password_env = dup_or_null(src->password_env);
+    dst->password_inline = dup_or_null(src->password_inline);
+    dst->tls_set = src->tls_set;
+    dst->o = src->o;
+}
+
+static void builtin_defaults(struct pending *p)
+{
+    memset(p, 0, sizeof *p);
+    p->cfg.interval_ms = 5000;
+    p->cfg.timeout_ms = 2000;
+    p->cfg.max_reply_bytes = 1 << 20;
+}
+
+/* Checks a merged instance and resolves its secret; reports problems. */
+static void finish_instance(struct ctx *c, struct pending *p, const cJSON *inst, const char *path)
+{
+    struct instance_cfg *cfg = &p->cfg;
+    char sub[256];
+    struct buf why = BUF_INIT;
+    if (!cfg->name) {
+        err_at(c, inst, 0, path, "missing required key \"name\"");
+    } else {
+        snprintf(sub, sizeof sub, "%s.name", path);
+        size_t len = strlen(cfg->name);
+        bool bad = len == 0 || len > 128;
+        for (const char *s = cfg->name; *s; s++)
+            if ((unsigned char)*s < 0x21 || *s == 0x7f || *s == '/' || *s == '?' || *s == '&' || *s == '#' || *s == '%')
+                bad = true;
+        if (bad)
+            err_at(c, p->o.name, 0, sub, "invalid name \"%s\": 1 to 128 characters, no spaces, control characters or any of / ? & # %%", cfg->name);
+    }
+    if (!cfg->address) {
+        err_at(c, inst, 0, path, "missing required key \"address\"");
+    } else {
+        snprintf(sub, sizeof sub, "%s.address", path);
+        char *orig = cfg->address;
+        if (config_parse_address(orig, cfg, &why) < 0) {
+            err_at(c, p->o.address, 0, sub, "%s", why.p);
+        } else {
+            /* keep a display form without credentials */
+            struct buf a = BUF_INIT;
+            if (cfg->kind == ADDR_UNIX)
+                buf_printf(&a, "unix://%s", cfg->path);
+            else {
+                buf_puts(&a, cfg->tls.enabled ? "rediss://" : "redis://");
+                bool v6 = strchr(cfg->host, ':') != NULL;
+                buf_printf(&a, v6 ? "[%s]:%u" : "%s:%u", cfg->host, cfg->port);
+                if (cfg->db)
+                    buf_printf(&a, "/%d", cfg->db);
+            }
+            cfg->address = buf_steal(&a, NULL);
+            free(orig);
+        }
+    }
+    if (cfg->timeout_ms >= cfg->interval_ms)
+        err_at(c, inst, 0, path, "timeout (%llums) must be shorter than interval (%llums)",
+               (unsigned long long)cfg->timeout_ms, (unsigned long long)cfg->interval_ms);
+
+    int nsecrets = !!p->password_file + !!p->password_env + !!p->password_inline;
+    if (nsecrets > 1)
+        err_at(c, inst, 0, path, "give at most one of password_file, password_env and password");
+    else if (p->password_file) {
+        buf_reset(&why);
+        cfg->password = read_secret_file(p->password_file, &why);
+        if (!cfg->password)
+            err_at(c, p->o.password_file, 0, path, "%s", why.p);
+    } else if (p->password_env) {
+        const char *v = getenv(p->password_env);
+        if (!v || !*v)
+            err_at(c, p->o.password_env, 0, path, "environment variable \"%s\" is not set or empty",
+                   p->password_env);
+        else
+            cfg->password = xstrdup(v);
+    } else if (p->password_inline) {
+        log_warn("config", "%s: inline \"password\" in the configuration file; prefer password_file or password_env", cfg->name ? cfg->name : path);
+        cfg->password = xstrdup(p->password_inline);
+    }
+    if (p->tls_set && !cfg->tls.enabled && cfg->address)
+        err_at(c, p->o.tls, 1, path, "tls settings given but the address is not rediss://");
+    if (cfg->tls.enabled) {
+        const char *files[3] = {cfg->tls.ca_file, cfg->tls.cert_file, cfg->tls.key_file};
+        for (int i = 0; i < 3; i++)
+            if (files[i] && !file_readable(files[i]))
+                err_at(c, p->o.tls_files[i], 0, p->o.tls_file_paths[i], "cannot read \"%s\": %s",
+                       files[i], strerror(errno));
+        if (!cfg->tls.cert_file != !cfg->tls.key_file)
+            err_at(c, p->o.tls, 1, path, "tls.cert_file and tls.key_file go together");
+        if (cfg->tls.insecure_skip_verify)
+            log_warn("config", "%s: tls.insecure_skip_verify is on: the server's certificate is not checked", cfg->name ? cfg->name : path);
+    }
+    buf_free(&why);
+}
+
+static void parse_http(struct ctx *c, const cJSON *obj, struct http_cfg *h)
+{
+    char sub[128];
+    if (!cJSON_IsObject(obj)) {
+        err_at(c, obj, 0, "http", "expected an object, got %s", type_name(obj));
+        return;
+    }
+    for (const cJSON *ch = obj->child; ch; ch = ch->next) {
+        snprintf(sub, sizeof sub, "http.%s", ch->string);
+        const struct opt *o = find_opt(http_opts, NELEM(http_opts), ch->string);
+        if (!o) {
+            err_at(c, ch, 1, sub, "unknown key \"%s\"", ch->string);
+            continue;
+        }
+        uint64_t u = 0;
+        bool b;
+        if (strcmp(o->key, "listen") == 0) {
+            take_value(c, o, ch, sub, &h->listen, &u, &b);
+            continue;
+        }
+        if (take_value(c, o, ch, sub, NULL, &u, &b) < 0)
+            continue;
+        if (strcmp(o->key, "max_connections") == 0)
+            h->max_connections = (unsigned)u;
+        else if (strcmp(o->key, "max_connections_per_ip") == 0)
+            h->max_connections_per_ip = (unsigned)u;
+        else if (strcmp(o->key, "idle_timeout") == 0)
+            h->idle_timeout_ms = u;
+        else if (strcmp(o->key, "connection_memory_limit") == 0)
+            h->connection_memory_limit = (size_t)u;
+        else
+            h->threads = (unsigned)u;
+    }
+}
+
+static int check_listen(const char *l, struct buf *why)
+{
+    const char *colon = strrchr(l, ':');
+    if (!colon || colon == l) {
+        buf_printf(why, "expected host:port, e.g. \"127.0.0.1:10379\" or \"[::1]:10379\"");
+        return -1;
+    }
+    char *end;
+    long p = strtol(colon + 1, &end, 10);
+    if (!colon[1] || *end || p < 1 || p > 65535) {
+        buf_printf(why, "invalid port \"%s\"", colon + 1);
+        return -1;
+    }
+    if (l[0] == '[' && colon[-1] != ']') {
+        buf_printf(why, "unterminated IPv6 literal");
+        return -1;
+    }
+    return 0;
+}
+
+static void http_defaults(struct http_cfg *h)
+{
+    h->listen = xstrdup(REDPULSE_DEFAULT_LISTEN);
+    h->max_connections = 256;
+    h->max_connections_per_ip = 32;
+    h->idle_timeout_ms = 10000;
+    h->connection_memory_limit = 64 * 1024;
+    h->threads = 2;
+}
+
+static int cmp_names(const void *a, const void *b)
+{
+    const struct instance_cfg *x = *(const struct instance_cfg *const *)a;
+    const struct instance_cfg *y = *(const struct instance_cfg *const *)b;
+    return strcmp(x->name, y->name);
+}
+
+/* Reports keys repeated within one object: cJSON keeps both silently. */
+static void check_dup_keys(struct ctx *c, const cJSON *node, const char *path, int depth)
+{
+    if (!node || depth > 64)
+        return;
+    char sub[256];
+    int idx = 0;
+    for (const cJSON *ch = node->child; ch; ch = ch->next, idx++) {
+        if (cJSON_IsObject(node)) {
+            snprintf(sub, sizeof sub, "%s%s%s", path, *path ? "." : "", ch->string);
+            for (const cJSON *prev = node->child; prev != ch; prev = prev->next)
+                if (strcmp(prev->string, ch->string) == 0) {
+                    err_at(c, ch, 1, sub, "duplicate key \"%s\"", ch->string);
+                    break;
+                }
+        } else {
+            snprintf(sub, sizeof sub, "%s[%d]", path, idx);
+        }
+        check_dup_keys(c, ch, sub, depth + 1);
+    }
+}
+
+struct config *config_parse(const char *json, size_t len, const char *origin,
+                            struct config_errors *errs)
+{
+    struct ctx c = {NULL, errs, origin};
+    struct config *cfg = NULL;
+    const char *end = NULL;
+    cJSON *root = cJSON_ParseWithLengthOpts(json, len, &end, 0);
+    if (!root) {
+        unsigned line, col;
+        size_t off = end && end >= json && end <= json + len ? (size_t)(end - json) : 0;
+        jsonloc_linecol(json, off, &line, &col);
+        buf_printf(&errs->text, "%s (line %u, column %u): invalid JSON\n", origin, line, col);
+        errs->count++;
+        return NULL;
+    }
+    {
+        /* trailing content after the document */
+        size_t off = (size_t)(end - json);
+        while (off < len && (unsigned char)json[off] <= 32)
+            off++;
+        if (off < len) {
+            unsigned line, col;
+            jsonloc_linecol(json, off, &line, &col);
+            buf_printf(&errs->text, "%s (line %u, column %u): unexpected text after the JSON document\n", origin, line, col);
+            errs->count++;
+            cJSON_Delete(root);
+            return NULL;
+        }
+    }
+    struct jsonloc *loc = jsonloc_build(json, len, root);
+    c.loc = loc;
+    if (!cJSON_IsObject(root)) {
+        err_at(&c, root, 0, "", "the configuration must be a JSON object");
+        goto out;
+    }
+    check_dup_keys(&c, root, "", 0);
+
+    cfg = xcalloc(1, sizeof *cfg);
+    http_defaults(&cfg->http);
+    struct pending defaults;
+    builtin_defaults(&defaults);
+    const cJSON *instances = NULL;
+    for (const cJSON *ch = root->child; ch; ch = ch->next) {
+        const struct opt *o = find_opt(top_opts, NELEM(top_opts), ch->string);
+        if (!o) {
+            err_at(&c, ch, 1, ch->string, "unknown key \"%s\" (known: listen, log_level, http, defaults, instances)", ch->string);
+            continue;
+        }
+        uint64_t u;
+        bool b;
+        if (strcmp(o->key, "listen") == 0) {
+            take_value(&c, o, ch, "listen", &cfg->http.listen, &u, &b);
+        } else if (strcmp(o->key, "log_level") == 0) {
+            enum log_level lvl;
+            if (take_value(&c, o, ch, "log_level", &cfg->log_level, &u, &b) == 0 &&
+                log_parse_level(cfg->log_level, &lvl) < 0)
+                err_at(&c, ch, 0, "log_level", "unknown level \"%s\" (error, warn, info, debug)", cfg->log_level);
+        } else if (strcmp(o->key, "http") == 0) {
+            parse_http(&c, ch, &cfg->http);
+        } else if (strcmp(o->key, "defaults") == 0) {
+            if (!cJSON_IsObject(ch))
+                err_at(&c, ch, 0, "defaults", "expected an object, got %s", type_name(ch));
+            else
+                apply_instance_obj(&c, ch, &defaults, "defaults", true);
+        } else {
+            instances = ch;
+        }
+    }
+    {
+        struct buf why = BUF_INIT;
+        if (check_listen(cfg->http.listen, &why) < 0)
+            err_at(&c, cJSON_GetObjectItemCaseSensitive(root, "listen"), 0, "listen", "%s", why.p);
+        buf_free(&why);
+    }
+    if (!instances) {
+        err_at(&c, root, 0, "instances", "missing required key \"instances\" (a list of Redis instances to poll)");
+    } else if (!cJSON_IsArray(instances)) {
+        err_at(&c, instances, 0, "instances", "expected an array, got %s", type_name(instances));
+    } else if (cJSON_GetArraySize(instances) == 0) {
+        err_at(&c, instances, 0, "instances", "the list is empty: configure at least one instance");
+    } else {
+        int n = cJSON_GetArraySize(instances);
+        cfg->instances = xcalloc((size_t)n, sizeof *cfg->instances);
+        int i = 0;
+        for (const cJSON *inst = instances->child; inst; inst = inst->next, i++) {
+            char path[64];
+            snprintf(path, sizeof path, "instances[%d]", i);
+            if (!cJSON_IsObject(inst)) {
+                err_at(&c, inst, 0, path, "expected an object, got %s", type_name(inst));
+                continue;
+            }
+            struct pending p;
+            pending_copy(&p, &defaults);
+            apply_instance_obj(&c, inst, &p, path, false);
+            finish_instance(&c, &p, inst, path);
+            cfg->instances[cfg->n_instances++] = p.cfg;
+            pending_free(&p);
+        }
+        /* names unique: sort pointers, compare neighbours */
+        struct instance_cfg **v = xcalloc(cfg->n_instances, sizeof *v);
+        size_t nv = 0;
+        for (size_t k = 0; k < cfg->n_instances; k++)
+            if (cfg->instances[k].name)
+                v[nv++] = &cfg->instances[k];
+        qsort(v, nv, sizeof *v, cmp_names);
+        for (size_t k = 1; k < nv; k++)
+            if (strcmp(v[k - 1]->name, v[k]->name) == 0) {
+                size_t idx = (size_t)(v[k] - cfg->instances);
+                char path[64];
+                snprintf(path, sizeof path, "instances[%zu].name", idx);
+                const cJSON *node = cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(instances, (int)idx), "name");
+                err_at(&c, node, 0, path, "duplicate instance name \"%s\" (also instances[%zu])",
+                       v[k]->name, (size_t)(v[k - 1] - cfg->instances));
+            }
+        free(v);
+    }
+    pending_free(&defaults);
+    instance_cfg_clear(&defaults.cfg);
+out:
+    jsonloc_free(loc);
+    cJSON_Delete(root);
+    if (errs->count && cfg) {
+        config_free(cfg);
+        cfg = NULL;
+    }
+    return cfg;
+}
+
+struct config *config_load(const char *path, struct config_errors *errs)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        buf_printf(&errs->text, "%s: cannot open: %s\n", path, strerror(errno));
+        errs->count++;
+        return NULL;
+    }
+    struct buf b = BUF_INIT;
+    char tmp[65536];
+    size_t n;
+    while ((n = fread(tmp, 1, sizeof tmp, f)) > 0) {
+        buf_append(&b, tmp, n);
+        if (b.len > MAX_CONFIG_BYTES) {
+            buf_printf(&errs->text, "%s: file larger than %u MiB\n", path, MAX_CONFIG_BYTES >> 20);
+            errs->count++;
+            fclose(f);
+            buf_free(&b);
+            return NULL;
+        }
+    }
+    bool rerr = ferror(f);
+    fclose(f);
+    if (rerr) {
+        buf_printf(&errs->text, "%s: read error\n", path);
+        errs->count++;
+        buf_free(&b);
+        return NULL;
+    }
+    struct config *c = config_parse(b.p ? b.p : "", b.len, path, errs);
+    buf_free(&b);
+    return c;
+}
+
+struct config *config_default(void)
+{
+    struct config *cfg = xcalloc(1, sizeof *cfg);
+    http_defaults(&cfg->http);
+    cfg->instances = xcalloc(1, sizeof *cfg->instances);
+    cfg->n_instances = 1;
+    struct pending p;
+    builtin_defaults(&p);
+    struct instance_cfg *i = &cfg->instances[0];
+    *i = p.cfg;
+    i->name = xstrdup("local");
+    struct buf why = BUF_INIT;
+    config_parse_address(REDPULSE_DEFAULT_ADDRESS, i, &why);
+    buf_free(&why);
+    i->address = xstrdup("redis://127.0.0.1:6379");
+    return cfg;
+}
+
+void config_free(struct config *c)
+{
+    if (!c)
+        return;
+    free(c->http.listen);
+    free(c->log_level);
+    for (size_t i = 0; i < c->n_instances; i++)
+        instance_cfg_clear(&c->instances[i]);
+    free(c->instances);
+    free(c);
+}
+
+void config_errors_free(struct config_errors *e)
+{
+    buf_free(&e->text);
+    e->count = 0;
+}

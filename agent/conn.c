@@ -1,0 +1,351 @@
+/*
+ * conn.c - the byte mover. One bufferevent per Redis connection (plain
+ * socket, unix socket, or OpenSSL), hiredis' redisReader to cut the stream
+ * into replies, and nothing else: no INFO, no timers. Every failure becomes
+ * an outcome from outcome.h so the poller can say why an instance is down.
+ *
+ * Callbacks are deferred (BEV_OPT_DEFER_CALLBACKS), so none runs from inside
+ * conn_open() or conn_command(); conn_close() from inside a callback only
+ * marks the conn, and it is freed when the callback returns.
+ */
+#include "conn.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
+#include <hiredis/read.h>
+#include <openssl/err.h>
+#include <openssl/x509v3.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+
+#include "util.h"
+
+struct conn {
+    struct bufferevent *bev;
+    redisReader *reader;
+    struct conn_callbacks cb;
+    void *arg;
+    size_t max_reply;
+    int in_cb;           /* nesting depth of our callbacks into the owner */
+    bool connected;      /* BEV_EVENT_CONNECTED seen */
+    bool counted;        /* counted in open_count */
+    bool dead;           /* on_error delivered */
+    bool close_requested;
+    bool tls;
+};
+
+static atomic_long open_count;
+
+long conn_open_count(void) { return atomic_load(&open_count); }
+
+const char *outcome_str(enum outcome o)
+{
+    static const char *const s[] = {
+#define X(id, str, desc) str,
+        OUTCOME_MAP(X)
+#undef X
+    };
+    return (unsigned)o < OUTCOME_COUNT ? s[o] : "unknown";
+}
+
+const char *outcome_desc(enum outcome o)
+{
+    static const char *const s[] = {
+#define X(id, str, desc) desc,
+        OUTCOME_MAP(X)
+#undef X
+    };
+    return (unsigned)o < OUTCOME_COUNT ? s[o] : "unknown";
+}
+
+static void do_free(struct conn *c)
+{
+    if (c->bev)
+        bufferevent_free(c->bev);
+    if (c->reader)
+        redisReaderFree(c->reader);
+    if (c->counted)
+        atomic_fetch_sub(&open_count, 1);
+    free(c);
+}
+
+/* Runs after each of our libevent callbacks: frees a conn whose owner asked
+ * for it while we were calling into the owner. Returns true if freed. */
+static bool reap(struct conn *c)
+{
+    if (c->close_requested && c->in_cb == 0) {
+        do_free(c);
+        return true;
+    }
+    return false;
+}
+
+static void fail(struct conn *c, enum outcome why, const char *detail)
+{
+    if (c->dead || c->close_requested)
+        return;
+    c->dead = true;
+    bufferevent_disable(c->bev, EV_READ | EV_WRITE);
+    c->in_cb++;
+    c->cb.on_error(c->arg, why, detail);
+    c->in_cb--;
+}
+
+static void read_cb(struct bufferevent *bev, void *arg)
+{
+    struct conn *c = arg;
+    struct evbuffer *in = bufferevent_get_input(bev);
+    char detail[160];
+    while (!c->dead && !c->close_requested && evbuffer_get_length(in) > 0) {
+        struct evbuffer_iovec v[4];
+        int k = evbuffer_peek(in, 65536, NULL, v, 4);
+        if (k > 4) /* evbuffer_peek returns how many extents it would need */
+            k = 4;
+        size_t fed = 0;
+        for (int i = 0; i < k; i++) {
+            size_t pending = c->reader->len - c->reader->pos;
+            if (pending + v[i].iov_len > c->max_reply) {
+                snprintf(detail, sizeof detail, "reply larger than %zu bytes", c->max_reply);
+                fail(c, OUTCOME_REPLY_TOO_LARGE, detail);
+                goto out;
+            }
+            if (redisReaderFeed(c->reader, v[i].iov_base, v[i].iov_len) != REDIS_OK) {
+                fail(c, OUTCOME_RESOURCES, "reader out of memory");
+                goto out;
+            }
+            fed += v[i].iov_len;
+        }
+        evbuffer_drain(in, fed);
+        for (;;) {
+            void *reply = NULL;
+            if (redisReaderGetReply(c->reader, &reply) != REDIS_OK) {
+                snprintf(detail, sizeof detail, "%s", c->reader->errstr);
+                fail(c, OUTCOME_PROTOCOL, detail);
+                goto out;
+            }
+            if (!reply)
+                break;
+            c->in_cb++;
+            c->cb.on_reply(c->arg, reply);
+            c->in_cb--;
+            freeReplyObject(reply);
+            if (c->dead || c->close_requested)
+                goto out;
+        }
+    }
+out:
+    reap(c);
+}
+
+static enum outcome classify_errno(const struct conn *c, int err)
+{
+    switch (err) {
+    case ECONNREFUSED:
+    case ENOENT: /* unix socket path missing: nobody listens */
+        return OUTCOME_CONNECT_REFUSED;
+    case EMFILE:
+    case ENFILE:
+    case ENOBUFS:
+    case ENOMEM:
+        return OUTCOME_RESOURCES;
+    case ECONNRESET:
+    case EPIPE:
+        return c->connected ? OUTCOME_CLOSED : OUTCOME_CONNECT_FAILED;
+    default:
+        return c->connected ? OUTCOME_CLOSED : OUTCOME_CONNECT_FAILED;
+    }
+}
+
+static void event_cb(struct bufferevent *bev, short what, void *arg)
+{
+    struct conn *c = arg;
+    char detail[200];
+    int err = EVUTIL_SOCKET_ERROR();
+    if (what & BEV_EVENT_CONNECTED) {
+        c->connected = true;
+        if (!c->counted) {
+            c->counted = true;
+            atomic_fetch_add(&open_count, 1);
+        }
+        c->in_cb++;
+        c->cb.on_connected(c->arg);
+        c->in_cb--;
+    } else if (what & BEV_EVENT_EOF) {
+        if (c->tls && !c->connected)
+            fail(c, OUTCOME_TLS, "connection closed during the TLS handshake");
+        else
+            fail(c, OUTCOME_CLOSED, "server closed the connection");
+    } else if (what & BEV_EVENT_ERROR) {
+        int dns = bufferevent_socket_get_dns_error(bev);
+        unsigned long ssl_err = c->tls ? bufferevent_get_openssl_error(bev) : 0;
+        if (dns) {
+            snprintf(detail, sizeof detail, "%s", evutil_gai_strerror(dns));
+            fail(c, OUTCOME_DNS, detail);
+        } else if (ssl_err) {
+            char e[160];
+            ERR_error_string_n(ssl_err, e, sizeof e);
+            snprintf(detail, sizeof detail, "%s", e);
+            while (bufferevent_get_openssl_error(bev))
+                ;
+            fail(c, OUTCOME_TLS, detail);
+        } else {
+            enum outcome o = classify_errno(c, err);
+            if (c->tls && !c->connected && o == OUTCOME_CONNECT_FAILED)
+                o = OUTCOME_TLS;
+            snprintf(detail, sizeof detail, "%s", err ? strerror(err) : "connection error");
+            fail(c, o, detail);
+        }
+    }
+    reap(c);
+}
+
+static bool is_ip_literal(const char *h)
+{
+    unsigned char tmp[16];
+    return inet_pton(AF_INET, h, tmp) == 1 || inet_pton(AF_INET6, h, tmp) == 1;
+}
+
+SSL_CTX *conn_tls_ctx_new(const struct tls_opts *tls, char *detail, size_t detail_len)
+{
+    SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+    if (!ctx) {
+        snprintf(detail, detail_len, "cannot create TLS context");
+        return NULL;
+    }
+    SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+    int ok = tls->ca_file ? SSL_CTX_load_verify_locations(ctx, tls->ca_file, NULL)
+                          : SSL_CTX_set_default_verify_paths(ctx);
+    if (ok != 1) {
+        snprintf(detail, detail_len, "cannot load CA file \"%s\"", tls->ca_file ? tls->ca_file : "(system)");
+        goto fail;
+    }
+    if (tls->cert_file) {
+        if (SSL_CTX_use_certificate_chain_file(ctx, tls->cert_file) != 1) {
+            snprintf(detail, detail_len, "cannot load certificate \"%s\"", tls->cert_file);
+            goto fail;
+        }
+        if (SSL_CTX_use_PrivateKey_file(ctx, tls->key_file, SSL_FILETYPE_PEM) != 1 ||
+            SSL_CTX_check_private_key(ctx) != 1) {
+            snprintf(detail, detail_len, "cannot load key \"%s\" or it does not match the certificate", tls->key_file);
+            goto fail;
+        }
+    }
+    SSL_CTX_set_verify(ctx, tls->insecure_skip_verify ? SSL_VERIFY_NONE : SSL_VERIFY_PEER, NULL);
+    ERR_clear_error();
+    return ctx;
+fail:
+    ERR_clear_error();
+    SSL_CTX_free(ctx);
+    return NULL;
+}
+
+struct conn *conn_open(struct event_base *base, struct evdns_base *dns, SSL_CTX *ssl_ctx,
+                       const struct instance_cfg *cfg, const struct conn_callbacks *cb,
+                       void *arg, enum outcome *why, char *detail, size_t detail_len)
+{
+    struct conn *c = xcalloc(1, sizeof *c);
+    c->cb = *cb;
+    c->arg = arg;
+    c->max_reply = cfg->max_reply_bytes;
+    c->reader = redisReaderCreate();
+    if (!c->reader) {
+        *why = OUTCOME_RESOURCES;
+        snprintf(detail, detail_len, "out of memory");
+        free(c);
+        return NULL;
+    }
+    int opts = BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS;
+    if (cfg->kind == ADDR_TCP && cfg->tls.enabled) {
+        if (!ssl_ctx) {
+            *why = OUTCOME_TLS;
+            snprintf(detail, detail_len, "no TLS context (bad TLS settings)");
+            goto fail;
+        }
+        SSL *ssl = SSL_new(ssl_ctx);
+        if (!ssl) {
+            *why = OUTCOME_RESOURCES;
+            snprintf(detail, detail_len, "cannot create TLS session");
+            goto fail;
+        }
+        const char *name = cfg->tls.server_name ? cfg->tls.server_name : cfg->host;
+        if (!is_ip_literal(name))
+            SSL_set_tlsext_host_name(ssl, name);
+        if (!cfg->tls.insecure_skip_verify) {
+            if (is_ip_literal(name))
+                X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), name);
+            else
+                SSL_set1_host(ssl, name);
+        }
+        c->tls = true;
+        c->bev = bufferevent_openssl_socket_new(base, -1, ssl, BUFFEREVENT_SSL_CONNECTING, opts);
+        if (c->bev)
+            bufferevent_openssl_set_allow_dirty_shutdown(c->bev, 1);
+        else
+            SSL_free(ssl);
+    } else {
+        c->bev = bufferevent_socket_new(base, -1, opts);
+    }
+    if (!c->bev) {
+        *why = OUTCOME_RESOURCES;
+        snprintf(detail, detail_len, "cannot create bufferevent");
+        goto fail;
+    }
+    bufferevent_setcb(c->bev, read_cb, NULL, event_cb, c);
+    bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+    int r;
+    errno = 0;
+    if (cfg->kind == ADDR_UNIX) {
+        struct sockaddr_un sun;
+        memset(&sun, 0, sizeof sun);
+        sun.sun_family = AF_UNIX;
+        snprintf(sun.sun_path, sizeof sun.sun_path, "%s", cfg->path);
+        r = bufferevent_socket_connect(c->bev, (struct sockaddr *)&sun, sizeof sun);
+    } else {
+        r = bufferevent_socket_connect_hostname(c->bev, dns, AF_UNSPEC, cfg->host, cfg->port);
+    }
+    if (r < 0) {
+        int err = errno;
+        *why = classify_errno(c, err);
+        snprintf(detail, detail_len, "connect: %s", err ? strerror(err) : "failed");
+        goto fail;
+    }
+    return c;
+fail:
+    if (c->bev)
+        bufferevent_free(c->bev);
+    redisReaderFree(c->reader);
+    free(c);
+    return NULL;
+}
+
+int conn_command(struct conn *c, int argc, const char **argv)
+{
+    char *cmd = NULL;
+    if (c->dead || c->close_requested)
+        return -1;
+    int len = redisFormatCommandArgv(&cmd, argc, argv, NULL);
+    if (len < 0)
+        return -1;
+    int r = bufferevent_write(c->bev, cmd, (size_t)len);
+    free(cmd);
+    return r;
+}
+
+void conn_close(struct conn *c)
+{
+    if (!c)
+        return;
+    if (c->in_cb) {
+        c->close_requested = true;
+        bufferevent_disable(c->bev, EV_READ | EV_WRITE);
+        return;
+    }
+    do_free(c);
+}

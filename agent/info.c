@@ -1,0 +1,401 @@
+/*
+ * info.c - turns the text of an INFO reply into a sample. Every line is split
+ * on its first colon; nothing is found by searching the blob, so a field name
+ * that is a prefix or suffix of another can never be mistaken for it. The
+ * parser never fails: what it cannot read it counts and skips.
+ */
+#include "info.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "util.h"
+
+enum conv { NUM, USEC, MSEC, STATUS };
+
+static const struct {
+    const char *key;
+    enum conv conv;
+} field_meta[INFO_FIELD_COUNT] = {
+#define F(id, key, metric, type, conv, help) [INFO_##id] = {key, conv},
+#include "fields.def"
+#undef F
+};
+
+/* Known-field lookup: field keys sorted once, then binary search. */
+static int sorted_ids[INFO_FIELD_COUNT];
+static int sorted_ready;
+
+static int cmp_ids(const void *a, const void *b)
+{
+    return strcmp(field_meta[*(const int *)a].key, field_meta[*(const int *)b].key);
+}
+
+static void sort_ids_once(void)
+{
+    /* Idempotent and data-race free in practice: every thread computes the
+     * same array; sorted_ready is only an optimisation. Called from the
+     * poller thread (and tests) only. */
+    if (__atomic_load_n(&sorted_ready, __ATOMIC_ACQUIRE))
+        return;
+    static int tmp[INFO_FIELD_COUNT];
+    for (int i = 0; i < INFO_FIELD_COUNT; i++)
+        tmp[i] = i;
+    qsort(tmp, INFO_FIELD_COUNT, sizeof tmp[0], cmp_ids);
+    memcpy(sorted_ids, tmp, sizeof tmp);
+    __atomic_store_n(&sorted_ready, 1, __ATOMIC_RELEASE);
+}
+
+static int find_known(const char *key)
+{
+    size_t lo = 0, hi = INFO_FIELD_COUNT;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        int c = strcmp(key, field_meta[sorted_ids[mid]].key);
+        if (c == 0)
+            return sorted_ids[mid];
+        if (c < 0)
+            hi = mid;
+        else
+            lo = mid + 1;
+    }
+    return -1;
+}
+
+const char *info_field_key(enum info_field f) { return field_meta[f].key; }
+
+bool info_kv_next(const char **p, struct info_kv *out)
+{
+    const char *s = *p;
+    if (!*s)
+        return false;
+    const char *comma = strchr(s, ',');
+    const char *end = comma ? comma : s + strlen(s);
+    const char *eq = memchr(s, '=', (size_t)(end - s));
+    out->k = s;
+    if (eq) {
+        out->klen = (size_t)(eq - s);
+        out->v = eq + 1;
+        out->vlen = (size_t)(end - eq - 1);
+    } else {
+        out->klen = (size_t)(end - s);
+        out->v = end;
+        out->vlen = 0;
+    }
+    *p = comma ? comma + 1 : end;
+    return true;
+}
+
+static bool kv_is(const struct info_kv *kv, const char *name)
+{
+    return kv->klen == strlen(name) && memcmp(kv->k, name, kv->klen) == 0;
+}
+
+static double kv_num(const struct info_kv *kv)
+{
+    char tmp[64];
+    double v;
+    if (kv->vlen == 0 || kv->vlen >= sizeof tmp)
+        return NAN;
+    memcpy(tmp, kv->v, kv->vlen);
+    tmp[kv->vlen] = '\0';
+    return parse_double(tmp, &v) ? v : NAN;
+}
+
+static void kv_copy(char *dst, size_t cap, const struct info_kv *kv)
+{
+    size_t n = kv->vlen < cap - 1 ? kv->vlen : cap - 1;
+    memcpy(dst, kv->v, n);
+    dst[n] = '\0';
+}
+
+#define GROW(arr, n, cap)                                                  \
+    do {                                                                   \
+        if ((n) == (cap)) {                                                \
+            (cap) = (cap) ? (cap) * 2 : 8;                                 \
+            (arr) = xrealloc((arr), (cap) * sizeof *(arr));                \
+        }                                                                  \
+    } while (0)
+
+struct caps {
+    size_t entries, cmds, errs, lats, dbs, replicas;
+};
+
+bool info_nested_key(const char *key)
+{
+    if ((strncmp(key, "cmdstat_", 8) == 0 && key[8]) || (strncmp(key, "errorstat_", 10) == 0 && key[10]) ||
+        (strncmp(key, "latency_percentiles_usec_", 25) == 0 && key[25]))
+        return true;
+    if (strncmp(key, "db", 2) == 0 && key[2] && strspn(key + 2, "0123456789") == strlen(key + 2))
+        return true;
+    return strncmp(key, "slave", 5) == 0 && key[5] && strspn(key + 5, "0123456789") == strlen(key + 5);
+}
+
+/* Parses the nested value of a known-prefix key; returns false when the value
+ * does not have the expected shape (the line then counts as malformed). */
+static bool parse_nested(struct info_sample *s, struct caps *c, const char *key, const char *val)
+{
+    struct info_kv kv;
+    const char *p = val;
+    if (strncmp(key, "cmdstat_", 8) == 0 && key[8]) {
+        GROW(s->cmds, s->n_cmds, c->cmds);
+        struct info_cmdstat *cs = &s->cmds[s->n_cmds];
+        *cs = (struct info_cmdstat){key + 8, NAN, NAN, NAN, NAN};
+        while (info_kv_next(&p, &kv)) {
+            if (kv_is(&kv, "calls"))
+                cs->calls = kv_num(&kv);
+            else if (kv_is(&kv, "usec"))
+                cs->usec = kv_num(&kv);
+            else if (kv_is(&kv, "rejected_calls"))
+                cs->rejected_calls = kv_num(&kv);
+            else if (kv_is(&kv, "failed_calls"))
+                cs->failed_calls = kv_num(&kv);
+        }
+        if (isnan(cs->calls))
+            return false;
+        s->n_cmds++;
+        return true;
+    }
+    if (strncmp(key, "errorstat_", 10) == 0 && key[10]) {
+        GROW(s->errs, s->n_errs, c->errs);
+        struct info_errstat *es = &s->errs[s->n_errs];
+        *es = (struct info_errstat){key + 10, NAN};
+        while (info_kv_next(&p, &kv))
+            if (kv_is(&kv, "count"))
+                es->count = kv_num(&kv);
+        if (isnan(es->count))
+            return false;
+        s->n_errs++;
+        return true;
+    }
+    if (strncmp(key, "latency_percentiles_usec_", 25) == 0 && key[25]) {
+        GROW(s->lats, s->n_lats, c->lats);
+        struct info_latency *l = &s->lats[s->n_lats];
+        memset(l, 0, sizeof *l);
+        l->cmd = key + 25;
+        while (info_kv_next(&p, &kv) && l->n < INFO_MAX_QUANTILES) {
+            if (kv.klen < 2 || kv.k[0] != 'p')
+                return false;
+            struct info_kv qk = {kv.k + 1, kv.k + 1, kv.klen - 1, kv.klen - 1};
+            double q = kv_num(&qk), v = kv_num(&kv);
+            if (isnan(q) || isnan(v) || q < 0 || q > 100)
+                return false;
+            l->q[l->n] = q / 100.0;
+            l->usec[l->n] = v;
+            l->n++;
+        }
+        if (l->n == 0)
+            return false;
+        s->n_lats++;
+        return true;
+    }
+    if (strncmp(key, "db", 2) == 0 && key[2] >= '0' && key[2] <= '9' &&
+        strspn(key + 2, "0123456789") == strlen(key + 2)) {
+        GROW(s->dbs, s->n_dbs, c->dbs);
+        struct info_db *d = &s->dbs[s->n_dbs];
+        *d = (struct info_db){key, NAN, NAN, NAN, NAN};
+        while (info_kv_next(&p, &kv)) {
+            if (kv_is(&kv, "keys"))
+                d->keys = kv_num(&kv);
+            else if (kv_is(&kv, "expires"))
+                d->expires = kv_num(&kv);
+            else if (kv_is(&kv, "avg_ttl"))
+                d->avg_ttl_ms = kv_num(&kv);
+            else if (kv_is(&kv, "subexpiry"))
+                d->subexpiry = kv_num(&kv);
+        }
+        if (isnan(d->keys))
+            return false;
+        s->n_dbs++;
+        return true;
+    }
+    if (strncmp(key, "slave", 5) == 0 && key[5] >= '0' && key[5] <= '9' &&
+        strspn(key + 5, "0123456789") == strlen(key + 5)) {
+        GROW(s->replicas, s->n_replicas, c->replicas);
+        struct info_replica *r = &s->replicas[s->n_replicas];
+        memset(r, 0, sizeof *r);
+        r->offset = r->lag = NAN;
+        while (info_kv_next(&p, &kv)) {
+            if (kv_is(&kv, "ip"))
+                kv_copy(r->ip, sizeof r->ip, &kv);
+            else if (kv_is(&kv, "port"))
+                kv_copy(r->port, sizeof r->port, &kv);
+            else if (kv_is(&kv, "state"))
+                kv_copy(r->state, sizeof r->state, &kv);
+            else if (kv_is(&kv, "offset"))
+                r->offset = kv_num(&kv);
+            else if (kv_is(&kv, "lag"))
+                r->lag = kv_num(&kv);
+        }
+        if (!r->ip[0])
+            return false;
+        s->n_replicas++;
+        return true;
+    }
+    return true; /* not a nested key */
+}
+
+/* Small open-addressing set of keys seen, to drop duplicate lines. */
+static uint64_t hash_key(const char *s)
+{
+    uint64_t h = 1469598103934665603ull;
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 1099511628211ull;
+    return h;
+}
+
+struct info_sample *info_parse(const char *text, size_t len)
+{
+    sort_ids_once();
+    struct info_sample *s = xcalloc(1, sizeof *s);
+    struct caps caps = {0};
+    for (int i = 0; i < INFO_FIELD_COUNT; i++)
+        s->known[i] = -1;
+    s->text = xmalloc(len + 1);
+    memcpy(s->text, text, len);
+    s->text[len] = '\0';
+
+    size_t nslots = 64;
+    while (nslots < len / 8)
+        nslots *= 2;
+    const char **seen = xcalloc(nslots, sizeof *seen);
+
+    const char *section = "";
+    char *p = s->text, *end = s->text + len;
+    while (p < end) {
+        char *nl = memchr(p, '\n', (size_t)(end - p));
+        char *line_end = nl ? nl : end;
+        char *next = nl ? nl + 1 : end;
+        if (line_end > p && line_end[-1] == '\r')
+            line_end--;
+        *line_end = '\0';
+        char *line = p;
+        p = next;
+        if (memchr(line, '\0', (size_t)(line_end - line)) != NULL) {
+            s->malformed++; /* embedded NUL: not text */
+            continue;
+        }
+        if (!*line)
+            continue;
+        if (line[0] == '#') {
+            line++;
+            while (*line == ' ')
+                line++;
+            section = line;
+            continue;
+        }
+        char *colon = strchr(line, ':');
+        if (!colon || colon == line) {
+            s->malformed++;
+            continue;
+        }
+        *colon = '\0';
+        const char *key = line, *val = colon + 1;
+
+        uint64_t h = hash_key(key);
+        size_t slot = (size_t)h & (nslots - 1);
+        bool dup = false;
+        while (seen[slot]) {
+            if (strcmp(seen[slot], key) == 0) {
+                dup = true;
+                break;
+            }
+            slot = (slot + 1) & (nslots - 1);
+        }
+        if (dup) {
+            s->malformed++;
+            continue;
+        }
+        if (!parse_nested(s, &caps, key, val)) {
+            s->malformed++;
+            continue;
+        }
+        if (s->n_entries + 1 >= nslots / 2) { /* keep the set sparse */
+            size_t n2 = nslots * 2;
+            const char **seen2 = xcalloc(n2, sizeof *seen2);
+            for (size_t i = 0; i < nslots; i++)
+                if (seen[i]) {
+                    size_t j = (size_t)hash_key(seen[i]) & (n2 - 1);
+                    while (seen2[j])
+                        j = (j + 1) & (n2 - 1);
+                    seen2[j] = seen[i];
+                }
+            free(seen);
+            seen = seen2;
+            nslots = n2;
+            slot = (size_t)h & (nslots - 1);
+            while (seen[slot])
+                slot = (slot + 1) & (nslots - 1);
+        }
+        seen[slot] = key;
+
+        GROW(s->entries, s->n_entries, caps.entries);
+        struct info_entry *e = &s->entries[s->n_entries];
+        e->section = section;
+        e->key = key;
+        e->val = val;
+        e->num = NAN;
+        size_t vl = strlen(val);
+        if (vl > 0 && vl < 64) {
+            char tmp[64];
+            memcpy(tmp, val, vl + 1);
+            if (tmp[vl - 1] == '%') /* used_memory_peak_perc:50.76% */
+                tmp[vl - 1] = '\0';
+            /* "00000000" (redis_git_sha1) and other zero-led digit strings
+             * are identifiers, not numbers: INFO never pads numbers */
+            const char *d = tmp[0] == '-' ? tmp + 1 : tmp;
+            bool zero_led = d[0] == '0' && d[1] >= '0' && d[1] <= '9';
+            e->is_num = !zero_led && parse_double(tmp, &e->num);
+        }
+        int id = find_known(key);
+        if (id >= 0)
+            s->known[id] = (int32_t)s->n_entries;
+        s->n_entries++;
+    }
+    free(seen);
+    return s;
+}
+
+void info_sample_free(struct info_sample *s)
+{
+    if (!s)
+        return;
+    free(s->text);
+    free(s->entries);
+    free(s->cmds);
+    free(s->errs);
+    free(s->lats);
+    free(s->dbs);
+    free(s->replicas);
+    free(s);
+}
+
+bool info_has(const struct info_sample *s, enum info_field f) { return s->known[f] >= 0; }
+
+double info_num(const struct info_sample *s, enum info_field f)
+{
+    int32_t i = s->known[f];
+    if (i < 0)
+        return NAN;
+    const struct info_entry *e = &s->entries[i];
+    switch (field_meta[f].conv) {
+    case STATUS:
+        return (strcmp(e->val, "ok") == 0 || strcmp(e->val, "up") == 0) ? 1.0 : 0.0;
+    case USEC:
+        return e->is_num ? e->num / 1e6 : NAN;
+    case MSEC:
+        return e->is_num ? e->num / 1e3 : NAN;
+    case NUM:
+    default:
+        return e->is_num ? e->num : NAN;
+    }
+}
+
+const char *info_str(const struct info_sample *s, const char *key)
+{
+    for (size_t i = 0; i < s->n_entries; i++)
+        if (strcmp(s->entries[i].key, key) == 0)
+            return s->entries[i].val;
+    return NULL;
+}

@@ -1,0 +1,141 @@
+/*
+ * jsonloc.c - a position index for cJSON trees. The walk trusts the text's
+ * structure because cJSON has already accepted it, but it still checks every
+ * bound so a tree/text mismatch can only lose positions, never read past the
+ * end.
+ */
+#include "jsonloc.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "util.h"
+
+struct loc {
+    const cJSON *node;
+    size_t key_off, val_off; /* key_off == SIZE_MAX: no key */
+};
+
+struct jsonloc {
+    const char *text;
+    size_t len;
+    struct loc *v;
+    size_t n, cap;
+};
+
+static void skip_ws(const struct jsonloc *l, size_t *pos)
+{
+    while (*pos < l->len && (unsigned char)l->text[*pos] <= 32)
+        (*pos)++;
+}
+
+static void skip_string(const struct jsonloc *l, size_t *pos)
+{
+    if (*pos >= l->len || l->text[*pos] != '"')
+        return;
+    (*pos)++;
+    while (*pos < l->len && l->text[*pos] != '"') {
+        if (l->text[*pos] == '\\')
+            (*pos)++;
+        (*pos)++;
+    }
+    if (*pos < l->len)
+        (*pos)++;
+}
+
+static void add(struct jsonloc *l, const cJSON *node, size_t key_off, size_t val_off)
+{
+    if (l->n == l->cap) {
+        l->cap = l->cap ? l->cap * 2 : 64;
+        l->v = xrealloc(l->v, l->cap * sizeof *l->v);
+    }
+    l->v[l->n++] = (struct loc){node, key_off, val_off};
+}
+
+static void walk(struct jsonloc *l, const cJSON *node, size_t key_off, size_t *pos, int depth)
+{
+    skip_ws(l, pos);
+    add(l, node, key_off, *pos);
+    if (*pos >= l->len || depth > 1000)
+        return;
+    char c = l->text[*pos];
+    if (c == '{' || c == '[') {
+        char close = c == '{' ? '}' : ']';
+        (*pos)++;
+        for (const cJSON *ch = node ? node->child : NULL; ch; ch = ch->next) {
+            skip_ws(l, pos);
+            size_t k = SIZE_MAX;
+            if (c == '{') {
+                k = *pos;
+                skip_string(l, pos);
+                skip_ws(l, pos);
+                if (*pos < l->len && l->text[*pos] == ':')
+                    (*pos)++;
+            }
+            walk(l, ch, k, pos, depth + 1);
+            skip_ws(l, pos);
+            if (*pos < l->len && l->text[*pos] == ',')
+                (*pos)++;
+        }
+        skip_ws(l, pos);
+        if (*pos < l->len && l->text[*pos] == close)
+            (*pos)++;
+    } else if (c == '"') {
+        skip_string(l, pos);
+    } else {
+        while (*pos < l->len && !strchr(",]} \t\r\n", l->text[*pos]))
+            (*pos)++;
+    }
+}
+
+static int cmp_loc(const void *a, const void *b)
+{
+    const struct loc *x = a, *y = b;
+    return (x->node > y->node) - (x->node < y->node);
+}
+
+struct jsonloc *jsonloc_build(const char *text, size_t len, const cJSON *root)
+{
+    struct jsonloc *l = xcalloc(1, sizeof *l);
+    l->text = text;
+    l->len = len;
+    size_t pos = 0;
+    walk(l, root, SIZE_MAX, &pos, 0);
+    qsort(l->v, l->n, sizeof *l->v, cmp_loc);
+    return l;
+}
+
+void jsonloc_linecol(const char *text, size_t off, unsigned *line, unsigned *col)
+{
+    unsigned ln = 1, cl = 1;
+    for (size_t i = 0; i < off && text[i]; i++) {
+        if (text[i] == '\n')
+            ln++, cl = 1;
+        else
+            cl++;
+    }
+    *line = ln;
+    *col = cl;
+}
+
+int jsonloc_find(const struct jsonloc *l, const cJSON *node, int key, unsigned *line,
+                 unsigned *col)
+{
+    struct loc k = {node, 0, 0};
+    const struct loc *f = l ? bsearch(&k, l->v, l->n, sizeof *l->v, cmp_loc) : NULL;
+    if (!f) {
+        *line = *col = 0;
+        return -1;
+    }
+    size_t off = (key && f->key_off != SIZE_MAX) ? f->key_off : f->val_off;
+    jsonloc_linecol(l->text, off, line, col);
+    return 0;
+}
+
+void jsonloc_free(struct jsonloc *l)
+{
+    if (!l)
+        return;
+    free(l->v);
+    free(l);
+}

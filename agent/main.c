@@ -1,0 +1,146 @@
+/*
+ * main.c - wiring only: command line, configuration, then the event loop
+ * (poller), the HTTP server, and a clean stop on SIGTERM/SIGINT.
+ */
+#include <event2/event.h>
+#include <event2/thread.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config.h"
+#include "http.h"
+#include "log.h"
+#include "poller.h"
+#include "publish.h"
+#include "util.h"
+
+static const char usage[] =
+    "usage: redpulse [--config FILE] [--log-level LEVEL]\n"
+    "       redpulse --check-config FILE\n"
+    "\n"
+    "Polls INFO on Redis instances and serves Prometheus metrics and JSON.\n"
+    "Without --config it monitors " REDPULSE_DEFAULT_ADDRESS " and listens on http://" REDPULSE_DEFAULT_LISTEN "/.\n"
+    "\n"
+    "  -c, --config FILE        JSON configuration file\n"
+    "  -t, --check-config FILE  validate FILE, print \"configuration OK\" or every error (exit 2)\n"
+    "  -l, --log-level LEVEL    error, warn, info (default) or debug; overrides the file\n"
+    "  -V, --version            print the version\n"
+    "  -h, --help               print this help\n";
+
+static void on_stop(evutil_socket_t sig, short what, void *arg)
+{
+    (void)what;
+    log_info("main", "signal %d: stopping", (int)sig);
+    event_base_loopbreak(arg);
+}
+
+static void on_hup(evutil_socket_t sig, short what, void *arg)
+{
+    (void)sig, (void)what, (void)arg;
+    log_warn("main", "SIGHUP: live reload is not supported yet; restart to apply a new configuration");
+}
+
+static struct config *load(const char *path)
+{
+    struct config_errors errs = {BUF_INIT, 0};
+    struct config *cfg = path ? config_load(path, &errs) : config_default();
+    if (!cfg)
+        fprintf(stderr, "%s%zu error%s in %s\n", errs.text.p ? errs.text.p : "", errs.count,
+                errs.count == 1 ? "" : "s", path);
+    config_errors_free(&errs);
+    return cfg;
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"config", required_argument, NULL, 'c'}, {"check-config", required_argument, NULL, 't'},
+        {"log-level", required_argument, NULL, 'l'}, {"version", no_argument, NULL, 'V'},
+        {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
+    const char *config_path = NULL, *check_path = NULL, *level = NULL;
+    int o;
+    while ((o = getopt_long(argc, argv, "c:t:l:Vh", opts, NULL)) != -1) {
+        switch (o) {
+        case 'c': config_path = optarg; break;
+        case 't': check_path = optarg; break;
+        case 'l': level = optarg; break;
+        case 'V': printf("redpulse %s\n", REDPULSE_VERSION); return 0;
+        case 'h': fputs(usage, stdout); return 0;
+        default: fputs(usage, stderr); return 2;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "redpulse: unexpected argument \"%s\"\n%s", argv[optind], usage);
+        return 2;
+    }
+    enum log_level lvl;
+    if (level && log_parse_level(level, &lvl) < 0) {
+        fprintf(stderr, "redpulse: unknown log level \"%s\" (error, warn, info, debug)\n", level);
+        return 2;
+    }
+    if (level)
+        log_set_level(lvl);
+    if (check_path) {
+        struct config *cfg = load(check_path);
+        if (!cfg)
+            return 2;
+        printf("configuration OK (%zu instance%s)\n", cfg->n_instances, cfg->n_instances == 1 ? "" : "s");
+        config_free(cfg);
+        return 0;
+    }
+    struct config *cfg = load(config_path);
+    if (!cfg)
+        return 2;
+    if (!level && cfg->log_level && log_parse_level(cfg->log_level, &lvl) == 0)
+        log_set_level(lvl);
+
+    signal(SIGPIPE, SIG_IGN);
+    evthread_use_pthreads();
+    struct event_base *base = event_base_new();
+    const char **names = xcalloc(cfg->n_instances, sizeof *names);
+    for (size_t i = 0; i < cfg->n_instances; i++)
+        names[i] = cfg->instances[i].name;
+    struct registry *reg = registry_new(names, cfg->n_instances);
+    free(names);
+    int rc = 1;
+    struct poller *poller = NULL;
+    struct http_server *http = NULL;
+    struct event *sigs[3] = {NULL, NULL, NULL};
+    char err[256];
+    if (!base) {
+        log_error("main", "cannot create the event loop");
+        goto out;
+    }
+    http = http_start(cfg, reg, err, sizeof err);
+    if (!http) {
+        log_error("http", "%s", err);
+        goto out;
+    }
+    poller = poller_new(base, cfg, reg);
+    if (!poller)
+        goto out;
+    sigs[0] = evsignal_new(base, SIGTERM, on_stop, base);
+    sigs[1] = evsignal_new(base, SIGINT, on_stop, base);
+    sigs[2] = evsignal_new(base, SIGHUP, on_hup, base);
+    for (int i = 0; i < 3; i++)
+        evsignal_add(sigs[i], NULL);
+    log_info("main", "redpulse %s: %zu instance%s, serving http://%s/metrics", REDPULSE_VERSION,
+             cfg->n_instances, cfg->n_instances == 1 ? "" : "s", cfg->http.listen);
+    event_base_dispatch(base);
+    rc = 0;
+out:
+    http_stop(http);
+    poller_free(poller);
+    for (int i = 0; i < 3; i++)
+        if (sigs[i])
+            event_free(sigs[i]);
+    registry_free(reg);
+    if (base)
+        event_base_free(base);
+    config_free(cfg);
+    libevent_global_shutdown();
+    return rc;
+}

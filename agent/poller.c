@@ -1,0 +1,371 @@
+/*
+ * poller.c - the event loop's work: when each instance is polled, what a
+ * poll sends, how it ends, and what is published afterwards. Like
+ * node_exporter's collector wrapper, the poller (not the parser or the
+ * renderer) records duration, outcome and up for every target.
+ *
+ * A poll: [connect -> AUTH -> CLIENT SETNAME, pipelined] -> INFO <sections>.
+ * The deadline covers all of it. A failed poll closes the connection; the
+ * next connect waits out an exponential backoff with jitter, counted in
+ * ticks so a down instance costs one timer per interval.
+ */
+#include "poller.h"
+
+#include <event2/dns.h>
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "conn.h"
+#include "info.h"
+#include "log.h"
+#include "prom.h"
+#include "render.h"
+#include "util.h"
+
+const char *const poller_info_sections[] = {
+    "server", "clients", "memory", "persistence", "stats", "replication", "cpu",
+    "commandstats", "errorstats", "latencystats", "cluster", "keyspace", NULL};
+
+enum pend { P_AUTH, P_SETNAME, P_INFO };
+#define MAX_PEND 8
+
+struct target {
+    struct poller *p;
+    size_t idx;
+    const struct instance_cfg *cfg;
+    char *prefix;          /* rendered label prefix */
+    SSL_CTX *ssl;          /* rediss:// only */
+    struct event *tick, *deadline;
+    struct conn *conn;
+    bool polling;
+    bool info_all;         /* server rejected multi-section INFO */
+    uint64_t next_due_us;  /* monotonic, when the next tick is scheduled */
+    uint64_t poll_start_us;
+    uint64_t retry_at_us;  /* no connect before this (backoff) */
+    unsigned fails;        /* consecutive failed polls */
+    enum pend pend[MAX_PEND];
+    int npend;
+    struct poll_stats st;
+    struct info_sample *last; /* latest successful sample */
+    struct rstr *sections;    /* JSON sections of `last` */
+};
+
+struct poller {
+    struct event_base *base;
+    struct evdns_base *dns;
+    struct registry *reg;
+    struct target *t;
+    size_t n;
+};
+
+static void arm_deadline(struct target *t)
+{
+    struct timeval tv = {(time_t)(t->cfg->timeout_ms / 1000), (suseconds_t)(t->cfg->timeout_ms % 1000) * 1000};
+    evtimer_add(t->deadline, &tv);
+}
+
+static void publish(struct target *t, const struct info_sample *s)
+{
+    struct render_input in = {t->cfg, t->prefix, s, &t->st, t->sections};
+    struct frag *f = render_frag(&in);
+    if (s) {
+        rstr_unref(t->sections);
+        t->sections = rstr_ref(f->sections);
+    }
+    registry_publish(t->p->reg, t->idx, f);
+}
+
+static uint64_t backoff_us(const struct target *t)
+{
+    if (t->fails <= 1)
+        return 0; /* a single blip: retry at the next tick */
+    uint64_t cap = t->cfg->interval_ms * 8;
+    if (cap > 60000)
+        cap = 60000;
+    if (cap < t->cfg->interval_ms)
+        cap = t->cfg->interval_ms;
+    unsigned shift = t->fails - 2 > 16 ? 16 : t->fails - 2;
+    uint64_t ms = 1000ull << shift;
+    if (ms > cap)
+        ms = cap;
+    /* +-20% jitter so a fleet that failed together does not retry together */
+    double j = 0.8 + 0.4 * ((double)(rand() % 1000) / 1000.0);
+    return (uint64_t)((double)ms * 1000.0 * j);
+}
+
+/* Ends the current poll. sample is adopted on success. close: drop the
+ * connection (every failure that leaves it in an unknown state). */
+static void finish(struct target *t, enum outcome o, const char *detail, struct info_sample *s,
+                   size_t reply_bytes, bool close)
+{
+    uint64_t now = now_mono_us();
+    evtimer_del(t->deadline);
+    bool was_polling = t->polling;
+    t->polling = false;
+    t->npend = 0;
+    if (close || o != OUTCOME_OK) {
+        if (close) {
+            conn_close(t->conn);
+            t->conn = NULL;
+        }
+    }
+    if (!was_polling && o != OUTCOME_OK) {
+        /* the idle connection died between polls: reconnect at the next tick */
+        log_debug("poller", "%s: idle connection lost: %s", t->cfg->name, detail);
+        return;
+    }
+    enum outcome prev = t->st.last_outcome;
+    bool first = !t->st.polled;
+    t->st.polls++;
+    t->st.polled = true;
+    t->st.last_outcome = o;
+    t->st.last_poll_ts = (double)now_real_us() / 1e6;
+    t->st.last_duration_s = (double)(now - t->poll_start_us) / 1e6;
+    if (o == OUTCOME_OK) {
+        t->fails = 0;
+        t->retry_at_us = 0;
+        t->st.last_error[0] = '\0';
+        t->st.last_success_ts = t->st.last_poll_ts;
+        t->st.reply_bytes = reply_bytes;
+        if (prev != OUTCOME_OK && !first)
+            log_info("poller", "%s: recovered", t->cfg->name);
+        if (s->malformed)
+            log_debug("poller", "%s: %zu malformed INFO lines skipped", t->cfg->name, s->malformed);
+    } else {
+        t->st.errors[o]++;
+        t->fails++;
+        t->retry_at_us = now + backoff_us(t);
+        snprintf(t->st.last_error, sizeof t->st.last_error, "%s: %s", outcome_desc(o), detail);
+        if (prev != o || first)
+            log_warn("poller", "%s: poll failed (%s): %s", t->cfg->name, outcome_str(o), detail);
+        else
+            log_debug("poller", "%s: poll failed again (%s): %s", t->cfg->name, outcome_str(o), detail);
+    }
+    publish(t, o == OUTCOME_OK ? s : NULL);
+    if (o == OUTCOME_OK) {
+        info_sample_free(t->last);
+        t->last = s;
+    }
+}
+
+static void push(struct target *t, enum pend k) { t->pend[t->npend++] = k; }
+
+static enum pend pop(struct target *t)
+{
+    enum pend k = t->pend[0];
+    memmove(t->pend, t->pend + 1, (size_t)(t->npend - 1) * sizeof t->pend[0]);
+    t->npend--;
+    return k;
+}
+
+static void send_info(struct target *t)
+{
+    if (t->info_all) {
+        const char *argv[] = {"INFO", "all"};
+        conn_command(t->conn, 2, argv);
+    } else {
+        const char *argv[16] = {"INFO"};
+        int n = 1;
+        for (const char *const *s = poller_info_sections; *s; s++)
+            argv[n++] = *s;
+        conn_command(t->conn, n, argv);
+    }
+    push(t, P_INFO);
+}
+
+static void on_connected(void *arg)
+{
+    struct target *t = arg;
+    log_debug("poller", "%s: connected to %s", t->cfg->name, t->cfg->address);
+}
+
+static void on_error(void *arg, enum outcome why, const char *detail)
+{
+    finish(arg, why, detail, NULL, 0, true);
+}
+
+static bool starts_with(const char *s, const char *p) { return strncmp(s, p, strlen(p)) == 0; }
+
+static void on_info_error(struct target *t, const char *err)
+{
+    if (!t->info_all && (strstr(err, "syntax error") || strstr(err, "wrong number of arguments"))) {
+        /* Redis < 7.0 takes a single section: ask for all of them instead */
+        log_info("poller", "%s: server takes one INFO section; using \"INFO all\"", t->cfg->name);
+        t->info_all = true;
+        send_info(t);
+        return;
+    }
+    if (starts_with(err, "NOAUTH") || starts_with(err, "WRONGPASS"))
+        finish(t, OUTCOME_AUTH, err, NULL, 0, true);
+    else if (starts_with(err, "NOPERM"))
+        finish(t, OUTCOME_NO_PERMISSION, err, NULL, 0, false);
+    else
+        finish(t, OUTCOME_ERROR_REPLY, err, NULL, 0, false);
+}
+
+static void on_reply(void *arg, redisReply *r)
+{
+    struct target *t = arg;
+    char detail[200];
+    if (t->npend == 0) {
+        finish(t, OUTCOME_PROTOCOL, "reply without a request", NULL, 0, true);
+        return;
+    }
+    enum pend k = pop(t);
+    bool is_err = r->type == REDIS_REPLY_ERROR;
+    if (is_err)
+        snprintf(detail, sizeof detail, "%.*s", (int)(r->len > 180 ? 180 : r->len), r->str ? r->str : "");
+    switch (k) {
+    case P_AUTH:
+        if (is_err)
+            finish(t, OUTCOME_AUTH, detail, NULL, 0, true);
+        return;
+    case P_SETNAME:
+        if (is_err) /* an ACL may refuse CLIENT SETNAME; polling still works */
+            log_debug("poller", "%s: CLIENT SETNAME refused: %s", t->cfg->name, detail);
+        return;
+    case P_INFO:
+        if (is_err) {
+            on_info_error(t, detail);
+        } else if (r->type == REDIS_REPLY_STRING) {
+            struct info_sample *s = info_parse(r->str, r->len);
+            finish(t, OUTCOME_OK, "", s, r->len, false);
+        } else {
+            finish(t, OUTCOME_PROTOCOL, "INFO reply is not a bulk string", NULL, 0, true);
+        }
+        return;
+    }
+}
+
+static const struct conn_callbacks callbacks = {on_connected, on_reply, on_error};
+
+static void deadline_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd, (void)what;
+    struct target *t = arg;
+    char detail[96];
+    snprintf(detail, sizeof detail, "no complete reply within %llums",
+             (unsigned long long)t->cfg->timeout_ms);
+    finish(t, OUTCOME_TIMEOUT, detail, NULL, 0, true);
+}
+
+static void schedule_tick(struct target *t, uint64_t now)
+{
+    uint64_t iv = t->cfg->interval_ms * 1000;
+    t->next_due_us += iv;
+    if (t->next_due_us <= now) /* fell behind (suspend, overload): skip, don't burst */
+        t->next_due_us = now + iv - (now - t->next_due_us) % iv;
+    uint64_t d = t->next_due_us - now;
+    struct timeval tv = {(time_t)(d / 1000000), (suseconds_t)(d % 1000000)};
+    evtimer_add(t->tick, &tv);
+}
+
+static void tick_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd, (void)what;
+    struct target *t = arg;
+    uint64_t now = now_mono_us();
+    schedule_tick(t, now);
+    if (t->polling)
+        return; /* cannot happen while timeout < interval; be safe */
+    t->poll_start_us = now;
+    t->polling = true;
+    if (!t->conn) {
+        if (now < t->retry_at_us) {
+            t->polling = false; /* backing off: this tick is skipped */
+            return;
+        }
+        enum outcome why;
+        char detail[200] = "";
+        t->conn = conn_open(t->p->base, t->p->dns, t->ssl, t->cfg, &callbacks, t, &why, detail,
+                            sizeof detail);
+        if (!t->conn) {
+            finish(t, why, detail, NULL, 0, true);
+            return;
+        }
+        t->st.connects++;
+        if (t->cfg->password) {
+            const char *argv[3] = {"AUTH", t->cfg->username, t->cfg->password};
+            if (t->cfg->username)
+                conn_command(t->conn, 3, argv);
+            else {
+                argv[1] = t->cfg->password;
+                conn_command(t->conn, 2, argv);
+            }
+            push(t, P_AUTH);
+        }
+        const char *setname[] = {"CLIENT", "SETNAME", "redpulse"};
+        conn_command(t->conn, 3, setname);
+        push(t, P_SETNAME);
+    }
+    send_info(t);
+    arm_deadline(t);
+}
+
+struct poller *poller_new(struct event_base *base, const struct config *cfg, struct registry *reg)
+{
+    struct poller *p = xcalloc(1, sizeof *p);
+    p->base = base;
+    p->reg = reg;
+    p->dns = evdns_base_new(base, EVDNS_BASE_INITIALIZE_NAMESERVERS | EVDNS_BASE_DISABLE_WHEN_INACTIVE);
+    if (!p->dns) /* no usable resolv.conf: /etc/hosts and literals still work */
+        p->dns = evdns_base_new(base, EVDNS_BASE_DISABLE_WHEN_INACTIVE);
+    if (!p->dns) {
+        log_error("poller", "cannot create the DNS resolver");
+        free(p);
+        return NULL;
+    }
+    evdns_base_load_hosts(p->dns, NULL);
+    evdns_base_set_option(p->dns, "timeout:", "2");
+    evdns_base_set_option(p->dns, "attempts:", "2");
+    p->n = cfg->n_instances;
+    p->t = xcalloc(p->n, sizeof *p->t);
+    uint64_t now = now_mono_us();
+    for (size_t i = 0; i < p->n; i++) {
+        struct target *t = &p->t[i];
+        t->p = p;
+        t->idx = i;
+        t->cfg = &cfg->instances[i];
+        struct buf b = BUF_INIT;
+        prom_label_prefix(&b, t->cfg->name, t->cfg->labels, t->cfg->n_labels);
+        t->prefix = buf_steal(&b, NULL);
+        if (t->cfg->kind == ADDR_TCP && t->cfg->tls.enabled) {
+            char detail[200];
+            t->ssl = conn_tls_ctx_new(&t->cfg->tls, detail, sizeof detail);
+            if (!t->ssl)
+                log_error("poller", "%s: %s", t->cfg->name, detail);
+        }
+        t->tick = evtimer_new(base, tick_cb, t);
+        t->deadline = evtimer_new(base, deadline_cb, t);
+        /* spread first polls (and so connects) evenly over the interval */
+        uint64_t off = p->n > 1 ? t->cfg->interval_ms * 1000 * i / p->n : 0;
+        t->next_due_us = now + off;
+        struct timeval tv = {(time_t)(off / 1000000), (suseconds_t)(off % 1000000)};
+        evtimer_add(t->tick, &tv);
+        publish(t, NULL); /* so /scrape knows the instance before its first poll */
+    }
+    return p;
+}
+
+void poller_free(struct poller *p)
+{
+    if (!p)
+        return;
+    for (size_t i = 0; i < p->n; i++) {
+        struct target *t = &p->t[i];
+        conn_close(t->conn);
+        if (t->tick)
+            event_free(t->tick);
+        if (t->deadline)
+            event_free(t->deadline);
+        if (t->ssl)
+            SSL_CTX_free(t->ssl);
+        info_sample_free(t->last);
+        rstr_unref(t->sections);
+        free(t->prefix);
+    }
+    free(p->t);
+    evdns_base_free(p->dns, 0);
+    free(p);
+}

@@ -1,0 +1,111 @@
+/*
+ * prom.c - Prometheus text writers. The family table is built from the two
+ * .def lists so names, types and HELP live in one place; label values are
+ * always escaped here, never by callers.
+ */
+#include "prom.h"
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <string.h>
+
+struct fam {
+    const char *name, *type, *help;
+};
+
+#define TYPE_G "gauge"
+#define TYPE_C "counter"
+#define TYPE_S "summary"
+
+static const struct fam fams[FAM_COUNT] = {
+#define F(id, key, metric, type, conv, help) [FAM_##id] = {metric, TYPE_##type, help},
+#include "fields.def"
+#undef F
+#define E(id, name, type, help) [FAM_##id] = {name, TYPE_##type, help},
+#include "families.def"
+#undef E
+};
+
+static char *headers[FAM_COUNT];
+static size_t header_len[FAM_COUNT];
+static pthread_once_t headers_once = PTHREAD_ONCE_INIT;
+
+static void build_headers(void)
+{
+    for (int i = 0; i < FAM_COUNT; i++) {
+        struct buf b = BUF_INIT;
+        buf_printf(&b, "# HELP %s %s\n# TYPE %s %s\n", fams[i].name, fams[i].help, fams[i].name,
+                   fams[i].type);
+        headers[i] = buf_steal(&b, &header_len[i]);
+    }
+}
+
+const char *prom_family_name(enum prom_family f) { return fams[f].name; }
+
+const char *prom_family_header(enum prom_family f, size_t *len)
+{
+    pthread_once(&headers_once, build_headers);
+    *len = header_len[f];
+    return headers[f];
+}
+
+void prom_escape(struct buf *b, const char *s)
+{
+    const char *run = s;
+    for (; *s; s++) {
+        const char *rep = NULL;
+        if (*s == '\\')
+            rep = "\\\\";
+        else if (*s == '"')
+            rep = "\\\"";
+        else if (*s == '\n')
+            rep = "\\n";
+        if (rep) {
+            buf_append(b, run, (size_t)(s - run));
+            buf_append(b, rep, 2);
+            run = s + 1;
+        }
+    }
+    buf_append(b, run, (size_t)(s - run));
+}
+
+void prom_label_prefix(struct buf *b, const char *target, const struct label *labels, size_t n)
+{
+    buf_puts(b, "target=\"");
+    prom_escape(b, target);
+    buf_putc(b, '"');
+    for (size_t i = 0; i < n; i++) {
+        buf_putc(b, ',');
+        buf_puts(b, labels[i].name);
+        buf_puts(b, "=\"");
+        prom_escape(b, labels[i].value);
+        buf_putc(b, '"');
+    }
+}
+
+void prom_line(struct buf *b, const char *metric, const char *suffix, const char *prefix,
+               const char *const *kv, double v)
+{
+    buf_puts(b, metric);
+    if (suffix)
+        buf_puts(b, suffix);
+    bool any = *prefix || (kv && kv[0]);
+    if (any) {
+        buf_putc(b, '{');
+        buf_puts(b, prefix);
+        bool first = !*prefix;
+        for (const char *const *p = kv; p && p[0]; p += 2) {
+            if (!first)
+                buf_putc(b, ',');
+            first = false;
+            buf_puts(b, p[0]);
+            buf_puts(b, "=\"");
+            prom_escape(b, p[1] ? p[1] : "");
+            buf_putc(b, '"');
+        }
+        buf_putc(b, '}');
+    }
+    buf_putc(b, ' ');
+    buf_put_double(b, v);
+    buf_putc(b, '\n');
+}

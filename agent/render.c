@@ -1,0 +1,356 @@
+/*
+ * render.c - turns one poll of one instance into the bytes HTTP serves.
+ * Families are written in prom_family order and their byte ranges recorded,
+ * so /metrics can interleave instances family by family (families stay
+ * contiguous) by copying ranges, without parsing or re-rendering anything.
+ */
+#include "render.h"
+
+#include <ctype.h>
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "buf.h"
+#include "prom.h"
+#include "util.h"
+
+static void put_num_or_null(struct buf *b, double v)
+{
+    if (isfinite(v))
+        buf_put_double(b, v);
+    else
+        buf_puts(b, "null");
+}
+
+static const char *str_or_empty(const struct info_sample *s, const char *key)
+{
+    const char *v = info_str(s, key);
+    return v ? v : "";
+}
+
+static const struct info_cmdstat *find_cmd(const struct info_sample *s, const char *cmd)
+{
+    for (size_t i = 0; i < s->n_cmds; i++)
+        if (strcmp(s->cmds[i].cmd, cmd) == 0)
+            return &s->cmds[i];
+    return NULL;
+}
+
+static void render_family(struct buf *b, enum prom_family f, const struct render_input *in)
+{
+    const struct info_sample *s = in->sample;
+    const struct poll_stats *st = in->st;
+    const char *pre = in->label_prefix;
+    const char *name = prom_family_name(f);
+    char q[32];
+
+    if (f < (enum prom_family)INFO_FIELD_COUNT) {
+        if (s) {
+            double v = info_num(s, (enum info_field)f);
+            if (!isnan(v))
+                prom_line(b, name, NULL, pre, NULL, v);
+        }
+        return;
+    }
+    switch (f) {
+    case FAM_UP:
+        prom_line(b, name, NULL, pre, NULL, s ? 1 : 0);
+        return;
+    case FAM_RP_POLL_DURATION:
+        if (st->polled)
+            prom_line(b, name, NULL, pre, NULL, st->last_duration_s);
+        return;
+    case FAM_RP_POLLS:
+        prom_line(b, name, NULL, pre, NULL, (double)st->polls);
+        return;
+    case FAM_RP_POLL_ERRORS:
+        for (int o = 1; o < OUTCOME_COUNT; o++) {
+            const char *kv[] = {"reason", outcome_str((enum outcome)o), NULL};
+            prom_line(b, name, NULL, pre, kv, (double)st->errors[o]);
+        }
+        return;
+    case FAM_RP_LAST_POLL:
+        if (st->polled)
+            prom_line(b, name, NULL, pre, NULL, st->last_poll_ts);
+        return;
+    case FAM_RP_LAST_SUCCESS:
+        if (st->last_success_ts > 0)
+            prom_line(b, name, NULL, pre, NULL, st->last_success_ts);
+        return;
+    case FAM_RP_LAST_OUTCOME:
+        if (st->polled) {
+            const char *kv[] = {"reason", outcome_str(st->last_outcome), NULL};
+            prom_line(b, name, NULL, pre, kv, 1);
+        }
+        return;
+    case FAM_RP_CONNECTS:
+        prom_line(b, name, NULL, pre, NULL, (double)st->connects);
+        return;
+    default:
+        break;
+    }
+    if (!s)
+        return;
+    switch (f) {
+    case FAM_INSTANCE_INFO: {
+        const char *kv[] = {"role", str_or_empty(s, "role"),
+                            "redis_version", str_or_empty(s, "redis_version"),
+                            "redis_build_id", str_or_empty(s, "redis_build_id"),
+                            "redis_mode", str_or_empty(s, "redis_mode"),
+                            "os", str_or_empty(s, "os"),
+                            "maxmemory_policy", str_or_empty(s, "maxmemory_policy"),
+                            "tcp_port", str_or_empty(s, "tcp_port"),
+                            "run_id", str_or_empty(s, "run_id"),
+                            "process_id", str_or_empty(s, "process_id"),
+                            NULL};
+        prom_line(b, name, NULL, pre, kv, 1);
+        return;
+    }
+    case FAM_START_TIME: {
+        double up = info_num(s, INFO_UPTIME_IN_SECONDS);
+        const char *tu = info_str(s, "server_time_usec");
+        double now;
+        if (!tu || !parse_double(tu, &now))
+            now = st->last_poll_ts * 1e6;
+        if (!isnan(up))
+            prom_line(b, name, NULL, pre, NULL, floor(now / 1e6 - up));
+        return;
+    }
+    case FAM_COMMANDS_TOTAL:
+    case FAM_COMMANDS_DURATION:
+    case FAM_COMMANDS_REJECTED:
+    case FAM_COMMANDS_FAILED:
+        for (size_t i = 0; i < s->n_cmds; i++) {
+            const struct info_cmdstat *c = &s->cmds[i];
+            double v = f == FAM_COMMANDS_TOTAL      ? c->calls
+                       : f == FAM_COMMANDS_DURATION ? c->usec / 1e6
+                       : f == FAM_COMMANDS_REJECTED ? c->rejected_calls
+                                                    : c->failed_calls;
+            const char *kv[] = {"cmd", c->cmd, NULL};
+            if (!isnan(v))
+                prom_line(b, name, NULL, pre, kv, v);
+        }
+        return;
+    case FAM_LATENCY:
+        for (size_t i = 0; i < s->n_lats; i++) {
+            const struct info_latency *l = &s->lats[i];
+            for (int k = 0; k < l->n; k++) {
+                snprintf(q, sizeof q, "%g", l->q[k]);
+                const char *kv[] = {"cmd", l->cmd, "quantile", q, NULL};
+                prom_line(b, name, NULL, pre, kv, l->usec[k] / 1e6);
+            }
+            const struct info_cmdstat *c = find_cmd(s, l->cmd);
+            if (c && !isnan(c->usec)) {
+                const char *kv[] = {"cmd", l->cmd, NULL};
+                prom_line(b, name, "_sum", pre, kv, c->usec / 1e6);
+                prom_line(b, name, "_count", pre, kv, c->calls);
+            }
+        }
+        return;
+    case FAM_ERRORS:
+        for (size_t i = 0; i < s->n_errs; i++) {
+            const char *kv[] = {"err", s->errs[i].err, NULL};
+            prom_line(b, name, NULL, pre, kv, s->errs[i].count);
+        }
+        return;
+    case FAM_DB_KEYS:
+    case FAM_DB_KEYS_EXPIRING:
+    case FAM_DB_AVG_TTL:
+        for (size_t i = 0; i < s->n_dbs; i++) {
+            const struct info_db *d = &s->dbs[i];
+            double v = f == FAM_DB_KEYS ? d->keys : f == FAM_DB_KEYS_EXPIRING ? d->expires : d->avg_ttl_ms / 1e3;
+            const char *kv[] = {"db", d->name, NULL};
+            if (!isnan(v))
+                prom_line(b, name, NULL, pre, kv, v);
+        }
+        return;
+    case FAM_SLAVE_OFFSET:
+    case FAM_SLAVE_LAG:
+        for (size_t i = 0; i < s->n_replicas; i++) {
+            const struct info_replica *r = &s->replicas[i];
+            double v = f == FAM_SLAVE_OFFSET ? r->offset : r->lag;
+            const char *kv[] = {"slave_ip", r->ip, "slave_port", r->port, "slave_state", r->state, NULL};
+            if (!isnan(v))
+                prom_line(b, name, NULL, pre, kv, v);
+        }
+        return;
+    case FAM_RP_MALFORMED:
+        prom_line(b, name, NULL, pre, NULL, (double)s->malformed);
+        return;
+    case FAM_RP_REPLY_BYTES:
+        prom_line(b, name, NULL, pre, NULL, (double)st->reply_bytes);
+        return;
+    default:
+        return;
+    }
+}
+
+/* One nested "k=v,..." value as a JSON object, numbers as numbers. */
+static void json_nested(struct buf *b, const char *val)
+{
+    struct info_kv kv;
+    const char *p = val;
+    char k[128], v[128];
+    bool first = true;
+    buf_putc(b, '{');
+    while (info_kv_next(&p, &kv)) {
+        size_t kl = kv.klen < sizeof k - 1 ? kv.klen : sizeof k - 1;
+        size_t vl = kv.vlen < sizeof v - 1 ? kv.vlen : sizeof v - 1;
+        memcpy(k, kv.k, kl);
+        k[kl] = '\0';
+        memcpy(v, kv.v, vl);
+        v[vl] = '\0';
+        /* duplicate keys inside one value would make invalid-ish JSON */
+        bool dup = false;
+        struct info_kv prev;
+        for (const char *pp = val; pp < kv.k && info_kv_next(&pp, &prev);)
+            if (prev.klen == kv.klen && memcmp(prev.k, kv.k, kv.klen) == 0)
+                dup = true;
+        if (dup || !kl)
+            continue;
+        if (!first)
+            buf_putc(b, ',');
+        first = false;
+        buf_put_json_str(b, k);
+        buf_putc(b, ':');
+        double d;
+        if (parse_double(v, &d))
+            buf_put_double(b, d);
+        else
+            buf_put_json_str(b, v);
+    }
+    buf_putc(b, '}');
+}
+
+static void json_sections(struct buf *b, const struct info_sample *s)
+{
+    /* distinct section names in order of first appearance */
+    const char **secs = xcalloc(s->n_entries + 1, sizeof *secs);
+    size_t nsec = 0;
+    for (size_t i = 0; i < s->n_entries; i++) {
+        bool seen = false;
+        for (size_t k = 0; k < nsec && !seen; k++)
+            seen = strcasecmp(secs[k], s->entries[i].section) == 0;
+        if (!seen)
+            secs[nsec++] = s->entries[i].section;
+    }
+    buf_putc(b, '{');
+    for (size_t k = 0; k < nsec; k++) {
+        if (k)
+            buf_putc(b, ',');
+        char lower[64];
+        size_t j = 0;
+        for (const char *c = secs[k]; *c && j < sizeof lower - 1; c++)
+            lower[j++] = (char)tolower((unsigned char)*c);
+        lower[j] = '\0';
+        buf_put_json_str(b, j ? lower : "other");
+        buf_puts(b, ":{");
+        bool first = true;
+        for (size_t i = 0; i < s->n_entries; i++) {
+            const struct info_entry *e = &s->entries[i];
+            if (strcasecmp(e->section, secs[k]) != 0)
+                continue;
+            if (!first)
+                buf_putc(b, ',');
+            first = false;
+            buf_put_json_str(b, e->key);
+            buf_putc(b, ':');
+            if (e->is_num)
+                buf_put_double(b, e->num);
+            else if (info_nested_key(e->key))
+                json_nested(b, e->val);
+            else
+                buf_put_json_str(b, e->val);
+        }
+        buf_putc(b, '}');
+    }
+    buf_putc(b, '}');
+    free(secs);
+}
+
+static void json_head(struct buf *b, const struct render_input *in)
+{
+    const struct instance_cfg *cfg = in->cfg;
+    const struct poll_stats *st = in->st;
+    const struct info_sample *s = in->sample;
+    buf_puts(b, "{\"name\":");
+    buf_put_json_str(b, cfg->name);
+    buf_puts(b, ",\"address\":");
+    buf_put_json_str(b, cfg->address);
+    buf_puts(b, ",\"labels\":{");
+    for (size_t i = 0; i < cfg->n_labels; i++) {
+        if (i)
+            buf_putc(b, ',');
+        buf_put_json_str(b, cfg->labels[i].name);
+        buf_putc(b, ':');
+        buf_put_json_str(b, cfg->labels[i].value);
+    }
+    buf_printf(b, "},\"up\":%s,\"reason\":", s ? "true" : "false");
+    if (st->polled)
+        buf_put_json_str(b, outcome_str(st->last_outcome));
+    else
+        buf_puts(b, "null");
+    buf_puts(b, ",\"last_error\":");
+    if (st->last_error[0])
+        buf_put_json_str(b, st->last_error);
+    else
+        buf_puts(b, "null");
+    buf_puts(b, ",\"last_poll_timestamp\":");
+    put_num_or_null(b, st->polled ? st->last_poll_ts : NAN);
+    buf_puts(b, ",\"last_poll_duration_seconds\":");
+    put_num_or_null(b, st->polled ? st->last_duration_s : NAN);
+    buf_puts(b, ",\"last_success_timestamp\":");
+    put_num_or_null(b, st->last_success_ts > 0 ? st->last_success_ts : NAN);
+    buf_printf(b, ",\"polls\":%llu,\"errors\":{", (unsigned long long)st->polls);
+    for (int o = 1; o < OUTCOME_COUNT; o++)
+        buf_printf(b, "%s\"%s\":%llu", o > 1 ? "," : "", outcome_str((enum outcome)o),
+                   (unsigned long long)st->errors[o]);
+    buf_puts(b, "}");
+    const char *role = s ? info_str(s, "role") : NULL;
+    const char *vk = s ? info_str(s, "valkey_version") : NULL;
+    const char *ver = vk ? vk : s ? info_str(s, "redis_version") : NULL;
+    const char *server = s ? info_str(s, "server_name") : NULL;
+    buf_puts(b, ",\"role\":");
+    if (role)
+        buf_put_json_str(b, role);
+    else
+        buf_puts(b, "null");
+    buf_puts(b, ",\"server\":");
+    if (s)
+        buf_put_json_str(b, server ? server : vk ? "valkey" : "redis");
+    else
+        buf_puts(b, "null");
+    buf_puts(b, ",\"version\":");
+    if (ver)
+        buf_put_json_str(b, ver);
+    else
+        buf_puts(b, "null");
+    buf_puts(b, ",\"malformed_lines\":");
+    put_num_or_null(b, s ? (double)s->malformed : NAN);
+}
+
+struct frag *render_frag(const struct render_input *in)
+{
+    struct frag *f = xcalloc(1, sizeof *f);
+    atomic_init(&f->refs, 1);
+    struct buf b = BUF_INIT;
+    for (int fam = 0; fam < FAM_COUNT; fam++) {
+        f->fam_off[fam] = (uint32_t)b.len;
+        render_family(&b, (enum prom_family)fam, in);
+    }
+    f->fam_off[FAM_COUNT] = (uint32_t)b.len;
+    f->prom = buf_steal(&b, NULL);
+
+    json_head(&b, in);
+    f->json_head = buf_steal(&b, &f->json_head_len);
+    if (in->sample) {
+        json_sections(&b, in->sample);
+        f->sections = rstr_new(b.p, b.len);
+        buf_free(&b);
+    } else {
+        f->sections = rstr_ref(in->prev_sections);
+    }
+    f->polled = in->st->polled;
+    return f;
+}

@@ -1,0 +1,141 @@
+/*
+ * util.c - the small things everyone needs: allocation that aborts on
+ * exhaustion (like redis' zmalloc), clocks, duration parsing.
+ */
+#include "util.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+static void oom(size_t n)
+{
+    fprintf(stderr, "redpulse: out of memory allocating %zu bytes\n", n);
+    abort();
+}
+
+void *xmalloc(size_t n)
+{
+    void *p = malloc(n ? n : 1);
+    if (!p)
+        oom(n);
+    return p;
+}
+
+void *xcalloc(size_t n, size_t size)
+{
+    void *p = calloc(n ? n : 1, size ? size : 1);
+    if (!p)
+        oom(n * size);
+    return p;
+}
+
+void *xrealloc(void *p, size_t n)
+{
+    void *q = realloc(p, n ? n : 1);
+    if (!q)
+        oom(n);
+    return q;
+}
+
+char *xstrdup(const char *s) { return xstrndup(s, strlen(s)); }
+
+char *xstrndup(const char *s, size_t n)
+{
+    size_t len = strnlen(s, n);
+    char *p = xmalloc(len + 1);
+    memcpy(p, s, len);
+    p[len] = '\0';
+    return p;
+}
+
+uint64_t now_mono_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+uint64_t now_real_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+int parse_duration_ms(const char *s, uint64_t *out, const char **why)
+{
+    const char *p = s;
+    double total = 0;
+    if (!*p) {
+        *why = "empty duration";
+        return -1;
+    }
+    while (*p) {
+        if (*p < '0' || *p > '9') {
+            *why = "expected a number followed by a unit (ms, s, m, h), e.g. \"250ms\" or \"10s\"";
+            return -1;
+        }
+        char *end;
+        errno = 0;
+        double v = strtod(p, &end);
+        if (errno || end == p || !isfinite(v)) {
+            *why = "bad number in duration";
+            return -1;
+        }
+        p = end;
+        double mult;
+        if (strncmp(p, "ms", 2) == 0)
+            mult = 1, p += 2;
+        else if (*p == 's')
+            mult = 1000, p++;
+        else if (*p == 'm')
+            mult = 60000, p++;
+        else if (*p == 'h')
+            mult = 3600000, p++;
+        else {
+            *why = "missing or unknown unit (use ms, s, m or h)";
+            return -1;
+        }
+        total += v * mult;
+        if (total > 86400000.0 * 365) {
+            *why = "duration too long";
+            return -1;
+        }
+    }
+    *out = (uint64_t)(total + 0.5);
+    return 0;
+}
+
+bool parse_double(const char *s, double *out)
+{
+    if (!*s || *s == ' ' || *s == '\t')
+        return false;
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (end == s || *end || !isfinite(v))
+        return false;
+    /* strtod accepts hex and "inf"/"nan"; INFO never sends those as numbers */
+    for (const char *c = s; c < end; c++)
+        if (*c == 'x' || *c == 'X' || *c == 'n' || *c == 'N' || *c == 'i' || *c == 'I')
+            return false;
+    *out = v;
+    return true;
+}
+
+bool is_label_name(const char *s)
+{
+    if (!*s || (s[0] == '_' && s[1] == '_'))
+        return false;
+    for (const char *p = s; *p; p++) {
+        char c = *p;
+        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' ||
+                  (p != s && c >= '0' && c <= '9');
+        if (!ok)
+            return false;
+    }
+    return true;
+}

@@ -1,0 +1,47 @@
+/*
+ * buf.h - a growable byte buffer.
+ *
+ * Every renderer in redpulse (Prometheus text, JSON, HTTP bodies) appends into
+ * a struct buf. Allocation failure aborts the process (see util.h xmalloc): a
+ * monitoring agent that cannot allocate a few KB has nothing sensible to do.
+ */
+#ifndef REDPULSE_BUF_H
+#define REDPULSE_BUF_H
+
+#include <stdarg.h>
+#include <stddef.h>
+
+struct buf {
+    char *p;    /* bytes, always NUL-terminated when p != NULL */
+    size_t len; /* bytes used, excluding the NUL */
+    size_t cap; /* bytes allocated */
+};
+
+#define BUF_INIT {NULL, 0, 0}
+
+/* Ensures room for `extra` more bytes plus the terminating NUL. */
+void buf_reserve(struct buf *b, size_t extra);
+/* Appends n bytes of s. */
+void buf_append(struct buf *b, const void *s, size_t n);
+/* Appends a NUL-terminated string. */
+void buf_puts(struct buf *b, const char *s);
+/* Appends one byte. */
+void buf_putc(struct buf *b, char c);
+/* Appends printf-formatted text. */
+void buf_printf(struct buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void buf_vprintf(struct buf *b, const char *fmt, va_list ap);
+/* Appends a double the way Prometheus and JSON both accept it: integers
+ * without exponent or fraction, others with up to 15 significant digits,
+ * NaN/Inf as "NaN"/"+Inf"/"-Inf" (callers writing JSON must not pass those). */
+void buf_put_double(struct buf *b, double v);
+/* Appends s as a JSON string literal, quotes included. */
+void buf_put_json_str(struct buf *b, const char *s);
+/* Empties the buffer, keeping its memory. */
+void buf_reset(struct buf *b);
+/* Hands the bytes to the caller (who frees them with free()); b becomes empty.
+ * Never returns NULL: an empty buffer yields "". */
+char *buf_steal(struct buf *b, size_t *len);
+/* Frees the bytes; safe on an empty buffer. */
+void buf_free(struct buf *b);
+
+#endif

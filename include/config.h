@@ -1,0 +1,92 @@
+/*
+ * config.h - the parsed, validated configuration.
+ *
+ * config_load() reads a JSON file and checks everything before anything
+ * starts: every problem is reported (not just the first) with its JSON path
+ * and line:column, unknown keys are errors, and nothing is half-applied.
+ * The options an instance takes, their types, defaults and ranges live in one
+ * table in config.c that the parser, the validator and the README follow.
+ */
+#ifndef REDPULSE_CONFIG_H
+#define REDPULSE_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "buf.h"
+
+#define REDPULSE_DEFAULT_LISTEN "127.0.0.1:10379"
+#define REDPULSE_DEFAULT_ADDRESS "redis://127.0.0.1:6379"
+
+enum addr_kind { ADDR_TCP, ADDR_UNIX };
+
+struct label {
+    char *name, *value;
+};
+
+struct tls_opts {
+    bool enabled;        /* rediss:// */
+    char *ca_file;       /* NULL: system default store */
+    char *cert_file;     /* client certificate (optional) */
+    char *key_file;
+    char *server_name;   /* SNI and verification name; default: the host */
+    bool insecure_skip_verify;
+};
+
+struct instance_cfg {
+    char *name;          /* unique; the `target` label */
+    char *address;       /* as configured, credentials removed */
+    enum addr_kind kind;
+    char *host;          /* ADDR_TCP: host name or IP literal */
+    uint16_t port;
+    char *path;          /* ADDR_UNIX */
+    int db;              /* from redis://host/db; informational */
+    char *username;      /* NULL: default user */
+    char *password;      /* resolved secret; NULL when none. Never logged. */
+    uint64_t interval_ms, timeout_ms;
+    size_t max_reply_bytes;
+    struct tls_opts tls;
+    struct label *labels;
+    size_t n_labels;
+};
+
+struct http_cfg {
+    char *listen;                 /* "host:port" or "[v6]:port" */
+    unsigned max_connections;
+    unsigned max_connections_per_ip;
+    uint64_t idle_timeout_ms;
+    size_t connection_memory_limit;
+    unsigned threads;
+};
+
+struct config {
+    struct http_cfg http;
+    char *log_level;              /* NULL: keep the command line's */
+    struct instance_cfg *instances;
+    size_t n_instances;
+};
+
+/* Problems found while loading, one line each, in document order. */
+struct config_errors {
+    struct buf text;
+    size_t count;
+};
+
+/* Loads and validates `path`. Returns a config (free with config_free), or
+ * NULL with every problem appended to errs. Warnings (inline password,
+ * insecure TLS, loose file permissions) are logged, not errors. */
+struct config *config_load(const char *path, struct config_errors *errs);
+/* Same, from a string; `origin` names it in messages. */
+struct config *config_parse(const char *json, size_t len, const char *origin,
+                            struct config_errors *errs);
+/* The built-in configuration: one instance at REDPULSE_DEFAULT_ADDRESS. */
+struct config *config_default(void);
+void config_free(struct config *c);
+void config_errors_free(struct config_errors *e);
+
+/* Parses an instance address into cfg->kind/host/port/path/db (and username
+ * when given as user@). Returns 0, or -1 with a message in why. */
+int config_parse_address(const char *addr, struct instance_cfg *cfg, struct buf *why);
+
+#endif

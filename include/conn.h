@@ -1,0 +1,53 @@
+/*
+ * conn.h - one persistent connection to a Redis server: TCP, unix socket or
+ * TLS, over a libevent bufferevent, with hiredis' reader parsing replies.
+ *
+ * conn moves bytes and knows nothing of INFO. It sends commands (pipelining
+ * is fine, even before the connection is up) and hands back replies in order.
+ * Deadlines belong to the caller (the poller), which closes the connection
+ * when one passes; conn enforces the per-reply size cap itself.
+ */
+#ifndef REDPULSE_CONN_H
+#define REDPULSE_CONN_H
+
+#include <event2/dns.h>
+#include <event2/event.h>
+#include <hiredis/hiredis.h>
+#include <openssl/ssl.h>
+#include <stddef.h>
+
+#include "config.h"
+#include "outcome.h"
+
+struct conn;
+
+struct conn_callbacks {
+    /* The socket is connected (and the TLS handshake done). */
+    void (*on_connected)(void *arg);
+    /* A complete reply; r is owned by conn and freed after the call. */
+    void (*on_reply)(void *arg, redisReply *r);
+    /* The connection failed; no more callbacks follow. The caller should
+     * conn_close() it (doing so from inside this callback is allowed). */
+    void (*on_error)(void *arg, enum outcome why, const char *detail);
+};
+
+/* Starts connecting to cfg's address. ssl_ctx is used for rediss:// (may be
+ * NULL otherwise); dns resolves host names without blocking. Returns NULL
+ * with *why set (OUTCOME_RESOURCES, OUTCOME_TLS...) and detail filled when
+ * the attempt cannot even start; callbacks never run in that case. */
+struct conn *conn_open(struct event_base *base, struct evdns_base *dns, SSL_CTX *ssl_ctx,
+                       const struct instance_cfg *cfg, const struct conn_callbacks *cb,
+                       void *arg, enum outcome *why, char *detail, size_t detail_len);
+/* Queues one command (encoded with redisFormatCommandArgv). Returns 0 or -1. */
+int conn_command(struct conn *c, int argc, const char **argv);
+/* Closes and frees; no callbacks run after it returns. Safe on NULL and from
+ * inside any conn callback. */
+void conn_close(struct conn *c);
+/* Connections currently open, across all conns (for self-metrics). */
+long conn_open_count(void);
+
+/* Builds the client TLS context for cfg (CA, client certificate, verify
+ * mode). Returns NULL and fills detail on failure. */
+SSL_CTX *conn_tls_ctx_new(const struct tls_opts *tls, char *detail, size_t detail_len);
+
+#endif

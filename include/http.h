@@ -1,0 +1,37 @@
+/*
+ * http.h - the embedded HTTP server (libmicrohttpd, its own thread pool).
+ *
+ * Endpoints: /metrics, /scrape?target=NAME, /api/v1/instances[/NAME], /,
+ * /healthz, /readyz. Handlers only read published frags from the registry:
+ * a request never waits on Redis and never takes a lock the poller holds
+ * for longer than a pointer swap. Only GET and HEAD are served.
+ */
+#ifndef REDPULSE_HTTP_H
+#define REDPULSE_HTTP_H
+
+#include <stddef.h>
+
+#include "buf.h"
+#include "config.h"
+#include "publish.h"
+
+struct http_server;
+
+/* Binds cfg->http.listen and starts serving. cfg and reg must outlive the
+ * server. Returns NULL with a message in err when the address cannot be
+ * resolved or bound. */
+struct http_server *http_start(const struct config *cfg, struct registry *reg, char *err,
+                               size_t errlen);
+/* Stops accepting, finishes in-flight requests and frees; safe on NULL. */
+void http_stop(struct http_server *s);
+
+/* Assembles the Prometheus exposition of every slot (target < 0) or of one
+ * slot, families contiguous across instances, plus redpulse's global
+ * families when target < 0. Exposed for tests and benchmarks. */
+void http_render_metrics(struct registry *reg, long target, struct buf *out);
+/* True when an Accept-Encoding header value accepts gzip. */
+int http_accepts_gzip(const char *accept_encoding);
+/* gzip-compresses in[0..len) into out; returns 0 or -1. */
+int http_gzip(const char *in, size_t len, struct buf *out);
+
+#endif

@@ -1,0 +1,109 @@
+/*
+ * info.h - INFO text -> sample. Pure: no I/O, no clocks, no globals.
+ *
+ * A sample keeps one private copy of the reply text and points into it: every
+ * "key:value" line becomes an entry (with its section, and its value as a
+ * number when it is one), fields listed in fields.def are indexed by id for
+ * O(1) access, and the nested "k=v,..." lines of commandstats, errorstats,
+ * latencystats, keyspace and replicas are parsed by key (never by position).
+ */
+#ifndef REDPULSE_INFO_H
+#define REDPULSE_INFO_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+enum info_field {
+#define F(id, key, metric, type, conv, help) INFO_##id,
+#include "fields.def"
+#undef F
+    INFO_FIELD_COUNT
+};
+
+struct info_entry {
+    const char *section; /* as written after "# ", "" before any header */
+    const char *key;
+    const char *val;
+    double num; /* NaN unless is_num */
+    bool is_num;
+};
+
+struct info_cmdstat { /* cmdstat_<cmd>:calls=..,usec=..,rejected_calls=..,failed_calls=.. */
+    const char *cmd;  /* e.g. "set", "config|get" */
+    double calls, usec, rejected_calls, failed_calls; /* NaN when absent */
+};
+
+struct info_errstat { /* errorstat_<ERR>:count=.. */
+    const char *err;
+    double count;
+};
+
+#define INFO_MAX_QUANTILES 8
+struct info_latency { /* latency_percentiles_usec_<cmd>:p50=..,p99=..,p99.9=.. */
+    const char *cmd;
+    int n;
+    double q[INFO_MAX_QUANTILES];    /* 0.5, 0.99, 0.999 */
+    double usec[INFO_MAX_QUANTILES]; /* microseconds */
+};
+
+struct info_db { /* db<N>:keys=..,expires=..,avg_ttl=..[,subexpiry=..] */
+    const char *name; /* "db0" */
+    double keys, expires, avg_ttl_ms, subexpiry; /* NaN when absent */
+};
+
+struct info_replica { /* slave<N>:ip=..,port=..,state=..,offset=..,lag=.. */
+    char ip[64], port[8], state[24];
+    double offset, lag;
+};
+
+struct info_sample {
+    char *text; /* owned; entries point into it */
+    struct info_entry *entries;
+    size_t n_entries;
+    int32_t known[INFO_FIELD_COUNT]; /* index into entries, -1 when absent */
+    struct info_cmdstat *cmds;
+    size_t n_cmds;
+    struct info_errstat *errs;
+    size_t n_errs;
+    struct info_latency *lats;
+    size_t n_lats;
+    struct info_db *dbs;
+    size_t n_dbs;
+    struct info_replica *replicas;
+    size_t n_replicas;
+    size_t malformed; /* lines skipped: no colon, empty key, duplicate, bad k=v */
+};
+
+/* One key=value pair of a nested INFO value, as pointers into the value. */
+struct info_kv {
+    const char *k, *v;
+    size_t klen, vlen;
+};
+
+/* Parses len bytes of INFO text (CRLF or LF; need not be NUL-terminated).
+ * Returns a new sample, never NULL; free with info_sample_free(). Unparseable
+ * lines are counted in ->malformed, never fatal. */
+struct info_sample *info_parse(const char *text, size_t len);
+/* Frees a sample; safe on NULL. */
+void info_sample_free(struct info_sample *s);
+
+/* Value of a known field: the number, STATUS fields as 1/0 ("ok"/"up" -> 1),
+ * NaN when absent or not numeric. */
+double info_num(const struct info_sample *s, enum info_field f);
+/* True when the known field is present. */
+bool info_has(const struct info_sample *s, enum info_field f);
+/* Value string of any field by key, or NULL. Linear: for rare lookups only. */
+const char *info_str(const struct info_sample *s, const char *key);
+
+/* Iterates "k=v,k=v" in value string *p; returns false at the end. */
+bool info_kv_next(const char **p, struct info_kv *out);
+
+/* True for keys whose value is a nested "k=v,..." list (cmdstat_*,
+ * errorstat_*, latency_percentiles_usec_*, dbN, slaveN). */
+bool info_nested_key(const char *key);
+
+/* Static metadata of a known field. */
+const char *info_field_key(enum info_field f);
+
+#endif

@@ -1,0 +1,66 @@
+/*
+ * publish.h - where the poller hands rendered output to the HTTP threads.
+ *
+ * A frag is one instance's output from one poll: Prometheus text cut into
+ * per-family byte ranges, and a JSON object. Frags are immutable once
+ * published and reference-counted, so an HTTP thread takes references under
+ * a short lock and assembles its response without holding anything the
+ * poller needs. A scrape is a copy of bytes already rendered.
+ */
+#ifndef REDPULSE_PUBLISH_H
+#define REDPULSE_PUBLISH_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "prom.h"
+
+/* An immutable reference-counted string (shared between frags). */
+struct rstr {
+    atomic_long refs;
+    size_t len;
+    char data[]; /* NUL-terminated */
+};
+
+/* Makes an rstr holding a copy of s[0..len); refs = 1. */
+struct rstr *rstr_new(const char *s, size_t len);
+struct rstr *rstr_ref(struct rstr *r);  /* NULL-safe */
+void rstr_unref(struct rstr *r);        /* NULL-safe */
+
+struct frag {
+    atomic_long refs;
+    char *prom;                    /* all families of this instance */
+    uint32_t fam_off[FAM_COUNT + 1]; /* family f is prom[fam_off[f] .. fam_off[f+1]) */
+    char *json_head;               /* JSON object text up to (excluding) "sections" */
+    size_t json_head_len;
+    struct rstr *sections;         /* JSON object of INFO sections; may be NULL */
+    bool polled;                   /* at least one poll finished */
+};
+
+struct frag *frag_ref(struct frag *f);  /* NULL-safe */
+void frag_unref(struct frag *f);        /* NULL-safe; frees at zero */
+/* Appends this frag's full JSON object to b. */
+struct buf;
+void frag_append_json(const struct frag *f, struct buf *b);
+
+struct registry;
+
+/* A registry of n named slots (names copied; must be unique). */
+struct registry *registry_new(const char *const *names, size_t n);
+void registry_free(struct registry *r);
+size_t registry_size(const struct registry *r);
+/* Index of a slot by name, or -1. Lock-free (names never change). */
+long registry_find(const struct registry *r, const char *name);
+/* Replaces slot i's frag; takes ownership of f. Called by the poller only. */
+void registry_publish(struct registry *r, size_t i, struct frag *f);
+/* References to every slot's frag (NULL where nothing is published yet), in
+ * slot order, into out[registry_size()]. The caller unrefs each. */
+void registry_snapshot(struct registry *r, struct frag **out);
+/* Reference to slot i's frag or NULL. */
+struct frag *registry_get(struct registry *r, size_t i);
+/* True when every slot has a frag with polled set. */
+bool registry_all_polled(struct registry *r);
+
+#endif

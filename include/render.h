@@ -1,0 +1,41 @@
+/*
+ * render.h - one instance's poll result -> a frag (Prometheus text cut by
+ * family, and JSON). Pure: everything it needs is in render_input. Called
+ * once per poll per instance, on the event loop; never by HTTP threads.
+ */
+#ifndef REDPULSE_RENDER_H
+#define REDPULSE_RENDER_H
+
+#include <stdint.h>
+
+#include "config.h"
+#include "info.h"
+#include "outcome.h"
+#include "publish.h"
+
+/* The poller's per-instance counters, as rendered. Times are Unix seconds,
+ * 0 when it never happened. */
+struct poll_stats {
+    uint64_t polls, connects;
+    uint64_t errors[OUTCOME_COUNT];
+    double last_poll_ts, last_success_ts, last_duration_s;
+    enum outcome last_outcome;
+    char last_error[200]; /* human detail of the last failure, "" when ok */
+    size_t reply_bytes;
+    bool polled;          /* at least one poll has ended */
+};
+
+struct render_input {
+    const struct instance_cfg *cfg;
+    const char *label_prefix;        /* from prom_label_prefix() */
+    const struct info_sample *sample; /* NULL when the last poll failed */
+    const struct poll_stats *st;
+    struct rstr *prev_sections;      /* kept in JSON when sample is NULL */
+};
+
+/* Renders a new frag (refs = 1). When a sample is given its INFO sections
+ * become a new rstr, else prev_sections is shared; either way the frag holds
+ * its own reference. */
+struct frag *render_frag(const struct render_input *in);
+
+#endif

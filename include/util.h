@@ -1,0 +1,36 @@
+/*
+ * util.h - allocation that cannot fail, clocks, durations and small parsers
+ * shared by several modules.
+ */
+#ifndef REDPULSE_UTIL_H
+#define REDPULSE_UTIL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+
+/* Allocators that abort with a message on exhaustion; they never return NULL. */
+void *xmalloc(size_t n);
+void *xcalloc(size_t n, size_t size);
+void *xrealloc(void *p, size_t n);
+char *xstrdup(const char *s);
+char *xstrndup(const char *s, size_t n);
+
+/* Monotonic clock in microseconds: for intervals and deadlines. */
+uint64_t now_mono_us(void);
+/* Wall clock in microseconds since the epoch: for timestamps shown to users. */
+uint64_t now_real_us(void);
+
+/* Parses a duration such as "250ms", "1s", "1m30s", "2h" into milliseconds.
+ * Units: ms, s, m, h; a bare number is rejected. Returns 0, or -1 with a short
+ * reason in *why (a static string). */
+int parse_duration_ms(const char *s, uint64_t *out, const char **why);
+
+/* Parses a whole string as a finite double (leading/trailing junk rejected). */
+bool parse_double(const char *s, double *out);
+
+/* True when s is a valid Prometheus label name that does not start with "__". */
+bool is_label_name(const char *s);
+
+#endif
