@@ -7,7 +7,6 @@
 
 #include <math.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "util.h"
@@ -73,12 +72,8 @@ void buf_put_double(struct buf *b, double v)
         n = snprintf(tmp, sizeof tmp, v > 0 ? "+Inf" : "-Inf");
     else if (fabs(v) < 9e18 && v == (double)(long long)v)
         n = snprintf(tmp, sizeof tmp, "%lld", (long long)v);
-    else {
-        /* shortest of %.15g/%.17g that reads back as the same double */
+    else /* 15 significant digits: every decimal INFO sends reads back as written */
         n = snprintf(tmp, sizeof tmp, "%.15g", v);
-        if (strtod(tmp, NULL) != v)
-            n = snprintf(tmp, sizeof tmp, "%.17g", v);
-    }
     buf_append(b, tmp, (size_t)n);
 }
 

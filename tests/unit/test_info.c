@@ -1,0 +1,315 @@
+/* test_info.c - the INFO parser on real captures, on fixtures built for
+ * every supported Redis/Valkey version, and on malformed input. */
+#include <check.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "info.h"
+#include "testutil.h"
+#include "util.h"
+
+static struct info_sample *load(const char *name)
+{
+    size_t len;
+    char *t = read_fixture(name, &len);
+    struct info_sample *s = info_parse(t, len);
+    free(t);
+    return s;
+}
+
+static struct info_sample *parse_str(const char *t) { return info_parse(t, strlen(t)); }
+
+START_TEST(real_master)
+{
+    struct info_sample *s = load("info-redis-7.0.15-master.txt");
+    ck_assert_uint_eq(s->malformed, 0);
+    ck_assert(info_num(s, INFO_USED_MEMORY) == 1922936);
+    ck_assert(info_num(s, INFO_MEM_FRAGMENTATION_RATIO) == 4.78);
+    ck_assert(info_num(s, INFO_RDB_LAST_BGSAVE_STATUS) == 1);
+    ck_assert(info_num(s, INFO_RDB_CURRENT_BGSAVE_TIME_SEC) == -1);
+    ck_assert(info_num(s, INFO_LATEST_FORK_USEC) == 804e-6);
+    ck_assert(info_num(s, INFO_TOTAL_COMMANDS_PROCESSED) == 175036);
+    ck_assert(info_num(s, INFO_USED_CPU_SYS_MAIN_THREAD) == 1.496329);
+    ck_assert(!info_has(s, INFO_MASTER_LINK_STATUS)); /* replica-only field */
+    ck_assert_str_eq(info_str(s, "role"), "master");
+    ck_assert_str_eq(info_str(s, "redis_version"), "7.0.15");
+    ck_assert_str_eq(info_str(s, "config_file"), "");
+
+    ck_assert_uint_eq(s->n_cmds, 15);
+    const struct info_cmdstat *cg = NULL, *incr = NULL;
+    for (size_t i = 0; i < s->n_cmds; i++) {
+        if (strcmp(s->cmds[i].cmd, "config|get") == 0)
+            cg = &s->cmds[i];
+        if (strcmp(s->cmds[i].cmd, "incr") == 0)
+            incr = &s->cmds[i];
+    }
+    ck_assert_ptr_nonnull(cg);
+    ck_assert(cg->calls == 6 && cg->usec == 48 && cg->rejected_calls == 0);
+    ck_assert(incr->failed_calls == 1);
+
+    ck_assert_uint_eq(s->n_errs, 2);
+    ck_assert_str_eq(s->errs[0].err, "ERR");
+    ck_assert(s->errs[1].count == 1);
+
+    ck_assert_uint_eq(s->n_lats, 15);
+    ck_assert_str_eq(s->lats[1].cmd, "config|get");
+    ck_assert_int_eq(s->lats[1].n, 3);
+    ck_assert(fabs(s->lats[1].q[2] - 0.999) < 1e-12 && s->lats[1].usec[2] == 17.023);
+    ck_assert(s->lats[1].q[0] == 0.5);
+
+    ck_assert_uint_eq(s->n_dbs, 3);
+    ck_assert_str_eq(s->dbs[1].name, "db1");
+    ck_assert(s->dbs[1].keys == 2 && s->dbs[1].expires == 1 && s->dbs[1].avg_ttl_ms == 490998);
+    ck_assert(isnan(s->dbs[1].subexpiry));
+    ck_assert_str_eq(s->dbs[2].name, "db3");
+
+    ck_assert_uint_eq(s->n_replicas, 1);
+    ck_assert_str_eq(s->replicas[0].ip, "127.0.0.1");
+    ck_assert_str_eq(s->replicas[0].port, "16381");
+    ck_assert_str_eq(s->replicas[0].state, "online");
+    ck_assert(s->replicas[0].offset == 225037 && s->replicas[0].lag == 0);
+
+    /* identifiers that look numeric stay strings; percentages are numbers */
+    for (size_t i = 0; i < s->n_entries; i++) {
+        const struct info_entry *e = &s->entries[i];
+        if (strcmp(e->key, "redis_git_sha1") == 0 || strcmp(e->key, "master_replid2") == 0)
+            ck_assert(!e->is_num);
+        if (strcmp(e->key, "used_memory_peak_perc") == 0)
+            ck_assert(e->is_num && e->num == 50.76);
+        if (strcmp(e->key, "used_memory") == 0)
+            ck_assert_str_eq(e->section, "Memory");
+        if (strcmp(e->key, "cmdstat_set") == 0)
+            ck_assert_str_eq(e->section, "Commandstats");
+    }
+    info_sample_free(s);
+}
+END_TEST
+
+START_TEST(real_bgsave_error)
+{
+    struct info_sample *s = load("info-redis-7.0.15-bgsave-error.txt");
+    ck_assert_uint_eq(s->malformed, 0);
+    ck_assert(info_num(s, INFO_RDB_LAST_BGSAVE_STATUS) == 0);
+    ck_assert(info_num(s, INFO_AOF_ENABLED) == 0);
+    ck_assert_uint_eq(s->n_errs, 1);
+    ck_assert_str_eq(s->errs[0].err, "MISCONF");
+    bool found = false;
+    for (size_t i = 0; i < s->n_cmds; i++)
+        if (strcmp(s->cmds[i].cmd, "set") == 0)
+            found = s->cmds[i].rejected_calls == 1;
+    ck_assert(found);
+    info_sample_free(s);
+}
+END_TEST
+
+START_TEST(lf_equals_crlf)
+{
+    size_t len;
+    char *t = read_fixture("info-redis-7.0.15-master.txt", &len);
+    struct info_sample *a = info_parse(t, len);
+    char *lf = xmalloc(len + 1);
+    size_t n = 0;
+    for (size_t i = 0; i < len; i++)
+        if (t[i] != '\r')
+            lf[n++] = t[i];
+    struct info_sample *b = info_parse(lf, n);
+    ck_assert_uint_eq(a->n_entries, b->n_entries);
+    for (size_t i = 0; i < a->n_entries; i++) {
+        ck_assert_str_eq(a->entries[i].key, b->entries[i].key);
+        ck_assert_str_eq(a->entries[i].val, b->entries[i].val);
+        ck_assert_str_eq(a->entries[i].section, b->entries[i].section);
+    }
+    free(t);
+    free(lf);
+    info_sample_free(a);
+    info_sample_free(b);
+}
+END_TEST
+
+/* Every field of every version's list is parsed, by name, to the value the
+ * fixture holds; nested lines are parsed in that version's format. */
+static void check_version(const char *server, const char *version, int major, int minor)
+{
+    char name[128];
+    snprintf(name, sizeof name, "info-%s-%s.txt", server, version);
+    size_t len;
+    char *t = read_fixture(name, &len);
+    struct info_sample *s = info_parse(t, len);
+    ck_assert_uint_eq(s->malformed, 0);
+    snprintf(name, sizeof name, "fields/fields_%s_%s.txt", server, version);
+    char *fields = read_fixture(name, NULL);
+    size_t nfields = 0;
+    for (char *save, *f = strtok_r(fields, "\n", &save); f; f = strtok_r(NULL, "\n", &save)) {
+        const char *v = info_str(s, f);
+        ck_assert_msg(v != NULL, "%s %s: field %s missing", server, version, f);
+        nfields++;
+    }
+    /* independent reading of the fixture: line by line, first colon */
+    for (char *save, *line = strtok_r(t, "\r\n", &save); line; line = strtok_r(NULL, "\r\n", &save)) {
+        char *colon = strchr(line, ':');
+        if (line[0] == '#' || !colon)
+            continue;
+        *colon = '\0';
+        const char *v = info_str(s, line);
+        ck_assert_msg(v && strcmp(v, colon + 1) == 0, "%s: %s", version, line);
+    }
+    for (int f = 0; f < INFO_FIELD_COUNT; f++) {
+        const char *v = info_str(s, info_field_key((enum info_field)f));
+        double d;
+        if (v && parse_double(v, &d) && v[0] != '0')
+            ck_assert(info_has(s, (enum info_field)f));
+    }
+    ck_assert_uint_gt(nfields, 140);
+    ck_assert_uint_eq(s->n_cmds, 3);
+    ck_assert_uint_eq(s->n_dbs, 2);
+    ck_assert_str_eq(s->dbs[1].name, "db15");
+    ck_assert_uint_eq(s->n_replicas, 1);
+    bool v62 = major > 6 || (major == 6 && minor >= 2);
+    ck_assert_uint_eq(s->n_errs, v62 ? 2 : 0);
+    ck_assert(v62 ? s->cmds[0].rejected_calls == 1 : isnan(s->cmds[0].rejected_calls));
+    ck_assert_uint_eq(s->n_lats, major >= 7 ? 2 : 0);
+    if (major >= 7)
+        ck_assert_str_eq(s->cmds[2].cmd, "config|get");
+    bool sub = strcmp(server, "redis") == 0 && (major > 7 || (major == 7 && minor >= 4));
+    ck_assert(sub ? s->dbs[0].subexpiry == 0 : isnan(s->dbs[0].subexpiry));
+    if (strcmp(server, "valkey") == 0) {
+        ck_assert_str_eq(info_str(s, "valkey_version"), version);
+        ck_assert_str_eq(info_str(s, "redis_version"), "7.2.4");
+        ck_assert_str_eq(info_str(s, "server_name"), "valkey");
+    } else {
+        ck_assert_str_eq(info_str(s, "redis_version"), version);
+    }
+    ck_assert(info_num(s, INFO_RDB_LAST_BGSAVE_STATUS) == 1);
+    free(t);
+    free(fields);
+    info_sample_free(s);
+}
+
+START_TEST(versions)
+{
+    check_version("redis", "5.0.0", 5, 0);
+    check_version("redis", "6.0.0", 6, 0);
+    check_version("redis", "6.2.0", 6, 2);
+    check_version("redis", "7.0.0", 7, 0);
+    check_version("redis", "7.2.0", 7, 2);
+    check_version("redis", "7.4.0", 7, 4);
+    check_version("valkey", "8.0.1", 8, 0);
+}
+END_TEST
+
+START_TEST(malformed)
+{
+    const char *t = "# Server\n"
+                    "no_colon_here\n"
+                    ":empty_key\n"
+                    "used_memory:100\n"
+                    "used_memory:200\n"          /* duplicate: first wins */
+                    "cmdstat_get:garbage\n"      /* no calls= */
+                    "cmdstat_:calls=1\n"         /* empty command name: plain entry */
+                    "db0:keys=abc,expires=1\n"   /* keys not a number */
+                    "latency_percentiles_usec_get:x50=1\n"
+                    "errorstat_ERR:count=\n"
+                    "slave0:127.0.0.1,6380,online\n" /* pre-2.8 replica format */
+                    "\n\n#\n"
+                    "used_memory_rss:\n"
+                    "mem_fragmentation_ratio:1.5:extra\n"
+                    "maxmemory:12";               /* no final newline */
+    struct info_sample *s = parse_str(t);
+    ck_assert(info_num(s, INFO_USED_MEMORY) == 100);
+    ck_assert_uint_eq(s->n_cmds, 0);
+    ck_assert_uint_eq(s->n_dbs, 0);
+    ck_assert_uint_eq(s->n_lats, 0);
+    ck_assert_uint_eq(s->n_errs, 0);
+    ck_assert_uint_eq(s->n_replicas, 0);
+    ck_assert_uint_eq(s->malformed, 8);
+    ck_assert(info_has(s, INFO_USED_MEMORY_RSS));
+    ck_assert(isnan(info_num(s, INFO_USED_MEMORY_RSS))); /* empty value: not a number */
+    ck_assert_str_eq(info_str(s, "mem_fragmentation_ratio"), "1.5:extra"); /* first colon only */
+    ck_assert(isnan(info_num(s, INFO_MEM_FRAGMENTATION_RATIO)));
+    ck_assert(info_num(s, INFO_MAXMEMORY) == 12);
+    ck_assert_str_eq(info_str(s, "cmdstat_"), "calls=1");
+    info_sample_free(s);
+}
+END_TEST
+
+START_TEST(binary_and_empty)
+{
+    struct info_sample *s = info_parse("", 0);
+    ck_assert_uint_eq(s->n_entries, 0);
+    info_sample_free(s);
+    const char bin[] = "used_memory:1\nbad\0line:2\nmaxmemory:3\n";
+    s = info_parse(bin, sizeof bin - 1);
+    ck_assert(info_num(s, INFO_USED_MEMORY) == 1);
+    ck_assert(info_num(s, INFO_MAXMEMORY) == 3);
+    ck_assert_uint_eq(s->malformed, 1);
+    info_sample_free(s);
+    /* a huge single line */
+    size_t n = 1 << 20;
+    char *big = xmalloc(n + 1);
+    memset(big, 'a', n);
+    memcpy(big, "k:", 2);
+    big[n] = '\0';
+    s = info_parse(big, n);
+    ck_assert_uint_eq(s->n_entries, 1);
+    ck_assert_uint_eq(strlen(info_str(s, "k")), n - 2);
+    info_sample_free(s);
+    free(big);
+}
+END_TEST
+
+START_TEST(no_prefix_confusion)
+{
+    struct info_sample *s = parse_str("used_memory_rss:5\nused_memory_peak:6\nkeyspace_hits_x:1\n");
+    ck_assert(!info_has(s, INFO_USED_MEMORY));
+    ck_assert(info_num(s, INFO_USED_MEMORY_RSS) == 5);
+    ck_assert(!info_has(s, INFO_KEYSPACE_HITS));
+    info_sample_free(s);
+}
+END_TEST
+
+START_TEST(nested_by_key_not_position)
+{
+    struct info_sample *s = parse_str("# Commandstats\r\n"
+                                      "cmdstat_ft.search:failed_calls=2,usec=10,calls=5,rejected_calls=1,future=9\r\n"
+                                      "# Keyspace\r\n"
+                                      "db12:avg_ttl=5,expires=2,keys=9,subexpiry=1\r\n"
+                                      "# Replication\r\n"
+                                      "slave3:lag=1,offset=77,state=wait_bgsave,port=7001,ip=::1\r\n"
+                                      "# Latencystats\r\n"
+                                      "latency_percentiles_usec_ft.search:p99.99=4.5,p0=1\r\n");
+    ck_assert_uint_eq(s->n_cmds, 1);
+    ck_assert_str_eq(s->cmds[0].cmd, "ft.search");
+    ck_assert(s->cmds[0].calls == 5 && s->cmds[0].usec == 10 && s->cmds[0].failed_calls == 2 &&
+              s->cmds[0].rejected_calls == 1);
+    ck_assert(s->dbs[0].keys == 9 && s->dbs[0].expires == 2 && s->dbs[0].avg_ttl_ms == 5 &&
+              s->dbs[0].subexpiry == 1);
+    ck_assert_str_eq(s->replicas[0].ip, "::1");
+    ck_assert_str_eq(s->replicas[0].state, "wait_bgsave");
+    ck_assert(s->replicas[0].offset == 77);
+    ck_assert(fabs(s->lats[0].q[0] - 0.9999) < 1e-12 && s->lats[0].usec[0] == 4.5);
+    ck_assert(s->lats[0].q[1] == 0);
+    info_sample_free(s);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("info");
+    TCase *tc = tcase_create("core");
+    tcase_add_test(tc, real_master);
+    tcase_add_test(tc, real_bgsave_error);
+    tcase_add_test(tc, lf_equals_crlf);
+    tcase_add_test(tc, versions);
+    tcase_add_test(tc, malformed);
+    tcase_add_test(tc, binary_and_empty);
+    tcase_add_test(tc, no_prefix_confusion);
+    tcase_add_test(tc, nested_by_key_not_position);
+    suite_add_tcase(s, tc);
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}

@@ -1,0 +1,492 @@
+/* test_prom.c - exposition: escaping, families contiguous and series unique
+ * across instances (promtool checks neither), values, a golden file, the
+ * JSON rendering, and gzip. */
+#include <check.h>
+#include <cjson/cJSON.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zlib.h>
+
+#include "http.h"
+#include "info.h"
+#include "prom.h"
+#include "publish.h"
+#include "render.h"
+#include "testutil.h"
+#include "util.h"
+
+/* ---- a strict reader of the text format, independent of the writer ---- */
+
+struct series {
+    char *key; /* name{sorted labels} */
+};
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Parses one label set "{k="v",...}" starting at p (after the name); writes
+ * the unescaped, sorted label list to out. Returns pointer after '}' or NULL. */
+static const char *parse_labels(const char *p, char *out, size_t cap)
+{
+    char *pairs[64];
+    int n = 0;
+    if (*p != '{') {
+        out[0] = '\0';
+        return p;
+    }
+    p++;
+    while (*p != '}') {
+        char name[128], val[1024];
+        size_t nl = 0, vl = 0;
+        while (*p && *p != '=' && nl < sizeof name - 1)
+            name[nl++] = *p++;
+        name[nl] = '\0';
+        if (*p++ != '=' || *p++ != '"' || !is_label_name(name))
+            return NULL;
+        while (*p && *p != '"') {
+            if (*p == '\n')
+                return NULL; /* raw newline inside a value */
+            if (*p == '\\') {
+                p++;
+                if (*p == 'n')
+                    val[vl++] = '\n';
+                else if (*p == '\\' || *p == '"')
+                    val[vl++] = *p;
+                else
+                    return NULL; /* invalid escape */
+                p++;
+            } else {
+                val[vl++] = *p++;
+            }
+            if (vl >= sizeof val - 1)
+                return NULL;
+        }
+        val[vl] = '\0';
+        if (*p++ != '"')
+            return NULL;
+        char *pair = xmalloc(strlen(name) + strlen(val) + 3);
+        sprintf(pair, "%s=%s", name, val);
+        for (int i = 0; i < n; i++)
+            if (strncmp(pairs[i], name, strlen(name)) == 0 && pairs[i][strlen(name)] == '=')
+                return NULL; /* repeated label name */
+        pairs[n++] = pair;
+        if (*p == ',')
+            p++;
+        else if (*p != '}')
+            return NULL;
+    }
+    qsort(pairs, (size_t)n, sizeof pairs[0], cmp_str);
+    size_t len = 0;
+    out[0] = '\0';
+    for (int i = 0; i < n; i++) {
+        len += strlen(pairs[i]) + 1;
+        if (len < cap) {
+            strcat(out, pairs[i]);
+            strcat(out, "\x01");
+        }
+        free(pairs[i]);
+    }
+    return p + 1;
+}
+
+/* Checks the whole exposition; returns the number of samples. Fails the test
+ * on: unparseable line, TYPE repeated or after samples, a family whose lines
+ * are not contiguous, a duplicate series, a sample not of the current family. */
+static size_t check_exposition(const char *text)
+{
+    char **seen_fam = xcalloc(4096, sizeof *seen_fam);
+    size_t nfam = 0;
+    char **keys = xcalloc(200000, sizeof *keys);
+    size_t nkeys = 0;
+    char cur[256] = "", cur_type[32] = "";
+    char *copy = xstrdup(text);
+    for (char *save, *line = strtok_r(copy, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+        if (strncmp(line, "# HELP ", 7) == 0)
+            continue;
+        if (strncmp(line, "# TYPE ", 7) == 0) {
+            char name[256], type[32];
+            ck_assert_int_eq(sscanf(line + 7, "%255s %31s", name, type), 2);
+            for (size_t i = 0; i < nfam; i++)
+                ck_assert_msg(strcmp(seen_fam[i], name) != 0, "family %s not contiguous / TYPE twice", name);
+            seen_fam[nfam++] = xstrdup(name);
+            snprintf(cur, sizeof cur, "%s", name);
+            snprintf(cur_type, sizeof cur_type, "%s", type);
+            ck_assert(strcmp(type, "gauge") == 0 || strcmp(type, "counter") == 0 || strcmp(type, "summary") == 0);
+            continue;
+        }
+        ck_assert_msg(line[0] != '#', "stray comment: %s", line);
+        char name[256];
+        size_t nl = strcspn(line, "{ ");
+        ck_assert(nl < sizeof name);
+        memcpy(name, line, nl);
+        name[nl] = '\0';
+        bool ok = strcmp(name, cur) == 0;
+        if (!ok && strcmp(cur_type, "summary") == 0) {
+            size_t cl = strlen(cur);
+            ok = strncmp(name, cur, cl) == 0 && (strcmp(name + cl, "_sum") == 0 || strcmp(name + cl, "_count") == 0);
+        }
+        ck_assert_msg(ok, "sample %s outside its family (current %s)", name, cur);
+        char labels[4096];
+        const char *rest = parse_labels(line + nl, labels, sizeof labels);
+        ck_assert_msg(rest != NULL, "bad labels: %s", line);
+        ck_assert_msg(*rest == ' ', "no space before value: %s", line);
+        char *end;
+        double v = strtod(rest + 1, &end);
+        (void)v;
+        ck_assert_msg(*end == '\0' && end != rest + 1, "bad value: %s", line);
+        char *key = xmalloc(strlen(name) + strlen(labels) + 2);
+        sprintf(key, "%s|%s", name, labels);
+        keys[nkeys++] = key;
+    }
+    qsort(keys, nkeys, sizeof *keys, cmp_str);
+    for (size_t i = 1; i < nkeys; i++)
+        ck_assert_msg(strcmp(keys[i - 1], keys[i]) != 0, "duplicate series %s", keys[i]);
+    for (size_t i = 0; i < nkeys; i++)
+        free(keys[i]);
+    for (size_t i = 0; i < nfam; i++)
+        free(seen_fam[i]);
+    free(keys);
+    free(seen_fam);
+    free(copy);
+    return nkeys;
+}
+
+/* ---- fixtures ---------------------------------------------------------- */
+
+static struct label weird_labels[] = {{"namespace", "prod"}, {"note", "a \"quoted\" \\ back\nslash"}};
+
+static struct instance_cfg make_cfg(const char *name)
+{
+    struct instance_cfg c;
+    memset(&c, 0, sizeof c);
+    c.name = (char *)name;
+    c.address = "redis://127.0.0.1:6379";
+    c.labels = weird_labels;
+    c.n_labels = 2;
+    return c;
+}
+
+static struct poll_stats make_stats(enum outcome o)
+{
+    struct poll_stats st;
+    memset(&st, 0, sizeof st);
+    st.polls = 10;
+    st.connects = 2;
+    st.errors[OUTCOME_TIMEOUT] = 3;
+    st.last_poll_ts = 1795975130.5;
+    st.last_success_ts = 1795975130.5;
+    st.last_duration_s = 0.00125;
+    st.last_outcome = o;
+    st.reply_bytes = 5321;
+    st.polled = true;
+    if (o != OUTCOME_OK)
+        snprintf(st.last_error, sizeof st.last_error, "connection refused");
+    return st;
+}
+
+static struct frag *render_fixture(const char *name, const char *fixture, enum outcome o,
+                                   struct rstr *prev, struct instance_cfg *cfg, char **prefix)
+{
+    *cfg = make_cfg(name);
+    struct buf b = BUF_INIT;
+    prom_label_prefix(&b, cfg->name, cfg->labels, cfg->n_labels);
+    *prefix = buf_steal(&b, NULL);
+    struct info_sample *s = NULL;
+    if (fixture) {
+        size_t len;
+        char *t = read_fixture(fixture, &len);
+        s = info_parse(t, len);
+        free(t);
+    }
+    struct poll_stats st = make_stats(o);
+    struct render_input in = {cfg, *prefix, s, &st, prev};
+    struct frag *f = render_frag(&in);
+    info_sample_free(s);
+    return f;
+}
+
+/* The exposition a one-instance /scrape would serve for f (headers added). */
+static char *assemble(struct frag *f)
+{
+    const char *names[] = {"only"};
+    struct registry *reg = registry_new(names, 1);
+    registry_publish(reg, 0, frag_ref(f));
+    struct buf b = BUF_INIT;
+    http_render_metrics(reg, 0, &b);
+    registry_free(reg);
+    return buf_steal(&b, NULL);
+}
+
+static bool has_line(const char *text, const char *line)
+{
+    const char *p = text;
+    size_t l = strlen(line);
+    while ((p = strstr(p, line)) != NULL) {
+        if ((p == text || p[-1] == '\n') && p[l] == '\n')
+            return true;
+        p += l;
+    }
+    return false;
+}
+
+#define PFX "target=\"m1\",namespace=\"prod\",note=\"a \\\"quoted\\\" \\\\ back\\nslash\""
+
+START_TEST(escaping)
+{
+    struct buf b = BUF_INIT;
+    prom_escape(&b, "a\\b\"c\nd");
+    ck_assert_str_eq(b.p, "a\\\\b\\\"c\\nd");
+    buf_reset(&b);
+    const char *kv[] = {"cmd", "con\"fig|get", NULL};
+    prom_line(&b, "m", "_sum", "", kv, 1.5);
+    ck_assert_str_eq(b.p, "m_sum{cmd=\"con\\\"fig|get\"} 1.5\n");
+    buf_reset(&b);
+    prom_line(&b, "m", NULL, "", NULL, 2);
+    ck_assert_str_eq(b.p, "m 2\n");
+    buf_free(&b);
+}
+END_TEST
+
+START_TEST(master_values)
+{
+    struct instance_cfg cfg;
+    char *prefix;
+    struct frag *f = render_fixture("m1", "info-redis-7.0.15-master.txt", OUTCOME_OK, NULL, &cfg, &prefix);
+    char *text = assemble(f);
+    ck_assert_uint_gt(check_exposition(text), 250);
+    free(text);
+    const char *expect[] = {
+        "redis_up{" PFX "} 1",
+        "redis_memory_used_bytes{" PFX "} 1922936",
+        "redis_mem_fragmentation_ratio{" PFX "} 4.78",
+        "redis_rdb_last_bgsave_status{" PFX "} 1",
+        "redis_latest_fork_seconds{" PFX "} 0.000804",
+        "redis_commands_total{" PFX ",cmd=\"config|get\"} 6",
+        "redis_commands_duration_seconds_total{" PFX ",cmd=\"config|get\"} 4.8e-05",
+        "redis_commands_failed_calls_total{" PFX ",cmd=\"lpush\"} 1",
+        "redis_latency_percentiles_seconds{" PFX ",cmd=\"config|get\",quantile=\"0.999\"} 1.7023e-05",
+        "redis_latency_percentiles_seconds_count{" PFX ",cmd=\"config|get\"} 6",
+        "redis_errors_total{" PFX ",err=\"WRONGTYPE\"} 1",
+        "redis_db_keys{" PFX ",db=\"db1\"} 2",
+        "redis_db_keys_expiring{" PFX ",db=\"db0\"} 1",
+        "redis_db_avg_ttl_seconds{" PFX ",db=\"db1\"} 490.998",
+        "redis_connected_slave_offset_bytes{" PFX ",slave_ip=\"127.0.0.1\",slave_port=\"16381\",slave_state=\"online\"} 225037",
+        "redis_start_time_seconds{" PFX "} 1795975105",
+        "redis_config_maxclients{" PFX "} 10000",
+        "redis_total_system_memory_bytes{" PFX "} 25276059648",
+        "redis_cpu_sys_seconds_total{" PFX "} 1.499652",
+        "redpulse_poll_errors_total{" PFX ",reason=\"timeout\"} 3",
+        "redpulse_last_poll_outcome{" PFX ",reason=\"ok\"} 1",
+        "redpulse_info_reply_bytes{" PFX "} 5321",
+        NULL};
+    for (const char *const *e = expect; *e; e++)
+        ck_assert_msg(has_line(f->prom, *e), "missing line: %s", *e);
+    ck_assert_ptr_nonnull(strstr(f->prom, "redis_instance_info{" PFX ",role=\"master\",redis_version=\"7.0.15\""));
+    ck_assert_ptr_null(strstr(f->prom, "_human"));
+    frag_unref(f);
+    free(prefix);
+}
+END_TEST
+
+START_TEST(golden)
+{
+    struct instance_cfg cfg;
+    char *prefix;
+    struct frag *f = render_fixture("m1", "info-redis-7.0.15-master.txt", OUTCOME_OK, NULL, &cfg, &prefix);
+    char *text = assemble(f);
+    if (getenv("REDPULSE_UPDATE_GOLDEN")) {
+        FILE *o = fopen(FIXTURES "/golden-redis-7.0.15-master.prom", "w");
+        fputs(text, o);
+        fclose(o);
+    }
+    char *g = read_fixture("golden-redis-7.0.15-master.prom", NULL);
+    ck_assert_str_eq(text, g);
+    free(g);
+    free(text);
+    frag_unref(f);
+    free(prefix);
+}
+END_TEST
+
+START_TEST(failed_poll)
+{
+    struct instance_cfg cfg;
+    char *prefix;
+    struct frag *ok = render_fixture("m1", "info-redis-7.0.15-master.txt", OUTCOME_OK, NULL, &cfg, &prefix);
+    free(prefix);
+    struct frag *f = render_fixture("m1", NULL, OUTCOME_CONNECT_REFUSED, ok->sections, &cfg, &prefix);
+    char *text = assemble(f);
+    check_exposition(text);
+    free(text);
+    ck_assert(has_line(f->prom, "redis_up{" PFX "} 0"));
+    ck_assert(has_line(f->prom, "redpulse_last_poll_outcome{" PFX ",reason=\"connect_refused\"} 1"));
+    ck_assert_ptr_null(strstr(f->prom, "redis_memory_used_bytes"));
+    ck_assert_ptr_null(strstr(f->prom, "redis_instance_info"));
+    /* the JSON keeps the last good sections, shared, not copied */
+    ck_assert_ptr_eq(f->sections, ok->sections);
+    struct buf b = BUF_INIT;
+    frag_append_json(f, &b);
+    cJSON *j = cJSON_Parse(b.p);
+    ck_assert_ptr_nonnull(j);
+    ck_assert(cJSON_IsFalse(cJSON_GetObjectItem(j, "up")));
+    ck_assert_str_eq(cJSON_GetObjectItem(j, "reason")->valuestring, "connect_refused");
+    ck_assert_str_eq(cJSON_GetObjectItem(j, "last_error")->valuestring, "connection refused");
+    ck_assert(cJSON_IsNull(cJSON_GetObjectItem(j, "role")));
+    cJSON *mem = cJSON_GetObjectItem(cJSON_GetObjectItem(j, "sections"), "memory");
+    ck_assert(cJSON_GetObjectItem(mem, "used_memory")->valuedouble == 1922936);
+    cJSON_Delete(j);
+    buf_free(&b);
+    frag_unref(f);
+    frag_unref(ok);
+    free(prefix);
+}
+END_TEST
+
+START_TEST(json_values)
+{
+    struct instance_cfg cfg;
+    char *prefix;
+    struct frag *f = render_fixture("m1", "info-redis-7.0.15-master.txt", OUTCOME_OK, NULL, &cfg, &prefix);
+    struct buf b = BUF_INIT;
+    frag_append_json(f, &b);
+    cJSON *j = cJSON_Parse(b.p);
+    ck_assert_ptr_nonnull(j);
+    ck_assert_str_eq(cJSON_GetObjectItem(j, "name")->valuestring, "m1");
+    ck_assert(cJSON_IsTrue(cJSON_GetObjectItem(j, "up")));
+    ck_assert_str_eq(cJSON_GetObjectItem(j, "role")->valuestring, "master");
+    ck_assert_str_eq(cJSON_GetObjectItem(j, "version")->valuestring, "7.0.15");
+    ck_assert_str_eq(cJSON_GetObjectItem(cJSON_GetObjectItem(j, "labels"), "note")->valuestring,
+                     "a \"quoted\" \\ back\nslash");
+    cJSON *sec = cJSON_GetObjectItem(j, "sections");
+    cJSON *server = cJSON_GetObjectItem(sec, "server");
+    ck_assert_str_eq(cJSON_GetObjectItem(server, "redis_git_sha1")->valuestring, "00000000");
+    ck_assert(cJSON_GetObjectItem(server, "uptime_in_seconds")->valuedouble == 25);
+    ck_assert_str_eq(cJSON_GetObjectItem(cJSON_GetObjectItem(sec, "persistence"), "rdb_last_bgsave_status")->valuestring, "ok");
+    cJSON *cg = cJSON_GetObjectItem(cJSON_GetObjectItem(sec, "commandstats"), "cmdstat_config|get");
+    ck_assert(cJSON_GetObjectItem(cg, "calls")->valuedouble == 6);
+    ck_assert(cJSON_GetObjectItem(cg, "usec_per_call")->valuedouble == 8);
+    cJSON *lat = cJSON_GetObjectItem(cJSON_GetObjectItem(sec, "latencystats"), "latency_percentiles_usec_set");
+    ck_assert(cJSON_GetObjectItem(lat, "p99.9")->valuedouble == 10.047);
+    cJSON *db1 = cJSON_GetObjectItem(cJSON_GetObjectItem(sec, "keyspace"), "db1");
+    ck_assert(cJSON_GetObjectItem(db1, "avg_ttl")->valuedouble == 490998);
+    cJSON *s0 = cJSON_GetObjectItem(cJSON_GetObjectItem(sec, "replication"), "slave0");
+    ck_assert_str_eq(cJSON_GetObjectItem(s0, "state")->valuestring, "online");
+    ck_assert(cJSON_GetObjectItem(cJSON_GetObjectItem(sec, "cluster"), "cluster_enabled")->valuedouble == 0);
+    cJSON_Delete(j);
+    buf_free(&b);
+    frag_unref(f);
+    free(prefix);
+}
+END_TEST
+
+START_TEST(registry_assembly)
+{
+    const char *names[] = {"m1", "b2", "v3", "x4"};
+    struct registry *reg = registry_new(names, 4);
+    struct instance_cfg cfgs[4];
+    char *prefixes[4];
+    struct frag *f;
+    f = render_fixture("m1", "info-redis-7.0.15-master.txt", OUTCOME_OK, NULL, &cfgs[0], &prefixes[0]);
+    registry_publish(reg, 0, f);
+    f = render_fixture("b2", "info-redis-7.0.15-bgsave-error.txt", OUTCOME_OK, NULL, &cfgs[1], &prefixes[1]);
+    registry_publish(reg, 1, f);
+    f = render_fixture("v3", "info-valkey-8.0.1.txt", OUTCOME_OK, NULL, &cfgs[2], &prefixes[2]);
+    registry_publish(reg, 2, f);
+    f = render_fixture("x4", NULL, OUTCOME_TIMEOUT, NULL, &cfgs[3], &prefixes[3]);
+    registry_publish(reg, 3, f);
+    ck_assert(registry_all_polled(reg));
+    ck_assert_int_eq(registry_find(reg, "v3"), 2);
+    ck_assert_int_eq(registry_find(reg, "nope"), -1);
+
+    struct buf all = BUF_INIT;
+    http_render_metrics(reg, -1, &all);
+    size_t n = check_exposition(all.p);
+    ck_assert_uint_gt(n, 700);
+    ck_assert_ptr_nonnull(strstr(all.p, "redpulse_build_info{version=\""));
+    int ups = 0;
+    for (const char *p = all.p; (p = strstr(p, "\nredis_up{")) != NULL; p++)
+        ups++;
+    ck_assert_int_eq(ups, 4);
+
+    struct buf one = BUF_INIT;
+    http_render_metrics(reg, 1, &one);
+    check_exposition(one.p);
+    ck_assert_ptr_null(strstr(one.p, "target=\"m1\""));
+    ck_assert_ptr_nonnull(strstr(one.p, "redis_rdb_last_bgsave_status{target=\"b2\""));
+    ck_assert_ptr_nonnull(strstr(one.p, "} 0\n"));
+
+    /* gzip round trip */
+    struct buf gz = BUF_INIT;
+    ck_assert_int_eq(http_gzip(all.p, all.len, &gz), 0);
+    ck_assert_uint_lt(gz.len, all.len / 4);
+    char *plain = xmalloc(all.len + 1);
+    z_stream z;
+    memset(&z, 0, sizeof z);
+    inflateInit2(&z, 15 + 16);
+    z.next_in = (Bytef *)gz.p;
+    z.avail_in = (uInt)gz.len;
+    z.next_out = (Bytef *)plain;
+    z.avail_out = (uInt)all.len + 1;
+    ck_assert_int_eq(inflate(&z, Z_FINISH), Z_STREAM_END);
+    ck_assert_uint_eq(z.total_out, all.len);
+    ck_assert(memcmp(plain, all.p, all.len) == 0);
+    inflateEnd(&z);
+    free(plain);
+    buf_free(&gz);
+    buf_free(&all);
+    buf_free(&one);
+    for (int i = 0; i < 4; i++)
+        free(prefixes[i]);
+    registry_free(reg);
+}
+END_TEST
+
+START_TEST(accept_encoding)
+{
+    ck_assert(http_accepts_gzip("gzip"));
+    ck_assert(http_accepts_gzip("deflate, gzip;q=1.0, *;q=0.5"));
+    ck_assert(http_accepts_gzip("GZIP"));
+    ck_assert(http_accepts_gzip("*"));
+    ck_assert(!http_accepts_gzip("gzip;q=0"));
+    ck_assert(!http_accepts_gzip("identity"));
+    ck_assert(!http_accepts_gzip("x-gzip2"));
+    ck_assert(!http_accepts_gzip(""));
+    ck_assert(!http_accepts_gzip(NULL));
+}
+END_TEST
+
+START_TEST(family_names_unique)
+{
+    for (int a = 0; a < FAM_COUNT; a++) {
+        const char *na = prom_family_name((enum prom_family)a);
+        ck_assert_msg(strncmp(na, "redis_", 6) == 0 || strncmp(na, "redpulse_", 9) == 0, "%s", na);
+        for (int b = a + 1; b < FAM_COUNT; b++)
+            ck_assert_msg(strcmp(na, prom_family_name((enum prom_family)b)) != 0, "duplicate family %s", na);
+    }
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("prom");
+    TCase *tc = tcase_create("core");
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, escaping);
+    tcase_add_test(tc, master_values);
+    tcase_add_test(tc, golden);
+    tcase_add_test(tc, failed_poll);
+    tcase_add_test(tc, json_values);
+    tcase_add_test(tc, registry_assembly);
+    tcase_add_test(tc, accept_encoding);
+    tcase_add_test(tc, family_names_unique);
+    suite_add_tcase(s, tc);
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}

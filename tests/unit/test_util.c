@@ -1,0 +1,141 @@
+/* test_util.c - durations, numbers, label names, buffers and JSON strings. */
+#include <check.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "buf.h"
+#include "util.h"
+
+START_TEST(durations)
+{
+    uint64_t ms;
+    const char *why;
+    ck_assert_int_eq(parse_duration_ms("250ms", &ms, &why), 0);
+    ck_assert_uint_eq(ms, 250);
+    ck_assert_int_eq(parse_duration_ms("1s", &ms, &why), 0);
+    ck_assert_uint_eq(ms, 1000);
+    ck_assert_int_eq(parse_duration_ms("1m30s", &ms, &why), 0);
+    ck_assert_uint_eq(ms, 90000);
+    ck_assert_int_eq(parse_duration_ms("1.5s", &ms, &why), 0);
+    ck_assert_uint_eq(ms, 1500);
+    ck_assert_int_eq(parse_duration_ms("2h", &ms, &why), 0);
+    ck_assert_uint_eq(ms, 7200000);
+    ck_assert_int_eq(parse_duration_ms("10", &ms, &why), -1);
+    ck_assert_ptr_nonnull(strstr(why, "unit"));
+    ck_assert_int_eq(parse_duration_ms("", &ms, &why), -1);
+    ck_assert_int_eq(parse_duration_ms("-1s", &ms, &why), -1);
+    ck_assert_int_eq(parse_duration_ms("5 s", &ms, &why), -1);
+    ck_assert_int_eq(parse_duration_ms("1d", &ms, &why), -1);
+    ck_assert_int_eq(parse_duration_ms("s", &ms, &why), -1);
+    ck_assert_int_eq(parse_duration_ms("99999999h", &ms, &why), -1);
+}
+END_TEST
+
+START_TEST(doubles)
+{
+    double v;
+    ck_assert(parse_double("12", &v) && v == 12);
+    ck_assert(parse_double("-1", &v) && v == -1);
+    ck_assert(parse_double("4.78", &v) && v == 4.78);
+    ck_assert(!parse_double("", &v));
+    ck_assert(!parse_double("1x", &v));
+    ck_assert(!parse_double("0x10", &v));
+    ck_assert(!parse_double("nan", &v));
+    ck_assert(!parse_double("inf", &v));
+    ck_assert(!parse_double(" 1", &v));
+    ck_assert(!parse_double("1e999", &v));
+}
+END_TEST
+
+START_TEST(label_names)
+{
+    ck_assert(is_label_name("namespace"));
+    ck_assert(is_label_name("_x9"));
+    ck_assert(!is_label_name("9x"));
+    ck_assert(!is_label_name("__meta"));
+    ck_assert(!is_label_name("a-b"));
+    ck_assert(!is_label_name(""));
+}
+END_TEST
+
+START_TEST(buf_numbers)
+{
+    struct buf b = BUF_INIT;
+    buf_put_double(&b, 1795980094972430.0);
+    buf_putc(&b, ' ');
+    buf_put_double(&b, 0.1);
+    buf_putc(&b, ' ');
+    buf_put_double(&b, -1);
+    buf_putc(&b, ' ');
+    buf_put_double(&b, NAN);
+    buf_putc(&b, ' ');
+    buf_put_double(&b, 1e-6);
+    ck_assert_str_eq(b.p, "1795980094972430 0.1 -1 NaN 1e-06");
+    /* every printed double reads back to 15 significant digits */
+    double vals[] = {1.0 / 3, 2.0 / 3 * 1e10, 123456789.123456789, 4.78};
+    for (size_t i = 0; i < sizeof vals / sizeof vals[0]; i++) {
+        buf_reset(&b);
+        buf_put_double(&b, vals[i]);
+        ck_assert(fabs(strtod(b.p, NULL) - vals[i]) <= fabs(vals[i]) * 1e-14);
+    }
+    buf_free(&b);
+}
+END_TEST
+
+START_TEST(json_strings)
+{
+    struct buf b = BUF_INIT;
+    buf_put_json_str(&b, "a\"b\\c\n\x01\xc3\xa9\xff");
+    ck_assert_str_eq(b.p, "\"a\\\"b\\\\c\\n\\u0001\xc3\xa9\\ufffd\"");
+    buf_reset(&b);
+    buf_put_json_str(&b, "\xed\xa0\x80"); /* UTF-16 surrogate encoded in UTF-8: invalid */
+    ck_assert_str_eq(b.p, "\"\\ufffd\\ufffd\\ufffd\"");
+    buf_reset(&b);
+    buf_put_json_str(&b, "\xc3"); /* truncated sequence */
+    ck_assert_str_eq(b.p, "\"\\ufffd\"");
+    buf_free(&b);
+}
+END_TEST
+
+START_TEST(buf_growth)
+{
+    struct buf b = BUF_INIT;
+    for (int i = 0; i < 10000; i++)
+        buf_printf(&b, "%d,", i);
+    ck_assert_uint_gt(b.len, 40000);
+    ck_assert(strncmp(b.p, "0,1,2,", 6) == 0);
+    char big[1000];
+    memset(big, 'x', sizeof big - 1);
+    big[sizeof big - 1] = '\0';
+    buf_reset(&b);
+    buf_printf(&b, "<%s>", big);
+    ck_assert_uint_eq(b.len, 1001);
+    size_t len;
+    char *p = buf_steal(&b, &len);
+    ck_assert_uint_eq(len, 1001);
+    ck_assert_ptr_null(b.p);
+    free(p);
+    p = buf_steal(&b, &len);
+    ck_assert_str_eq(p, "");
+    free(p);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("util");
+    TCase *tc = tcase_create("core");
+    tcase_add_test(tc, durations);
+    tcase_add_test(tc, doubles);
+    tcase_add_test(tc, label_names);
+    tcase_add_test(tc, buf_numbers);
+    tcase_add_test(tc, json_strings);
+    tcase_add_test(tc, buf_growth);
+    suite_add_tcase(s, tc);
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}

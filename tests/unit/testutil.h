@@ -1,0 +1,10 @@
+/* testutil.h - helpers shared by the unit suites. */
+#ifndef REDPULSE_TESTUTIL_H
+#define REDPULSE_TESTUTIL_H
+
+#include <stddef.h>
+
+/* Reads FIXTURES/name into a malloc'd NUL-terminated buffer; aborts on error. */
+char *read_fixture(const char *name, size_t *len);
+
+#endif
