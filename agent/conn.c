@@ -338,6 +338,16 @@ int conn_command(struct conn *c, int argc, const char **argv)
     return r;
 }
 
+bool conn_in_tls_handshake(const struct conn *c)
+{
+    if (!c || !c->tls || c->connected)
+        return false;
+    evutil_socket_t fd = bufferevent_getfd(c->bev);
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof ss;
+    return fd >= 0 && getpeername(fd, (struct sockaddr *)&ss, &sl) == 0;
+}
+
 void conn_close(struct conn *c)
 {
     if (!c)

@@ -135,6 +135,17 @@ int http_gzip(const char *in, size_t len, struct buf *out)
     return 0;
 }
 
+static int hexval(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
 static enum MHD_Result send_buf(struct MHD_Connection *c, unsigned status, const char *ctype,
                                 struct buf *body, bool gzip_ok)
 {
@@ -297,6 +308,25 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
     return send_text(c, MHD_HTTP_NOT_FOUND, "not found; see / for the endpoints\n");
 }
 
+/* Percent-decoding for paths and query values that never produces a NUL:
+ * "%00" stays as written, so "name%00suffix" cannot pass for "name". */
+static size_t unescape(void *cls, struct MHD_Connection *c, char *s)
+{
+    (void)cls, (void)c;
+    char *w = s;
+    for (const char *r = s; *r; r++) {
+        int hi, lo;
+        if (r[0] == '%' && (hi = hexval(r[1])) >= 0 && (lo = hexval(r[2])) >= 0 && (hi | lo)) {
+            *w++ = (char)(hi * 16 + lo);
+            r += 2;
+        } else {
+            *w++ = *r;
+        }
+    }
+    *w = '\0';
+    return (size_t)(w - s);
+}
+
 static void mhd_log(void *cls, const char *fmt, va_list ap)
 {
     (void)cls;
@@ -366,6 +396,7 @@ struct http_server *http_start(const struct config *cfg, struct registry *reg, c
                             MHD_OPTION_CONNECTION_TIMEOUT, timeout_s,
                             MHD_OPTION_CONNECTION_MEMORY_LIMIT, h->connection_memory_limit,
                             MHD_OPTION_LISTENING_ADDRESS_REUSE, 1,
+                            MHD_OPTION_UNESCAPE_CALLBACK, unescape, NULL,
                             MHD_OPTION_END);
     if (!s->d) {
         snprintf(err, errlen, "cannot listen on %s (in use, or not an address of this host?)", h->listen);

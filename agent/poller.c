@@ -244,7 +244,15 @@ static void deadline_cb(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd, (void)what;
     struct target *t = arg;
-    char detail[96];
+    char detail[128];
+    if (conn_in_tls_handshake(t->conn)) {
+        /* TCP is up but the server never answered the TLS handshake: most
+         * likely a plain-text server behind a rediss:// address */
+        snprintf(detail, sizeof detail, "TLS handshake not completed within %llums (is the server speaking TLS?)",
+                 (unsigned long long)t->cfg->timeout_ms);
+        finish(t, OUTCOME_TLS, detail, NULL, 0, true);
+        return;
+    }
     snprintf(detail, sizeof detail, "no complete reply within %llums",
              (unsigned long long)t->cfg->timeout_ms);
     finish(t, OUTCOME_TIMEOUT, detail, NULL, 0, true);

@@ -14,6 +14,7 @@
 #include <event2/event.h>
 #include <hiredis/hiredis.h>
 #include <openssl/ssl.h>
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "config.h"
@@ -43,6 +44,9 @@ int conn_command(struct conn *c, int argc, const char **argv);
 /* Closes and frees; no callbacks run after it returns. Safe on NULL and from
  * inside any conn callback. */
 void conn_close(struct conn *c);
+/* True while a TLS connection has its TCP link up but the handshake has not
+ * finished (used to name a stalled handshake as a TLS failure). */
+bool conn_in_tls_handshake(const struct conn *c);
 /* Connections currently open, across all conns (for self-metrics). */
 long conn_open_count(void);
 

@@ -1,0 +1,318 @@
+"""Test harness: real redis-server processes, the redpulse binary, HTTP and
+RESP helpers. Everything listens on loopback ports chosen at run time and
+lives in a temporary directory removed at the end."""
+import gzip
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import urllib.error
+import urllib.request
+
+BIN = os.environ.get("REDPULSE_BIN") or os.path.join(
+    os.path.dirname(__file__), "..", "..", "build", "redpulse")
+REDIS = shutil.which("redis-server") or "/usr/bin/redis-server"
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def wait_for(pred, timeout, step=0.05, what="condition"):
+    end = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < end:
+        try:
+            last = pred()
+            if last:
+                return last
+        except Exception as e:  # noqa: BLE001 - keep polling until the deadline
+            last = e
+        time.sleep(step)
+    raise AssertionError("timed out after %.1fs waiting for %s (last: %r)" % (timeout, what, last))
+
+
+# ---- a minimal RESP client (for the tests' own view of the server) ------
+
+def _read_reply(f):
+    line = f.readline()
+    if not line:
+        raise ConnectionError("closed")
+    t, rest = line[:1], line[1:].rstrip(b"\r\n")
+    if t == b"+":
+        return rest.decode()
+    if t == b"-":
+        raise RuntimeError(rest.decode())
+    if t == b":":
+        return int(rest)
+    if t == b"$":
+        n = int(rest)
+        if n < 0:
+            return None
+        data = f.read(n + 2)
+        return data[:-2].decode("utf-8", "replace")
+    if t == b"*":
+        n = int(rest)
+        return None if n < 0 else [_read_reply(f) for _ in range(n)]
+    raise RuntimeError("bad reply %r" % line)
+
+
+class Resp:
+    def __init__(self, port=None, unix=None, password=None, user=None, tls=None):
+        if unix:
+            self.s = socket.socket(socket.AF_UNIX)
+            self.s.connect(unix)
+        else:
+            self.s = socket.create_connection(("127.0.0.1", port), timeout=10)
+        if tls:
+            import ssl
+            ctx = ssl.create_default_context(cafile=tls)
+            self.s = ctx.wrap_socket(self.s, server_hostname="127.0.0.1")
+        self.f = self.s.makefile("rb")
+        if password:
+            self.cmd(*(["AUTH", user, password] if user else ["AUTH", password]))
+
+    def cmd(self, *args):
+        out = b"*%d\r\n" % len(args)
+        for a in args:
+            a = str(a).encode()
+            out += b"$%d\r\n%s\r\n" % (len(a), a)
+        self.s.sendall(out)
+        return _read_reply(self.f)
+
+    def pipeline(self, cmds):
+        out = b""
+        for args in cmds:
+            out += b"*%d\r\n" % len(args)
+            for a in args:
+                a = str(a).encode()
+                out += b"$%d\r\n%s\r\n" % (len(a), a)
+        self.s.sendall(out)
+        return [_read_reply(self.f) for _ in cmds]
+
+    def info(self, section="all"):
+        d = {}
+        for line in self.cmd("INFO", section).splitlines():
+            if line and not line.startswith("#") and ":" in line:
+                k, v = line.split(":", 1)
+                d[k] = v
+        return d
+
+    def close(self):
+        try:
+            self.s.close()
+        except OSError:
+            pass
+
+
+class RedisServer:
+    """A real redis-server on a free loopback port (and/or a unix socket)."""
+
+    def __init__(self, tmp, name, args=(), unix=False, tls=None, port=None):
+        self.dir = os.path.join(tmp, name)
+        os.makedirs(self.dir, exist_ok=True)
+        self.port = port or free_port()
+        self.unix = os.path.join(self.dir, "redis.sock") if unix else None
+        self.tls = tls
+        self.extra = list(args)
+        self.proc = None
+        self.start()
+
+    def argv(self):
+        a = [REDIS, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+             "--dir", self.dir, "--logfile", os.path.join(self.dir, "redis.log")]
+        if self.tls:
+            a += ["--port", "0", "--tls-port", str(self.port), "--tls-cert-file", self.tls["cert"],
+                  "--tls-key-file", self.tls["key"], "--tls-ca-cert-file", self.tls["ca"],
+                  "--tls-auth-clients", "no"]
+        else:
+            a += ["--port", str(self.port)]
+        if self.unix:
+            a += ["--unixsocket", self.unix, "--unixsocketperm", "700"]
+        return a + self.extra
+
+    def start(self):
+        self.proc = subprocess.Popen(self.argv(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_for(self._ping, 10, what="redis-server %s to answer" % self.port)
+
+    def _ping(self):
+        c = self.client()
+        try:
+            return c.cmd("PING") == "PONG"
+        finally:
+            c.close()
+
+    def client(self, **kw):
+        if self.tls:
+            return Resp(self.port, tls=self.tls["ca"], **kw)
+        if self.unix and "--port" in self.extra:
+            return Resp(unix=self.unix, **kw)
+        return Resp(self.port, **kw)
+
+    def kill(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+def make_tls(tmp):
+    """A throwaway CA and a server certificate for 127.0.0.1/localhost."""
+    d = os.path.join(tmp, "tls")
+    os.makedirs(d, exist_ok=True)
+
+    def run(*a):
+        subprocess.run(a, cwd=d, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    run("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.crt",
+        "-days", "2", "-subj", "/CN=redpulse-test-ca")
+    run("openssl", "req", "-newkey", "rsa:2048", "-nodes", "-keyout", "srv.key", "-out", "srv.csr",
+        "-subj", "/CN=localhost")
+    with open(os.path.join(d, "ext"), "w") as f:
+        f.write("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
+    run("openssl", "x509", "-req", "-in", "srv.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial",
+        "-out", "srv.crt", "-days", "2", "-extfile", "ext")
+    # a second, unrelated CA: verification against it must fail
+    run("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "other.key", "-out",
+        "other.crt", "-days", "2", "-subj", "/CN=other-ca")
+    return {"ca": os.path.join(d, "ca.crt"), "cert": os.path.join(d, "srv.crt"),
+            "key": os.path.join(d, "srv.key"), "other_ca": os.path.join(d, "other.crt")}
+
+
+class Agent:
+    """The redpulse binary with a generated configuration."""
+
+    def __init__(self, tmp, instances, defaults=None, extra=None, env=None, log_level="debug"):
+        self.port = free_port()
+        self.cfg = {"listen": "127.0.0.1:%d" % self.port, "instances": instances}
+        if defaults:
+            self.cfg["defaults"] = defaults
+        if extra:
+            self.cfg.update(extra)
+        self.path = os.path.join(tmp, "redpulse-%d.json" % self.port)
+        with open(self.path, "w") as f:
+            json.dump(self.cfg, f, indent=2)
+        self.log = os.path.join(tmp, "redpulse-%d.log" % self.port)
+        e = dict(os.environ)
+        e.update(env or {})
+        self.logf = open(self.log, "w")
+        self.proc = subprocess.Popen([BIN, "--config", self.path, "--log-level", log_level],
+                                     stdout=self.logf, stderr=subprocess.STDOUT, env=e)
+        wait_for(lambda: self.get("/healthz")[0] == 200, 10, what="redpulse /healthz")
+
+    def url(self, path):
+        return "http://127.0.0.1:%d%s" % (self.port, path)
+
+    def get(self, path, headers=None, method="GET"):
+        req = urllib.request.Request(self.url(path), headers=headers or {}, method=method)
+        try:
+            with urllib.request.urlopen(req, timeout=10) as r:
+                return r.status, dict(r.headers), r.read()
+        except urllib.error.HTTPError as e:
+            return e.code, dict(e.headers), e.read()
+
+    def metrics(self, path="/metrics"):
+        status, _, body = self.get(path)
+        assert status == 200, (status, body)
+        return parse_prom(body.decode())
+
+    def instance(self, name):
+        status, _, body = self.get("/api/v1/instances/" + name)
+        assert status == 200, (status, body)
+        return json.loads(body)
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                rc = self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                rc = self.proc.wait()
+                raise AssertionError("redpulse did not stop on SIGTERM")
+        else:
+            rc = self.proc.returncode
+        self.logf.close()
+        return rc
+
+    def log_text(self):
+        with open(self.log) as f:
+            return f.read()
+
+
+def parse_prom(text):
+    """{(name, ((label, value), ...)): float} from exposition text."""
+    out = {}
+    for line in text.splitlines():
+        if not line or line.startswith("#"):
+            continue
+        if "{" in line:
+            name, rest = line.split("{", 1)
+            labels_s, value = rest.rsplit("} ", 1)
+            labels = []
+            i = 0
+            while i < len(labels_s):
+                eq = labels_s.index("=", i)
+                k = labels_s[i:eq]
+                j = eq + 2
+                v = ""
+                while labels_s[j] != '"':
+                    if labels_s[j] == "\\":
+                        j += 1
+                        v += {"n": "\n"}.get(labels_s[j], labels_s[j])
+                    else:
+                        v += labels_s[j]
+                    j += 1
+                labels.append((k, v))
+                i = j + 2 if j + 1 < len(labels_s) and labels_s[j + 1] == "," else j + 1
+        else:
+            name, value = line.split(" ", 1)
+            labels = []
+        out[(name, tuple(labels))] = float(value)
+    return out
+
+
+def series(m, name, **want):
+    """Values of series `name` whose labels include `want`."""
+    res = []
+    for (n, labels), v in m.items():
+        if n != name:
+            continue
+        d = dict(labels)
+        if all(d.get(k) == str(val) for k, val in want.items()):
+            res.append((d, v))
+    return res
+
+
+def value(m, name, **want):
+    r = series(m, name, **want)
+    assert len(r) == 1, "expected one %s%r, got %r" % (name, want, r)
+    return r[0][1]
+
+
+def promtool_check(text):
+    p = subprocess.run(["promtool", "check", "metrics"], input=text.encode(), capture_output=True)
+    return p.returncode, (p.stdout + p.stderr).decode()
+
+
+class Tmp:
+    def __init__(self):
+        self.path = tempfile.mkdtemp(prefix="redpulse-test-")
+
+    def cleanup(self):
+        shutil.rmtree(self.path, ignore_errors=True)
