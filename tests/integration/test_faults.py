@@ -1,0 +1,115 @@
+#!/usr/bin/env python3
+"""Faults on the Redis side: each ends its poll within the timeout with
+redis_up 0 and the right reason, while a healthy real instance polled by
+the same agent keeps its schedule; the agent recovers when the fault ends."""
+import os
+import sys
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from fakepeer import FakePeer  # noqa: E402
+from harness import Agent, RedisServer, Tmp, free_port, promtool_check, value, wait_for  # noqa: E402
+
+INTERVAL = 1.0
+TIMEOUT = 0.5
+
+
+class Faults(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = Tmp()
+        cls.healthy = RedisServer(cls.tmp.path, "healthy")
+        cls.peers = {m: FakePeer(m) for m in ("garbage", "drip", "reset", "huge", "hang", "redis6", "ok")}
+        cls.peers["redis6"] = FakePeer("redis6", "info-redis-6.2.0.txt")
+        cls.refused_port = free_port()
+        insts = [{"name": "healthy", "address": "127.0.0.1:%d" % cls.healthy.port}]
+        insts += [{"name": m, "address": "127.0.0.1:%d" % p.port} for m, p in cls.peers.items()]
+        insts.append({"name": "refused", "address": "127.0.0.1:%d" % cls.refused_port})
+        insts.append({"name": "nodns", "address": "no-such-host.invalid:6379", "interval": "5s", "timeout": "4900ms"})
+        insts.append({"name": "nosock", "address": "unix://" + os.path.join(cls.tmp.path, "missing.sock")})
+        cls.agent = Agent(cls.tmp.path, insts, defaults={"interval": "1s", "timeout": "500ms"})
+
+    @classmethod
+    def tearDownClass(cls):
+        for p in cls.peers.values():
+            p.stop()
+        rc = cls.agent.stop()
+        cls.healthy.stop()
+        log = cls.agent.log_text()
+        cls.tmp.cleanup()
+        assert rc == 0, log
+
+    def reason(self, name, want, within):
+        def check():
+            j = self.agent.instance(name)
+            return j if j["reason"] == want else None
+        j = wait_for(check, within, what="%s reason %s" % (name, want))
+        self.assertFalse(j["up"])
+        return j
+
+    def test_fault_reasons(self):
+        deadline = TIMEOUT + INTERVAL + 0.5  # timeout plus one interval (+ scheduling slack)
+        for name, want in (("garbage", "protocol"), ("reset", "closed"), ("huge", "reply_too_large"),
+                           ("hang", "timeout"), ("drip", "timeout"), ("refused", "connect_refused"),
+                           ("nosock", "connect_refused")):
+            j = self.reason(name, want, deadline + INTERVAL)
+            self.assertLess(j["last_poll_duration_seconds"], TIMEOUT + 0.25, name)
+        self.reason("nodns", "dns", 10)
+        m = self.agent.metrics()
+        for name in ("garbage", "reset", "huge", "hang", "drip", "refused"):
+            self.assertEqual(value(m, "redis_up", target=name), 0, name)
+        rc, out = promtool_check(self.agent.get("/metrics")[2].decode())
+        self.assertEqual((rc, out), (0, ""))
+
+    def test_healthy_keeps_its_schedule(self):
+        """While every fault above runs, the healthy instance's polls stay
+        within 10% of the interval."""
+        stamps = []
+        end = time.monotonic() + 6
+        last = None
+        while time.monotonic() < end:
+            ts = value(self.agent.metrics("/scrape?target=healthy"), "redpulse_last_poll_timestamp_seconds",
+                       target="healthy")
+            if ts != last:
+                stamps.append(ts)
+                last = ts
+            time.sleep(0.02)
+        gaps = [b - a for a, b in zip(stamps, stamps[1:])]
+        self.assertGreaterEqual(len(gaps), 4, stamps)
+        for g in gaps:
+            self.assertLess(abs(g - INTERVAL), 0.1 * INTERVAL, gaps)
+        self.assertEqual(value(self.agent.metrics(), "redis_up", target="healthy"), 1)
+
+    def test_redis6_single_section_fallback(self):
+        wait_for(lambda: self.agent.instance("redis6")["up"], 5, what="redis6 up")
+        j = self.agent.instance("redis6")
+        self.assertEqual(j["version"], "6.2.0")
+        infos = self.peers["redis6"].info_commands()
+        self.assertGreater(len(infos[0]), 2)  # first try: several sections
+        self.assertEqual([c for c in infos[1:] if len(c) != 2], [])  # then "INFO all" only
+        self.assertTrue(all(c[1] == "all" for c in infos[1:]))
+        self.assertIn('redis6: server takes one INFO section; using "INFO all"', self.agent.log_text())
+        self.assertEqual(self.peers["redis6"].connections, 1)
+
+    def test_recovers_when_fault_ends(self):
+        self.reason("hang", "timeout", 3)
+        self.peers["hang"].mode = "ok"
+        wait_for(lambda: self.agent.instance("hang")["up"], 12, what="hang recovers")
+        self.reason("garbage", "protocol", 3)
+        self.peers["garbage"].mode = "ok"
+        wait_for(lambda: self.agent.instance("garbage")["up"], 12, what="garbage recovers")
+
+    def test_backoff_spaces_reconnects(self):
+        """A peer that keeps failing is not hammered: after the first retry,
+        reconnects back off."""
+        p = self.peers["reset"]
+        c0 = p.connections
+        time.sleep(6)
+        c1 = p.connections
+        self.assertLessEqual(c1 - c0, 4, "reconnected %d times in 6s at a 1s interval" % (c1 - c0))
+        self.assertGreaterEqual(c1 - c0, 1)
+
+
+if __name__ == "__main__":
+    unittest.main()
