@@ -109,6 +109,13 @@ static const char *const reserved_labels[] = {
     "run_id", "process_id", "slave_ip", "slave_port", "slave_state", "version", "le",
 };
 
+/* dst = "a.b" (truncated to n bytes). Out of line so the compiler does not
+ * reason about the sizes of the callers' buffers. */
+static void __attribute__((noinline)) join_path(char *dst, size_t n, const char *a, const char *b)
+{
+    snprintf(dst, n, "%s%s%s", a, *a && *b != '[' ? "." : "", b);
+}
+
 /* ---- value checks ----------------------------------------------------- */
 
 static const char *type_name(const cJSON *v)
@@ -222,7 +229,7 @@ static void apply_tls(struct ctx *c, const cJSON *obj, struct pending *p, const 
     }
     p->tls_set = true;
     for (const cJSON *ch = obj->child; ch; ch = ch->next) {
-        snprintf(sub, sizeof sub, "%s.%s", path, ch->string);
+        join_path(sub, sizeof sub, path, ch->string);
         const struct opt *o = find_opt(tls_opts, NELEM(tls_opts), ch->string);
         if (!o) {
             err_at(c, ch, 1, sub, "unknown key \"%s\" (known: ca_file, cert_file, key_file, server_name, insecure_skip_verify)", ch->string);
@@ -259,7 +266,7 @@ static void apply_labels(struct ctx *c, const cJSON *obj, struct pending *p, con
         return;
     }
     for (const cJSON *ch = obj->child; ch; ch = ch->next) {
-        snprintf(sub, sizeof sub, "%s.%s", path, ch->string);
+        join_path(sub, sizeof sub, path, ch->string);
         if (!is_label_name(ch->string)) {
             err_at(c, ch, 1, sub, "invalid label name \"%s\" (must match [a-zA-Z_][a-zA-Z0-9_]* and not start with \"__\")", ch->string);
             continue;
@@ -287,7 +294,7 @@ static void apply_instance_obj(struct ctx *c, const cJSON *obj, struct pending *
 {
     char sub[256];
     for (const cJSON *ch = obj->child; ch; ch = ch->next) {
-        snprintf(sub, sizeof sub, "%s.%s", path, ch->string);
+        join_path(sub, sizeof sub, path, ch->string);
         const struct opt *o = find_opt(instance_opts, NELEM(instance_opts), ch->string);
         if (!o || (is_defaults && (strcmp(o->key, "name") == 0 || strcmp(o->key, "address") == 0))) {
             err_at(c, ch, 1, sub, "unknown key \"%s\"%s", ch->string,
@@ -555,7 +562,7 @@ static void finish_instance(struct ctx *c, struct pending *p, const cJSON *inst,
     if (!cfg->name) {
         err_at(c, inst, 0, path, "missing required key \"name\"");
     } else {
-        snprintf(sub, sizeof sub, "%s.name", path);
+        join_path(sub, sizeof sub, path, "name");
         size_t len = strlen(cfg->name);
         bool bad = len == 0 || len > 128;
         for (const char *s = cfg->name; *s; s++)
@@ -567,7 +574,7 @@ static void finish_instance(struct ctx *c, struct pending *p, const cJSON *inst,
     if (!cfg->address) {
         err_at(c, inst, 0, path, "missing required key \"address\"");
     } else {
-        snprintf(sub, sizeof sub, "%s.address", path);
+        join_path(sub, sizeof sub, path, "address");
         char *orig = cfg->address;
         if (config_parse_address(orig, cfg, &why) < 0) {
             err_at(c, p->o.address, 0, sub, "%s", why.p);
@@ -634,7 +641,7 @@ static void parse_http(struct ctx *c, const cJSON *obj, struct http_cfg *h)
         return;
     }
     for (const cJSON *ch = obj->child; ch; ch = ch->next) {
-        snprintf(sub, sizeof sub, "http.%s", ch->string);
+        join_path(sub, sizeof sub, "http", ch->string);
         const struct opt *o = find_opt(http_opts, NELEM(http_opts), ch->string);
         if (!o) {
             err_at(c, ch, 1, sub, "unknown key \"%s\"", ch->string);
@@ -707,14 +714,16 @@ static void check_dup_keys(struct ctx *c, const cJSON *node, const char *path, i
     int idx = 0;
     for (const cJSON *ch = node->child; ch; ch = ch->next, idx++) {
         if (cJSON_IsObject(node)) {
-            snprintf(sub, sizeof sub, "%s%s%s", path, *path ? "." : "", ch->string);
+            join_path(sub, sizeof sub, path, ch->string);
             for (const cJSON *prev = node->child; prev != ch; prev = prev->next)
                 if (strcmp(prev->string, ch->string) == 0) {
                     err_at(c, ch, 1, sub, "duplicate key \"%s\"", ch->string);
                     break;
                 }
         } else {
-            snprintf(sub, sizeof sub, "%s[%d]", path, idx);
+            char idxs[16];
+            snprintf(idxs, sizeof idxs, "[%d]", idx);
+            join_path(sub, sizeof sub, path, idxs);
         }
         check_dup_keys(c, ch, sub, depth + 1);
     }

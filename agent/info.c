@@ -336,6 +336,7 @@ struct info_sample *info_parse(const char *text, size_t len)
         e->key = key;
         e->val = val;
         e->num = NAN;
+        e->is_num = false;
         size_t vl = strlen(val);
         if (vl > 0 && vl < 64) {
             char tmp[64];

@@ -1,7 +1,7 @@
 """Test harness: real redis-server processes, the redpulse binary, HTTP and
 RESP helpers. Everything listens on loopback ports chosen at run time and
 lives in a temporary directory removed at the end."""
-import gzip
+import atexit
 import json
 import os
 import shutil
@@ -16,6 +16,17 @@ import urllib.request
 BIN = os.environ.get("REDPULSE_BIN") or os.path.join(
     os.path.dirname(__file__), "..", "..", "build", "redpulse")
 REDIS = shutil.which("redis-server") or "/usr/bin/redis-server"
+
+
+_LIVE = []  # every process started here; killed at exit if a test left it running
+
+
+@atexit.register
+def _kill_leftovers():
+    for p in _LIVE:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
 
 
 def free_port():
@@ -141,6 +152,7 @@ class RedisServer:
 
     def start(self):
         self.proc = subprocess.Popen(self.argv(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        _LIVE.append(self.proc)
         wait_for(self._ping, 10, what="redis-server %s to answer" % self.port)
 
     def _ping(self):
@@ -213,6 +225,7 @@ class Agent:
         self.logf = open(self.log, "w")
         self.proc = subprocess.Popen([BIN, "--config", self.path, "--log-level", log_level],
                                      stdout=self.logf, stderr=subprocess.STDOUT, env=e)
+        _LIVE.append(self.proc)
         wait_for(lambda: self.get("/healthz")[0] == 200, 10, what="redpulse /healthz")
 
     def url(self, path):

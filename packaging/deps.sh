@@ -1,0 +1,29 @@
+# packaging/deps.sh - sourced by quickstart.sh and tests/run.sh: installs the
+# Debian 12 packages redpulse needs to build (and, for "test", to run the
+# test suite), only those that are missing. Uses sudo when not root.
+
+redpulse_missing_pkgs() {
+    local p
+    for p in "$@"; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || printf '%s ' "$p"
+    done
+}
+
+redpulse_install_deps() {
+    local pkgs=(gcc make cmake pkg-config libhiredis-dev libevent-dev libmicrohttpd-dev libcjson-dev
+                zlib1g-dev libssl-dev redis-server)
+    if [ "${1:-}" = test ]; then
+        # check: unit tests; prometheus: promtool and a real server for the
+        # compatibility test; python3 and openssl: integration harness
+        pkgs+=(check prometheus python3 openssl)
+    fi
+    local missing
+    missing=$(redpulse_missing_pkgs "${pkgs[@]}")
+    [ -z "$missing" ] && return 0
+    local sudo=""
+    [ "$(id -u)" -ne 0 ] && sudo=sudo
+    echo "installing: $missing" >&2
+    $sudo apt-get update -qq
+    # shellcheck disable=SC2086 # word splitting of the package list is intended
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends $missing >&2
+}

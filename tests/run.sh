@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# The whole test suite, from a fresh Debian 12 machine: installs what is
+# missing, builds with warnings as errors and runs every test (unit suites
+# and integration tests against real redis-server and Prometheus), then
+# builds again with AddressSanitizer + UndefinedBehaviorSanitizer and runs
+# the suite once more. Exit status 0 only if everything passed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. packaging/deps.sh
+redpulse_install_deps test
+
+jobs=$(nproc 2>/dev/null || echo 2)
+run_suite() { # $1 build dir, rest: cmake options
+    local dir=$1
+    shift
+    cmake -S . -B "$dir" -DREDPULSE_WERROR=ON -DBUILD_TESTING=ON "$@" >/dev/null
+    cmake --build "$dir" -j"$jobs"
+    # integration tests check timing (polls within 10% of the interval):
+    # run one test program at a time so they do not compete for 2 cores
+    ctest --test-dir "$dir" --output-on-failure --timeout 600
+}
+
+echo "== build (warnings are errors) and test"
+run_suite build-test -DCMAKE_BUILD_TYPE=RelWithDebInfo
+
+echo "== build with AddressSanitizer + UndefinedBehaviorSanitizer and test"
+export ASAN_OPTIONS=detect_leaks=1:strict_string_checks=1:check_initialization_order=1
+export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+run_suite build-asan -DCMAKE_BUILD_TYPE=Debug -DREDPULSE_SANITIZE=ON
