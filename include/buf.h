@@ -29,7 +29,7 @@ void buf_puts(struct buf *b, const char *s);
 void buf_putc(struct buf *b, char c);
 /* Appends printf-formatted text. */
 void buf_printf(struct buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-void buf_vprintf(struct buf *b, const char *fmt, va_list ap);
+void buf_vprintf(struct buf *b, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
 /* Appends a double the way Prometheus and JSON both accept it: integers
  * without exponent or fraction, others with up to 15 significant digits,
  * NaN/Inf as "NaN"/"+Inf"/"-Inf" (callers writing JSON must not pass those). */
