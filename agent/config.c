@@ -67,6 +67,9 @@ static const struct opt instance_opts[] = {
     {"interval", OT_DURATION, 100, 3600000},
     {"timeout", OT_DURATION, 10, 3600000},
     {"max_reply_bytes", OT_SIZE, 65536, 64 << 20},
+    {"config_interval", OT_DURATION, 0, 86400000},
+    {"config_command", OT_STRING, 0, 0},
+    {"latency_interval", OT_DURATION, 0, 86400000},
     {"tls", OT_TLS, 0, 0},
     {"labels", OT_LABELS, 0, 0},
 };
@@ -317,6 +320,28 @@ static void apply_instance_obj(struct ctx *c, const cJSON *obj, struct pending *
         } else if (strcmp(o->key, "max_reply_bytes") == 0) {
             if (take_value(c, o, ch, sub, NULL, &u, &b) == 0)
                 cfg->max_reply_bytes = (size_t)u;
+        } else if (strcmp(o->key, "config_interval") == 0 || strcmp(o->key, "latency_interval") == 0) {
+            if (take_value(c, o, ch, sub, NULL, &u, &b) < 0)
+                continue;
+            if (u != 0 && u < 1000) {
+                err_at(c, ch, 0, sub, "\"%s\" is too short: \"0s\" switches it off, else at least \"1s\"",
+                       ch->valuestring);
+                continue;
+            }
+            if (o->key[0] == 'c')
+                cfg->config_interval_ms = u;
+            else
+                cfg->latency_interval_ms = u;
+        } else if (strcmp(o->key, "config_command") == 0) {
+            if (take_value(c, o, ch, sub, &cfg->config_command, &u, &b) < 0)
+                continue;
+            bool bad = !*cfg->config_command || strlen(cfg->config_command) > 64;
+            for (const char *q = cfg->config_command; *q; q++)
+                if ((unsigned char)*q <= 32 || *q == 0x7f)
+                    bad = true;
+            if (bad)
+                err_at(c, ch, 0, sub, "invalid command name \"%s\" (1 to 64 characters, no spaces)",
+                       cfg->config_command);
         } else {
             char **dst = NULL;
             if (strcmp(o->key, "name") == 0)
@@ -504,6 +529,7 @@ static void instance_cfg_clear(struct instance_cfg *i)
     free(i->host);
     free(i->path);
     free(i->username);
+    free(i->config_command);
     if (i->password)
         memset(i->password, 0, strlen(i->password));
     free(i->password);
@@ -531,6 +557,9 @@ static void pending_copy(struct pending *dst, const struct pending *src)
     d->interval_ms = s->interval_ms;
     d->timeout_ms = s->timeout_ms;
     d->max_reply_bytes = s->max_reply_bytes;
+    d->config_interval_ms = s->config_interval_ms;
+    d->config_command = dup_or_null(s->config_command);
+    d->latency_interval_ms = s->latency_interval_ms;
     d->tls.ca_file = dup_or_null(s->tls.ca_file);
     d->tls.cert_file = dup_or_null(s->tls.cert_file);
     d->tls.key_file = dup_or_null(s->tls.key_file);
@@ -551,6 +580,9 @@ static void builtin_defaults(struct pending *p)
     p->cfg.interval_ms = 5000;
     p->cfg.timeout_ms = 2000;
     p->cfg.max_reply_bytes = 1 << 20;
+    p->cfg.config_interval_ms = 60000;
+    p->cfg.config_command = xstrdup("CONFIG");
+    p->cfg.latency_interval_ms = 0;
 }
 
 /* Checks a merged instance and resolves its secret; reports problems. */

@@ -13,10 +13,14 @@
 
 #include <event2/dns.h>
 #include <math.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 
+#include "cmdclass.h"
+#include "collect.h"
 #include "conn.h"
+#include "derive.h"
 #include "info.h"
 #include "log.h"
 #include "prom.h"
@@ -27,8 +31,9 @@ const char *const poller_info_sections[] = {
     "server", "clients", "memory", "persistence", "stats", "replication", "cpu",
     "commandstats", "errorstats", "latencystats", "cluster", "keyspace", NULL};
 
-enum pend { P_AUTH, P_SETNAME, P_INFO };
-#define MAX_PEND 8
+enum pend { P_AUTH, P_SETNAME, P_CMDINFO, P_CONFIG, P_LATENCY, P_INFO };
+#define MAX_PEND (8 + CFGP_COUNT)
+#define MAX_ASK 64 /* command names per COMMAND INFO */
 
 struct target {
     struct poller *p;
@@ -48,7 +53,18 @@ struct target {
     int npend;
     struct poll_stats st;
     struct info_sample *last; /* latest successful sample */
+    uint64_t last_us;         /* monotonic time its reply arrived */
     struct rstr *sections;    /* JSON sections of `last` */
+    /* per connection: what the server said about command flags */
+    struct cmdclass_map *classes;
+    bool command_refused;
+    char *asking[MAX_ASK];    /* names in the COMMAND INFO in flight */
+    size_t n_asking;
+    /* slower cadences */
+    uint64_t next_config_us, next_latency_us;
+    bool config_refused, latency_refused;
+    struct config_values config;
+    struct latency_values latency;
 };
 
 struct poller {
@@ -65,9 +81,15 @@ static void arm_deadline(struct target *t)
     evtimer_add(t->deadline, &tv);
 }
 
-static void publish(struct target *t, const struct info_sample *s)
+static enum cmd_class classify(void *ctx, const char *cmd)
 {
-    struct render_input in = {t->cfg, t->prefix, s, &t->st, t->sections};
+    struct target *t = ctx;
+    return cmdclass_map_get(t->classes, cmd);
+}
+
+static void publish(struct target *t, const struct info_sample *s, const struct derived *d)
+{
+    struct render_input in = {t->cfg, t->prefix, s, &t->st, t->sections, d, &t->config, &t->latency};
     struct frag *f = render_frag(&in);
     if (s) {
         rstr_unref(t->sections);
@@ -94,6 +116,24 @@ static uint64_t backoff_us(const struct target *t)
     return (uint64_t)((double)ms * 1000.0 * j);
 }
 
+static void forget_asking(struct target *t)
+{
+    for (size_t i = 0; i < t->n_asking; i++)
+        free(t->asking[i]);
+    t->n_asking = 0;
+}
+
+static void drop_connection(struct target *t)
+{
+    conn_close(t->conn);
+    t->conn = NULL;
+    /* the next connection may reach another server (failover, upgrade) */
+    cmdclass_map_free(t->classes);
+    t->classes = NULL;
+    t->command_refused = false;
+    forget_asking(t);
+}
+
 /* Ends the current poll. sample is adopted on success. close: drop the
  * connection (every failure that leaves it in an unknown state). */
 static void finish(struct target *t, enum outcome o, const char *detail, struct info_sample *s,
@@ -104,12 +144,8 @@ static void finish(struct target *t, enum outcome o, const char *detail, struct 
     bool was_polling = t->polling;
     t->polling = false;
     t->npend = 0;
-    if (close || o != OUTCOME_OK) {
-        if (close) {
-            conn_close(t->conn);
-            t->conn = NULL;
-        }
-    }
+    if (close)
+        drop_connection(t);
     if (!was_polling && o != OUTCOME_OK) {
         /* the idle connection died between polls: reconnect at the next tick */
         log_debug("poller", "%s: idle connection lost: %s", t->cfg->name, detail);
@@ -142,11 +178,24 @@ static void finish(struct target *t, enum outcome o, const char *detail, struct 
         else
             log_debug("poller", "%s: poll failed again (%s): %s", t->cfg->name, outcome_str(o), detail);
     }
-    publish(t, o == OUTCOME_OK ? s : NULL);
-    if (o == OUTCOME_OK) {
-        info_sample_free(t->last);
-        t->last = s;
+    if (o != OUTCOME_OK) {
+        publish(t, NULL, NULL);
+        return;
     }
+    struct derived d;
+    derive(t->last, t->last_us, s, now, t->st.last_poll_ts, classify, t, &d);
+    if (d.event == DERIVE_RESTART) {
+        t->st.restarts++;
+        log_info("poller", "%s: server restarted (new run_id or lower uptime): new baseline", t->cfg->name);
+    } else if (d.event == DERIVE_RESET) {
+        t->st.resets++;
+        log_info("poller", "%s: counters went down (CONFIG RESETSTAT?): new baseline", t->cfg->name);
+    }
+    publish(t, s, &d);
+    derived_clear(&d);
+    info_sample_free(t->last);
+    t->last = s;
+    t->last_us = now;
 }
 
 static void push(struct target *t, enum pend k) { t->pend[t->npend++] = k; }
@@ -172,6 +221,55 @@ static void send_info(struct target *t)
         conn_command(t->conn, n, argv);
     }
     push(t, P_INFO);
+}
+
+static int server_major(const struct info_sample *s)
+{
+    const char *v = s ? info_str(s, "redis_version") : NULL;
+    return v ? atoi(v) : 0;
+}
+
+/* Commands that ride along with a poll when they are due: COMMAND INFO for
+ * command names not classified on this connection yet, CONFIG GET and
+ * LATENCY LATEST at their own cadences. In steady state: none. */
+static void send_extras(struct target *t, uint64_t now)
+{
+    const struct info_sample *s = t->last;
+    if (s && t->classes && !t->command_refused && t->n_asking == 0) {
+        const char *argv[MAX_ASK + 2] = {"COMMAND", "INFO"};
+        for (size_t i = 0; i < s->n_cmds && t->n_asking < MAX_ASK; i++)
+            if (!cmdclass_map_known(t->classes, s->cmds[i].cmd)) {
+                cmdclass_map_mark_asked(t->classes, s->cmds[i].cmd);
+                t->asking[t->n_asking] = xstrdup(s->cmds[i].cmd);
+                argv[2 + t->n_asking] = t->asking[t->n_asking];
+                t->n_asking++;
+            }
+        if (t->n_asking) {
+            conn_command(t->conn, (int)(2 + t->n_asking), argv);
+            push(t, P_CMDINFO);
+        }
+    }
+    /* CONFIG GET needs the server version (one parameter per call before
+     * 7.0), so it starts from the second poll */
+    if (t->cfg->config_interval_ms && !t->config_refused && s && now >= t->next_config_us) {
+        t->next_config_us = now + t->cfg->config_interval_ms * 1000;
+        const char *argv[CFGP_COUNT + 2];
+        if (server_major(s) >= 7) {
+            conn_command(t->conn, collect_config_argv(t->cfg->config_command, argv), argv);
+            push(t, P_CONFIG);
+        } else {
+            for (int p = 0; p < CFGP_COUNT; p++) {
+                conn_command(t->conn, collect_config_argv_one(t->cfg->config_command, (enum cfg_param)p, argv), argv);
+                push(t, P_CONFIG);
+            }
+        }
+    }
+    if (t->cfg->latency_interval_ms && !t->latency_refused && now >= t->next_latency_us) {
+        t->next_latency_us = now + t->cfg->latency_interval_ms * 1000;
+        const char *argv[] = {"LATENCY", "LATEST"};
+        conn_command(t->conn, 2, argv);
+        push(t, P_LATENCY);
+    }
 }
 
 static void on_connected(void *arg)
@@ -224,6 +322,36 @@ static void on_reply(void *arg, redisReply *r)
     case P_SETNAME:
         if (is_err) /* an ACL may refuse CLIENT SETNAME; polling still works */
             log_debug("poller", "%s: CLIENT SETNAME refused: %s", t->cfg->name, detail);
+        return;
+    case P_CMDINFO:
+        if (is_err) {
+            /* no +command: classify with the built-in table on this connection */
+            if (!t->command_refused)
+                log_info("poller", "%s: COMMAND INFO refused (%s); using the built-in command table", t->cfg->name, detail);
+            t->command_refused = true;
+        } else if (t->classes) {
+            cmdclass_map_learn(t->classes, (const char *const *)t->asking, t->n_asking, r);
+        }
+        forget_asking(t);
+        return;
+    case P_CONFIG:
+        if (is_err) {
+            if (!t->config_refused)
+                log_info("poller", "%s: %s GET refused (%s); not asking again", t->cfg->name,
+                         t->cfg->config_command, detail);
+            t->config_refused = true;
+        } else if (collect_config_reply(&t->config, r) < 0) {
+            log_debug("poller", "%s: unexpected CONFIG GET reply", t->cfg->name);
+        }
+        return;
+    case P_LATENCY:
+        if (is_err) {
+            if (!t->latency_refused)
+                log_info("poller", "%s: LATENCY LATEST refused (%s); not asking again", t->cfg->name, detail);
+            t->latency_refused = true;
+        } else if (collect_latency_reply(&t->latency, r) < 0) {
+            log_debug("poller", "%s: unexpected LATENCY LATEST reply", t->cfg->name);
+        }
         return;
     case P_INFO:
         if (is_err) {
@@ -306,8 +434,10 @@ static void tick_cb(evutil_socket_t fd, short what, void *arg)
         const char *setname[] = {"CLIENT", "SETNAME", "redpulse"};
         conn_command(t->conn, 3, setname);
         push(t, P_SETNAME);
+        t->classes = cmdclass_map_new();
     }
-    send_info(t);
+    send_extras(t, now);
+    send_info(t); /* INFO last: its reply ends the poll */
     arm_deadline(t);
 }
 
@@ -351,7 +481,7 @@ struct poller *poller_new(struct event_base *base, const struct config *cfg, str
         t->next_due_us = now + off;
         struct timeval tv = {(time_t)(off / 1000000), (suseconds_t)(off % 1000000)};
         evtimer_add(t->tick, &tv);
-        publish(t, NULL); /* so /scrape knows the instance before its first poll */
+        publish(t, NULL, NULL); /* so /scrape knows the instance before its first poll */
     }
     return p;
 }
@@ -362,7 +492,8 @@ void poller_free(struct poller *p)
         return;
     for (size_t i = 0; i < p->n; i++) {
         struct target *t = &p->t[i];
-        conn_close(t->conn);
+        drop_connection(t);
+        config_values_clear(&t->config);
         if (t->tick)
             event_free(t->tick);
         if (t->deadline)

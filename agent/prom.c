@@ -21,6 +21,12 @@ static const struct fam fams[FAM_COUNT] = {
 #define F(id, key, metric, type, conv, help) [FAM_##id] = {metric, TYPE_##type, help},
 #include "fields.def"
 #undef F
+#define D(id, group, json, metric, help) [FAM_D_##id] = {metric, TYPE_G, help},
+#include "derived.def"
+#undef D
+#define P(id, name, kind, metric, help) [FAM_P_##id] = {metric, TYPE_G, help},
+#include "cfgparams.def"
+#undef P
 #define E(id, name, type, help) [FAM_##id] = {name, TYPE_##type, help},
 #include "families.def"
 #undef E

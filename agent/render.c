@@ -48,6 +48,24 @@ static void render_family(struct buf *b, enum prom_family f, const struct render
     if (f < (enum prom_family)INFO_FIELD_COUNT) {
         if (s) {
             double v = info_num(s, (enum info_field)f);
+            if (isnan(v) && f == FAM_MAXCLIENTS && in->config) /* Redis 5: not in INFO */
+                v = cfg_value_num(in->config, CFGP_MAXCLIENTS);
+            if (!isnan(v))
+                prom_line(b, name, NULL, pre, NULL, v);
+        }
+        return;
+    }
+    if (f >= FAM_D_COMMANDS_PER_SECOND && f < FAM_D_COMMANDS_PER_SECOND + DV_COUNT) {
+        if (s && in->derived && *name) {
+            double v = in->derived->v[f - FAM_D_COMMANDS_PER_SECOND];
+            if (!isnan(v))
+                prom_line(b, name, NULL, pre, NULL, v);
+        }
+        return;
+    }
+    if (f >= FAM_P_APPENDONLY && f < FAM_P_APPENDONLY + CFGP_COUNT) {
+        if (s && in->config && *name) {
+            double v = cfg_value_num(in->config, (enum cfg_param)(f - FAM_P_APPENDONLY));
             if (!isnan(v))
                 prom_line(b, name, NULL, pre, NULL, v);
         }
@@ -87,11 +105,18 @@ static void render_family(struct buf *b, enum prom_family f, const struct render
     case FAM_RP_CONNECTS:
         prom_line(b, name, NULL, pre, NULL, (double)st->connects);
         return;
+    case FAM_RP_RESTARTS:
+        prom_line(b, name, NULL, pre, NULL, (double)st->restarts);
+        return;
+    case FAM_RP_RESETS:
+        prom_line(b, name, NULL, pre, NULL, (double)st->resets);
+        return;
     default:
         break;
     }
     if (!s)
         return;
+    const struct derived *d = in->derived;
     switch (f) {
     case FAM_INSTANCE_INFO: {
         const char *kv[] = {"role", str_or_empty(s, "role"),
@@ -158,9 +183,9 @@ static void render_family(struct buf *b, enum prom_family f, const struct render
     case FAM_DB_KEYS_EXPIRING:
     case FAM_DB_AVG_TTL:
         for (size_t i = 0; i < s->n_dbs; i++) {
-            const struct info_db *d = &s->dbs[i];
-            double v = f == FAM_DB_KEYS ? d->keys : f == FAM_DB_KEYS_EXPIRING ? d->expires : d->avg_ttl_ms / 1e3;
-            const char *kv[] = {"db", d->name, NULL};
+            const struct info_db *db = &s->dbs[i];
+            double v = f == FAM_DB_KEYS ? db->keys : f == FAM_DB_KEYS_EXPIRING ? db->expires : db->avg_ttl_ms / 1e3;
+            const char *kv[] = {"db", db->name, NULL};
             if (!isnan(v))
                 prom_line(b, name, NULL, pre, kv, v);
         }
@@ -181,9 +206,176 @@ static void render_family(struct buf *b, enum prom_family f, const struct render
     case FAM_RP_REPLY_BYTES:
         prom_line(b, name, NULL, pre, NULL, (double)st->reply_bytes);
         return;
+    case FAM_RP_RATE_INTERVAL:
+        if (d && !isnan(d->interval_seconds))
+            prom_line(b, name, NULL, pre, NULL, d->interval_seconds);
+        return;
+    case FAM_CONFIG_INFO: {
+        const struct config_values *c = in->config;
+        if (!c || !c->have)
+            return;
+        const char *kv[] = {"appendfsync", c->v[CFGP_APPENDFSYNC] ? c->v[CFGP_APPENDFSYNC] : "",
+                            "save", c->v[CFGP_SAVE] ? c->v[CFGP_SAVE] : "",
+                            "maxmemory_policy", c->v[CFGP_MAXMEMORY_POLICY] ? c->v[CFGP_MAXMEMORY_POLICY] : "",
+                            NULL};
+        prom_line(b, name, NULL, pre, kv, 1);
+        return;
+    }
+    case FAM_COMMAND_CALLS_PER_SECOND:
+    case FAM_COMMAND_CALL_DURATION:
+        for (size_t i = 0; d && i < d->n_cmds; i++) {
+            const struct derived_cmd *c = &d->cmds[i];
+            double v = f == FAM_COMMAND_CALLS_PER_SECOND ? c->calls_per_second : c->seconds_per_call;
+            if (isnan(v))
+                continue;
+            if (f == FAM_COMMAND_CALLS_PER_SECOND) {
+                const char *kv[] = {"cmd", c->cmd, "class", cmdclass_str(c->cls), NULL};
+                prom_line(b, name, NULL, pre, kv, v);
+            } else {
+                const char *kv[] = {"cmd", c->cmd, NULL};
+                prom_line(b, name, NULL, pre, kv, v);
+            }
+        }
+        return;
+    case FAM_ERRORS_PER_SECOND:
+        for (size_t i = 0; d && i < d->n_errs; i++) {
+            const char *kv[] = {"err", d->errs[i].err, NULL};
+            if (!isnan(d->errs[i].per_second))
+                prom_line(b, name, NULL, pre, kv, d->errs[i].per_second);
+        }
+        return;
+    case FAM_SLAVE_LAG_BYTES:
+        for (size_t i = 0; d && i < d->n_replicas; i++) {
+            const struct info_replica *r = d->replicas[i].r;
+            const char *kv[] = {"slave_ip", r->ip, "slave_port", r->port, "slave_state", r->state, NULL};
+            if (!isnan(d->replicas[i].lag_bytes))
+                prom_line(b, name, NULL, pre, kv, d->replicas[i].lag_bytes);
+        }
+        return;
+    case FAM_LATENCY_SPIKE_LAST:
+    case FAM_LATENCY_SPIKE_DURATION:
+    case FAM_LATENCY_SPIKE_MAX:
+        for (size_t i = 0; in->latency && i < in->latency->n; i++) {
+            const struct latency_event *e = &in->latency->ev[i];
+            const char *kv[] = {"event_name", e->name, NULL};
+            prom_line(b, name, NULL, pre, kv,
+                      f == FAM_LATENCY_SPIKE_LAST ? e->timestamp : f == FAM_LATENCY_SPIKE_DURATION ? e->latest_s : e->max_s);
+        }
+        return;
     default:
         return;
     }
+}
+
+static const char *event_str(enum derive_event e)
+{
+    return e == DERIVE_OK ? "ok" : e == DERIVE_RESTART ? "restart" : e == DERIVE_RESET ? "reset" : "first";
+}
+
+/* "derived": the figures by group, every one present (null when not
+ * available), so their names are stable for API users and alert rules. */
+static void json_derived(struct buf *b, const struct render_input *in)
+{
+    const struct derived *d = in->derived;
+    static const char *const groups[] = {"throughput", "errors", "cpu", "memory", "aof", "rdb", "fork", "replication"};
+    buf_puts(b, ",\"derived\":");
+    if (!d) {
+        buf_puts(b, "null");
+        return;
+    }
+    buf_puts(b, "{\"event\":");
+    buf_put_json_str(b, event_str(d->event));
+    buf_puts(b, ",\"interval_seconds\":");
+    put_num_or_null(b, d->interval_seconds);
+    for (size_t g = 0; g < sizeof groups / sizeof *groups; g++) {
+        buf_printf(b, ",\"%s\":{", groups[g]);
+        bool first = true;
+        for (int i = 0; i < DV_COUNT; i++) {
+            if (strcmp(derived_group((enum derived_id)i), groups[g]) != 0)
+                continue;
+            buf_printf(b, "%s\"%s\":", first ? "" : ",", derived_json_name((enum derived_id)i));
+            put_num_or_null(b, d->v[i]);
+            first = false;
+        }
+        if (g == 0) {
+            buf_puts(b, ",\"commands\":{");
+            for (size_t i = 0; i < d->n_cmds; i++) {
+                const struct derived_cmd *c = &d->cmds[i];
+                if (i)
+                    buf_putc(b, ',');
+                buf_put_json_str(b, c->cmd);
+                buf_puts(b, ":{\"class\":");
+                buf_put_json_str(b, cmdclass_str(c->cls));
+                buf_puts(b, ",\"calls_per_second\":");
+                put_num_or_null(b, c->calls_per_second);
+                buf_puts(b, ",\"seconds_per_call\":");
+                put_num_or_null(b, c->seconds_per_call);
+                buf_putc(b, '}');
+            }
+            buf_putc(b, '}');
+        } else if (g == 1) {
+            buf_puts(b, ",\"by_type_per_second\":{");
+            for (size_t i = 0; i < d->n_errs; i++) {
+                if (i)
+                    buf_putc(b, ',');
+                buf_put_json_str(b, d->errs[i].err);
+                buf_putc(b, ':');
+                put_num_or_null(b, d->errs[i].per_second);
+            }
+            buf_putc(b, '}');
+        } else if (g == 7) {
+            buf_puts(b, ",\"replicas\":[");
+            for (size_t i = 0; i < d->n_replicas; i++) {
+                const struct info_replica *r = d->replicas[i].r;
+                buf_printf(b, "%s{\"ip\":", i ? "," : "");
+                buf_put_json_str(b, r->ip);
+                buf_puts(b, ",\"port\":");
+                buf_put_json_str(b, r->port);
+                buf_puts(b, ",\"state\":");
+                buf_put_json_str(b, r->state);
+                buf_puts(b, ",\"lag_bytes\":");
+                put_num_or_null(b, d->replicas[i].lag_bytes);
+                buf_putc(b, '}');
+            }
+            buf_putc(b, ']');
+        }
+        buf_putc(b, '}');
+    }
+    buf_puts(b, ",\"config\":");
+    if (in->config && in->config->have) {
+        buf_putc(b, '{');
+        for (int p = 0; p < CFGP_COUNT; p++) {
+            buf_printf(b, "%s\"%s\":", p ? "," : "", cfg_param_name((enum cfg_param)p));
+            if (in->config->v[p])
+                buf_put_json_str(b, in->config->v[p]);
+            else
+                buf_puts(b, "null");
+        }
+        buf_putc(b, '}');
+    } else {
+        buf_puts(b, "null");
+    }
+    buf_puts(b, ",\"latency\":");
+    if (in->latency && in->latency->have) {
+        buf_putc(b, '{');
+        for (size_t i = 0; i < in->latency->n; i++) {
+            const struct latency_event *e = &in->latency->ev[i];
+            if (i)
+                buf_putc(b, ',');
+            buf_put_json_str(b, e->name);
+            buf_puts(b, ":{\"timestamp\":");
+            buf_put_double(b, e->timestamp);
+            buf_puts(b, ",\"latest_seconds\":");
+            buf_put_double(b, e->latest_s);
+            buf_puts(b, ",\"max_seconds\":");
+            buf_put_double(b, e->max_s);
+            buf_putc(b, '}');
+        }
+        buf_putc(b, '}');
+    } else {
+        buf_puts(b, "null");
+    }
+    buf_putc(b, '}');
 }
 
 /* One nested "k=v,..." value as a JSON object, numbers as numbers. */
@@ -328,6 +520,9 @@ static void json_head(struct buf *b, const struct render_input *in)
         buf_puts(b, "null");
     buf_puts(b, ",\"malformed_lines\":");
     put_num_or_null(b, s ? (double)s->malformed : NAN);
+    buf_printf(b, ",\"restarts_detected\":%llu,\"counter_resets_detected\":%llu",
+               (unsigned long long)st->restarts, (unsigned long long)st->resets);
+    json_derived(b, in);
 }
 
 struct frag *render_frag(const struct render_input *in)

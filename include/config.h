@@ -46,6 +46,9 @@ struct instance_cfg {
     char *password;      /* resolved secret; NULL when none. Never logged. */
     uint64_t interval_ms, timeout_ms;
     size_t max_reply_bytes;
+    uint64_t config_interval_ms;  /* CONFIG GET cadence; 0: off */
+    char *config_command;         /* "CONFIG", or its renamed name */
+    uint64_t latency_interval_ms; /* LATENCY LATEST cadence; 0: off */
     struct tls_opts tls;
     struct label *labels;
     size_t n_labels;

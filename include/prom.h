@@ -15,13 +15,19 @@ enum prom_family {
 #define F(id, key, metric, type, conv, help) FAM_##id,
 #include "fields.def"
 #undef F
+#define D(id, group, json, metric, help) FAM_D_##id,
+#include "derived.def"
+#undef D
+#define P(id, name, kind, metric, help) FAM_P_##id,
+#include "cfgparams.def"
+#undef P
 #define E(id, name, type, help) FAM_##id,
 #include "families.def"
 #undef E
     FAM_COUNT
 };
 
-/* Name of a family ("redis_up"). */
+/* Name of a family ("redis_up"); "" for derived figures that are JSON-only. */
 const char *prom_family_name(enum prom_family f);
 /* The "# HELP ...\n# TYPE ...\n" lines of a family (static storage). */
 const char *prom_family_header(enum prom_family f, size_t *len);

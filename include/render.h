@@ -8,7 +8,9 @@
 
 #include <stdint.h>
 
+#include "collect.h"
 #include "config.h"
+#include "derive.h"
 #include "info.h"
 #include "outcome.h"
 #include "publish.h"
@@ -23,6 +25,7 @@ struct poll_stats {
     char last_error[200]; /* human detail of the last failure, "" when ok */
     size_t reply_bytes;
     bool polled;          /* at least one poll has ended */
+    uint64_t restarts, resets; /* detected by derive() */
 };
 
 struct render_input {
@@ -31,6 +34,9 @@ struct render_input {
     const struct info_sample *sample; /* NULL when the last poll failed */
     const struct poll_stats *st;
     struct rstr *prev_sections;      /* kept in JSON when sample is NULL */
+    const struct derived *derived;   /* with sample; NULL when the poll failed */
+    const struct config_values *config;   /* may be NULL */
+    const struct latency_values *latency; /* may be NULL */
 };
 
 /* Renders a new frag (refs = 1). When a sample is given its INFO sections

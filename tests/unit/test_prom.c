@@ -203,7 +203,7 @@ static struct frag *render_fixture(const char *name, const char *fixture, enum o
         free(t);
     }
     struct poll_stats st = make_stats(o);
-    struct render_input in = {cfg, *prefix, s, &st, prev};
+    struct render_input in = {cfg, *prefix, s, &st, prev, NULL, NULL, NULL};
     struct frag *f = render_frag(&in);
     info_sample_free(s);
     return f;
@@ -304,7 +304,10 @@ START_TEST(golden)
         fclose(o);
     }
     char *g = read_fixture("golden-redis-7.0.15-master.prom", NULL);
-    ck_assert_str_eq(text, g);
+    size_t i = 0, line = 1;
+    while (text[i] && text[i] == g[i])
+        line += text[i++] == '\n';
+    ck_assert_msg(text[i] == g[i], "golden file differs at line %zu (REDPULSE_UPDATE_GOLDEN=1 rewrites it)", line);
     free(g);
     free(text);
     frag_unref(f);
@@ -463,9 +466,12 @@ START_TEST(family_names_unique)
 {
     for (int a = 0; a < FAM_COUNT; a++) {
         const char *na = prom_family_name((enum prom_family)a);
+        if (!*na)
+            continue; /* JSON-only derived figure */
         ck_assert_msg(strncmp(na, "redis_", 6) == 0 || strncmp(na, "redpulse_", 9) == 0, "%s", na);
         for (int b = a + 1; b < FAM_COUNT; b++)
-            ck_assert_msg(strcmp(na, prom_family_name((enum prom_family)b)) != 0, "duplicate family %s", na);
+            if (strcmp(na, prom_family_name((enum prom_family)b)) == 0)
+                ck_abort_msg("duplicate family %s", na);
     }
 }
 END_TEST

@@ -1,0 +1,77 @@
+/*
+ * derive.h - (previous sample, current sample) -> the figures that matter
+ * for write throughput. Pure: no I/O, no clocks (times are passed in).
+ *
+ * Restarts are not spikes: a lower uptime or a new run_id is a restart, any
+ * counter that went down (CONFIG RESETSTAT) is a reset; either starts a new
+ * baseline and the poll yields no rates at all, so no rate is ever negative
+ * or inflated.
+ */
+#ifndef REDPULSE_DERIVE_H
+#define REDPULSE_DERIVE_H
+
+#include <stdint.h>
+
+#include "cmdclass.h"
+#include "info.h"
+
+enum derived_id {
+#define D(id, group, json, metric, help) DV_##id,
+#include "derived.def"
+#undef D
+    DV_COUNT
+};
+
+enum derive_event {
+    DERIVE_FIRST,   /* no previous sample: baseline */
+    DERIVE_OK,      /* rates computed */
+    DERIVE_RESTART, /* new run_id or lower uptime: baseline */
+    DERIVE_RESET,   /* a counter went down: baseline */
+};
+
+struct derived_cmd {
+    const char *cmd;        /* points into the current sample */
+    enum cmd_class cls;
+    double calls_per_second; /* NaN on a baseline poll */
+    double seconds_per_call; /* average over the interval; NaN without calls */
+};
+
+struct derived_err {
+    const char *err;
+    double per_second;
+};
+
+struct derived_replica {
+    const struct info_replica *r;
+    double lag_bytes;
+};
+
+struct derived {
+    double v[DV_COUNT]; /* NaN: not available on this poll */
+    enum derive_event event;
+    double interval_seconds; /* NaN on a baseline poll */
+    struct derived_cmd *cmds;
+    size_t n_cmds;
+    struct derived_err *errs;
+    size_t n_errs;
+    struct derived_replica *replicas;
+    size_t n_replicas;
+};
+
+/* Classifies a command name for the write/read split. */
+typedef enum cmd_class (*derive_classify_fn)(void *ctx, const char *cmd);
+
+/* Fills out from cur (and prev when given; prev_us/cur_us are the agent's
+ * monotonic times of the two replies, now_real the wall clock in seconds).
+ * Pointers in out refer to cur, which must outlive out. Free with
+ * derived_clear(). */
+void derive(const struct info_sample *prev, uint64_t prev_us, const struct info_sample *cur,
+            uint64_t cur_us, double now_real, derive_classify_fn classify, void *ctx,
+            struct derived *out);
+void derived_clear(struct derived *d);
+
+/* Metadata of a figure. */
+const char *derived_group(enum derived_id id);
+const char *derived_json_name(enum derived_id id);
+
+#endif

@@ -1,0 +1,358 @@
+/* test_derive.c - every derivation on pairs of samples built from the real
+ * captures: rates, the write/read split, CPU, memory doctor, AOF/RDB health,
+ * fork and copy-on-write, replication, restarts, resets, missing fields. */
+#include <check.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "buf.h"
+#include "cmdclass.h"
+#include "derive.h"
+#include "info.h"
+#include "testutil.h"
+#include "util.h"
+
+/* The fixture with "key:value" lines replaced (or appended when new). */
+static struct info_sample *mutate(const char *fixture, const char *const *kvs)
+{
+    size_t len;
+    char *t = read_fixture(fixture, &len);
+    struct buf out = BUF_INIT;
+    bool *used = xcalloc(64, sizeof *used);
+    for (char *save, *line = strtok_r(t, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+        size_t l = strlen(line);
+        if (l && line[l - 1] == '\r')
+            line[--l] = '\0';
+        const char *colon = strchr(line, ':');
+        const char *rep = NULL;
+        for (int i = 0; kvs[i] && colon; i++)
+            if (strncmp(kvs[i], line, (size_t)(colon - line) + 1) == 0) {
+                rep = kvs[i];
+                used[i] = true;
+            }
+        buf_puts(&out, rep ? rep : line);
+        buf_puts(&out, "\r\n");
+    }
+    for (int i = 0; kvs[i]; i++)
+        if (!used[i] && strchr(kvs[i], ':')) {
+            buf_puts(&out, kvs[i]);
+            buf_puts(&out, "\r\n");
+        }
+    struct info_sample *s = info_parse(out.p, out.len);
+    buf_free(&out);
+    free(t);
+    free(used);
+    return s;
+}
+
+static const char *none[] = {NULL};
+#define M "info-redis-7.0.15-master.txt"
+#define SEC 1000000ull
+
+static bool near(double a, double b) { return fabs(a - b) <= 1e-9 * fmax(1, fabs(b)); }
+
+START_TEST(rates_and_split)
+{
+    struct info_sample *a = mutate(M, none);
+    const char *kv[] = {"total_commands_processed:177036", /* +2000 */
+                        "cmdstat_set:calls=76003,usec=37638,usec_per_call=0.50,rejected_calls=3,failed_calls=0",
+                        "cmdstat_lpush:calls=50501,usec=18832,usec_per_call=0.37,rejected_calls=0,failed_calls=1",
+                        "cmdstat_get:calls=402,usec=433,usec_per_call=1.07,rejected_calls=0,failed_calls=2",
+                        "cmdstat_info:calls=5,usec=141,usec_per_call=28.2,rejected_calls=0,failed_calls=0",
+                        "used_cpu_sys:2.499652", "used_cpu_user:0.949262",
+                        "used_cpu_sys_main_thread:2.396329", "used_cpu_user_main_thread:0.845604",
+                        "keyspace_hits:91", "keyspace_misses:11",
+                        "total_net_input_bytes:8376252", "expired_keys:40", "evicted_keys:0",
+                        "errorstat_MISCONF:count=5", "errorstat_ERR:count=3", "total_error_replies:9",
+                        "aof_delayed_fsync:2", "aof_current_size:100000", "aof_base_size:1000",
+                        "rdb_changes_since_last_save:27003", NULL};
+    const char *ka[] = {"aof_delayed_fsync:0", "aof_current_size:60000", NULL};
+    info_sample_free(a);
+    a = mutate(M, ka);
+    struct info_sample *b = mutate(M, kv);
+    struct derived d;
+    derive(a, 10 * SEC, b, 12 * SEC, 0, NULL, NULL, &d); /* 2 seconds */
+    ck_assert_int_eq(d.event, DERIVE_OK);
+    ck_assert(near(d.interval_seconds, 2));
+    ck_assert(near(d.v[DV_COMMANDS_PER_SECOND], 1000));
+    ck_assert(near(d.v[DV_WRITE_COMMANDS_PER_SECOND], (1000 + 500) / 2.0));
+    ck_assert(near(d.v[DV_READ_COMMANDS_PER_SECOND], 400 / 2.0));
+    ck_assert(near(d.v[DV_OTHER_COMMANDS_PER_SECOND], 2 / 2.0));
+    ck_assert(near(d.v[DV_REJECTED_CALLS_PER_SECOND], 1.5));
+    ck_assert(near(d.v[DV_WRITES_REFUSED_PER_SECOND], 1.5)); /* set's rejected calls */
+    ck_assert(near(d.v[DV_FAILED_CALLS_PER_SECOND], 1.0));   /* get: 0 -> 2 */
+    ck_assert(near(d.v[DV_MISCONF_ERRORS_PER_SECOND], 2.5));
+    ck_assert(near(d.v[DV_OOM_ERRORS_PER_SECOND], 0));
+    ck_assert(near(d.v[DV_ERROR_REPLIES_PER_SECOND], 3.5));
+    ck_assert(near(d.v[DV_CPU_SYS_RATIO], 0.5));
+    ck_assert(near(d.v[DV_CPU_USER_RATIO], 0.25));
+    ck_assert(near(d.v[DV_CPU_TOTAL_RATIO], 0.75));
+    ck_assert(near(d.v[DV_CPU_MAIN_THREAD_RATIO], 0.65));
+    ck_assert(near(d.v[DV_CPU_CHILDREN_RATIO], 0));
+    ck_assert(near(d.v[DV_KEYSPACE_HIT_RATIO], 0.9));
+    ck_assert(near(d.v[DV_NET_INPUT_BYTES_PER_SECOND], 50000));
+    ck_assert(near(d.v[DV_EXPIRED_KEYS_PER_SECOND], 20));
+    ck_assert(near(d.v[DV_AOF_DELAYED_FSYNCS], 2));
+    ck_assert(near(d.v[DV_AOF_GROWTH_BYTES_PER_SECOND], 20000));
+    ck_assert(near(d.v[DV_RDB_CHANGES_PER_SECOND], 1000));
+    bool seen_set = false;
+    for (size_t i = 0; i < d.n_cmds; i++)
+        if (strcmp(d.cmds[i].cmd, "set") == 0) {
+            seen_set = true;
+            ck_assert_int_eq(d.cmds[i].cls, CMD_WRITE);
+            ck_assert(near(d.cmds[i].calls_per_second, 500));
+            ck_assert(near(d.cmds[i].seconds_per_call, 500e-6 / 1000));
+        } else if (strcmp(d.cmds[i].cmd, "bgsave") == 0) {
+            ck_assert(near(d.cmds[i].calls_per_second, 0));
+            ck_assert(isnan(d.cmds[i].seconds_per_call));
+        }
+    ck_assert(seen_set);
+    bool seen_misconf = false;
+    for (size_t i = 0; i < d.n_errs; i++)
+        if (strcmp(d.errs[i].err, "MISCONF") == 0)
+            seen_misconf = near(d.errs[i].per_second, 2.5);
+    ck_assert(seen_misconf);
+    derived_clear(&d);
+    info_sample_free(a);
+    info_sample_free(b);
+}
+END_TEST
+
+static enum cmd_class all_other(void *ctx, const char *cmd)
+{
+    (void)ctx;
+    return strcmp(cmd, "set") == 0 ? CMD_OTHER : CMD_UNKNOWN;
+}
+
+START_TEST(server_flags_win)
+{
+    struct info_sample *a = mutate(M, none);
+    const char *kv[] = {"cmdstat_set:calls=76003,usec=37638,usec_per_call=0.50,rejected_calls=0,failed_calls=0", NULL};
+    struct info_sample *b = mutate(M, kv);
+    struct derived d;
+    derive(a, SEC, b, 2 * SEC, 0, all_other, NULL, &d);
+    ck_assert(near(d.v[DV_WRITE_COMMANDS_PER_SECOND], 0));
+    ck_assert(near(d.v[DV_OTHER_COMMANDS_PER_SECOND], 1000));
+    derived_clear(&d);
+    /* a learned map */
+    struct cmdclass_map *m = cmdclass_map_new();
+    ck_assert_int_eq(cmdclass_classify(m, "set"), CMD_WRITE); /* built-in */
+    cmdclass_map_mark_asked(m, "set");
+    ck_assert(cmdclass_map_known(m, "set"));
+    ck_assert_int_eq(cmdclass_map_get(m, "set"), CMD_UNKNOWN);
+    cmdclass_map_free(m);
+    info_sample_free(a);
+    info_sample_free(b);
+}
+END_TEST
+
+START_TEST(builtin_table)
+{
+    ck_assert_int_eq(cmdclass_builtin("set"), CMD_WRITE);
+    ck_assert_int_eq(cmdclass_builtin("xgroup|create"), CMD_WRITE);
+    ck_assert_int_eq(cmdclass_builtin("get"), CMD_READ);
+    ck_assert_int_eq(cmdclass_builtin("config|get"), CMD_OTHER);
+    ck_assert_int_eq(cmdclass_builtin("info"), CMD_OTHER);
+    ck_assert_int_eq(cmdclass_builtin("nonexistent"), CMD_OTHER);
+    ck_assert_str_eq(cmdclass_str(CMD_UNKNOWN), "other");
+}
+END_TEST
+
+START_TEST(restart_and_reset_are_baselines)
+{
+    struct info_sample *a = mutate(M, none);
+    const char *newrun[] = {"run_id:0000000000000000000000000000000000000001", NULL};
+    const char *lower_uptime[] = {"uptime_in_seconds:3", NULL};
+    const char *resetstat[] = {"total_commands_processed:10", NULL};
+    const char *cmd_down[] = {"cmdstat_set:calls=5,usec=1,usec_per_call=0.2,rejected_calls=0,failed_calls=0", NULL};
+    struct {
+        const char *const *kv;
+        enum derive_event want;
+    } cases[] = {{newrun, DERIVE_RESTART}, {lower_uptime, DERIVE_RESTART}, {resetstat, DERIVE_RESET}, {cmd_down, DERIVE_RESET}};
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        struct info_sample *b = mutate(M, cases[c].kv);
+        struct derived d;
+        derive(a, SEC, b, 2 * SEC, 0, NULL, NULL, &d);
+        ck_assert_int_eq(d.event, cases[c].want);
+        ck_assert(isnan(d.interval_seconds));
+        ck_assert(isnan(d.v[DV_COMMANDS_PER_SECOND]));
+        ck_assert(isnan(d.v[DV_WRITE_COMMANDS_PER_SECOND]));
+        ck_assert(isnan(d.v[DV_CPU_TOTAL_RATIO]));
+        for (size_t i = 0; i < d.n_cmds; i++)
+            ck_assert(isnan(d.cmds[i].calls_per_second));
+        ck_assert(!isnan(d.v[DV_FRAGMENTATION_RATIO])); /* instantaneous figures stay */
+        derived_clear(&d);
+        info_sample_free(b);
+    }
+    /* RESETSTAT empties commandstats: a command that vanished is a reset */
+    size_t len;
+    char *t = read_fixture(M, &len);
+    char *cut = strstr(t, "cmdstat_incr:");
+    memmove(cut, strchr(cut, '\n') + 1, strlen(strchr(cut, '\n') + 1) + 1);
+    struct info_sample *b = info_parse(t, strlen(t));
+    struct derived d;
+    derive(a, SEC, b, 2 * SEC, 0, NULL, NULL, &d);
+    ck_assert_int_eq(d.event, DERIVE_RESET);
+    derived_clear(&d);
+    /* first poll, and no elapsed time */
+    derive(NULL, 0, a, SEC, 0, NULL, NULL, &d);
+    ck_assert_int_eq(d.event, DERIVE_FIRST);
+    derived_clear(&d);
+    derive(a, SEC, a, SEC, 0, NULL, NULL, &d);
+    ck_assert_int_eq(d.event, DERIVE_FIRST);
+    derived_clear(&d);
+    info_sample_free(b);
+    free(t);
+    info_sample_free(a);
+}
+END_TEST
+
+START_TEST(memory_doctor)
+{
+    struct {
+        const char *used, *ratio, *bytes;
+        double want;
+    } cases[] = {
+        {"used_memory:104857600", "mem_fragmentation_ratio:1.50", "mem_fragmentation_bytes:52428800", 1},
+        {"used_memory:104857600", "mem_fragmentation_ratio:1.30", "mem_fragmentation_bytes:31457280", 0},
+        {"used_memory:104857600", "mem_fragmentation_ratio:1.45", "mem_fragmentation_bytes:5242880", 0},
+        {"used_memory:4194304", "mem_fragmentation_ratio:4.00", "mem_fragmentation_bytes:12582912", 0},
+    };
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        const char *kv[] = {cases[c].used, cases[c].ratio, cases[c].bytes, NULL};
+        struct info_sample *s = mutate(M, kv);
+        struct derived d;
+        derive(NULL, 0, s, SEC, 0, NULL, NULL, &d);
+        ck_assert_msg(d.v[DV_FRAGMENTATION_PROBLEM] == cases[c].want, "case %zu", c);
+        derived_clear(&d);
+        info_sample_free(s);
+    }
+    /* the real capture: 4.78 but a 1.8 MB dataset -> not a problem */
+    struct info_sample *s = mutate(M, none);
+    struct derived d;
+    derive(NULL, 0, s, SEC, 1795975200, NULL, NULL, &d);
+    ck_assert(d.v[DV_FRAGMENTATION_PROBLEM] == 0);
+    ck_assert(d.v[DV_FRAGMENTATION_RATIO] == 4.78);
+    ck_assert(isnan(d.v[DV_USED_MEMORY_RATIO])); /* maxmemory 0 */
+    ck_assert(d.v[DV_AOF_HEALTHY] == 1);
+    ck_assert(d.v[DV_RDB_LAST_BGSAVE_OK] == 1);
+    ck_assert(isnan(d.v[DV_RDB_CURRENT_BGSAVE_SECONDS]));
+    /* server_time_usec 1795975130.968551 - rdb_last_save_time 1795975110 */
+    ck_assert(fabs(d.v[DV_RDB_SECONDS_SINCE_LAST_SAVE] - 20.968551) < 1e-6);
+    ck_assert(near(d.v[DV_LATEST_FORK_SECONDS], 804e-6));
+    ck_assert(near(d.v[DV_FORK_SECONDS_PER_GB], 804e-6 / (9003008.0 / 1073741824.0)));
+    ck_assert(near(d.v[DV_RDB_COW_RSS_RATIO], 630784.0 / 9003008.0));
+    ck_assert(near(d.v[DV_AOF_COW_RSS_RATIO], 618496.0 / 9003008.0));
+    ck_assert_uint_eq(d.n_replicas, 1);
+    ck_assert(d.replicas[0].lag_bytes == 0); /* offset 225037 == master_repl_offset */
+    ck_assert(d.v[DV_MAX_REPLICA_LAG_BYTES] == 0);
+    ck_assert(isnan(d.v[DV_MASTER_LINK_UP]));
+    derived_clear(&d);
+    info_sample_free(s);
+    const char *kv[] = {"maxmemory:3845872", "master_repl_offset:230037", NULL};
+    s = mutate(M, kv);
+    derive(NULL, 0, s, SEC, 0, NULL, NULL, &d);
+    ck_assert(near(d.v[DV_USED_MEMORY_RATIO], 0.5));
+    ck_assert(d.replicas[0].lag_bytes == 5000);
+    derived_clear(&d);
+    info_sample_free(s);
+}
+END_TEST
+
+START_TEST(persistence_health)
+{
+    struct info_sample *s = mutate("info-redis-7.0.15-bgsave-error.txt", none);
+    struct derived d;
+    derive(NULL, 0, s, SEC, 0, NULL, NULL, &d);
+    ck_assert(d.v[DV_RDB_LAST_BGSAVE_OK] == 0);
+    ck_assert(isnan(d.v[DV_AOF_HEALTHY])); /* AOF off */
+    ck_assert(d.v[DV_AOF_ENABLED] == 0);
+    derived_clear(&d);
+    info_sample_free(s);
+    const char *bad_aof[] = {"aof_last_write_status:err", NULL};
+    s = mutate(M, bad_aof);
+    derive(NULL, 0, s, SEC, 0, NULL, NULL, &d);
+    ck_assert(d.v[DV_AOF_HEALTHY] == 0);
+    ck_assert(d.v[DV_AOF_LAST_WRITE_OK] == 0);
+    derived_clear(&d);
+    info_sample_free(s);
+    const char *failing[] = {"aof_rewrites_consecutive_failures:2", "rdb_bgsave_in_progress:1", "rdb_current_bgsave_time_sec:7", NULL};
+    s = mutate(M, failing);
+    derive(NULL, 0, s, SEC, 0, NULL, NULL, &d);
+    ck_assert(d.v[DV_AOF_HEALTHY] == 0);
+    ck_assert(d.v[DV_RDB_CURRENT_BGSAVE_SECONDS] == 7);
+    derived_clear(&d);
+    info_sample_free(s);
+    /* a rewrite in between: no AOF growth, no negative number */
+    const char *before[] = {"aof_current_size:900000", "aof_rewrites:1", NULL};
+    const char *after[] = {"aof_current_size:1000", "aof_rewrites:2", NULL};
+    struct info_sample *a = mutate(M, before), *b = mutate(M, after);
+    derive(a, SEC, b, 2 * SEC, 0, NULL, NULL, &d);
+    ck_assert_int_eq(d.event, DERIVE_OK);
+    ck_assert(isnan(d.v[DV_AOF_GROWTH_BYTES_PER_SECOND]));
+    derived_clear(&d);
+    info_sample_free(a);
+    info_sample_free(b);
+    /* a save in between: changes_since_last_save dropped, no rate */
+    const char *s1[] = {"rdb_changes_since_last_save:5000", NULL};
+    const char *s2[] = {"rdb_changes_since_last_save:10", "rdb_last_save_time:1795975140", NULL};
+    a = mutate(M, s1);
+    b = mutate(M, s2);
+    derive(a, SEC, b, 2 * SEC, 0, NULL, NULL, &d);
+    ck_assert(isnan(d.v[DV_RDB_CHANGES_PER_SECOND]));
+    derived_clear(&d);
+    info_sample_free(a);
+    info_sample_free(b);
+}
+END_TEST
+
+START_TEST(old_servers)
+{
+    /* Redis 5.0: no rejected_calls, no errorstats, no main-thread CPU */
+    struct info_sample *a = mutate("info-redis-5.0.0.txt", none);
+    const char *kv[] = {"cmdstat_set:calls=75103,usec=225309,usec_per_call=3.00", NULL};
+    struct info_sample *b = mutate("info-redis-5.0.0.txt", kv);
+    struct derived d;
+    derive(a, SEC, b, 3 * SEC, 0, NULL, NULL, &d);
+    ck_assert_int_eq(d.event, DERIVE_OK);
+    ck_assert(near(d.v[DV_WRITE_COMMANDS_PER_SECOND], 50));
+    ck_assert(isnan(d.v[DV_REJECTED_CALLS_PER_SECOND]));
+    ck_assert(isnan(d.v[DV_WRITES_REFUSED_PER_SECOND]));
+    ck_assert(isnan(d.v[DV_CPU_MAIN_THREAD_RATIO]));
+    ck_assert(near(d.v[DV_CPU_SYS_RATIO], 0));
+    derived_clear(&d);
+    info_sample_free(a);
+    info_sample_free(b);
+    /* no rejected_calls but errorstats (hypothetical): refused writes from MISCONF/OOM */
+    const char *e0[] = {"cmdstat_set:calls=1,usec=1,usec_per_call=1", "errorstat_OOM:count=1", NULL};
+    const char *e1[] = {"cmdstat_set:calls=1,usec=1,usec_per_call=1", "errorstat_OOM:count=5", "errorstat_MISCONF:count=2", NULL};
+    a = mutate("info-redis-6.0.0.txt", e0);
+    b = mutate("info-redis-6.0.0.txt", e1);
+    derive(a, SEC, b, 2 * SEC, 0, NULL, NULL, &d);
+    ck_assert(near(d.v[DV_WRITES_REFUSED_PER_SECOND], 6));
+    derived_clear(&d);
+    info_sample_free(a);
+    info_sample_free(b);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("derive");
+    TCase *tc = tcase_create("core");
+    tcase_add_test(tc, rates_and_split);
+    tcase_add_test(tc, server_flags_win);
+    tcase_add_test(tc, builtin_table);
+    tcase_add_test(tc, restart_and_reset_are_baselines);
+    tcase_add_test(tc, memory_doctor);
+    tcase_add_test(tc, persistence_health);
+    tcase_add_test(tc, old_servers);
+    suite_add_tcase(s, tc);
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
