@@ -346,10 +346,17 @@ static void json_derived(struct buf *b, const struct render_input *in)
         buf_putc(b, '{');
         for (int p = 0; p < CFGP_COUNT; p++) {
             buf_printf(b, "%s\"%s\":", p ? "," : "", cfg_param_name((enum cfg_param)p));
-            if (in->config->v[p])
-                buf_put_json_str(b, in->config->v[p]);
-            else
+            const char *v = in->config->v[p];
+            double num;
+            enum cfg_kind k = cfg_param_kind((enum cfg_param)p);
+            if (!v)
                 buf_puts(b, "null");
+            else if ((k == CFG_NUM || k == CFG_MSEC) && parse_double(v, &num))
+                buf_put_double(b, num); /* as the server says it (milliseconds stay ms) */
+            else if (k == CFG_BOOL && !isnan(cfg_value_num(in->config, (enum cfg_param)p)))
+                buf_puts(b, cfg_value_num(in->config, (enum cfg_param)p) ? "true" : "false");
+            else
+                buf_put_json_str(b, v);
         }
         buf_putc(b, '}');
     } else {

@@ -14,8 +14,9 @@ redpulse_install_deps() {
                 zlib1g-dev libssl-dev redis-server)
     if [ "${1:-}" = test ]; then
         # check: unit tests; prometheus: promtool and a real server for the
-        # compatibility test; python3 and openssl: integration harness
-        pkgs+=(check prometheus python3 openssl)
+        # compatibility test; python3 and openssl: integration harness;
+        # redis-tools: redis-benchmark as a CPU load
+        pkgs+=(check prometheus python3 openssl redis-tools)
     fi
     local missing
     missing=$(redpulse_missing_pkgs "${pkgs[@]}")

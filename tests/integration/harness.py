@@ -127,18 +127,19 @@ class Resp:
 class RedisServer:
     """A real redis-server on a free loopback port (and/or a unix socket)."""
 
-    def __init__(self, tmp, name, args=(), unix=False, tls=None, port=None):
+    def __init__(self, tmp, name, args=(), unix=False, tls=None, port=None, conf=None):
         self.dir = os.path.join(tmp, name)
         os.makedirs(self.dir, exist_ok=True)
         self.port = port or free_port()
         self.unix = os.path.join(self.dir, "redis.sock") if unix else None
         self.tls = tls
         self.extra = list(args)
+        self.conf = conf
         self.proc = None
         self.start()
 
     def argv(self):
-        a = [REDIS, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+        a = [REDIS] + ([self.conf] if self.conf else []) + ["--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
              "--dir", self.dir, "--logfile", os.path.join(self.dir, "redis.log")]
         if self.tls:
             a += ["--port", "0", "--tls-port", str(self.port), "--tls-cert-file", self.tls["cert"],

@@ -333,7 +333,9 @@ class SingleAgentCases(unittest.TestCase):
             insts = [{"name": "i%d" % k, "address": "127.0.0.1:%d" % srv.port} for k in range(4)]
             agent = Agent(self.tmp.path, insts, defaults={"interval": "1s", "timeout": "500ms"})
             wait_for(lambda: agent.get("/readyz")[0] == 200, 5, what="ready")
-            time.sleep(1.2)
+            # the first polls also ask COMMAND INFO for new command names and
+            # CONFIG GET (then once a minute): let that settle
+            time.sleep(4.5)
             c = srv.client()
             info0 = c.info()
             time.sleep(3.0)

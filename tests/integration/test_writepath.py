@@ -1,0 +1,382 @@
+#!/usr/bin/env python3
+"""Proof of the derived write-path figures against ground truth: a load
+generator that measures itself, the server process' own /proc/PID/stat, real
+bgsave failures, AOF with appendfsync always, restarts and CONFIG RESETSTAT
+under load, CONFIG GET and LATENCY LATEST, command classification."""
+import os
+import subprocess
+import sys
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import Agent, RedisServer, Resp, Tmp, promtool_check, value, wait_for  # noqa: E402
+from loadgen import LoadGen  # noqa: E402
+
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def proc_cpu_seconds(pid):
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime + stime
+
+
+class Polls:
+    """Collects every distinct poll of one instance from the JSON API."""
+
+    def __init__(self, agent, name):
+        self.agent, self.name, self.seen = agent, name, []
+
+    def next(self, timeout=5):
+        last = self.seen[-1]["last_poll_timestamp"] if self.seen else None
+
+        def fresh():
+            j = self.agent.instance(self.name)
+            return j if j["last_poll_timestamp"] != last and j["up"] else None
+        j = wait_for(fresh, timeout, step=0.02, what="a new poll of %s" % self.name)
+        self.seen.append(j)
+        return j
+
+
+class WritePath(unittest.TestCase):
+    def setUp(self):
+        self.tmp = Tmp()
+        self.cleanups = []
+
+    def tearDown(self):
+        for f in reversed(self.cleanups):
+            f()
+        self.tmp.cleanup()
+
+    def server(self, name, args=()):
+        s = RedisServer(self.tmp.path, name, args=list(args))
+        self.cleanups.append(s.stop)
+        return s
+
+    def agent(self, instances, env=None, **defaults):
+        d = {"interval": "1s", "timeout": "500ms"}
+        d.update(defaults)
+        a = Agent(self.tmp.path, instances, defaults=d, env=env)
+
+        def stop():
+            rc = a.stop()
+            assert rc == 0, a.log_text()
+        self.cleanups.append(stop)
+        return a
+
+    def load(self, port, **kw):
+        g = LoadGen(port, **kw)
+        g.start()
+        self.cleanups.append(g.stop)
+        return g
+
+    def test_write_rate_matches_generator(self):
+        s = self.server("w")
+        a = self.agent([{"name": "w", "address": "127.0.0.1:%d" % s.port}])
+        g = self.load(s.port, writes_per_sec=5000)
+        polls = Polls(a, "w")
+        polls.next()
+        polls.next()  # a full interval under load
+        for _ in range(3):
+            j = polls.next()
+            d = j["derived"]
+            self.assertEqual(d["event"], "ok")
+            t1 = j["last_poll_timestamp"]
+            truth = g.rate(t1 - d["interval_seconds"], t1)
+            got = d["throughput"]["write_commands_per_second"]
+            self.assertGreater(truth, 4000)
+            self.assertLess(abs(got - truth) / truth, 0.05, (got, truth))
+            self.assertEqual(d["throughput"]["commands"]["set"]["class"], "write")
+            self.assertLess(d["throughput"]["read_commands_per_second"], 1)
+        m = a.metrics("/scrape?target=w")
+        self.assertGreater(value(m, "redis_write_commands_per_second", target="w"), 4000)
+        self.assertGreater(value(m, "redis_command_calls_per_second", target="w", cmd="set", **{"class": "write"}), 4000)
+        rc, out = promtool_check(a.get("/scrape?target=w")[2].decode())
+        self.assertEqual((rc, out), (0, ""))
+
+    def test_read_write_split(self):
+        s = self.server("rw")
+        a = self.agent([{"name": "rw", "address": "127.0.0.1:%d" % s.port}])
+        g = self.load(s.port, writes_per_sec=3000, reads_per_sec=2000)
+        polls = Polls(a, "rw")
+        polls.next()
+        polls.next()
+        for _ in range(2):
+            j = polls.next()
+            d = j["derived"]
+            t1 = j["last_poll_timestamp"]
+            t0 = t1 - d["interval_seconds"]
+            for kind, key in (("w", "write_commands_per_second"), ("r", "read_commands_per_second")):
+                truth = g.rate(t0, t1, kind)
+                got = d["throughput"][key]
+                self.assertLess(abs(got - truth) / truth, 0.05, (key, got, truth))
+            hits = d["throughput"]["keyspace_hit_ratio"]
+            self.assertGreater(hits, 0.95)  # GETs of keys the SETs wrote
+
+    def test_cpu_tracks_proc_stat(self):
+        s = self.server("cpu")
+        a = self.agent([{"name": "cpu", "address": "127.0.0.1:%d" % s.port}])
+        # unpipelined clients make Redis work per command: a real CPU load
+        bench = subprocess.Popen(["redis-benchmark", "-p", str(s.port), "-t", "set,get", "-n", "100000000",
+                                  "-c", "8", "-q"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.cleanups.append(lambda: (bench.kill(), bench.wait()))
+        polls = Polls(a, "cpu")
+        polls.next()
+        polls.next()
+        first = polls.next()
+        p0 = proc_cpu_seconds(s.proc.pid)
+        t0 = time.monotonic()
+        ratios = []
+        for _ in range(5):
+            j = polls.next()
+            ratios.append((j["derived"]["cpu"]["total_ratio"], j["derived"]["interval_seconds"]))
+        p1 = proc_cpu_seconds(s.proc.pid)
+        t1 = time.monotonic()
+        truth = (p1 - p0) / (t1 - t0)
+        got = sum(r * dt for r, dt in ratios) / sum(dt for _, dt in ratios)
+        self.assertGreater(truth, 0.2, "the load should cost Redis real CPU")
+        self.assertLess(abs(got - truth), 0.05, (got, truth))
+        self.assertIsNotNone(first["derived"]["cpu"]["main_thread_ratio"])
+
+    def test_bgsave_failure_and_misconf(self):
+        s = self.server("bg", ["--save", "3600 1", "--enable-protected-configs", "yes"])
+        a = self.agent([{"name": "bg", "address": "127.0.0.1:%d" % s.port}])
+        polls = Polls(a, "bg")
+        j = polls.next()
+        self.assertEqual(j["derived"]["rdb"]["last_bgsave_ok"], None if "rdb_last_bgsave_status" not in j["sections"]["persistence"] else 1)
+        c = s.client()
+        c.cmd("SET", "k", "v")
+        c.cmd("CONFIG", "SET", "dir", "/proc")
+        c.cmd("BGSAVE")
+        wait_for(lambda: c.info("persistence")["rdb_last_bgsave_status"] == "err", 5, what="bgsave to fail")
+        t_fail = time.time()
+        j = wait_for(lambda: (lambda j: j if j["derived"]["rdb"]["last_bgsave_ok"] == 0 else None)(a.instance("bg")),
+                     2.0, what="bgsave health 0")
+        self.assertLessEqual(j["last_poll_timestamp"] - t_fail, 1.1)  # within one poll
+        self.assertEqual(value(a.metrics(), "redis_rdb_last_bgsave_status", target="bg"), 0)
+        refused = 0
+        for i in range(20):
+            try:
+                c.cmd("SET", "x%d" % i, "v")
+            except RuntimeError as e:
+                self.assertIn("MISCONF", str(e))
+                refused += 1
+        self.assertEqual(refused, 20)
+        t_writes = time.time()
+        polls.seen = [a.instance("bg")]
+        j = polls.next()
+        while j["last_poll_timestamp"] - j["derived"]["interval_seconds"] > t_writes:
+            j = polls.next()  # not expected; keeps the window honest if a poll raced the writes
+        d = j["derived"]["errors"]
+        self.assertAlmostEqual(d["writes_refused_per_second"] * j["derived"]["interval_seconds"], 20, delta=0.5)
+        self.assertAlmostEqual(d["misconf_errors_per_second"] * j["derived"]["interval_seconds"], 20, delta=0.5)
+        self.assertGreater(value(a.metrics(), "redis_writes_refused_per_second", target="bg"), 0)
+        c.close()
+
+    def test_aof_always_and_rewrite_in_progress(self):
+        s = self.server("aof", ["--appendonly", "yes", "--appendfsync", "always"])
+        a = self.agent([{"name": "aof", "address": "127.0.0.1:%d" % s.port}], interval="500ms", timeout="400ms")
+        g = self.load(s.port, writes_per_sec=2000)
+        polls = Polls(a, "aof")
+        polls.next()
+        j = polls.next()
+        self.assertEqual(j["derived"]["aof"]["enabled"], 1)
+        self.assertEqual(j["derived"]["aof"]["healthy"], 1)
+        j = polls.next()
+        self.assertGreater(j["derived"]["aof"]["growth_bytes_per_second"], 2000 * 20)  # >= 20 B per SET
+        self.assertEqual(j["derived"]["aof"]["last_write_ok"], 1)
+        self.assertEqual(j["derived"]["config"]["appendfsync"], "always")
+        self.assertEqual(j["derived"]["config"]["appendonly"], True)
+        # a slow rewrite so a poll sees it in progress: ~3000 keys x 1 ms
+        c = s.client()
+        c.pipeline([("SET", "pad:%d" % i, "x") for i in range(3000)])
+        c.cmd("CONFIG", "SET", "rdb-key-save-delay", "1000")
+        c.cmd("BGREWRITEAOF")
+        j = wait_for(lambda: (lambda j: j if j["derived"]["aof"]["rewrite_in_progress"] == 1 else None)(a.instance("aof")),
+                     5, what="AOF rewrite in progress")
+        self.assertEqual(value(a.metrics(), "redis_aof_rewrite_in_progress", target="aof"), 1)
+        c.cmd("CONFIG", "SET", "rdb-key-save-delay", "0")
+        j = wait_for(lambda: (lambda j: j if j["derived"]["aof"]["rewrite_in_progress"] == 0 else None)(a.instance("aof")),
+                     20, what="AOF rewrite done")
+        self.assertGreater(j["derived"]["fork"]["latest_fork_seconds"], 0)
+        self.assertGreater(j["derived"]["fork"]["latest_fork_seconds_per_rss_gigabyte"], 0)
+        self.assertIsNotNone(j["derived"]["fork"]["aof_last_cow_rss_ratio"])
+        self.assertEqual(j["derived"]["aof"]["last_rewrite_ok"], 1)
+        c.close()
+        g.stop()
+
+    def test_restart_and_resetstat_never_spike(self):
+        s1 = self.server("restart")
+        s2 = self.server("reset")
+        a = self.agent([{"name": "restart", "address": "127.0.0.1:%d" % s1.port},
+                        {"name": "reset", "address": "127.0.0.1:%d" % s2.port}], interval="500ms", timeout="400ms")
+        rate = 4000
+        self.load(s1.port, writes_per_sec=rate, prefix="a")
+        self.load(s2.port, writes_per_sec=rate, prefix="b")
+        seen = {"restart": {}, "reset": {}}
+        end = time.monotonic() + 9
+        did_restart = did_reset = False
+        t_start = time.monotonic()
+        while time.monotonic() < end:
+            for n in seen:
+                j = a.instance(n)
+                if j["derived"]:
+                    seen[n][j["last_poll_timestamp"]] = j["derived"]
+            el = time.monotonic() - t_start
+            if el > 3 and not did_restart:
+                s1.kill()
+                s1.start()
+                did_restart = True
+            if el > 4 and not did_reset:
+                c = s2.client()
+                c.cmd("CONFIG", "RESETSTAT")
+                c.close()
+                did_reset = True
+            time.sleep(0.03)
+        for n, polls in seen.items():
+            self.assertGreater(len(polls), 10, n)
+            for ts, d in polls.items():
+                for key in ("write_commands_per_second", "commands_per_second"):
+                    v = d["throughput"][key]
+                    if v is not None:
+                        self.assertGreaterEqual(v, 0, (n, key, d))
+                        self.assertLessEqual(v, 2 * rate * 1.5 if key == "commands_per_second" else 2 * rate, (n, key, v))
+                for cmd in d["throughput"]["commands"].values():
+                    if cmd["calls_per_second"] is not None:
+                        self.assertGreaterEqual(cmd["calls_per_second"], 0)
+                        self.assertLessEqual(cmd["calls_per_second"], 2 * rate)
+        events = {n: [d["event"] for d in polls.values()] for n, polls in seen.items()}
+        self.assertIn("restart", events["restart"])
+        self.assertIn("reset", events["reset"])
+        j = a.instance("restart")
+        self.assertGreaterEqual(j["restarts_detected"], 1)
+        self.assertGreaterEqual(a.instance("reset")["counter_resets_detected"], 1)
+        m = a.metrics()
+        self.assertGreaterEqual(value(m, "redpulse_restarts_detected_total", target="restart"), 1)
+        self.assertGreaterEqual(value(m, "redpulse_stat_resets_detected_total", target="reset"), 1)
+        self.assertIn("restart: server restarted", a.log_text())
+
+    def test_config_get_cadence_rename_and_refusal(self):
+        s = self.server("cfg", ["--maxmemory", "77000000", "--maxmemory-policy", "allkeys-lru"])
+        # rename-command is only accepted in a configuration file
+        renamed = os.path.join(self.tmp.path, "renamed.conf")
+        with open(renamed, "w") as f:
+            f.write("rename-command CONFIG SECRETCONFIG\n")
+        s2 = RedisServer(self.tmp.path, "renamed", conf=renamed)
+        self.cleanups.append(s2.stop)
+        a = self.agent([{"name": "cfg", "address": "127.0.0.1:%d" % s.port, "config_interval": "2s"},
+                        {"name": "renamed", "address": "127.0.0.1:%d" % s2.port, "config_command": "SECRETCONFIG"}],
+                       interval="500ms", timeout="400ms")
+        wait_for(lambda: a.instance("cfg")["derived"] and a.instance("cfg")["derived"]["config"], 5, what="config values")
+        j = a.instance("cfg")
+        cfg = j["derived"]["config"]
+        self.assertEqual(cfg["maxmemory"], 77000000)
+        self.assertEqual(cfg["maxmemory-policy"], "allkeys-lru")
+        m = a.metrics()
+        self.assertEqual(value(m, "redis_config_maxmemory", target="cfg"), 77000000)
+        info = [l for (n, l), v in m.items() if n == "redis_config_info" and dict(l)["target"] == "cfg"]
+        self.assertEqual(dict(info[0])["maxmemory_policy"], "allkeys-lru")
+        # cadence: about one CONFIG GET per 2 s, while INFO runs every 0.5 s
+        c = s.client()
+        calls = lambda: int(c.info("commandstats").get("cmdstat_config|get", "calls=0").split("calls=")[1].split(",")[0])  # noqa: E731
+        c0 = calls()
+        time.sleep(6.2)
+        n_cfg = calls() - c0
+        c.close()
+        self.assertTrue(2 <= n_cfg <= 4, n_cfg)
+        # a renamed CONFIG works when configured
+        wait_for(lambda: (a.instance("renamed")["derived"] or {}).get("config"), 5, what="renamed CONFIG")
+        # an ACL user without +config: CONFIG GET is switched off quietly, polls go on
+        s4 = self.server("acl2", ["--user", "mon", "on", ">pw", "-@all", "+info", "+client|setname", "+command"])
+        b = self.agent([{"name": "noconfig", "address": "127.0.0.1:%d" % s4.port, "username": "mon",
+                         "password_env": "RP_PW"}], env={"RP_PW": "pw"}, interval="500ms", timeout="400ms")
+        polls = Polls(b, "noconfig")
+        for _ in range(4):
+            j = polls.next()
+            self.assertTrue(j["up"])
+        self.assertIsNone(j["derived"]["config"])
+        log = b.log_text()
+        self.assertEqual(log.count("CONFIG GET refused"), 1, log)
+
+    def test_latency_latest(self):
+        s = self.server("lat", ["--enable-debug-command", "yes", "--latency-monitor-threshold", "10"])
+        a = self.agent([{"name": "lat", "address": "127.0.0.1:%d" % s.port, "latency_interval": "1s"}],
+                       interval="500ms", timeout="400ms")
+        c = s.client()
+        c.cmd("DEBUG", "SLEEP", "0.05")
+        c.close()
+        m = wait_for(lambda: (lambda m: m if [1 for (n, l) in m if n == "redis_latency_spike_duration_seconds"] else None)(a.metrics()),
+                     5, what="latency spike")
+        v = value(m, "redis_latency_spike_duration_seconds", target="lat", event_name="command")
+        self.assertGreaterEqual(v, 0.05)
+        self.assertLess(v, 0.5)
+        self.assertAlmostEqual(value(m, "redis_latency_spike_last", target="lat", event_name="command"), time.time(), delta=10)
+        j = a.instance("lat")
+        self.assertGreaterEqual(j["derived"]["latency"]["command"]["max_seconds"], 0.05)
+
+    def test_command_flags_learned_once_and_fallback(self):
+        s = self.server("flags")
+        a = self.agent([{"name": "flags", "address": "127.0.0.1:%d" % s.port}], interval="500ms", timeout="400ms")
+        c = s.client()
+        c.cmd("SET", "a", "1")
+        c.cmd("GET", "a")
+        c.cmd("HSET", "h", "f", "v")
+        polls = Polls(a, "flags")
+        n_command = lambda: int(c.info("commandstats").get("cmdstat_command|info", "calls=0")  # noqa: E731
+                                .split("calls=")[1].split(",")[0])
+        for _ in range(5):
+            polls.next()
+        n1 = n_command()
+        for _ in range(4):
+            polls.next()
+        # asked only for names not asked before on this connection: a couple
+        # of times at the start (new names appear), then never again
+        self.assertTrue(1 <= n1 <= 3, n1)
+        self.assertEqual(n_command(), n1)
+        cmds = polls.seen[-1]["derived"]["throughput"]["commands"]
+        self.assertEqual(cmds["hset"]["class"], "write")
+        self.assertEqual(cmds["get"]["class"], "read")
+        self.assertEqual(cmds["info"]["class"], "other")
+        c.close()
+        # without +command: the built-in table, no failure
+        s2 = self.server("nocmd", ["--user", "mon", "on", ">pw", "-@all", "+info", "+client|setname"])
+        b = self.agent([{"name": "nocmd", "address": "127.0.0.1:%d" % s2.port, "username": "mon",
+                         "password_env": "RP_PW", "config_interval": "0s"}], env={"RP_PW": "pw"},
+                       interval="500ms", timeout="400ms")
+        c2 = s2.client()
+        c2.pipeline([("SET", "k%d" % i, "v") for i in range(30)] + [("GET", "k1")])
+        polls = Polls(b, "nocmd")
+        for _ in range(4):
+            j = polls.next()
+        self.assertTrue(j["up"])
+        self.assertEqual(j["derived"]["throughput"]["commands"]["set"]["class"], "write")  # built-in table
+        self.assertEqual(j["derived"]["throughput"]["commands"]["get"]["class"], "read")
+        self.assertEqual(b.log_text().count("COMMAND INFO refused"), 1)
+        c2.close()
+
+    def test_builtin_table_matches_server(self):
+        """The fallback table agrees with the installed server's COMMAND flags."""
+        s = self.server("cmds")
+        c = s.client()
+        flags = {}
+
+        def add(e):
+            fl = e[2]
+            flags[e[0]] = "write" if "write" in fl else "read" if "readonly" in fl else "other"
+            for sub in (e[9] if len(e) > 9 and e[9] else []):
+                add(sub)
+        for e in c.cmd("COMMAND"):
+            add(e)
+        c.close()
+        probe = os.environ.get("CMDCLASS_PROBE") or os.path.join(os.path.dirname(__file__), "..", "..", "build",
+                                                                  "tests", "cmdclass_probe")
+        out = subprocess.run([probe], input="\n".join(sorted(flags)), capture_output=True, text=True, check=True).stdout
+        got = dict(line.split() for line in out.splitlines())
+        wrong = {n: (flags[n], got[n]) for n in flags if flags[n] != got[n]}
+        self.assertEqual(wrong, {})
+        self.assertGreater(len(flags), 200)
+
+
+if __name__ == "__main__":
+    unittest.main()
