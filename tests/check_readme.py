@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Keeps the README's metrics reference true: the table between the
-METRICS-TABLE markers must be exactly what include/fields.def and
-include/families.def say. With --write, rewrites it."""
+METRICS-TABLE markers must be exactly what include/fields.def,
+derived.def, cfgparams.def and families.def say. With --write, rewrites it."""
 import re
 import sys
 
@@ -16,6 +16,16 @@ def table():
             key, metric, typ, conv, help_ = m.groups()
             unit = {"USEC": " (µs → s)", "MSEC": " (ms → s)", "STATUS": " (ok/up → 1)"}.get(conv, "")
             rows.append("| `%s` | %s | `%s`%s | %s |" % (metric, TYPES[typ], key, unit, help_))
+    with open(root + "/include/derived.def") as f:
+        for m in re.finditer(r'^D\(\w+, (\w+), "([^"]*)", "([^"]*)", "([^"]*)"\)', f.read(), re.M):
+            group, json_name, metric, help_ = m.groups()
+            if metric:
+                rows.append("| `%s` | gauge | derived: `%s.%s` | %s |" % (metric, group, json_name, help_))
+    with open(root + "/include/cfgparams.def") as f:
+        for m in re.finditer(r'^P\(\w+, "([^"]*)", (\w+), "([^"]*)", "([^"]*)"\)', f.read(), re.M):
+            param, kind, metric, help_ = m.groups()
+            if metric:
+                rows.append("| `%s` | gauge | `CONFIG GET %s` | %s |" % (metric, param, help_))
     with open(root + "/include/families.def") as f:
         for m in re.finditer(r'^E\(\w+, "([^"]*)", (\w), "([^"]*)"\)', f.read(), re.M):
             metric, typ, help_ = m.groups()
