@@ -241,7 +241,7 @@ class WritePath(unittest.TestCase):
                     v = d["throughput"][key]
                     if v is not None:
                         self.assertGreaterEqual(v, 0, (n, key, d))
-                        self.assertLessEqual(v, 2 * rate * 1.5 if key == "commands_per_second" else 2 * rate, (n, key, v))
+                        self.assertLessEqual(v, 2 * rate, (n, key, v))
                 for cmd in d["throughput"]["commands"].values():
                     if cmd["calls_per_second"] is not None:
                         self.assertGreaterEqual(cmd["calls_per_second"], 0)
