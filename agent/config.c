@@ -87,6 +87,15 @@ static const struct opt http_opts[] = {
     {"idle_timeout", OT_DURATION, 100, 3600000},
     {"connection_memory_limit", OT_SIZE, 4096, 16 << 20},
     {"threads", OT_UINT, 1, 64},
+    {"tls", OT_TLS, 0, 0},
+    {"basic_auth_users", OT_LABELS, 0, 0},
+};
+
+static const struct opt http_tls_opts[] = {
+    {"cert_file", OT_STRING, 0, 0},
+    {"key_file", OT_STRING, 0, 0},
+    {"client_ca_file", OT_STRING, 0, 0},
+    {"min_version", OT_STRING, 0, 0},
 };
 
 static const struct opt top_opts[] = {
@@ -194,6 +203,15 @@ static int take_value(struct ctx *c, const struct opt *o, const cJSON *v, const 
 }
 
 static bool file_readable(const char *path) { return access(path, R_OK) == 0; }
+
+/* Warns when a secret file can be read by anyone on the host. */
+static void warn_loose(const char *what, const char *path)
+{
+    struct stat st;
+    if (stat(path, &st) == 0 && (st.st_mode & S_IROTH))
+        log_warn("config", "%s \"%s\" is world-readable; chmod 600 it", what, path);
+}
+
 
 /* ---- instances -------------------------------------------------------- */
 
@@ -368,9 +386,7 @@ static char *read_secret_file(const char *path, struct buf *why)
         buf_printf(why, "cannot read password file \"%s\": %s", path, strerror(errno));
         return NULL;
     }
-    struct stat st;
-    if (fstat(fileno(f), &st) == 0 && (st.st_mode & S_IROTH))
-        log_warn("config", "password file \"%s\" is world-readable; chmod 600 it", path);
+    warn_loose("password file", path);
     char tmp[4096];
     size_t n = fread(tmp, 1, sizeof tmp - 1, f);
     fclose(f);
@@ -657,12 +673,81 @@ static void finish_instance(struct ctx *c, struct pending *p, const cJSON *inst,
             if (files[i] && !file_readable(files[i]))
                 err_at(c, p->o.tls_files[i], 0, p->o.tls_file_paths[i], "cannot read \"%s\": %s",
                        files[i], strerror(errno));
+        if (cfg->tls.key_file)
+            warn_loose("TLS key file", cfg->tls.key_file);
         if (!cfg->tls.cert_file != !cfg->tls.key_file)
             err_at(c, p->o.tls, 1, path, "tls.cert_file and tls.key_file go together");
         if (cfg->tls.insecure_skip_verify)
             log_warn("config", "%s: tls.insecure_skip_verify is on: the server's certificate is not checked", cfg->name ? cfg->name : path);
     }
     buf_free(&why);
+}
+
+static void parse_http_tls(struct ctx *c, const cJSON *obj, struct http_cfg *h, const char *path)
+{
+    char sub[256];
+    if (!cJSON_IsObject(obj)) {
+        err_at(c, obj, 0, path, "expected an object, got %s", type_name(obj));
+        return;
+    }
+    for (const cJSON *ch = obj->child; ch; ch = ch->next) {
+        join_path(sub, sizeof sub, path, ch->string);
+        const struct opt *o = find_opt(http_tls_opts, NELEM(http_tls_opts), ch->string);
+        if (!o) {
+            err_at(c, ch, 1, sub, "unknown key \"%s\" (known: cert_file, key_file, client_ca_file, min_version)", ch->string);
+            continue;
+        }
+        uint64_t u;
+        bool b;
+        char **dst = strcmp(o->key, "cert_file") == 0        ? &h->tls_cert_file
+                     : strcmp(o->key, "key_file") == 0       ? &h->tls_key_file
+                     : strcmp(o->key, "client_ca_file") == 0 ? &h->tls_client_ca_file
+                                                             : NULL;
+        if (dst) {
+            if (take_value(c, o, ch, sub, dst, &u, &b) == 0 && !file_readable(*dst))
+                err_at(c, ch, 0, sub, "cannot read \"%s\": %s", *dst, strerror(errno));
+            else if (dst == &h->tls_key_file)
+                warn_loose("TLS key file", *dst);
+            continue;
+        }
+        char *v = NULL;
+        if (take_value(c, o, ch, sub, &v, &u, &b) == 0) {
+            if (strcmp(v, "1.2") == 0)
+                h->tls_min_version = 12;
+            else if (strcmp(v, "1.3") == 0)
+                h->tls_min_version = 13;
+            else
+                err_at(c, ch, 0, sub, "unknown TLS version \"%s\" (\"1.2\" or \"1.3\")", v);
+        }
+        free(v);
+    }
+    if (!h->tls_cert_file || !h->tls_key_file)
+        err_at(c, obj, 0, path, "cert_file and key_file are both required");
+}
+
+static void parse_users(struct ctx *c, const cJSON *obj, struct http_cfg *h, const char *path)
+{
+    char sub[256];
+    if (!cJSON_IsObject(obj)) {
+        err_at(c, obj, 0, path, "expected an object of user names to bcrypt hashes, got %s", type_name(obj));
+        return;
+    }
+    for (const cJSON *ch = obj->child; ch; ch = ch->next) {
+        join_path(sub, sizeof sub, path, ch->string);
+        if (!*ch->string || strchr(ch->string, ':')) {
+            err_at(c, ch, 1, sub, "invalid user name \"%s\" (not empty, no ':')", ch->string);
+            continue;
+        }
+        const char *hsh = cJSON_IsString(ch) ? ch->valuestring : NULL;
+        if (!hsh || strlen(hsh) != 60 || hsh[0] != '$' || hsh[1] != '2' ||
+            !(hsh[2] == 'y' || hsh[2] == 'b' || hsh[2] == 'a') || hsh[3] != '$') {
+            err_at(c, ch, 0, sub, "expected a bcrypt hash (\"$2y$...\" or \"$2b$...\", 60 characters; "
+                                  "make one with redpulse --hash-password)");
+            continue;
+        }
+        h->users = xrealloc(h->users, (h->n_users + 1) * sizeof *h->users);
+        h->users[h->n_users++] = (struct label){xstrdup(ch->string), xstrdup(hsh)};
+    }
 }
 
 static void parse_http(struct ctx *c, const cJSON *obj, struct http_cfg *h)
@@ -683,6 +768,14 @@ static void parse_http(struct ctx *c, const cJSON *obj, struct http_cfg *h)
         bool b;
         if (strcmp(o->key, "listen") == 0) {
             take_value(c, o, ch, sub, &h->listen, &u, &b);
+            continue;
+        }
+        if (o->type == OT_TLS) {
+            parse_http_tls(c, ch, h, sub);
+            continue;
+        }
+        if (o->type == OT_LABELS) {
+            parse_users(c, ch, h, sub);
             continue;
         }
         if (take_value(c, o, ch, sub, NULL, &u, &b) < 0)
@@ -728,6 +821,7 @@ static void http_defaults(struct http_cfg *h)
     h->idle_timeout_ms = 10000;
     h->connection_memory_limit = 64 * 1024;
     h->threads = 2;
+    h->tls_min_version = 12;
 }
 
 static int cmp_names(const void *a, const void *b)
@@ -946,6 +1040,14 @@ void config_free(struct config *c)
     if (!c)
         return;
     free(c->http.listen);
+    free(c->http.tls_cert_file);
+    free(c->http.tls_key_file);
+    free(c->http.tls_client_ca_file);
+    for (size_t i = 0; i < c->http.n_users; i++) {
+        free(c->http.users[i].name);
+        free(c->http.users[i].value);
+    }
+    free(c->http.users);
     free(c->log_level);
     for (size_t i = 0; i < c->n_instances; i++)
         instance_cfg_clear(&c->instances[i]);

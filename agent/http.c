@@ -7,6 +7,7 @@
  */
 #include "http.h"
 
+#include <gnutls/gnutls.h>
 #include <microhttpd.h>
 #include <netdb.h>
 #include <stdio.h>
@@ -15,15 +16,25 @@
 #include <strings.h>
 #include <zlib.h>
 
+#include "auth.h"
 #include "conn.h"
 #include "log.h"
 #include "prom.h"
 #include "util.h"
 
+/* The PEM texts a daemon was started with; they must outlive it. */
+struct tls_pems {
+    char *cert, *key, *ca;
+};
+
 struct http_server {
     struct MHD_Daemon *d;
     const struct config *cfg;
     struct registry *reg;
+    struct auth *auth;        /* NULL: no basic auth */
+    bool tls;
+    struct tls_pems pems;     /* of the running daemon */
+    struct sockaddr_storage addr;
 };
 
 static const char CT_PROM[] = "text/plain; version=0.0.4; charset=utf-8";
@@ -146,6 +157,15 @@ static int hexval(char c)
     return -1;
 }
 
+static void add_security_headers(struct MHD_Response *r)
+{
+    MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
+    MHD_add_response_header(r, "X-Frame-Options", "deny");
+    MHD_add_response_header(r, "Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'");
+    MHD_add_response_header(r, "Referrer-Policy", "no-referrer");
+    MHD_add_response_header(r, "Cache-Control", "no-store");
+}
+
 static enum MHD_Result send_buf(struct MHD_Connection *c, unsigned status, const char *ctype,
                                 struct buf *body, bool gzip_ok)
 {
@@ -166,16 +186,11 @@ static enum MHD_Result send_buf(struct MHD_Connection *c, unsigned status, const
         return MHD_NO;
     }
     MHD_add_response_header(r, "Content-Type", ctype);
-    MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
-    MHD_add_response_header(r, "Cache-Control", "no-store");
+    add_security_headers(r);
     if (gzip_ok || gz_used)
         MHD_add_response_header(r, "Vary", "Accept-Encoding");
     if (gz_used)
         MHD_add_response_header(r, "Content-Encoding", "gzip");
-    if (strcmp(ctype, CT_HTML) == 0) {
-        MHD_add_response_header(r, "X-Frame-Options", "deny");
-        MHD_add_response_header(r, "Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'");
-    }
     if (status == MHD_HTTP_METHOD_NOT_ALLOWED)
         MHD_add_response_header(r, "Allow", "GET, HEAD");
     enum MHD_Result ret = MHD_queue_response(c, status, r);
@@ -188,6 +203,61 @@ static enum MHD_Result send_text(struct MHD_Connection *c, unsigned status, cons
     struct buf b = BUF_INIT;
     buf_puts(&b, msg);
     return send_buf(c, status, CT_TEXT, &b, false);
+}
+
+static enum MHD_Result send_401(struct MHD_Connection *c)
+{
+    static const char msg[] = "authentication required\n";
+    struct MHD_Response *r = MHD_create_response_from_buffer(sizeof msg - 1, (void *)msg, MHD_RESPMEM_PERSISTENT);
+    if (!r)
+        return MHD_NO;
+    MHD_add_response_header(r, "Content-Type", CT_TEXT);
+    add_security_headers(r);
+    /* adds WWW-Authenticate: Basic realm="redpulse" */
+    enum MHD_Result ret = MHD_queue_basic_auth_fail_response(c, "redpulse", r);
+    MHD_destroy_response(r);
+    return ret;
+}
+
+/* True when the TLS client presented a certificate that verifies against
+ * the configured client CA. MHD only requests one; redpulse enforces it. */
+static bool client_cert_ok(struct MHD_Connection *c)
+{
+    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_GNUTLS_SESSION);
+    if (!ci || !ci->tls_session)
+        return false;
+    unsigned status = 0;
+    int r = gnutls_certificate_verify_peers2((gnutls_session_t)ci->tls_session, &status);
+    return r == GNUTLS_E_SUCCESS && status == 0;
+}
+
+/* Basic auth and client certificates; /healthz stays open for probes. */
+static enum MHD_Result authorize(struct http_server *s, struct MHD_Connection *c, const char *url, bool *ok)
+{
+    *ok = false;
+    if (strcmp(url, "/healthz") == 0) {
+        *ok = true;
+        return MHD_YES;
+    }
+    if (s->tls && s->cfg->http.tls_client_ca_file && !client_cert_ok(c))
+        return send_text(c, MHD_HTTP_FORBIDDEN, "a client certificate signed by the configured CA is required\n");
+    if (s->auth) {
+        char *pass = NULL;
+        char *user = MHD_basic_auth_get_username_password(c, &pass);
+        enum auth_result r = auth_check(s->auth, user, pass);
+        if (pass) {
+            explicit_bzero(pass, strlen(pass));
+            MHD_free(pass);
+        }
+        if (user)
+            MHD_free(user);
+        if (r == AUTH_BUSY)
+            return send_text(c, MHD_HTTP_SERVICE_UNAVAILABLE, "too many concurrent logins; retry\n");
+        if (r != AUTH_OK)
+            return send_401(c);
+    }
+    *ok = true;
+    return MHD_YES;
 }
 
 static void html_escape(struct buf *b, const char *s)
@@ -250,6 +320,10 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
         *upload_size = 0; /* a body on GET is ignored */
         return MHD_YES;
     }
+    bool allowed;
+    enum MHD_Result ar = authorize(s, c, url, &allowed);
+    if (!allowed)
+        return ar;
     bool gz = http_accepts_gzip(MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_ACCEPT_ENCODING));
     struct buf b = BUF_INIT;
 
@@ -337,7 +411,8 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
     size_t l = strlen(msg);
     while (l && msg[l - 1] == '\n')
         msg[--l] = '\0';
-    log_warn("http", "%s", msg);
+    /* MHD reports mostly bad client requests: not worth a warning each */
+    log_debug("http", "%s", msg);
 }
 
 /* Splits "host:port" / "[v6]:port" and resolves it (numeric or /etc/hosts;
@@ -374,38 +449,165 @@ static int resolve_listen(const char *listen, struct sockaddr_storage *ss, sockl
     return 0;
 }
 
+static char *read_pem(const char *path, char *err, size_t errlen)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        snprintf(err, errlen, "cannot read \"%s\": %s", path, strerror(errno));
+        return NULL;
+    }
+    struct buf b = BUF_INIT;
+    char tmp[4096];
+    size_t n;
+    while ((n = fread(tmp, 1, sizeof tmp, f)) > 0 && b.len < (1u << 20))
+        buf_append(&b, tmp, n);
+    fclose(f);
+    explicit_bzero(tmp, sizeof tmp);
+    return buf_steal(&b, NULL);
+}
+
+static void pems_free(struct tls_pems *p)
+{
+    if (p->key)
+        explicit_bzero(p->key, strlen(p->key));
+    free(p->cert);
+    free(p->key);
+    free(p->ca);
+    memset(p, 0, sizeof *p);
+}
+
+/* Reads and checks the certificate, key (and client CA) before any daemon
+ * sees them, so a bad renewal never takes the endpoint down. */
+static int load_pems(const struct http_cfg *h, struct tls_pems *p, char *err, size_t errlen)
+{
+    memset(p, 0, sizeof *p);
+    if (!(p->cert = read_pem(h->tls_cert_file, err, errlen)) || !(p->key = read_pem(h->tls_key_file, err, errlen)) ||
+        (h->tls_client_ca_file && !(p->ca = read_pem(h->tls_client_ca_file, err, errlen))))
+        goto fail;
+    gnutls_certificate_credentials_t cred;
+    gnutls_certificate_allocate_credentials(&cred);
+    gnutls_datum_t c = {(unsigned char *)p->cert, (unsigned)strlen(p->cert)};
+    gnutls_datum_t k = {(unsigned char *)p->key, (unsigned)strlen(p->key)};
+    int r = gnutls_certificate_set_x509_key_mem(cred, &c, &k, GNUTLS_X509_FMT_PEM);
+    if (r >= 0 && p->ca) {
+        gnutls_datum_t a = {(unsigned char *)p->ca, (unsigned)strlen(p->ca)};
+        int n = gnutls_certificate_set_x509_trust_mem(cred, &a, GNUTLS_X509_FMT_PEM);
+        if (n <= 0)
+            r = n < 0 ? n : GNUTLS_E_BASE64_DECODING_ERROR;
+    }
+    gnutls_certificate_free_credentials(cred);
+    if (r < 0) {
+        snprintf(err, errlen, "TLS certificate, key or client CA unusable: %s", gnutls_strerror(r));
+        goto fail;
+    }
+    return 0;
+fail:
+    pems_free(p);
+    return -1;
+}
+
+static struct MHD_Daemon *start_daemon(struct http_server *s, const struct tls_pems *p, MHD_socket fd)
+{
+    const struct http_cfg *h = &s->cfg->http;
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG | MHD_USE_ITC;
+    if (s->addr.ss_family == AF_INET6)
+        flags |= MHD_USE_IPv6;
+    if (s->tls)
+        flags |= MHD_USE_TLS;
+    unsigned timeout_s = (unsigned)((h->idle_timeout_ms + 999) / 1000);
+    const char *prio = h->tls_min_version == 13 ? "NORMAL:-VERS-ALL:+VERS-TLS1.3"
+                                                : "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2";
+    struct MHD_OptionItem o[24];
+    int n = 0;
+#define OPT(opt, val, ptr) (o[n++] = (struct MHD_OptionItem){(opt), (intptr_t)(val), (void *)(ptr)})
+    if (fd != MHD_INVALID_SOCKET)
+        OPT(MHD_OPTION_LISTEN_SOCKET, fd, NULL);
+    else
+        OPT(MHD_OPTION_SOCK_ADDR, 0, &s->addr);
+    OPT(MHD_OPTION_THREAD_POOL_SIZE, h->threads, NULL);
+    OPT(MHD_OPTION_CONNECTION_LIMIT, h->max_connections, NULL);
+    OPT(MHD_OPTION_PER_IP_CONNECTION_LIMIT, h->max_connections_per_ip, NULL);
+    OPT(MHD_OPTION_CONNECTION_TIMEOUT, timeout_s, NULL);
+    OPT(MHD_OPTION_CONNECTION_MEMORY_LIMIT, h->connection_memory_limit, NULL);
+    OPT(MHD_OPTION_LISTENING_ADDRESS_REUSE, 1, NULL);
+    if (s->tls) {
+        OPT(MHD_OPTION_HTTPS_MEM_CERT, 0, p->cert);
+        OPT(MHD_OPTION_HTTPS_MEM_KEY, 0, p->key);
+        OPT(MHD_OPTION_HTTPS_PRIORITIES, 0, prio);
+        if (p->ca)
+            OPT(MHD_OPTION_HTTPS_MEM_TRUST, 0, p->ca);
+    }
+    OPT(MHD_OPTION_END, 0, NULL);
+#undef OPT
+    /* the logger and unescape callbacks take two arguments each, which
+     * MHD_OPTION_ARRAY cannot carry: pass them directly */
+    return MHD_start_daemon(flags, 0, NULL, NULL, handler, s,
+                            MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
+                            MHD_OPTION_UNESCAPE_CALLBACK, unescape, NULL,
+                            MHD_OPTION_ARRAY, o,
+                            MHD_OPTION_END);
+}
+
 struct http_server *http_start(const struct config *cfg, struct registry *reg, char *err,
                                size_t errlen)
 {
-    struct sockaddr_storage ss;
-    socklen_t sl;
-    if (resolve_listen(cfg->http.listen, &ss, &sl, err, errlen) < 0)
-        return NULL;
     struct http_server *s = xcalloc(1, sizeof *s);
+    socklen_t sl;
     s->cfg = cfg;
     s->reg = reg;
-    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG;
-    if (ss.ss_family == AF_INET6)
-        flags |= MHD_USE_IPv6;
-    const struct http_cfg *h = &cfg->http;
-    unsigned timeout_s = (unsigned)((h->idle_timeout_ms + 999) / 1000);
-    s->d = MHD_start_daemon(flags, 0, NULL, NULL, handler, s,
-                            MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
-                            MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
-                            MHD_OPTION_THREAD_POOL_SIZE, h->threads,
-                            MHD_OPTION_CONNECTION_LIMIT, h->max_connections,
-                            MHD_OPTION_PER_IP_CONNECTION_LIMIT, h->max_connections_per_ip,
-                            MHD_OPTION_CONNECTION_TIMEOUT, timeout_s,
-                            MHD_OPTION_CONNECTION_MEMORY_LIMIT, h->connection_memory_limit,
-                            MHD_OPTION_LISTENING_ADDRESS_REUSE, 1,
-                            MHD_OPTION_UNESCAPE_CALLBACK, unescape, NULL,
-                            MHD_OPTION_END);
-    if (!s->d) {
-        snprintf(err, errlen, "cannot listen on %s (in use, or not an address of this host?)", h->listen);
+    s->tls = cfg->http.tls_cert_file != NULL;
+    if (resolve_listen(cfg->http.listen, &s->addr, &sl, err, errlen) < 0 ||
+        (s->tls && load_pems(&cfg->http, &s->pems, err, errlen) < 0)) {
         free(s);
         return NULL;
     }
+    s->d = start_daemon(s, &s->pems, MHD_INVALID_SOCKET);
+    if (!s->d) {
+        snprintf(err, errlen, "cannot listen on %s (in use, or not an address of this host?)", cfg->http.listen);
+        pems_free(&s->pems);
+        free(s);
+        return NULL;
+    }
+    s->auth = auth_new(cfg->http.users, cfg->http.n_users);
+    bool loopback = (s->addr.ss_family == AF_INET && ((struct sockaddr_in *)&s->addr)->sin_addr.s_addr == htonl(INADDR_LOOPBACK)) ||
+                    (s->addr.ss_family == AF_INET6 && IN6_IS_ADDR_LOOPBACK(&((struct sockaddr_in6 *)&s->addr)->sin6_addr));
+    if (!loopback && (!s->tls || !s->auth))
+        log_warn("http", "listening on %s without %s: anyone who reaches it can read the metrics", cfg->http.listen,
+                 !s->tls && !s->auth ? "TLS or basic auth" : !s->tls ? "TLS" : "basic auth");
     return s;
+}
+
+int http_reload_tls(struct http_server *s)
+{
+    char err[256];
+    if (!s->tls)
+        return 0;
+    struct tls_pems fresh;
+    if (load_pems(&s->cfg->http, &fresh, err, sizeof err) < 0) {
+        log_error("http", "TLS reload: %s; keeping the current certificate", err);
+        return -1;
+    }
+    /* hand the listening socket over: no moment without a listener */
+    MHD_socket fd = MHD_quiesce_daemon(s->d);
+    struct MHD_Daemon *next = fd != MHD_INVALID_SOCKET ? start_daemon(s, &fresh, fd) : NULL;
+    if (!next) {
+        log_error("http", "TLS reload: cannot start with the new certificate; keeping the current one");
+        pems_free(&fresh);
+        if (fd != MHD_INVALID_SOCKET) { /* the old daemon stopped accepting: restart it */
+            struct MHD_Daemon *again = start_daemon(s, &s->pems, fd);
+            if (again) {
+                MHD_stop_daemon(s->d);
+                s->d = again;
+            }
+        }
+        return -1;
+    }
+    MHD_stop_daemon(s->d); /* finishes its connections; fd now belongs to next */
+    s->d = next;
+    pems_free(&s->pems);
+    s->pems = fresh;
+    log_info("http", "TLS certificate reloaded");
+    return 0;
 }
 
 void http_stop(struct http_server *s)
@@ -413,5 +615,7 @@ void http_stop(struct http_server *s)
     if (!s)
         return;
     MHD_stop_daemon(s->d);
+    auth_free(s->auth);
+    pems_free(&s->pems);
     free(s);
 }

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "auth.h"
 #include "config.h"
 #include "http.h"
 #include "log.h"
@@ -20,6 +21,7 @@
 static const char usage[] =
     "usage: redpulse [--config FILE] [--log-level LEVEL]\n"
     "       redpulse --check-config FILE\n"
+    "       redpulse --hash-password < password\n"
     "\n"
     "Polls INFO on Redis instances and serves Prometheus metrics and JSON.\n"
     "Without --config it monitors " REDPULSE_DEFAULT_ADDRESS " and listens on http://" REDPULSE_DEFAULT_LISTEN "/.\n"
@@ -27,6 +29,8 @@ static const char usage[] =
     "  -c, --config FILE        JSON configuration file\n"
     "  -t, --check-config FILE  validate FILE, print \"configuration OK\" or every error (exit 2)\n"
     "  -l, --log-level LEVEL    error, warn, info (default) or debug; overrides the file\n"
+    "      --hash-password      read a password on stdin, print its bcrypt hash for\n"
+    "                           http.basic_auth_users\n"
     "  -V, --version            print the version\n"
     "  -h, --help               print this help\n";
 
@@ -39,8 +43,29 @@ static void on_stop(evutil_socket_t sig, short what, void *arg)
 
 static void on_hup(evutil_socket_t sig, short what, void *arg)
 {
-    (void)sig, (void)what, (void)arg;
-    log_warn("main", "SIGHUP: live reload is not supported yet; restart to apply a new configuration");
+    (void)sig, (void)what;
+    struct http_server *http = arg;
+    log_info("main", "SIGHUP: reloading the HTTP TLS certificate (other settings need a restart)");
+    http_reload_tls(http);
+}
+
+static int hash_password(void)
+{
+    char pw[1024];
+    if (!fgets(pw, sizeof pw, stdin)) {
+        fprintf(stderr, "redpulse: no password on standard input\n");
+        return 2;
+    }
+    pw[strcspn(pw, "\r\n")] = '\0';
+    char out[128];
+    int rc = auth_hash_password(pw, 10, out, sizeof out);
+    explicit_bzero(pw, sizeof pw);
+    if (rc < 0) {
+        fprintf(stderr, "redpulse: this system's crypt() cannot make bcrypt hashes\n");
+        return 1;
+    }
+    printf("%s\n", out);
+    return 0;
 }
 
 static struct config *load(const char *path)
@@ -59,7 +84,8 @@ int main(int argc, char **argv)
     static const struct option opts[] = {
         {"config", required_argument, NULL, 'c'}, {"check-config", required_argument, NULL, 't'},
         {"log-level", required_argument, NULL, 'l'}, {"version", no_argument, NULL, 'V'},
-        {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
+        {"help", no_argument, NULL, 'h'}, {"hash-password", no_argument, NULL, 'H'},
+        {NULL, 0, NULL, 0}};
     const char *config_path = NULL, *check_path = NULL, *level = NULL;
     int o;
     while ((o = getopt_long(argc, argv, "c:t:l:Vh", opts, NULL)) != -1) {
@@ -69,6 +95,7 @@ int main(int argc, char **argv)
         case 'l': level = optarg; break;
         case 'V': printf("redpulse %s\n", REDPULSE_VERSION); return 0;
         case 'h': fputs(usage, stdout); return 0;
+        case 'H': return hash_password();
         default: fputs(usage, stderr); return 2;
         }
     }
@@ -124,7 +151,7 @@ int main(int argc, char **argv)
         goto out;
     sigs[0] = evsignal_new(base, SIGTERM, on_stop, base);
     sigs[1] = evsignal_new(base, SIGINT, on_stop, base);
-    sigs[2] = evsignal_new(base, SIGHUP, on_hup, base);
+    sigs[2] = evsignal_new(base, SIGHUP, on_hup, http);
     for (int i = 0; i < 3; i++)
         evsignal_add(sigs[i], NULL);
     log_info("main", "redpulse %s: %zu instance%s, serving http://%s/metrics", REDPULSE_VERSION,

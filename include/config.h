@@ -61,6 +61,13 @@ struct http_cfg {
     uint64_t idle_timeout_ms;
     size_t connection_memory_limit;
     unsigned threads;
+    /* TLS for the HTTP endpoint (all NULL: plain HTTP) */
+    char *tls_cert_file, *tls_key_file;
+    char *tls_client_ca_file;     /* clients must present a certificate it signed */
+    int tls_min_version;          /* 12 or 13 */
+    /* basic auth: user names and bcrypt hashes; none: no authentication */
+    struct label *users;          /* name = user, value = hash */
+    size_t n_users;
 };
 
 struct config {

@@ -22,6 +22,10 @@ struct http_server;
  * resolved or bound. */
 struct http_server *http_start(const struct config *cfg, struct registry *reg, char *err,
                                size_t errlen);
+/* Re-reads the TLS certificate, key and client CA (SIGHUP). A bad new set
+ * is logged and the running one kept. Returns 0, or -1 on a bad set. Call
+ * from one thread at a time (the event loop). */
+int http_reload_tls(struct http_server *s);
 /* Stops accepting, finishes in-flight requests and frees; safe on NULL. */
 void http_stop(struct http_server *s);
 

@@ -11,12 +11,13 @@ redpulse_missing_pkgs() {
 
 redpulse_install_deps() {
     local pkgs=(gcc make cmake pkg-config libhiredis-dev libevent-dev libmicrohttpd-dev libcjson-dev
-                zlib1g-dev libssl-dev redis-server)
+                zlib1g-dev libssl-dev libgnutls28-dev libcrypt-dev redis-server)
     if [ "${1:-}" = test ]; then
         # check: unit tests; prometheus: promtool and a real server for the
         # compatibility test; python3 and openssl: integration harness;
-        # redis-tools: redis-benchmark as a CPU load
-        pkgs+=(check prometheus python3 openssl redis-tools)
+        # redis-tools: redis-benchmark as a CPU load; slowhttptest: slow
+        # client attacks on the HTTP endpoint
+        pkgs+=(check prometheus python3 openssl redis-tools slowhttptest)
     fi
     local missing
     missing=$(redpulse_missing_pkgs "${pkgs[@]}")

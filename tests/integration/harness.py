@@ -160,6 +160,8 @@ class RedisServer:
         c = self.client()
         try:
             return c.cmd("PING") == "PONG"
+        except RuntimeError as e:  # it answers; it just wants a password
+            return str(e).startswith("NOAUTH")
         finally:
             c.close()
 
@@ -203,15 +205,36 @@ def make_tls(tmp):
     # a second, unrelated CA: verification against it must fail
     run("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "other.key", "-out",
         "other.crt", "-days", "2", "-subj", "/CN=other-ca")
-    return {"ca": os.path.join(d, "ca.crt"), "cert": os.path.join(d, "srv.crt"),
-            "key": os.path.join(d, "srv.key"), "other_ca": os.path.join(d, "other.crt")}
+    # a client certificate from the CA, and one from the other CA
+    for name, ca in (("client", "ca"), ("rogue", "other")):
+        run("openssl", "req", "-newkey", "rsa:2048", "-nodes", "-keyout", name + ".key", "-out", name + ".csr",
+            "-subj", "/CN=" + name)
+        run("openssl", "x509", "-req", "-in", name + ".csr", "-CA", ca + ".crt", "-CAkey", ca + ".key",
+            "-CAcreateserial", "-out", name + ".crt", "-days", "2")
+    # a second server certificate (renewal) with its own serial
+    run("openssl", "req", "-newkey", "rsa:2048", "-nodes", "-keyout", "srv2.key", "-out", "srv2.csr",
+        "-subj", "/CN=localhost-renewed")
+    run("openssl", "x509", "-req", "-in", "srv2.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial",
+        "-out", "srv2.crt", "-days", "2", "-extfile", "ext")
+    for f in os.listdir(d):
+        if f.endswith(".key"):
+            os.chmod(os.path.join(d, f), 0o600)
+    j = lambda f: os.path.join(d, f)  # noqa: E731
+    return {"ca": j("ca.crt"), "cert": j("srv.crt"), "key": j("srv.key"), "other_ca": j("other.crt"),
+            "client_cert": j("client.crt"), "client_key": j("client.key"),
+            "rogue_cert": j("rogue.crt"), "rogue_key": j("rogue.key"),
+            "cert2": j("srv2.crt"), "key2": j("srv2.key")}
 
 
 class Agent:
     """The redpulse binary with a generated configuration."""
 
-    def __init__(self, tmp, instances, defaults=None, extra=None, env=None, log_level="debug"):
+    def __init__(self, tmp, instances, defaults=None, extra=None, env=None, log_level="debug", scheme="http",
+                 ssl_context=None):
         self.port = free_port()
+        self.scheme = scheme
+        self.ssl_context = ssl_context
+        self.headers = {}
         self.cfg = {"listen": "127.0.0.1:%d" % self.port, "instances": instances}
         if defaults:
             self.cfg["defaults"] = defaults
@@ -230,12 +253,14 @@ class Agent:
         wait_for(lambda: self.get("/healthz")[0] == 200, 10, what="redpulse /healthz")
 
     def url(self, path):
-        return "http://127.0.0.1:%d%s" % (self.port, path)
+        return "%s://127.0.0.1:%d%s" % (self.scheme, self.port, path)
 
-    def get(self, path, headers=None, method="GET"):
-        req = urllib.request.Request(self.url(path), headers=headers or {}, method=method)
+    def get(self, path, headers=None, method="GET", context=None):
+        h = dict(self.headers)
+        h.update(headers or {})
+        req = urllib.request.Request(self.url(path), headers=h, method=method)
         try:
-            with urllib.request.urlopen(req, timeout=10) as r:
+            with urllib.request.urlopen(req, timeout=10, context=context or self.ssl_context) as r:
                 return r.status, dict(r.headers), r.read()
         except urllib.error.HTTPError as e:
             return e.code, dict(e.headers), e.read()
