@@ -41,9 +41,13 @@ struct conn {
     bool tls;
 };
 
-static atomic_long open_count;
+static atomic_long open_count;  /* connected */
+static atomic_long alloc_count; /* holding a socket (connecting or connected) */
+static long fd_budget = -1;     /* sockets we allow ourselves; -1: not set */
 
 long conn_open_count(void) { return atomic_load(&open_count); }
+
+void conn_set_fd_budget(long n) { fd_budget = n; }
 
 const char *outcome_str(enum outcome o)
 {
@@ -67,6 +71,7 @@ const char *outcome_desc(enum outcome o)
 
 static void do_free(struct conn *c)
 {
+    atomic_fetch_sub(&alloc_count, 1);
     if (c->bev)
         bufferevent_free(c->bev);
     if (c->reader)
@@ -250,6 +255,12 @@ struct conn *conn_open(struct event_base *base, struct evdns_base *dns, SSL_CTX 
                        const struct instance_cfg *cfg, const struct conn_callbacks *cb,
                        void *arg, enum outcome *why, char *detail, size_t detail_len)
 {
+    if (fd_budget >= 0 && atomic_load(&alloc_count) >= fd_budget) {
+        /* keep descriptors for the HTTP server and the rest of the process */
+        *why = OUTCOME_RESOURCES;
+        snprintf(detail, detail_len, "file descriptor budget of %ld Redis connections reached (raise LimitNOFILE / ulimit -n)", fd_budget);
+        return NULL;
+    }
     struct conn *c = xcalloc(1, sizeof *c);
     c->cb = *cb;
     c->arg = arg;
@@ -297,6 +308,7 @@ struct conn *conn_open(struct event_base *base, struct evdns_base *dns, SSL_CTX 
         snprintf(detail, detail_len, "cannot create bufferevent");
         goto fail;
     }
+    atomic_fetch_add(&alloc_count, 1); /* do_free() and the fail path give it back */
     bufferevent_setcb(c->bev, read_cb, NULL, event_cb, c);
     bufferevent_enable(c->bev, EV_READ | EV_WRITE);
     int r;
@@ -318,8 +330,10 @@ struct conn *conn_open(struct event_base *base, struct evdns_base *dns, SSL_CTX 
     }
     return c;
 fail:
-    if (c->bev)
+    if (c->bev) {
         bufferevent_free(c->bev);
+        atomic_fetch_sub(&alloc_count, 1);
+    }
     redisReaderFree(c->reader);
     free(c);
     return NULL;

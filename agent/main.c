@@ -6,12 +6,14 @@
 #include <event2/thread.h>
 #include <getopt.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "auth.h"
 #include "config.h"
+#include "conn.h"
 #include "http.h"
 #include "log.h"
 #include "poller.h"
@@ -66,6 +68,29 @@ static int hash_password(void)
     }
     printf("%s\n", out);
     return 0;
+}
+
+/* One descriptor per instance: raise the soft limit to the hard one, and
+ * keep some for HTTP clients and the process itself. */
+static void set_fd_budget(const struct config *cfg)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+        return;
+    if (rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+        getrlimit(RLIMIT_NOFILE, &rl);
+    }
+    long reserve = 32 + (long)cfg->http.max_connections;
+    long budget = (long)rl.rlim_cur - reserve;
+    if (budget < 1)
+        budget = 1;
+    conn_set_fd_budget(budget);
+    if ((size_t)budget < cfg->n_instances)
+        log_warn("main", "file descriptor limit %llu allows %ld Redis connections for %zu instances "
+                 "(%ld kept for HTTP); raise LimitNOFILE / ulimit -n",
+                 (unsigned long long)rl.rlim_cur, budget, cfg->n_instances, reserve);
 }
 
 static struct config *load(const char *path)
@@ -125,6 +150,7 @@ int main(int argc, char **argv)
         log_set_level(lvl);
 
     signal(SIGPIPE, SIG_IGN);
+    set_fd_budget(cfg);
     evthread_use_pthreads();
     struct event_base *base = event_base_new();
     const char **names = xcalloc(cfg->n_instances, sizeof *names);

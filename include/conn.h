@@ -49,6 +49,10 @@ void conn_close(struct conn *c);
 bool conn_in_tls_handshake(const struct conn *c);
 /* Connections currently open, across all conns (for self-metrics). */
 long conn_open_count(void);
+/* At most n conns may hold a socket at once; conn_open() beyond it fails
+ * with OUTCOME_RESOURCES, so running out of descriptors never starves the
+ * HTTP server. Set once at startup, before the event loop runs. */
+void conn_set_fd_budget(long n);
 
 /* Builds the client TLS context for cfg (CA, client certificate, verify
  * mode). Returns NULL and fills detail on failure. */

@@ -26,4 +26,5 @@ run_suite build-test -DCMAKE_BUILD_TYPE=RelWithDebInfo
 echo "== build with AddressSanitizer + UndefinedBehaviorSanitizer and test"
 export ASAN_OPTIONS=detect_leaks=1:strict_string_checks=1:check_initialization_order=1
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+export REDPULSE_SANITIZED=1
 run_suite build-asan -DCMAKE_BUILD_TYPE=Debug -DREDPULSE_SANITIZE=ON

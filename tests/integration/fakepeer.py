@@ -1,6 +1,6 @@
 """Fake Redis peers for faults a real server cannot produce on demand:
 garbage on the wire, a reply dripped slowly, a reset mid-conversation, a
-reply larger than the cap, silence, and the single-section INFO of
+reply larger than the cap, silence, a reply cut in half, and the single-section INFO of
 Redis < 7.0. Each listens on its own loopback port in a thread."""
 import os
 import socket
@@ -100,6 +100,10 @@ class FakePeer:
                 if self.stopping:
                     return False
             return True
+        if m == "halfclose":  # killed mid-reply
+            data = bulk(self.info)
+            c.sendall(data[:len(data) // 2])
+            return False
         if m == "reset":
             c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
             c.close()

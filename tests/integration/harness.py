@@ -230,7 +230,7 @@ class Agent:
     """The redpulse binary with a generated configuration."""
 
     def __init__(self, tmp, instances, defaults=None, extra=None, env=None, log_level="debug", scheme="http",
-                 ssl_context=None):
+                 ssl_context=None, preexec_fn=None):
         self.port = free_port()
         self.scheme = scheme
         self.ssl_context = ssl_context
@@ -248,7 +248,7 @@ class Agent:
         e.update(env or {})
         self.logf = open(self.log, "w")
         self.proc = subprocess.Popen([BIN, "--config", self.path, "--log-level", log_level],
-                                     stdout=self.logf, stderr=subprocess.STDOUT, env=e)
+                                     stdout=self.logf, stderr=subprocess.STDOUT, env=e, preexec_fn=preexec_fn)
         _LIVE.append(self.proc)
         wait_for(lambda: self.get("/healthz")[0] == 200, 10, what="redpulse /healthz")
 
@@ -275,6 +275,11 @@ class Agent:
         assert status == 200, (status, body)
         return json.loads(body)
 
+    def instance_list(self):
+        status, _, body = self.get("/api/v1/instances")
+        assert status == 200, (status, body)
+        return json.loads(body)
+
     def stop(self):
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
@@ -288,6 +293,13 @@ class Agent:
             rc = self.proc.returncode
         self.logf.close()
         return rc
+
+    def rss_kib(self):
+        with open("/proc/%d/status" % self.proc.pid) as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+        return 0
 
     def log_text(self):
         with open(self.log) as f:

@@ -20,7 +20,7 @@ class Faults(unittest.TestCase):
     def setUpClass(cls):
         cls.tmp = Tmp()
         cls.healthy = RedisServer(cls.tmp.path, "healthy")
-        cls.peers = {m: FakePeer(m) for m in ("garbage", "drip", "reset", "huge", "hang", "redis6", "ok")}
+        cls.peers = {m: FakePeer(m) for m in ("garbage", "drip", "reset", "huge", "hang", "halfclose", "redis6", "ok")}
         cls.peers["redis6"] = FakePeer("redis6", "info-redis-6.2.0.txt")
         cls.refused_port = free_port()
         insts = [{"name": "healthy", "address": "127.0.0.1:%d" % cls.healthy.port}]
@@ -51,6 +51,7 @@ class Faults(unittest.TestCase):
     def test_fault_reasons(self):
         deadline = TIMEOUT + INTERVAL + 0.5  # timeout plus one interval (+ scheduling slack)
         for name, want in (("garbage", "protocol"), ("reset", "closed"), ("huge", "reply_too_large"),
+                           ("halfclose", "closed"),
                            ("hang", "timeout"), ("drip", "timeout"), ("refused", "connect_refused"),
                            ("nosock", "connect_refused")):
             j = self.reason(name, want, deadline + INTERVAL)
@@ -109,6 +110,38 @@ class Faults(unittest.TestCase):
         c1 = p.connections
         self.assertLessEqual(c1 - c0, 4, "reconnected %d times in 6s at a 1s interval" % (c1 - c0))
         self.assertGreaterEqual(c1 - c0, 1)
+
+
+class FdExhaustion(unittest.TestCase):
+    def test_low_ulimit(self):
+        """More instances than descriptors: the surplus fail with reason
+        resources, the rest are polled, HTTP keeps answering, no crash."""
+        import resource
+        tmp = Tmp()
+        srv = RedisServer(tmp.path, "r")
+        try:
+            def low():
+                resource.setrlimit(resource.RLIMIT_NOFILE, (96, 96))
+            insts = [{"name": "i%02d" % k, "address": "127.0.0.1:%d" % srv.port} for k in range(60)]
+            agent = Agent(tmp.path, insts, defaults={"interval": "1s", "timeout": "500ms"},
+                          extra={"http": {"max_connections": 16}}, preexec_fn=low)
+            # budget: 96 - (32 + 16) = 48 connections for 60 instances
+            def counted():
+                m = agent.metrics()
+                up = sum(v for (n, l), v in m.items() if n == "redis_up")
+                res = sum(1 for (n, l), v in m.items()
+                          if n == "redpulse_last_poll_outcome" and dict(l)["reason"] == "resources")
+                return (up, res) if up + res == 60 and res > 0 else None
+            up, res = wait_for(counted, 10, what="polls settle under the fd limit")
+            self.assertEqual(up, 48)
+            self.assertEqual(res, 12)
+            self.assertIn("file descriptor limit 96 allows 48 Redis connections for 60 instances", agent.log_text())
+            for _ in range(20):
+                self.assertEqual(agent.get("/metrics")[0], 200)
+            self.assertEqual(agent.stop(), 0)
+        finally:
+            srv.stop()
+            tmp.cleanup()
 
 
 if __name__ == "__main__":
