@@ -9,6 +9,7 @@
 
 #include <cjson/cJSON.h>
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -187,7 +188,9 @@ static int take_value(struct ctx *c, const struct opt *o, const cJSON *v, const 
     }
     case OT_SIZE:
     case OT_UINT:
-        if (!cJSON_IsNumber(v) || v->valuedouble != (double)(uint64_t)v->valuedouble) {
+        /* range first: converting a negative or huge double to an integer is UB */
+        if (!cJSON_IsNumber(v) || !(v->valuedouble >= 0 && v->valuedouble < 9e15) ||
+            v->valuedouble != floor(v->valuedouble)) {
             err_at(c, v, 0, path, "expected a whole number, got %s", type_name(v));
             return -1;
         }
@@ -302,6 +305,10 @@ static void apply_labels(struct ctx *c, const cJSON *obj, struct pending *p, con
         }
         if (!cJSON_IsString(ch)) {
             err_at(c, ch, 0, sub, "label value must be a string, got %s", type_name(ch));
+            continue;
+        }
+        if (!utf8_valid(ch->valuestring)) {
+            err_at(c, ch, 0, sub, "label value is not valid UTF-8");
             continue;
         }
         labels_set(&p->cfg, ch->string, ch->valuestring);
@@ -616,7 +623,9 @@ static void finish_instance(struct ctx *c, struct pending *p, const cJSON *inst,
         for (const char *s = cfg->name; *s; s++)
             if ((unsigned char)*s < 0x21 || *s == 0x7f || *s == '/' || *s == '?' || *s == '&' || *s == '#' || *s == '%')
                 bad = true;
-        if (bad)
+        if (!utf8_valid(cfg->name))
+            err_at(c, p->o.name, 0, sub, "invalid name: not valid UTF-8");
+        else if (bad)
             err_at(c, p->o.name, 0, sub, "invalid name \"%s\": 1 to 128 characters, no spaces, control characters or any of / ? & # %%", cfg->name);
     }
     if (!cfg->address) {

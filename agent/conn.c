@@ -18,6 +18,7 @@
 #include <hiredis/read.h>
 #include <openssl/err.h>
 #include <openssl/x509v3.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -103,49 +104,94 @@ static void fail(struct conn *c, enum outcome why, const char *detail)
     c->in_cb--;
 }
 
+/* hiredis allocates an array's element table as soon as it reads "*N":
+ * a hostile "*2000000000" would ask for 16 GB before any cap could see the
+ * bytes. No reply redpulse reads has more than a few hundred elements. */
+#define RESP_MAX_ELEMENTS (1 << 20)
+
+static redisReplyObjectFunctions guarded;
+static const redisReplyObjectFunctions *plain;
+static pthread_once_t guarded_once = PTHREAD_ONCE_INIT;
+
+static void *guard_array(const redisReadTask *task, int elements)
+{
+    if (elements > RESP_MAX_ELEMENTS)
+        return NULL; /* the reader reports an error; the reply is refused */
+    return plain->createArray(task, elements);
+}
+
+static void init_guarded(void)
+{
+    redisReader *tmp = redisReaderCreate(); /* to learn hiredis' default functions */
+    plain = tmp->fn;                        /* static storage inside hiredis */
+    redisReaderFree(tmp);
+    guarded = *plain;
+    guarded.createArray = guard_array;
+}
+
+redisReader *resp_reader_new(void)
+{
+    pthread_once(&guarded_once, init_guarded);
+    return redisReaderCreateWithFunctions(&guarded);
+}
+
+enum outcome resp_feed(redisReader *r, const char *data, size_t len, size_t max_reply,
+                       bool (*on_reply)(void *arg, redisReply *reply), void *arg, char *detail,
+                       size_t detail_len)
+{
+    /* unconsumed bytes are at most one partial reply: they plus the new
+     * data bound what a reply may hold so far */
+    if (r->len - r->pos + len > max_reply) {
+        snprintf(detail, detail_len, "reply larger than %zu bytes", max_reply);
+        return OUTCOME_REPLY_TOO_LARGE;
+    }
+    if (redisReaderFeed(r, data, len) != REDIS_OK) {
+        snprintf(detail, detail_len, "reader out of memory");
+        return OUTCOME_RESOURCES;
+    }
+    for (;;) {
+        void *reply = NULL;
+        if (redisReaderGetReply(r, &reply) != REDIS_OK) {
+            snprintf(detail, detail_len, "%s", r->errstr);
+            return OUTCOME_PROTOCOL;
+        }
+        if (!reply)
+            return OUTCOME_OK;
+        bool go_on = on_reply(arg, reply);
+        freeReplyObject(reply);
+        if (!go_on)
+            return OUTCOME_OK;
+    }
+}
+
+/* Hands one reply to the owner; false once the owner closed us. */
+static bool deliver(void *arg, redisReply *reply)
+{
+    struct conn *c = arg;
+    c->in_cb++;
+    c->cb.on_reply(c->arg, reply);
+    c->in_cb--;
+    return !c->dead && !c->close_requested;
+}
+
 static void read_cb(struct bufferevent *bev, void *arg)
 {
     struct conn *c = arg;
     struct evbuffer *in = bufferevent_get_input(bev);
     char detail[160];
     while (!c->dead && !c->close_requested && evbuffer_get_length(in) > 0) {
-        struct evbuffer_iovec v[4];
-        int k = evbuffer_peek(in, 65536, NULL, v, 4);
-        if (k > 4) /* evbuffer_peek returns how many extents it would need */
-            k = 4;
-        size_t fed = 0;
-        for (int i = 0; i < k; i++) {
-            size_t pending = c->reader->len - c->reader->pos;
-            if (pending + v[i].iov_len > c->max_reply) {
-                snprintf(detail, sizeof detail, "reply larger than %zu bytes", c->max_reply);
-                fail(c, OUTCOME_REPLY_TOO_LARGE, detail);
-                goto out;
-            }
-            if (redisReaderFeed(c->reader, v[i].iov_base, v[i].iov_len) != REDIS_OK) {
-                fail(c, OUTCOME_RESOURCES, "reader out of memory");
-                goto out;
-            }
-            fed += v[i].iov_len;
-        }
-        evbuffer_drain(in, fed);
-        for (;;) {
-            void *reply = NULL;
-            if (redisReaderGetReply(c->reader, &reply) != REDIS_OK) {
-                snprintf(detail, sizeof detail, "%s", c->reader->errstr);
-                fail(c, OUTCOME_PROTOCOL, detail);
-                goto out;
-            }
-            if (!reply)
-                break;
-            c->in_cb++;
-            c->cb.on_reply(c->arg, reply);
-            c->in_cb--;
-            freeReplyObject(reply);
-            if (c->dead || c->close_requested)
-                goto out;
+        struct evbuffer_iovec v;
+        if (evbuffer_peek(in, -1, NULL, &v, 1) < 1)
+            break;
+        enum outcome o = resp_feed(c->reader, v.iov_base, v.iov_len, c->max_reply, deliver, c, detail, sizeof detail);
+        if (c->close_requested)
+            break;
+        evbuffer_drain(in, v.iov_len);
+        if (o != OUTCOME_OK) {
+            fail(c, o, detail);
+            break;
         }
     }
-out:
     reap(c);
 }
 
@@ -265,7 +311,7 @@ struct conn *conn_open(struct event_base *base, struct evdns_base *dns, SSL_CTX 
     c->cb = *cb;
     c->arg = arg;
     c->max_reply = cfg->max_reply_bytes;
-    c->reader = redisReaderCreate();
+    c->reader = resp_reader_new();
     if (!c->reader) {
         *why = OUTCOME_RESOURCES;
         snprintf(detail, detail_len, "out of memory");

@@ -384,9 +384,8 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
 
 /* Percent-decoding for paths and query values that never produces a NUL:
  * "%00" stays as written, so "name%00suffix" cannot pass for "name". */
-static size_t unescape(void *cls, struct MHD_Connection *c, char *s)
+size_t http_unescape(char *s)
 {
-    (void)cls, (void)c;
     char *w = s;
     for (const char *r = s; *r; r++) {
         int hi, lo;
@@ -399,6 +398,12 @@ static size_t unescape(void *cls, struct MHD_Connection *c, char *s)
     }
     *w = '\0';
     return (size_t)(w - s);
+}
+
+static size_t unescape(void *cls, struct MHD_Connection *c, char *s)
+{
+    (void)cls, (void)c;
+    return http_unescape(s);
 }
 
 static void mhd_log(void *cls, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));

@@ -138,6 +138,10 @@ static bool parse_nested(struct info_sample *s, struct caps *c, const char *key,
 {
     struct info_kv kv;
     const char *p = val;
+    /* names become label values; two invalid ones would both read U+FFFD
+     * and collide as duplicate series, so they are refused here */
+    if (info_nested_key(key) && !utf8_valid(key))
+        return false;
     if (strncmp(key, "cmdstat_", 8) == 0 && key[8]) {
         GROW(s->cmds, s->n_cmds, c->cmds);
         struct info_cmdstat *cs = &s->cmds[s->n_cmds];
@@ -181,6 +185,11 @@ static bool parse_nested(struct info_sample *s, struct caps *c, const char *key,
             double q = kv_num(&qk), v = kv_num(&kv);
             if (isnan(q) || isnan(v) || q < 0 || q > 100)
                 return false;
+            bool dup = false;
+            for (int i = 0; i < l->n; i++)
+                dup |= fabs(l->q[i] - q / 100.0) < 1e-12;
+            if (dup)
+                return false; /* one quantile twice: not what a server writes */
             l->q[l->n] = q / 100.0;
             l->usec[l->n] = v;
             l->n++;
@@ -228,8 +237,12 @@ static bool parse_nested(struct info_sample *s, struct caps *c, const char *key,
             else if (kv_is(&kv, "lag"))
                 r->lag = kv_num(&kv);
         }
-        if (!r->ip[0])
+        if (!r->ip[0] || !utf8_valid(r->ip) || !utf8_valid(r->port) || !utf8_valid(r->state))
             return false;
+        for (size_t i = 0; i < s->n_replicas; i++) /* would be duplicate series */
+            if (strcmp(s->replicas[i].ip, r->ip) == 0 && strcmp(s->replicas[i].port, r->port) == 0 &&
+                strcmp(s->replicas[i].state, r->state) == 0)
+                return false;
         s->n_replicas++;
         return true;
     }

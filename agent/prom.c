@@ -9,6 +9,8 @@
 #include <stdbool.h>
 #include <string.h>
 
+#include "util.h"
+
 struct fam {
     const char *name, *type, *help;
 };
@@ -60,16 +62,26 @@ void prom_escape(struct buf *b, const char *s)
     const char *run = s;
     for (; *s; s++) {
         const char *rep = NULL;
-        if (*s == '\\')
+        size_t skip = 1;
+        unsigned char c = (unsigned char)*s;
+        if (c == '\\')
             rep = "\\\\";
-        else if (*s == '"')
+        else if (c == '"')
             rep = "\\\"";
-        else if (*s == '\n')
+        else if (c == '\n')
             rep = "\\n";
+        else if (c >= 0x80) {
+            size_t n = utf8_seq_len((const unsigned char *)s);
+            if (n) { /* valid: keep as is */
+                s += n - 1;
+                continue;
+            }
+            rep = "\xef\xbf\xbd"; /* U+FFFD: Prometheus rejects a whole scrape with invalid UTF-8 */
+        }
         if (rep) {
             buf_append(b, run, (size_t)(s - run));
-            buf_append(b, rep, 2);
-            run = s + 1;
+            buf_append(b, rep, strlen(rep));
+            run = s + skip;
         }
     }
     buf_append(b, run, (size_t)(s - run));

@@ -161,7 +161,7 @@ static void render_family(struct buf *b, enum prom_family f, const struct render
         for (size_t i = 0; i < s->n_lats; i++) {
             const struct info_latency *l = &s->lats[i];
             for (int k = 0; k < l->n; k++) {
-                snprintf(q, sizeof q, "%g", l->q[k]);
+                snprintf(q, sizeof q, "%.15g", l->q[k]);
                 const char *kv[] = {"cmd", l->cmd, "quantile", q, NULL};
                 prom_line(b, name, NULL, pre, kv, l->usec[k] / 1e6);
             }

@@ -13,6 +13,7 @@
 #include <event2/dns.h>
 #include <event2/event.h>
 #include <hiredis/hiredis.h>
+#include <hiredis/read.h>
 #include <openssl/ssl.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -53,6 +54,19 @@ long conn_open_count(void);
  * with OUTCOME_RESOURCES, so running out of descriptors never starves the
  * HTTP server. Set once at startup, before the event loop runs. */
 void conn_set_fd_budget(long n);
+
+/* A RESP reader that refuses arrays of more than a million elements before
+ * allocating them (hiredis would allocate first). Free with redisReaderFree. */
+redisReader *resp_reader_new(void);
+
+/* The read path without a socket (used by conn itself and by the fuzzer):
+ * feeds len bytes to r and hands every complete reply to on_reply, which
+ * returns false to stop (the reply is freed after it returns). A reply that
+ * grows past max_reply bytes, a protocol error or memory exhaustion return
+ * the matching outcome with detail filled; OUTCOME_OK otherwise. */
+enum outcome resp_feed(redisReader *r, const char *data, size_t len, size_t max_reply,
+                       bool (*on_reply)(void *arg, redisReply *reply), void *arg, char *detail,
+                       size_t detail_len);
 
 /* Builds the client TLS context for cfg (CA, client certificate, verify
  * mode). Returns NULL and fills detail on failure. */

@@ -33,6 +33,10 @@ void http_stop(struct http_server *s);
  * slot, families contiguous across instances, plus redpulse's global
  * families when target < 0. Exposed for tests and benchmarks. */
 void http_render_metrics(struct registry *reg, long target, struct buf *out);
+/* Percent-decodes s in place as MHD's unescape callback does for paths and
+ * query values, except that "%00" is left as written (a NUL would cut a
+ * target name short). Returns the new length. */
+size_t http_unescape(char *s);
 /* True when an Accept-Encoding header value accepts gzip. */
 int http_accepts_gzip(const char *accept_encoding);
 /* gzip-compresses in[0..len) into out; returns 0 or -1. */

@@ -30,6 +30,14 @@ int parse_duration_ms(const char *s, uint64_t *out, const char **why);
 /* Parses a whole string as a finite double (leading/trailing junk rejected). */
 bool parse_double(const char *s, double *out);
 
+/* Length (2-4) of the valid multi-byte UTF-8 sequence at p (which must be
+ * NUL-terminated), or 0 when it is not one: overlong forms, surrogates and
+ * code points past U+10FFFF are invalid. */
+size_t utf8_seq_len(const unsigned char *p);
+
+/* True when the NUL-terminated s is valid UTF-8. */
+bool utf8_valid(const char *s);
+
 /* True when s is a valid Prometheus label name that does not start with "__". */
 bool is_label_name(const char *s);
 

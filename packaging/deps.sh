@@ -16,8 +16,9 @@ redpulse_install_deps() {
         # check: unit tests; prometheus: promtool and a real server for the
         # compatibility test; python3 and openssl: integration harness;
         # redis-tools: redis-benchmark as a CPU load; slowhttptest: slow
-        # client attacks on the HTTP endpoint
-        pkgs+=(check prometheus python3 openssl redis-tools slowhttptest)
+        # client attacks on the HTTP endpoint; clang and its runtime:
+        # libFuzzer
+        pkgs+=(check prometheus python3 openssl redis-tools slowhttptest clang libclang-rt-14-dev)
     fi
     local missing
     missing=$(redpulse_missing_pkgs "${pkgs[@]}")

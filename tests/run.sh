@@ -3,7 +3,8 @@
 # missing, builds with warnings as errors and runs every test (unit suites
 # and integration tests against real redis-server and Prometheus), then
 # builds again with AddressSanitizer + UndefinedBehaviorSanitizer and runs
-# the suite once more. Exit status 0 only if everything passed.
+# the suite once more, then runs every libFuzzer target for a bounded time
+# (FUZZ_SECONDS, default 45). Exit status 0 only if everything passed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . packaging/deps.sh
@@ -28,3 +29,6 @@ export ASAN_OPTIONS=detect_leaks=1:strict_string_checks=1:check_initialization_o
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 export REDPULSE_SANITIZED=1
 run_suite build-asan -DCMAKE_BUILD_TYPE=Debug -DREDPULSE_SANITIZE=ON
+
+echo "== fuzz (libFuzzer, ASan + UBSan), ${FUZZ_SECONDS:-45}s per target"
+tests/fuzz/run.sh

@@ -234,6 +234,21 @@ START_TEST(malformed)
 }
 END_TEST
 
+START_TEST(no_duplicate_series_from_odd_servers)
+{
+    struct info_sample *s = parse_str("latency_percentiles_usec_get:p50=1,p50=2,p99=3\n"
+                                      "latency_percentiles_usec_set:p50=1,p50.0=2\n"
+                                      "slave0:ip=10.0.0.1,port=6380,state=online,offset=1,lag=0\n"
+                                      "slave1:ip=10.0.0.1,port=6380,state=online,offset=2,lag=0\n"
+                                      "slave2:ip=10.0.0.1,port=6381,state=online,offset=3,lag=0\n");
+    ck_assert_uint_eq(s->n_lats, 0);
+    ck_assert_uint_eq(s->n_replicas, 2);
+    ck_assert_str_eq(s->replicas[1].port, "6381");
+    ck_assert_uint_eq(s->malformed, 3);
+    info_sample_free(s);
+}
+END_TEST
+
 START_TEST(binary_and_empty)
 {
     struct info_sample *s = info_parse("", 0);
@@ -304,6 +319,7 @@ int main(void)
     tcase_add_test(tc, versions);
     tcase_add_test(tc, malformed);
     tcase_add_test(tc, binary_and_empty);
+    tcase_add_test(tc, no_duplicate_series_from_odd_servers);
     tcase_add_test(tc, no_prefix_confusion);
     tcase_add_test(tc, nested_by_key_not_position);
     suite_add_tcase(s, tc);

@@ -247,6 +247,10 @@ START_TEST(escaping)
     buf_reset(&b);
     prom_line(&b, "m", NULL, "", NULL, 2);
     ck_assert_str_eq(b.p, "m 2\n");
+    /* invalid UTF-8 from a hostile server becomes U+FFFD; valid stays */
+    buf_reset(&b);
+    prom_escape(&b, "a\xff\xc3\xa9\xed\xa0\x80z");
+    ck_assert_str_eq(b.p, "a\xef\xbf\xbd\xc3\xa9\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbdz");
     buf_free(&b);
 }
 END_TEST

@@ -1,0 +1,59 @@
+/* fuzz_resp.c - the RESP read path as the connection layer feeds it (any
+ * split of the bytes, the size cap), and what the poller does with each
+ * reply: INFO text to the parser, arrays to COMMAND INFO, CONFIG GET and
+ * LATENCY LATEST readers. */
+#include <stdint.h>
+
+#include "fuzz.h"
+#include <stdlib.h>
+#include <string.h>
+
+#include "cmdclass.h"
+#include "collect.h"
+#include "conn.h"
+#include "info.h"
+
+static bool on_reply(void *arg, redisReply *r)
+{
+    (void)arg;
+    if (r->type == REDIS_REPLY_STRING) {
+        info_sample_free(info_parse(r->str, r->len));
+    } else if (r->type == REDIS_REPLY_ARRAY) {
+        const char *names[] = {"set", "get", "config|get", "x"};
+        struct cmdclass_map *m = cmdclass_map_new();
+        cmdclass_map_learn(m, names, 4, r);
+        cmdclass_map_free(m);
+        struct config_values cv;
+        memset(&cv, 0, sizeof cv);
+        collect_config_reply(&cv, r);
+        for (int p = 0; p < CFGP_COUNT; p++)
+            (void)cfg_value_num(&cv, (enum cfg_param)p);
+        config_values_clear(&cv);
+        struct latency_values lv;
+        memset(&lv, 0, sizeof lv);
+        collect_latency_reply(&lv, r);
+    }
+    return true;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    char detail[200];
+    /* the first byte picks how the stream is cut into reads */
+    size_t step = size ? (size_t)data[0] % 7 + 1 : 1;
+    for (int pass = 0; pass < 2; pass++) {
+        redisReader *r = resp_reader_new();
+        size_t cap = pass ? 64 : 1 << 20;
+        for (size_t off = 1; off < size;) {
+            size_t n = pass ? step : size - off;
+            if (n > size - off)
+                n = size - off;
+            enum outcome o = resp_feed(r, (const char *)data + off, n, cap, on_reply, NULL, detail, sizeof detail);
+            if (o != OUTCOME_OK)
+                break;
+            off += n;
+        }
+        redisReaderFree(r);
+    }
+    return 0;
+}
