@@ -7,9 +7,11 @@
  */
 #include "http.h"
 
+#include <gnutls/abstract.h>
 #include <gnutls/gnutls.h>
 #include <microhttpd.h>
 #include <netdb.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,10 +24,19 @@
 #include "prom.h"
 #include "util.h"
 
-/* The PEM texts a daemon was started with; they must outlive it. */
-struct tls_pems {
-    char *cert, *key, *ca;
+/* A certificate chain and key ready for handshakes. Handshakes may still
+ * use a replaced one, so replaced ones are kept until the server stops
+ * (renewals are rare; each costs a few KB). */
+struct tls_material {
+    gnutls_pcert_st pcert[8];
+    unsigned n;
+    gnutls_privkey_t key;
+    struct tls_material *older;
 };
+
+/* GnuTLS' certificate callback has no user pointer: one HTTP server per
+ * process, so the current material is process-wide. */
+static _Atomic(struct tls_material *) tls_current;
 
 struct http_server {
     struct MHD_Daemon *d;
@@ -33,7 +44,8 @@ struct http_server {
     struct registry *reg;
     struct auth *auth;        /* NULL: no basic auth */
     bool tls;
-    struct tls_pems pems;     /* of the running daemon */
+    char *client_ca_pem;      /* must outlive the daemon */
+    struct tls_material *material; /* newest; ->older the replaced ones */
     struct sockaddr_storage addr;
 };
 
@@ -471,50 +483,78 @@ static char *read_pem(const char *path, char *err, size_t errlen)
     return buf_steal(&b, NULL);
 }
 
-static void pems_free(struct tls_pems *p)
+static void material_free(struct tls_material *m)
 {
-    if (p->key)
-        explicit_bzero(p->key, strlen(p->key));
-    free(p->cert);
-    free(p->key);
-    free(p->ca);
-    memset(p, 0, sizeof *p);
+    while (m) {
+        struct tls_material *older = m->older;
+        for (unsigned i = 0; i < m->n; i++)
+            gnutls_pcert_deinit(&m->pcert[i]);
+        if (m->key)
+            gnutls_privkey_deinit(m->key);
+        free(m);
+        m = older;
+    }
 }
 
-/* Reads and checks the certificate, key (and client CA) before any daemon
- * sees them, so a bad renewal never takes the endpoint down. */
-static int load_pems(const struct http_cfg *h, struct tls_pems *p, char *err, size_t errlen)
+/* Reads the certificate chain and key and checks that they belong
+ * together, before any handshake can see them: a bad renewal never takes
+ * the endpoint down. */
+static struct tls_material *load_material(const struct http_cfg *h, char *err, size_t errlen)
 {
-    memset(p, 0, sizeof *p);
-    if (!(p->cert = read_pem(h->tls_cert_file, err, errlen)) || !(p->key = read_pem(h->tls_key_file, err, errlen)) ||
-        (h->tls_client_ca_file && !(p->ca = read_pem(h->tls_client_ca_file, err, errlen))))
-        goto fail;
-    gnutls_certificate_credentials_t cred;
-    gnutls_certificate_allocate_credentials(&cred);
-    gnutls_datum_t c = {(unsigned char *)p->cert, (unsigned)strlen(p->cert)};
-    gnutls_datum_t k = {(unsigned char *)p->key, (unsigned)strlen(p->key)};
-    int r = gnutls_certificate_set_x509_key_mem(cred, &c, &k, GNUTLS_X509_FMT_PEM);
-    if (r >= 0 && p->ca) {
-        gnutls_datum_t a = {(unsigned char *)p->ca, (unsigned)strlen(p->ca)};
-        int n = gnutls_certificate_set_x509_trust_mem(cred, &a, GNUTLS_X509_FMT_PEM);
-        if (n <= 0)
-            r = n < 0 ? n : GNUTLS_E_BASE64_DECODING_ERROR;
-    }
-    gnutls_certificate_free_credentials(cred);
+    struct tls_material *m = NULL;
+    char *cert = read_pem(h->tls_cert_file, err, errlen);
+    char *key = cert ? read_pem(h->tls_key_file, err, errlen) : NULL;
+    if (!cert || !key)
+        goto out;
+    gnutls_datum_t c = {(unsigned char *)cert, (unsigned)strlen(cert)};
+    gnutls_datum_t k = {(unsigned char *)key, (unsigned)strlen(key)};
+    m = xcalloc(1, sizeof *m);
+    m->n = sizeof m->pcert / sizeof m->pcert[0];
+    /* the chain first: GnuTLS 3.7 leaks when set_x509_key_mem meets a
+     * certificate that does not parse */
+    int r = gnutls_pcert_list_import_x509_raw(m->pcert, &m->n, &c, GNUTLS_X509_FMT_PEM, 0);
     if (r < 0) {
-        snprintf(err, errlen, "TLS certificate, key or client CA unusable: %s", gnutls_strerror(r));
-        goto fail;
+        m->n = 0;
+        goto bad;
     }
-    return 0;
-fail:
-    pems_free(p);
-    return -1;
+    gnutls_certificate_credentials_t cred; /* checks that the key matches */
+    gnutls_certificate_allocate_credentials(&cred);
+    r = gnutls_certificate_set_x509_key_mem(cred, &c, &k, GNUTLS_X509_FMT_PEM);
+    gnutls_certificate_free_credentials(cred);
+    if (r >= 0 && (r = gnutls_privkey_init(&m->key)) >= 0)
+        r = gnutls_privkey_import_x509_raw(m->key, &k, GNUTLS_X509_FMT_PEM, NULL, 0);
+    if (r >= 0)
+        goto out;
+bad:
+    snprintf(err, errlen, "TLS certificate or key unusable: %s", gnutls_strerror(r));
+    material_free(m);
+    m = NULL;
+out:
+    if (key)
+        explicit_bzero(key, strlen(key));
+    free(key);
+    free(cert);
+    return m;
 }
 
-static struct MHD_Daemon *start_daemon(struct http_server *s, const struct tls_pems *p, MHD_socket fd)
+static int cert_callback(gnutls_session_t session, const gnutls_datum_t *req_ca_dn, int nreqs,
+                         const gnutls_pk_algorithm_t *pk_algos, int pk_algos_length, gnutls_pcert_st **pcert,
+                         unsigned int *pcert_length, gnutls_privkey_t *privkey)
+{
+    (void)session, (void)req_ca_dn, (void)nreqs, (void)pk_algos, (void)pk_algos_length;
+    struct tls_material *m = atomic_load(&tls_current);
+    if (!m)
+        return -1;
+    *pcert = m->pcert;
+    *pcert_length = m->n;
+    *privkey = m->key;
+    return 0;
+}
+
+static struct MHD_Daemon *start_daemon(struct http_server *s)
 {
     const struct http_cfg *h = &s->cfg->http;
-    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG | MHD_USE_ITC;
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG;
     if (s->addr.ss_family == AF_INET6)
         flags |= MHD_USE_IPv6;
     if (s->tls)
@@ -525,10 +565,7 @@ static struct MHD_Daemon *start_daemon(struct http_server *s, const struct tls_p
     struct MHD_OptionItem o[24];
     int n = 0;
 #define OPT(opt, val, ptr) (o[n++] = (struct MHD_OptionItem){(opt), (intptr_t)(val), (void *)(ptr)})
-    if (fd != MHD_INVALID_SOCKET)
-        OPT(MHD_OPTION_LISTEN_SOCKET, fd, NULL);
-    else
-        OPT(MHD_OPTION_SOCK_ADDR, 0, &s->addr);
+    OPT(MHD_OPTION_SOCK_ADDR, 0, &s->addr);
     OPT(MHD_OPTION_THREAD_POOL_SIZE, h->threads, NULL);
     OPT(MHD_OPTION_CONNECTION_LIMIT, h->max_connections, NULL);
     OPT(MHD_OPTION_PER_IP_CONNECTION_LIMIT, h->max_connections_per_ip, NULL);
@@ -536,11 +573,11 @@ static struct MHD_Daemon *start_daemon(struct http_server *s, const struct tls_p
     OPT(MHD_OPTION_CONNECTION_MEMORY_LIMIT, h->connection_memory_limit, NULL);
     OPT(MHD_OPTION_LISTENING_ADDRESS_REUSE, 1, NULL);
     if (s->tls) {
-        OPT(MHD_OPTION_HTTPS_MEM_CERT, 0, p->cert);
-        OPT(MHD_OPTION_HTTPS_MEM_KEY, 0, p->key);
+        /* the certificate comes from a callback so SIGHUP can swap it */
+        OPT(MHD_OPTION_HTTPS_CERT_CALLBACK, 0, cert_callback);
         OPT(MHD_OPTION_HTTPS_PRIORITIES, 0, prio);
-        if (p->ca)
-            OPT(MHD_OPTION_HTTPS_MEM_TRUST, 0, p->ca);
+        if (s->client_ca_pem)
+            OPT(MHD_OPTION_HTTPS_MEM_TRUST, 0, s->client_ca_pem);
     }
     OPT(MHD_OPTION_END, 0, NULL);
 #undef OPT
@@ -561,17 +598,20 @@ struct http_server *http_start(const struct config *cfg, struct registry *reg, c
     s->cfg = cfg;
     s->reg = reg;
     s->tls = cfg->http.tls_cert_file != NULL;
-    if (resolve_listen(cfg->http.listen, &s->addr, &sl, err, errlen) < 0 ||
-        (s->tls && load_pems(&cfg->http, &s->pems, err, errlen) < 0)) {
-        free(s);
-        return NULL;
+    if (resolve_listen(cfg->http.listen, &s->addr, &sl, err, errlen) < 0)
+        goto fail;
+    if (s->tls) {
+        if (!(s->material = load_material(&cfg->http, err, errlen)))
+            goto fail;
+        if (cfg->http.tls_client_ca_file && !(s->client_ca_pem = read_pem(cfg->http.tls_client_ca_file, err, errlen)))
+            goto fail;
+        atomic_store(&tls_current, s->material);
     }
-    s->d = start_daemon(s, &s->pems, MHD_INVALID_SOCKET);
+    s->d = start_daemon(s);
     if (!s->d) {
-        snprintf(err, errlen, "cannot listen on %s (in use, or not an address of this host?)", cfg->http.listen);
-        pems_free(&s->pems);
-        free(s);
-        return NULL;
+        snprintf(err, errlen, "cannot listen on %s (in use, or not an address of this host?%s)", cfg->http.listen,
+                 s->client_ca_pem ? " or the client CA file is not PEM" : "");
+        goto fail;
     }
     s->auth = auth_new(cfg->http.users, cfg->http.n_users);
     bool loopback = (s->addr.ss_family == AF_INET && ((struct sockaddr_in *)&s->addr)->sin_addr.s_addr == htonl(INADDR_LOOPBACK)) ||
@@ -580,6 +620,12 @@ struct http_server *http_start(const struct config *cfg, struct registry *reg, c
         log_warn("http", "listening on %s without %s: anyone who reaches it can read the metrics", cfg->http.listen,
                  !s->tls && !s->auth ? "TLS or basic auth" : !s->tls ? "TLS" : "basic auth");
     return s;
+fail:
+    atomic_store(&tls_current, NULL);
+    material_free(s->material);
+    free(s->client_ca_pem);
+    free(s);
+    return NULL;
 }
 
 int http_reload_tls(struct http_server *s)
@@ -587,30 +633,14 @@ int http_reload_tls(struct http_server *s)
     char err[256];
     if (!s->tls)
         return 0;
-    struct tls_pems fresh;
-    if (load_pems(&s->cfg->http, &fresh, err, sizeof err) < 0) {
+    struct tls_material *m = load_material(&s->cfg->http, err, sizeof err);
+    if (!m) {
         log_error("http", "TLS reload: %s; keeping the current certificate", err);
         return -1;
     }
-    /* hand the listening socket over: no moment without a listener */
-    MHD_socket fd = MHD_quiesce_daemon(s->d);
-    struct MHD_Daemon *next = fd != MHD_INVALID_SOCKET ? start_daemon(s, &fresh, fd) : NULL;
-    if (!next) {
-        log_error("http", "TLS reload: cannot start with the new certificate; keeping the current one");
-        pems_free(&fresh);
-        if (fd != MHD_INVALID_SOCKET) { /* the old daemon stopped accepting: restart it */
-            struct MHD_Daemon *again = start_daemon(s, &s->pems, fd);
-            if (again) {
-                MHD_stop_daemon(s->d);
-                s->d = again;
-            }
-        }
-        return -1;
-    }
-    MHD_stop_daemon(s->d); /* finishes its connections; fd now belongs to next */
-    s->d = next;
-    pems_free(&s->pems);
-    s->pems = fresh;
+    m->older = s->material;
+    s->material = m;
+    atomic_store(&tls_current, m); /* new handshakes use it from now on */
     log_info("http", "TLS certificate reloaded");
     return 0;
 }
@@ -620,7 +650,9 @@ void http_stop(struct http_server *s)
     if (!s)
         return;
     MHD_stop_daemon(s->d);
+    atomic_store(&tls_current, NULL);
     auth_free(s->auth);
-    pems_free(&s->pems);
+    material_free(s->material);
+    free(s->client_ca_pem);
     free(s);
 }

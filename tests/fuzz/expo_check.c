@@ -149,7 +149,8 @@ static const char *sample(const char *p, const char *end, char **key, const char
         clear(&labels);
         return "bad value";
     }
-    qsort(labels.v, labels.n, sizeof *labels.v, cmp);
+    if (labels.n)
+        qsort(labels.v, labels.n, sizeof *labels.v, cmp);
     size_t kl = name_len + 2;
     for (size_t i = 0; i < labels.n; i++)
         kl += strlen(labels.v[i]) + 1;
@@ -229,7 +230,8 @@ const char *expo_check(const char *text, size_t len, size_t *samples, const char
         p = nl + 1;
     }
     if (!err) {
-        qsort(keys.v, keys.n, sizeof *keys.v, cmp);
+        if (keys.n)
+            qsort(keys.v, keys.n, sizeof *keys.v, cmp);
         for (size_t i = 1; i < keys.n && !err; i++)
             if (strcmp(keys.v[i - 1], keys.v[i]) == 0)
                 err = "duplicate series";

@@ -250,7 +250,12 @@ class Agent:
         self.proc = subprocess.Popen([BIN, "--config", self.path, "--log-level", log_level],
                                      stdout=self.logf, stderr=subprocess.STDOUT, env=e, preexec_fn=preexec_fn)
         _LIVE.append(self.proc)
-        wait_for(lambda: self.get("/healthz")[0] == 200, 10, what="redpulse /healthz")
+        # our own process must be the one answering (a port picked by
+        # free_port() can be taken by someone else before we bind it)
+        wait_for(lambda: self.proc.poll() is None and self.get("/healthz")[0] == 200, 10, what="redpulse /healthz")
+        time.sleep(0.05)
+        if self.proc.poll() is not None:
+            raise AssertionError("redpulse exited %s:\n%s" % (self.proc.returncode, self.log_text()))
 
     def url(self, path):
         return "%s://127.0.0.1:%d%s" % (self.scheme, self.port, path)

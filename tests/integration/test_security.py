@@ -67,8 +67,9 @@ class TlsEndpoint(unittest.TestCase):
     def tearDownClass(cls):
         rc = cls.agent.stop()
         cls.redis.stop()
+        log = cls.agent.log_text()
         cls.tmp.cleanup()
-        assert rc == 0
+        assert rc == 0, log[-3000:]
 
     def test_tls_with_verified_client_cert(self):
         status, headers, body = self.agent.get("/metrics")
@@ -140,7 +141,7 @@ class BasicAuth(unittest.TestCase):
     def setUpClass(cls):
         cls.tmp = Tmp()
         cls.redis = RedisServer(cls.tmp.path, "r")
-        h = bcrypt("prom-secret-pw")
+        h = bcrypt("prom-secret-pw", rounds=1024)  # cost 10, as in production: ~50 ms a check
         cls.hash_2y = "$2y$" + h[4:]  # Prometheus/htpasswd spelling of the same hash
         cls.agent = Agent(cls.tmp.path, [{"name": "r", "address": "127.0.0.1:%d" % cls.redis.port}],
                           extra={"http": {"basic_auth_users": {"prometheus": cls.hash_2y,
@@ -152,7 +153,7 @@ class BasicAuth(unittest.TestCase):
         cls.redis.stop()
         log = cls.agent.log_text()
         cls.tmp.cleanup()
-        assert rc == 0
+        assert rc == 0, log[-3000:]
         assert "prom-secret-pw" not in log
 
     def test_auth(self):
