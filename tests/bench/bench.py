@@ -1,0 +1,228 @@
+#!/usr/bin/env python3
+"""The figures behind the README's performance table (see run.sh).
+
+Every figure is measured in this run on this machine: CPU from
+/proc/PID/stat (utime + stime), RSS from /proc/PID/status, Redis CPU from the
+server's own used_cpu_sys + used_cpu_user, Redis commands and connections
+from INFO deltas, latencies by timing HTTP requests from this process."""
+import json
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "integration"))
+from harness import Resp, free_port, wait_for  # noqa: E402
+
+CLK = os.sysconf("SC_CLK_TCK")
+BIN, OUT = sys.argv[1], sys.argv[2]
+TMP = tempfile.mkdtemp(prefix="redpulse-bench-")
+procs = []
+
+
+def cpu_s(pid):
+    with open("/proc/%d/stat" % pid) as f:
+        x = f.read().rsplit(")", 1)[1].split()
+    return (int(x[11]) + int(x[12])) / CLK
+
+
+def rss_kib(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+def start(argv, **kw):
+    p = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, **kw)
+    procs.append(p)
+    return p
+
+
+def redis(port, maxclients=10000):
+    d = os.path.join(TMP, "redis-%d" % port)
+    os.makedirs(d)
+    p = start(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+               "--dir", d, "--maxclients", str(maxclients), "--logfile", os.path.join(d, "log")])
+    wait_for(lambda: Resp(port).cmd("PING") == "PONG", 10, what="redis")
+    return p
+
+
+def info(port):
+    c = Resp(port)
+    i = c.info()
+    c.close()
+    return i
+
+
+def redis_cpu(i):
+    return float(i["used_cpu_sys"]) + float(i["used_cpu_user"])
+
+
+def get(url, headers=None):
+    t0 = time.perf_counter()
+    with urllib.request.urlopen(urllib.request.Request(url, headers=headers or {}), timeout=60) as r:
+        body = r.read()
+    return time.perf_counter() - t0, body
+
+
+def pct(xs, p):
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, int(round(p / 100.0 * (len(xs) - 1))))]
+
+
+def agent(instances, interval, extra=None):
+    port = free_port()
+    cfg = {"listen": "127.0.0.1:%d" % port, "defaults": {"interval": interval, "timeout": "2s"},
+           "http": {"max_connections": 256}, "instances": instances}
+    cfg.update(extra or {})
+    path = os.path.join(TMP, "redpulse-%d.json" % port)
+    with open(path, "w") as f:
+        json.dump(cfg, f)
+    p = start([BIN, "--config", path, "--log-level", "error"])
+    wait_for(lambda: get("http://127.0.0.1:%d/healthz" % port)[0] >= 0, 10, what="redpulse")
+    return p, port
+
+
+def head_to_head():
+    rport = free_port()
+    redis(rport)
+    rows = []
+    # ---- redpulse: one instance, polls as fast as a bench can count them
+    N = 300
+    p, port = agent([{"name": "r", "address": "127.0.0.1:%d" % rport}], "100ms")
+    time.sleep(3)  # connect, COMMAND INFO, first CONFIG GET
+    i0, c0, t0 = info(rport), cpu_s(p.pid), time.monotonic()
+    time.sleep(N * 0.1)
+    i1, c1, t1 = info(rport), cpu_s(p.pid), time.monotonic()
+    polls = (t1 - t0) / 0.1
+    rp = {
+        "cpu_per": (c1 - c0) / polls,
+        "redis_cpu_per": (redis_cpu(i1) - redis_cpu(i0)) / polls,
+        "cmds_per": (int(i1["total_commands_processed"]) - int(i0["total_commands_processed"]) - 1) / polls,
+        "conns_per": (int(i1["total_connections_received"]) - int(i0["total_connections_received"]) - 1) / polls,
+        "polls": polls,
+    }
+    lat_m = [get("http://127.0.0.1:%d/metrics" % port)[0] for _ in range(500)]
+    lat_s = [get("http://127.0.0.1:%d/scrape?target=r" % port)[0] for _ in range(500)]
+    rp.update(m50=pct(lat_m, 50), m99=pct(lat_m, 99), s50=pct(lat_s, 50), s99=pct(lat_s, 99), rss=rss_kib(p.pid))
+    p.terminate()
+    p.wait()
+    # ---- redis_exporter: one scrape = one poll of the instance
+    eport = free_port()
+    e = start(["prometheus-redis-exporter", "--redis.addr", "redis://127.0.0.1:%d" % rport,
+               "--web.listen-address", "127.0.0.1:%d" % eport])
+    wait_for(lambda: get("http://127.0.0.1:%d/metrics" % eport)[0] >= 0, 10, what="redis_exporter")
+    for _ in range(10):
+        get("http://127.0.0.1:%d/metrics" % eport)
+    i0, c0 = info(rport), cpu_s(e.pid)
+    lat = []
+    for _ in range(N):
+        lat.append(get("http://127.0.0.1:%d/metrics" % eport)[0])
+    i1, c1 = info(rport), cpu_s(e.pid)
+    ex = {
+        "cpu_per": (c1 - c0) / N,
+        "redis_cpu_per": (redis_cpu(i1) - redis_cpu(i0)) / N,
+        "cmds_per": (int(i1["total_commands_processed"]) - int(i0["total_commands_processed"]) - 1) / N,
+        "conns_per": (int(i1["total_connections_received"]) - int(i0["total_connections_received"]) - 1) / N,
+        "m50": pct(lat, 50), "m99": pct(lat, 99),
+    }
+    lat_s = [get("http://127.0.0.1:%d/scrape?target=redis://127.0.0.1:%d" % (eport, rport))[0] for _ in range(100)]
+    ex.update(s50=pct(lat_s, 50), s99=pct(lat_s, 99), rss=rss_kib(e.pid))
+    e.terminate()
+    e.wait()
+    ms = lambda x: "%.3f ms" % (x * 1e3)  # noqa: E731
+    us = lambda x: "%.1f µs" % (x * 1e6)  # noqa: E731
+    rows.append(("agent CPU per instance-poll (redpulse) / per scrape (redis_exporter)", us(rp["cpu_per"]), us(ex["cpu_per"]),
+                 "1/%.0f" % (ex["cpu_per"] / rp["cpu_per"]) if rp["cpu_per"] else "-"))
+    rows.append(("Redis CPU per poll / scrape", us(rp["redis_cpu_per"]), us(ex["redis_cpu_per"]),
+                 "1/%.1f" % (ex["redis_cpu_per"] / rp["redis_cpu_per"]) if rp["redis_cpu_per"] else "-"))
+    rows.append(("Redis commands per poll / scrape", "%.3f" % rp["cmds_per"], "%.2f" % ex["cmds_per"], ""))
+    rows.append(("new Redis connections per poll / scrape", "%.3f" % rp["conns_per"], "%.2f" % ex["conns_per"], ""))
+    rows.append(("/metrics latency p50 / p99 (1 instance)", "%s / %s" % (ms(rp["m50"]), ms(rp["m99"])),
+                 "%s / %s" % (ms(ex["m50"]), ms(ex["m99"])), ""))
+    rows.append(("/scrape?target= latency p50 / p99", "%s / %s" % (ms(rp["s50"]), ms(rp["s99"])),
+                 "%s / %s" % (ms(ex["s50"]), ms(ex["s99"])), ""))
+    rows.append(("RSS", "%.1f MB" % (rp["rss"] / 1024), "%.1f MB" % (ex["rss"] / 1024), ""))
+    return rows, rp, ex
+
+
+def scale(n, servers):
+    insts = [{"name": "i%05d" % k, "address": "127.0.0.1:%d" % servers[k % len(servers)]} for k in range(n)]
+    p, port = agent(insts, "10s", {"http": {"max_connections": 256}})
+    base = "http://127.0.0.1:%d" % port
+    # all instances connected and polled once (spread over the first 10 s)
+    wait_for(lambda: get(base + "/readyz")[0] >= 0 and urllib.request.urlopen(base + "/readyz").status == 200,
+             60, step=0.5, what="first round of polls")
+    time.sleep(10)
+    c0, t0 = cpu_s(p.pid), time.monotonic()
+    lateness = []
+    window = 30
+    while time.monotonic() - t0 < window:
+        t, body = get(base + "/metrics")
+        for line in body.decode().splitlines():
+            if line.startswith("redpulse_poll_lateness_seconds{"):
+                lateness.append(float(line.rsplit(" ", 1)[1]))
+        time.sleep(max(0, 2.0 - t))
+    c1, t1 = cpu_s(p.pid), time.monotonic()
+    # the CPU window includes the /metrics renders above: the agent's whole cost
+    cpu = (c1 - c0) / (t1 - t0)
+    rss = rss_kib(p.pid)
+    lat_s = [get(base + "/scrape?target=i%05d" % (k % n))[0] for k in range(1000)]
+    res = {"n": n, "cpu": cpu, "rss": rss, "late99": pct(lateness, 99) if lateness else float("nan"),
+           "late_n": len(lateness), "s99": pct(lat_s, 99), "s50": pct(lat_s, 50)}
+    if n == 1000:
+        plain = [get(base + "/metrics") for _ in range(50)]
+        gz = [get(base + "/metrics", {"Accept-Encoding": "gzip"}) for _ in range(50)]
+        res.update(m99=pct([x[0] for x in plain], 99), m_size=len(plain[-1][1]),
+                   gz99=pct([x[0] for x in gz], 99), gz_size=len(gz[-1][1]))
+    p.terminate()
+    p.wait()
+    return res
+
+
+def main():
+    cores = os.cpu_count()
+    out = ["# redpulse benchmark", "", "Machine: %d cores; %s. Command: `tests/bench/run.sh`." % (
+        cores, time.strftime("%Y-%m-%d")), ""]
+    rows, rp, ex = head_to_head()
+    out += ["## One Redis instance: redpulse vs redis_exporter 1.45", "",
+            "| figure | redpulse | redis_exporter | ratio |", "|---|---|---|---|"]
+    out += ["| %s | %s | %s | %s |" % r for r in rows]
+    out += ["", "redpulse polled every 100 ms for %.0f polls; redis_exporter was scraped %d times in a row." % (rp["polls"], 300), ""]
+    scales = [int(x) for x in os.environ.get("BENCH_SCALES", "1000 5000 10000").split()]
+    servers = [free_port() for _ in range(4)]
+    for s in servers:
+        redis(s, maxclients=20000)
+    res = [scale(n, servers) for n in scales]
+    out += ["## Scale: redpulse alone, 10 s interval, instances spread over 4 redis-server processes", "",
+            "| instances | agent CPU (share of one core) | RSS | RSS per instance | poll lateness p99 | /scrape?target= p50 / p99 |",
+            "|---|---|---|---|---|---|"]
+    for r in res:
+        out.append("| %d | %.3f | %.1f MB | %.1f KB | %.1f ms (%d samples) | %.3f / %.3f ms |" % (
+            r["n"], r["cpu"], r["rss"] / 1024, r["rss"] / r["n"], r["late99"] * 1e3, r["late_n"],
+            r["s50"] * 1e3, r["s99"] * 1e3))
+    for r in res:
+        if "m99" in r:
+            out += ["", "/metrics with %d instances: %.1f MB plain, p99 %.1f ms; %.1f MB gzip, p99 %.1f ms." % (
+                r["n"], r["m_size"] / 1e6, r["m99"] * 1e3, r["gz_size"] / 1e6, r["gz99"] * 1e3)]
+    text = "\n".join(out) + "\n"
+    print(text)
+    with open(OUT, "w") as f:
+        f.write(text)
+
+
+try:
+    main()
+finally:
+    for p in procs:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    shutil.rmtree(TMP, ignore_errors=True)
