@@ -70,8 +70,19 @@ void buf_put_double(struct buf *b, double v)
         n = snprintf(tmp, sizeof tmp, "NaN");
     else if (isinf(v))
         n = snprintf(tmp, sizeof tmp, v > 0 ? "+Inf" : "-Inf");
-    else if (fabs(v) < 9e18 && v == (double)(long long)v)
-        n = snprintf(tmp, sizeof tmp, "%lld", (long long)v);
+    else if (fabs(v) < 9e18 && v == (double)(long long)v) {
+        /* integers are most of what INFO sends: no printf */
+        long long x = (long long)v;
+        unsigned long long u = x < 0 ? 0ull - (unsigned long long)x : (unsigned long long)x;
+        char *e = tmp + sizeof tmp, *q = e;
+        do
+            *--q = (char)('0' + u % 10);
+        while (u /= 10);
+        if (x < 0)
+            *--q = '-';
+        buf_append(b, q, (size_t)(e - q));
+        return;
+    }
     else /* 15 significant digits: every decimal INFO sends reads back as written */
         n = snprintf(tmp, sizeof tmp, "%.15g", v);
     buf_append(b, tmp, (size_t)n);
@@ -82,6 +93,13 @@ void buf_put_json_str(struct buf *b, const char *s)
     static const char hex[] = "0123456789abcdef";
     buf_putc(b, '"');
     for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        const unsigned char *run = p; /* plain ASCII is copied in one go */
+        while (*p >= 0x20 && *p < 0x7f && *p != '"' && *p != '\\')
+            p++;
+        if (p > run)
+            buf_append(b, run, (size_t)(p - run));
+        if (!*p)
+            break;
         unsigned char c = *p;
         switch (c) {
         case '"': buf_append(b, "\\\"", 2); break;

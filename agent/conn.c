@@ -192,6 +192,15 @@ static void read_cb(struct bufferevent *bev, void *arg)
             break;
         }
     }
+    if (!c->dead && !c->close_requested && c->reader->pos == c->reader->len && c->reader->ridx == -1) {
+        /* idle between polls: give back the reply-sized buffer hiredis
+         * keeps (up to 16 KB per connection, 10,000 connections...) */
+        redisReader *fresh = resp_reader_new();
+        if (fresh) {
+            redisReaderFree(c->reader);
+            c->reader = fresh;
+        }
+    }
     reap(c);
 }
 

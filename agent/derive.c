@@ -54,7 +54,7 @@ static enum derive_event detect(const struct info_sample *prev, const struct inf
 {
     if (!prev)
         return DERIVE_FIRST;
-    const char *r0 = info_str(prev, "run_id"), *r1 = info_str(cur, "run_id");
+    const char *r0 = prev->run_id, *r1 = cur->run_id;
     if (r0 && r1 && strcmp(r0, r1) != 0)
         return DERIVE_RESTART;
     double u0 = info_num(prev, INFO_UPTIME_IN_SECONDS), u1 = info_num(cur, INFO_UPTIME_IN_SECONDS);
@@ -119,7 +119,7 @@ static void instant(const struct info_sample *s, double now_real, struct derived
     double cur_save = info_num(s, INFO_RDB_CURRENT_BGSAVE_TIME_SEC);
     v[DV_RDB_CURRENT_BGSAVE_SECONDS] = cur_save >= 0 ? cur_save : NAN;
     double last_save = info_num(s, INFO_RDB_LAST_SAVE_TIME);
-    const char *tu = info_str(s, "server_time_usec");
+    const char *tu = info_sval(s, INFO_S_SERVER_TIME_USEC);
     double server_now;
     if (!tu || !parse_double(tu, &server_now))
         server_now = now_real;

@@ -21,7 +21,9 @@
 #include "auth.h"
 #include "conn.h"
 #include "log.h"
+#include "poller.h"
 #include "prom.h"
+#include "render.h"
 #include "util.h"
 
 /* A certificate chain and key ready for handshakes. Handshakes may still
@@ -97,6 +99,7 @@ void http_render_metrics(struct registry *reg, long target, struct buf *out)
         buf_puts(out, "# HELP redpulse_instances Configured Redis instances\n"
                       "# TYPE redpulse_instances gauge\n");
         buf_printf(out, "redpulse_instances %zu\n", n);
+        poller_render_lateness(out);
     }
     for (size_t i = 0; i < nf; i++)
         frag_unref(fr[i]);

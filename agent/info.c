@@ -7,6 +7,7 @@
 #include "info.h"
 
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -23,44 +24,47 @@ static const struct {
 #undef F
 };
 
-/* Known-field lookup: field keys sorted once, then binary search. */
-static int sorted_ids[INFO_FIELD_COUNT];
-static int sorted_ready;
+static const char *const sfield_keys[INFO_SFIELD_COUNT] = {
+#define X(id, key) [INFO_S_##id] = key,
+    INFO_SFIELDS(X)
+#undef X
+};
 
-static int cmp_ids(const void *a, const void *b)
+/* One sorted table of every key looked up by name; a key can be both a
+ * numeric field and an indexed string (process_id). */
+struct lookup {
+    const char *key;
+    int16_t fid, sid; /* -1 when not */
+};
+static struct lookup table[INFO_FIELD_COUNT + INFO_SFIELD_COUNT];
+static size_t table_n;
+static pthread_once_t table_once = PTHREAD_ONCE_INIT;
+
+static int cmp_lookup(const void *a, const void *b)
 {
-    return strcmp(field_meta[*(const int *)a].key, field_meta[*(const int *)b].key);
+    return strcmp(((const struct lookup *)a)->key, ((const struct lookup *)b)->key);
 }
 
-static void sort_ids_once(void)
+static void build_table(void)
 {
-    /* Idempotent and data-race free in practice: every thread computes the
-     * same array; sorted_ready is only an optimisation. Called from the
-     * poller thread (and tests) only. */
-    if (__atomic_load_n(&sorted_ready, __ATOMIC_ACQUIRE))
-        return;
-    static int tmp[INFO_FIELD_COUNT];
-    for (int i = 0; i < INFO_FIELD_COUNT; i++)
-        tmp[i] = i;
-    qsort(tmp, INFO_FIELD_COUNT, sizeof tmp[0], cmp_ids);
-    memcpy(sorted_ids, tmp, sizeof tmp);
-    __atomic_store_n(&sorted_ready, 1, __ATOMIC_RELEASE);
-}
-
-static int find_known(const char *key)
-{
-    size_t lo = 0, hi = INFO_FIELD_COUNT;
-    while (lo < hi) {
-        size_t mid = (lo + hi) / 2;
-        int c = strcmp(key, field_meta[sorted_ids[mid]].key);
-        if (c == 0)
-            return sorted_ids[mid];
-        if (c < 0)
-            hi = mid;
+    for (int f = 0; f < INFO_FIELD_COUNT; f++)
+        table[table_n++] = (struct lookup){field_meta[f].key, (int16_t)f, -1};
+    for (int k = 0; k < INFO_SFIELD_COUNT; k++) {
+        size_t i = 0;
+        while (i < table_n && strcmp(table[i].key, sfield_keys[k]) != 0)
+            i++;
+        if (i == table_n)
+            table[table_n++] = (struct lookup){sfield_keys[k], -1, (int16_t)k};
         else
-            lo = mid + 1;
+            table[i].sid = (int16_t)k;
     }
-    return -1;
+    qsort(table, table_n, sizeof table[0], cmp_lookup);
+}
+
+static const struct lookup *find_known(const char *key)
+{
+    struct lookup k = {key, -1, -1};
+    return bsearch(&k, table, table_n, sizeof table[0], cmp_lookup);
 }
 
 const char *info_field_key(enum info_field f) { return field_meta[f].key; }
@@ -258,9 +262,11 @@ static uint64_t hash_key(const char *s)
     return h;
 }
 
+static double field_value(const struct info_sample *s, enum info_field f);
+
 struct info_sample *info_parse(const char *text, size_t len)
 {
-    sort_ids_once();
+    pthread_once(&table_once, build_table);
     struct info_sample *s = xcalloc(1, sizeof *s);
     struct caps caps = {0};
     for (int i = 0; i < INFO_FIELD_COUNT; i++)
@@ -362,12 +368,17 @@ struct info_sample *info_parse(const char *text, size_t len)
             bool zero_led = d[0] == '0' && d[1] >= '0' && d[1] <= '9';
             e->is_num = !zero_led && parse_double(tmp, &e->num);
         }
-        int id = find_known(key);
-        if (id >= 0)
-            s->known[id] = (int32_t)s->n_entries;
+        const struct lookup *lk = find_known(key);
+        if (lk && lk->sid >= 0)
+            s->sval[lk->sid] = val;
+        if (lk && lk->fid >= 0)
+            s->known[lk->fid] = (int32_t)s->n_entries;
         s->n_entries++;
     }
     free(seen);
+    for (int f = 0; f < INFO_FIELD_COUNT; f++)
+        s->val[f] = field_value(s, (enum info_field)f);
+    s->run_id = s->sval[INFO_S_RUN_ID];
     return s;
 }
 
@@ -387,7 +398,20 @@ void info_sample_free(struct info_sample *s)
 
 bool info_has(const struct info_sample *s, enum info_field f) { return s->known[f] >= 0; }
 
-double info_num(const struct info_sample *s, enum info_field f)
+double info_num(const struct info_sample *s, enum info_field f) { return s->val[f]; }
+
+const char *info_sval(const struct info_sample *s, enum info_sfield f) { return s->sval[f]; }
+
+const char *info_num_text(const struct info_sample *s, enum info_field f)
+{
+    int32_t i = s->known[f];
+    if (i < 0 || field_meta[f].conv != NUM || !s->entries[i].is_num)
+        return NULL;
+    const char *v = s->entries[i].val;
+    return v[strlen(v) - 1] == '%' ? NULL : v;
+}
+
+static double field_value(const struct info_sample *s, enum info_field f)
 {
     int32_t i = s->known[f];
     if (i < 0)
@@ -404,6 +428,49 @@ double info_num(const struct info_sample *s, enum info_field f)
     default:
         return e->is_num ? e->num : NAN;
     }
+}
+
+struct info_sample *info_compact(const struct info_sample *s)
+{
+    struct info_sample *c = xcalloc(1, sizeof *c);
+    size_t arena = (s->run_id ? strlen(s->run_id) + 1 : 0) + 1;
+    for (size_t i = 0; i < s->n_cmds; i++)
+        arena += strlen(s->cmds[i].cmd) + 1;
+    for (size_t i = 0; i < s->n_errs; i++)
+        arena += strlen(s->errs[i].err) + 1;
+    char *a = c->text = xmalloc(arena);
+    *a = '\0';
+#define KEEP(dst, src)                     \
+    do {                                   \
+        size_t l_ = strlen(src) + 1;       \
+        memcpy(a, (src), l_);              \
+        (dst) = a;                         \
+        a += l_;                           \
+    } while (0)
+    if (s->run_id)
+        KEEP(c->run_id, s->run_id);
+    memcpy(c->val, s->val, sizeof c->val);
+    for (int f = 0; f < INFO_FIELD_COUNT; f++)
+        c->known[f] = -1;
+    if (s->n_cmds) {
+        c->cmds = xmalloc(s->n_cmds * sizeof *c->cmds);
+        for (size_t i = 0; i < s->n_cmds; i++) {
+            c->cmds[i] = s->cmds[i];
+            KEEP(c->cmds[i].cmd, s->cmds[i].cmd);
+        }
+        c->n_cmds = s->n_cmds;
+    }
+    if (s->n_errs) {
+        c->errs = xmalloc(s->n_errs * sizeof *c->errs);
+        for (size_t i = 0; i < s->n_errs; i++) {
+            c->errs[i] = s->errs[i];
+            KEEP(c->errs[i].err, s->errs[i].err);
+        }
+        c->n_errs = s->n_errs;
+    }
+#undef KEEP
+    c->malformed = s->malformed;
+    return c;
 }
 
 const char *info_str(const struct info_sample *s, const char *key)

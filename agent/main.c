@@ -5,6 +5,7 @@
 #include <event2/event.h>
 #include <event2/thread.h>
 #include <getopt.h>
+#include <malloc.h>
 #include <signal.h>
 #include <sys/resource.h>
 #include <stdio.h>
@@ -151,6 +152,10 @@ int main(int argc, char **argv)
 
     signal(SIGPIPE, SIG_IGN);
     set_fd_budget(cfg);
+    /* A fixed threshold: response buffers of a big /metrics (megabytes) are
+     * mmapped and go back to the system when freed. glibc's adaptive one
+     * would move them into the heap after the first free and keep the RSS. */
+    mallopt(M_MMAP_THRESHOLD, 256 * 1024);
     evthread_use_pthreads();
     struct event_base *base = event_base_new();
     const char **names = xcalloc(cfg->n_instances, sizeof *names);

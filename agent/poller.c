@@ -13,6 +13,7 @@
 
 #include <event2/dns.h>
 #include <math.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
@@ -30,6 +31,42 @@
 const char *const poller_info_sections[] = {
     "server", "clients", "memory", "persistence", "stats", "replication", "cpu",
     "commandstats", "errorstats", "latencystats", "cluster", "keyspace", NULL};
+
+/* Poll lateness over all instances, for redpulse_poll_lateness_histogram_seconds. */
+static const double late_bounds[] = {0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1};
+#define N_LATE (sizeof late_bounds / sizeof late_bounds[0])
+static atomic_ullong late_count[N_LATE + 1], late_total;
+static atomic_ullong late_sum_us;
+
+static void record_lateness(double s)
+{
+    size_t i = 0;
+    while (i < N_LATE && s > late_bounds[i])
+        i++;
+    atomic_fetch_add(&late_count[i], 1);
+    atomic_fetch_add(&late_total, 1);
+    atomic_fetch_add(&late_sum_us, (unsigned long long)(s * 1e6));
+}
+
+void poller_render_lateness(struct buf *b)
+{
+    buf_puts(b, "# HELP redpulse_poll_lateness_histogram_seconds How late polls started after their scheduled time, all instances\n"
+                "# TYPE redpulse_poll_lateness_histogram_seconds histogram\n");
+    unsigned long long cum = 0;
+    for (size_t i = 0; i <= N_LATE; i++) {
+        cum += atomic_load(&late_count[i]);
+        if (i < N_LATE) {
+            buf_puts(b, "redpulse_poll_lateness_histogram_seconds_bucket{le=\"");
+            buf_put_double(b, late_bounds[i]);
+            buf_printf(b, "\"} %llu\n", cum);
+        } else {
+            buf_printf(b, "redpulse_poll_lateness_histogram_seconds_bucket{le=\"+Inf\"} %llu\n", cum);
+        }
+    }
+    buf_puts(b, "redpulse_poll_lateness_histogram_seconds_sum ");
+    buf_put_double(b, (double)atomic_load(&late_sum_us) / 1e6);
+    buf_printf(b, "\nredpulse_poll_lateness_histogram_seconds_count %llu\n", atomic_load(&late_total));
+}
 
 enum pend { P_AUTH, P_SETNAME, P_CMDINFO, P_CONFIG, P_LATENCY, P_INFO };
 #define MAX_PEND (8 + CFGP_COUNT)
@@ -52,9 +89,9 @@ struct target {
     enum pend pend[MAX_PEND];
     int npend;
     struct poll_stats st;
-    struct info_sample *last; /* latest successful sample */
+    struct info_sample *last; /* compact copy of the latest good sample */
     uint64_t last_us;         /* monotonic time its reply arrived */
-    struct rstr *sections;    /* JSON sections of `last` */
+    struct rstr *info_text;   /* raw text of the last good INFO, for the JSON API */
     /* per connection: what the server said about command flags */
     struct cmdclass_map *classes;
     bool command_refused;
@@ -64,7 +101,7 @@ struct target {
     uint64_t next_config_us, next_latency_us;
     bool config_refused, latency_refused;
     struct config_values config;
-    struct latency_values latency;
+    struct latency_values *latency; /* allocated when LATENCY LATEST first answers */
 };
 
 struct poller {
@@ -89,13 +126,8 @@ static enum cmd_class classify(void *ctx, const char *cmd)
 
 static void publish(struct target *t, const struct info_sample *s, const struct derived *d)
 {
-    struct render_input in = {t->cfg, t->prefix, s, &t->st, t->sections, d, &t->config, &t->latency};
-    struct frag *f = render_frag(&in);
-    if (s) {
-        rstr_unref(t->sections);
-        t->sections = rstr_ref(f->sections);
-    }
-    registry_publish(t->p->reg, t->idx, f);
+    struct render_input in = {t->cfg, t->prefix, s, &t->st, t->info_text, d, &t->config, t->latency};
+    registry_publish(t->p->reg, t->idx, render_frag(&in));
 }
 
 static uint64_t backoff_us(const struct target *t)
@@ -137,7 +169,7 @@ static void drop_connection(struct target *t)
 /* Ends the current poll. sample is adopted on success. close: drop the
  * connection (every failure that leaves it in an unknown state). */
 static void finish(struct target *t, enum outcome o, const char *detail, struct info_sample *s,
-                   size_t reply_bytes, bool close)
+                   struct rstr *raw, bool close)
 {
     uint64_t now = now_mono_us();
     evtimer_del(t->deadline);
@@ -163,7 +195,9 @@ static void finish(struct target *t, enum outcome o, const char *detail, struct 
         t->retry_at_us = 0;
         t->st.last_error[0] = '\0';
         t->st.last_success_ts = t->st.last_poll_ts;
-        t->st.reply_bytes = reply_bytes;
+        t->st.reply_bytes = raw->len;
+        rstr_unref(t->info_text);
+        t->info_text = raw; /* adopted */
         if (prev != OUTCOME_OK && !first)
             log_info("poller", "%s: recovered", t->cfg->name);
         if (s->malformed)
@@ -194,7 +228,8 @@ static void finish(struct target *t, enum outcome o, const char *detail, struct 
     publish(t, s, &d);
     derived_clear(&d);
     info_sample_free(t->last);
-    t->last = s;
+    t->last = info_compact(s); /* the full sample is not needed any more */
+    info_sample_free(s);
     t->last_us = now;
 }
 
@@ -280,7 +315,7 @@ static void on_connected(void *arg)
 
 static void on_error(void *arg, enum outcome why, const char *detail)
 {
-    finish(arg, why, detail, NULL, 0, true);
+    finish(arg, why, detail, NULL, NULL, true);
 }
 
 static bool starts_with(const char *s, const char *p) { return strncmp(s, p, strlen(p)) == 0; }
@@ -295,11 +330,11 @@ static void on_info_error(struct target *t, const char *err)
         return;
     }
     if (starts_with(err, "NOAUTH") || starts_with(err, "WRONGPASS"))
-        finish(t, OUTCOME_AUTH, err, NULL, 0, true);
+        finish(t, OUTCOME_AUTH, err, NULL, NULL, true);
     else if (starts_with(err, "NOPERM"))
-        finish(t, OUTCOME_NO_PERMISSION, err, NULL, 0, false);
+        finish(t, OUTCOME_NO_PERMISSION, err, NULL, NULL, false);
     else
-        finish(t, OUTCOME_ERROR_REPLY, err, NULL, 0, false);
+        finish(t, OUTCOME_ERROR_REPLY, err, NULL, NULL, false);
 }
 
 static void on_reply(void *arg, redisReply *r)
@@ -307,7 +342,7 @@ static void on_reply(void *arg, redisReply *r)
     struct target *t = arg;
     char detail[200];
     if (t->npend == 0) {
-        finish(t, OUTCOME_PROTOCOL, "reply without a request", NULL, 0, true);
+        finish(t, OUTCOME_PROTOCOL, "reply without a request", NULL, NULL, true);
         return;
     }
     enum pend k = pop(t);
@@ -317,7 +352,7 @@ static void on_reply(void *arg, redisReply *r)
     switch (k) {
     case P_AUTH:
         if (is_err)
-            finish(t, OUTCOME_AUTH, detail, NULL, 0, true);
+            finish(t, OUTCOME_AUTH, detail, NULL, NULL, true);
         return;
     case P_SETNAME:
         if (is_err) /* an ACL may refuse CLIENT SETNAME; polling still works */
@@ -349,7 +384,7 @@ static void on_reply(void *arg, redisReply *r)
             if (!t->latency_refused)
                 log_info("poller", "%s: LATENCY LATEST refused (%s); not asking again", t->cfg->name, detail);
             t->latency_refused = true;
-        } else if (collect_latency_reply(&t->latency, r) < 0) {
+        } else if (collect_latency_reply(t->latency ? t->latency : (t->latency = xcalloc(1, sizeof *t->latency)), r) < 0) {
             log_debug("poller", "%s: unexpected LATENCY LATEST reply", t->cfg->name);
         }
         return;
@@ -357,10 +392,11 @@ static void on_reply(void *arg, redisReply *r)
         if (is_err) {
             on_info_error(t, detail);
         } else if (r->type == REDIS_REPLY_STRING) {
-            struct info_sample *s = info_parse(r->str, r->len);
-            finish(t, OUTCOME_OK, "", s, r->len, false);
+            struct rstr *raw = rstr_new(r->str, r->len);
+            struct info_sample *s = info_parse(raw->data, raw->len);
+            finish(t, OUTCOME_OK, "", s, raw, false);
         } else {
-            finish(t, OUTCOME_PROTOCOL, "INFO reply is not a bulk string", NULL, 0, true);
+            finish(t, OUTCOME_PROTOCOL, "INFO reply is not a bulk string", NULL, NULL, true);
         }
         return;
     }
@@ -378,12 +414,12 @@ static void deadline_cb(evutil_socket_t fd, short what, void *arg)
          * likely a plain-text server behind a rediss:// address */
         snprintf(detail, sizeof detail, "TLS handshake not completed within %llums (is the server speaking TLS?)",
                  (unsigned long long)t->cfg->timeout_ms);
-        finish(t, OUTCOME_TLS, detail, NULL, 0, true);
+        finish(t, OUTCOME_TLS, detail, NULL, NULL, true);
         return;
     }
     snprintf(detail, sizeof detail, "no complete reply within %llums",
              (unsigned long long)t->cfg->timeout_ms);
-    finish(t, OUTCOME_TIMEOUT, detail, NULL, 0, true);
+    finish(t, OUTCOME_TIMEOUT, detail, NULL, NULL, true);
 }
 
 static void schedule_tick(struct target *t, uint64_t now)
@@ -402,6 +438,8 @@ static void tick_cb(evutil_socket_t fd, short what, void *arg)
     (void)fd, (void)what;
     struct target *t = arg;
     uint64_t now = now_mono_us();
+    t->st.lateness_s = now > t->next_due_us ? (double)(now - t->next_due_us) / 1e6 : 0;
+    record_lateness(t->st.lateness_s);
     schedule_tick(t, now);
     if (t->polling)
         return; /* cannot happen while timeout < interval; be safe */
@@ -417,7 +455,7 @@ static void tick_cb(evutil_socket_t fd, short what, void *arg)
         t->conn = conn_open(t->p->base, t->p->dns, t->ssl, t->cfg, &callbacks, t, &why, detail,
                             sizeof detail);
         if (!t->conn) {
-            finish(t, why, detail, NULL, 0, true);
+            finish(t, why, detail, NULL, NULL, true);
             return;
         }
         t->st.connects++;
@@ -494,6 +532,7 @@ void poller_free(struct poller *p)
         struct target *t = &p->t[i];
         drop_connection(t);
         config_values_clear(&t->config);
+        free(t->latency);
         if (t->tick)
             event_free(t->tick);
         if (t->deadline)
@@ -501,7 +540,7 @@ void poller_free(struct poller *p)
         if (t->ssl)
             SSL_CTX_free(t->ssl);
         info_sample_free(t->last);
-        rstr_unref(t->sections);
+        rstr_unref(t->info_text);
         free(t->prefix);
     }
     free(p->t);

@@ -101,8 +101,27 @@ void prom_label_prefix(struct buf *b, const char *target, const struct label *la
     }
 }
 
+static void line_start(struct buf *b, const char *metric, const char *suffix, const char *prefix,
+                       const char *const *kv);
+
 void prom_line(struct buf *b, const char *metric, const char *suffix, const char *prefix,
                const char *const *kv, double v)
+{
+    line_start(b, metric, suffix, prefix, kv);
+    buf_put_double(b, v);
+    buf_putc(b, '\n');
+}
+
+void prom_line_str(struct buf *b, const char *metric, const char *suffix, const char *prefix,
+                   const char *const *kv, const char *value)
+{
+    line_start(b, metric, suffix, prefix, kv);
+    buf_puts(b, value);
+    buf_putc(b, '\n');
+}
+
+static void line_start(struct buf *b, const char *metric, const char *suffix, const char *prefix,
+                       const char *const *kv)
 {
     buf_puts(b, metric);
     if (suffix)
@@ -124,6 +143,4 @@ void prom_line(struct buf *b, const char *metric, const char *suffix, const char
         buf_putc(b, '}');
     }
     buf_putc(b, ' ');
-    buf_put_double(b, v);
-    buf_putc(b, '\n');
 }

@@ -48,19 +48,8 @@ void frag_unref(struct frag *f)
         return;
     free(f->prom);
     free(f->json_head);
-    rstr_unref(f->sections);
+    rstr_unref(f->info);
     free(f);
-}
-
-void frag_append_json(const struct frag *f, struct buf *b)
-{
-    buf_append(b, f->json_head, f->json_head_len);
-    buf_puts(b, ",\"sections\":");
-    if (f->sections)
-        buf_append(b, f->sections->data, f->sections->len);
-    else
-        buf_puts(b, "{}");
-    buf_putc(b, '}');
 }
 
 struct slot {

@@ -23,9 +23,9 @@ static void put_num_or_null(struct buf *b, double v)
         buf_puts(b, "null");
 }
 
-static const char *str_or_empty(const struct info_sample *s, const char *key)
+static const char *str_or_empty(const struct info_sample *s, enum info_sfield f)
 {
-    const char *v = info_str(s, key);
+    const char *v = info_sval(s, f);
     return v ? v : "";
 }
 
@@ -47,6 +47,11 @@ static void render_family(struct buf *b, enum prom_family f, const struct render
 
     if (f < (enum prom_family)INFO_FIELD_COUNT) {
         if (s) {
+            const char *raw = info_num_text(s, (enum info_field)f);
+            if (raw) { /* as the server wrote it: nothing to format */
+                prom_line_str(b, name, NULL, pre, NULL, raw);
+                return;
+            }
             double v = info_num(s, (enum info_field)f);
             if (isnan(v) && f == FAM_MAXCLIENTS && in->config) /* Redis 5: not in INFO */
                 v = cfg_value_num(in->config, CFGP_MAXCLIENTS);
@@ -105,6 +110,10 @@ static void render_family(struct buf *b, enum prom_family f, const struct render
     case FAM_RP_CONNECTS:
         prom_line(b, name, NULL, pre, NULL, (double)st->connects);
         return;
+    case FAM_RP_POLL_LATENESS:
+        if (st->polled)
+            prom_line(b, name, NULL, pre, NULL, st->lateness_s);
+        return;
     case FAM_RP_RESTARTS:
         prom_line(b, name, NULL, pre, NULL, (double)st->restarts);
         return;
@@ -119,22 +128,22 @@ static void render_family(struct buf *b, enum prom_family f, const struct render
     const struct derived *d = in->derived;
     switch (f) {
     case FAM_INSTANCE_INFO: {
-        const char *kv[] = {"role", str_or_empty(s, "role"),
-                            "redis_version", str_or_empty(s, "redis_version"),
-                            "redis_build_id", str_or_empty(s, "redis_build_id"),
-                            "redis_mode", str_or_empty(s, "redis_mode"),
-                            "os", str_or_empty(s, "os"),
-                            "maxmemory_policy", str_or_empty(s, "maxmemory_policy"),
-                            "tcp_port", str_or_empty(s, "tcp_port"),
-                            "run_id", str_or_empty(s, "run_id"),
-                            "process_id", str_or_empty(s, "process_id"),
+        const char *kv[] = {"role", str_or_empty(s, INFO_S_ROLE),
+                            "redis_version", str_or_empty(s, INFO_S_REDIS_VERSION),
+                            "redis_build_id", str_or_empty(s, INFO_S_REDIS_BUILD_ID),
+                            "redis_mode", str_or_empty(s, INFO_S_REDIS_MODE),
+                            "os", str_or_empty(s, INFO_S_OS),
+                            "maxmemory_policy", str_or_empty(s, INFO_S_MAXMEMORY_POLICY),
+                            "tcp_port", str_or_empty(s, INFO_S_TCP_PORT),
+                            "run_id", str_or_empty(s, INFO_S_RUN_ID),
+                            "process_id", str_or_empty(s, INFO_S_PROCESS_ID),
                             NULL};
         prom_line(b, name, NULL, pre, kv, 1);
         return;
     }
     case FAM_START_TIME: {
         double up = info_num(s, INFO_UPTIME_IN_SECONDS);
-        const char *tu = info_str(s, "server_time_usec");
+        const char *tu = info_sval(s, INFO_S_SERVER_TIME_USEC);
         double now;
         if (!tu || !parse_double(tu, &now))
             now = st->last_poll_ts * 1e6;
@@ -149,12 +158,22 @@ static void render_family(struct buf *b, enum prom_family f, const struct render
         for (size_t i = 0; i < s->n_cmds; i++) {
             const struct info_cmdstat *c = &s->cmds[i];
             double v = f == FAM_COMMANDS_TOTAL      ? c->calls
-                       : f == FAM_COMMANDS_DURATION ? c->usec / 1e6
+                       : f == FAM_COMMANDS_DURATION ? c->usec
                        : f == FAM_COMMANDS_REJECTED ? c->rejected_calls
                                                     : c->failed_calls;
             const char *kv[] = {"cmd", c->cmd, NULL};
-            if (!isnan(v))
-                prom_line(b, name, NULL, pre, kv, v);
+            if (isnan(v))
+                continue;
+            if (f == FAM_COMMANDS_DURATION && v == floor(v) && v < 1e15) {
+                /* microseconds as "<usec>e-06": exact, and no printf */
+                char t[40];
+                struct buf tb = {t, 0, sizeof t};
+                buf_put_double(&tb, v);
+                memcpy(t + tb.len, "e-06", 5);
+                prom_line_str(b, name, NULL, pre, kv, t);
+            } else {
+                prom_line(b, name, NULL, pre, kv, f == FAM_COMMANDS_DURATION ? v / 1e6 : v);
+            }
         }
         return;
     case FAM_LATENCY:
@@ -506,10 +525,10 @@ static void json_head(struct buf *b, const struct render_input *in)
         buf_printf(b, "%s\"%s\":%llu", o > 1 ? "," : "", outcome_str((enum outcome)o),
                    (unsigned long long)st->errors[o]);
     buf_puts(b, "}");
-    const char *role = s ? info_str(s, "role") : NULL;
-    const char *vk = s ? info_str(s, "valkey_version") : NULL;
-    const char *ver = vk ? vk : s ? info_str(s, "redis_version") : NULL;
-    const char *server = s ? info_str(s, "server_name") : NULL;
+    const char *role = s ? info_sval(s, INFO_S_ROLE) : NULL;
+    const char *vk = s ? info_sval(s, INFO_S_VALKEY_VERSION) : NULL;
+    const char *ver = vk ? vk : s ? info_sval(s, INFO_S_REDIS_VERSION) : NULL;
+    const char *server = s ? info_sval(s, INFO_S_SERVER_NAME) : NULL;
     buf_puts(b, ",\"role\":");
     if (role)
         buf_put_json_str(b, role);
@@ -546,13 +565,21 @@ struct frag *render_frag(const struct render_input *in)
 
     json_head(&b, in);
     f->json_head = buf_steal(&b, &f->json_head_len);
-    if (in->sample) {
-        json_sections(&b, in->sample);
-        f->sections = rstr_new(b.p, b.len);
-        buf_free(&b);
-    } else {
-        f->sections = rstr_ref(in->prev_sections);
-    }
+    f->info = rstr_ref(in->info_text);
     f->polled = in->st->polled;
     return f;
+}
+
+void frag_append_json(const struct frag *f, struct buf *b)
+{
+    buf_append(b, f->json_head, f->json_head_len);
+    buf_puts(b, ",\"sections\":");
+    if (f->info) {
+        struct info_sample *s = info_parse(f->info->data, f->info->len);
+        json_sections(b, s);
+        info_sample_free(s);
+    } else {
+        buf_puts(b, "{}");
+    }
+    buf_putc(b, '}');
 }

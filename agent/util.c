@@ -111,6 +111,20 @@ int parse_duration_ms(const char *s, uint64_t *out, const char **why)
 
 bool parse_double(const char *s, double *out)
 {
+    /* most INFO values are small integers: no strtod for them */
+    const char *p = s + (*s == '-');
+    if (*p >= '0' && *p <= '9') {
+        uint64_t v = 0;
+        int n = 0;
+        while (*p >= '0' && *p <= '9' && n < 16)
+            v = v * 10 + (uint64_t)(*p++ - '0'), n++;
+        if (!*p) {
+            *out = *s == '-' ? -(double)v : (double)v;
+            return true;
+        }
+    } else if (*p != '.' && *p != '+') {
+        return false; /* not a number at all: the common string case */
+    }
     if (!*s || *s == ' ' || *s == '\t')
         return false;
     char *end;

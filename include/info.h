@@ -21,6 +21,21 @@ enum info_field {
     INFO_FIELD_COUNT
 };
 
+/* String fields read by name often enough to be indexed. */
+#define INFO_SFIELDS(X)                                                                 \
+    X(ROLE, "role") X(REDIS_VERSION, "redis_version") X(REDIS_BUILD_ID, "redis_build_id") \
+    X(REDIS_MODE, "redis_mode") X(OS, "os") X(MAXMEMORY_POLICY, "maxmemory_policy")      \
+    X(TCP_PORT, "tcp_port") X(RUN_ID, "run_id") X(PROCESS_ID, "process_id")              \
+    X(SERVER_TIME_USEC, "server_time_usec") X(VALKEY_VERSION, "valkey_version")           \
+    X(SERVER_NAME, "server_name")
+
+enum info_sfield {
+#define X(id, key) INFO_S_##id,
+    INFO_SFIELDS(X)
+#undef X
+    INFO_SFIELD_COUNT
+};
+
 struct info_entry {
     const char *section; /* as written after "# ", "" before any header */
     const char *key;
@@ -62,6 +77,9 @@ struct info_sample {
     struct info_entry *entries;
     size_t n_entries;
     int32_t known[INFO_FIELD_COUNT]; /* index into entries, -1 when absent */
+    double val[INFO_FIELD_COUNT];    /* info_num() of each known field */
+    const char *sval[INFO_SFIELD_COUNT]; /* indexed string fields, NULL when absent */
+    const char *run_id;              /* NULL when absent (kept by info_compact) */
     struct info_cmdstat *cmds;
     size_t n_cmds;
     struct info_errstat *errs;
@@ -87,12 +105,23 @@ struct info_kv {
 struct info_sample *info_parse(const char *text, size_t len);
 /* Frees a sample; safe on NULL. */
 void info_sample_free(struct info_sample *s);
+/* A small copy of s holding what the next poll's derive() needs from its
+ * predecessor: known values, run_id, commandstats and errorstats (about 2 KB
+ * instead of the text and every entry). Its entries, keyspace, latency and
+ * replica lists are empty and info_has()/info_str() answer "absent". */
+struct info_sample *info_compact(const struct info_sample *s);
 
 /* Value of a known field: the number, STATUS fields as 1/0 ("ok"/"up" -> 1),
  * NaN when absent or not numeric. */
 double info_num(const struct info_sample *s, enum info_field f);
 /* True when the known field is present. */
 bool info_has(const struct info_sample *s, enum info_field f);
+/* Value string of an indexed string field, or NULL. O(1). */
+const char *info_sval(const struct info_sample *s, enum info_sfield f);
+/* The value of a known field exactly as the server wrote it, when it is a
+ * plain number exported unconverted (so renderers need not format it);
+ * NULL otherwise. */
+const char *info_num_text(const struct info_sample *s, enum info_field f);
 /* Value string of any field by key, or NULL. Linear: for rare lookups only. */
 const char *info_str(const struct info_sample *s, const char *key);
 

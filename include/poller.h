@@ -24,6 +24,11 @@ struct poller *poller_new(struct event_base *base, const struct config *cfg, str
 /* Closes every connection and frees all state; no callbacks run after. */
 void poller_free(struct poller *p);
 
+/* Appends redpulse_poll_lateness_histogram_seconds: how late every poll since
+ * start began after its scheduled time, over all instances. Thread-safe. */
+struct buf;
+void poller_render_lateness(struct buf *b);
+
 /* The INFO sections requested in one command (Redis >= 7.0 takes several;
  * older servers get "INFO all" after their first syntax error). */
 extern const char *const poller_info_sections[];

@@ -44,4 +44,8 @@ void prom_label_prefix(struct buf *b, const char *target, const struct label *la
 void prom_line(struct buf *b, const char *metric, const char *suffix, const char *prefix,
                const char *const *kv, double v);
 
+/* Same with a value already formatted as a Prometheus float. */
+void prom_line_str(struct buf *b, const char *metric, const char *suffix, const char *prefix,
+                   const char *const *kv, const char *value);
+
 #endif

@@ -35,15 +35,14 @@ struct frag {
     uint32_t fam_off[FAM_COUNT + 1]; /* family f is prom[fam_off[f] .. fam_off[f+1]) */
     char *json_head;               /* JSON object text up to (excluding) "sections" */
     size_t json_head_len;
-    struct rstr *sections;         /* JSON object of INFO sections; may be NULL */
+    struct rstr *info;             /* raw text of the last good INFO (shared); may be NULL.
+                                    * Its JSON "sections" are rendered on request: the
+                                    * API is read rarely, polls happen all the time. */
     bool polled;                   /* at least one poll finished */
 };
 
 struct frag *frag_ref(struct frag *f);  /* NULL-safe */
 void frag_unref(struct frag *f);        /* NULL-safe; frees at zero */
-/* Appends this frag's full JSON object to b. */
-struct buf;
-void frag_append_json(const struct frag *f, struct buf *b);
 
 struct registry;
 

@@ -26,6 +26,7 @@ struct poll_stats {
     size_t reply_bytes;
     bool polled;          /* at least one poll has ended */
     uint64_t restarts, resets; /* detected by derive() */
+    double lateness_s;    /* last poll: actual start minus scheduled start */
 };
 
 struct render_input {
@@ -33,15 +34,17 @@ struct render_input {
     const char *label_prefix;        /* from prom_label_prefix() */
     const struct info_sample *sample; /* NULL when the last poll failed */
     const struct poll_stats *st;
-    struct rstr *prev_sections;      /* kept in JSON when sample is NULL */
+    struct rstr *info_text;          /* raw INFO the frag keeps for JSON: the
+                                      * current one, or the last good one */
     const struct derived *derived;   /* with sample; NULL when the poll failed */
     const struct config_values *config;   /* may be NULL */
     const struct latency_values *latency; /* may be NULL */
 };
 
-/* Renders a new frag (refs = 1). When a sample is given its INFO sections
- * become a new rstr, else prev_sections is shared; either way the frag holds
- * its own reference. */
+/* Renders a new frag (refs = 1); it takes its own reference to info_text. */
 struct frag *render_frag(const struct render_input *in);
+/* Appends f's full JSON object to b, rendering the INFO sections from the
+ * kept raw text (parsed again here: safe on any thread). */
+void frag_append_json(const struct frag *f, struct buf *b);
 
 #endif

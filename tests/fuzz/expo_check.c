@@ -215,8 +215,10 @@ const char *expo_check(const char *text, size_t len, size_t *samples, const char
         size_t nlen = strcspn(p, "{ \n");
         size_t cl = strlen(cur);
         bool ok = cl && nlen == cl && strncmp(p, cur, cl) == 0;
-        if (!ok && strcmp(cur_type, "summary") == 0 && nlen > cl && strncmp(p, cur, cl) == 0)
-            ok = (nlen - cl == 4 && strncmp(p + cl, "_sum", 4) == 0) || (nlen - cl == 6 && strncmp(p + cl, "_count", 6) == 0);
+        bool hist = strcmp(cur_type, "histogram") == 0;
+        if (!ok && (hist || strcmp(cur_type, "summary") == 0) && nlen > cl && strncmp(p, cur, cl) == 0)
+            ok = (nlen - cl == 4 && strncmp(p + cl, "_sum", 4) == 0) || (nlen - cl == 6 && strncmp(p + cl, "_count", 6) == 0) ||
+                 (hist && nlen - cl == 7 && strncmp(p + cl, "_bucket", 7) == 0);
         if (!ok) {
             err = "sample outside its family";
             break;

@@ -30,8 +30,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     struct poll_stats st;
     memset(&st, 0, sizeof st);
     st.polled = true;
-    struct render_input in = {&cfg, "target=\"f\",env=\"fuzz\"", s, &st, NULL, &d, NULL, NULL};
+    struct rstr *raw = rstr_new((const char *)data, size);
+    struct render_input in = {&cfg, "target=\"f\",env=\"fuzz\"", s, &st, raw, &d, NULL, NULL};
     struct frag *f = render_frag(&in);
+    rstr_unref(raw);
     struct buf json = BUF_INIT;
     frag_append_json(f, &json);
     cJSON *j = cJSON_ParseWithLength(json.p, json.len);

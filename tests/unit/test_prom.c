@@ -115,7 +115,8 @@ static size_t check_exposition(const char *text)
             seen_fam[nfam++] = xstrdup(name);
             snprintf(cur, sizeof cur, "%s", name);
             snprintf(cur_type, sizeof cur_type, "%s", type);
-            ck_assert(strcmp(type, "gauge") == 0 || strcmp(type, "counter") == 0 || strcmp(type, "summary") == 0);
+            ck_assert(strcmp(type, "gauge") == 0 || strcmp(type, "counter") == 0 || strcmp(type, "summary") == 0 ||
+                      strcmp(type, "histogram") == 0);
             continue;
         }
         ck_assert_msg(line[0] != '#', "stray comment: %s", line);
@@ -125,9 +126,10 @@ static size_t check_exposition(const char *text)
         memcpy(name, line, nl);
         name[nl] = '\0';
         bool ok = strcmp(name, cur) == 0;
-        if (!ok && strcmp(cur_type, "summary") == 0) {
+        if (!ok && (strcmp(cur_type, "summary") == 0 || strcmp(cur_type, "histogram") == 0)) {
             size_t cl = strlen(cur);
-            ok = strncmp(name, cur, cl) == 0 && (strcmp(name + cl, "_sum") == 0 || strcmp(name + cl, "_count") == 0);
+            ok = strncmp(name, cur, cl) == 0 && (strcmp(name + cl, "_sum") == 0 || strcmp(name + cl, "_count") == 0 ||
+                                                 (cur_type[0] == 'h' && strcmp(name + cl, "_bucket") == 0));
         }
         ck_assert_msg(ok, "sample %s outside its family (current %s)", name, cur);
         char labels[4096];
@@ -196,15 +198,19 @@ static struct frag *render_fixture(const char *name, const char *fixture, enum o
     prom_label_prefix(&b, cfg->name, cfg->labels, cfg->n_labels);
     *prefix = buf_steal(&b, NULL);
     struct info_sample *s = NULL;
+    struct rstr *raw = rstr_ref(prev);
     if (fixture) {
         size_t len;
         char *t = read_fixture(fixture, &len);
+        rstr_unref(raw);
+        raw = rstr_new(t, len);
         s = info_parse(t, len);
         free(t);
     }
     struct poll_stats st = make_stats(o);
-    struct render_input in = {cfg, *prefix, s, &st, prev, NULL, NULL, NULL};
+    struct render_input in = {cfg, *prefix, s, &st, raw, NULL, NULL, NULL};
     struct frag *f = render_frag(&in);
+    rstr_unref(raw);
     info_sample_free(s);
     return f;
 }
@@ -270,7 +276,7 @@ START_TEST(master_values)
         "redis_rdb_last_bgsave_status{" PFX "} 1",
         "redis_latest_fork_seconds{" PFX "} 0.000804",
         "redis_commands_total{" PFX ",cmd=\"config|get\"} 6",
-        "redis_commands_duration_seconds_total{" PFX ",cmd=\"config|get\"} 4.8e-05",
+        "redis_commands_duration_seconds_total{" PFX ",cmd=\"config|get\"} 48e-06",
         "redis_commands_failed_calls_total{" PFX ",cmd=\"lpush\"} 1",
         "redis_latency_percentiles_seconds{" PFX ",cmd=\"config|get\",quantile=\"0.999\"} 1.7023e-05",
         "redis_latency_percentiles_seconds_count{" PFX ",cmd=\"config|get\"} 6",
@@ -325,7 +331,7 @@ START_TEST(failed_poll)
     char *prefix;
     struct frag *ok = render_fixture("m1", "info-redis-7.0.15-master.txt", OUTCOME_OK, NULL, &cfg, &prefix);
     free(prefix);
-    struct frag *f = render_fixture("m1", NULL, OUTCOME_CONNECT_REFUSED, ok->sections, &cfg, &prefix);
+    struct frag *f = render_fixture("m1", NULL, OUTCOME_CONNECT_REFUSED, ok->info, &cfg, &prefix);
     char *text = assemble(f);
     check_exposition(text);
     free(text);
@@ -333,8 +339,8 @@ START_TEST(failed_poll)
     ck_assert(has_line(f->prom, "redpulse_last_poll_outcome{" PFX ",reason=\"connect_refused\"} 1"));
     ck_assert_ptr_null(strstr(f->prom, "redis_memory_used_bytes"));
     ck_assert_ptr_null(strstr(f->prom, "redis_instance_info"));
-    /* the JSON keeps the last good sections, shared, not copied */
-    ck_assert_ptr_eq(f->sections, ok->sections);
+    /* the JSON keeps the last good INFO, shared, not copied */
+    ck_assert_ptr_eq(f->info, ok->info);
     struct buf b = BUF_INIT;
     frag_append_json(f, &b);
     cJSON *j = cJSON_Parse(b.p);
