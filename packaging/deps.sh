@@ -11,7 +11,7 @@ redpulse_missing_pkgs() {
 
 redpulse_install_deps() {
     local pkgs=(gcc make cmake pkg-config libhiredis-dev libevent-dev libmicrohttpd-dev libcjson-dev
-                zlib1g-dev libssl-dev libgnutls28-dev libcrypt-dev redis-server)
+                zlib1g-dev libdeflate-dev libssl-dev libgnutls28-dev libcrypt-dev redis-server)
     if [ "${1:-}" = test ]; then
         # check: unit tests; prometheus: promtool and a real server for the
         # compatibility test; python3 and openssl: integration harness;

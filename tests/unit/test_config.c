@@ -1,6 +1,8 @@
 /* test_config.c - configuration parsing and validation: every kind of error
  * is reported with its JSON path and line:column, all of them at once. */
 #include <check.h>
+
+#include "testutil.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -249,9 +251,5 @@ int main(void)
     tcase_add_test(tc, addresses);
     tcase_add_test(tc, defaults_and_file);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return testutil_run(s);
 }

@@ -323,9 +323,5 @@ int main(void)
     tcase_add_test(tc, no_prefix_confusion);
     tcase_add_test(tc, nested_by_key_not_position);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return testutil_run(s);
 }

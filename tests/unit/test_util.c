@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "buf.h"
+#include "testutil.h"
 #include "util.h"
 
 START_TEST(durations)
@@ -133,9 +134,5 @@ int main(void)
     tcase_add_test(tc, json_strings);
     tcase_add_test(tc, buf_growth);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return testutil_run(s);
 }

@@ -27,3 +27,12 @@ char *read_fixture(const char *name, size_t *len)
         *len = (size_t)n;
     return p;
 }
+
+int testutil_run(Suite *s)
+{
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}

@@ -2,9 +2,13 @@
 #ifndef REDPULSE_TESTUTIL_H
 #define REDPULSE_TESTUTIL_H
 
+#include <check.h>
 #include <stddef.h>
 
 /* Reads FIXTURES/name into a malloc'd NUL-terminated buffer; aborts on error. */
 char *read_fixture(const char *name, size_t *len);
+
+/* Runs the suite, prints Check's summary; returns the process exit status. */
+int testutil_run(Suite *s);
 
 #endif
