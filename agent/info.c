@@ -434,6 +434,8 @@ struct info_sample *info_compact(const struct info_sample *s)
 {
     struct info_sample *c = xcalloc(1, sizeof *c);
     size_t arena = (s->run_id ? strlen(s->run_id) + 1 : 0) + 1;
+    for (int k = 0; k < INFO_SFIELD_COUNT; k++)
+        arena += s->sval[k] ? strlen(s->sval[k]) + 1 : 0;
     for (size_t i = 0; i < s->n_cmds; i++)
         arena += strlen(s->cmds[i].cmd) + 1;
     for (size_t i = 0; i < s->n_errs; i++)
@@ -449,6 +451,9 @@ struct info_sample *info_compact(const struct info_sample *s)
     } while (0)
     if (s->run_id)
         KEEP(c->run_id, s->run_id);
+    for (int k = 0; k < INFO_SFIELD_COUNT; k++)
+        if (s->sval[k])
+            KEEP(c->sval[k], s->sval[k]);
     memcpy(c->val, s->val, sizeof c->val);
     for (int f = 0; f < INFO_FIELD_COUNT; f++)
         c->known[f] = -1;

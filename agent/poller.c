@@ -32,7 +32,7 @@ const char *const poller_info_sections[] = {
     "server", "clients", "memory", "persistence", "stats", "replication", "cpu",
     "commandstats", "errorstats", "latencystats", "cluster", "keyspace", NULL};
 
-/* Poll lateness over all instances, for redpulse_poll_lateness_histogram_seconds. */
+/* Poll lateness over all instances, for redpulse_poll_delay_seconds. */
 static const double late_bounds[] = {0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1};
 #define N_LATE (sizeof late_bounds / sizeof late_bounds[0])
 static atomic_ullong late_count[N_LATE + 1], late_total;
@@ -50,22 +50,22 @@ static void record_lateness(double s)
 
 void poller_render_lateness(struct buf *b)
 {
-    buf_puts(b, "# HELP redpulse_poll_lateness_histogram_seconds How late polls started after their scheduled time, all instances\n"
-                "# TYPE redpulse_poll_lateness_histogram_seconds histogram\n");
+    buf_puts(b, "# HELP redpulse_poll_delay_seconds How late polls started after their scheduled time, all instances\n"
+                "# TYPE redpulse_poll_delay_seconds histogram\n");
     unsigned long long cum = 0;
     for (size_t i = 0; i <= N_LATE; i++) {
         cum += atomic_load(&late_count[i]);
         if (i < N_LATE) {
-            buf_puts(b, "redpulse_poll_lateness_histogram_seconds_bucket{le=\"");
+            buf_puts(b, "redpulse_poll_delay_seconds_bucket{le=\"");
             buf_put_double(b, late_bounds[i]);
             buf_printf(b, "\"} %llu\n", cum);
         } else {
-            buf_printf(b, "redpulse_poll_lateness_histogram_seconds_bucket{le=\"+Inf\"} %llu\n", cum);
+            buf_printf(b, "redpulse_poll_delay_seconds_bucket{le=\"+Inf\"} %llu\n", cum);
         }
     }
-    buf_puts(b, "redpulse_poll_lateness_histogram_seconds_sum ");
+    buf_puts(b, "redpulse_poll_delay_seconds_sum ");
     buf_put_double(b, (double)atomic_load(&late_sum_us) / 1e6);
-    buf_printf(b, "\nredpulse_poll_lateness_histogram_seconds_count %llu\n", atomic_load(&late_total));
+    buf_printf(b, "\nredpulse_poll_delay_seconds_count %llu\n", atomic_load(&late_total));
 }
 
 enum pend { P_AUTH, P_SETNAME, P_CMDINFO, P_CONFIG, P_LATENCY, P_INFO };
@@ -260,7 +260,7 @@ static void send_info(struct target *t)
 
 static int server_major(const struct info_sample *s)
 {
-    const char *v = s ? info_str(s, "redis_version") : NULL;
+    const char *v = s ? info_sval(s, INFO_S_REDIS_VERSION) : NULL;
     return v ? atoi(v) : 0;
 }
 

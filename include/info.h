@@ -105,10 +105,11 @@ struct info_kv {
 struct info_sample *info_parse(const char *text, size_t len);
 /* Frees a sample; safe on NULL. */
 void info_sample_free(struct info_sample *s);
-/* A small copy of s holding what the next poll's derive() needs from its
- * predecessor: known values, run_id, commandstats and errorstats (about 2 KB
- * instead of the text and every entry). Its entries, keyspace, latency and
- * replica lists are empty and info_has()/info_str() answer "absent". */
+/* A small copy of s holding what the next poll needs from its predecessor:
+ * known values, the indexed string fields (info_sval), commandstats and
+ * errorstats (about 2 KB instead of the text and every entry). Its entries,
+ * keyspace, latency and replica lists are empty and info_has()/info_str()
+ * answer "absent". */
 struct info_sample *info_compact(const struct info_sample *s);
 
 /* Value of a known field: the number, STATUS fields as 1/0 ("ok"/"up" -> 1),

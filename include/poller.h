@@ -24,7 +24,7 @@ struct poller *poller_new(struct event_base *base, const struct config *cfg, str
 /* Closes every connection and frees all state; no callbacks run after. */
 void poller_free(struct poller *p);
 
-/* Appends redpulse_poll_lateness_histogram_seconds: how late every poll since
+/* Appends redpulse_poll_delay_seconds (a histogram): how late every poll since
  * start began after its scheduled time, over all instances. Thread-safe. */
 struct buf;
 void poller_render_lateness(struct buf *b);

@@ -162,10 +162,10 @@ def head_to_head():
 
 
 def lateness_hist(base):
-    """Cumulative bucket counts of redpulse_poll_lateness_histogram_seconds."""
+    """Cumulative bucket counts of redpulse_poll_delay_seconds."""
     out = {}
     for line in get(base + "/metrics")[1].decode().splitlines():
-        if line.startswith("redpulse_poll_lateness_histogram_seconds_bucket{le=\""):
+        if line.startswith("redpulse_poll_delay_seconds_bucket{le=\""):
             le = line.split('le="')[1].split('"')[0]
             out[le] = float(line.rsplit(" ", 1)[1])
     return out
