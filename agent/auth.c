@@ -37,7 +37,11 @@ struct auth {
     pthread_mutex_t lock;
     struct cached cache[CACHE_SLOTS];
     size_t next; /* round-robin replacement */
+    _Atomic unsigned long results[AUTH_RESULTS]; /* by enum auth_result */
+    _Atomic unsigned long bcrypt_runs;
 };
+
+static const char *const result_names[AUTH_RESULTS] = {"ok", "denied", "busy"};
 
 int auth_hash_password(const char *pass, unsigned cost, char *out, size_t outlen)
 {
@@ -139,8 +143,10 @@ enum auth_result auth_check(struct auth *a, const char *user, const char *pass)
         pass = "";
     unsigned char key[32];
     cache_key(user ? user : "", pass, hash, key);
-    if (known && cache_hit(a, key))
+    if (known && cache_hit(a, key)) {
+        a->results[AUTH_OK]++;
         return AUTH_OK;
+    }
 
     struct timespec until;
     clock_gettime(CLOCK_REALTIME, &until);
@@ -148,6 +154,7 @@ enum auth_result auth_check(struct auth *a, const char *user, const char *pass)
     while (sem_timedwait(&a->slots, &until) != 0)
         if (errno != EINTR) {
             log_warn("http", "too many concurrent password checks; answering 503");
+            a->results[AUTH_BUSY]++;
             return AUTH_BUSY;
         }
     struct crypt_data *cd = xcalloc(1, sizeof *cd);
@@ -157,9 +164,26 @@ enum auth_result auth_check(struct auth *a, const char *user, const char *pass)
     explicit_bzero(cd, sizeof *cd);
     free(cd);
     sem_post(&a->slots);
+    a->bcrypt_runs++;
     if (match && known) {
         cache_put(a, key);
+        a->results[AUTH_OK]++;
         return AUTH_OK;
     }
+    a->results[AUTH_DENIED]++;
     return AUTH_DENIED;
+}
+
+void auth_render_metrics(struct auth *a, struct buf *out)
+{
+    if (!a)
+        return;
+    buf_puts(out, "# HELP redpulse_http_auth_checks_total HTTP basic-auth checks by result\n"
+                  "# TYPE redpulse_http_auth_checks_total counter\n");
+    for (int r = 0; r < AUTH_RESULTS; r++)
+        buf_printf(out, "redpulse_http_auth_checks_total{result=\"%s\"} %lu\n", result_names[r],
+                   (unsigned long)a->results[r]);
+    buf_puts(out, "# HELP redpulse_http_bcrypt_checks_total Password hashes computed (logins not served from the cache)\n"
+                  "# TYPE redpulse_http_bcrypt_checks_total counter\n");
+    buf_printf(out, "redpulse_http_bcrypt_checks_total %lu\n", (unsigned long)a->bcrypt_runs);
 }

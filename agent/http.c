@@ -339,6 +339,7 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
 
     if (strcmp(url, "/metrics") == 0) {
         http_render_metrics(s->reg, -1, &b);
+        auth_render_metrics(s->auth, &b);
         return send_buf(c, MHD_HTTP_OK, CT_PROM, &b, gz);
     }
     if (strcmp(url, "/scrape") == 0) {

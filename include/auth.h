@@ -12,9 +12,10 @@
 
 #include <stddef.h>
 
+#include "buf.h"
 #include "config.h"
 
-enum auth_result { AUTH_OK, AUTH_DENIED, AUTH_BUSY };
+enum auth_result { AUTH_OK, AUTH_DENIED, AUTH_BUSY, AUTH_RESULTS };
 
 struct auth;
 
@@ -25,6 +26,9 @@ void auth_free(struct auth *a); /* NULL-safe */
  * work as a wrong password). AUTH_BUSY when too many checks are running for
  * longer than a couple of seconds. */
 enum auth_result auth_check(struct auth *a, const char *user, const char *pass);
+/* Appends redpulse_http_auth_checks_total{result} and
+ * redpulse_http_bcrypt_checks_total (NULL a: nothing). */
+void auth_render_metrics(struct auth *a, struct buf *out);
 /* Writes a new "$2b$" bcrypt hash of pass with 2^cost rounds to out (at
  * least 64 bytes). Returns 0, or -1 when the system's crypt cannot. */
 int auth_hash_password(const char *pass, unsigned cost, char *out, size_t outlen);

@@ -23,7 +23,7 @@ try:
     import crypt  # noqa: E402 - only to make bcrypt hashes independently of redpulse
 except ImportError:  # pragma: no cover
     crypt = None
-from harness import BIN, Agent, RedisServer, Tmp, free_port, make_tls, wait_for  # noqa: E402
+from harness import BIN, Agent, RedisServer, Tmp, free_port, make_tls, parse_prom, wait_for  # noqa: E402
 
 
 def basic(user, pw):
@@ -145,7 +145,8 @@ class BasicAuth(unittest.TestCase):
         cls.hash_2y = "$2y$" + h[4:]  # Prometheus/htpasswd spelling of the same hash
         cls.agent = Agent(cls.tmp.path, [{"name": "r", "address": "127.0.0.1:%d" % cls.redis.port}],
                           extra={"http": {"basic_auth_users": {"prometheus": cls.hash_2y,
-                                                               "other": bcrypt("other-pw")}}})
+                                                               "other": bcrypt("other-pw"),
+                                                               "cache": bcrypt("cache-pw", rounds=1024)}}})
 
     @classmethod
     def tearDownClass(cls):
@@ -181,10 +182,28 @@ class BasicAuth(unittest.TestCase):
         mk, mu = statistics.median(known), statistics.median(unknown)
         # both run one bcrypt of the same cost
         self.assertLess(abs(mk - mu), 0.5 * max(mk, mu) + 0.002, (known, unknown))
-        first = t("prometheus", "prom-secret-pw")
-        again = statistics.median(t("prometheus", "prom-secret-pw") for _ in range(5))
-        self.assertLess(again, first)  # a good login is remembered: no bcrypt
-        self.assertLess(again, mk)
+
+        def counters():
+            status, _, body = self.agent.get("/metrics", headers=basic("prometheus", "prom-secret-pw"))
+            self.assertEqual(status, 200)
+            m = parse_prom(body.decode())
+            return (m[("redpulse_http_bcrypt_checks_total", ())],
+                    m[("redpulse_http_auth_checks_total", (("result", "ok"),))],
+                    m[("redpulse_http_auth_checks_total", (("result", "denied"),))])
+        b0, ok0, no0 = counters()
+        t("nobody-x", "wrong")
+        t("cache", "wrong")
+        b1, ok1, no1 = counters()
+        self.assertEqual(b1 - b0, 2)  # an unknown user costs a bcrypt like a known one
+        self.assertEqual(no1 - no0, 2)
+        first = t("cache", "cache-pw")  # only this test logs in as "cache"
+        b2, ok2, _ = counters()
+        self.assertEqual(b2 - b1, 1)
+        again = [t("cache", "cache-pw") for _ in range(5)]
+        b3, ok3, _ = counters()
+        self.assertEqual(b3 - b2, 0, "a good login is remembered: no bcrypt")  # the counter reads are cached too
+        self.assertEqual(ok3 - ok2, 5 + 1)
+        self.assertLess(statistics.median(again), first)
 
     def test_hash_password_cli(self):
         p = subprocess.run([BIN, "--hash-password"], input="s3cret\n", capture_output=True, text=True, timeout=20)
