@@ -6,35 +6,21 @@
 #include "buf.h"
 
 #include <math.h>
+#include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "util.h"
 
-void buf_reserve(struct buf *b, size_t extra)
+void buf_grow(struct buf *b, size_t need)
 {
-    size_t need = b->len + extra + 1;
-    if (need <= b->cap)
-        return;
     size_t cap = b->cap ? b->cap : 64;
     while (cap < need)
         cap *= 2;
     b->p = xrealloc(b->p, cap);
     b->cap = cap;
 }
-
-void buf_append(struct buf *b, const void *s, size_t n)
-{
-    buf_reserve(b, n);
-    if (n)
-        memcpy(b->p + b->len, s, n);
-    b->len += n;
-    b->p[b->len] = '\0';
-}
-
-void buf_puts(struct buf *b, const char *s) { buf_append(b, s, strlen(s)); }
-
-void buf_putc(struct buf *b, char c) { buf_append(b, &c, 1); }
 
 void buf_vprintf(struct buf *b, const char *fmt, va_list ap)
 {
@@ -62,16 +48,111 @@ void buf_printf(struct buf *b, const char *fmt, ...)
     va_end(ap);
 }
 
+static const double pow10_exact[] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
+                                     1e8,  1e9,  1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
+                                     1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
+
+/* |v| scaled to 15 integer digits: |v| * 10^k, one rounding (10^k is exact
+ * as a double for |k| <= 22). Returns false when k is out of that range. */
+static bool scale15(double a, int k, double *p)
+{
+    if (k > 22 || k < -22)
+        return false;
+    *p = k >= 0 ? a * pow10_exact[k] : a / pow10_exact[-k];
+    return true;
+}
+
+size_t fmt_g15(char *out, double v)
+{
+    double a = fabs(v), p;
+    if (a == 0 || !isfinite(a))
+        goto slow;
+    int e = (int)floor(log10(a)); /* may be off by one: corrected below */
+    if (!scale15(a, 14 - e, &p))
+        goto slow;
+    if (p >= 1e15) {
+        e++;
+        if (!scale15(a, 14 - e, &p))
+            goto slow;
+    } else if (p < 1e14) {
+        e--;
+        if (!scale15(a, 14 - e, &p))
+            goto slow;
+    }
+    /* p is within 1/16 of |v| * 10^(14-e) (half an ulp below 2^50); near a
+     * rounding tie or a digit-count boundary, printf decides */
+    if (p < 1e14 + 0.125 || p >= 1e15 - 0.125)
+        goto slow;
+    double fl = floor(p), fr = p - fl;
+    if (fabs(fr - 0.5) < 0.125)
+        goto slow;
+    uint64_t m = (uint64_t)fl + (fr > 0.5);
+    if (m == 1000000000000000ull) { /* 999...9.7 rounds up to a new digit */
+        m = 100000000000000ull;
+        e++;
+    }
+    char d[15];
+    for (int i = 14; i >= 0; i--, m /= 10)
+        d[i] = (char)('0' + m % 10);
+    int nd = 15;
+    while (nd > 1 && d[nd - 1] == '0')
+        nd--;
+    char *o = out;
+    if (v < 0)
+        *o++ = '-';
+    if (e < -4 || e >= 15) { /* d.ddde-XX, as %g */
+        *o++ = d[0];
+        if (nd > 1) {
+            *o++ = '.';
+            memcpy(o, d + 1, (size_t)nd - 1);
+            o += nd - 1;
+        }
+        *o++ = 'e';
+        *o++ = e < 0 ? '-' : '+';
+        int ae = e < 0 ? -e : e;
+        if (ae >= 100) {
+            *o++ = (char)('0' + ae / 100);
+            ae %= 100;
+        }
+        *o++ = (char)('0' + ae / 10);
+        *o++ = (char)('0' + ae % 10);
+    } else if (e >= 0) {
+        memcpy(o, d, (size_t)e + 1);
+        o += e + 1;
+        if (nd > e + 1) {
+            *o++ = '.';
+            memcpy(o, d + e + 1, (size_t)(nd - e - 1));
+            o += nd - e - 1;
+        }
+    } else { /* 0.000ddd */
+        *o++ = '0';
+        *o++ = '.';
+        for (int i = 0; i < -e - 1; i++)
+            *o++ = '0';
+        memcpy(o, d, (size_t)nd);
+        o += nd;
+    }
+    *o = '\0';
+    return (size_t)(o - out);
+slow:;
+    int n = snprintf(out, 32, "%.15g", v);
+    return n > 0 ? (size_t)n : 0;
+}
+
 void buf_put_double(struct buf *b, double v)
 {
     char tmp[40];
-    int n;
-    if (isnan(v))
-        n = snprintf(tmp, sizeof tmp, "NaN");
-    else if (isinf(v))
-        n = snprintf(tmp, sizeof tmp, v > 0 ? "+Inf" : "-Inf");
-    else if (fabs(v) < 9e18 && v == (double)(long long)v) {
-        /* integers are most of what INFO sends: no printf */
+    size_t n;
+    if (isnan(v)) {
+        buf_append(b, "NaN", 3);
+        return;
+    }
+    if (isinf(v)) {
+        buf_puts(b, v > 0 ? "+Inf" : "-Inf");
+        return;
+    }
+    if (fabs(v) < 9e18 && v == (double)(long long)v) {
+        /* integers are most of what INFO sends */
         long long x = (long long)v;
         unsigned long long u = x < 0 ? 0ull - (unsigned long long)x : (unsigned long long)x;
         char *e = tmp + sizeof tmp, *q = e;
@@ -83,9 +164,8 @@ void buf_put_double(struct buf *b, double v)
         buf_append(b, q, (size_t)(e - q));
         return;
     }
-    else /* 15 significant digits: every decimal INFO sends reads back as written */
-        n = snprintf(tmp, sizeof tmp, "%.15g", v);
-    buf_append(b, tmp, (size_t)n);
+    n = fmt_g15(tmp, v); /* every decimal INFO sends reads back as written */
+    buf_append(b, tmp, n);
 }
 
 void buf_put_json_str(struct buf *b, const char *s)

@@ -10,6 +10,7 @@
 
 #include <stdarg.h>
 #include <stddef.h>
+#include <string.h>
 
 struct buf {
     char *p;    /* bytes, always NUL-terminated when p != NULL */
@@ -20,20 +21,46 @@ struct buf {
 #define BUF_INIT {NULL, 0, 0}
 
 /* Ensures room for `extra` more bytes plus the terminating NUL. */
-void buf_reserve(struct buf *b, size_t extra);
+static inline void buf_reserve(struct buf *b, size_t extra);
+/* The growing half of buf_reserve (out of line: rare). */
+void buf_grow(struct buf *b, size_t need);
+
+static inline void buf_reserve(struct buf *b, size_t extra)
+{
+    if (b->len + extra + 1 > b->cap)
+        buf_grow(b, b->len + extra + 1);
+}
+
 /* Appends n bytes of s. */
-void buf_append(struct buf *b, const void *s, size_t n);
+static inline void buf_append(struct buf *b, const void *s, size_t n)
+{
+    buf_reserve(b, n);
+    if (n)
+        memcpy(b->p + b->len, s, n);
+    b->len += n;
+    b->p[b->len] = '\0';
+}
+
 /* Appends a NUL-terminated string. */
-void buf_puts(struct buf *b, const char *s);
+static inline void buf_puts(struct buf *b, const char *s) { buf_append(b, s, strlen(s)); }
+
 /* Appends one byte. */
-void buf_putc(struct buf *b, char c);
+static inline void buf_putc(struct buf *b, char c)
+{
+    buf_reserve(b, 1);
+    b->p[b->len++] = c;
+    b->p[b->len] = '\0';
+}
 /* Appends printf-formatted text. */
 void buf_printf(struct buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void buf_vprintf(struct buf *b, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
 /* Appends a double the way Prometheus and JSON both accept it: integers
- * without exponent or fraction, others with up to 15 significant digits,
+ * without exponent or fraction, others exactly as printf's "%.15g" would,
  * NaN/Inf as "NaN"/"+Inf"/"-Inf" (callers writing JSON must not pass those). */
 void buf_put_double(struct buf *b, double v);
+/* Writes v as "%.15g" would to out (at least 32 bytes), without printf in
+ * the common cases; returns the length. For finite v. */
+size_t fmt_g15(char *out, double v);
 /* Appends s as a JSON string literal, quotes included. */
 void buf_put_json_str(struct buf *b, const char *s);
 /* Empties the buffer, keeping its memory. */

@@ -20,7 +20,7 @@ if [ -n "$missing" ]; then
     # shellcheck disable=SC2086
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends $missing >&2
 fi
-cmake -S . -B build-bench -DCMAKE_BUILD_TYPE=Release -DBUILD_TESTING=OFF >/dev/null
+cmake -S . -B build-bench -DCMAKE_BUILD_TYPE=Release -DBUILD_TESTING=OFF -DREDPULSE_BENCH=ON >/dev/null
 cmake --build build-bench -j"$(nproc 2>/dev/null || echo 2)" >/dev/null
 # one descriptor per instance for the agent and for the Redis servers
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"

@@ -1,6 +1,7 @@
 /* test_util.c - durations, numbers, label names, buffers and JSON strings. */
 #include <check.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -46,6 +47,33 @@ START_TEST(doubles)
     ck_assert(!parse_double("inf", &v));
     ck_assert(!parse_double(" 1", &v));
     ck_assert(!parse_double("1e999", &v));
+}
+END_TEST
+
+/* The printf-free formatter must write exactly what "%.15g" writes. */
+START_TEST(g15_matches_printf)
+{
+    static const double fixed[] = {0.1, 0.5, 1.5, 2.5, 1e-5, 1.2345e-6, 9.99999999999999e14, 999999999999999.4,
+                                   1e15 + 0.5, 123456.789, 0.000123, 0.0001, 1e-4, 1e22, 1.7976931348623157e308,
+                                   5e-324, 3.14159265358979, 2.0 / 3.0, 1e-300, 0.30000000000000004, 64.5, -7.25};
+    char a[64], b[64];
+    for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++) {
+        fmt_g15(a, fixed[i]);
+        snprintf(b, sizeof b, "%.15g", fixed[i]);
+        ck_assert_str_eq(a, b);
+    }
+    srand(42);
+    for (int i = 0; i < 500000; i++) {
+        /* every magnitude, and the rates and ratios redpulse writes most */
+        double m = (double)rand() / RAND_MAX + (double)rand() / RAND_MAX / 1e9;
+        int ex = rand() % 80 - 40;
+        double v = m * pow(10, ex) * (rand() % 2 ? 1 : -1);
+        if (i % 4 == 0)
+            v = (double)(rand() % 100000) / (double)(rand() % 999 + 1);
+        fmt_g15(a, v);
+        snprintf(b, sizeof b, "%.15g", v);
+        ck_assert_msg(strcmp(a, b) == 0, "%.17g: got %s, printf %s", v, a, b);
+    }
 }
 END_TEST
 
@@ -129,6 +157,7 @@ int main(void)
     TCase *tc = tcase_create("core");
     tcase_add_test(tc, durations);
     tcase_add_test(tc, doubles);
+    tcase_add_test(tc, g15_matches_printf);
     tcase_add_test(tc, label_names);
     tcase_add_test(tc, buf_numbers);
     tcase_add_test(tc, json_strings);

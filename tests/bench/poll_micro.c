@@ -1,0 +1,103 @@
+/*
+ * poll_micro.c - what one poll costs redpulse in user space, without the
+ * network: parse an INFO reply, derive the figures against the previous
+ * sample, render the frag, keep the compact sample. Prints microseconds per
+ * poll for each step, hot (the same instance over and over) and cold (each
+ * poll on another of 2,000 instances, as at scale).
+ *
+ *   poll_micro INFO_FILE [ITERATIONS]
+ *
+ * A benchmark: prints figures, asserts nothing.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "buf.h"
+#include "cmdclass.h"
+#include "config.h"
+#include "derive.h"
+#include "info.h"
+#include "prom.h"
+#include "publish.h"
+#include "render.h"
+#include "util.h"
+
+static enum cmd_class classify(void *ctx, const char *cmd)
+{
+    (void)ctx;
+    return cmdclass_builtin(cmd);
+}
+
+#define COLD 2000
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        fprintf(stderr, "usage: %s INFO_FILE [ITERATIONS]\n", argv[0]);
+        return 2;
+    }
+    FILE *f = fopen(argv[1], "rb");
+    if (!f) {
+        perror(argv[1]);
+        return 2;
+    }
+    static char text[1 << 20];
+    size_t len = fread(text, 1, sizeof text, f);
+    fclose(f);
+    long iters = argc > 2 ? atol(argv[2]) : 20000;
+
+    struct instance_cfg cfg = {0};
+    cfg.name = "bench";
+    cfg.address = "127.0.0.1:6379";
+    struct buf pre = BUF_INIT;
+    prom_label_prefix(&pre, "bench", NULL, 0);
+    struct poll_stats st = {0};
+    st.polled = true;
+    st.last_poll_ts = 1.7e9;
+
+    for (int mode = 0; mode < 2; mode++) {
+        size_t n = mode ? COLD : 1;
+        struct info_sample **prev = calloc(n, sizeof *prev);
+        struct frag **frags = calloc(n, sizeof *frags);
+        double t_parse = 0, t_derive = 0, t_render = 0, t_compact = 0;
+        uint64_t now = 1;
+        for (long i = 0; i < iters; i++) {
+            size_t k = (size_t)i % n;
+            uint64_t t0 = now_mono_us();
+            struct rstr *raw = rstr_new(text, len);
+            struct info_sample *s = info_parse(raw->data, raw->len);
+            uint64_t t1 = now_mono_us();
+            struct derived d;
+            now += 100000;
+            derive(prev[k], now - 100000, s, now, st.last_poll_ts, classify, NULL, &d);
+            uint64_t t2 = now_mono_us();
+            struct render_input in = {&cfg, pre.p, s, &st, raw, &d, NULL, NULL};
+            struct frag *fr = render_frag(&in);
+            rstr_unref(raw);
+            frag_unref(frags[k]);
+            frags[k] = fr;
+            derived_clear(&d);
+            uint64_t t3 = now_mono_us();
+            info_sample_free(prev[k]);
+            prev[k] = info_compact(s);
+            info_sample_free(s);
+            uint64_t t4 = now_mono_us();
+            t_parse += (double)(t1 - t0);
+            t_derive += (double)(t2 - t1);
+            t_render += (double)(t3 - t2);
+            t_compact += (double)(t4 - t3);
+        }
+        printf("%s (%zu instance%s, %ld polls): parse %.2f µs, derive %.2f µs, render %.2f µs, compact %.2f µs; total %.2f µs per poll\n",
+               mode ? "cold" : "hot", n, n > 1 ? "s" : "", iters, t_parse / iters, t_derive / iters, t_render / iters,
+               t_compact / iters, (t_parse + t_derive + t_render + t_compact) / iters);
+        for (size_t k = 0; k < n; k++) {
+            info_sample_free(prev[k]);
+            frag_unref(frags[k]);
+        }
+        free(prev);
+        free(frags);
+    }
+    buf_free(&pre);
+    return 0;
+}
