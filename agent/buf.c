@@ -67,7 +67,10 @@ size_t fmt_g15(char *out, double v)
     double a = fabs(v), p;
     if (a == 0 || !isfinite(a))
         goto slow;
-    int e = (int)floor(log10(a)); /* may be off by one: corrected below */
+    int e2;
+    frexp(a, &e2); /* a in [2^(e2-1), 2^e2) */
+    /* floor(log10(a)) is this or one more: corrected below */
+    int e = (int)floor((e2 - 1) * 0.30102999566398120);
     if (!scale15(a, 14 - e, &p))
         goto slow;
     if (p >= 1e15) {

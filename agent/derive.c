@@ -7,6 +7,7 @@
 #include "derive.h"
 
 #include <math.h>
+#include <stdint.h>
 #include <string.h>
 
 #include "util.h"
@@ -31,16 +32,22 @@ static const enum info_field monotonic[] = {
     INFO_USED_CPU_USER_CHILDREN, INFO_USED_CPU_SYS_MAIN_THREAD, INFO_USED_CPU_USER_MAIN_THREAD,
 };
 
-static const struct info_cmdstat *find_cmd(const struct info_sample *s, const char *cmd)
+/* Commands and error types come in the same order poll after poll: look
+ * where the entry was (hint) before searching. */
+static const struct info_cmdstat *find_cmd(const struct info_sample *s, const char *cmd, size_t hint)
 {
+    if (hint < s->n_cmds && strcmp(s->cmds[hint].cmd, cmd) == 0)
+        return &s->cmds[hint];
     for (size_t i = 0; i < s->n_cmds; i++)
         if (strcmp(s->cmds[i].cmd, cmd) == 0)
             return &s->cmds[i];
     return NULL;
 }
 
-static double err_count(const struct info_sample *s, const char *err)
+static double err_count(const struct info_sample *s, const char *err, size_t hint)
 {
+    if (hint < s->n_errs && strcmp(s->errs[hint].err, err) == 0)
+        return s->errs[hint].count;
     for (size_t i = 0; i < s->n_errs; i++)
         if (strcmp(s->errs[i].err, err) == 0)
             return s->errs[i].count;
@@ -64,17 +71,17 @@ static enum derive_event detect(const struct info_sample *prev, const struct inf
         if (info_num(cur, monotonic[i]) < info_num(prev, monotonic[i]))
             return DERIVE_RESET;
     for (size_t i = 0; i < cur->n_cmds; i++) {
-        const struct info_cmdstat *c = &cur->cmds[i], *p = find_cmd(prev, c->cmd);
+        const struct info_cmdstat *c = &cur->cmds[i], *p = find_cmd(prev, c->cmd, i);
         if (p && (c->calls < p->calls || c->usec < p->usec || c->rejected_calls < p->rejected_calls ||
                   c->failed_calls < p->failed_calls))
             return DERIVE_RESET;
     }
     for (size_t i = 0; i < cur->n_errs; i++)
-        if (cur->errs[i].count < err_count(prev, cur->errs[i].err))
+        if (cur->errs[i].count < err_count(prev, cur->errs[i].err, i))
             return DERIVE_RESET;
     /* commands leave commandstats only through RESETSTAT */
     for (size_t i = 0; i < prev->n_cmds; i++)
-        if (!find_cmd(cur, prev->cmds[i].cmd))
+        if (!find_cmd(cur, prev->cmds[i].cmd, i))
             return DERIVE_RESET;
     return DERIVE_OK;
 }
@@ -175,7 +182,7 @@ static void rates(const struct info_sample *p, const struct info_sample *c, doub
     bool have_rej = false;
     for (size_t i = 0; i < d->n_cmds; i++) {
         struct derived_cmd *dc = &d->cmds[i];
-        const struct info_cmdstat *cc = &c->cmds[i], *pc = find_cmd(p, cc->cmd);
+        const struct info_cmdstat *cc = &c->cmds[i], *pc = find_cmd(p, cc->cmd, i);
         double calls = delta0(cc->calls, pc ? pc->calls : NAN);
         double usec = delta0(cc->usec, pc ? pc->usec : NAN);
         dc->calls_per_second = calls / dt;
@@ -198,8 +205,8 @@ static void rates(const struct info_sample *p, const struct info_sample *c, doub
     v[DV_WRITE_COMMANDS_PER_SECOND] = w / dt;
     v[DV_READ_COMMANDS_PER_SECOND] = r / dt;
     v[DV_OTHER_COMMANDS_PER_SECOND] = o / dt;
-    double misconf = (err_count(c, "MISCONF") - err_count(p, "MISCONF")) / dt;
-    double oom = (err_count(c, "OOM") - err_count(p, "OOM")) / dt;
+    double misconf = (err_count(c, "MISCONF", SIZE_MAX) - err_count(p, "MISCONF", SIZE_MAX)) / dt;
+    double oom = (err_count(c, "OOM", SIZE_MAX) - err_count(p, "OOM", SIZE_MAX)) / dt;
     bool have_errstats = c->n_errs > 0 || info_has(c, INFO_TOTAL_ERROR_REPLIES);
     v[DV_MISCONF_ERRORS_PER_SECOND] = have_errstats ? misconf : NAN;
     v[DV_OOM_ERRORS_PER_SECOND] = have_errstats ? oom : NAN;
@@ -211,7 +218,7 @@ static void rates(const struct info_sample *p, const struct info_sample *c, doub
         v[DV_WRITES_REFUSED_PER_SECOND] = misconf + oom;
     }
     for (size_t i = 0; i < d->n_errs; i++)
-        d->errs[i].per_second = (c->errs[i].count - err_count(p, c->errs[i].err)) / dt;
+        d->errs[i].per_second = (c->errs[i].count - err_count(p, c->errs[i].err, i)) / dt;
 
     double cs = rate(p, c, INFO_USED_CPU_SYS, dt), cu = rate(p, c, INFO_USED_CPU_USER, dt);
     v[DV_CPU_SYS_RATIO] = cs;

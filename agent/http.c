@@ -72,13 +72,14 @@ void http_render_metrics(struct registry *reg, long target, struct buf *out)
     size_t total = 0;
     for (size_t i = 0; i < nf; i++)
         if (fr[i])
-            total += fr[i]->fam_off[FAM_COUNT];
+            total += frag_off(fr[i], FAM_COUNT);
     buf_reserve(out, total + 16384);
     for (int f = 0; f < FAM_COUNT; f++) {
         bool any = false;
         for (size_t i = 0; i < nf; i++) {
             const struct frag *g = fr[i];
-            if (!g || g->fam_off[f + 1] == g->fam_off[f])
+            size_t a, z;
+            if (!g || (a = frag_off(g, f)) == (z = frag_off(g, f + 1)))
                 continue;
             if (!any) {
                 size_t hl;
@@ -86,7 +87,7 @@ void http_render_metrics(struct registry *reg, long target, struct buf *out)
                 buf_append(out, h, hl);
                 any = true;
             }
-            buf_append(out, g->prom + g->fam_off[f], g->fam_off[f + 1] - g->fam_off[f]);
+            buf_append(out, g->prom + a, z - a);
         }
     }
     if (target < 0) {

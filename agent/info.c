@@ -30,41 +30,59 @@ static const char *const sfield_keys[INFO_SFIELD_COUNT] = {
 #undef X
 };
 
-/* One sorted table of every key looked up by name; a key can be both a
- * numeric field and an indexed string (process_id). */
+/* Small open-addressing set of keys, FNV-1a over the key's bytes. */
+static uint64_t hash_bytes(const char *s, size_t n)
+{
+    uint64_t h = 1469598103934665603ull;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ (unsigned char)s[i]) * 1099511628211ull;
+    return h;
+}
+
+/* Every key looked up by name, in a hash table built once; a key can be both
+ * a numeric field and an indexed string (process_id). */
 struct lookup {
     const char *key;
+    uint64_t hash;
     int16_t fid, sid; /* -1 when not */
 };
-static struct lookup table[INFO_FIELD_COUNT + INFO_SFIELD_COUNT];
-static size_t table_n;
+#define LOOKUP_SLOTS 1024 /* a power of two, over twice the keys */
+static struct lookup table[LOOKUP_SLOTS];
 static pthread_once_t table_once = PTHREAD_ONCE_INIT;
 
-static int cmp_lookup(const void *a, const void *b)
+static struct lookup *lookup_slot(const char *key, size_t n, uint64_t h)
 {
-    return strcmp(((const struct lookup *)a)->key, ((const struct lookup *)b)->key);
+    size_t i = (size_t)h & (LOOKUP_SLOTS - 1);
+    while (table[i].key && !(table[i].hash == h && strncmp(table[i].key, key, n) == 0 && table[i].key[n] == '\0'))
+        i = (i + 1) & (LOOKUP_SLOTS - 1);
+    return &table[i];
+}
+
+static void add_known(const char *key, int fid, int sid)
+{
+    uint64_t h = hash_bytes(key, strlen(key));
+    struct lookup *l = lookup_slot(key, strlen(key), h);
+    if (!l->key)
+        *l = (struct lookup){key, h, -1, -1};
+    if (fid >= 0)
+        l->fid = (int16_t)fid;
+    if (sid >= 0)
+        l->sid = (int16_t)sid;
 }
 
 static void build_table(void)
 {
+    _Static_assert(INFO_FIELD_COUNT + INFO_SFIELD_COUNT < LOOKUP_SLOTS / 2, "lookup table too small");
     for (int f = 0; f < INFO_FIELD_COUNT; f++)
-        table[table_n++] = (struct lookup){field_meta[f].key, (int16_t)f, -1};
-    for (int k = 0; k < INFO_SFIELD_COUNT; k++) {
-        size_t i = 0;
-        while (i < table_n && strcmp(table[i].key, sfield_keys[k]) != 0)
-            i++;
-        if (i == table_n)
-            table[table_n++] = (struct lookup){sfield_keys[k], -1, (int16_t)k};
-        else
-            table[i].sid = (int16_t)k;
-    }
-    qsort(table, table_n, sizeof table[0], cmp_lookup);
+        add_known(field_meta[f].key, f, -1);
+    for (int k = 0; k < INFO_SFIELD_COUNT; k++)
+        add_known(sfield_keys[k], -1, k);
 }
 
-static const struct lookup *find_known(const char *key)
+static const struct lookup *find_known(const char *key, size_t n, uint64_t h)
 {
-    struct lookup k = {key, -1, -1};
-    return bsearch(&k, table, table_n, sizeof table[0], cmp_lookup);
+    const struct lookup *l = lookup_slot(key, n, h);
+    return l->key ? l : NULL;
 }
 
 const char *info_field_key(enum info_field f) { return field_meta[f].key; }
@@ -96,15 +114,12 @@ static bool kv_is(const struct info_kv *kv, const char *name)
     return kv->klen == strlen(name) && memcmp(kv->k, name, kv->klen) == 0;
 }
 
+static bool value_number(const char *v, size_t n, double *out);
+
 static double kv_num(const struct info_kv *kv)
 {
-    char tmp[64];
     double v;
-    if (kv->vlen == 0 || kv->vlen >= sizeof tmp)
-        return NAN;
-    memcpy(tmp, kv->v, kv->vlen);
-    tmp[kv->vlen] = '\0';
-    return parse_double(tmp, &v) ? v : NAN;
+    return value_number(kv->v, kv->vlen, &v) ? v : NAN;
 }
 
 static void kv_copy(char *dst, size_t cap, const struct info_kv *kv)
@@ -126,15 +141,37 @@ struct caps {
     size_t entries, cmds, errs, lats, dbs, replicas;
 };
 
-bool info_nested_key(const char *key)
+static bool all_digits(const char *s)
 {
-    if ((strncmp(key, "cmdstat_", 8) == 0 && key[8]) || (strncmp(key, "errorstat_", 10) == 0 && key[10]) ||
-        (strncmp(key, "latency_percentiles_usec_", 25) == 0 && key[25]))
-        return true;
-    if (strncmp(key, "db", 2) == 0 && key[2] && strspn(key + 2, "0123456789") == strlen(key + 2))
-        return true;
-    return strncmp(key, "slave", 5) == 0 && key[5] && strspn(key + 5, "0123456789") == strlen(key + 5);
+    if (!*s)
+        return false;
+    for (; *s; s++)
+        if (*s < '0' || *s > '9')
+            return false;
+    return true;
 }
+
+enum nested { N_NONE, N_CMD, N_ERR, N_LAT, N_DB, N_SLAVE };
+
+static enum nested nested_kind(const char *key)
+{
+    switch (key[0]) {
+    case 'c':
+        return strncmp(key, "cmdstat_", 8) == 0 && key[8] ? N_CMD : N_NONE;
+    case 'e':
+        return strncmp(key, "errorstat_", 10) == 0 && key[10] ? N_ERR : N_NONE;
+    case 'l':
+        return strncmp(key, "latency_percentiles_usec_", 25) == 0 && key[25] ? N_LAT : N_NONE;
+    case 'd':
+        return key[1] == 'b' && all_digits(key + 2) ? N_DB : N_NONE;
+    case 's':
+        return strncmp(key, "slave", 5) == 0 && all_digits(key + 5) ? N_SLAVE : N_NONE;
+    default:
+        return N_NONE;
+    }
+}
+
+bool info_nested_key(const char *key) { return nested_kind(key) != N_NONE; }
 
 /* Parses the nested value of a known-prefix key; returns false when the value
  * does not have the expected shape (the line then counts as malformed). */
@@ -142,11 +179,14 @@ static bool parse_nested(struct info_sample *s, struct caps *c, const char *key,
 {
     struct info_kv kv;
     const char *p = val;
+    enum nested kind = nested_kind(key);
+    if (kind == N_NONE)
+        return true;
     /* names become label values; two invalid ones would both read U+FFFD
      * and collide as duplicate series, so they are refused here */
-    if (info_nested_key(key) && !utf8_valid(key))
+    if (!utf8_valid(key))
         return false;
-    if (strncmp(key, "cmdstat_", 8) == 0 && key[8]) {
+    if (kind == N_CMD) {
         GROW(s->cmds, s->n_cmds, c->cmds);
         struct info_cmdstat *cs = &s->cmds[s->n_cmds];
         *cs = (struct info_cmdstat){key + 8, NAN, NAN, NAN, NAN};
@@ -165,7 +205,7 @@ static bool parse_nested(struct info_sample *s, struct caps *c, const char *key,
         s->n_cmds++;
         return true;
     }
-    if (strncmp(key, "errorstat_", 10) == 0 && key[10]) {
+    if (kind == N_ERR) {
         GROW(s->errs, s->n_errs, c->errs);
         struct info_errstat *es = &s->errs[s->n_errs];
         *es = (struct info_errstat){key + 10, NAN};
@@ -177,7 +217,7 @@ static bool parse_nested(struct info_sample *s, struct caps *c, const char *key,
         s->n_errs++;
         return true;
     }
-    if (strncmp(key, "latency_percentiles_usec_", 25) == 0 && key[25]) {
+    if (kind == N_LAT) {
         GROW(s->lats, s->n_lats, c->lats);
         struct info_latency *l = &s->lats[s->n_lats];
         memset(l, 0, sizeof *l);
@@ -203,8 +243,7 @@ static bool parse_nested(struct info_sample *s, struct caps *c, const char *key,
         s->n_lats++;
         return true;
     }
-    if (strncmp(key, "db", 2) == 0 && key[2] >= '0' && key[2] <= '9' &&
-        strspn(key + 2, "0123456789") == strlen(key + 2)) {
+    if (kind == N_DB) {
         GROW(s->dbs, s->n_dbs, c->dbs);
         struct info_db *d = &s->dbs[s->n_dbs];
         *d = (struct info_db){key, NAN, NAN, NAN, NAN};
@@ -223,8 +262,7 @@ static bool parse_nested(struct info_sample *s, struct caps *c, const char *key,
         s->n_dbs++;
         return true;
     }
-    if (strncmp(key, "slave", 5) == 0 && key[5] >= '0' && key[5] <= '9' &&
-        strspn(key + 5, "0123456789") == strlen(key + 5)) {
+    if (kind == N_SLAVE) {
         GROW(s->replicas, s->n_replicas, c->replicas);
         struct info_replica *r = &s->replicas[s->n_replicas];
         memset(r, 0, sizeof *r);
@@ -253,16 +291,53 @@ static bool parse_nested(struct info_sample *s, struct caps *c, const char *key,
     return true; /* not a nested key */
 }
 
-/* Small open-addressing set of keys seen, to drop duplicate lines. */
-static uint64_t hash_key(const char *s)
-{
-    uint64_t h = 1469598103934665603ull;
-    for (; *s; s++)
-        h = (h ^ (unsigned char)*s) * 1099511628211ull;
-    return h;
-}
 
 static double field_value(const struct info_sample *s, enum info_field f);
+
+static const double pow10_tab[] = {1e0, 1e1, 1e2,  1e3,  1e4,  1e5,  1e6,  1e7,  1e8,
+                                   1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15};
+
+/* A value as a number, the way parse_double() reads it, for the n bytes at v
+ * (no terminator needed). Plain decimals of up to 15 digits are computed
+ * exactly without strtod: an integer below 2^53 divided by an exact power
+ * of ten is correctly rounded. */
+static bool value_number(const char *v, size_t n, double *out)
+{
+    const char *p = v, *end = v + n;
+    bool neg = p < end && *p == '-';
+    p += neg;
+    if (p == end || *p < '0' || *p > '9')
+        goto slow;
+    if (*p == '0' && p + 1 < end && p[1] >= '0' && p[1] <= '9')
+        return false; /* "00000000" (redis_git_sha1): an identifier; INFO never pads numbers */
+    uint64_t m = 0;
+    int digits = 0, frac = 0;
+    for (; p < end && *p >= '0' && *p <= '9'; p++, digits++)
+        m = m * 10 + (uint64_t)(*p - '0');
+    if (p < end && *p == '.') {
+        p++;
+        for (; p < end && *p >= '0' && *p <= '9'; p++, digits++, frac++)
+            m = m * 10 + (uint64_t)(*p - '0');
+        if (frac == 0)
+            goto slow;
+    }
+    if (p != end || digits > 15)
+        goto slow;
+    *out = (neg ? -(double)m : (double)m) / pow10_tab[frac];
+    return true;
+slow:;
+    char tmp[64];
+    if (n == 0 || n >= sizeof tmp)
+        return false;
+    memcpy(tmp, v, n);
+    tmp[n] = '\0';
+    return parse_double(tmp, out);
+}
+
+struct seen_slot {
+    uint64_t hash;
+    const char *key;
+};
 
 struct info_sample *info_parse(const char *text, size_t len)
 {
@@ -274,11 +349,14 @@ struct info_sample *info_parse(const char *text, size_t len)
     s->text = xmalloc(len + 1);
     memcpy(s->text, text, len);
     s->text[len] = '\0';
+    bool has_nul = memchr(s->text, '\0', len) != NULL;
 
-    size_t nslots = 64;
-    while (nslots < len / 8)
-        nslots *= 2;
-    const char **seen = xcalloc(nslots, sizeof *seen);
+    /* keys seen, to drop duplicate lines: on the stack for a usual reply */
+    struct seen_slot local[512];
+    size_t nslots = sizeof local / sizeof local[0];
+    struct seen_slot *seen = local;
+    memset(local, 0, sizeof local);
+    size_t nseen = 0;
 
     const char *section = "";
     char *p = s->text, *end = s->text + len;
@@ -291,12 +369,13 @@ struct info_sample *info_parse(const char *text, size_t len)
         *line_end = '\0';
         char *line = p;
         p = next;
-        if (memchr(line, '\0', (size_t)(line_end - line)) != NULL) {
+        size_t line_len = (size_t)(line_end - line);
+        if (line_len == 0)
+            continue;
+        if (has_nul && memchr(line, '\0', line_len) != NULL) {
             s->malformed++; /* embedded NUL: not text */
             continue;
         }
-        if (!*line)
-            continue;
         if (line[0] == '#') {
             line++;
             while (*line == ' ')
@@ -304,19 +383,20 @@ struct info_sample *info_parse(const char *text, size_t len)
             section = line;
             continue;
         }
-        char *colon = strchr(line, ':');
+        char *colon = memchr(line, ':', line_len);
         if (!colon || colon == line) {
             s->malformed++;
             continue;
         }
         *colon = '\0';
         const char *key = line, *val = colon + 1;
+        size_t klen = (size_t)(colon - line), vlen = (size_t)(line_end - val);
 
-        uint64_t h = hash_key(key);
+        uint64_t h = hash_bytes(key, klen);
         size_t slot = (size_t)h & (nslots - 1);
         bool dup = false;
-        while (seen[slot]) {
-            if (strcmp(seen[slot], key) == 0) {
+        while (seen[slot].key) {
+            if (seen[slot].hash == h && strcmp(seen[slot].key, key) == 0) {
                 dup = true;
                 break;
             }
@@ -330,24 +410,26 @@ struct info_sample *info_parse(const char *text, size_t len)
             s->malformed++;
             continue;
         }
-        if (s->n_entries + 1 >= nslots / 2) { /* keep the set sparse */
+        if (nseen + 1 >= nslots / 2) { /* keep the set sparse */
             size_t n2 = nslots * 2;
-            const char **seen2 = xcalloc(n2, sizeof *seen2);
+            struct seen_slot *seen2 = xcalloc(n2, sizeof *seen2);
             for (size_t i = 0; i < nslots; i++)
-                if (seen[i]) {
-                    size_t j = (size_t)hash_key(seen[i]) & (n2 - 1);
-                    while (seen2[j])
+                if (seen[i].key) {
+                    size_t j = (size_t)seen[i].hash & (n2 - 1);
+                    while (seen2[j].key)
                         j = (j + 1) & (n2 - 1);
                     seen2[j] = seen[i];
                 }
-            free(seen);
+            if (seen != local)
+                free(seen);
             seen = seen2;
             nslots = n2;
             slot = (size_t)h & (nslots - 1);
-            while (seen[slot])
+            while (seen[slot].key)
                 slot = (slot + 1) & (nslots - 1);
         }
-        seen[slot] = key;
+        seen[slot] = (struct seen_slot){h, key};
+        nseen++;
 
         GROW(s->entries, s->n_entries, caps.entries);
         struct info_entry *e = &s->entries[s->n_entries];
@@ -356,26 +438,19 @@ struct info_sample *info_parse(const char *text, size_t len)
         e->val = val;
         e->num = NAN;
         e->is_num = false;
-        size_t vl = strlen(val);
-        if (vl > 0 && vl < 64) {
-            char tmp[64];
-            memcpy(tmp, val, vl + 1);
-            if (tmp[vl - 1] == '%') /* used_memory_peak_perc:50.76% */
-                tmp[vl - 1] = '\0';
-            /* "00000000" (redis_git_sha1) and other zero-led digit strings
-             * are identifiers, not numbers: INFO never pads numbers */
-            const char *d = tmp[0] == '-' ? tmp + 1 : tmp;
-            bool zero_led = d[0] == '0' && d[1] >= '0' && d[1] <= '9';
-            e->is_num = !zero_led && parse_double(tmp, &e->num);
+        if (vlen > 0 && vlen < 64) {
+            /* used_memory_peak_perc:50.76% */
+            e->is_num = value_number(val, val[vlen - 1] == '%' ? vlen - 1 : vlen, &e->num);
         }
-        const struct lookup *lk = find_known(key);
+        const struct lookup *lk = find_known(key, klen, h);
         if (lk && lk->sid >= 0)
             s->sval[lk->sid] = val;
         if (lk && lk->fid >= 0)
             s->known[lk->fid] = (int32_t)s->n_entries;
         s->n_entries++;
     }
-    free(seen);
+    if (seen != local)
+        free(seen);
     for (int f = 0; f < INFO_FIELD_COUNT; f++)
         s->val[f] = field_value(s, (enum info_field)f);
     s->run_id = s->sval[INFO_S_RUN_ID];

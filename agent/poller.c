@@ -110,6 +110,7 @@ struct poller {
     struct registry *reg;
     struct target *t;
     size_t n;
+    struct buf scratch; /* render_frag's working buffer, reused by every poll */
 };
 
 static void arm_deadline(struct target *t)
@@ -126,7 +127,7 @@ static enum cmd_class classify(void *ctx, const char *cmd)
 
 static void publish(struct target *t, const struct info_sample *s, const struct derived *d)
 {
-    struct render_input in = {t->cfg, t->prefix, s, &t->st, t->info_text, d, &t->config, t->latency};
+    struct render_input in = {t->cfg, t->prefix, s, &t->st, t->info_text, d, &t->config, t->latency, &t->p->scratch};
     registry_publish(t->p->reg, t->idx, render_frag(&in));
 }
 
@@ -544,6 +545,7 @@ void poller_free(struct poller *p)
         free(t->prefix);
     }
     free(p->t);
+    buf_free(&p->scratch);
     evdns_base_free(p->dns, 0);
     free(p);
 }

@@ -46,10 +46,39 @@ void frag_unref(struct frag *f)
 {
     if (!f || atomic_fetch_sub(&f->refs, 1) != 1)
         return;
-    free(f->prom);
-    free(f->json_head);
     rstr_unref(f->info);
     free(f);
+}
+
+struct frag *frag_new(const char *text, size_t prom_len, size_t json_len, const uint32_t *off,
+                      struct rstr *info, bool polled)
+{
+    bool wide = prom_len > UINT16_MAX;
+    size_t offsz = (FAM_COUNT + 1) * (wide ? sizeof(uint32_t) : sizeof(uint16_t));
+    struct frag *f = xmalloc(sizeof *f + offsz + prom_len + json_len + 2);
+    char *p = (char *)(f + 1);
+    atomic_init(&f->refs, 1);
+    f->fam_off = p;
+    f->wide = wide;
+    if (wide) {
+        memcpy(p, off, offsz);
+    } else {
+        uint16_t *o = (uint16_t *)p;
+        for (int i = 0; i <= FAM_COUNT; i++)
+            o[i] = (uint16_t)off[i];
+    }
+    p += offsz;
+    memcpy(p, text, prom_len);
+    p[prom_len] = '\0';
+    f->prom = p;
+    p += prom_len + 1;
+    memcpy(p, text + prom_len, json_len);
+    p[json_len] = '\0';
+    f->json_head = p;
+    f->json_head_len = json_len;
+    f->info = rstr_ref(info);
+    f->polled = polled;
+    return f;
 }
 
 struct slot {

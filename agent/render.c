@@ -8,6 +8,7 @@
 
 #include <ctype.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -29,11 +30,19 @@ static const char *str_or_empty(const struct info_sample *s, enum info_sfield f)
     return v ? v : "";
 }
 
-static const struct info_cmdstat *find_cmd(const struct info_sample *s, const char *cmd)
+static const struct info_cmdstat *find_cmd(const struct info_sample *s, const char *cmd, size_t *hint)
 {
+    /* latencystats lists commands in commandstats' order: go on from the last */
+    for (size_t k = *hint; k < s->n_cmds; k++)
+        if (strcmp(s->cmds[k].cmd, cmd) == 0) {
+            *hint = k + 1;
+            return &s->cmds[k];
+        }
     for (size_t i = 0; i < s->n_cmds; i++)
-        if (strcmp(s->cmds[i].cmd, cmd) == 0)
+        if (strcmp(s->cmds[i].cmd, cmd) == 0) {
+            *hint = i + 1;
             return &s->cmds[i];
+        }
     return NULL;
 }
 
@@ -176,15 +185,16 @@ static void render_family(struct buf *b, enum prom_family f, const struct render
             }
         }
         return;
-    case FAM_LATENCY:
+    case FAM_LATENCY: {
+        size_t hint = 0;
         for (size_t i = 0; i < s->n_lats; i++) {
             const struct info_latency *l = &s->lats[i];
             for (int k = 0; k < l->n; k++) {
-                snprintf(q, sizeof q, "%.15g", l->q[k]);
+                fmt_g15(q, l->q[k]);
                 const char *kv[] = {"cmd", l->cmd, "quantile", q, NULL};
                 prom_line(b, name, NULL, pre, kv, l->usec[k] / 1e6);
             }
-            const struct info_cmdstat *c = find_cmd(s, l->cmd);
+            const struct info_cmdstat *c = find_cmd(s, l->cmd, &hint);
             if (c && !isnan(c->usec)) {
                 const char *kv[] = {"cmd", l->cmd, NULL};
                 prom_line(b, name, "_sum", pre, kv, c->usec / 1e6);
@@ -192,6 +202,7 @@ static void render_family(struct buf *b, enum prom_family f, const struct render
             }
         }
         return;
+    }
     case FAM_ERRORS:
         for (size_t i = 0; i < s->n_errs; i++) {
             const char *kv[] = {"err", s->errs[i].err, NULL};
@@ -293,10 +304,35 @@ static const char *event_str(enum derive_event e)
 
 /* "derived": the figures by group, every one present (null when not
  * available), so their names are stable for API users and alert rules. */
+static const char *const groups[] = {"throughput", "errors", "cpu", "memory", "aof", "rdb", "fork", "replication"};
+#define N_GROUPS (sizeof groups / sizeof *groups)
+
+/* The figures of each group in derived.def order, and their JSON keys
+ * (",\"name\":"), worked out once. */
+static struct {
+    int ids[DV_COUNT];
+    size_t n;
+} group_ids[N_GROUPS];
+static char *json_keys[DV_COUNT];
+static pthread_once_t groups_once = PTHREAD_ONCE_INIT;
+
+static void build_groups(void)
+{
+    for (size_t g = 0; g < N_GROUPS; g++)
+        for (int i = 0; i < DV_COUNT; i++)
+            if (strcmp(derived_group((enum derived_id)i), groups[g]) == 0)
+                group_ids[g].ids[group_ids[g].n++] = i;
+    for (int i = 0; i < DV_COUNT; i++) {
+        struct buf k = BUF_INIT;
+        buf_printf(&k, ",\"%s\":", derived_json_name((enum derived_id)i));
+        json_keys[i] = buf_steal(&k, NULL);
+    }
+}
+
 static void json_derived(struct buf *b, const struct render_input *in)
 {
     const struct derived *d = in->derived;
-    static const char *const groups[] = {"throughput", "errors", "cpu", "memory", "aof", "rdb", "fork", "replication"};
+    pthread_once(&groups_once, build_groups);
     buf_puts(b, ",\"derived\":");
     if (!d) {
         buf_puts(b, "null");
@@ -306,15 +342,14 @@ static void json_derived(struct buf *b, const struct render_input *in)
     buf_put_json_str(b, event_str(d->event));
     buf_puts(b, ",\"interval_seconds\":");
     put_num_or_null(b, d->interval_seconds);
-    for (size_t g = 0; g < sizeof groups / sizeof *groups; g++) {
-        buf_printf(b, ",\"%s\":{", groups[g]);
-        bool first = true;
-        for (int i = 0; i < DV_COUNT; i++) {
-            if (strcmp(derived_group((enum derived_id)i), groups[g]) != 0)
-                continue;
-            buf_printf(b, "%s\"%s\":", first ? "" : ",", derived_json_name((enum derived_id)i));
+    for (size_t g = 0; g < N_GROUPS; g++) {
+        buf_puts(b, ",\"");
+        buf_puts(b, groups[g]);
+        buf_puts(b, "\":{");
+        for (size_t k = 0; k < group_ids[g].n; k++) {
+            int i = group_ids[g].ids[k];
+            buf_puts(b, json_keys[i] + (k == 0)); /* the first without its comma */
             put_num_or_null(b, d->v[i]);
-            first = false;
         }
         if (g == 0) {
             buf_puts(b, ",\"commands\":{");
@@ -553,20 +588,19 @@ static void json_head(struct buf *b, const struct render_input *in)
 
 struct frag *render_frag(const struct render_input *in)
 {
-    struct frag *f = xcalloc(1, sizeof *f);
-    atomic_init(&f->refs, 1);
-    struct buf b = BUF_INIT;
+    struct buf local = BUF_INIT;
+    struct buf *b = in->scratch ? in->scratch : &local;
+    uint32_t off[FAM_COUNT + 1];
+    buf_reset(b);
     for (int fam = 0; fam < FAM_COUNT; fam++) {
-        f->fam_off[fam] = (uint32_t)b.len;
-        render_family(&b, (enum prom_family)fam, in);
+        off[fam] = (uint32_t)b->len;
+        render_family(b, (enum prom_family)fam, in);
     }
-    f->fam_off[FAM_COUNT] = (uint32_t)b.len;
-    f->prom = buf_steal(&b, NULL);
-
-    json_head(&b, in);
-    f->json_head = buf_steal(&b, &f->json_head_len);
-    f->info = rstr_ref(in->info_text);
-    f->polled = in->st->polled;
+    off[FAM_COUNT] = (uint32_t)b->len;
+    size_t prom_len = b->len;
+    json_head(b, in);
+    struct frag *f = frag_new(b->p, prom_len, b->len - prom_len, off, in->info_text, in->st->polled);
+    buf_free(&local);
     return f;
 }
 

@@ -29,18 +29,30 @@ struct rstr *rstr_new(const char *s, size_t len);
 struct rstr *rstr_ref(struct rstr *r);  /* NULL-safe */
 void rstr_unref(struct rstr *r);        /* NULL-safe */
 
+/* One allocation holds the frag, its family offsets and both texts. */
 struct frag {
     atomic_long refs;
-    char *prom;                    /* all families of this instance */
-    uint32_t fam_off[FAM_COUNT + 1]; /* family f is prom[fam_off[f] .. fam_off[f+1]) */
-    char *json_head;               /* JSON object text up to (excluding) "sections" */
+    const char *prom;              /* all families of this instance, NUL-terminated */
+    const char *json_head;         /* JSON object text up to (excluding) "sections" */
     size_t json_head_len;
     struct rstr *info;             /* raw text of the last good INFO (shared); may be NULL.
                                     * Its JSON "sections" are rendered on request: the
                                     * API is read rarely, polls happen all the time. */
+    const void *fam_off;           /* FAM_COUNT + 1 offsets: uint16_t, or uint32_t when wide */
+    bool wide;                     /* prom is 64 KB or more */
     bool polled;                   /* at least one poll finished */
 };
 
+/* Family f of frag g is g->prom[frag_off(g, f) .. frag_off(g, f + 1)). */
+static inline size_t frag_off(const struct frag *g, int f)
+{
+    return g->wide ? ((const uint32_t *)g->fam_off)[f] : ((const uint16_t *)g->fam_off)[f];
+}
+
+/* A frag of prom_len + json_len text bytes, copied from text (prom first,
+ * then the JSON head), with the offsets off[FAM_COUNT + 1]; refs = 1. */
+struct frag *frag_new(const char *text, size_t prom_len, size_t json_len, const uint32_t *off,
+                      struct rstr *info, bool polled);
 struct frag *frag_ref(struct frag *f);  /* NULL-safe */
 void frag_unref(struct frag *f);        /* NULL-safe; frees at zero */
 

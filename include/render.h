@@ -8,6 +8,7 @@
 
 #include <stdint.h>
 
+#include "buf.h"
 #include "collect.h"
 #include "config.h"
 #include "derive.h"
@@ -39,6 +40,7 @@ struct render_input {
     const struct derived *derived;   /* with sample; NULL when the poll failed */
     const struct config_values *config;   /* may be NULL */
     const struct latency_values *latency; /* may be NULL */
+    struct buf *scratch;             /* reused between calls when given (may be NULL) */
 };
 
 /* Renders a new frag (refs = 1); it takes its own reference to info_text. */

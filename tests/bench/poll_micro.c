@@ -56,6 +56,7 @@ int main(int argc, char **argv)
     st.polled = true;
     st.last_poll_ts = 1.7e9;
 
+    struct buf scratch = BUF_INIT;
     for (int mode = 0; mode < 2; mode++) {
         size_t n = mode ? COLD : 1;
         struct info_sample **prev = calloc(n, sizeof *prev);
@@ -72,7 +73,7 @@ int main(int argc, char **argv)
             now += 100000;
             derive(prev[k], now - 100000, s, now, st.last_poll_ts, classify, NULL, &d);
             uint64_t t2 = now_mono_us();
-            struct render_input in = {&cfg, pre.p, s, &st, raw, &d, NULL, NULL};
+            struct render_input in = {&cfg, pre.p, s, &st, raw, &d, NULL, NULL, &scratch};
             struct frag *fr = render_frag(&in);
             rstr_unref(raw);
             frag_unref(frags[k]);
@@ -99,5 +100,6 @@ int main(int argc, char **argv)
         free(frags);
     }
     buf_free(&pre);
+    buf_free(&scratch);
     return 0;
 }
