@@ -71,6 +71,7 @@ static const struct opt instance_opts[] = {
     {"config_interval", OT_DURATION, 0, 86400000},
     {"config_command", OT_STRING, 0, 0},
     {"latency_interval", OT_DURATION, 0, 86400000},
+    {"latencystats_interval", OT_DURATION, 0, 86400000},
     {"tls", OT_TLS, 0, 0},
     {"labels", OT_LABELS, 0, 0},
 };
@@ -345,15 +346,19 @@ static void apply_instance_obj(struct ctx *c, const cJSON *obj, struct pending *
         } else if (strcmp(o->key, "max_reply_bytes") == 0) {
             if (take_value(c, o, ch, sub, NULL, &u, &b) == 0)
                 cfg->max_reply_bytes = (size_t)u;
-        } else if (strcmp(o->key, "config_interval") == 0 || strcmp(o->key, "latency_interval") == 0) {
+        } else if (strcmp(o->key, "config_interval") == 0 || strcmp(o->key, "latency_interval") == 0 ||
+                   strcmp(o->key, "latencystats_interval") == 0) {
             if (take_value(c, o, ch, sub, NULL, &u, &b) < 0)
                 continue;
+            bool stats = strcmp(o->key, "latencystats_interval") == 0;
             if (u != 0 && u < 1000) {
-                err_at(c, ch, 0, sub, "\"%s\" is too short: \"0s\" switches it off, else at least \"1s\"",
-                       ch->valuestring);
+                err_at(c, ch, 0, sub, "\"%s\" is too short: \"0s\" %s, else at least \"1s\"",
+                       ch->valuestring, stats ? "asks with every poll" : "switches it off");
                 continue;
             }
-            if (o->key[0] == 'c')
+            if (stats)
+                cfg->latencystats_interval_ms = u;
+            else if (o->key[0] == 'c')
                 cfg->config_interval_ms = u;
             else
                 cfg->latency_interval_ms = u;
@@ -583,6 +588,7 @@ static void pending_copy(struct pending *dst, const struct pending *src)
     d->config_interval_ms = s->config_interval_ms;
     d->config_command = dup_or_null(s->config_command);
     d->latency_interval_ms = s->latency_interval_ms;
+    d->latencystats_interval_ms = s->latencystats_interval_ms;
     d->tls.ca_file = dup_or_null(s->tls.ca_file);
     d->tls.cert_file = dup_or_null(s->tls.cert_file);
     d->tls.key_file = dup_or_null(s->tls.key_file);
@@ -606,6 +612,7 @@ static void builtin_defaults(struct pending *p)
     p->cfg.config_interval_ms = 60000;
     p->cfg.config_command = xstrdup("CONFIG");
     p->cfg.latency_interval_ms = 0;
+    p->cfg.latencystats_interval_ms = 60000;
 }
 
 /* Checks a merged instance and resolves its secret; reports problems. */

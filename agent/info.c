@@ -10,6 +10,7 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 #include "util.h"
 
@@ -86,6 +87,37 @@ static const struct lookup *find_known(const char *key, size_t n, uint64_t h)
 }
 
 const char *info_field_key(enum info_field f) { return field_meta[f].key; }
+
+bool info_section_span(const char *text, size_t len, const char *name, size_t *off, size_t *slen)
+{
+    size_t nl = strlen(name);
+    const char *end = text + len, *start = NULL;
+    for (const char *p = text; p < end;) {
+        const char *e = memchr(p, '\n', (size_t)(end - p));
+        const char *next = e ? e + 1 : end;
+        if (*p == '#') {
+            if (start) {
+                *off = (size_t)(start - text);
+                *slen = (size_t)(p - start);
+                return true;
+            }
+            const char *h = p + 1;
+            while (h < next && *h == ' ')
+                h++;
+            size_t hl = (size_t)((e ? e : end) - h);
+            if (hl && h[hl - 1] == '\r')
+                hl--;
+            if (hl == nl && strncasecmp(h, name, nl) == 0)
+                start = p;
+        }
+        p = next;
+    }
+    if (!start)
+        return false;
+    *off = (size_t)(start - text);
+    *slen = (size_t)(end - start);
+    return true;
+}
 
 bool info_kv_next(const char **p, struct info_kv *out)
 {

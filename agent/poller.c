@@ -30,7 +30,7 @@
 
 const char *const poller_info_sections[] = {
     "server", "clients", "memory", "persistence", "stats", "replication", "cpu",
-    "commandstats", "errorstats", "latencystats", "cluster", "keyspace", NULL};
+    "commandstats", "errorstats", "cluster", "keyspace", NULL};
 
 /* Poll lateness over all instances, for redpulse_poll_delay_seconds. */
 static const double late_bounds[] = {0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1};
@@ -92,6 +92,9 @@ struct target {
     struct info_sample *last; /* compact copy of the latest good sample */
     uint64_t last_us;         /* monotonic time its reply arrived */
     struct rstr *info_text;   /* raw text of the last good INFO, for the JSON API */
+    uint64_t next_latstats_us; /* when INFO asks for latencystats again; 0: next poll */
+    bool asked_latstats;       /* the INFO in flight asks for it */
+    struct rstr *latstats;     /* the last "# Latencystats" section, or NULL */
     /* per connection: what the server said about command flags */
     struct cmdclass_map *classes;
     bool command_refused;
@@ -165,6 +168,7 @@ static void drop_connection(struct target *t)
     t->classes = NULL;
     t->command_refused = false;
     forget_asking(t);
+    t->next_latstats_us = 0; /* a new connection may be a new server */
 }
 
 /* Ends the current poll. sample is adopted on success. close: drop the
@@ -254,6 +258,12 @@ static void send_info(struct target *t)
         int n = 1;
         for (const char *const *s = poller_info_sections; *s; s++)
             argv[n++] = *s;
+        uint64_t now = now_mono_us();
+        t->asked_latstats = !t->cfg->latencystats_interval_ms || now >= t->next_latstats_us;
+        if (t->asked_latstats) {
+            argv[n++] = "latencystats";
+            t->next_latstats_us = now + t->cfg->latencystats_interval_ms * 1000;
+        }
         conn_command(t->conn, n, argv);
     }
     push(t, P_INFO);
@@ -306,6 +316,26 @@ static void send_extras(struct target *t, uint64_t now)
         conn_command(t->conn, 2, argv);
         push(t, P_LATENCY);
     }
+}
+
+/* The INFO text to parse and keep: the reply, which either brings a fresh
+ * latencystats section (kept for the polls that do not ask) or gets the
+ * kept one appended. */
+static struct rstr *info_with_latstats(struct target *t, const char *text, size_t len)
+{
+    if (t->info_all || t->asked_latstats) {
+        size_t off, sl;
+        rstr_unref(t->latstats);
+        t->latstats = info_section_span(text, len, "latencystats", &off, &sl) ? rstr_new(text + off, sl) : NULL;
+        return rstr_new(text, len);
+    }
+    if (!t->latstats)
+        return rstr_new(text, len);
+    struct rstr *r = rstr_new(NULL, len + 2 + t->latstats->len);
+    memcpy(r->data, text, len);
+    memcpy(r->data + len, "\r\n", 2);
+    memcpy(r->data + len + 2, t->latstats->data, t->latstats->len);
+    return r;
 }
 
 static void on_connected(void *arg)
@@ -393,7 +423,7 @@ static void on_reply(void *arg, redisReply *r)
         if (is_err) {
             on_info_error(t, detail);
         } else if (r->type == REDIS_REPLY_STRING) {
-            struct rstr *raw = rstr_new(r->str, r->len);
+            struct rstr *raw = info_with_latstats(t, r->str, r->len);
             struct info_sample *s = info_parse(raw->data, raw->len);
             finish(t, OUTCOME_OK, "", s, raw, false);
         } else {
@@ -542,6 +572,7 @@ void poller_free(struct poller *p)
             SSL_CTX_free(t->ssl);
         info_sample_free(t->last);
         rstr_unref(t->info_text);
+        rstr_unref(t->latstats);
         free(t->prefix);
     }
     free(p->t);

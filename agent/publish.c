@@ -17,7 +17,8 @@ struct rstr *rstr_new(const char *s, size_t len)
     struct rstr *r = xmalloc(sizeof *r + len + 1);
     atomic_init(&r->refs, 1);
     r->len = len;
-    memcpy(r->data, s, len);
+    if (s)
+        memcpy(r->data, s, len);
     r->data[len] = '\0';
     return r;
 }

@@ -49,6 +49,7 @@ struct instance_cfg {
     uint64_t config_interval_ms;  /* CONFIG GET cadence; 0: off */
     char *config_command;         /* "CONFIG", or its renamed name */
     uint64_t latency_interval_ms; /* LATENCY LATEST cadence; 0: off */
+    uint64_t latencystats_interval_ms; /* INFO latencystats cadence; 0: every poll */
     struct tls_opts tls;
     struct label *labels;
     size_t n_labels;

@@ -126,6 +126,11 @@ const char *info_num_text(const struct info_sample *s, enum info_field f);
 /* Value string of any field by key, or NULL. Linear: for rare lookups only. */
 const char *info_str(const struct info_sample *s, const char *key);
 
+/* Finds the section headed "# <name>" (case-insensitive) in len bytes of
+ * INFO text: *off and *slen get the span from the header line to the next
+ * header or the end. Returns false when the text has no such section. */
+bool info_section_span(const char *text, size_t len, const char *name, size_t *off, size_t *slen);
+
 /* Iterates "k=v,k=v" in value string *p; returns false at the end. */
 bool info_kv_next(const char **p, struct info_kv *out);
 

@@ -30,7 +30,11 @@ struct buf;
 void poller_render_lateness(struct buf *b);
 
 /* The INFO sections requested in one command (Redis >= 7.0 takes several;
- * older servers get "INFO all" after their first syntax error). */
+ * older servers get "INFO all" after their first syntax error), and
+ * "latencystats" with it every latencystats_interval: the server works out
+ * percentiles from a histogram per command for it, the costliest section by
+ * far, and they are cumulative since start, so minutes apart lose nothing. In
+ * between, the last latencystats text is parsed with each reply. */
 extern const char *const poller_info_sections[];
 
 #endif

@@ -24,7 +24,8 @@ struct rstr {
     char data[]; /* NUL-terminated */
 };
 
-/* Makes an rstr holding a copy of s[0..len); refs = 1. */
+/* Makes an rstr holding a copy of s[0..len) (s NULL: len bytes for the
+ * caller to fill before sharing it); refs = 1. */
 struct rstr *rstr_new(const char *s, size_t len);
 struct rstr *rstr_ref(struct rstr *r);  /* NULL-safe */
 void rstr_unref(struct rstr *r);        /* NULL-safe */

@@ -299,6 +299,44 @@ class WritePath(unittest.TestCase):
         log = b.log_text()
         self.assertEqual(log.count("CONFIG GET refused"), 1, log)
 
+    def test_latencystats_cadence(self):
+        """latencystats rides with INFO every latencystats_interval only; the
+        figures stay in every scrape and the JSON in between."""
+        s = self.server("lst")
+        a = self.agent([{"name": "lst", "address": "127.0.0.1:%d" % s.port, "latencystats_interval": "2s"}],
+                       interval="200ms", timeout="150ms")
+        polls = Polls(a, "lst")
+        polls.next()
+        mon = Resp(s.port)
+        mon.s.sendall(b"*1\r\n$7\r\nMONITOR\r\n")
+        self.assertEqual(mon.f.readline().strip(), b"+OK")
+        infos = []
+        end = time.monotonic() + 5
+        seen = 0
+        while time.monotonic() < end:
+            line = mon.f.readline().decode()
+            if '"INFO"' in line or '"info"' in line:
+                infos.append(line)
+            if len(polls.seen) < 12 and time.monotonic() > end - 4:
+                j = polls.next()
+                self.assertIn("latencystats", j["sections"])
+                self.assertIn("latency_percentiles_usec_client|setname", j["sections"]["latencystats"])
+                m = a.metrics()
+                self.assertGreater(value(m, "redis_latency_percentiles_seconds", target="lst", cmd="client|setname",
+                                         quantile="0.99"), 0)
+                seen += 1
+        mon.s.close()
+        self.assertGreaterEqual(len(infos), 15, infos)  # one INFO every 200 ms
+        with_lat = [l for l in infos if '"latencystats"' in l]
+        self.assertTrue(2 <= len(with_lat) <= 4, (len(with_lat), len(infos)))  # one every 2 s
+        self.assertGreaterEqual(seen, 5)
+        # a command new to the server shows up in the percentiles at the next latencystats
+        c = s.client()
+        c.cmd("HSET", "h", "f", "v")
+        c.close()
+        wait_for(lambda: [1 for (n, l) in a.metrics() if n == "redis_latency_percentiles_seconds"
+                          and ("cmd", "hset") in l], 4, what="hset percentiles")
+
     def test_latency_latest(self):
         s = self.server("lat", ["--enable-debug-command", "yes", "--latency-monitor-threshold", "10"])
         a = self.agent([{"name": "lat", "address": "127.0.0.1:%d" % s.port, "latency_interval": "1s"}],

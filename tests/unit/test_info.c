@@ -309,6 +309,30 @@ START_TEST(nested_by_key_not_position)
 }
 END_TEST
 
+START_TEST(section_span)
+{
+    const char *t = "# Server\r\nredis_version:7.0.15\r\n\r\n# Latencystats\r\n"
+                    "latency_percentiles_usec_set:p50=1.003\r\n\r\n# Keyspace\r\ndb0:keys=1\r\n";
+    size_t off, n;
+    ck_assert(info_section_span(t, strlen(t), "latencystats", &off, &n));
+    ck_assert_int_eq(strncmp(t + off, "# Latencystats\r\nlatency_percentiles_usec_set:p50=1.003\r\n\r\n", n), 0);
+    ck_assert_uint_eq(n, strlen("# Latencystats\r\nlatency_percentiles_usec_set:p50=1.003\r\n\r\n"));
+    ck_assert(info_section_span(t, strlen(t), "keyspace", &off, &n)); /* the last one runs to the end */
+    ck_assert_uint_eq(off + n, strlen(t));
+    ck_assert(!info_section_span(t, strlen(t), "latency", &off, &n)); /* whole names only */
+    ck_assert(!info_section_span("", 0, "server", &off, &n));
+    /* the kept section appended to a reply without it parses as if sent */
+    char both[512];
+    ck_assert(info_section_span(t, strlen(t), "latencystats", &off, &n));
+    snprintf(both, sizeof both, "# Server\r\nredis_version:7.0.15\r\n\r\n%.*s", (int)n, t + off);
+    struct info_sample *s = info_parse(both, strlen(both));
+    ck_assert_uint_eq(s->n_lats, 1);
+    ck_assert_str_eq(s->lats[0].cmd, "set");
+    ck_assert_uint_eq(s->malformed, 0);
+    info_sample_free(s);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("info");
@@ -322,6 +346,7 @@ int main(void)
     tcase_add_test(tc, no_duplicate_series_from_odd_servers);
     tcase_add_test(tc, no_prefix_confusion);
     tcase_add_test(tc, nested_by_key_not_position);
+    tcase_add_test(tc, section_span);
     suite_add_tcase(s, tc);
     return testutil_run(s);
 }
