@@ -268,6 +268,11 @@ static bool parse_nested(struct info_sample *s, struct caps *c, const char *key,
                 return false; /* one quantile twice: not what a server writes */
             l->q[l->n] = q / 100.0;
             l->usec[l->n] = v;
+            bool plain = kv.vlen > 0 && kv.vlen < 32;
+            for (size_t i = 0; plain && i < kv.vlen; i++)
+                plain = (kv.v[i] >= '0' && kv.v[i] <= '9') || kv.v[i] == '.';
+            l->utext[l->n] = plain ? kv.v : NULL;
+            l->utext_len[l->n] = plain ? (uint8_t)kv.vlen : 0;
             l->n++;
         }
         if (l->n == 0)

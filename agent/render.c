@@ -187,17 +187,34 @@ static void render_family(struct buf *b, enum prom_family f, const struct render
         return;
     case FAM_LATENCY: {
         size_t hint = 0;
+        double last_q = NAN;
         for (size_t i = 0; i < s->n_lats; i++) {
             const struct info_latency *l = &s->lats[i];
             for (int k = 0; k < l->n; k++) {
-                fmt_g15(q, l->q[k]);
+                if (l->q[k] != last_q) /* the same few quantiles for every command */
+                    fmt_g15(q, last_q = l->q[k]);
                 const char *kv[] = {"cmd", l->cmd, "quantile", q, NULL};
-                prom_line(b, name, NULL, pre, kv, l->usec[k] / 1e6);
+                if (l->utext[k]) { /* microseconds as written, e.g. "1.003e-06": exact, no printf */
+                    char t[40];
+                    memcpy(t, l->utext[k], l->utext_len[k]);
+                    memcpy(t + l->utext_len[k], "e-06", 5);
+                    prom_line_str(b, name, NULL, pre, kv, t);
+                } else {
+                    prom_line(b, name, NULL, pre, kv, l->usec[k] / 1e6);
+                }
             }
             const struct info_cmdstat *c = find_cmd(s, l->cmd, &hint);
             if (c && !isnan(c->usec)) {
                 const char *kv[] = {"cmd", l->cmd, NULL};
-                prom_line(b, name, "_sum", pre, kv, c->usec / 1e6);
+                if (c->usec == floor(c->usec) && c->usec < 1e15) {
+                    char t[40];
+                    struct buf tb = {t, 0, sizeof t};
+                    buf_put_double(&tb, c->usec);
+                    memcpy(t + tb.len, "e-06", 5);
+                    prom_line_str(b, name, "_sum", pre, kv, t);
+                } else {
+                    prom_line(b, name, "_sum", pre, kv, c->usec / 1e6);
+                }
                 prom_line(b, name, "_count", pre, kv, c->calls);
             }
         }

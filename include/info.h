@@ -60,6 +60,10 @@ struct info_latency { /* latency_percentiles_usec_<cmd>:p50=..,p99=..,p99.9=.. *
     int n;
     double q[INFO_MAX_QUANTILES];    /* 0.5, 0.99, 0.999 */
     double usec[INFO_MAX_QUANTILES]; /* microseconds */
+    /* usec[k] as the server wrote it when a plain decimal ("1.003"), for
+     * renderers to copy; NULL otherwise. Not NUL-terminated: utext_len. */
+    const char *utext[INFO_MAX_QUANTILES];
+    uint8_t utext_len[INFO_MAX_QUANTILES];
 };
 
 struct info_db { /* db<N>:keys=..,expires=..,avg_ttl=..[,subexpiry=..] */

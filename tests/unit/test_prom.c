@@ -278,7 +278,7 @@ START_TEST(master_values)
         "redis_commands_total{" PFX ",cmd=\"config|get\"} 6",
         "redis_commands_duration_seconds_total{" PFX ",cmd=\"config|get\"} 48e-06",
         "redis_commands_failed_calls_total{" PFX ",cmd=\"lpush\"} 1",
-        "redis_latency_percentiles_seconds{" PFX ",cmd=\"config|get\",quantile=\"0.999\"} 1.7023e-05",
+        "redis_latency_percentiles_seconds{" PFX ",cmd=\"config|get\",quantile=\"0.999\"} 17.023e-06",
         "redis_latency_percentiles_seconds_count{" PFX ",cmd=\"config|get\"} 6",
         "redis_errors_total{" PFX ",err=\"WRONGTYPE\"} 1",
         "redis_db_keys{" PFX ",db=\"db1\"} 2",
