@@ -183,6 +183,10 @@ static bool deliver(void *arg, redisReply *reply)
 static void consume(struct conn *c, const char *data, size_t len)
 {
     char detail[160];
+    if (!c->reader && !(c->reader = resp_reader_new())) {
+        fail(c, OUTCOME_RESOURCES, "out of memory");
+        return;
+    }
     enum outcome o = resp_feed(c->reader, data, len, c->max_reply, deliver, c, detail, sizeof detail);
     if (c->dead || c->close_requested)
         return;
@@ -191,13 +195,10 @@ static void consume(struct conn *c, const char *data, size_t len)
         return;
     }
     if (c->reader->pos == c->reader->len && c->reader->ridx == -1) {
-        /* idle between polls: give back the reply-sized buffer hiredis
-         * keeps (up to 16 KB per connection, 10,000 connections...) */
-        redisReader *fresh = resp_reader_new();
-        if (fresh) {
-            redisReaderFree(c->reader);
-            c->reader = fresh;
-        }
+        /* idle between polls: no reader at all (hiredis keeps a reply-sized
+         * buffer and its task stack, ~1 KB or more; 10,000 connections...) */
+        redisReaderFree(c->reader);
+        c->reader = NULL;
     }
 }
 
@@ -373,14 +374,7 @@ struct conn *conn_open(struct event_base *base, struct evdns_base *dns, SSL_CTX 
     struct conn *c = xcalloc(1, sizeof *c);
     c->cb = *cb;
     c->arg = arg;
-    c->max_reply = cfg->max_reply_bytes;
-    c->reader = resp_reader_new();
-    if (!c->reader) {
-        *why = OUTCOME_RESOURCES;
-        snprintf(detail, detail_len, "out of memory");
-        free(c);
-        return NULL;
-    }
+    c->max_reply = cfg->max_reply_bytes; /* the reader comes with the first bytes */
     int opts = BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS;
     if (cfg->kind == ADDR_TCP && cfg->tls.enabled) {
         if (!ssl_ctx) {
@@ -443,7 +437,6 @@ fail:
         bufferevent_free(c->bev);
         atomic_fetch_sub(&alloc_count, 1);
     }
-    redisReaderFree(c->reader);
     free(c);
     return NULL;
 }

@@ -381,6 +381,7 @@ struct info_sample *info_parse(const char *text, size_t len)
     pthread_once(&table_once, build_table);
     struct info_sample *s = xcalloc(1, sizeof *s);
     struct caps caps = {0};
+    s->known = xmalloc(INFO_FIELD_COUNT * sizeof *s->known);
     for (int i = 0; i < INFO_FIELD_COUNT; i++)
         s->known[i] = -1;
     s->text = xmalloc(len + 1);
@@ -499,6 +500,7 @@ void info_sample_free(struct info_sample *s)
     if (!s)
         return;
     free(s->text);
+    free(s->known);
     free(s->entries);
     free(s->cmds);
     free(s->errs);
@@ -508,7 +510,7 @@ void info_sample_free(struct info_sample *s)
     free(s);
 }
 
-bool info_has(const struct info_sample *s, enum info_field f) { return s->known[f] >= 0; }
+bool info_has(const struct info_sample *s, enum info_field f) { return s->known && s->known[f] >= 0; }
 
 double info_num(const struct info_sample *s, enum info_field f) { return s->val[f]; }
 
@@ -516,7 +518,7 @@ const char *info_sval(const struct info_sample *s, enum info_sfield f) { return 
 
 const char *info_num_text(const struct info_sample *s, enum info_field f)
 {
-    int32_t i = s->known[f];
+    int32_t i = s->known ? s->known[f] : -1;
     if (i < 0 || field_meta[f].conv != NUM || !s->entries[i].is_num)
         return NULL;
     const char *v = s->entries[i].val;
@@ -525,7 +527,7 @@ const char *info_num_text(const struct info_sample *s, enum info_field f)
 
 static double field_value(const struct info_sample *s, enum info_field f)
 {
-    int32_t i = s->known[f];
+    int32_t i = s->known ? s->known[f] : -1;
     if (i < 0)
         return NAN;
     const struct info_entry *e = &s->entries[i];
@@ -567,8 +569,6 @@ struct info_sample *info_compact(const struct info_sample *s)
         if (s->sval[k])
             KEEP(c->sval[k], s->sval[k]);
     memcpy(c->val, s->val, sizeof c->val);
-    for (int f = 0; f < INFO_FIELD_COUNT; f++)
-        c->known[f] = -1;
     if (s->n_cmds) {
         c->cmds = xmalloc(s->n_cmds * sizeof *c->cmds);
         for (size_t i = 0; i < s->n_cmds; i++) {

@@ -98,7 +98,7 @@ struct target {
     /* per connection: what the server said about command flags */
     struct cmdclass_map *classes;
     bool command_refused;
-    char *asking[MAX_ASK];    /* names in the COMMAND INFO in flight */
+    char **asking;            /* [MAX_ASK] names in the COMMAND INFO in flight (allocated while asking) */
     size_t n_asking;
     /* slower cadences */
     uint64_t next_config_us, next_latency_us;
@@ -157,6 +157,8 @@ static void forget_asking(struct target *t)
     for (size_t i = 0; i < t->n_asking; i++)
         free(t->asking[i]);
     t->n_asking = 0;
+    free(t->asking);
+    t->asking = NULL;
 }
 
 static void drop_connection(struct target *t)
@@ -286,6 +288,8 @@ static void send_extras(struct target *t, uint64_t now)
         for (size_t i = 0; i < s->n_cmds && t->n_asking < MAX_ASK; i++)
             if (!cmdclass_map_known(t->classes, s->cmds[i].cmd)) {
                 cmdclass_map_mark_asked(t->classes, s->cmds[i].cmd);
+                if (!t->asking)
+                    t->asking = xcalloc(MAX_ASK, sizeof *t->asking);
                 t->asking[t->n_asking] = xstrdup(s->cmds[i].cmd);
                 argv[2 + t->n_asking] = t->asking[t->n_asking];
                 t->n_asking++;

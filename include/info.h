@@ -80,7 +80,8 @@ struct info_sample {
     char *text; /* owned; entries point into it */
     struct info_entry *entries;
     size_t n_entries;
-    int32_t known[INFO_FIELD_COUNT]; /* index into entries, -1 when absent */
+    int32_t *known;                  /* [INFO_FIELD_COUNT] index into entries, -1 when
+                                      * absent; NULL in compact samples */
     double val[INFO_FIELD_COUNT];    /* info_num() of each known field */
     const char *sval[INFO_SFIELD_COUNT]; /* indexed string fields, NULL when absent */
     const char *run_id;              /* NULL when absent (kept by info_compact) */
