@@ -154,10 +154,19 @@ def head_to_head():
     ex.update(s50=pct(lat_s, 50), s99=pct(lat_s, 99), rss=rss_kib(e.pid))
     e.terminate()
     e.wait()
+    # the floor: a bare loop doing only a poll's syscalls (tests/bench/poll_floor.c)
+    floor_bin = os.path.join(os.path.dirname(BIN), "poll_floor")
+    floor = None
+    if os.path.exists(floor_bin):
+        out = subprocess.run([floor_bin, str(rport), "100", "300"], capture_output=True, text=True, timeout=120).stdout
+        floor = float(out.split()[1]) / 1e6
     ms = lambda x: "%.3f ms" % (x * 1e3)  # noqa: E731
     us = lambda x: "%.1f µs" % (x * 1e6)  # noqa: E731
     rows.append(("agent CPU per instance-poll (redpulse) / per scrape (redis_exporter)", us(rp["cpu_per"]), us(ex["cpu_per"]),
                  "1/%.0f" % (ex["cpu_per"] / rp["cpu_per"]) if rp["cpu_per"] else "-"))
+    if floor:
+        rows.append(("floor: CPU of a bare loop that only sleeps, sends INFO and reads the reply, per poll",
+                     us(floor), "", "redpulse above it: %s" % us(rp["cpu_per"] - floor)))
     rows.append(("Redis CPU per poll / scrape", us(rp["redis_cpu_per"]), us(ex["redis_cpu_per"]),
                  "1/%.1f" % (ex["redis_cpu_per"] / rp["redis_cpu_per"]) if rp["redis_cpu_per"] else "-"))
     rows.append(("Redis commands per poll / scrape", "%.3f" % rp["cmds_per"], "%.2f" % ex["cmds_per"], ""))
