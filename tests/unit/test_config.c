@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <unistd.h>
 
 #include "config.h"
@@ -31,8 +32,12 @@ static void expect_errors(const char *json, size_t count, const char *const *nee
 START_TEST(full_valid)
 {
     setenv("RP_TEST_PW", "s3cret", 1);
-    char pwfile[] = "/tmp/rp-pw-XXXXXX";
-    int fd = mkstemp(pwfile);
+    /* a fresh file of our own (O_EXCL), named by the process id */
+    char pwfile[64];
+    snprintf(pwfile, sizeof pwfile, "/tmp/rp-pw-%ld", (long)getpid());
+    unlink(pwfile);
+    int fd = open(pwfile, O_WRONLY | O_CREAT | O_EXCL, 0600);
+    ck_assert(fd >= 0);
     ck_assert(write(fd, "filepass\n", 9) == 9);
     close(fd);
     char json[2048];
