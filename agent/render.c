@@ -46,6 +46,29 @@ static const struct info_cmdstat *find_cmd(const struct info_sample *s, const ch
     return NULL;
 }
 
+/* A value in microseconds, written in seconds without float formatting when
+ * it can be: the server's own digits (text, when given) or the integer, then
+ * "e-06" (exact, and no printf). */
+static void usec_line(struct buf *b, const char *name, const char *suffix, const char *pre,
+                      const char *const *kv, double usec, const char *text, size_t text_len)
+{
+    char t[48];
+    size_t n;
+    if (text && text_len < 32) {
+        memcpy(t, text, text_len);
+        n = text_len;
+    } else if (usec == floor(usec) && fabs(usec) < 1e15) {
+        struct buf tb = {t, 0, sizeof t};
+        buf_put_double(&tb, usec);
+        n = tb.len;
+    } else {
+        prom_line(b, name, suffix, pre, kv, usec / 1e6);
+        return;
+    }
+    memcpy(t + n, "e-06", 5);
+    prom_line_str(b, name, suffix, pre, kv, t);
+}
+
 static void render_family(struct buf *b, enum prom_family f, const struct render_input *in)
 {
     const struct info_sample *s = in->sample;
@@ -173,16 +196,10 @@ static void render_family(struct buf *b, enum prom_family f, const struct render
             const char *kv[] = {"cmd", c->cmd, NULL};
             if (isnan(v))
                 continue;
-            if (f == FAM_COMMANDS_DURATION && v == floor(v) && v < 1e15) {
-                /* microseconds as "<usec>e-06": exact, and no printf */
-                char t[40];
-                struct buf tb = {t, 0, sizeof t};
-                buf_put_double(&tb, v);
-                memcpy(t + tb.len, "e-06", 5);
-                prom_line_str(b, name, NULL, pre, kv, t);
-            } else {
-                prom_line(b, name, NULL, pre, kv, f == FAM_COMMANDS_DURATION ? v / 1e6 : v);
-            }
+            if (f == FAM_COMMANDS_DURATION)
+                usec_line(b, name, NULL, pre, kv, v, NULL, 0);
+            else
+                prom_line(b, name, NULL, pre, kv, v);
         }
         return;
     case FAM_LATENCY: {
@@ -194,27 +211,12 @@ static void render_family(struct buf *b, enum prom_family f, const struct render
                 if (l->q[k] != last_q) /* the same few quantiles for every command */
                     fmt_g15(q, last_q = l->q[k]);
                 const char *kv[] = {"cmd", l->cmd, "quantile", q, NULL};
-                if (l->utext[k]) { /* microseconds as written, e.g. "1.003e-06": exact, no printf */
-                    char t[40];
-                    memcpy(t, l->utext[k], l->utext_len[k]);
-                    memcpy(t + l->utext_len[k], "e-06", 5);
-                    prom_line_str(b, name, NULL, pre, kv, t);
-                } else {
-                    prom_line(b, name, NULL, pre, kv, l->usec[k] / 1e6);
-                }
+                usec_line(b, name, NULL, pre, kv, l->usec[k], l->utext[k], l->utext_len[k]); /* "1.003e-06" */
             }
             const struct info_cmdstat *c = find_cmd(s, l->cmd, &hint);
             if (c && !isnan(c->usec)) {
                 const char *kv[] = {"cmd", l->cmd, NULL};
-                if (c->usec == floor(c->usec) && c->usec < 1e15) {
-                    char t[40];
-                    struct buf tb = {t, 0, sizeof t};
-                    buf_put_double(&tb, c->usec);
-                    memcpy(t + tb.len, "e-06", 5);
-                    prom_line_str(b, name, "_sum", pre, kv, t);
-                } else {
-                    prom_line(b, name, "_sum", pre, kv, c->usec / 1e6);
-                }
+                usec_line(b, name, "_sum", pre, kv, c->usec, NULL, 0);
                 prom_line(b, name, "_count", pre, kv, c->calls);
             }
         }
