@@ -36,6 +36,17 @@ def bcrypt(pw, rounds=16):
     return subprocess.run([BIN, "--hash-password"], input=pw, capture_output=True, text=True, check=True).stdout.strip()
 
 
+def stop_class(cls):
+    """Stops a test class's agent and Redis, removes its files, checks the
+    agent exited cleanly; returns the agent's log."""
+    rc = cls.agent.stop()
+    cls.redis.stop()
+    log = cls.agent.log_text()
+    cls.tmp.cleanup()
+    assert rc == 0, log[-3000:]
+    return log
+
+
 def peer_cert_serial(port, ca):
     ctx = ssl.create_default_context(cafile=ca)
     with socket.create_connection(("127.0.0.1", port), timeout=5) as raw:
@@ -65,11 +76,7 @@ class TlsEndpoint(unittest.TestCase):
 
     @classmethod
     def tearDownClass(cls):
-        rc = cls.agent.stop()
-        cls.redis.stop()
-        log = cls.agent.log_text()
-        cls.tmp.cleanup()
-        assert rc == 0, log[-3000:]
+        stop_class(cls)
 
     def test_tls_with_verified_client_cert(self):
         status, headers, body = self.agent.get("/metrics")
@@ -150,12 +157,7 @@ class BasicAuth(unittest.TestCase):
 
     @classmethod
     def tearDownClass(cls):
-        rc = cls.agent.stop()
-        cls.redis.stop()
-        log = cls.agent.log_text()
-        cls.tmp.cleanup()
-        assert rc == 0, log[-3000:]
-        assert "prom-secret-pw" not in log
+        assert "prom-secret-pw" not in stop_class(cls)
 
     def test_auth(self):
         status, headers, _ = self.agent.get("/metrics")
@@ -226,10 +228,7 @@ class HttpLimits(unittest.TestCase):
 
     @classmethod
     def tearDownClass(cls):
-        rc = cls.agent.stop()
-        cls.redis.stop()
-        cls.tmp.cleanup()
-        assert rc == 0
+        stop_class(cls)
 
     def raw(self, data, src="127.0.0.1"):
         with socket.create_connection(("127.0.0.1", self.agent.port), timeout=5, source_address=(src, 0)) as s:
