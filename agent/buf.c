@@ -48,10 +48,6 @@ void buf_printf(struct buf *b, const char *fmt, ...)
     va_end(ap);
 }
 
-static const double pow10_exact[] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
-                                     1e8,  1e9,  1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
-                                     1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
-
 /* |v| scaled to 15 integer digits: |v| * 10^k, one rounding (10^k is exact
  * as a double for |k| <= 22). Returns false when k is out of that range. */
 static bool scale15(double a, int k, double *p)

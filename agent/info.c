@@ -331,44 +331,14 @@ static bool parse_nested(struct info_sample *s, struct caps *c, const char *key,
 
 static double field_value(const struct info_sample *s, enum info_field f);
 
-static const double pow10_tab[] = {1e0, 1e1, 1e2,  1e3,  1e4,  1e5,  1e6,  1e7,  1e8,
-                                   1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15};
-
-/* A value as a number, the way parse_double() reads it, for the n bytes at v
- * (no terminator needed). Plain decimals of up to 15 digits are computed
- * exactly without strtod: an integer below 2^53 divided by an exact power
- * of ten is correctly rounded. */
+/* A value as a number (parse_double_n), for the n bytes at v. */
 static bool value_number(const char *v, size_t n, double *out)
 {
-    const char *p = v, *end = v + n;
-    bool neg = p < end && *p == '-';
-    p += neg;
-    if (p == end || *p < '0' || *p > '9')
-        goto slow;
-    if (*p == '0' && p + 1 < end && p[1] >= '0' && p[1] <= '9')
+    const char *d = n && v[0] == '-' ? v + 1 : v;
+    size_t dn = n - (size_t)(d - v);
+    if (dn >= 2 && d[0] == '0' && d[1] >= '0' && d[1] <= '9')
         return false; /* "00000000" (redis_git_sha1): an identifier; INFO never pads numbers */
-    uint64_t m = 0;
-    int digits = 0, frac = 0;
-    for (; p < end && *p >= '0' && *p <= '9'; p++, digits++)
-        m = m * 10 + (uint64_t)(*p - '0');
-    if (p < end && *p == '.') {
-        p++;
-        for (; p < end && *p >= '0' && *p <= '9'; p++, digits++, frac++)
-            m = m * 10 + (uint64_t)(*p - '0');
-        if (frac == 0)
-            goto slow;
-    }
-    if (p != end || digits > 15)
-        goto slow;
-    *out = (neg ? -(double)m : (double)m) / pow10_tab[frac];
-    return true;
-slow:;
-    char tmp[64];
-    if (n == 0 || n >= sizeof tmp)
-        return false;
-    memcpy(tmp, v, n);
-    tmp[n] = '\0';
-    return parse_double(tmp, out);
+    return parse_double_n(v, n, out);
 }
 
 struct seen_slot {

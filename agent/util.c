@@ -109,22 +109,44 @@ int parse_duration_ms(const char *s, uint64_t *out, const char **why)
     return 0;
 }
 
-bool parse_double(const char *s, double *out)
+const double pow10_exact[23] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,  1e8,  1e9,  1e10, 1e11,
+                                1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
+
+/* [-]digits[.digits] with at most 16 digits (15 with a fraction), worked
+ * out without strtod and exactly: an integer below 2^53 divided by an exact
+ * power of ten is correctly rounded. Most INFO values are this shape. False
+ * when s[0..n) is not. */
+static bool plain_decimal(const char *s, size_t n, double *out)
 {
-    /* most INFO values are small integers: no strtod for them */
-    const char *p = s + (*s == '-');
-    if (*p >= '0' && *p <= '9') {
-        uint64_t v = 0;
-        int n = 0;
-        while (*p >= '0' && *p <= '9' && n < 16)
-            v = v * 10 + (uint64_t)(*p++ - '0'), n++;
-        if (!*p) {
-            *out = *s == '-' ? -(double)v : (double)v;
-            return true;
-        }
-    } else if (*p != '.' && *p != '+') {
-        return false; /* not a number at all: the common string case */
+    const char *p = s, *end = s + n;
+    bool neg = p < end && *p == '-';
+    p += neg;
+    if (p == end || *p < '0' || *p > '9')
+        return false;
+    uint64_t m = 0;
+    int digits = 0, frac = 0;
+    for (; p < end && *p >= '0' && *p <= '9' && digits <= 16; p++, digits++)
+        m = m * 10 + (uint64_t)(*p - '0');
+    if (p < end && *p == '.') {
+        p++;
+        for (; p < end && *p >= '0' && *p <= '9' && digits <= 16; p++, digits++, frac++)
+            m = m * 10 + (uint64_t)(*p - '0');
+        if (frac == 0)
+            return false;
     }
+    if (p != end || digits > (frac ? 15 : 16))
+        return false;
+    *out = (neg ? -(double)m : (double)m) / pow10_exact[frac];
+    return true;
+}
+
+/* The rest of what strtod reads (exponents, "+1", ".5", long digit runs),
+ * less hex, "inf" and "nan", for a NUL-terminated s. */
+static bool parse_other(const char *s, double *out)
+{
+    const char *p = s + (*s == '-');
+    if ((*p < '0' || *p > '9') && *p != '.' && *p != '+')
+        return false; /* not a number at all: the common string case */
     if (!*s || *s == ' ' || *s == '\t')
         return false;
     char *end;
@@ -138,6 +160,23 @@ bool parse_double(const char *s, double *out)
             return false;
     *out = v;
     return true;
+}
+
+bool parse_double(const char *s, double *out)
+{
+    return plain_decimal(s, strlen(s), out) || parse_other(s, out);
+}
+
+bool parse_double_n(const char *s, size_t n, double *out)
+{
+    if (plain_decimal(s, n, out))
+        return true;
+    char tmp[64];
+    if (n == 0 || n >= sizeof tmp || memchr(s, '\0', n))
+        return false;
+    memcpy(tmp, s, n);
+    tmp[n] = '\0';
+    return parse_other(tmp, out);
 }
 
 bool is_label_name(const char *s)

@@ -29,6 +29,12 @@ int parse_duration_ms(const char *s, uint64_t *out, const char **why);
 
 /* Parses a whole string as a finite double (leading/trailing junk rejected). */
 bool parse_double(const char *s, double *out);
+/* The same for the n bytes at s (no terminator needed; NUL bytes inside, and
+ * anything but a plain decimal longer than 63 bytes, are refused). */
+bool parse_double_n(const char *s, size_t n, double *out);
+
+/* 10^0 .. 10^22: the powers of ten a double holds exactly. */
+extern const double pow10_exact[23];
 
 /* Length (2-4) of the valid multi-byte UTF-8 sequence at p (which must be
  * NUL-terminated), or 0 when it is not one: overlong forms, surrogates and

@@ -47,6 +47,18 @@ START_TEST(doubles)
     ck_assert(!parse_double("inf", &v));
     ck_assert(!parse_double(" 1", &v));
     ck_assert(!parse_double("1e999", &v));
+    /* the exact decimal path agrees with strtod */
+    static const char *const dec[] = {"0.1", "50.76", "-4.78", "1.003", "123456789.123456", "9007199254740993",
+                                      "1234567890123456", "0.000001", "1.", ".5", "+7", "1e5", "12345678901234567"};
+    for (size_t i = 0; i < sizeof dec / sizeof dec[0]; i++) {
+        ck_assert_msg(parse_double(dec[i], &v) && v == strtod(dec[i], NULL), "%s", dec[i]);
+        ck_assert_msg(parse_double_n(dec[i], strlen(dec[i]), &v) && v == strtod(dec[i], NULL), "%s", dec[i]);
+    }
+    ck_assert(parse_double_n("12,34", 2, &v) && v == 12); /* only the n bytes */
+    ck_assert(parse_double_n("4.5e1x", 5, &v) && v == 45);
+    ck_assert(!parse_double_n("1\0002", 3, &v));
+    ck_assert(!parse_double_n("", 0, &v));
+    ck_assert(parse_double_n("1.", 1, &v) && v == 1);
 }
 END_TEST
 
