@@ -32,18 +32,8 @@ static const enum info_field monotonic[] = {
     INFO_USED_CPU_USER_CHILDREN, INFO_USED_CPU_SYS_MAIN_THREAD, INFO_USED_CPU_USER_MAIN_THREAD,
 };
 
-/* Commands and error types come in the same order poll after poll: look
- * where the entry was (hint) before searching. */
-static const struct info_cmdstat *find_cmd(const struct info_sample *s, const char *cmd, size_t hint)
-{
-    if (hint < s->n_cmds && strcmp(s->cmds[hint].cmd, cmd) == 0)
-        return &s->cmds[hint];
-    for (size_t i = 0; i < s->n_cmds; i++)
-        if (strcmp(s->cmds[i].cmd, cmd) == 0)
-            return &s->cmds[i];
-    return NULL;
-}
-
+/* Error types come in the same order poll after poll: look where the entry
+ * was (hint) before searching. */
 static double err_count(const struct info_sample *s, const char *err, size_t hint)
 {
     if (hint < s->n_errs && strcmp(s->errs[hint].err, err) == 0)
@@ -71,7 +61,7 @@ static enum derive_event detect(const struct info_sample *prev, const struct inf
         if (info_num(cur, monotonic[i]) < info_num(prev, monotonic[i]))
             return DERIVE_RESET;
     for (size_t i = 0; i < cur->n_cmds; i++) {
-        const struct info_cmdstat *c = &cur->cmds[i], *p = find_cmd(prev, c->cmd, i);
+        const struct info_cmdstat *c = &cur->cmds[i], *p = info_find_cmd(prev, c->cmd, i);
         if (p && (c->calls < p->calls || c->usec < p->usec || c->rejected_calls < p->rejected_calls ||
                   c->failed_calls < p->failed_calls))
             return DERIVE_RESET;
@@ -81,7 +71,7 @@ static enum derive_event detect(const struct info_sample *prev, const struct inf
             return DERIVE_RESET;
     /* commands leave commandstats only through RESETSTAT */
     for (size_t i = 0; i < prev->n_cmds; i++)
-        if (!find_cmd(cur, prev->cmds[i].cmd, i))
+        if (!info_find_cmd(cur, prev->cmds[i].cmd, i))
             return DERIVE_RESET;
     return DERIVE_OK;
 }
@@ -182,7 +172,7 @@ static void rates(const struct info_sample *p, const struct info_sample *c, doub
     bool have_rej = false;
     for (size_t i = 0; i < d->n_cmds; i++) {
         struct derived_cmd *dc = &d->cmds[i];
-        const struct info_cmdstat *cc = &c->cmds[i], *pc = find_cmd(p, cc->cmd, i);
+        const struct info_cmdstat *cc = &c->cmds[i], *pc = info_find_cmd(p, cc->cmd, i);
         double calls = delta0(cc->calls, pc ? pc->calls : NAN);
         double usec = delta0(cc->usec, pc ? pc->usec : NAN);
         dc->calls_per_second = calls / dt;

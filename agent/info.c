@@ -560,6 +560,16 @@ struct info_sample *info_compact(const struct info_sample *s)
     return c;
 }
 
+const struct info_cmdstat *info_find_cmd(const struct info_sample *s, const char *cmd, size_t hint)
+{
+    if (hint < s->n_cmds && strcmp(s->cmds[hint].cmd, cmd) == 0)
+        return &s->cmds[hint];
+    for (size_t i = 0; i < s->n_cmds; i++)
+        if (strcmp(s->cmds[i].cmd, cmd) == 0)
+            return &s->cmds[i];
+    return NULL;
+}
+
 const char *info_str(const struct info_sample *s, const char *key)
 {
     for (size_t i = 0; i < s->n_entries; i++)

@@ -30,22 +30,6 @@ static const char *str_or_empty(const struct info_sample *s, enum info_sfield f)
     return v ? v : "";
 }
 
-static const struct info_cmdstat *find_cmd(const struct info_sample *s, const char *cmd, size_t *hint)
-{
-    /* latencystats lists commands in commandstats' order: go on from the last */
-    for (size_t k = *hint; k < s->n_cmds; k++)
-        if (strcmp(s->cmds[k].cmd, cmd) == 0) {
-            *hint = k + 1;
-            return &s->cmds[k];
-        }
-    for (size_t i = 0; i < s->n_cmds; i++)
-        if (strcmp(s->cmds[i].cmd, cmd) == 0) {
-            *hint = i + 1;
-            return &s->cmds[i];
-        }
-    return NULL;
-}
-
 /* A value in microseconds, written in seconds without float formatting when
  * it can be: the server's own digits (text, when given) or the integer, then
  * "e-06" (exact, and no printf). */
@@ -203,7 +187,6 @@ static void render_family(struct buf *b, enum prom_family f, const struct render
         }
         return;
     case FAM_LATENCY: {
-        size_t hint = 0;
         double last_q = NAN;
         for (size_t i = 0; i < s->n_lats; i++) {
             const struct info_latency *l = &s->lats[i];
@@ -213,7 +196,7 @@ static void render_family(struct buf *b, enum prom_family f, const struct render
                 const char *kv[] = {"cmd", l->cmd, "quantile", q, NULL};
                 usec_line(b, name, NULL, pre, kv, l->usec[k], l->utext[k], l->utext_len[k]); /* "1.003e-06" */
             }
-            const struct info_cmdstat *c = find_cmd(s, l->cmd, &hint);
+            const struct info_cmdstat *c = info_find_cmd(s, l->cmd, i);
             if (c && !isnan(c->usec)) {
                 const char *kv[] = {"cmd", l->cmd, NULL};
                 usec_line(b, name, "_sum", pre, kv, c->usec, NULL, 0);

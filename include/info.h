@@ -128,6 +128,11 @@ const char *info_sval(const struct info_sample *s, enum info_sfield f);
  * plain number exported unconverted (so renderers need not format it);
  * NULL otherwise. */
 const char *info_num_text(const struct info_sample *s, enum info_field f);
+/* The commandstats entry of cmd, or NULL. Looks at index hint first (lists
+ * keep their order from poll to poll, and latencystats follows commandstats'
+ * order), then searches. */
+const struct info_cmdstat *info_find_cmd(const struct info_sample *s, const char *cmd, size_t hint);
+
 /* Value string of any field by key, or NULL. Linear: for rare lookups only. */
 const char *info_str(const struct info_sample *s, const char *key);
 
