@@ -316,6 +316,19 @@ static void apply_labels(struct ctx *c, const cJSON *obj, struct pending *p, con
     }
 }
 
+/* The slower cadences ("0s" or at least a second): where key goes in cfg,
+ * or NULL when key is not one of them. */
+static uint64_t *cadence_field(struct instance_cfg *cfg, const char *key)
+{
+    if (strcmp(key, "config_interval") == 0)
+        return &cfg->config_interval_ms;
+    if (strcmp(key, "latency_interval") == 0)
+        return &cfg->latency_interval_ms;
+    if (strcmp(key, "latencystats_interval") == 0)
+        return &cfg->latencystats_interval_ms;
+    return NULL;
+}
+
 /* Applies the keys of one JSON object (the "defaults" object, or one
  * instance) onto p. */
 static void apply_instance_obj(struct ctx *c, const cJSON *obj, struct pending *p,
@@ -331,7 +344,7 @@ static void apply_instance_obj(struct ctx *c, const cJSON *obj, struct pending *
             continue;
         }
         struct instance_cfg *cfg = &p->cfg;
-        uint64_t u = 0;
+        uint64_t u = 0, *cadence;
         bool b;
         if (o->type == OT_TLS) {
             apply_tls(c, ch, p, sub);
@@ -346,22 +359,15 @@ static void apply_instance_obj(struct ctx *c, const cJSON *obj, struct pending *
         } else if (strcmp(o->key, "max_reply_bytes") == 0) {
             if (take_value(c, o, ch, sub, NULL, &u, &b) == 0)
                 cfg->max_reply_bytes = (size_t)u;
-        } else if (strcmp(o->key, "config_interval") == 0 || strcmp(o->key, "latency_interval") == 0 ||
-                   strcmp(o->key, "latencystats_interval") == 0) {
+        } else if ((cadence = cadence_field(cfg, o->key)) != NULL) {
             if (take_value(c, o, ch, sub, NULL, &u, &b) < 0)
                 continue;
-            bool stats = strcmp(o->key, "latencystats_interval") == 0;
             if (u != 0 && u < 1000) {
-                err_at(c, ch, 0, sub, "\"%s\" is too short: \"0s\" %s, else at least \"1s\"",
-                       ch->valuestring, stats ? "asks with every poll" : "switches it off");
+                err_at(c, ch, 0, sub, "\"%s\" is too short: \"0s\" %s, else at least \"1s\"", ch->valuestring,
+                       cadence == &cfg->latencystats_interval_ms ? "asks with every poll" : "switches it off");
                 continue;
             }
-            if (stats)
-                cfg->latencystats_interval_ms = u;
-            else if (o->key[0] == 'c')
-                cfg->config_interval_ms = u;
-            else
-                cfg->latency_interval_ms = u;
+            *cadence = u;
         } else if (strcmp(o->key, "config_command") == 0) {
             if (take_value(c, o, ch, sub, &cfg->config_command, &u, &b) < 0)
                 continue;

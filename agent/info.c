@@ -31,7 +31,8 @@ static const char *const sfield_keys[INFO_SFIELD_COUNT] = {
 #undef X
 };
 
-/* Small open-addressing set of keys, FNV-1a over the key's bytes. */
+/* FNV-1a over a key's bytes: the hash of both key tables below (the known
+ * keys, and the keys seen in one reply). */
 static uint64_t hash_bytes(const char *s, size_t n)
 {
     uint64_t h = 1469598103934665603ull;
@@ -327,7 +328,6 @@ static bool parse_nested(struct info_sample *s, struct caps *c, const char *key,
     }
     return true; /* not a nested key */
 }
-
 
 static double field_value(const struct info_sample *s, enum info_field f);
 

@@ -304,8 +304,6 @@ static const char *event_str(enum derive_event e)
     return e == DERIVE_OK ? "ok" : e == DERIVE_RESTART ? "restart" : e == DERIVE_RESET ? "reset" : "first";
 }
 
-/* "derived": the figures by group, every one present (null when not
- * available), so their names are stable for API users and alert rules. */
 static const char *const groups[] = {"throughput", "errors", "cpu", "memory", "aof", "rdb", "fork", "replication"};
 #define N_GROUPS (sizeof groups / sizeof *groups)
 
@@ -331,6 +329,8 @@ static void build_groups(void)
     }
 }
 
+/* "derived": the figures by group, every one present (null when not
+ * available), so their names are stable for API users and alert rules. */
 static void json_derived(struct buf *b, const struct render_input *in)
 {
     const struct derived *d = in->derived;
