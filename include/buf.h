@@ -20,11 +20,10 @@ struct buf {
 
 #define BUF_INIT {NULL, 0, 0}
 
-/* Ensures room for `extra` more bytes plus the terminating NUL. */
-static inline void buf_reserve(struct buf *b, size_t extra);
 /* The growing half of buf_reserve (out of line: rare). */
 void buf_grow(struct buf *b, size_t need);
 
+/* Ensures room for `extra` more bytes plus the terminating NUL. */
 static inline void buf_reserve(struct buf *b, size_t extra)
 {
     if (b->len + extra + 1 > b->cap)
