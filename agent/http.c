@@ -72,14 +72,13 @@ void http_render_metrics(struct registry *reg, long target, struct buf *out)
     size_t total = 0;
     for (size_t i = 0; i < nf; i++)
         if (fr[i])
-            total += frag_off(fr[i], FAM_COUNT);
+            total += fr[i]->text_len;
     buf_reserve(out, total + 16384);
     for (int f = 0; f < FAM_COUNT; f++) {
         bool any = false;
         for (size_t i = 0; i < nf; i++) {
             const struct frag *g = fr[i];
-            size_t a, z;
-            if (!g || (a = frag_off(g, f)) == (z = frag_off(g, f + 1)))
+            if (!g || frag_off(g, f) == frag_off(g, f + 1))
                 continue;
             if (!any) {
                 size_t hl;
@@ -87,7 +86,7 @@ void http_render_metrics(struct registry *reg, long target, struct buf *out)
                 buf_append(out, h, hl);
                 any = true;
             }
-            buf_append(out, g->prom + a, z - a);
+            frag_expand(g, f, out);
         }
     }
     if (target < 0) {

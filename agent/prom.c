@@ -36,6 +36,7 @@ static const struct fam fams[FAM_COUNT] = {
 
 static char *headers[FAM_COUNT];
 static size_t header_len[FAM_COUNT];
+static size_t name_len[FAM_COUNT];
 static pthread_once_t headers_once = PTHREAD_ONCE_INIT;
 
 static void build_headers(void)
@@ -45,10 +46,17 @@ static void build_headers(void)
         buf_printf(&b, "# HELP %s %s\n# TYPE %s %s\n", fams[i].name, fams[i].help, fams[i].name,
                    fams[i].type);
         headers[i] = buf_steal(&b, &header_len[i]);
+        name_len[i] = strlen(fams[i].name);
     }
 }
 
 const char *prom_family_name(enum prom_family f) { return fams[f].name; }
+
+size_t prom_family_name_len(enum prom_family f)
+{
+    pthread_once(&headers_once, build_headers);
+    return name_len[f];
+}
 
 const char *prom_family_header(enum prom_family f, size_t *len)
 {
@@ -101,46 +109,76 @@ void prom_label_prefix(struct buf *b, const char *target, const struct label *la
     }
 }
 
-static void line_start(struct buf *b, const char *metric, const char *suffix, const char *prefix,
-                       const char *const *kv);
-
-void prom_line(struct buf *b, const char *metric, const char *suffix, const char *prefix,
-               const char *const *kv, double v)
+static void tail_start(struct buf *b, const char *suffix, const char *const *kv)
 {
-    line_start(b, metric, suffix, prefix, kv);
+    if (suffix)
+        buf_puts(b, suffix);
+    buf_putc(b, '{');
+    for (const char *const *p = kv; p && p[0]; p += 2) {
+        buf_putc(b, ',');
+        buf_puts(b, p[0]);
+        buf_append(b, "=\"", 2);
+        prom_escape(b, p[1] ? p[1] : "");
+        buf_putc(b, '"');
+    }
+    buf_append(b, "} ", 2);
+}
+
+void prom_tail(struct buf *b, const char *suffix, const char *const *kv, double v)
+{
+    tail_start(b, suffix, kv);
     buf_put_double(b, v);
     buf_putc(b, '\n');
 }
 
-void prom_line_str(struct buf *b, const char *metric, const char *suffix, const char *prefix,
-                   const char *const *kv, const char *value)
+void prom_tail_str(struct buf *b, const char *suffix, const char *const *kv, const char *value)
 {
-    line_start(b, metric, suffix, prefix, kv);
+    tail_start(b, suffix, kv);
     buf_puts(b, value);
     buf_putc(b, '\n');
 }
 
-static void line_start(struct buf *b, const char *metric, const char *suffix, const char *prefix,
-                       const char *const *kv)
+size_t prom_tail_lines(const char *tail, size_t len)
 {
-    buf_puts(b, metric);
-    if (suffix)
-        buf_puts(b, suffix);
-    bool any = *prefix || (kv && kv[0]);
-    if (any) {
-        buf_putc(b, '{');
-        buf_puts(b, prefix);
-        bool first = !*prefix;
-        for (const char *const *p = kv; p && p[0]; p += 2) {
-            if (!first)
-                buf_putc(b, ',');
-            first = false;
-            buf_puts(b, p[0]);
-            buf_puts(b, "=\"");
-            prom_escape(b, p[1] ? p[1] : "");
-            buf_putc(b, '"');
+    size_t n = 0;
+    for (const char *p = tail, *end = tail + len; (p = memchr(p, '\n', (size_t)(end - p))); p++)
+        n++;
+    return n;
+}
+
+void prom_expand(struct buf *out, const char *metric, size_t mlen, const char *prefix, size_t plen,
+                 const char *tail, size_t len)
+{
+    /* every line grows by at most mlen + plen: one reserve for the lot */
+    buf_reserve(out, len + prom_tail_lines(tail, len) * (mlen + plen));
+    char *o = out->p + out->len;
+    const char *p = tail, *end = tail + len;
+    while (p < end) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        const char *br = memchr(p, '{', (size_t)((nl ? nl : end) - p));
+        if (!nl || !br)
+            break; /* not tail form: nothing a renderer writes */
+        memcpy(o, metric, mlen);
+        o += mlen;
+        size_t head = (size_t)(br - p); /* the suffix */
+        memcpy(o, p, head);
+        o += head;
+        const char *rest = br + 1; /* after '{': "}" or ",k=..." */
+        if (plen) {
+            *o++ = '{';
+            memcpy(o, prefix, plen);
+            o += plen;
+        } else if (*rest == ',') {
+            *o++ = '{';
+            rest++;
+        } else { /* no label at all: no braces */
+            rest++;
         }
-        buf_putc(b, '}');
+        size_t tl = (size_t)(nl + 1 - rest);
+        memcpy(o, rest, tl);
+        o += tl;
+        p = nl + 1;
     }
-    buf_putc(b, ' ');
+    out->len = (size_t)(o - out->p);
+    out->p[out->len] = '\0';
 }

@@ -52,11 +52,12 @@ void frag_unref(struct frag *f)
 }
 
 struct frag *frag_new(const char *text, size_t prom_len, size_t json_len, const uint32_t *off,
-                      struct rstr *info, bool polled)
+                      const char *prefix, struct rstr *info, bool polled)
 {
     bool wide = prom_len > UINT16_MAX;
     size_t offsz = (FAM_COUNT + 1) * (wide ? sizeof(uint32_t) : sizeof(uint16_t));
-    struct frag *f = xmalloc(sizeof *f + offsz + prom_len + json_len + 2);
+    size_t plen = strlen(prefix);
+    struct frag *f = xmalloc(sizeof *f + offsz + prom_len + json_len + plen + 3);
     char *p = (char *)(f + 1);
     atomic_init(&f->refs, 1);
     f->fam_off = p;
@@ -71,15 +72,32 @@ struct frag *frag_new(const char *text, size_t prom_len, size_t json_len, const 
     p += offsz;
     memcpy(p, text, prom_len);
     p[prom_len] = '\0';
-    f->prom = p;
+    f->tails = p;
     p += prom_len + 1;
     memcpy(p, text + prom_len, json_len);
     p[json_len] = '\0';
     f->json_head = p;
     f->json_head_len = json_len;
+    p += json_len + 1;
+    memcpy(p, prefix, plen + 1);
+    f->prefix = p;
+    f->prefix_len = plen;
+    f->text_len = prom_len;
+    for (int i = 0; i < FAM_COUNT; i++)
+        if (off[i + 1] > off[i])
+            f->text_len += prom_tail_lines(text + off[i], off[i + 1] - off[i]) *
+                           (prom_family_name_len((enum prom_family)i) + plen);
     f->info = rstr_ref(info);
     f->polled = polled;
     return f;
+}
+
+void frag_expand(const struct frag *g, int f, struct buf *out)
+{
+    size_t a = frag_off(g, f), z = frag_off(g, f + 1);
+    if (a < z)
+        prom_expand(out, prom_family_name((enum prom_family)f), prom_family_name_len((enum prom_family)f),
+                    g->prefix, g->prefix_len, g->tails + a, z - a);
 }
 
 struct slot {

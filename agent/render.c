@@ -33,8 +33,8 @@ static const char *str_or_empty(const struct info_sample *s, enum info_sfield f)
 /* A value in microseconds, written in seconds without float formatting when
  * it can be: the server's own digits (text, when given) or the integer, then
  * "e-06" (exact, and no printf). */
-static void usec_line(struct buf *b, const char *name, const char *suffix, const char *pre,
-                      const char *const *kv, double usec, const char *text, size_t text_len)
+static void usec_line(struct buf *b, const char *suffix, const char *const *kv, double usec, const char *text,
+                      size_t text_len)
 {
     char t[48];
     size_t n;
@@ -46,18 +46,17 @@ static void usec_line(struct buf *b, const char *name, const char *suffix, const
         buf_put_double(&tb, usec);
         n = tb.len;
     } else {
-        prom_line(b, name, suffix, pre, kv, usec / 1e6);
+        prom_tail(b, suffix, kv, usec / 1e6);
         return;
     }
     memcpy(t + n, "e-06", 5);
-    prom_line_str(b, name, suffix, pre, kv, t);
+    prom_tail_str(b, suffix, kv, t);
 }
 
 static void render_family(struct buf *b, enum prom_family f, const struct render_input *in)
 {
     const struct info_sample *s = in->sample;
     const struct poll_stats *st = in->st;
-    const char *pre = in->label_prefix;
     const char *name = prom_family_name(f);
     char q[32];
 
@@ -65,14 +64,14 @@ static void render_family(struct buf *b, enum prom_family f, const struct render
         if (s) {
             const char *raw = info_num_text(s, (enum info_field)f);
             if (raw) { /* as the server wrote it: nothing to format */
-                prom_line_str(b, name, NULL, pre, NULL, raw);
+                prom_tail_str(b, NULL, NULL, raw);
                 return;
             }
             double v = info_num(s, (enum info_field)f);
             if (isnan(v) && f == FAM_MAXCLIENTS && in->config) /* Redis 5: not in INFO */
                 v = cfg_value_num(in->config, CFGP_MAXCLIENTS);
             if (!isnan(v))
-                prom_line(b, name, NULL, pre, NULL, v);
+                prom_tail(b, NULL, NULL, v);
         }
         return;
     }
@@ -80,7 +79,7 @@ static void render_family(struct buf *b, enum prom_family f, const struct render
         if (s && in->derived && *name) {
             double v = in->derived->v[f - FAM_D_COMMANDS_PER_SECOND];
             if (!isnan(v))
-                prom_line(b, name, NULL, pre, NULL, v);
+                prom_tail(b, NULL, NULL, v);
         }
         return;
     }
@@ -88,53 +87,53 @@ static void render_family(struct buf *b, enum prom_family f, const struct render
         if (s && in->config && *name) {
             double v = cfg_value_num(in->config, (enum cfg_param)(f - FAM_P_APPENDONLY));
             if (!isnan(v))
-                prom_line(b, name, NULL, pre, NULL, v);
+                prom_tail(b, NULL, NULL, v);
         }
         return;
     }
     switch (f) {
     case FAM_UP:
-        prom_line(b, name, NULL, pre, NULL, s ? 1 : 0);
+        prom_tail(b, NULL, NULL, s ? 1 : 0);
         return;
     case FAM_RP_POLL_DURATION:
         if (st->polled)
-            prom_line(b, name, NULL, pre, NULL, st->last_duration_s);
+            prom_tail(b, NULL, NULL, st->last_duration_s);
         return;
     case FAM_RP_POLLS:
-        prom_line(b, name, NULL, pre, NULL, (double)st->polls);
+        prom_tail(b, NULL, NULL, (double)st->polls);
         return;
     case FAM_RP_POLL_ERRORS:
         for (int o = 1; o < OUTCOME_COUNT; o++) {
             const char *kv[] = {"reason", outcome_str((enum outcome)o), NULL};
-            prom_line(b, name, NULL, pre, kv, (double)st->errors[o]);
+            prom_tail(b, NULL, kv, (double)st->errors[o]);
         }
         return;
     case FAM_RP_LAST_POLL:
         if (st->polled)
-            prom_line(b, name, NULL, pre, NULL, st->last_poll_ts);
+            prom_tail(b, NULL, NULL, st->last_poll_ts);
         return;
     case FAM_RP_LAST_SUCCESS:
         if (st->last_success_ts > 0)
-            prom_line(b, name, NULL, pre, NULL, st->last_success_ts);
+            prom_tail(b, NULL, NULL, st->last_success_ts);
         return;
     case FAM_RP_LAST_OUTCOME:
         if (st->polled) {
             const char *kv[] = {"reason", outcome_str(st->last_outcome), NULL};
-            prom_line(b, name, NULL, pre, kv, 1);
+            prom_tail(b, NULL, kv, 1);
         }
         return;
     case FAM_RP_CONNECTS:
-        prom_line(b, name, NULL, pre, NULL, (double)st->connects);
+        prom_tail(b, NULL, NULL, (double)st->connects);
         return;
     case FAM_RP_POLL_LATENESS:
         if (st->polled)
-            prom_line(b, name, NULL, pre, NULL, st->lateness_s);
+            prom_tail(b, NULL, NULL, st->lateness_s);
         return;
     case FAM_RP_RESTARTS:
-        prom_line(b, name, NULL, pre, NULL, (double)st->restarts);
+        prom_tail(b, NULL, NULL, (double)st->restarts);
         return;
     case FAM_RP_RESETS:
-        prom_line(b, name, NULL, pre, NULL, (double)st->resets);
+        prom_tail(b, NULL, NULL, (double)st->resets);
         return;
     default:
         break;
@@ -154,7 +153,7 @@ static void render_family(struct buf *b, enum prom_family f, const struct render
                             "run_id", str_or_empty(s, INFO_S_RUN_ID),
                             "process_id", str_or_empty(s, INFO_S_PROCESS_ID),
                             NULL};
-        prom_line(b, name, NULL, pre, kv, 1);
+        prom_tail(b, NULL, kv, 1);
         return;
     }
     case FAM_START_TIME: {
@@ -164,7 +163,7 @@ static void render_family(struct buf *b, enum prom_family f, const struct render
         if (!tu || !parse_double(tu, &now))
             now = st->last_poll_ts * 1e6;
         if (!isnan(up))
-            prom_line(b, name, NULL, pre, NULL, floor(now / 1e6 - up));
+            prom_tail(b, NULL, NULL, floor(now / 1e6 - up));
         return;
     }
     case FAM_COMMANDS_TOTAL:
@@ -181,9 +180,9 @@ static void render_family(struct buf *b, enum prom_family f, const struct render
             if (isnan(v))
                 continue;
             if (f == FAM_COMMANDS_DURATION)
-                usec_line(b, name, NULL, pre, kv, v, NULL, 0);
+                usec_line(b, NULL, kv, v, NULL, 0);
             else
-                prom_line(b, name, NULL, pre, kv, v);
+                prom_tail(b, NULL, kv, v);
         }
         return;
     case FAM_LATENCY: {
@@ -194,13 +193,13 @@ static void render_family(struct buf *b, enum prom_family f, const struct render
                 if (l->q[k] != last_q) /* the same few quantiles for every command */
                     fmt_g15(q, last_q = l->q[k]);
                 const char *kv[] = {"cmd", l->cmd, "quantile", q, NULL};
-                usec_line(b, name, NULL, pre, kv, l->usec[k], l->utext[k], l->utext_len[k]); /* "1.003e-06" */
+                usec_line(b, NULL, kv, l->usec[k], l->utext[k], l->utext_len[k]); /* "1.003e-06" */
             }
             const struct info_cmdstat *c = info_find_cmd(s, l->cmd, i);
             if (c && !isnan(c->usec)) {
                 const char *kv[] = {"cmd", l->cmd, NULL};
-                usec_line(b, name, "_sum", pre, kv, c->usec, NULL, 0);
-                prom_line(b, name, "_count", pre, kv, c->calls);
+                usec_line(b, "_sum", kv, c->usec, NULL, 0);
+                prom_tail(b, "_count", kv, c->calls);
             }
         }
         return;
@@ -208,7 +207,7 @@ static void render_family(struct buf *b, enum prom_family f, const struct render
     case FAM_ERRORS:
         for (size_t i = 0; i < s->n_errs; i++) {
             const char *kv[] = {"err", s->errs[i].err, NULL};
-            prom_line(b, name, NULL, pre, kv, s->errs[i].count);
+            prom_tail(b, NULL, kv, s->errs[i].count);
         }
         return;
     case FAM_DB_KEYS:
@@ -219,7 +218,7 @@ static void render_family(struct buf *b, enum prom_family f, const struct render
             double v = f == FAM_DB_KEYS ? db->keys : f == FAM_DB_KEYS_EXPIRING ? db->expires : db->avg_ttl_ms / 1e3;
             const char *kv[] = {"db", db->name, NULL};
             if (!isnan(v))
-                prom_line(b, name, NULL, pre, kv, v);
+                prom_tail(b, NULL, kv, v);
         }
         return;
     case FAM_SLAVE_OFFSET:
@@ -229,18 +228,18 @@ static void render_family(struct buf *b, enum prom_family f, const struct render
             double v = f == FAM_SLAVE_OFFSET ? r->offset : r->lag;
             const char *kv[] = {"slave_ip", r->ip, "slave_port", r->port, "slave_state", r->state, NULL};
             if (!isnan(v))
-                prom_line(b, name, NULL, pre, kv, v);
+                prom_tail(b, NULL, kv, v);
         }
         return;
     case FAM_RP_MALFORMED:
-        prom_line(b, name, NULL, pre, NULL, (double)s->malformed);
+        prom_tail(b, NULL, NULL, (double)s->malformed);
         return;
     case FAM_RP_REPLY_BYTES:
-        prom_line(b, name, NULL, pre, NULL, (double)st->reply_bytes);
+        prom_tail(b, NULL, NULL, (double)st->reply_bytes);
         return;
     case FAM_RP_RATE_INTERVAL:
         if (d && !isnan(d->interval_seconds))
-            prom_line(b, name, NULL, pre, NULL, d->interval_seconds);
+            prom_tail(b, NULL, NULL, d->interval_seconds);
         return;
     case FAM_CONFIG_INFO: {
         const struct config_values *c = in->config;
@@ -250,7 +249,7 @@ static void render_family(struct buf *b, enum prom_family f, const struct render
                             "save", c->v[CFGP_SAVE] ? c->v[CFGP_SAVE] : "",
                             "maxmemory_policy", c->v[CFGP_MAXMEMORY_POLICY] ? c->v[CFGP_MAXMEMORY_POLICY] : "",
                             NULL};
-        prom_line(b, name, NULL, pre, kv, 1);
+        prom_tail(b, NULL, kv, 1);
         return;
     }
     case FAM_COMMAND_CALLS_PER_SECOND:
@@ -262,10 +261,10 @@ static void render_family(struct buf *b, enum prom_family f, const struct render
                 continue;
             if (f == FAM_COMMAND_CALLS_PER_SECOND) {
                 const char *kv[] = {"cmd", c->cmd, "class", cmdclass_str(c->cls), NULL};
-                prom_line(b, name, NULL, pre, kv, v);
+                prom_tail(b, NULL, kv, v);
             } else {
                 const char *kv[] = {"cmd", c->cmd, NULL};
-                prom_line(b, name, NULL, pre, kv, v);
+                prom_tail(b, NULL, kv, v);
             }
         }
         return;
@@ -273,7 +272,7 @@ static void render_family(struct buf *b, enum prom_family f, const struct render
         for (size_t i = 0; d && i < d->n_errs; i++) {
             const char *kv[] = {"err", d->errs[i].err, NULL};
             if (!isnan(d->errs[i].per_second))
-                prom_line(b, name, NULL, pre, kv, d->errs[i].per_second);
+                prom_tail(b, NULL, kv, d->errs[i].per_second);
         }
         return;
     case FAM_SLAVE_LAG_BYTES:
@@ -281,7 +280,7 @@ static void render_family(struct buf *b, enum prom_family f, const struct render
             const struct info_replica *r = d->replicas[i].r;
             const char *kv[] = {"slave_ip", r->ip, "slave_port", r->port, "slave_state", r->state, NULL};
             if (!isnan(d->replicas[i].lag_bytes))
-                prom_line(b, name, NULL, pre, kv, d->replicas[i].lag_bytes);
+                prom_tail(b, NULL, kv, d->replicas[i].lag_bytes);
         }
         return;
     case FAM_LATENCY_SPIKE_LAST:
@@ -290,7 +289,7 @@ static void render_family(struct buf *b, enum prom_family f, const struct render
         for (size_t i = 0; in->latency && i < in->latency->n; i++) {
             const struct latency_event *e = &in->latency->ev[i];
             const char *kv[] = {"event_name", e->name, NULL};
-            prom_line(b, name, NULL, pre, kv,
+            prom_tail(b, NULL, kv,
                       f == FAM_LATENCY_SPIKE_LAST ? e->timestamp : f == FAM_LATENCY_SPIKE_DURATION ? e->latest_s : e->max_s);
         }
         return;
@@ -601,7 +600,8 @@ struct frag *render_frag(const struct render_input *in)
     off[FAM_COUNT] = (uint32_t)b->len;
     size_t prom_len = b->len;
     json_head(b, in);
-    struct frag *f = frag_new(b->p, prom_len, b->len - prom_len, off, in->info_text, in->st->polled);
+    struct frag *f = frag_new(b->p, prom_len, b->len - prom_len, off, in->label_prefix, in->info_text,
+                              in->st->polled);
     buf_free(&local);
     return f;
 }

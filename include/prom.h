@@ -29,6 +29,8 @@ enum prom_family {
 
 /* Name of a family ("redis_up"); "" for derived figures that are JSON-only. */
 const char *prom_family_name(enum prom_family f);
+/* strlen(prom_family_name(f)), from a table built once. */
+size_t prom_family_name_len(enum prom_family f);
 /* The "# HELP ...\n# TYPE ...\n" lines of a family (static storage). */
 const char *prom_family_header(enum prom_family f, size_t *len);
 
@@ -37,15 +39,23 @@ void prom_escape(struct buf *b, const char *s);
 /* Writes the label set every series of an instance carries:
  *   target="NAME",k1="v1",...   (no braces) */
 void prom_label_prefix(struct buf *b, const char *target, const struct label *labels, size_t n);
-/* Appends one sample line:
+/* Sample lines are kept in tail form: without the metric name and the
+ * instance's label prefix, which every line of one family of one instance
+ * shares and which are most of a line's bytes. A tail line is
+ *   [suffix]{[,k="v"...]} value\n
+ * and prom_expand() writes it out as
  *   metric[suffix]{prefix[,k="v"...]} value\n
  * kv is NULL or a NULL-terminated list of name, value pairs (values escaped
- * here). prefix may be "" for series without instance labels. */
-void prom_line(struct buf *b, const char *metric, const char *suffix, const char *prefix,
-               const char *const *kv, double v);
-
+ * here; the suffix and names must not hold '{' or '\n'). */
+void prom_tail(struct buf *b, const char *suffix, const char *const *kv, double v);
 /* Same with a value already formatted as a Prometheus float. */
-void prom_line_str(struct buf *b, const char *metric, const char *suffix, const char *prefix,
-                   const char *const *kv, const char *value);
+void prom_tail_str(struct buf *b, const char *suffix, const char *const *kv, const char *value);
+/* Lines in len bytes of tail form. */
+size_t prom_tail_lines(const char *tail, size_t len);
+/* Appends the tail lines tail[0..len) as full sample lines of metric (mlen
+ * bytes) with the label prefix (plen bytes; when 0, a line without other
+ * labels has no braces). Writes at most len + lines * (mlen + plen) bytes. */
+void prom_expand(struct buf *out, const char *metric, size_t mlen, const char *prefix, size_t plen,
+                 const char *tail, size_t len);
 
 #endif

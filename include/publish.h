@@ -1,11 +1,13 @@
 /*
  * publish.h - where the poller hands rendered output to the HTTP threads.
  *
- * A frag is one instance's output from one poll: Prometheus text cut into
- * per-family byte ranges, and a JSON object. Frags are immutable once
+ * A frag is one instance's output from one poll: Prometheus sample lines in
+ * tail form (prom.h) cut into per-family byte ranges, the instance's label
+ * prefix, and a JSON object. Frags are immutable once
  * published and reference-counted, so an HTTP thread takes references under
  * a short lock and assembles its response without holding anything the
- * poller needs. A scrape is a copy of bytes already rendered.
+ * poller needs. A scrape is a copy of bytes already rendered, with the family
+ * name and the label prefix put back on each line (prom_expand).
  */
 #ifndef REDPULSE_PUBLISH_H
 #define REDPULSE_PUBLISH_H
@@ -33,27 +35,33 @@ void rstr_unref(struct rstr *r);        /* NULL-safe */
 /* One allocation holds the frag, its family offsets and both texts. */
 struct frag {
     atomic_long refs;
-    const char *prom;              /* all families of this instance, NUL-terminated */
+    const char *tails;             /* all families of this instance in tail form, NUL-terminated */
+    const char *prefix;            /* label prefix, NUL-terminated */
+    size_t prefix_len;
+    size_t text_len;               /* bytes of all families once expanded */
     const char *json_head;         /* JSON object text up to (excluding) "sections" */
     size_t json_head_len;
     struct rstr *info;             /* raw text of the last good INFO (shared); may be NULL.
                                     * Its JSON "sections" are rendered on request: the
                                     * API is read rarely, polls happen all the time. */
     const void *fam_off;           /* FAM_COUNT + 1 offsets: uint16_t, or uint32_t when wide */
-    bool wide;                     /* prom is 64 KB or more */
+    bool wide;                     /* tails are 64 KB or more */
     bool polled;                   /* at least one poll finished */
 };
 
-/* Family f of frag g is g->prom[frag_off(g, f) .. frag_off(g, f + 1)). */
+/* Family f of frag g is g->tails[frag_off(g, f) .. frag_off(g, f + 1)). */
 static inline size_t frag_off(const struct frag *g, int f)
 {
     return g->wide ? ((const uint32_t *)g->fam_off)[f] : ((const uint16_t *)g->fam_off)[f];
 }
 
-/* A frag of prom_len + json_len text bytes, copied from text (prom first,
- * then the JSON head), with the offsets off[FAM_COUNT + 1]; refs = 1. */
+/* A frag of prom_len + json_len text bytes, copied from text (tail lines
+ * first, then the JSON head), with the offsets off[FAM_COUNT + 1] and a copy
+ * of the label prefix; refs = 1. */
 struct frag *frag_new(const char *text, size_t prom_len, size_t json_len, const uint32_t *off,
-                      struct rstr *info, bool polled);
+                      const char *prefix, struct rstr *info, bool polled);
+/* Appends family f of frag g as Prometheus sample lines. */
+void frag_expand(const struct frag *g, int f, struct buf *out);
 struct frag *frag_ref(struct frag *f);  /* NULL-safe */
 void frag_unref(struct frag *f);        /* NULL-safe; frees at zero */
 

@@ -247,12 +247,25 @@ START_TEST(escaping)
     prom_escape(&b, "a\\b\"c\nd");
     ck_assert_str_eq(b.p, "a\\\\b\\\"c\\nd");
     buf_reset(&b);
-    const char *kv[] = {"cmd", "con\"fig|get", NULL};
-    prom_line(&b, "m", "_sum", "", kv, 1.5);
-    ck_assert_str_eq(b.p, "m_sum{cmd=\"con\\\"fig|get\"} 1.5\n");
+    /* tail form, expanded with and without a label prefix */
+    struct buf t = BUF_INIT;
+    const char *kv[] = {"cmd", "con\"fig|{get", NULL};
+    prom_tail(&t, "_sum", kv, 1.5);
+    prom_tail_str(&t, NULL, NULL, "2e-06");
+    ck_assert_str_eq(t.p, "_sum{,cmd=\"con\\\"fig|{get\"} 1.5\n{} 2e-06\n");
+    ck_assert_uint_eq(prom_tail_lines(t.p, t.len), 2);
     buf_reset(&b);
-    prom_line(&b, "m", NULL, "", NULL, 2);
-    ck_assert_str_eq(b.p, "m 2\n");
+    prom_expand(&b, "m", 1, "", 0, t.p, t.len);
+    ck_assert_str_eq(b.p, "m_sum{cmd=\"con\\\"fig|{get\"} 1.5\nm 2e-06\n");
+    buf_reset(&b);
+    prom_expand(&b, "m", 1, "target=\"x\"", 10, t.p, t.len);
+    ck_assert_str_eq(b.p, "m_sum{target=\"x\",cmd=\"con\\\"fig|{get\"} 1.5\nm{target=\"x\"} 2e-06\n");
+    /* the bound prom_expand promises, with nothing past the end */
+    ck_assert_uint_le(b.len, t.len + 2 * (1 + 10));
+    buf_reset(&b);
+    prom_expand(&b, "m", 1, "target=\"x\"", 10, t.p, t.len - 1); /* a cut line is left out */
+    ck_assert_str_eq(b.p, "m_sum{target=\"x\",cmd=\"con\\\"fig|{get\"} 1.5\n");
+    buf_free(&t);
     /* invalid UTF-8 from a hostile server becomes U+FFFD; valid stays */
     buf_reset(&b);
     prom_escape(&b, "a\xff\xc3\xa9\xed\xa0\x80z");
@@ -268,7 +281,16 @@ START_TEST(master_values)
     struct frag *f = render_fixture("m1", "info-redis-7.0.15-master.txt", OUTCOME_OK, NULL, &cfg, &prefix);
     char *text = assemble(f);
     ck_assert_uint_gt(check_exposition(text), 250);
-    free(text);
+    /* kept in tail form: neither family names nor the prefix are stored */
+    for (const char *l = f->tails; *l; l = strchr(l, '\n') + 1)
+        ck_assert_msg(*l == '{' || *l == '_', "not a tail line: %.40s", l);
+    ck_assert_ptr_null(strstr(f->tails, "target="));
+    struct buf all = BUF_INIT;
+    for (int fam = 0; fam < FAM_COUNT; fam++)
+        frag_expand(f, fam, &all);
+    ck_assert_uint_eq(all.len, f->text_len);
+    ck_assert_uint_gt(all.len, 4 * frag_off(f, FAM_COUNT));
+    buf_free(&all);
     const char *expect[] = {
         "redis_up{" PFX "} 1",
         "redis_memory_used_bytes{" PFX "} 1922936",
@@ -294,9 +316,10 @@ START_TEST(master_values)
         "redpulse_info_reply_bytes{" PFX "} 5321",
         NULL};
     for (const char *const *e = expect; *e; e++)
-        ck_assert_msg(has_line(f->prom, *e), "missing line: %s", *e);
-    ck_assert_ptr_nonnull(strstr(f->prom, "redis_instance_info{" PFX ",role=\"master\",redis_version=\"7.0.15\""));
-    ck_assert_ptr_null(strstr(f->prom, "_human"));
+        ck_assert_msg(has_line(text, *e), "missing line: %s", *e);
+    ck_assert_ptr_nonnull(strstr(text, "redis_instance_info{" PFX ",role=\"master\",redis_version=\"7.0.15\""));
+    ck_assert_ptr_null(strstr(text, "_human"));
+    free(text);
     frag_unref(f);
     free(prefix);
 }
@@ -334,11 +357,11 @@ START_TEST(failed_poll)
     struct frag *f = render_fixture("m1", NULL, OUTCOME_CONNECT_REFUSED, ok->info, &cfg, &prefix);
     char *text = assemble(f);
     check_exposition(text);
+    ck_assert(has_line(text, "redis_up{" PFX "} 0"));
+    ck_assert(has_line(text, "redpulse_last_poll_outcome{" PFX ",reason=\"connect_refused\"} 1"));
+    ck_assert_ptr_null(strstr(text, "redis_memory_used_bytes"));
+    ck_assert_ptr_null(strstr(text, "redis_instance_info"));
     free(text);
-    ck_assert(has_line(f->prom, "redis_up{" PFX "} 0"));
-    ck_assert(has_line(f->prom, "redpulse_last_poll_outcome{" PFX ",reason=\"connect_refused\"} 1"));
-    ck_assert_ptr_null(strstr(f->prom, "redis_memory_used_bytes"));
-    ck_assert_ptr_null(strstr(f->prom, "redis_instance_info"));
     /* the JSON keeps the last good INFO, shared, not copied */
     ck_assert_ptr_eq(f->info, ok->info);
     struct buf b = BUF_INIT;
