@@ -24,12 +24,9 @@ static const struct {
 const char *cfg_param_name(enum cfg_param p) { return params[p].name; }
 enum cfg_kind cfg_param_kind(enum cfg_param p) { return params[p].kind; }
 
-double cfg_value_num(const struct config_values *c, enum cfg_param p)
+static double value_num(enum cfg_param p, const char *s)
 {
-    const char *s = c->v[p];
     double d;
-    if (!s)
-        return NAN;
     switch (params[p].kind) {
     case CFG_BOOL:
         return strcasecmp(s, "yes") == 0 ? 1 : strcasecmp(s, "no") == 0 ? 0 : NAN;
@@ -40,6 +37,11 @@ double cfg_value_num(const struct config_values *c, enum cfg_param p)
     default:
         return NAN;
     }
+}
+
+double cfg_value_num(const struct config_values *c, enum cfg_param p)
+{
+    return c->v[p] ? c->num[p] : NAN;
 }
 
 int collect_config_argv(const char *command, const char **argv)
@@ -78,6 +80,7 @@ int collect_config_reply(struct config_values *c, const redisReply *r)
             if (strcasecmp(k->str, params[p].name) == 0) {
                 free(c->v[p]);
                 c->v[p] = xstrndup(v->str, v->len);
+                c->num[p] = value_num((enum cfg_param)p, c->v[p]); /* once, not at every render */
                 found++;
             }
     }

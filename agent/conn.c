@@ -169,6 +169,26 @@ enum outcome resp_feed(redisReader *r, const char *data, size_t len, size_t max_
     }
 }
 
+bool resp_whole_bulk(char *data, size_t len, size_t max_reply, redisReply *out)
+{
+    if (len < 4 || data[0] != '$')
+        return false;
+    size_t i = 1, n = 0;
+    while (i < len && i <= 10 && data[i] >= '0' && data[i] <= '9')
+        n = n * 10 + (size_t)(data[i++] - '0');
+    if (i == 1 || i > 10 || (data[1] == '0' && i > 2) || len - i < 2 || data[i] != '\r' || data[i + 1] != '\n')
+        return false;
+    size_t hdr = i + 2;
+    if (n > max_reply || len - hdr < 2 || len - hdr - 2 != n || data[hdr + n] != '\r' || data[hdr + n + 1] != '\n')
+        return false;
+    data[hdr + n] = '\0'; /* hiredis' strings are NUL-terminated too */
+    memset(out, 0, sizeof *out);
+    out->type = REDIS_REPLY_STRING;
+    out->str = data + hdr;
+    out->len = n;
+    return true;
+}
+
 /* Hands one reply to the owner; false once the owner closed us. */
 static bool deliver(void *arg, redisReply *reply)
 {
@@ -237,7 +257,10 @@ static void raw_read_cb(evutil_socket_t fd, short what, void *arg)
     struct conn *c = arg;
     char buf[64 * 1024];
     ssize_t n = recv(fd, buf, sizeof buf, 0);
-    if (n > 0) {
+    redisReply whole;
+    if (n > 0 && !c->reader && resp_whole_bulk(buf, (size_t)n, c->max_reply, &whole)) {
+        deliver(c, &whole); /* the usual INFO reply: no reader, no copy */
+    } else if (n > 0) {
         consume(c, buf, (size_t)n);
     } else if (n == 0) {
         fail(c, OUTCOME_CLOSED, "server closed the connection");
@@ -441,6 +464,23 @@ fail:
     return NULL;
 }
 
+int conn_send(struct conn *c, const char *cmd, size_t len)
+{
+    if (c->dead || c->close_requested)
+        return -1;
+    size_t sent = 0;
+    if (!c->tls && c->connected && evbuffer_get_length(bufferevent_get_output(c->bev)) == 0) {
+        /* the usual case, one small command on an idle connection: write
+         * it now, and the write event is never armed (two epoll_ctl and an
+         * epoll_wait less per poll). What does not fit, and any error, go
+         * through the bufferevent, which reports errors as usual. */
+        ssize_t n = send(bufferevent_getfd(c->bev), cmd, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (n > 0)
+            sent = (size_t)n;
+    }
+    return sent == len ? 0 : bufferevent_write(c->bev, cmd + sent, len - sent);
+}
+
 int conn_command(struct conn *c, int argc, const char **argv)
 {
     char *cmd = NULL;
@@ -449,18 +489,8 @@ int conn_command(struct conn *c, int argc, const char **argv)
     int len = redisFormatCommandArgv(&cmd, argc, argv, NULL);
     if (len < 0)
         return -1;
-    ssize_t sent = 0;
-    if (!c->tls && c->connected && evbuffer_get_length(bufferevent_get_output(c->bev)) == 0) {
-        /* the usual case, one small command on an idle connection: write
-         * it now, and the write event is never armed (two epoll_ctl and an
-         * epoll_wait less per poll). What does not fit, and any error, go
-         * through the bufferevent, which reports errors as usual. */
-        sent = send(bufferevent_getfd(c->bev), cmd, (size_t)len, MSG_NOSIGNAL | MSG_DONTWAIT);
-        if (sent < 0)
-            sent = 0;
-    }
-    int r = sent == len ? 0 : bufferevent_write(c->bev, cmd + sent, (size_t)(len - sent));
-    free(cmd);
+    int r = conn_send(c, cmd, (size_t)len);
+    redisFreeCommand(cmd);
     return r;
 }
 

@@ -114,6 +114,10 @@ struct poller {
     struct target *t;
     size_t n;
     struct buf scratch; /* render_frag's working buffer, reused by every poll */
+    /* the poll's INFO, encoded once: [0] the sections, [1] the same with
+     * latencystats, [2] INFO all (servers refusing several sections) */
+    char *info_cmd[3];
+    int info_cmd_len[3];
 };
 
 static void arm_deadline(struct target *t)
@@ -252,22 +256,15 @@ static enum pend pop(struct target *t)
 
 static void send_info(struct target *t)
 {
-    if (t->info_all) {
-        const char *argv[] = {"INFO", "all"};
-        conn_command(t->conn, 2, argv);
-    } else {
-        const char *argv[16] = {"INFO"};
-        int n = 1;
-        for (const char *const *s = poller_info_sections; *s; s++)
-            argv[n++] = *s;
+    int k = 2;
+    if (!t->info_all) {
         uint64_t now = now_mono_us();
         t->asked_latstats = !t->cfg->latencystats_interval_ms || now >= t->next_latstats_us;
-        if (t->asked_latstats) {
-            argv[n++] = "latencystats";
+        if (t->asked_latstats)
             t->next_latstats_us = now + t->cfg->latencystats_interval_ms * 1000;
-        }
-        conn_command(t->conn, n, argv);
+        k = t->asked_latstats;
     }
+    conn_send(t->conn, t->p->info_cmd[k], (size_t)t->p->info_cmd_len[k]);
     push(t, P_INFO);
 }
 
@@ -530,6 +527,20 @@ struct poller *poller_new(struct event_base *base, const struct config *cfg, str
     evdns_base_load_hosts(p->dns, NULL);
     evdns_base_set_option(p->dns, "timeout:", "2");
     evdns_base_set_option(p->dns, "attempts:", "2");
+    const char *argv[16] = {"INFO"};
+    int n = 1;
+    for (const char *const *sec = poller_info_sections; *sec; sec++)
+        argv[n++] = *sec;
+    p->info_cmd_len[0] = redisFormatCommandArgv(&p->info_cmd[0], n, argv, NULL);
+    argv[n] = "latencystats";
+    p->info_cmd_len[1] = redisFormatCommandArgv(&p->info_cmd[1], n + 1, argv, NULL);
+    argv[1] = "all";
+    p->info_cmd_len[2] = redisFormatCommandArgv(&p->info_cmd[2], 2, argv, NULL);
+    for (int k = 0; k < 3; k++)
+        if (p->info_cmd_len[k] < 0) { /* hiredis fails only out of memory */
+            log_error("poller", "out of memory encoding INFO");
+            abort();
+        }
     p->n = cfg->n_instances;
     p->t = xcalloc(p->n, sizeof *p->t);
     uint64_t now = now_mono_us();
@@ -581,6 +592,8 @@ void poller_free(struct poller *p)
     }
     free(p->t);
     buf_free(&p->scratch);
+    for (int k = 0; k < 3; k++)
+        redisFreeCommand(p->info_cmd[k]);
     evdns_base_free(p->dns, 0);
     free(p);
 }

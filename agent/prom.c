@@ -149,15 +149,16 @@ size_t prom_tail_lines(const char *tail, size_t len)
 void prom_expand(struct buf *out, const char *metric, size_t mlen, const char *prefix, size_t plen,
                  const char *tail, size_t len)
 {
-    /* every line grows by at most mlen + plen: one reserve for the lot */
-    buf_reserve(out, len + prom_tail_lines(tail, len) * (mlen + plen));
-    char *o = out->p + out->len;
     const char *p = tail, *end = tail + len;
     while (p < end) {
         const char *nl = memchr(p, '\n', (size_t)(end - p));
         const char *br = memchr(p, '{', (size_t)((nl ? nl : end) - p));
         if (!nl || !br)
             break; /* not tail form: nothing a renderer writes */
+        /* the line grows by at most mlen + plen (a no-op when the caller
+         * reserved the whole response, as http_render_metrics does) */
+        buf_reserve(out, mlen + plen + (size_t)(nl + 1 - p));
+        char *o = out->p + out->len;
         memcpy(o, metric, mlen);
         o += mlen;
         size_t head = (size_t)(br - p); /* the suffix */
@@ -177,8 +178,9 @@ void prom_expand(struct buf *out, const char *metric, size_t mlen, const char *p
         size_t tl = (size_t)(nl + 1 - rest);
         memcpy(o, rest, tl);
         o += tl;
+        out->len = (size_t)(o - out->p);
         p = nl + 1;
     }
-    out->len = (size_t)(o - out->p);
-    out->p[out->len] = '\0';
+    if (out->p)
+        out->p[out->len] = '\0';
 }

@@ -22,6 +22,7 @@ enum cfg_kind { CFG_NUM, CFG_MSEC, CFG_BOOL, CFG_STR };
 /* Values from the last CONFIG GET; NULL where the server did not answer. */
 struct config_values {
     char *v[CFGP_COUNT];
+    double num[CFGP_COUNT]; /* cfg_value_num() of each v, set with it */
     bool have; /* at least one reply arrived */
 };
 

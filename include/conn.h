@@ -1,6 +1,7 @@
 /*
  * conn.h - one persistent connection to a Redis server: TCP, unix socket or
- * TLS, over a libevent bufferevent, with hiredis' reader parsing replies.
+ * TLS, over a libevent bufferevent, with hiredis' reader parsing replies
+ * (except the usual one, a whole bulk string in one read: resp_whole_bulk).
  *
  * conn moves bytes and knows nothing of INFO. It sends commands (pipelining
  * is fine, even before the connection is up) and hands back replies in order.
@@ -42,6 +43,9 @@ struct conn *conn_open(struct event_base *base, struct evdns_base *dns, SSL_CTX 
                        void *arg, enum outcome *why, char *detail, size_t detail_len);
 /* Queues one command (encoded with redisFormatCommandArgv). Returns 0 or -1. */
 int conn_command(struct conn *c, int argc, const char **argv);
+/* Queues one command already encoded as RESP (len bytes of cmd, copied when
+ * it cannot be written at once). Returns 0 or -1. */
+int conn_send(struct conn *c, const char *cmd, size_t len);
 /* Closes and frees; no callbacks run after it returns. Safe on NULL and from
  * inside any conn callback. */
 void conn_close(struct conn *c);
@@ -68,6 +72,12 @@ enum outcome resp_feed(redisReader *r, const char *data, size_t len, size_t max_
                        bool (*on_reply)(void *arg, redisReply *reply), void *arg, char *detail,
                        size_t detail_len);
 
+/* The usual reply in one read: data[0..len) is exactly one bulk string
+ * ("$<n>\r\n<n bytes>\r\n") of at most max_reply bytes. Then *out is a
+ * string reply pointing into data (the '\r' after the bytes becomes their
+ * NUL) and the result is true; anything else (other types, several or
+ * partial replies, nil) is false and leaves data alone, for the reader. */
+bool resp_whole_bulk(char *data, size_t len, size_t max_reply, redisReply *out);
 /* Builds the client TLS context for cfg (CA, client certificate, verify
  * mode). Returns NULL and fills detail on failure. */
 SSL_CTX *conn_tls_ctx_new(const struct tls_opts *tls, char *detail, size_t detail_len);

@@ -36,9 +36,42 @@ static bool on_reply(void *arg, redisReply *r)
     return true;
 }
 
+static bool keep_one(void *arg, redisReply *r)
+{
+    redisReply **out = arg;
+    if (!*out && r->type == REDIS_REPLY_STRING) {
+        *out = malloc(sizeof **out + r->len + 1);
+        **out = *r;
+        (*out)->str = (char *)(*out + 1);
+        memcpy((*out)->str, r->str, r->len + 1);
+    }
+    return true;
+}
+
+/* The reader-less fast path agrees with hiredis whenever it says yes. */
+static void whole_bulk_agrees(const uint8_t *data, size_t size)
+{
+    char *copy = malloc(size + 1);
+    memcpy(copy, data, size);
+    redisReply fast;
+    if (resp_whole_bulk(copy, size, 1 << 20, &fast)) {
+        char detail[200];
+        redisReply *slow = NULL;
+        redisReader *r = resp_reader_new();
+        if (resp_feed(r, (const char *)data, size, 1 << 20, keep_one, &slow, detail, sizeof detail) != OUTCOME_OK ||
+            !slow || slow->len != fast.len || memcmp(slow->str, fast.str, fast.len + 1) != 0 ||
+            r->pos != r->len)
+            abort();
+        free(slow);
+        redisReaderFree(r);
+    }
+    free(copy);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     char detail[200];
+    whole_bulk_agrees(data, size);
     /* the first byte picks how the stream is cut into reads */
     size_t step = size ? (size_t)data[0] % 7 + 1 : 1;
     for (int pass = 0; pass < 2; pass++) {
