@@ -8,6 +8,7 @@ from INFO deltas, latencies by timing HTTP requests from this process."""
 import json
 import os
 import shutil
+import signal
 import socket
 import statistics
 import subprocess
@@ -90,16 +91,35 @@ def agent(instances, interval, extra=None, timeout="2s"):
     return p, port
 
 
+ROUNDS, WINDOW = 3, 20.0  # interleaved rounds, seconds per measured window
+
+
+def window(pid, rport, idle_per_s, work):
+    """CPU of pid and of the Redis server (idle share removed), commands and
+    connections over one measured window in which work() runs."""
+    i0, c0, t0 = info(rport), cpu_s(pid), time.monotonic()
+    work()
+    i1, c1, t1 = info(rport), cpu_s(pid), time.monotonic()
+    return {"cpu": c1 - c0, "t": t1 - t0,
+            "redis_cpu": max(0.0, redis_cpu(i1) - redis_cpu(i0) - idle_per_s * (t1 - t0)),
+            # the two INFO calls of window() itself are one command and no connection apart
+            "cmds": int(i1["total_commands_processed"]) - int(i0["total_commands_processed"]) - 1,
+            "conns": int(i1["total_connections_received"]) - int(i0["total_connections_received"]) - 1}
+
+
+def median_per(ws, key, counts):
+    return statistics.median(w[key] / n for w, n in zip(ws, counts))
+
+
 def head_to_head():
     rport = free_port()
     redis(rport)
     rows = []
-    N = 300
-    # the server's own idle CPU (cron) over the same 30 s, subtracted below
+    # the server's own idle CPU (cron), subtracted from every window below
     i0 = info(rport)
-    time.sleep(N * 0.1)
+    time.sleep(30)
     i1 = info(rport)
-    idle = redis_cpu(i1) - redis_cpu(i0)
+    idle_per_s = (redis_cpu(i1) - redis_cpu(i0)) / 30
     # ---- redpulse: the instance configured K times (K connections), each
     # polled every 100 ms: K times the polls of one, for a CPU figure above
     # the 10 ms resolution of /proc/PID/stat
@@ -107,19 +127,55 @@ def head_to_head():
     p, port = agent([{"name": "r" if k == 0 else "r%d" % k, "address": "127.0.0.1:%d" % rport} for k in range(K)],
                     "100ms", timeout="80ms")
     time.sleep(3)  # connect, COMMAND INFO, first CONFIG GET
-    i0, c0, t0 = info(rport), cpu_s(p.pid), time.monotonic()
-    time.sleep(N * 0.1)
-    i1, c1, t1 = info(rport), cpu_s(p.pid), time.monotonic()
-    polls = K * (t1 - t0) / 0.1
-    rp = {
-        "cpu_per": (c1 - c0) / polls,
-        "redis_cpu_per": max(0.0, redis_cpu(i1) - redis_cpu(i0) - idle) / polls,
-        "cmds_per": (int(i1["total_commands_processed"]) - int(i0["total_commands_processed"]) - 1) / polls,
-        "conns_per": (int(i1["total_connections_received"]) - int(i0["total_connections_received"]) - 1) / polls,
-        "polls": polls,
-    }
+    # ---- redis_exporter: one scrape = one poll of the instance
+    eport = free_port()
+    e = start(["prometheus-redis-exporter", "--redis.addr", "redis://127.0.0.1:%d" % rport,
+               "--web.listen-address", "127.0.0.1:%d" % eport])
+    wait_for(lambda: get("http://127.0.0.1:%d/metrics" % eport)[0] >= 0, 10, what="redis_exporter")
+    for _ in range(10):
+        get("http://127.0.0.1:%d/metrics" % eport)
+    floor_bin = os.path.join(os.path.dirname(BIN), "poll_floor")
+    has_floor = os.path.exists(floor_bin)
+    n_scrapes = int(WINDOW * 10)
+    lat = []
+
+    def scrape_loop():  # the same cadence as one redpulse connection's polls
+        nxt = time.monotonic()
+        for _ in range(n_scrapes):
+            lat.append(get("http://127.0.0.1:%d/metrics" % eport)[0])
+            nxt += 0.1
+            time.sleep(max(0, nxt - time.monotonic()))
+
+    # The machine's speed drifts by a third over minutes: the three are
+    # measured in turns, ROUNDS times, and each figure is the median. While
+    # one is measured the agent is stopped (SIGSTOP) and the exporter idle.
+    rw, ew, floors = [], [], []
+    for _ in range(ROUNDS):
+        rw.append(window(p.pid, rport, idle_per_s, lambda: time.sleep(WINDOW)))
+        p.send_signal(signal.SIGSTOP)
+        ew.append(window(e.pid, rport, idle_per_s, scrape_loop))
+        if has_floor:  # the same 100 polls a second as the agent, on one connection
+            out = subprocess.run([floor_bin, str(rport), "10", str(int(WINDOW * 100))], capture_output=True,
+                                 text=True, timeout=120).stdout
+            floors.append(float(out.split()[1]) / 1e6)
+        p.send_signal(signal.SIGCONT)
+        time.sleep(1)  # ticks skipped while stopped are not polls: let the schedule settle
+    rpolls = [K * w["t"] / 0.1 for w in rw]
+    rp = {"cpu_per": median_per(rw, "cpu", rpolls), "redis_cpu_per": median_per(rw, "redis_cpu", rpolls),
+          "cmds_per": sum(w["cmds"] for w in rw) / sum(rpolls), "conns_per": sum(w["conns"] for w in rw) / sum(rpolls),
+          "polls": sum(rpolls)}
+    ex = {"cpu_per": median_per(ew, "cpu", [n_scrapes] * ROUNDS),
+          "redis_cpu_per": median_per(ew, "redis_cpu", [n_scrapes] * ROUNDS),
+          "cmds_per": sum(w["cmds"] for w in ew) / (n_scrapes * ROUNDS),
+          "conns_per": sum(w["conns"] for w in ew) / (n_scrapes * ROUNDS),
+          "m50": pct(lat, 50), "m99": pct(lat, 99)}
+    floor = statistics.median(floors) if floors else None
     p.terminate()
     p.wait()
+    lat_s = [get("http://127.0.0.1:%d/scrape?target=redis://127.0.0.1:%d" % (eport, rport))[0] for _ in range(100)]
+    ex.update(s50=pct(lat_s, 50), s99=pct(lat_s, 99), rss=rss_kib(e.pid))
+    e.terminate()
+    e.wait()
     # scrape latency and RSS with the instance configured once
     p, port = agent([{"name": "r", "address": "127.0.0.1:%d" % rport}], "100ms", timeout="80ms")
     time.sleep(2)
@@ -128,38 +184,6 @@ def head_to_head():
     rp.update(m50=pct(lat_m, 50), m99=pct(lat_m, 99), s50=pct(lat_s, 50), s99=pct(lat_s, 99), rss=rss_kib(p.pid))
     p.terminate()
     p.wait()
-    # ---- redis_exporter: one scrape = one poll of the instance
-    eport = free_port()
-    e = start(["prometheus-redis-exporter", "--redis.addr", "redis://127.0.0.1:%d" % rport,
-               "--web.listen-address", "127.0.0.1:%d" % eport])
-    wait_for(lambda: get("http://127.0.0.1:%d/metrics" % eport)[0] >= 0, 10, what="redis_exporter")
-    for _ in range(10):
-        get("http://127.0.0.1:%d/metrics" % eport)
-    i0, c0 = info(rport), cpu_s(e.pid)
-    lat = []
-    nxt = time.monotonic()
-    for _ in range(N):  # the same cadence as redpulse's polls
-        lat.append(get("http://127.0.0.1:%d/metrics" % eport)[0])
-        nxt += 0.1
-        time.sleep(max(0, nxt - time.monotonic()))
-    i1, c1 = info(rport), cpu_s(e.pid)
-    ex = {
-        "cpu_per": (c1 - c0) / N,
-        "redis_cpu_per": max(0.0, redis_cpu(i1) - redis_cpu(i0) - idle) / N,
-        "cmds_per": (int(i1["total_commands_processed"]) - int(i0["total_commands_processed"]) - 1) / N,
-        "conns_per": (int(i1["total_connections_received"]) - int(i0["total_connections_received"]) - 1) / N,
-        "m50": pct(lat, 50), "m99": pct(lat, 99),
-    }
-    lat_s = [get("http://127.0.0.1:%d/scrape?target=redis://127.0.0.1:%d" % (eport, rport))[0] for _ in range(100)]
-    ex.update(s50=pct(lat_s, 50), s99=pct(lat_s, 99), rss=rss_kib(e.pid))
-    e.terminate()
-    e.wait()
-    # the floor: a bare loop doing only a poll's syscalls (tests/bench/poll_floor.c)
-    floor_bin = os.path.join(os.path.dirname(BIN), "poll_floor")
-    floor = None
-    if os.path.exists(floor_bin):
-        out = subprocess.run([floor_bin, str(rport), "100", "300"], capture_output=True, text=True, timeout=120).stdout
-        floor = float(out.split()[1]) / 1e6
     ms = lambda x: "%.3f ms" % (x * 1e3)  # noqa: E731
     us = lambda x: "%.1f µs" % (x * 1e6)  # noqa: E731
     rows.append(("agent CPU per instance-poll (redpulse) / per scrape (redis_exporter)", us(rp["cpu_per"]), us(ex["cpu_per"]),
@@ -236,11 +260,14 @@ def main():
     out += ["", "Poll lateness p99 is the upper bound of the histogram bucket (1, 5, 10, 25, 50 ms ...) holding"
             " the 99th percentile of the polls in the 30 s window; CPU and RSS are measured in that window, in"
             " which nothing is scraped."]
-    out += ["", "Both for 30 s at one poll/scrape per 100 ms; redpulse has the instance configured 10 times (10"
-            " connections, polls spread over the interval: %.0f polls), redis_exporter is scraped 300 times. The"
-            " Redis figures have the server's idle CPU over 30 s (measured first) subtracted; agent CPU includes"
-            " everything the process did in the window. Steady state: latencystats rides with one poll a minute"
-            " per connection (`latencystats_interval`)." % rp["polls"], ""]
+    out += ["", "redpulse has the instance configured 10 times (10 connections, each polled every 100 ms, polls"
+            " spread: 100 a second); redis_exporter is scraped every 100 ms; the floor loop polls every 10 ms."
+            " Each is measured for %.0f s in turn, %d rounds (%.0f polls and %d scrapes in all; the agent is"
+            " stopped while the others run), and each figure is the median of the rounds: this machine's speed"
+            " drifts by a third over minutes. The Redis figures have the server's idle CPU (measured first,"
+            " 30 s) subtracted; agent CPU includes everything the process did in the window. Steady state:"
+            " latencystats rides with one poll a minute per connection (`latencystats_interval`)." % (
+                WINDOW, ROUNDS, rp["polls"], int(WINDOW * 10) * ROUNDS), ""]
     scales = [int(x) for x in os.environ.get("BENCH_SCALES", "1000 5000 10000").split()]
     servers = [free_port() for _ in range(4)]
     for s in servers:
