@@ -354,6 +354,10 @@ struct info_sample *info_parse(const char *text, size_t len)
     s->known = xmalloc(INFO_FIELD_COUNT * sizeof *s->known);
     for (int i = 0; i < INFO_FIELD_COUNT; i++)
         s->known[i] = -1;
+    /* one entry per line: INFO lines average 25-30 bytes, so this is one
+     * allocation for a usual reply instead of six doublings */
+    caps.entries = len / 24 + 16;
+    s->entries = xmalloc(caps.entries * sizeof *s->entries);
     s->text = xmalloc(len + 1);
     memcpy(s->text, text, len);
     s->text[len] = '\0';

@@ -124,26 +124,20 @@ static void tail_start(struct buf *b, const char *suffix, const char *const *kv)
     buf_append(b, "} ", 2);
 }
 
-void prom_tail(struct buf *b, const char *suffix, const char *const *kv, double v)
+void prom_tail(struct prom_tails *t, const char *suffix, const char *const *kv, double v)
 {
-    tail_start(b, suffix, kv);
-    buf_put_double(b, v);
-    buf_putc(b, '\n');
+    tail_start(t->b, suffix, kv);
+    buf_put_double(t->b, v);
+    buf_putc(t->b, '\n');
+    t->lines++;
 }
 
-void prom_tail_str(struct buf *b, const char *suffix, const char *const *kv, const char *value)
+void prom_tail_str(struct prom_tails *t, const char *suffix, const char *const *kv, const char *value)
 {
-    tail_start(b, suffix, kv);
-    buf_puts(b, value);
-    buf_putc(b, '\n');
-}
-
-size_t prom_tail_lines(const char *tail, size_t len)
-{
-    size_t n = 0;
-    for (const char *p = tail, *end = tail + len; (p = memchr(p, '\n', (size_t)(end - p))); p++)
-        n++;
-    return n;
+    tail_start(t->b, suffix, kv);
+    buf_puts(t->b, value);
+    buf_putc(t->b, '\n');
+    t->lines++;
 }
 
 void prom_expand(struct buf *out, const char *metric, size_t mlen, const char *prefix, size_t plen,

@@ -51,7 +51,7 @@ void frag_unref(struct frag *f)
     free(f);
 }
 
-struct frag *frag_new(const char *text, size_t prom_len, size_t json_len, const uint32_t *off,
+struct frag *frag_new(const char *text, size_t prom_len, size_t json_len, const uint32_t *off, size_t text_len,
                       const char *prefix, struct rstr *info, bool polled)
 {
     bool wide = prom_len > UINT16_MAX;
@@ -82,11 +82,7 @@ struct frag *frag_new(const char *text, size_t prom_len, size_t json_len, const 
     memcpy(p, prefix, plen + 1);
     f->prefix = p;
     f->prefix_len = plen;
-    f->text_len = prom_len;
-    for (int i = 0; i < FAM_COUNT; i++)
-        if (off[i + 1] > off[i])
-            f->text_len += prom_tail_lines(text + off[i], off[i + 1] - off[i]) *
-                           (prom_family_name_len((enum prom_family)i) + plen);
+    f->text_len = text_len;
     f->info = rstr_ref(info);
     f->polled = polled;
     return f;

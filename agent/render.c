@@ -33,7 +33,7 @@ static const char *str_or_empty(const struct info_sample *s, enum info_sfield f)
 /* A value in microseconds, written in seconds without float formatting when
  * it can be: the server's own digits (text, when given) or the integer, then
  * "e-06" (exact, and no printf). */
-static void usec_line(struct buf *b, const char *suffix, const char *const *kv, double usec, const char *text,
+static void usec_line(struct prom_tails *b, const char *suffix, const char *const *kv, double usec, const char *text,
                       size_t text_len)
 {
     char t[48];
@@ -53,7 +53,7 @@ static void usec_line(struct buf *b, const char *suffix, const char *const *kv, 
     prom_tail_str(b, suffix, kv, t);
 }
 
-static void render_family(struct buf *b, enum prom_family f, const struct render_input *in)
+static void render_family(struct prom_tails *b, enum prom_family f, const struct render_input *in)
 {
     const struct info_sample *s = in->sample;
     const struct poll_stats *st = in->st;
@@ -593,15 +593,19 @@ struct frag *render_frag(const struct render_input *in)
     struct buf *b = in->scratch ? in->scratch : &local;
     uint32_t off[FAM_COUNT + 1];
     buf_reset(b);
+    size_t plen = strlen(in->label_prefix), grow = 0;
     for (int fam = 0; fam < FAM_COUNT; fam++) {
         off[fam] = (uint32_t)b->len;
-        render_family(b, (enum prom_family)fam, in);
+        struct prom_tails t = {b, 0};
+        render_family(&t, (enum prom_family)fam, in);
+        if (t.lines) /* what expanding adds back: the name and the prefix */
+            grow += t.lines * (prom_family_name_len((enum prom_family)fam) + plen);
     }
     off[FAM_COUNT] = (uint32_t)b->len;
     size_t prom_len = b->len;
     json_head(b, in);
-    struct frag *f = frag_new(b->p, prom_len, b->len - prom_len, off, in->label_prefix, in->info_text,
-                              in->st->polled);
+    struct frag *f = frag_new(b->p, prom_len, b->len - prom_len, off, prom_len + grow, in->label_prefix,
+                              in->info_text, in->st->polled);
     buf_free(&local);
     return f;
 }

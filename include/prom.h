@@ -44,14 +44,17 @@ void prom_label_prefix(struct buf *b, const char *target, const struct label *la
  * shares and which are most of a line's bytes. A tail line is
  *   [suffix]{[,k="v"...]} value\n
  * and prom_expand() writes it out as
- *   metric[suffix]{prefix[,k="v"...]} value\n
- * kv is NULL or a NULL-terminated list of name, value pairs (values escaped
- * here; the suffix and names must not hold '{' or '\n'). */
-void prom_tail(struct buf *b, const char *suffix, const char *const *kv, double v);
+ *   metric[suffix]{prefix[,k="v"...]} value\n */
+struct prom_tails {
+    struct buf *b;
+    size_t lines; /* tail lines written: what expanding them adds is known without a scan */
+};
+/* Appends one tail line to t->b and counts it. kv is NULL or a
+ * NULL-terminated list of name, value pairs (values escaped here; the suffix
+ * and names must not hold '{' or '\n'). */
+void prom_tail(struct prom_tails *t, const char *suffix, const char *const *kv, double v);
 /* Same with a value already formatted as a Prometheus float. */
-void prom_tail_str(struct buf *b, const char *suffix, const char *const *kv, const char *value);
-/* Lines in len bytes of tail form. */
-size_t prom_tail_lines(const char *tail, size_t len);
+void prom_tail_str(struct prom_tails *t, const char *suffix, const char *const *kv, const char *value);
 /* Appends the tail lines tail[0..len) as full sample lines of metric (mlen
  * bytes) with the label prefix (plen bytes; when 0, a line without other
  * labels has no braces). Writes at most len + lines * (mlen + plen) bytes. */

@@ -56,9 +56,10 @@ static inline size_t frag_off(const struct frag *g, int f)
 }
 
 /* A frag of prom_len + json_len text bytes, copied from text (tail lines
- * first, then the JSON head), with the offsets off[FAM_COUNT + 1] and a copy
- * of the label prefix; refs = 1. */
-struct frag *frag_new(const char *text, size_t prom_len, size_t json_len, const uint32_t *off,
+ * first, then the JSON head), with the offsets off[FAM_COUNT + 1], the size
+ * of its families once expanded (text_len) and a copy of the label prefix;
+ * refs = 1. */
+struct frag *frag_new(const char *text, size_t prom_len, size_t json_len, const uint32_t *off, size_t text_len,
                       const char *prefix, struct rstr *info, bool polled);
 /* Appends family f of frag g as Prometheus sample lines. */
 void frag_expand(const struct frag *g, int f, struct buf *out);

@@ -250,10 +250,11 @@ START_TEST(escaping)
     /* tail form, expanded with and without a label prefix */
     struct buf t = BUF_INIT;
     const char *kv[] = {"cmd", "con\"fig|{get", NULL};
-    prom_tail(&t, "_sum", kv, 1.5);
-    prom_tail_str(&t, NULL, NULL, "2e-06");
+    struct prom_tails pt = {&t, 0};
+    prom_tail(&pt, "_sum", kv, 1.5);
+    prom_tail_str(&pt, NULL, NULL, "2e-06");
     ck_assert_str_eq(t.p, "_sum{,cmd=\"con\\\"fig|{get\"} 1.5\n{} 2e-06\n");
-    ck_assert_uint_eq(prom_tail_lines(t.p, t.len), 2);
+    ck_assert_uint_eq(pt.lines, 2);
     buf_reset(&b);
     prom_expand(&b, "m", 1, "", 0, t.p, t.len);
     ck_assert_str_eq(b.p, "m_sum{cmd=\"con\\\"fig|{get\"} 1.5\nm 2e-06\n");
