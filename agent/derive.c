@@ -51,7 +51,7 @@ static enum derive_event detect(const struct info_sample *prev, const struct inf
 {
     if (!prev)
         return DERIVE_FIRST;
-    const char *r0 = prev->run_id, *r1 = cur->run_id;
+    const char *r0 = info_sval(prev, INFO_S_RUN_ID), *r1 = info_sval(cur, INFO_S_RUN_ID);
     if (r0 && r1 && strcmp(r0, r1) != 0)
         return DERIVE_RESTART;
     double u0 = info_num(prev, INFO_UPTIME_IN_SECONDS), u1 = info_num(cur, INFO_UPTIME_IN_SECONDS);

@@ -465,7 +465,6 @@ struct info_sample *info_parse(const char *text, size_t len)
         free(seen);
     for (int f = 0; f < INFO_FIELD_COUNT; f++)
         s->val[f] = field_value(s, (enum info_field)f);
-    s->run_id = s->sval[INFO_S_RUN_ID];
     return s;
 }
 
@@ -521,7 +520,7 @@ static double field_value(const struct info_sample *s, enum info_field f)
 struct info_sample *info_compact(const struct info_sample *s)
 {
     struct info_sample *c = xcalloc(1, sizeof *c);
-    size_t arena = (s->run_id ? strlen(s->run_id) + 1 : 0) + 1;
+    size_t arena = 1;
     for (int k = 0; k < INFO_SFIELD_COUNT; k++)
         arena += s->sval[k] ? strlen(s->sval[k]) + 1 : 0;
     for (size_t i = 0; i < s->n_cmds; i++)
@@ -537,8 +536,6 @@ struct info_sample *info_compact(const struct info_sample *s)
         (dst) = a;                         \
         a += l_;                           \
     } while (0)
-    if (s->run_id)
-        KEEP(c->run_id, s->run_id);
     for (int k = 0; k < INFO_SFIELD_COUNT; k++)
         if (s->sval[k])
             KEEP(c->sval[k], s->sval[k]);

@@ -84,7 +84,6 @@ struct info_sample {
                                       * absent; NULL in compact samples */
     double val[INFO_FIELD_COUNT];    /* info_num() of each known field */
     const char *sval[INFO_SFIELD_COUNT]; /* indexed string fields, NULL when absent */
-    const char *run_id;              /* NULL when absent (kept by info_compact) */
     struct info_cmdstat *cmds;
     size_t n_cmds;
     struct info_errstat *errs;
