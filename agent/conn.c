@@ -484,8 +484,6 @@ int conn_send(struct conn *c, const char *cmd, size_t len)
 int conn_command(struct conn *c, int argc, const char **argv)
 {
     char *cmd = NULL;
-    if (c->dead || c->close_requested)
-        return -1;
     int len = redisFormatCommandArgv(&cmd, argc, argv, NULL);
     if (len < 0)
         return -1;

@@ -32,7 +32,8 @@ struct rstr *rstr_new(const char *s, size_t len);
 struct rstr *rstr_ref(struct rstr *r);  /* NULL-safe */
 void rstr_unref(struct rstr *r);        /* NULL-safe */
 
-/* One allocation holds the frag, its family offsets and both texts. */
+/* One allocation holds the frag, its family offsets, both texts and the
+ * label prefix. */
 struct frag {
     atomic_long refs;
     const char *tails;             /* all families of this instance in tail form, NUL-terminated */
