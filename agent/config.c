@@ -16,49 +16,17 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "confparse.h"
 #include "jsonloc.h"
 #include "log.h"
 #include "util.h"
 
 #define MAX_CONFIG_BYTES (64u << 20)
 
-struct ctx {
-    const struct jsonloc *loc;
-    struct config_errors *errs;
-    const char *origin;
-};
-
-static void err_at(struct ctx *c, const cJSON *node, int key, const char *path, const char *fmt, ...)
-    __attribute__((format(printf, 5, 6)));
-
-static void err_at(struct ctx *c, const cJSON *node, int key, const char *path, const char *fmt, ...)
-{
-    unsigned line, col;
-    struct buf *t = &c->errs->text;
-    buf_puts(t, path && *path ? path : "(top level)");
-    if (node && jsonloc_find(c->loc, node, key, &line, &col) == 0)
-        buf_printf(t, " (line %u, column %u)", line, col);
-    buf_puts(t, ": ");
-    va_list ap;
-    va_start(ap, fmt);
-    buf_vprintf(t, fmt, ap);
-    va_end(ap);
-    buf_putc(t, '\n');
-    c->errs->count++;
-}
-
 /* ---- option tables -------------------------------------------------- */
 
-enum opt_type { OT_STRING, OT_DURATION, OT_SIZE, OT_UINT, OT_BOOL, OT_TLS, OT_LABELS };
-
-struct opt {
-    const char *key;
-    enum opt_type type;
-    double min, max; /* OT_DURATION in ms, OT_SIZE/OT_UINT as is */
-};
-
 /* Keys an instance (and "defaults", except name and address) accepts. */
-static const struct opt instance_opts[] = {
+static const struct conf_opt instance_opts[] = {
     {"name", OT_STRING, 0, 0},
     {"address", OT_STRING, 0, 0},
     {"username", OT_STRING, 0, 0},
@@ -76,13 +44,13 @@ static const struct opt instance_opts[] = {
     {"labels", OT_LABELS, 0, 0},
 };
 
-static const struct opt tls_opts[] = {
+static const struct conf_opt tls_opts[] = {
     {"ca_file", OT_STRING, 0, 0},      {"cert_file", OT_STRING, 0, 0},
     {"key_file", OT_STRING, 0, 0},     {"server_name", OT_STRING, 0, 0},
     {"insecure_skip_verify", OT_BOOL, 0, 0},
 };
 
-static const struct opt http_opts[] = {
+static const struct conf_opt http_opts[] = {
     {"listen", OT_STRING, 0, 0},
     {"max_connections", OT_UINT, 1, 65536},
     {"max_connections_per_ip", OT_UINT, 1, 65536},
@@ -93,28 +61,18 @@ static const struct opt http_opts[] = {
     {"basic_auth_users", OT_LABELS, 0, 0},
 };
 
-static const struct opt http_tls_opts[] = {
+static const struct conf_opt http_tls_opts[] = {
     {"cert_file", OT_STRING, 0, 0},
     {"key_file", OT_STRING, 0, 0},
     {"client_ca_file", OT_STRING, 0, 0},
     {"min_version", OT_STRING, 0, 0},
 };
 
-static const struct opt top_opts[] = {
+static const struct conf_opt top_opts[] = {
     {"listen", OT_STRING, 0, 0},     {"log_level", OT_STRING, 0, 0},
     {"http", OT_UINT, 0, 0},         {"defaults", OT_UINT, 0, 0},
     {"instances", OT_UINT, 0, 0},
 };
-
-#define NELEM(a) (sizeof(a) / sizeof((a)[0]))
-
-static const struct opt *find_opt(const struct opt *t, size_t n, const char *key)
-{
-    for (size_t i = 0; i < n; i++)
-        if (strcmp(t[i].key, key) == 0)
-            return &t[i];
-    return NULL;
-}
 
 /* Reserved label names: Prometheus' own and the ones redpulse's series use. */
 static const char *const reserved_labels[] = {
@@ -122,89 +80,6 @@ static const char *const reserved_labels[] = {
     "redis_version", "redis_build_id", "redis_mode", "os", "maxmemory_policy", "tcp_port",
     "run_id", "process_id", "slave_ip", "slave_port", "slave_state", "version", "le",
 };
-
-/* dst = "a.b" (truncated to n bytes). Out of line so the compiler does not
- * reason about the sizes of the callers' buffers. */
-static void __attribute__((noinline)) join_path(char *dst, size_t n, const char *a, const char *b)
-{
-    snprintf(dst, n, "%s%s%s", a, *a && *b != '[' ? "." : "", b);
-}
-
-/* ---- value checks ----------------------------------------------------- */
-
-static const char *type_name(const cJSON *v)
-{
-    if (cJSON_IsString(v))
-        return "a string";
-    if (cJSON_IsNumber(v))
-        return "a number";
-    if (cJSON_IsBool(v))
-        return "a boolean";
-    if (cJSON_IsNull(v))
-        return "null";
-    if (cJSON_IsArray(v))
-        return "an array";
-    return "an object";
-}
-
-/* Checks v against opt and stores it in *out (string: strdup'ed; durations
- * and sizes: uint64). Returns 0 or -1 after reporting. */
-static int take_value(struct ctx *c, const struct opt *o, const cJSON *v, const char *path,
-                      char **s_out, uint64_t *u_out, bool *b_out)
-{
-    const char *why;
-    switch (o->type) {
-    case OT_STRING:
-        if (!cJSON_IsString(v)) {
-            err_at(c, v, 0, path, "expected a string, got %s", type_name(v));
-            return -1;
-        }
-        free(*s_out);
-        *s_out = xstrdup(v->valuestring);
-        return 0;
-    case OT_BOOL:
-        if (!cJSON_IsBool(v)) {
-            err_at(c, v, 0, path, "expected true or false, got %s", type_name(v));
-            return -1;
-        }
-        *b_out = cJSON_IsTrue(v);
-        return 0;
-    case OT_DURATION: {
-        uint64_t ms;
-        if (!cJSON_IsString(v)) {
-            err_at(c, v, 0, path, "expected a duration string such as \"10s\", got %s", type_name(v));
-            return -1;
-        }
-        if (parse_duration_ms(v->valuestring, &ms, &why) < 0) {
-            err_at(c, v, 0, path, "bad duration \"%s\": %s", v->valuestring, why);
-            return -1;
-        }
-        if (ms < o->min || ms > o->max) {
-            err_at(c, v, 0, path, "duration \"%s\" out of range (%.0fms to %.0fms)", v->valuestring,
-                   o->min, o->max);
-            return -1;
-        }
-        *u_out = ms;
-        return 0;
-    }
-    case OT_SIZE:
-    case OT_UINT:
-        /* range first: converting a negative or huge double to an integer is UB */
-        if (!cJSON_IsNumber(v) || !(v->valuedouble >= 0 && v->valuedouble < 9e15) ||
-            v->valuedouble != floor(v->valuedouble)) {
-            err_at(c, v, 0, path, "expected a whole number, got %s", type_name(v));
-            return -1;
-        }
-        if (v->valuedouble < o->min || v->valuedouble > o->max) {
-            err_at(c, v, 0, path, "%.0f out of range (%.0f to %.0f)", v->valuedouble, o->min, o->max);
-            return -1;
-        }
-        *u_out = (uint64_t)v->valuedouble;
-        return 0;
-    default:
-        return -1;
-    }
-}
 
 static bool file_readable(const char *path) { return access(path, R_OK) == 0; }
 
@@ -245,19 +120,19 @@ static void labels_set(struct instance_cfg *cfg, const char *name, const char *v
     cfg->labels[cfg->n_labels++] = (struct label){xstrdup(name), xstrdup(value)};
 }
 
-static void apply_tls(struct ctx *c, const cJSON *obj, struct pending *p, const char *path)
+static void apply_tls(struct conf_ctx *c, const cJSON *obj, struct pending *p, const char *path)
 {
     char sub[256];
     if (!cJSON_IsObject(obj)) {
-        err_at(c, obj, 0, path, "expected an object, got %s", type_name(obj));
+        conf_err(c, obj, 0, path, "expected an object, got %s", conf_type_name(obj));
         return;
     }
     p->tls_set = true;
     for (const cJSON *ch = obj->child; ch; ch = ch->next) {
-        join_path(sub, sizeof sub, path, ch->string);
-        const struct opt *o = find_opt(tls_opts, NELEM(tls_opts), ch->string);
+        conf_join_path(sub, sizeof sub, path, ch->string);
+        const struct conf_opt *o = conf_find_opt(tls_opts, NELEM(tls_opts), ch->string);
         if (!o) {
-            err_at(c, ch, 1, sub, "unknown key \"%s\" (known: ca_file, cert_file, key_file, server_name, insecure_skip_verify)", ch->string);
+            conf_err(c, ch, 1, sub, "unknown key \"%s\" (known: ca_file, cert_file, key_file, server_name, insecure_skip_verify)", ch->string);
             continue;
         }
         uint64_t u;
@@ -273,7 +148,7 @@ static void apply_tls(struct ctx *c, const cJSON *obj, struct pending *p, const 
         else if (strcmp(o->key, "server_name") == 0)
             dst = &t->server_name;
         char *dummy = NULL;
-        if (take_value(c, o, ch, sub, dst ? dst : &dummy, &u, &t->insecure_skip_verify) == 0 && fi >= 0) {
+        if (conf_take(c, o, ch, sub, dst ? dst : &dummy, &u, &t->insecure_skip_verify) == 0 && fi >= 0) {
             p->o.tls_files[fi] = ch;
             snprintf(p->o.tls_file_paths[fi], sizeof p->o.tls_file_paths[fi], "%s", sub);
         }
@@ -282,18 +157,18 @@ static void apply_tls(struct ctx *c, const cJSON *obj, struct pending *p, const 
     p->o.tls = obj;
 }
 
-static void apply_labels(struct ctx *c, const cJSON *obj, struct pending *p, const char *path)
+static void apply_labels(struct conf_ctx *c, const cJSON *obj, struct pending *p, const char *path)
 {
     char sub[256];
     if (!cJSON_IsObject(obj)) {
-        err_at(c, obj, 0, path, "expected an object of label names to string values, got %s",
-               type_name(obj));
+        conf_err(c, obj, 0, path, "expected an object of label names to string values, got %s",
+               conf_type_name(obj));
         return;
     }
     for (const cJSON *ch = obj->child; ch; ch = ch->next) {
-        join_path(sub, sizeof sub, path, ch->string);
+        conf_join_path(sub, sizeof sub, path, ch->string);
         if (!is_label_name(ch->string)) {
-            err_at(c, ch, 1, sub, "invalid label name \"%s\" (must match [a-zA-Z_][a-zA-Z0-9_]* and not start with \"__\")", ch->string);
+            conf_err(c, ch, 1, sub, "invalid label name \"%s\" (must match [a-zA-Z_][a-zA-Z0-9_]* and not start with \"__\")", ch->string);
             continue;
         }
         bool reserved = false;
@@ -301,15 +176,15 @@ static void apply_labels(struct ctx *c, const cJSON *obj, struct pending *p, con
             if (strcmp(ch->string, reserved_labels[i]) == 0)
                 reserved = true;
         if (reserved) {
-            err_at(c, ch, 1, sub, "label name \"%s\" is reserved (redpulse or Prometheus sets it)", ch->string);
+            conf_err(c, ch, 1, sub, "label name \"%s\" is reserved (redpulse or Prometheus sets it)", ch->string);
             continue;
         }
         if (!cJSON_IsString(ch)) {
-            err_at(c, ch, 0, sub, "label value must be a string, got %s", type_name(ch));
+            conf_err(c, ch, 0, sub, "label value must be a string, got %s", conf_type_name(ch));
             continue;
         }
         if (!utf8_valid(ch->valuestring)) {
-            err_at(c, ch, 0, sub, "label value is not valid UTF-8");
+            conf_err(c, ch, 0, sub, "label value is not valid UTF-8");
             continue;
         }
         labels_set(&p->cfg, ch->string, ch->valuestring);
@@ -331,15 +206,15 @@ static uint64_t *cadence_field(struct instance_cfg *cfg, const char *key)
 
 /* Applies the keys of one JSON object (the "defaults" object, or one
  * instance) onto p. */
-static void apply_instance_obj(struct ctx *c, const cJSON *obj, struct pending *p,
+static void apply_instance_obj(struct conf_ctx *c, const cJSON *obj, struct pending *p,
                                const char *path, bool is_defaults)
 {
     char sub[256];
     for (const cJSON *ch = obj->child; ch; ch = ch->next) {
-        join_path(sub, sizeof sub, path, ch->string);
-        const struct opt *o = find_opt(instance_opts, NELEM(instance_opts), ch->string);
+        conf_join_path(sub, sizeof sub, path, ch->string);
+        const struct conf_opt *o = conf_find_opt(instance_opts, NELEM(instance_opts), ch->string);
         if (!o || (is_defaults && (strcmp(o->key, "name") == 0 || strcmp(o->key, "address") == 0))) {
-            err_at(c, ch, 1, sub, "unknown key \"%s\"%s", ch->string,
+            conf_err(c, ch, 1, sub, "unknown key \"%s\"%s", ch->string,
                    o ? " (only valid in an instance)" : "");
             continue;
         }
@@ -351,32 +226,32 @@ static void apply_instance_obj(struct ctx *c, const cJSON *obj, struct pending *
         } else if (o->type == OT_LABELS) {
             apply_labels(c, ch, p, sub);
         } else if (strcmp(o->key, "interval") == 0) {
-            if (take_value(c, o, ch, sub, NULL, &u, &b) == 0)
+            if (conf_take(c, o, ch, sub, NULL, &u, &b) == 0)
                 cfg->interval_ms = u;
         } else if (strcmp(o->key, "timeout") == 0) {
-            if (take_value(c, o, ch, sub, NULL, &u, &b) == 0)
+            if (conf_take(c, o, ch, sub, NULL, &u, &b) == 0)
                 cfg->timeout_ms = u;
         } else if (strcmp(o->key, "max_reply_bytes") == 0) {
-            if (take_value(c, o, ch, sub, NULL, &u, &b) == 0)
+            if (conf_take(c, o, ch, sub, NULL, &u, &b) == 0)
                 cfg->max_reply_bytes = (size_t)u;
         } else if ((cadence = cadence_field(cfg, o->key)) != NULL) {
-            if (take_value(c, o, ch, sub, NULL, &u, &b) < 0)
+            if (conf_take(c, o, ch, sub, NULL, &u, &b) < 0)
                 continue;
             if (u != 0 && u < 1000) {
-                err_at(c, ch, 0, sub, "\"%s\" is too short: \"0s\" %s, else at least \"1s\"", ch->valuestring,
+                conf_err(c, ch, 0, sub, "\"%s\" is too short: \"0s\" %s, else at least \"1s\"", ch->valuestring,
                        cadence == &cfg->latencystats_interval_ms ? "asks with every poll" : "switches it off");
                 continue;
             }
             *cadence = u;
         } else if (strcmp(o->key, "config_command") == 0) {
-            if (take_value(c, o, ch, sub, &cfg->config_command, &u, &b) < 0)
+            if (conf_take(c, o, ch, sub, &cfg->config_command, &u, &b) < 0)
                 continue;
             bool bad = !*cfg->config_command || strlen(cfg->config_command) > 64;
             for (const char *q = cfg->config_command; *q; q++)
                 if ((unsigned char)*q <= 32 || *q == 0x7f)
                     bad = true;
             if (bad)
-                err_at(c, ch, 0, sub, "invalid command name \"%s\" (1 to 64 characters, no spaces)",
+                conf_err(c, ch, 0, sub, "invalid command name \"%s\" (1 to 64 characters, no spaces)",
                        cfg->config_command);
         } else {
             char **dst = NULL;
@@ -392,7 +267,7 @@ static void apply_instance_obj(struct ctx *c, const cJSON *obj, struct pending *
                 dst = &p->password_env, p->o.password_env = ch;
             else
                 dst = &p->password_inline, p->o.password = ch;
-            take_value(c, o, ch, sub, dst, &u, &b);
+            conf_take(c, o, ch, sub, dst, &u, &b);
         }
     }
 }
@@ -622,32 +497,32 @@ static void builtin_defaults(struct pending *p)
 }
 
 /* Checks a merged instance and resolves its secret; reports problems. */
-static void finish_instance(struct ctx *c, struct pending *p, const cJSON *inst, const char *path)
+static void finish_instance(struct conf_ctx *c, struct pending *p, const cJSON *inst, const char *path)
 {
     struct instance_cfg *cfg = &p->cfg;
     char sub[256];
     struct buf why = BUF_INIT;
     if (!cfg->name) {
-        err_at(c, inst, 0, path, "missing required key \"name\"");
+        conf_err(c, inst, 0, path, "missing required key \"name\"");
     } else {
-        join_path(sub, sizeof sub, path, "name");
+        conf_join_path(sub, sizeof sub, path, "name");
         size_t len = strlen(cfg->name);
         bool bad = len == 0 || len > 128;
         for (const char *s = cfg->name; *s; s++)
             if ((unsigned char)*s < 0x21 || *s == 0x7f || *s == '/' || *s == '?' || *s == '&' || *s == '#' || *s == '%')
                 bad = true;
         if (!utf8_valid(cfg->name))
-            err_at(c, p->o.name, 0, sub, "invalid name: not valid UTF-8");
+            conf_err(c, p->o.name, 0, sub, "invalid name: not valid UTF-8");
         else if (bad)
-            err_at(c, p->o.name, 0, sub, "invalid name \"%s\": 1 to 128 characters, no spaces, control characters or any of / ? & # %%", cfg->name);
+            conf_err(c, p->o.name, 0, sub, "invalid name \"%s\": 1 to 128 characters, no spaces, control characters or any of / ? & # %%", cfg->name);
     }
     if (!cfg->address) {
-        err_at(c, inst, 0, path, "missing required key \"address\"");
+        conf_err(c, inst, 0, path, "missing required key \"address\"");
     } else {
-        join_path(sub, sizeof sub, path, "address");
+        conf_join_path(sub, sizeof sub, path, "address");
         char *orig = cfg->address;
         if (config_parse_address(orig, cfg, &why) < 0) {
-            err_at(c, p->o.address, 0, sub, "%s", why.p);
+            conf_err(c, p->o.address, 0, sub, "%s", why.p);
         } else {
             /* keep a display form without credentials */
             struct buf a = BUF_INIT;
@@ -665,21 +540,21 @@ static void finish_instance(struct ctx *c, struct pending *p, const cJSON *inst,
         }
     }
     if (cfg->timeout_ms >= cfg->interval_ms)
-        err_at(c, inst, 0, path, "timeout (%llums) must be shorter than interval (%llums)",
+        conf_err(c, inst, 0, path, "timeout (%llums) must be shorter than interval (%llums)",
                (unsigned long long)cfg->timeout_ms, (unsigned long long)cfg->interval_ms);
 
     int nsecrets = !!p->password_file + !!p->password_env + !!p->password_inline;
     if (nsecrets > 1)
-        err_at(c, inst, 0, path, "give at most one of password_file, password_env and password");
+        conf_err(c, inst, 0, path, "give at most one of password_file, password_env and password");
     else if (p->password_file) {
         buf_reset(&why);
         cfg->password = read_secret_file(p->password_file, &why);
         if (!cfg->password)
-            err_at(c, p->o.password_file, 0, path, "%s", why.p);
+            conf_err(c, p->o.password_file, 0, path, "%s", why.p);
     } else if (p->password_env) {
         const char *v = getenv(p->password_env);
         if (!v || !*v)
-            err_at(c, p->o.password_env, 0, path, "environment variable \"%s\" is not set or empty",
+            conf_err(c, p->o.password_env, 0, path, "environment variable \"%s\" is not set or empty",
                    p->password_env);
         else
             cfg->password = xstrdup(v);
@@ -688,35 +563,35 @@ static void finish_instance(struct ctx *c, struct pending *p, const cJSON *inst,
         cfg->password = xstrdup(p->password_inline);
     }
     if (p->tls_set && !cfg->tls.enabled && cfg->address)
-        err_at(c, p->o.tls, 1, path, "tls settings given but the address is not rediss://");
+        conf_err(c, p->o.tls, 1, path, "tls settings given but the address is not rediss://");
     if (cfg->tls.enabled) {
         const char *files[3] = {cfg->tls.ca_file, cfg->tls.cert_file, cfg->tls.key_file};
         for (int i = 0; i < 3; i++)
             if (files[i] && !file_readable(files[i]))
-                err_at(c, p->o.tls_files[i], 0, p->o.tls_file_paths[i], "cannot read \"%s\": %s",
+                conf_err(c, p->o.tls_files[i], 0, p->o.tls_file_paths[i], "cannot read \"%s\": %s",
                        files[i], strerror(errno));
         if (cfg->tls.key_file)
             warn_loose("TLS key file", cfg->tls.key_file);
         if (!cfg->tls.cert_file != !cfg->tls.key_file)
-            err_at(c, p->o.tls, 1, path, "tls.cert_file and tls.key_file go together");
+            conf_err(c, p->o.tls, 1, path, "tls.cert_file and tls.key_file go together");
         if (cfg->tls.insecure_skip_verify)
             log_warn("config", "%s: tls.insecure_skip_verify is on: the server's certificate is not checked", cfg->name ? cfg->name : path);
     }
     buf_free(&why);
 }
 
-static void parse_http_tls(struct ctx *c, const cJSON *obj, struct http_cfg *h, const char *path)
+static void parse_http_tls(struct conf_ctx *c, const cJSON *obj, struct http_cfg *h, const char *path)
 {
     char sub[256];
     if (!cJSON_IsObject(obj)) {
-        err_at(c, obj, 0, path, "expected an object, got %s", type_name(obj));
+        conf_err(c, obj, 0, path, "expected an object, got %s", conf_type_name(obj));
         return;
     }
     for (const cJSON *ch = obj->child; ch; ch = ch->next) {
-        join_path(sub, sizeof sub, path, ch->string);
-        const struct opt *o = find_opt(http_tls_opts, NELEM(http_tls_opts), ch->string);
+        conf_join_path(sub, sizeof sub, path, ch->string);
+        const struct conf_opt *o = conf_find_opt(http_tls_opts, NELEM(http_tls_opts), ch->string);
         if (!o) {
-            err_at(c, ch, 1, sub, "unknown key \"%s\" (known: cert_file, key_file, client_ca_file, min_version)", ch->string);
+            conf_err(c, ch, 1, sub, "unknown key \"%s\" (known: cert_file, key_file, client_ca_file, min_version)", ch->string);
             continue;
         }
         uint64_t u;
@@ -726,44 +601,44 @@ static void parse_http_tls(struct ctx *c, const cJSON *obj, struct http_cfg *h, 
                      : strcmp(o->key, "client_ca_file") == 0 ? &h->tls_client_ca_file
                                                              : NULL;
         if (dst) {
-            if (take_value(c, o, ch, sub, dst, &u, &b) == 0 && !file_readable(*dst))
-                err_at(c, ch, 0, sub, "cannot read \"%s\": %s", *dst, strerror(errno));
+            if (conf_take(c, o, ch, sub, dst, &u, &b) == 0 && !file_readable(*dst))
+                conf_err(c, ch, 0, sub, "cannot read \"%s\": %s", *dst, strerror(errno));
             else if (dst == &h->tls_key_file)
                 warn_loose("TLS key file", *dst);
             continue;
         }
         char *v = NULL;
-        if (take_value(c, o, ch, sub, &v, &u, &b) == 0) {
+        if (conf_take(c, o, ch, sub, &v, &u, &b) == 0) {
             if (strcmp(v, "1.2") == 0)
                 h->tls_min_version = 12;
             else if (strcmp(v, "1.3") == 0)
                 h->tls_min_version = 13;
             else
-                err_at(c, ch, 0, sub, "unknown TLS version \"%s\" (\"1.2\" or \"1.3\")", v);
+                conf_err(c, ch, 0, sub, "unknown TLS version \"%s\" (\"1.2\" or \"1.3\")", v);
         }
         free(v);
     }
     if (!h->tls_cert_file || !h->tls_key_file)
-        err_at(c, obj, 0, path, "cert_file and key_file are both required");
+        conf_err(c, obj, 0, path, "cert_file and key_file are both required");
 }
 
-static void parse_users(struct ctx *c, const cJSON *obj, struct http_cfg *h, const char *path)
+static void parse_users(struct conf_ctx *c, const cJSON *obj, struct http_cfg *h, const char *path)
 {
     char sub[256];
     if (!cJSON_IsObject(obj)) {
-        err_at(c, obj, 0, path, "expected an object of user names to bcrypt hashes, got %s", type_name(obj));
+        conf_err(c, obj, 0, path, "expected an object of user names to bcrypt hashes, got %s", conf_type_name(obj));
         return;
     }
     for (const cJSON *ch = obj->child; ch; ch = ch->next) {
-        join_path(sub, sizeof sub, path, ch->string);
+        conf_join_path(sub, sizeof sub, path, ch->string);
         if (!*ch->string || strchr(ch->string, ':')) {
-            err_at(c, ch, 1, sub, "invalid user name \"%s\" (not empty, no ':')", ch->string);
+            conf_err(c, ch, 1, sub, "invalid user name \"%s\" (not empty, no ':')", ch->string);
             continue;
         }
         const char *hsh = cJSON_IsString(ch) ? ch->valuestring : NULL;
         if (!hsh || strlen(hsh) != 60 || hsh[0] != '$' || hsh[1] != '2' ||
             !(hsh[2] == 'y' || hsh[2] == 'b' || hsh[2] == 'a') || hsh[3] != '$') {
-            err_at(c, ch, 0, sub, "expected a bcrypt hash (\"$2y$...\" or \"$2b$...\", 60 characters; "
+            conf_err(c, ch, 0, sub, "expected a bcrypt hash (\"$2y$...\" or \"$2b$...\", 60 characters; "
                                   "make one with redpulse --hash-password)");
             continue;
         }
@@ -772,24 +647,24 @@ static void parse_users(struct ctx *c, const cJSON *obj, struct http_cfg *h, con
     }
 }
 
-static void parse_http(struct ctx *c, const cJSON *obj, struct http_cfg *h)
+static void parse_http(struct conf_ctx *c, const cJSON *obj, struct http_cfg *h)
 {
     char sub[128];
     if (!cJSON_IsObject(obj)) {
-        err_at(c, obj, 0, "http", "expected an object, got %s", type_name(obj));
+        conf_err(c, obj, 0, "http", "expected an object, got %s", conf_type_name(obj));
         return;
     }
     for (const cJSON *ch = obj->child; ch; ch = ch->next) {
-        join_path(sub, sizeof sub, "http", ch->string);
-        const struct opt *o = find_opt(http_opts, NELEM(http_opts), ch->string);
+        conf_join_path(sub, sizeof sub, "http", ch->string);
+        const struct conf_opt *o = conf_find_opt(http_opts, NELEM(http_opts), ch->string);
         if (!o) {
-            err_at(c, ch, 1, sub, "unknown key \"%s\"", ch->string);
+            conf_err(c, ch, 1, sub, "unknown key \"%s\"", ch->string);
             continue;
         }
         uint64_t u = 0;
         bool b;
         if (strcmp(o->key, "listen") == 0) {
-            take_value(c, o, ch, sub, &h->listen, &u, &b);
+            conf_take(c, o, ch, sub, &h->listen, &u, &b);
             continue;
         }
         if (o->type == OT_TLS) {
@@ -800,7 +675,7 @@ static void parse_http(struct ctx *c, const cJSON *obj, struct http_cfg *h)
             parse_users(c, ch, h, sub);
             continue;
         }
-        if (take_value(c, o, ch, sub, NULL, &u, &b) < 0)
+        if (conf_take(c, o, ch, sub, NULL, &u, &b) < 0)
             continue;
         if (strcmp(o->key, "max_connections") == 0)
             h->max_connections = (unsigned)u;
@@ -854,7 +729,7 @@ static int cmp_names(const void *a, const void *b)
 }
 
 /* Reports keys repeated within one object: cJSON keeps both silently. */
-static void check_dup_keys(struct ctx *c, const cJSON *node, const char *path, int depth)
+static void check_dup_keys(struct conf_ctx *c, const cJSON *node, const char *path, int depth)
 {
     if (!node || depth > 64)
         return;
@@ -862,16 +737,16 @@ static void check_dup_keys(struct ctx *c, const cJSON *node, const char *path, i
     int idx = 0;
     for (const cJSON *ch = node->child; ch; ch = ch->next, idx++) {
         if (cJSON_IsObject(node)) {
-            join_path(sub, sizeof sub, path, ch->string);
+            conf_join_path(sub, sizeof sub, path, ch->string);
             for (const cJSON *prev = node->child; prev != ch; prev = prev->next)
                 if (strcmp(prev->string, ch->string) == 0) {
-                    err_at(c, ch, 1, sub, "duplicate key \"%s\"", ch->string);
+                    conf_err(c, ch, 1, sub, "duplicate key \"%s\"", ch->string);
                     break;
                 }
         } else {
             char idxs[16];
             snprintf(idxs, sizeof idxs, "[%d]", idx);
-            join_path(sub, sizeof sub, path, idxs);
+            conf_join_path(sub, sizeof sub, path, idxs);
         }
         check_dup_keys(c, ch, sub, depth + 1);
     }
@@ -880,7 +755,7 @@ static void check_dup_keys(struct ctx *c, const cJSON *node, const char *path, i
 struct config *config_parse(const char *json, size_t len, const char *origin,
                             struct config_errors *errs)
 {
-    struct ctx c = {NULL, errs, origin};
+    struct conf_ctx c = {NULL, errs, origin};
     struct config *cfg = NULL;
     const char *end = NULL;
     cJSON *root = cJSON_ParseWithLengthOpts(json, len, &end, 0);
@@ -909,7 +784,7 @@ struct config *config_parse(const char *json, size_t len, const char *origin,
     struct jsonloc *loc = jsonloc_build(json, len, root);
     c.loc = loc;
     if (!cJSON_IsObject(root)) {
-        err_at(&c, root, 0, "", "the configuration must be a JSON object");
+        conf_err(&c, root, 0, "", "the configuration must be a JSON object");
         goto out;
     }
     check_dup_keys(&c, root, "", 0);
@@ -920,25 +795,25 @@ struct config *config_parse(const char *json, size_t len, const char *origin,
     builtin_defaults(&defaults);
     const cJSON *instances = NULL;
     for (const cJSON *ch = root->child; ch; ch = ch->next) {
-        const struct opt *o = find_opt(top_opts, NELEM(top_opts), ch->string);
+        const struct conf_opt *o = conf_find_opt(top_opts, NELEM(top_opts), ch->string);
         if (!o) {
-            err_at(&c, ch, 1, ch->string, "unknown key \"%s\" (known: listen, log_level, http, defaults, instances)", ch->string);
+            conf_err(&c, ch, 1, ch->string, "unknown key \"%s\" (known: listen, log_level, http, defaults, instances)", ch->string);
             continue;
         }
         uint64_t u;
         bool b;
         if (strcmp(o->key, "listen") == 0) {
-            take_value(&c, o, ch, "listen", &cfg->http.listen, &u, &b);
+            conf_take(&c, o, ch, "listen", &cfg->http.listen, &u, &b);
         } else if (strcmp(o->key, "log_level") == 0) {
             enum log_level lvl;
-            if (take_value(&c, o, ch, "log_level", &cfg->log_level, &u, &b) == 0 &&
+            if (conf_take(&c, o, ch, "log_level", &cfg->log_level, &u, &b) == 0 &&
                 log_parse_level(cfg->log_level, &lvl) < 0)
-                err_at(&c, ch, 0, "log_level", "unknown level \"%s\" (error, warn, info, debug)", cfg->log_level);
+                conf_err(&c, ch, 0, "log_level", "unknown level \"%s\" (error, warn, info, debug)", cfg->log_level);
         } else if (strcmp(o->key, "http") == 0) {
             parse_http(&c, ch, &cfg->http);
         } else if (strcmp(o->key, "defaults") == 0) {
             if (!cJSON_IsObject(ch))
-                err_at(&c, ch, 0, "defaults", "expected an object, got %s", type_name(ch));
+                conf_err(&c, ch, 0, "defaults", "expected an object, got %s", conf_type_name(ch));
             else
                 apply_instance_obj(&c, ch, &defaults, "defaults", true);
         } else {
@@ -948,15 +823,15 @@ struct config *config_parse(const char *json, size_t len, const char *origin,
     {
         struct buf why = BUF_INIT;
         if (check_listen(cfg->http.listen, &why) < 0)
-            err_at(&c, cJSON_GetObjectItemCaseSensitive(root, "listen"), 0, "listen", "%s", why.p);
+            conf_err(&c, cJSON_GetObjectItemCaseSensitive(root, "listen"), 0, "listen", "%s", why.p);
         buf_free(&why);
     }
     if (!instances) {
-        err_at(&c, root, 0, "instances", "missing required key \"instances\" (a list of Redis instances to poll)");
+        conf_err(&c, root, 0, "instances", "missing required key \"instances\" (a list of Redis instances to poll)");
     } else if (!cJSON_IsArray(instances)) {
-        err_at(&c, instances, 0, "instances", "expected an array, got %s", type_name(instances));
+        conf_err(&c, instances, 0, "instances", "expected an array, got %s", conf_type_name(instances));
     } else if (cJSON_GetArraySize(instances) == 0) {
-        err_at(&c, instances, 0, "instances", "the list is empty: configure at least one instance");
+        conf_err(&c, instances, 0, "instances", "the list is empty: configure at least one instance");
     } else {
         int n = cJSON_GetArraySize(instances);
         cfg->instances = xcalloc((size_t)n, sizeof *cfg->instances);
@@ -965,7 +840,7 @@ struct config *config_parse(const char *json, size_t len, const char *origin,
             char path[64];
             snprintf(path, sizeof path, "instances[%d]", i);
             if (!cJSON_IsObject(inst)) {
-                err_at(&c, inst, 0, path, "expected an object, got %s", type_name(inst));
+                conf_err(&c, inst, 0, path, "expected an object, got %s", conf_type_name(inst));
                 continue;
             }
             struct pending p;
@@ -988,7 +863,7 @@ struct config *config_parse(const char *json, size_t len, const char *origin,
                 char path[64];
                 snprintf(path, sizeof path, "instances[%zu].name", idx);
                 const cJSON *node = cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(instances, (int)idx), "name");
-                err_at(&c, node, 0, path, "duplicate instance name \"%s\" (also instances[%zu])",
+                conf_err(&c, node, 0, path, "duplicate instance name \"%s\" (also instances[%zu])",
                        v[k]->name, (size_t)(v[k - 1] - cfg->instances));
             }
         free(v);
