@@ -19,6 +19,10 @@ redpulse_install_deps() {
         # client attacks on the HTTP endpoint; clang and its runtime:
         # libFuzzer
         pkgs+=(check prometheus python3 openssl redis-tools slowhttptest clang libclang-rt-14-dev)
+        # the package and its checks: systemd-analyze (security, verify),
+        # man-db (man pages render cleanly), dpkg-dev and file (cpack's
+        # dpkg-shlibdeps), init-system-helpers (deb-systemd-helper), lintian
+        pkgs+=(systemd man-db dpkg-dev file init-system-helpers lintian)
     fi
     local missing
     missing=$(redpulse_missing_pkgs "${pkgs[@]}")
