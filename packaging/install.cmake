@@ -47,8 +47,7 @@ set(CPACK_PACKAGE_NAME redpulse)
 set(CPACK_PACKAGE_VERSION ${PROJECT_VERSION})
 set(CPACK_PACKAGE_CONTACT "redpulse maintainers <maintainers@users.noreply.r-seed-ead4af8c.example>")
 set(CPACK_PACKAGE_DESCRIPTION_SUMMARY "monitoring agent for Redis under heavy write load")
-set(CPACK_DEBIAN_PACKAGE_DESCRIPTION "monitoring agent for Redis under heavy write load
-redpulse polls INFO on many Redis instances over one persistent connection
+set(CPACK_DEBIAN_PACKAGE_DESCRIPTION "redpulse polls INFO on many Redis instances over one persistent connection
 each, derives the figures a write-heavy Redis needs (write ops/sec,
 fragmentation, AOF and bgsave health, fork cost) and serves them as
 Prometheus metrics and JSON from an embedded HTTP server. Its metric names
@@ -64,9 +63,11 @@ set(CPACK_DEBIAN_PACKAGE_CONTROL_EXTRA
   ${CMAKE_SOURCE_DIR}/packaging/debian/conffiles ${CMAKE_SOURCE_DIR}/packaging/debian/postinst
   ${CMAKE_SOURCE_DIR}/packaging/debian/prerm ${CMAKE_SOURCE_DIR}/packaging/debian/postrm)
 set(CPACK_DEBIAN_PACKAGE_CONTROL_STRICT_PERMISSION ON)
-set(CPACK_PACKAGING_INSTALL_PREFIX /usr)
-# absolute destinations (/etc, /lib/systemd) land in the package root
+# absolute destinations (/etc, /lib/systemd) land in the package root; the
+# install runs with prefix /usr whatever the build tree was configured with
 set(CPACK_SET_DESTDIR ON)
+set(CPACK_INSTALL_PREFIX /usr)
+set(CPACK_PACKAGING_INSTALL_PREFIX /usr)
 set(CPACK_STRIP_FILES ON)
 set(CPACK_INSTALL_DEFAULT_DIRECTORY_PERMISSIONS
   OWNER_READ OWNER_WRITE OWNER_EXECUTE GROUP_READ GROUP_EXECUTE WORLD_READ WORLD_EXECUTE)
