@@ -30,6 +30,9 @@ install(FILES ${RP_PKG_OUT}/redpulse.8.gz DESTINATION ${CMAKE_INSTALL_MANDIR}/ma
 install(FILES ${RP_PKG_OUT}/redpulse.json.5.gz DESTINATION ${CMAKE_INSTALL_MANDIR}/man5)
 # dashboards, alert and recording rules, example prometheus.yml: as they are
 install(DIRECTORY dashboards/ DESTINATION ${CMAKE_INSTALL_DATADIR}/redpulse/dashboards)
+if(EXISTS ${CMAKE_SOURCE_DIR}/rules)
+  install(DIRECTORY rules/ DESTINATION ${CMAKE_INSTALL_DATADIR}/redpulse/rules)
+endif()
 install(FILES packaging/copyright DESTINATION ${CMAKE_INSTALL_DOCDIR})
 install(FILES ${RP_PKG_OUT}/changelog.gz DESTINATION ${CMAKE_INSTALL_DOCDIR} RENAME changelog.Debian.gz)
 # the unit and the default configuration (a conffile in the package)

@@ -7,7 +7,8 @@
   `cmake --install` installs it into a scratch prefix, so that ExecStart=
   names a binary that exists and Documentation= man pages that man(1) finds
   (MANPATH pointed at the installed ones);
-- the settings the daemon relies on are there.
+- the settings the daemon relies on are there;
+- a second `cmake --install` keeps an edited configuration.
 
 Usage: check_unit.py SOURCE_DIR BUILD_DIR
 """
@@ -76,6 +77,17 @@ def main():
             print("verify: exit %d%s" % (r.returncode, ", no output" if not out else ""))
             if r.returncode != 0 or out:
                 fails.append("systemd-analyze verify is not clean (exit %d):\n%s" % (r.returncode, out))
+            # installing again keeps an operator's configuration
+            conf = os.path.join(prefix, "etc", "redpulse", "redpulse.json")
+            with open(conf, "a") as f:
+                f.write("\n")
+            r = subprocess.run(["cmake", "--install", build, "--prefix", prefix],
+                               capture_output=True, text=True, timeout=120)
+            with open(conf) as f:
+                kept = f.read().endswith("}\n\n")
+            if r.returncode != 0 or not kept or not os.path.exists(conf + ".default"):
+                fails.append("a second cmake --install did not keep the edited configuration "
+                             "(and put the default beside it):\n" + r.stdout + r.stderr)
 
     for f in fails:
         print("FAIL: " + f)

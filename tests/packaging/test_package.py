@@ -116,10 +116,11 @@ def inspect(deb):
               "/usr/share/doc/redpulse/copyright", "/usr/share/doc/redpulse/changelog.Debian.gz",
               "/usr/share/redpulse/dashboards/prometheus.yml"):
         assert p in paths, "%s not in the package:\n%s" % (p, contents)
-    for src in glob.glob(os.path.join(SRC, "dashboards", "**", "*"), recursive=True):
-        if os.path.isfile(src):
-            rel = os.path.relpath(src, os.path.join(SRC, "dashboards"))
-            assert "/usr/share/redpulse/dashboards/" + rel in paths, "dashboards/%s not packaged" % rel
+    for d in ("dashboards", "rules"):
+        for src in glob.glob(os.path.join(SRC, d, "**", "*"), recursive=True):
+            if os.path.isfile(src):
+                rel = os.path.relpath(src, SRC)
+                assert "/usr/share/redpulse/" + rel in paths, "%s not packaged" % rel
     assert not any(p.startswith("/usr/local") for p in paths), contents
     for line in contents.splitlines():
         mode, owner = line.split()[:2]
