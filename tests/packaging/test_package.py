@@ -187,7 +187,8 @@ def lintian(deb):
     unaccepted = [ln for ln in out if ln.startswith("W: ") and ln.split()[2] not in accepted]
     assert not errors, "lintian errors:\n" + "\n".join(errors)
     assert not unaccepted, "lintian warnings not accepted in README.md:\n" + "\n".join(unaccepted)
-    assert r.returncode in (0, 1) and "error" not in r.stderr.lower().replace("errors", ""), r.stderr
+    # 2: lintian itself failed (an unreadable package, a crash in a check)
+    assert r.returncode in (0, 1), "lintian exit %d:\n%s" % (r.returncode, r.stderr)
 
 
 def install(deb):
