@@ -202,6 +202,16 @@ def install(deb):
     assert not noise, "dpkg -i wrote to stderr:\n" + r.stderr
     for p in (BIN, UNIT, CONF, "/usr/share/man/man8/redpulse.8.gz"):
         assert os.path.exists(p), p
+    # and started nothing (no service manager to start it under)
+    if not os.path.isdir("/run/systemd/system"):
+        running = []
+        for pid in filter(str.isdigit, os.listdir("/proc")):
+            try:
+                if os.readlink("/proc/%s/exe" % pid) == BIN:
+                    running.append(pid)
+            except OSError:
+                pass
+        assert not running, "postinst started %s without systemd: pids %s" % (BIN, running)
     # enabled the Debian way, for the next boot with systemd
     link = "/etc/systemd/system/multi-user.target.wants/redpulse.service"
     assert os.path.islink(link) and os.readlink(link) == UNIT, "postinst did not enable the unit"
