@@ -17,6 +17,7 @@ first. Exit 77 (CTest: skipped) when not root or a tool is missing, unless
 CI=true, where that fails.
 """
 import glob
+import gzip
 import json
 import os
 import re
@@ -138,6 +139,10 @@ def inspect(deb):
         with open(root + UNIT) as u:
             unit = u.read()
         assert "ExecStart=%s --config %s\n" % (BIN, CONF) in unit, unit
+        with gzip.open(root + "/usr/share/doc/redpulse/changelog.Debian.gz", "rt") as c:
+            top = c.readline()
+        assert top.startswith("redpulse (%s) " % f["Version"]), \
+            "packaging/changelog's latest entry is not the package's version %s: %s" % (f["Version"], top)
     print("  %s %s, Depends: %s" % (f["Package"], f["Version"], f["Depends"]))
     return f
 
