@@ -4,12 +4,13 @@
 build it with cpack from the build tree; inspect it (contents, control
 fields, conffiles, maintainer scripts, Depends against the binary's NEEDED
 libraries as ldd resolves them); lintian (no error, warnings only those the
-README accepts); install it with dpkg (enabled the Debian way, silent without
-systemd); run the INSTALLED binary, as the installed unit's ExecStart= says,
-as an unprivileged user, with the installed default configuration (only the
-Redis and HTTP ports moved to free ones) against a real redis-server, scrape
-it; remove (conffile kept) and purge (nothing left, state directory
-included).
+README accepts); install it with dpkg (enabled the Debian way, silent and
+nothing started without systemd); run the INSTALLED binary, as the
+installed unit's ExecStart= says, as an unprivileged user, with the
+installed default configuration (only the Redis and HTTP ports moved to
+free ones) against a real redis-server, scrape it; install again over an
+edited conffile (kept); remove (conffile kept) and purge (nothing left,
+state directory included).
 
 Usage: test_package.py SOURCE_DIR BUILD_DIR
 Safe to run again: a redpulse package left by an interrupted run is purged
@@ -281,10 +282,21 @@ def run_installed(tmp):
     assert rc == 0, "installed redpulse exited %d on SIGTERM:\n%s" % (rc, text)
 
 
-def remove_and_purge(files):
-    step("dpkg -r: the conffile stays")
+def reinstall(deb):
+    step("dpkg -i again (the upgrade path of the scripts): an edited conffile stays, the unit stays enabled")
     with open(CONF, "a") as f:  # an administrator's change
         f.write("\n")
+    r = dpkg("-i", deb)
+    assert r.returncode == 0, r.stdout + r.stderr
+    noise = [ln for ln in r.stderr.splitlines() if ln.strip() and not ln.startswith("Created symlink ")]
+    assert not noise, "dpkg -i wrote to stderr:\n" + r.stderr
+    with open(CONF) as f:
+        assert f.read().endswith("}\n\n"), "the reinstall replaced the edited " + CONF
+    assert os.path.islink("/etc/systemd/system/multi-user.target.wants/redpulse.service")
+
+
+def remove_and_purge(files):
+    step("dpkg -r: the conffile stays")
     r = dpkg("-r", PKG)
     assert r.returncode == 0 and not r.stderr.strip(), r.stdout + r.stderr
     assert installed().endswith("config-files"), installed()
@@ -328,6 +340,7 @@ def main():
         install(deb)
         check_depends(fields["Depends"])
         run_installed(tmp.path)
+        reinstall(deb)
         remove_and_purge(files)
     finally:
         if installed() != "not-installed":
