@@ -315,7 +315,7 @@ def fleet():
                thresholds=[{"color": "red", "value": None}, {"color": "green", "value": 1}]), 4, 8)
     L.add(bars("Top 10 main-thread CPU", "Share of one core used by each instance's main thread (commands run "
                "there). Bad: near 100%: the instance cannot take more load; shard or move heavy commands off.",
-               [tgt("A", "topk(10, target:redis_cpu_main_thread:rate1m%s)" % sel(), "{{target}}", instant=True)],
+               [tgt("A", "topk(10, target:redis_cpu_main_thread_seconds:rate1m%s)" % sel(), "{{target}}", instant=True)],
                "percentunit", min_=0,
                thresholds=[{"color": "green", "value": None}, {"color": "orange", "value": 0.7},
                            {"color": "red", "value": 0.9}]), 6, 8)
@@ -458,13 +458,13 @@ def write_path():
               tgt("B", "redis_memory_used_rss_bytes%s" % sel(), "RSS"),
               tgt("C", "redis_memory_used_peak_bytes%s" % sel(), "peak"),
               tgt("D", "redis_memory_max_bytes%s > 0" % sel(), "maxmemory")], "bytes"), 8, 8)
-    L.add(ts("Client buffer disconnections", "Clients disconnected for exceeding the output buffer limit (slow "
-             "readers, replicas that fall behind) or the query buffer limit. Bad: any; a disconnected replica "
-             "resyncs: raise client-output-buffer-limit replica or fix the slow reader.",
-             [tgt("A", "sum by (job, target) (%s)" % rate("redis_client_output_buffer_limit_disconnections_total",
-                                                         fn="increase"), "output buffer"),
-              tgt("B", "sum by (job, target) (%s)" % rate("redis_client_query_buffer_limit_disconnections_total",
-                                                         fn="increase"), "query buffer")], "short"), 8, 8)
+    L.add(ts("Client output buffers", "The largest client output buffer seen recently, and the memory of "
+             "replica and normal client buffers. Bad: near client-output-buffer-limit (replica 256mb by "
+             "default): the client is disconnected and a replica resyncs; fix the slow reader or raise the "
+             "limit. Redis 7.2+ also counts the disconnections (not in 7.0's INFO, so not drawn here).",
+             [tgt("A", "redis_client_recent_max_output_buffer_bytes%s" % sel(), "largest output buffer"),
+              tgt("B", "redis_mem_clients_slaves%s" % sel(), "replica buffers"),
+              tgt("C", "redis_mem_clients_normal%s" % sel(), "normal client buffers")], "bytes"), 8, 8)
     L.add(ts("Replication lag", "Bytes each replica of this instance is behind. Bad: growing, or more than "
              "repl-backlog-size: a reconnect then needs a full resync (a fork and a full copy).",
              [tgt("A", "redis_connected_slave_lag_bytes%s" % sel(), "{{slave_ip}}:{{slave_port}}"),

@@ -19,6 +19,8 @@ redpulse_install_deps() {
         # client attacks on the HTTP endpoint; clang and its runtime:
         # libFuzzer
         pkgs+=(check prometheus python3 openssl redis-tools slowhttptest clang libclang-rt-14-dev)
+        # python3-yaml: the dashboard and rule linter reads the rule files
+        pkgs+=(python3-yaml)
     fi
     local missing
     missing=$(redpulse_missing_pkgs "${pkgs[@]}")
