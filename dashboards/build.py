@@ -106,13 +106,11 @@ def panel(kind, title, desc, targets, unit, overrides=(), mappings=None, thresho
         defaults["min"] = min_
     if links:
         defaults["links"] = links
-    p = {"type": kind, "title": title, "description": desc, "datasource": DS, "targets": targets,
-         "fieldConfig": {"defaults": defaults, "overrides": list(overrides)}}
-    if options:
-        p["options"] = options
-    if transformations:
-        p["transformations"] = transformations
-    return p
+    # transparent, repeatDirection, options and transformations are
+    # Grafana's defaults, written out because @grafana/schema requires them
+    return {"type": kind, "title": title, "description": desc, "datasource": DS, "targets": targets,
+            "fieldConfig": {"defaults": defaults, "overrides": list(overrides)}, "options": options or {},
+            "transformations": transformations or [], "transparent": False, "repeatDirection": "h"}
 
 
 def ts(title, desc, targets, unit, **kw):
@@ -148,16 +146,16 @@ def table(title, desc, targets, unit, hide=(), rename=None, **kw):
 def variables(multi_target):
     q_job = "label_values(redis_up, job)"
     q_target = 'label_values(redis_up{job=~"$job"}, target)'
+    target_all = {"allValue": ".+"} if multi_target else {}
     return [
         {"name": "datasource", "label": "Data source", "type": "datasource", "query": "prometheus",
-         "current": {}, "hide": 0, "refresh": 1, "regex": "", "options": []},
+         "hide": 0, "refresh": 1, "regex": "", "options": []},
         {"name": "job", "label": "Job", "type": "query", "datasource": DS, "query": q_job, "definition": q_job,
-         "refresh": 2, "multi": True, "includeAll": True, "allValue": ".+", "current": {}, "hide": 0,
+         "refresh": 2, "multi": True, "includeAll": True, "allValue": ".+", "hide": 0,
          "sort": 1, "regex": "", "options": []},
         {"name": "target", "label": "Instance (target)", "type": "query", "datasource": DS, "query": q_target,
          "definition": q_target, "refresh": 2, "multi": multi_target, "includeAll": multi_target,
-         "allValue": ".+" if multi_target else None, "current": {}, "hide": 0, "sort": 1, "regex": "",
-         "options": []},
+         "hide": 0, "sort": 1, "regex": "", "options": [], **target_all},
         # the instance's own configured labels (env, namespace ...): any of
         # them can filter every query of the dashboard
         {"name": "filters", "label": "Labels", "type": "adhoc", "datasource": DS, "filters": [], "hide": 0},
@@ -172,6 +170,7 @@ def dashboard(uid, title, desc, panels, multi_target):
         "tags": ["redpulse", "redis"],
         "editable": False,
         "graphTooltip": 1,
+        "style": "dark",
         "schemaVersion": 36,
         "version": 1,
         "time": {"from": "now-1h", "to": "now"},
@@ -183,7 +182,7 @@ def dashboard(uid, title, desc, panels, multi_target):
         "weekStart": "",
         "annotations": {"list": [{"builtIn": 1, "datasource": {"type": "grafana", "uid": "-- Grafana --"},
                                   "enable": True, "hide": True, "iconColor": "rgba(0, 211, 255, 1)",
-                                  "name": "Annotations & Alerts", "type": "dashboard"}]},
+                                  "name": "Annotations & Alerts", "type": "dashboard", "showIn": 0}]},
         # to the other redpulse dashboard, keeping time range and variables
         "links": [{"title": "redpulse", "type": "dashboards", "tags": ["redpulse"], "asDropdown": False,
                    "includeVars": True, "keepTime": True, "icon": "external link", "targetBlank": False,

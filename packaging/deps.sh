@@ -19,8 +19,9 @@ redpulse_install_deps() {
         # client attacks on the HTTP endpoint; clang and its runtime:
         # libFuzzer
         pkgs+=(check prometheus python3 openssl redis-tools slowhttptest clang libclang-rt-14-dev)
-        # python3-yaml: the dashboard and rule linter reads the rule files
-        pkgs+=(python3-yaml)
+        # python3-yaml, python3-jsonschema: the dashboard and rule linter
+        # reads the rule files; the dashboards are checked against Grafana's schema
+        pkgs+=(python3-yaml python3-jsonschema)
     fi
     local missing
     missing=$(redpulse_missing_pkgs "${pkgs[@]}")
