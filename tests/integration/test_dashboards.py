@@ -248,8 +248,9 @@ class Dashboards(unittest.TestCase):
             if a["labels"]["alertname"] == "RedisWritesRefused" and a["state"] == "firing":
                 self.assertEqual(a["labels"]["err"], "MISCONF")
                 self.assertIn("broken refuses writes with MISCONF", a["annotations"]["description"])
-        # the healthy instances raise neither
+        # the healthy instances raise neither, and nothing is down
         for a in alerts:
+            self.assertNotIn(a["labels"]["alertname"], ("RedisDown", "RedisMasterLinkDown"), a)
             if a["labels"]["alertname"] in ("RedisBgsaveFailed", "RedisWritesRefused"):
                 self.assertEqual(a["labels"]["target"], "broken", a)
         self.assertGreater(self.refuser.refused, 0)
