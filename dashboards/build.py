@@ -227,12 +227,14 @@ def fleet():
                [tgt("A", "sum(target:redis_write_commands:rate1m%s)" % sel())], "ops",
                thresholds=[{"color": "blue", "value": None}]), 4, 4)
 
-    L.add(table("Instances", "One row per instance: role, version, uptime and whether redpulse can poll it. Bad: "
-                "DOWN, or an uptime that restarts (a crash loop). Click a target for its write path.",
+    L.add(table("Instances", "One row per instance: role, version, uptime, whether redpulse can poll it and how its "
+                "last poll ended. Bad: DOWN (the last poll says why: connect_refused, timeout, auth ...), or an "
+                "uptime that keeps restarting (a crash loop). Click a target for its write path.",
                 [tgt("A", "redis_uptime_in_seconds%s * on (job, target) group_left (role, redis_version) "
                           "redis_instance_info%s" % (sel(), sel()), instant=True, fmt="table"),
-                 tgt("B", "redis_up%s" % sel(), instant=True, fmt="table")],
-                "short", rename={"Value #A": "uptime", "Value #B": "up"},
+                 tgt("B", "redis_up%s" % sel(), instant=True, fmt="table"),
+                 tgt("C", "redpulse_last_poll_outcome%s" % sel(), instant=True, fmt="table")],
+                "short", hide=["Value #C"], rename={"Value #A": "uptime", "Value #B": "up", "reason": "last poll"},
                 overrides=[override_name("Value #A", unit="s"),
                            override_name("Value #B", unit="short", mappings=UP_MAP,
                                          custom={"displayMode": "color-background"}),
