@@ -217,11 +217,11 @@ def fleet():
                "write calls). Bad: above 0 means clients lose writes; see 'Refused writes/s by reason'.",
                [tgt("A", "sum(avg_over_time(redis_writes_refused_per_second%s[%s]))" % (sel(), RI))], "ops",
                thresholds=[{"color": "green", "value": None}, {"color": "red", "value": 0.001}]), 4, 4)
-    L.add(stat("Commands/s", "Commands per second over all selected instances. Bad: a sudden drop with no drop "
+    L.add(stat("Commands/s, all instances", "Commands per second over all selected instances. Bad: a sudden drop with no drop "
                "in client traffic (a stalled server) or a jump you did not plan for.",
                [tgt("A", "sum(%s)" % rate("redis_commands_processed_total"))], "ops",
                thresholds=[{"color": "blue", "value": None}]), 4, 4)
-    L.add(stat("Write commands/s", "Write commands per second over all selected instances (the server's own "
+    L.add(stat("Write commands/s, all instances", "Write commands per second over all selected instances (the server's own "
                "COMMAND flags). Bad: above what your disks sustain with your appendfsync policy; watch "
                "delayed fsyncs on the write-path dashboard.",
                [tgt("A", "sum(target:redis_write_commands:rate1m%s)" % sel())], "ops",

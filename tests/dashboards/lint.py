@@ -44,6 +44,7 @@ RULES = {
     "fixed-uid": "a fixed, unique, URL-safe dashboard uid; unique panel ids",
     "dashboard-links": "a link to the other redpulse dashboards carrying variables and time",
     "schema-version": "schemaVersion 36 or newer (Grafana 9) and not editable",
+    "panel-type": "core panel types of Grafana 9 only, none of the Angular ones later Grafanas removed",
     "metric-exists": "every metric exists in the agent's /metrics capture or is a shipped recording rule",
     "alert-name": "alert names are CamelCase, at most 40 characters",
     "alert-severity": "severity is critical, warning or info",
@@ -66,6 +67,11 @@ UNITS = {
     "timestamp": {"dateTimeAsIso", "dateTimeAsUS", "dateTimeFromNow", "dateTimeAsSystem"},
 }
 KNOWN_UNITS = set().union(*UNITS.values()) | {"short", "none"}
+# core panels of Grafana 9.0 that are not Angular (graph, singlestat,
+# table-old ... stopped loading in Grafana 11)
+PANEL_TYPES = {"row", "timeseries", "stat", "gauge", "bargauge", "table", "text", "state-timeline",
+               "status-history", "barchart", "histogram", "heatmap", "piechart", "logs", "news", "nodeGraph",
+               "dashlist", "alertlist", "annolist", "geomap", "candlestick"}
 
 
 # ---------------------------------------------------------------- PromQL --
@@ -532,6 +538,8 @@ class Linter:
 
     def panel(self, w, p):
         where = "%s: panel %r" % (w, p.get("title"))
+        if p.get("type") not in PANEL_TYPES:
+            self.v(where, "panel-type", "panel type %r is not a core Grafana 9 panel (or is Angular)" % p.get("type"))
         if p.get("type") == "row":
             return
         if not (p.get("title") or "").strip():

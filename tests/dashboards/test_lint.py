@@ -77,7 +77,7 @@ MUTATIONS = [
     ("template-target", lambda fleet, ds, rules: var(fleet, "target").update(
         query="label_values(redis_up, target)")),
     ("template-on-time-change-reload", lambda fleet, ds, rules: var(fleet, "job").update(refresh=1)),
-    ("panel-datasource", setp("Commands/s", lambda p: p.update(datasource={"type": "prometheus",
+    ("panel-datasource", setp("Commands/s, all instances", lambda p: p.update(datasource={"type": "prometheus",
                                                                           "uid": "P1809F7CD0C75ACF3"}))),
     ("panel-title-description", setp("Fragmentation bytes", lambda p: p.update(description="Fragmentation."))),
     ("panel-units", setp("Fragmentation bytes", lambda p: p["fieldConfig"]["defaults"].pop("unit"))),
@@ -108,6 +108,7 @@ MUTATIONS = [
     ("dashboard-links", lambda fleet, ds, rules: fleet.update(links=[])),
     ("dashboard-links", lambda fleet, ds, rules: fleet["links"][0].update(includeVars=False)),
     ("schema-version", lambda fleet, ds, rules: fleet.update(schemaVersion=27)),
+    ("panel-type", setp("Fragmentation bytes", lambda p: p.update(type="graph"))),
     ("schema-version", lambda fleet, ds, rules: fleet.update(editable=True)),
     ("metric-exists", m_expr("Fragmentation bytes", "A", lambda e: e.replace("redis_mem_fragmentation_bytes",
                                                                             "redis_mem_fragmentation_byte"))),
