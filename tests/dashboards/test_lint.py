@@ -147,6 +147,26 @@ class Lint(unittest.TestCase):
                 self.assertTrue(got, "case %d (%s) not caught" % (i, rule))
                 self.assertEqual({r for _, r, _ in got}, {rule}, got)
 
+    def test_promtool_tests_cover_every_rule(self):
+        """rules_test.yml has, for every alert, a case where it fires and one
+        where it does not, and a test of every recording rule."""
+        with open(os.path.join(HERE, "rules_test.yml"), encoding="utf-8") as f:
+            doc = yaml.safe_load(f)
+        firing, quiet, exprs = set(), set(), set()
+        for t in doc["tests"]:
+            for a in t.get("alert_rule_test", []):
+                (firing if a.get("exp_alerts") else quiet).add(a["alertname"])
+            for e in t.get("promql_expr_test", []):
+                if e.get("exp_samples"):
+                    exprs.add(e["expr"])
+        _, rules = load()
+        alerts = {r["alert"] for _, d in rules for g in d["groups"] for r in g["rules"] if "alert" in r}
+        records = {r["record"] for _, d in rules for g in d["groups"] for r in g["rules"] if "record" in r}
+        self.assertEqual(len(alerts), 13)
+        self.assertEqual(alerts - firing, set(), "alerts never tested firing")
+        self.assertEqual(alerts - quiet, set(), "alerts never tested quiet")
+        self.assertEqual(records - exprs, set(), "recording rules without a test")
+
     def test_parser(self):
         p = lint.parse
         self.assertEqual(lint.expr_kind(p("rate(a_seconds_total[1m]) / (rate(a_total[1m]) > 0)")), "seconds")
