@@ -96,6 +96,7 @@ class Node:
 
 TOKEN = re.compile(r"""
     (?P<ws>\s+)
+  | (?P<dur>(?:\d+(?:ms|[smhdwy]))+(?![\w:]))
   | (?P<num>(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?(?![\w:])|0x[0-9a-fA-F]+|Inf\b|NaN\b)
   | (?P<str>"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*'|`[^`]*`)
   | (?P<range>\[[^\]]*\])
@@ -198,7 +199,10 @@ class Parser:
                 node = Node("subquery", expr=node, range=rng)
         if self.peek()[1] == "offset":
             self.next()
-            self.next()
+            if self.peek()[1] == "-":
+                self.next()
+            if self.next()[0] != "dur":
+                raise PromQLError("expected a duration after offset")
         return node
 
     def primary(self):

@@ -178,7 +178,9 @@ class Lint(unittest.TestCase):
         self.assertEqual(t.lhs.kind, "binary")
         t = p('sum without (cmd) (x{a="b"}) * on (job) group_left (role) y')
         self.assertEqual((t.matching, t.group), (("on", ["job"]), ("group_left", ["role"])))
-        for bad in ("sum(x", "x{a=b}", "x +", "{a=\"b\"}", "x{a=\"b\"", "rate(x[5m]) ) "):
+        t = p("rate(x_total[5m] offset 1h30m) / 2")
+        self.assertEqual(lint.unparen(t.lhs).args[0].range, "5m")
+        for bad in ("x offset y", "sum(x", "x{a=b}", "x +", "{a=\"b\"}", "x{a=\"b\"", "rate(x[5m]) ) "):
             with self.assertRaises(lint.PromQLError, msg=bad):
                 p(bad)
 
