@@ -23,6 +23,9 @@ redpulse_install_deps() {
         # man-db (man pages render cleanly), dpkg-dev and file (cpack's
         # dpkg-shlibdeps), init-system-helpers (deb-systemd-helper), lintian
         pkgs+=(systemd man-db dpkg-dev file init-system-helpers lintian)
+        # python3-yaml, python3-jsonschema: the dashboard and rule linter
+        # reads the rule files; the dashboards are checked against Grafana's schema
+        pkgs+=(python3-yaml python3-jsonschema)
     fi
     local missing
     missing=$(redpulse_missing_pkgs "${pkgs[@]}")
