@@ -56,18 +56,18 @@ static const char CT_JSON[] = "application/json";
 static const char CT_TEXT[] = "text/plain; charset=utf-8";
 static const char CT_HTML[] = "text/html; charset=utf-8";
 
-void http_render_metrics(struct registry *reg, long target, struct buf *out)
+void http_render_metrics(struct registry *reg, const char *target, struct buf *out)
 {
-    size_t n = registry_size(reg);
+    struct registry_view v = {0, NULL, NULL, NULL};
     struct frag *one = NULL;
     struct frag **fr = &one;
     size_t nf = 1;
-    if (target < 0) {
-        fr = xcalloc(n ? n : 1, sizeof *fr);
-        registry_snapshot(reg, fr);
-        nf = n;
+    if (!target) {
+        registry_view_take(reg, &v); /* one consistent set of instances */
+        fr = v.frags;
+        nf = v.n;
     } else {
-        one = registry_get(reg, (size_t)target);
+        one = registry_get_name(reg, target);
     }
     size_t total = 0;
     for (size_t i = 0; i < nf; i++)
@@ -89,7 +89,7 @@ void http_render_metrics(struct registry *reg, long target, struct buf *out)
             frag_expand(g, f, out);
         }
     }
-    if (target < 0) {
+    if (!target) {
         buf_puts(out, "# HELP redpulse_build_info Build information of redpulse\n"
                       "# TYPE redpulse_build_info gauge\n");
         buf_puts(out, "redpulse_build_info{version=\"" REDPULSE_VERSION "\"} 1\n");
@@ -98,13 +98,12 @@ void http_render_metrics(struct registry *reg, long target, struct buf *out)
         buf_printf(out, "redpulse_open_connections %ld\n", conn_open_count());
         buf_puts(out, "# HELP redpulse_instances Configured Redis instances\n"
                       "# TYPE redpulse_instances gauge\n");
-        buf_printf(out, "redpulse_instances %zu\n", n);
+        buf_printf(out, "redpulse_instances %zu\n", v.n);
         poller_render_lateness(out);
+        registry_view_release(&v);
+    } else {
+        frag_unref(one);
     }
-    for (size_t i = 0; i < nf; i++)
-        frag_unref(fr[i]);
-    if (fr != &one)
-        free(fr);
 }
 
 int http_accepts_gzip(const char *ae)
@@ -293,9 +292,11 @@ static enum MHD_Result landing(struct http_server *s, struct MHD_Connection *c)
                  "<li><a href=\"/api/v1/instances\">/api/v1/instances</a></li>"
                  "<li><a href=\"/healthz\">/healthz</a> and <a href=\"/readyz\">/readyz</a></li></ul>"
                  "<h2>Instances</h2><ul>");
-    size_t n = s->cfg->n_instances;
+    struct registry_view v;
+    registry_view_take(s->reg, &v);
+    size_t n = v.n;
     for (size_t i = 0; i < n && i < 100; i++) {
-        const char *name = s->cfg->instances[i].name;
+        const char *name = v.names[i];
         buf_puts(&b, "<li>");
         html_escape(&b, name);
         buf_puts(&b, ": <a href=\"/scrape?target=");
@@ -306,6 +307,7 @@ static enum MHD_Result landing(struct http_server *s, struct MHD_Connection *c)
     }
     if (n > 100)
         buf_printf(&b, "<li>... and %zu more</li>", n - 100);
+    registry_view_release(&v);
     buf_puts(&b, "</ul></body></html>\n");
     return send_buf(c, MHD_HTTP_OK, CT_HTML, &b, false);
 }
@@ -338,7 +340,7 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
     struct buf b = BUF_INIT;
 
     if (strcmp(url, "/metrics") == 0) {
-        http_render_metrics(s->reg, -1, &b);
+        http_render_metrics(s->reg, NULL, &b);
         auth_render_metrics(s->auth, &b);
         return send_buf(c, MHD_HTTP_OK, CT_PROM, &b, gz);
     }
@@ -346,34 +348,32 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
         const char *name = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "target");
         if (!name || !*name)
             return send_text(c, MHD_HTTP_BAD_REQUEST, "missing ?target=NAME (a configured instance name)\n");
-        long i = registry_find(s->reg, name);
-        if (i < 0)
+        struct frag *f = registry_get_name(s->reg, name);
+        if (!f)
             return send_text(c, MHD_HTTP_NOT_FOUND, "unknown target: only configured instance names are accepted\n");
-        http_render_metrics(s->reg, i, &b);
+        frag_unref(f);
+        http_render_metrics(s->reg, name, &b);
         return send_buf(c, MHD_HTTP_OK, CT_PROM, &b, gz);
     }
     if (strcmp(url, "/api/v1/instances") == 0) {
-        size_t n = registry_size(s->reg);
-        struct frag **fr = xcalloc(n ? n : 1, sizeof *fr);
-        registry_snapshot(s->reg, fr);
+        struct registry_view v;
+        registry_view_take(s->reg, &v);
         buf_putc(&b, '[');
         bool first = true;
-        for (size_t i = 0; i < n; i++) {
-            if (!fr[i])
+        for (size_t i = 0; i < v.n; i++) {
+            if (!v.frags[i])
                 continue;
             if (!first)
                 buf_putc(&b, ',');
             first = false;
-            frag_append_json(fr[i], &b);
-            frag_unref(fr[i]);
+            frag_append_json(v.frags[i], &b);
         }
-        free(fr);
+        registry_view_release(&v);
         buf_puts(&b, "]\n");
         return send_buf(c, MHD_HTTP_OK, CT_JSON, &b, gz);
     }
     if (strncmp(url, "/api/v1/instances/", 18) == 0) {
-        long i = registry_find(s->reg, url + 18);
-        struct frag *f = i >= 0 ? registry_get(s->reg, (size_t)i) : NULL;
+        struct frag *f = registry_get_name(s->reg, url + 18);
         if (!f)
             return send_text(c, MHD_HTTP_NOT_FOUND, "unknown instance\n");
         frag_append_json(f, &b);

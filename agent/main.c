@@ -162,11 +162,7 @@ int main(int argc, char **argv)
      * 5,000 instances it cost 3.0 context switches a poll instead of 2.0,
      * since the coarse clock lets ticks due together share a wake-up */
     struct event_base *base = event_base_new();
-    const char **names = xcalloc(cfg->n_instances, sizeof *names);
-    for (size_t i = 0; i < cfg->n_instances; i++)
-        names[i] = cfg->instances[i].name;
-    struct registry *reg = registry_new(names, cfg->n_instances);
-    free(names);
+    struct registry *reg = registry_new(NULL, 0); /* the poller fills it */
     int rc = 1;
     struct poller *poller = NULL;
     struct http_server *http = NULL;
@@ -181,9 +177,10 @@ int main(int argc, char **argv)
         log_error("http", "%s", err);
         goto out;
     }
-    poller = poller_new(base, cfg, reg);
+    poller = poller_new(base, reg);
     if (!poller)
         goto out;
+    poller_apply(poller, cfg);
     sigs[0] = evsignal_new(base, SIGTERM, on_stop, base);
     sigs[1] = evsignal_new(base, SIGINT, on_stop, base);
     sigs[2] = evsignal_new(base, SIGHUP, on_hup, http);

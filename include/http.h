@@ -29,10 +29,11 @@ int http_reload_tls(struct http_server *s);
 /* Stops accepting, finishes in-flight requests and frees; safe on NULL. */
 void http_stop(struct http_server *s);
 
-/* Assembles the Prometheus exposition of every slot (target < 0) or of one
- * slot, families contiguous across instances, plus redpulse's global
- * families when target < 0. Exposed for tests and benchmarks. */
-void http_render_metrics(struct registry *reg, long target, struct buf *out);
+/* Assembles the Prometheus exposition of every slot (target NULL: one
+ * consistent set, see registry_view_take) or of the slot named target,
+ * families contiguous across instances, plus redpulse's global families when
+ * target is NULL. Exposed for tests and benchmarks. */
+void http_render_metrics(struct registry *reg, const char *target, struct buf *out);
 /* Percent-decodes s in place as MHD's unescape callback does for paths and
  * query values, except that "%00" is left as written (a NUL would cut a
  * target name short). Returns the new length. */

@@ -91,7 +91,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         buf_free(&pre);
     }
     struct buf text = BUF_INIT;
-    http_render_metrics(reg, -1, &text);
+    http_render_metrics(reg, NULL, &text);
     size_t n;
     struct seen seen = {names, ninst, 0};
     const char *err = expo_check(text.p, text.len, &n, "target", on_target, &seen);
