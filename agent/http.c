@@ -10,6 +10,7 @@
 #include <gnutls/abstract.h>
 #include <gnutls/gnutls.h>
 #include <microhttpd.h>
+#include <fcntl.h>
 #include <netdb.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -17,13 +18,17 @@
 #include <string.h>
 #include <strings.h>
 #include <libdeflate.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "auth.h"
 #include "conn.h"
 #include "log.h"
 #include "poller.h"
 #include "prom.h"
+#include "reload.h"
 #include "render.h"
+#include "selfstat.h"
 #include "util.h"
 
 /* A certificate chain and key ready for handshakes. Handshakes may still
@@ -49,6 +54,7 @@ struct http_server {
     char *client_ca_pem;      /* must outlive the daemon */
     struct tls_material *material; /* newest; ->older the replaced ones */
     struct sockaddr_storage addr;
+    int listen_fd;            /* >= 0: serve this listening socket (http_apply) */
 };
 
 static const char CT_PROM[] = "text/plain; version=0.0.4; charset=utf-8";
@@ -100,6 +106,8 @@ void http_render_metrics(struct registry *reg, const char *target, struct buf *o
                       "# TYPE redpulse_instances gauge\n");
         buf_printf(out, "redpulse_instances %zu\n", v.n);
         poller_render_lateness(out);
+        reload_render_metrics(out);
+        selfstat_render(out);
         registry_view_release(&v);
     } else {
         frag_unref(one);
@@ -553,7 +561,8 @@ static int cert_callback(gnutls_session_t session, const gnutls_datum_t *req_ca_
 static struct MHD_Daemon *start_daemon(struct http_server *s)
 {
     const struct http_cfg *h = &s->cfg->http;
-    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG;
+    /* ITC: MHD_quiesce_daemon hands the listening socket over (http_apply, http_stop) */
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG | MHD_USE_ITC;
     if (s->addr.ss_family == AF_INET6)
         flags |= MHD_USE_IPv6;
     if (s->tls)
@@ -564,7 +573,10 @@ static struct MHD_Daemon *start_daemon(struct http_server *s)
     struct MHD_OptionItem o[24];
     int n = 0;
 #define OPT(opt, val, ptr) (o[n++] = (struct MHD_OptionItem){(opt), (intptr_t)(val), (void *)(ptr)})
-    OPT(MHD_OPTION_SOCK_ADDR, 0, &s->addr);
+    if (s->listen_fd >= 0)
+        OPT(MHD_OPTION_LISTEN_SOCKET, s->listen_fd, NULL);
+    else
+        OPT(MHD_OPTION_SOCK_ADDR, 0, &s->addr);
     OPT(MHD_OPTION_THREAD_POOL_SIZE, h->threads, NULL);
     OPT(MHD_OPTION_CONNECTION_LIMIT, h->max_connections, NULL);
     OPT(MHD_OPTION_PER_IP_CONNECTION_LIMIT, h->max_connections_per_ip, NULL);
@@ -596,6 +608,7 @@ struct http_server *http_start(const struct config *cfg, struct registry *reg, c
     socklen_t sl;
     s->cfg = cfg;
     s->reg = reg;
+    s->listen_fd = -1;
     s->tls = cfg->http.tls_cert_file != NULL;
     if (resolve_listen(cfg->http.listen, &s->addr, &sl, err, errlen) < 0)
         goto fail;
@@ -606,13 +619,13 @@ struct http_server *http_start(const struct config *cfg, struct registry *reg, c
             goto fail;
         atomic_store(&tls_current, s->material);
     }
+    s->auth = auth_new(cfg->http.users, cfg->http.n_users); /* before the first request can come */
     s->d = start_daemon(s);
     if (!s->d) {
         snprintf(err, errlen, "cannot listen on %s (in use, or not an address of this host?%s)", cfg->http.listen,
                  s->client_ca_pem ? " or the client CA file is not PEM" : "");
         goto fail;
     }
-    s->auth = auth_new(cfg->http.users, cfg->http.n_users);
     bool loopback = (s->addr.ss_family == AF_INET && ((struct sockaddr_in *)&s->addr)->sin_addr.s_addr == htonl(INADDR_LOOPBACK)) ||
                     (s->addr.ss_family == AF_INET6 && IN6_IS_ADDR_LOOPBACK(&((struct sockaddr_in6 *)&s->addr)->sin6_addr));
     if (!loopback && (!s->tls || !s->auth))
@@ -621,6 +634,7 @@ struct http_server *http_start(const struct config *cfg, struct registry *reg, c
     return s;
 fail:
     atomic_store(&tls_current, NULL);
+    auth_free(s->auth);
     material_free(s->material);
     free(s->client_ca_pem);
     free(s);
@@ -644,11 +658,86 @@ int http_reload_tls(struct http_server *s)
     return 0;
 }
 
+/* Stops accepting on d, lets the requests in flight finish for up to
+ * grace_ms (idle keep-alive connections count until then), then stops it.
+ * A socket shared with a newer server (http_apply) stays open there: this
+ * closes only d's own descriptor. */
+static void drain_and_stop(struct MHD_Daemon *d, unsigned grace_ms)
+{
+    MHD_socket fd = MHD_quiesce_daemon(d);
+    for (unsigned waited = 0; waited < grace_ms; waited += 10) {
+        const union MHD_DaemonInfo *i = MHD_get_daemon_info(d, MHD_DAEMON_INFO_CURRENT_CONNECTIONS);
+        if (!i || i->num_connections == 0)
+            break;
+        struct timespec ts = {0, 10 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    MHD_stop_daemon(d);
+    if (fd != MHD_INVALID_SOCKET)
+        close(fd);
+}
+
+struct http_server *http_apply(struct http_server *old, const struct config *cfg, char *err, size_t errlen)
+{
+    struct http_server *s = xcalloc(1, sizeof *s);
+    socklen_t sl;
+    s->cfg = cfg;
+    s->reg = old->reg;
+    s->listen_fd = -1;
+    s->tls = cfg->http.tls_cert_file != NULL;
+    struct tls_material *was = atomic_load(&tls_current);
+    if (resolve_listen(cfg->http.listen, &s->addr, &sl, err, errlen) < 0)
+        goto fail;
+    if (s->tls) {
+        if (!(s->material = load_material(&cfg->http, err, errlen)))
+            goto fail;
+        if (cfg->http.tls_client_ca_file && !(s->client_ca_pem = read_pem(cfg->http.tls_client_ca_file, err, errlen)))
+            goto fail;
+    }
+    bool same_addr = strcmp(cfg->http.listen, old->cfg->http.listen) == 0;
+    if (same_addr) { /* the same listening socket: no connection refused meanwhile */
+        const union MHD_DaemonInfo *i = MHD_get_daemon_info(old->d, MHD_DAEMON_INFO_LISTEN_FD);
+        if (!i || (s->listen_fd = fcntl(i->listen_fd, F_DUPFD_CLOEXEC, 3)) < 0) {
+            snprintf(err, errlen, "cannot share the listening socket: %s", strerror(errno));
+            goto fail;
+        }
+    }
+    if (s->tls)
+        atomic_store(&tls_current, s->material);
+    s->auth = auth_new(cfg->http.users, cfg->http.n_users);
+    s->d = start_daemon(s);
+    if (!s->d) {
+        snprintf(err, errlen, "cannot serve %s with the new settings (address in use, or a file not PEM?)",
+                 cfg->http.listen);
+        if (s->listen_fd >= 0)
+            close(s->listen_fd);
+        goto fail;
+    }
+    /* the old daemon finishes what it is serving; both share the socket */
+    drain_and_stop(old->d, 500);
+    if (!s->tls)
+        atomic_store(&tls_current, NULL);
+    auth_free(old->auth);
+    material_free(old->material);
+    free(old->client_ca_pem);
+    free(old);
+    log_info("http", "serving http%s://%s/ with the new settings%s", s->tls ? "s" : "", cfg->http.listen,
+             same_addr ? " (same listening socket)" : "");
+    return s;
+fail:
+    atomic_store(&tls_current, was);
+    auth_free(s->auth);
+    material_free(s->material);
+    free(s->client_ca_pem);
+    free(s);
+    return NULL;
+}
+
 void http_stop(struct http_server *s)
 {
     if (!s)
         return;
-    MHD_stop_daemon(s->d);
+    drain_and_stop(s->d, 3000);
     atomic_store(&tls_current, NULL);
     auth_free(s->auth);
     material_free(s->material);

@@ -1,25 +1,16 @@
 /*
- * main.c - wiring only: command line, configuration, then the event loop
- * (poller), the HTTP server, and a clean stop on SIGTERM/SIGINT.
+ * main.c - the command line: the one-shot modes (--check-config,
+ * --hash-password), then service_run() for the daemon.
  */
-#include <event2/event.h>
-#include <event2/thread.h>
 #include <getopt.h>
-#include <malloc.h>
-#include <signal.h>
-#include <sys/resource.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "auth.h"
 #include "config.h"
-#include "conn.h"
-#include "http.h"
 #include "log.h"
-#include "poller.h"
-#include "publish.h"
-#include "util.h"
+#include "service.h"
 
 static const char usage[] =
     "usage: redpulse [--config FILE] [--log-level LEVEL]\n"
@@ -36,21 +27,6 @@ static const char usage[] =
     "                           http.basic_auth_users\n"
     "  -V, --version            print the version\n"
     "  -h, --help               print this help\n";
-
-static void on_stop(evutil_socket_t sig, short what, void *arg)
-{
-    (void)what;
-    log_info("main", "signal %d: stopping", (int)sig);
-    event_base_loopbreak(arg);
-}
-
-static void on_hup(evutil_socket_t sig, short what, void *arg)
-{
-    (void)sig, (void)what;
-    struct http_server *http = arg;
-    log_info("main", "SIGHUP: reloading the HTTP TLS certificate (other settings need a restart)");
-    http_reload_tls(http);
-}
 
 static int hash_password(void)
 {
@@ -69,29 +45,6 @@ static int hash_password(void)
     }
     printf("%s\n", out);
     return 0;
-}
-
-/* One descriptor per instance: raise the soft limit to the hard one, and
- * keep some for HTTP clients and the process itself. */
-static void set_fd_budget(const struct config *cfg)
-{
-    struct rlimit rl;
-    if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
-        return;
-    if (rl.rlim_cur < rl.rlim_max) {
-        rl.rlim_cur = rl.rlim_max;
-        setrlimit(RLIMIT_NOFILE, &rl);
-        getrlimit(RLIMIT_NOFILE, &rl);
-    }
-    long reserve = 32 + (long)cfg->http.max_connections;
-    long budget = (long)rl.rlim_cur - reserve;
-    if (budget < 1)
-        budget = 1;
-    conn_set_fd_budget(budget);
-    if ((size_t)budget < cfg->n_instances)
-        log_warn("main", "file descriptor limit %llu allows %ld Redis connections for %zu instances "
-                 "(%ld kept for HTTP); raise LimitNOFILE / ulimit -n",
-                 (unsigned long long)rl.rlim_cur, budget, cfg->n_instances, reserve);
 }
 
 static struct config *load(const char *path)
@@ -144,62 +97,5 @@ int main(int argc, char **argv)
         config_free(cfg);
         return 0;
     }
-    struct config *cfg = load(config_path);
-    if (!cfg)
-        return 2;
-    if (!level && cfg->log_level && log_parse_level(cfg->log_level, &lvl) == 0)
-        log_set_level(lvl);
-
-    signal(SIGPIPE, SIG_IGN);
-    set_fd_budget(cfg);
-    /* A fixed threshold: response buffers of a big /metrics (megabytes) are
-     * mmapped and go back to the system when freed. glibc's adaptive one
-     * would move them into the heap after the first free and keep the RSS. */
-    mallopt(M_MMAP_THRESHOLD, 256 * 1024);
-    evthread_use_pthreads();
-    /* libevent's default coarse clock, on purpose: EVENT_BASE_FLAG_PRECISE_TIMER
-     * (timerfd) ended the occasional early wake-up at low poll rates, but at
-     * 5,000 instances it cost 3.0 context switches a poll instead of 2.0,
-     * since the coarse clock lets ticks due together share a wake-up */
-    struct event_base *base = event_base_new();
-    struct registry *reg = registry_new(NULL, 0); /* the poller fills it */
-    int rc = 1;
-    struct poller *poller = NULL;
-    struct http_server *http = NULL;
-    struct event *sigs[3] = {NULL, NULL, NULL};
-    char err[256];
-    if (!base) {
-        log_error("main", "cannot create the event loop");
-        goto out;
-    }
-    http = http_start(cfg, reg, err, sizeof err);
-    if (!http) {
-        log_error("http", "%s", err);
-        goto out;
-    }
-    poller = poller_new(base, reg);
-    if (!poller)
-        goto out;
-    poller_apply(poller, cfg);
-    sigs[0] = evsignal_new(base, SIGTERM, on_stop, base);
-    sigs[1] = evsignal_new(base, SIGINT, on_stop, base);
-    sigs[2] = evsignal_new(base, SIGHUP, on_hup, http);
-    for (int i = 0; i < 3; i++)
-        evsignal_add(sigs[i], NULL);
-    log_info("main", "redpulse %s: %zu instance%s, serving http://%s/metrics", REDPULSE_VERSION,
-             cfg->n_instances, cfg->n_instances == 1 ? "" : "s", cfg->http.listen);
-    event_base_dispatch(base);
-    rc = 0;
-out:
-    http_stop(http);
-    poller_free(poller);
-    for (int i = 0; i < 3; i++)
-        if (sigs[i])
-            event_free(sigs[i]);
-    registry_free(reg);
-    if (base)
-        event_base_free(base);
-    config_free(cfg);
-    libevent_global_shutdown();
-    return rc;
+    return service_run(config_path, level != NULL);
 }

@@ -26,7 +26,16 @@ struct http_server *http_start(const struct config *cfg, struct registry *reg, c
  * is logged and the running one kept. Returns 0, or -1 on a bad set. Call
  * from one thread at a time (the event loop). */
 int http_reload_tls(struct http_server *s);
-/* Stops accepting, finishes in-flight requests and frees; safe on NULL. */
+/* Applies cfg's HTTP settings (limits, basic auth users, TLS certificate,
+ * key and client CA, listen address) to a running server: starts a new
+ * server on the same listening socket (or binds the new address), then lets
+ * the old one finish its requests in flight (up to 0.5 s) and frees it.
+ * Returns the new server; on failure returns NULL with a message in err and
+ * old keeps serving untouched. cfg must outlive the returned server. Loop
+ * thread only (it blocks while the old server drains). */
+struct http_server *http_apply(struct http_server *old, const struct config *cfg, char *err, size_t errlen);
+/* Stops accepting, lets in-flight requests finish (up to 3 s), and frees;
+ * safe on NULL. */
 void http_stop(struct http_server *s);
 
 /* Assembles the Prometheus exposition of every slot (target NULL: one
