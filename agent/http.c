@@ -737,7 +737,7 @@ void http_stop(struct http_server *s)
 {
     if (!s)
         return;
-    drain_and_stop(s->d, 3000);
+    drain_and_stop(s->d, 2000);
     atomic_store(&tls_current, NULL);
     auth_free(s->auth);
     material_free(s->material);

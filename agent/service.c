@@ -259,7 +259,9 @@ out:
      * then the Redis connections. A delivery queue, once there is one,
      * gets its bounded flush here, between the two. */
     http_stop(sv.http);
+    log_debug("main", "HTTP stopped");
     poller_free(sv.poller);
+    log_debug("main", "Redis connections closed");
     for (int i = 0; i < 3; i++)
         if (sv.sig[i])
             event_free(sv.sig[i]);

@@ -34,7 +34,7 @@ int http_reload_tls(struct http_server *s);
  * old keeps serving untouched. cfg must outlive the returned server. Loop
  * thread only (it blocks while the old server drains). */
 struct http_server *http_apply(struct http_server *old, const struct config *cfg, char *err, size_t errlen);
-/* Stops accepting, lets in-flight requests finish (up to 3 s), and frees;
+/* Stops accepting, lets in-flight requests finish (up to 2 s), and frees;
  * safe on NULL. */
 void http_stop(struct http_server *s);
 
