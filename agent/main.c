@@ -13,7 +13,7 @@
 #include "service.h"
 
 static const char usage[] =
-    "usage: redpulse [--config FILE] [--log-level LEVEL]\n"
+    "usage: redpulse [--config FILE] [--log-level LEVEL] [--log-format FORMAT]\n"
     "       redpulse --check-config FILE\n"
     "       redpulse --hash-password < password\n"
     "\n"
@@ -23,6 +23,9 @@ static const char usage[] =
     "  -c, --config FILE        JSON configuration file\n"
     "  -t, --check-config FILE  validate FILE, print \"configuration OK\" or every error (exit 2)\n"
     "  -l, --log-level LEVEL    error, warn, info (default) or debug; overrides the file\n"
+    "      --log-format FORMAT  text (timestamped lines), journal (syslog priority\n"
+    "                           prefixes, no timestamp) or json (one object a line);\n"
+    "                           default: journal when stderr is the journal, else text\n"
     "      --hash-password      read a password on stdin, print its bcrypt hash for\n"
     "                           http.basic_auth_users\n"
     "  -V, --version            print the version\n"
@@ -64,14 +67,16 @@ int main(int argc, char **argv)
         {"config", required_argument, NULL, 'c'}, {"check-config", required_argument, NULL, 't'},
         {"log-level", required_argument, NULL, 'l'}, {"version", no_argument, NULL, 'V'},
         {"help", no_argument, NULL, 'h'}, {"hash-password", no_argument, NULL, 'H'},
+        {"log-format", required_argument, NULL, 'F'},
         {NULL, 0, NULL, 0}};
-    const char *config_path = NULL, *check_path = NULL, *level = NULL;
+    const char *config_path = NULL, *check_path = NULL, *level = NULL, *format = NULL;
     int o;
     while ((o = getopt_long(argc, argv, "c:t:l:Vh", opts, NULL)) != -1) {
         switch (o) {
         case 'c': config_path = optarg; break;
         case 't': check_path = optarg; break;
         case 'l': level = optarg; break;
+        case 'F': format = optarg; break;
         case 'V': printf("redpulse %s\n", REDPULSE_VERSION); return 0;
         case 'h': fputs(usage, stdout); return 0;
         case 'H': return hash_password();
@@ -89,6 +94,12 @@ int main(int argc, char **argv)
     }
     if (level)
         log_set_level(lvl);
+    enum log_format fmt = log_stderr_is_journal() ? LOG_FORMAT_JOURNAL : LOG_FORMAT_TEXT;
+    if (format && log_parse_format(format, &fmt) < 0) {
+        fprintf(stderr, "redpulse: unknown log format \"%s\" (text, journal, json)\n", format);
+        return 2;
+    }
+    log_set_format(fmt);
     if (check_path) {
         struct config *cfg = load(check_path);
         if (!cfg)

@@ -68,6 +68,8 @@ void poller_render_lateness(struct buf *b)
     buf_printf(b, "\nredpulse_poll_delay_seconds_count %llu\n", atomic_load(&late_total));
 }
 
+#define LOG_REPEAT_US (300 * 1000000ull) /* a failure that goes on is warned about every 5 min */
+
 enum pend { P_AUTH, P_SETNAME, P_CMDINFO, P_CONFIG, P_LATENCY, P_INFO };
 #define MAX_PEND (8 + CFGP_COUNT)
 #define MAX_ASK 64 /* command names per COMMAND INFO */
@@ -103,6 +105,8 @@ struct target {
     uint64_t poll_start_us;
     uint64_t retry_at_us;  /* no connect before this (backoff) */
     unsigned fails;        /* consecutive failed polls */
+    uint64_t warned_us;    /* when a failure was last logged as a warning */
+    unsigned repeats;      /* the same failure since, logged at debug level */
     struct poll_stats st;
     struct info_sample *last; /* compact copy of the latest good sample */
     uint64_t last_us;         /* monotonic time its reply arrived */
@@ -250,10 +254,19 @@ static void finish(struct target *t, enum outcome o, const char *detail, struct 
         t->fails++;
         t->retry_at_us = now + backoff_us(t);
         snprintf(t->st.last_error, sizeof t->st.last_error, "%s: %s", outcome_desc(o), detail);
-        if (prev != o || first)
-            log_warn("poller", "%s: poll failed (%s): %s", t->cfg->name, outcome_str(o), detail);
-        else
+        if (prev != o || first || now - t->warned_us >= LOG_REPEAT_US) {
+            /* the same failure again is a warning once per LOG_REPEAT_US */
+            if (prev == o && !first)
+                log_warn("poller", "%s: poll still failing (%s, %u times since the last warning): %s",
+                         t->cfg->name, outcome_str(o), t->repeats, detail);
+            else
+                log_warn("poller", "%s: poll failed (%s): %s", t->cfg->name, outcome_str(o), detail);
+            t->warned_us = now;
+            t->repeats = 0;
+        } else {
+            t->repeats++;
             log_debug("poller", "%s: poll failed again (%s): %s", t->cfg->name, outcome_str(o), detail);
+        }
     }
     if (o != OUTCOME_OK) {
         publish(t, NULL, NULL);

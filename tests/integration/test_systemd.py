@@ -13,16 +13,19 @@ the test writes the file into it. Meanwhile the HTTP threads still answer,
 so the watchdog's silence shows it is fed by the loop itself."""
 import json
 import os
+import re
 import signal
 import socket
+import subprocess
 import sys
 import threading
 import time
 import unittest
+import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from fakepeer import FakePeer  # noqa: E402
-from harness import Agent, RedisServer, Tmp, wait_for  # noqa: E402
+from harness import BIN, Agent, RedisServer, Tmp, free_port, wait_for  # noqa: E402
 
 WATCHDOG_USEC = 400000  # pings expected every 0.2 s
 HANG_TIMEOUT = 0.8      # the hung peer's first poll ends after this
@@ -159,6 +162,67 @@ class Notify(unittest.TestCase):
         self.assertEqual(rc, 0, ag.log_text())
         self.assertLess(took, 5, "stop took %.1fs" % took)
         self.ns.first("STOPPING=1", t, within=1)
+
+
+class Logging(unittest.TestCase):
+    """Line shapes: journald (priority prefix, no timestamp) when stderr is
+    the stream $JOURNAL_STREAM names, timestamps otherwise, JSON on request;
+    a failure that goes on is a warning once."""
+
+    def run_agent(self, args=(), journal=None):
+        tmp = Tmp()
+        self.addCleanup(tmp.cleanup)
+        cfg = os.path.join(tmp.path, "c.json")
+        port = free_port()
+        with open(cfg, "w") as f:  # nothing listens on the instance's port: it fails every poll
+            json.dump({"listen": "127.0.0.1:%d" % port,
+                       "instances": [{"name": "down", "address": "127.0.0.1:%d" % free_port(),
+                                      "interval": "200ms", "timeout": "100ms"}]}, f)
+        log = os.path.join(tmp.path, "log")
+        with open(log, "w") as lf:
+            env = dict(os.environ)
+            env.pop("JOURNAL_STREAM", None)
+            if journal == "same":
+                st = os.fstat(lf.fileno())
+                env["JOURNAL_STREAM"] = "%d:%d" % (st.st_dev, st.st_ino)
+            elif journal == "other":
+                env["JOURNAL_STREAM"] = "1:2"
+            p = subprocess.Popen([BIN, "--config", cfg] + list(args), stdout=lf, stderr=subprocess.STDOUT, env=env)
+        try:
+            # several failed polls, then a clean stop
+            def polls():
+                with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % port, timeout=5) as r:
+                    m = re.search(r'^redpulse_polls_total\{target="down"\} (\d+)', r.read().decode(), re.M)
+                return m and int(m.group(1)) >= 6
+            wait_for(polls, 15, what="6 failed polls")
+        finally:
+            p.send_signal(signal.SIGTERM)
+            self.assertEqual(p.wait(10), 0)
+        with open(log) as f:
+            return f.read().splitlines()
+
+    def test_journal(self):
+        lines = self.run_agent(journal="same")
+        self.assertTrue(all(re.match(r"^<[3467]>[a-z]+: ", ln) for ln in lines), lines)
+        self.assertIn("<4>poller: down: poll failed (connect_refused): Connection refused", lines)
+        self.assertTrue(any(ln.startswith("<6>main: signal 15: stopping") for ln in lines), lines)
+        # 6+ failed polls, one warning: the rest are debug (not shown at info)
+        self.assertEqual(sum("poll failed" in ln for ln in lines), 1, lines)
+
+    def test_text_when_stderr_is_not_the_journal(self):
+        for journal in (None, "other"):
+            lines = self.run_agent(journal=journal)
+            self.assertTrue(all(re.match(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ (error|warn|info|debug) [a-z]+: ", ln)
+                                for ln in lines), lines)
+
+    def test_json(self):
+        lines = self.run_agent(["--log-format", "json", "--log-level", "debug"], journal="same")
+        objs = [json.loads(ln) for ln in lines]
+        self.assertTrue(all(set(o) == {"ts", "level", "subsys", "msg"} for o in objs), objs)
+        self.assertIn({"level": "warn", "subsys": "poller",
+                       "msg": "down: poll failed (connect_refused): Connection refused"},
+                      [{k: o[k] for k in ("level", "subsys", "msg")} for o in objs])
+        self.assertGreater(sum(o["msg"].startswith("down: poll failed again") for o in objs), 2)
 
 
 if __name__ == "__main__":
