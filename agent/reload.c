@@ -12,6 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "globals.h"
 #include "util.h"
 
 #define MAX_FILE (16u << 20)
@@ -116,14 +117,12 @@ void reload_record(bool ok, uint64_t hash)
 
 void reload_render_metrics(struct buf *b)
 {
-    buf_puts(b, "# HELP redpulse_config_last_reload_successful Whether the last configuration reload succeeded\n"
-                "# TYPE redpulse_config_last_reload_successful gauge\n");
-    buf_printf(b, "redpulse_config_last_reload_successful %d\n", atomic_load(&last_ok));
-    buf_puts(b, "# HELP redpulse_config_last_reload_success_timestamp_seconds When the configuration was last loaded successfully\n"
-                "# TYPE redpulse_config_last_reload_success_timestamp_seconds gauge\n");
-    buf_puts(b, "redpulse_config_last_reload_success_timestamp_seconds ");
+    global_header(b, GLOBAL_CONFIG_RELOAD_OK);
+    buf_printf(b, " %d\n", atomic_load(&last_ok));
+    global_header(b, GLOBAL_CONFIG_RELOAD_TS);
+    buf_putc(b, ' ');
     buf_put_double(b, (double)atomic_load(&last_ok_ms) / 1e3);
-    buf_puts(b, "\n# HELP redpulse_config_hash Hash of the running configuration file (FNV-1a 64 of its bytes)\n"
-                "# TYPE redpulse_config_hash gauge\n");
-    buf_printf(b, "redpulse_config_hash{hash=\"%016llx\"} 1\n", (unsigned long long)atomic_load(&running_hash));
+    buf_putc(b, '\n');
+    global_header(b, GLOBAL_CONFIG_HASH);
+    buf_printf(b, "{hash=\"%016llx\"} 1\n", (unsigned long long)atomic_load(&running_hash));
 }

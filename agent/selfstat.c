@@ -5,6 +5,8 @@
  */
 #include "selfstat.h"
 
+#include "globals.h"
+
 #include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,9 +14,24 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
-static void family(struct buf *b, const char *name, const char *type, const char *help, double v)
+static const struct {
+    const char *name, *type, *help;
+} fams[] = {
+#define X(id, name, type, help) {name, #type[0] == 'C' ? "counter" : "gauge", help},
+#include "globals.def"
+#undef X
+};
+
+void global_header(struct buf *b, enum global_family f)
 {
-    buf_printf(b, "# HELP %s %s\n# TYPE %s %s\n%s ", name, help, name, type, name);
+    buf_printf(b, "# HELP %s %s\n# TYPE %s %s\n%s", fams[f].name, fams[f].help, fams[f].name, fams[f].type,
+               fams[f].name);
+}
+
+static void family(struct buf *b, enum global_family f, double v)
+{
+    global_header(b, f);
+    buf_putc(b, ' ');
     buf_put_double(b, v);
     buf_putc(b, '\n');
 }
@@ -53,15 +70,12 @@ void selfstat_render(struct buf *b)
     if (p && tick > 0 &&
         sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu %*d %*d %*d %*d %*d %*d %llu %llu %lld",
                &utime, &stime, &start, &vsize, &rss) == 5) {
-        family(b, "process_cpu_seconds_total", "counter", "Total user and system CPU time spent in seconds.",
-               (double)(utime + stime) / tick);
-        family(b, "process_resident_memory_bytes", "gauge", "Resident memory size in bytes.",
-               (double)rss * (double)page);
-        family(b, "process_virtual_memory_bytes", "gauge", "Virtual memory size in bytes.", (double)vsize);
+        family(b, GLOBAL_PROCESS_CPU, (double)(utime + stime) / tick);
+        family(b, GLOBAL_PROCESS_RSS, (double)rss * (double)page);
+        family(b, GLOBAL_PROCESS_VSZ, (double)vsize);
         double bt = boot_time();
         if (bt >= 0)
-            family(b, "process_start_time_seconds", "gauge",
-                   "Start time of the process since unix epoch in seconds.", bt + (double)start / tick);
+            family(b, GLOBAL_PROCESS_START, bt + (double)start / tick);
     }
     DIR *d = opendir("/proc/self/fd");
     if (d) {
@@ -70,10 +84,9 @@ void selfstat_render(struct buf *b)
         while ((e = readdir(d)) != NULL)
             fds += e->d_name[0] != '.';
         closedir(d);
-        family(b, "process_open_fds", "gauge", "Number of open file descriptors.", (double)(fds - 1));
+        family(b, GLOBAL_PROCESS_FDS, (double)(fds - 1)); /* not the directory's own */
     }
     struct rlimit rl;
     if (getrlimit(RLIMIT_NOFILE, &rl) == 0)
-        family(b, "process_max_fds", "gauge", "Maximum number of open file descriptors.",
-               rl.rlim_cur == RLIM_INFINITY ? 1e308 : (double)rl.rlim_cur);
+        family(b, GLOBAL_PROCESS_MAX_FDS, rl.rlim_cur == RLIM_INFINITY ? 1e308 : (double)rl.rlim_cur);
 }
