@@ -5,10 +5,13 @@ total_connections_received does not move) and their previous sample (rates
 present on every scrape); a broken file keeps the running configuration and
 says so in redpulse_config_last_reload_successful; a scraper hammering
 /metrics during 50 reloads only ever sees a whole set of instances."""
+import base64
 import json
 import os
 import re
 import signal
+import socket
+import subprocess
 import sys
 import threading
 import time
@@ -16,9 +19,13 @@ import unittest
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import Agent, RedisServer, Tmp, promtool_check, series, value, wait_for  # noqa: E402
+from harness import BIN, Agent, RedisServer, Tmp, free_port, promtool_check, series, value, wait_for  # noqa: E402
 
 DEFAULTS = {"interval": "500ms", "timeout": "400ms"}
+def basic(user, pw):
+    return {"Authorization": "Basic " + base64.b64encode(("%s:%s" % (user, pw)).encode()).decode()}
+
+
 UP_RE = re.compile(r'^redis_up\{target="([^"]*)"', re.M)
 
 
@@ -144,6 +151,46 @@ class Reload(unittest.TestCase):
         self.assertEqual(series(m, "redis_up", target="c"), [])
         self.assertEqual(self.conns(0), a_conns, "a reconnected")
         self.assertIsNone(ag.proc.poll())
+
+    def test_y_http_settings(self):
+        ag = self.agent
+        insts = [inst("a", self.r[0]), inst("d", self.r[3])]
+        pw = subprocess.run([BIN, "--hash-password"], input="s3cret\n", capture_output=True, text=True,
+                            timeout=20).stdout.strip()
+        # basic auth switched on: same socket, the old server stopped
+        self.write(insts, {"http": {"basic_auth_users": {"prom": pw}}})
+        self.sighup()
+        self.assertEqual(ag.get("/metrics")[0], 401)
+        self.assertEqual(ag.get("/metrics", headers=basic("prom", "s3cret"))[0], 200)
+        self.assertEqual(ag.get("/healthz")[0], 200)
+        # and off again
+        self.write(insts)
+        self.sighup()
+        self.assertEqual(ag.get("/metrics")[0], 200)
+        # a new listen address is bound at once; the old one is closed
+        old_port, new_port = ag.port, free_port()
+        cfg = {"listen": "127.0.0.1:%d" % new_port, "defaults": DEFAULTS, "instances": insts}
+        with open(ag.path, "w") as f:
+            json.dump(cfg, f)
+        self.sighup()
+        ag.port = new_port
+        self.assertEqual(ag.get("/metrics")[0], 200)
+        with self.assertRaises(OSError):
+            socket.create_connection(("127.0.0.1", old_port), timeout=2).close()
+        self.assertIn("serving http://127.0.0.1:%d/ with the new settings" % new_port, ag.log_text())
+        # an address that cannot be bound keeps the running server
+        blocker = socket.socket()
+        blocker.bind(("127.0.0.1", 0))
+        blocker.listen()
+        cfg["listen"] = "127.0.0.1:%d" % blocker.getsockname()[1]
+        with open(ag.path, "w") as f:
+            json.dump(cfg, f)
+        self.sighup()
+        blocker.close()
+        self.assertIn("new HTTP settings not applied", ag.log_text())
+        m = ag.metrics()
+        self.assertEqual(value(m, "redpulse_config_last_reload_successful"), 0)
+        self.assertEqual(value(m, "redpulse_connects_total", target="a"), 1)
 
     def test_z_hammered_50_reloads(self):
         ag = self.agent
