@@ -164,6 +164,43 @@ class Notify(unittest.TestCase):
         self.ns.first("STOPPING=1", t, within=1)
 
 
+class Stop(unittest.TestCase):
+    def test_stop_finishes_responses_in_flight(self):
+        """A slow reader in the middle of a large /metrics when SIGTERM
+        comes still gets the whole body; then the process exits 0."""
+        tmp = Tmp()
+        redis = RedisServer(tmp.path, "r")
+        try:
+            insts = [{"name": "i%03d" % k, "address": "127.0.0.1:%d" % redis.port} for k in range(300)]
+            ag = Agent(tmp.path, insts, defaults={"interval": "2s", "timeout": "1s"}, log_level="info")
+            wait_for(lambda: ag.get("/readyz")[0] == 200, 20, what="ready")
+            # a small receive window holds most of the body in the server
+            c = socket.socket()
+            c.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            c.connect(("127.0.0.1", ag.port))
+            c.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            data = c.recv(4096)
+            ag.proc.send_signal(signal.SIGTERM)
+            time.sleep(0.3)  # the server is stopping now; then we read on, faster
+            c.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
+            while True:
+                d = c.recv(65536)
+                if not d:
+                    break
+                data += d
+            c.close()
+            head, _, body = data.partition(b"\r\n\r\n")
+            length = int(re.search(rb"Content-Length: (\d+)", head, re.I).group(1))
+            self.assertGreater(length, 1 << 20, "a body larger than the socket buffers")
+            self.assertEqual(len(body), length)
+            self.assertTrue(body.endswith(b"\n"))
+            self.assertEqual(ag.proc.wait(10), 0, ag.log_text())
+            ag.logf.close()
+        finally:
+            redis.stop()
+            tmp.cleanup()
+
+
 class Logging(unittest.TestCase):
     """Line shapes: journald (priority prefix, no timestamp) when stderr is
     the stream $JOURNAL_STREAM names, timestamps otherwise, JSON on request;
