@@ -168,7 +168,8 @@ static void reload(struct service *sv)
                  ok ? "" : " (with the errors above)");
     }
     reload_record(ok, sv->gen->hash);
-    sdnotify_send("READY=1\nSTATUS=%s", sv->status);
+    if (sv->ready) /* else READY=1 comes with the end of the first round */
+        sdnotify_send("READY=1\nSTATUS=%s", sv->status);
 }
 
 static void on_signal(evutil_socket_t sig, short what, void *arg)
