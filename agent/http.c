@@ -665,12 +665,14 @@ int http_reload_tls(struct http_server *s)
 static void drain_and_stop(struct MHD_Daemon *d, unsigned grace_ms)
 {
     MHD_socket fd = MHD_quiesce_daemon(d);
-    for (unsigned waited = 0; waited < grace_ms; waited += 10) {
-        const union MHD_DaemonInfo *i = MHD_get_daemon_info(d, MHD_DAEMON_INFO_CURRENT_CONNECTIONS);
-        if (!i || i->num_connections == 0)
-            break;
+    /* a worker woken by the socket just before may still accept one more:
+     * idle means no connection at two looks 10 ms apart */
+    unsigned idle = 0;
+    for (unsigned waited = 0; waited < grace_ms && idle < 2; waited += 10) {
         struct timespec ts = {0, 10 * 1000 * 1000};
         nanosleep(&ts, NULL);
+        const union MHD_DaemonInfo *i = MHD_get_daemon_info(d, MHD_DAEMON_INFO_CURRENT_CONNECTIONS);
+        idle = !i || i->num_connections == 0 ? idle + 1 : 0;
     }
     MHD_stop_daemon(d);
     if (fd != MHD_INVALID_SOCKET)
@@ -714,7 +716,7 @@ struct http_server *http_apply(struct http_server *old, const struct config *cfg
         goto fail;
     }
     /* the old daemon finishes what it is serving; both share the socket */
-    drain_and_stop(old->d, 500);
+    drain_and_stop(old->d, 1000);
     if (!s->tls)
         atomic_store(&tls_current, NULL);
     auth_free(old->auth);

@@ -29,7 +29,7 @@ int http_reload_tls(struct http_server *s);
 /* Applies cfg's HTTP settings (limits, basic auth users, TLS certificate,
  * key and client CA, listen address) to a running server: starts a new
  * server on the same listening socket (or binds the new address), then lets
- * the old one finish its requests in flight (up to 0.5 s) and frees it.
+ * the old one finish its requests in flight (up to 1 s) and frees it.
  * Returns the new server; on failure returns NULL with a message in err and
  * old keeps serving untouched. cfg must outlive the returned server. Loop
  * thread only (it blocks while the old server drains). */
