@@ -10,6 +10,7 @@
 #include <gnutls/abstract.h>
 #include <gnutls/gnutls.h>
 #include <microhttpd.h>
+#include <fcntl.h>
 #include <netdb.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -17,13 +18,17 @@
 #include <string.h>
 #include <strings.h>
 #include <libdeflate.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "auth.h"
 #include "conn.h"
 #include "log.h"
 #include "poller.h"
 #include "prom.h"
+#include "reload.h"
 #include "render.h"
+#include "selfstat.h"
 #include "util.h"
 
 /* A certificate chain and key ready for handshakes. Handshakes may still
@@ -49,6 +54,7 @@ struct http_server {
     char *client_ca_pem;      /* must outlive the daemon */
     struct tls_material *material; /* newest; ->older the replaced ones */
     struct sockaddr_storage addr;
+    int listen_fd;            /* >= 0: serve this listening socket (http_apply) */
 };
 
 static const char CT_PROM[] = "text/plain; version=0.0.4; charset=utf-8";
@@ -56,18 +62,18 @@ static const char CT_JSON[] = "application/json";
 static const char CT_TEXT[] = "text/plain; charset=utf-8";
 static const char CT_HTML[] = "text/html; charset=utf-8";
 
-void http_render_metrics(struct registry *reg, long target, struct buf *out)
+void http_render_metrics(struct registry *reg, const char *target, struct buf *out)
 {
-    size_t n = registry_size(reg);
+    struct registry_view v = {0, NULL, NULL, NULL};
     struct frag *one = NULL;
     struct frag **fr = &one;
     size_t nf = 1;
-    if (target < 0) {
-        fr = xcalloc(n ? n : 1, sizeof *fr);
-        registry_snapshot(reg, fr);
-        nf = n;
+    if (!target) {
+        registry_view_take(reg, &v); /* one consistent set of instances */
+        fr = v.frags;
+        nf = v.n;
     } else {
-        one = registry_get(reg, (size_t)target);
+        one = registry_get_name(reg, target);
     }
     size_t total = 0;
     for (size_t i = 0; i < nf; i++)
@@ -89,7 +95,7 @@ void http_render_metrics(struct registry *reg, long target, struct buf *out)
             frag_expand(g, f, out);
         }
     }
-    if (target < 0) {
+    if (!target) {
         buf_puts(out, "# HELP redpulse_build_info Build information of redpulse\n"
                       "# TYPE redpulse_build_info gauge\n");
         buf_puts(out, "redpulse_build_info{version=\"" REDPULSE_VERSION "\"} 1\n");
@@ -98,13 +104,14 @@ void http_render_metrics(struct registry *reg, long target, struct buf *out)
         buf_printf(out, "redpulse_open_connections %ld\n", conn_open_count());
         buf_puts(out, "# HELP redpulse_instances Configured Redis instances\n"
                       "# TYPE redpulse_instances gauge\n");
-        buf_printf(out, "redpulse_instances %zu\n", n);
+        buf_printf(out, "redpulse_instances %zu\n", v.n);
         poller_render_lateness(out);
+        reload_render_metrics(out);
+        selfstat_render(out);
+        registry_view_release(&v);
+    } else {
+        frag_unref(one);
     }
-    for (size_t i = 0; i < nf; i++)
-        frag_unref(fr[i]);
-    if (fr != &one)
-        free(fr);
 }
 
 int http_accepts_gzip(const char *ae)
@@ -293,9 +300,11 @@ static enum MHD_Result landing(struct http_server *s, struct MHD_Connection *c)
                  "<li><a href=\"/api/v1/instances\">/api/v1/instances</a></li>"
                  "<li><a href=\"/healthz\">/healthz</a> and <a href=\"/readyz\">/readyz</a></li></ul>"
                  "<h2>Instances</h2><ul>");
-    size_t n = s->cfg->n_instances;
+    struct registry_view v;
+    registry_view_take(s->reg, &v);
+    size_t n = v.n;
     for (size_t i = 0; i < n && i < 100; i++) {
-        const char *name = s->cfg->instances[i].name;
+        const char *name = v.names[i];
         buf_puts(&b, "<li>");
         html_escape(&b, name);
         buf_puts(&b, ": <a href=\"/scrape?target=");
@@ -306,6 +315,7 @@ static enum MHD_Result landing(struct http_server *s, struct MHD_Connection *c)
     }
     if (n > 100)
         buf_printf(&b, "<li>... and %zu more</li>", n - 100);
+    registry_view_release(&v);
     buf_puts(&b, "</ul></body></html>\n");
     return send_buf(c, MHD_HTTP_OK, CT_HTML, &b, false);
 }
@@ -338,7 +348,7 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
     struct buf b = BUF_INIT;
 
     if (strcmp(url, "/metrics") == 0) {
-        http_render_metrics(s->reg, -1, &b);
+        http_render_metrics(s->reg, NULL, &b);
         auth_render_metrics(s->auth, &b);
         return send_buf(c, MHD_HTTP_OK, CT_PROM, &b, gz);
     }
@@ -346,34 +356,32 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
         const char *name = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "target");
         if (!name || !*name)
             return send_text(c, MHD_HTTP_BAD_REQUEST, "missing ?target=NAME (a configured instance name)\n");
-        long i = registry_find(s->reg, name);
-        if (i < 0)
+        struct frag *f = registry_get_name(s->reg, name);
+        if (!f)
             return send_text(c, MHD_HTTP_NOT_FOUND, "unknown target: only configured instance names are accepted\n");
-        http_render_metrics(s->reg, i, &b);
+        frag_unref(f);
+        http_render_metrics(s->reg, name, &b);
         return send_buf(c, MHD_HTTP_OK, CT_PROM, &b, gz);
     }
     if (strcmp(url, "/api/v1/instances") == 0) {
-        size_t n = registry_size(s->reg);
-        struct frag **fr = xcalloc(n ? n : 1, sizeof *fr);
-        registry_snapshot(s->reg, fr);
+        struct registry_view v;
+        registry_view_take(s->reg, &v);
         buf_putc(&b, '[');
         bool first = true;
-        for (size_t i = 0; i < n; i++) {
-            if (!fr[i])
+        for (size_t i = 0; i < v.n; i++) {
+            if (!v.frags[i])
                 continue;
             if (!first)
                 buf_putc(&b, ',');
             first = false;
-            frag_append_json(fr[i], &b);
-            frag_unref(fr[i]);
+            frag_append_json(v.frags[i], &b);
         }
-        free(fr);
+        registry_view_release(&v);
         buf_puts(&b, "]\n");
         return send_buf(c, MHD_HTTP_OK, CT_JSON, &b, gz);
     }
     if (strncmp(url, "/api/v1/instances/", 18) == 0) {
-        long i = registry_find(s->reg, url + 18);
-        struct frag *f = i >= 0 ? registry_get(s->reg, (size_t)i) : NULL;
+        struct frag *f = registry_get_name(s->reg, url + 18);
         if (!f)
             return send_text(c, MHD_HTTP_NOT_FOUND, "unknown instance\n");
         frag_append_json(f, &b);
@@ -553,7 +561,8 @@ static int cert_callback(gnutls_session_t session, const gnutls_datum_t *req_ca_
 static struct MHD_Daemon *start_daemon(struct http_server *s)
 {
     const struct http_cfg *h = &s->cfg->http;
-    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG;
+    /* ITC: MHD_quiesce_daemon hands the listening socket over (http_apply, http_stop) */
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG | MHD_USE_ITC;
     if (s->addr.ss_family == AF_INET6)
         flags |= MHD_USE_IPv6;
     if (s->tls)
@@ -564,7 +573,10 @@ static struct MHD_Daemon *start_daemon(struct http_server *s)
     struct MHD_OptionItem o[24];
     int n = 0;
 #define OPT(opt, val, ptr) (o[n++] = (struct MHD_OptionItem){(opt), (intptr_t)(val), (void *)(ptr)})
-    OPT(MHD_OPTION_SOCK_ADDR, 0, &s->addr);
+    if (s->listen_fd >= 0)
+        OPT(MHD_OPTION_LISTEN_SOCKET, s->listen_fd, NULL);
+    else
+        OPT(MHD_OPTION_SOCK_ADDR, 0, &s->addr);
     OPT(MHD_OPTION_THREAD_POOL_SIZE, h->threads, NULL);
     OPT(MHD_OPTION_CONNECTION_LIMIT, h->max_connections, NULL);
     OPT(MHD_OPTION_PER_IP_CONNECTION_LIMIT, h->max_connections_per_ip, NULL);
@@ -596,6 +608,7 @@ struct http_server *http_start(const struct config *cfg, struct registry *reg, c
     socklen_t sl;
     s->cfg = cfg;
     s->reg = reg;
+    s->listen_fd = -1;
     s->tls = cfg->http.tls_cert_file != NULL;
     if (resolve_listen(cfg->http.listen, &s->addr, &sl, err, errlen) < 0)
         goto fail;
@@ -606,13 +619,13 @@ struct http_server *http_start(const struct config *cfg, struct registry *reg, c
             goto fail;
         atomic_store(&tls_current, s->material);
     }
+    s->auth = auth_new(cfg->http.users, cfg->http.n_users); /* before the first request can come */
     s->d = start_daemon(s);
     if (!s->d) {
         snprintf(err, errlen, "cannot listen on %s (in use, or not an address of this host?%s)", cfg->http.listen,
                  s->client_ca_pem ? " or the client CA file is not PEM" : "");
         goto fail;
     }
-    s->auth = auth_new(cfg->http.users, cfg->http.n_users);
     bool loopback = (s->addr.ss_family == AF_INET && ((struct sockaddr_in *)&s->addr)->sin_addr.s_addr == htonl(INADDR_LOOPBACK)) ||
                     (s->addr.ss_family == AF_INET6 && IN6_IS_ADDR_LOOPBACK(&((struct sockaddr_in6 *)&s->addr)->sin6_addr));
     if (!loopback && (!s->tls || !s->auth))
@@ -621,6 +634,7 @@ struct http_server *http_start(const struct config *cfg, struct registry *reg, c
     return s;
 fail:
     atomic_store(&tls_current, NULL);
+    auth_free(s->auth);
     material_free(s->material);
     free(s->client_ca_pem);
     free(s);
@@ -644,11 +658,88 @@ int http_reload_tls(struct http_server *s)
     return 0;
 }
 
+/* Stops accepting on d, lets the requests in flight finish for up to
+ * grace_ms (idle keep-alive connections count until then), then stops it.
+ * A socket shared with a newer server (http_apply) stays open there: this
+ * closes only d's own descriptor. */
+static void drain_and_stop(struct MHD_Daemon *d, unsigned grace_ms)
+{
+    MHD_socket fd = MHD_quiesce_daemon(d);
+    /* a worker woken by the socket just before may still accept one more:
+     * idle means no connection at two looks 10 ms apart */
+    unsigned idle = 0;
+    for (unsigned waited = 0; waited < grace_ms && idle < 2; waited += 10) {
+        struct timespec ts = {0, 10 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+        const union MHD_DaemonInfo *i = MHD_get_daemon_info(d, MHD_DAEMON_INFO_CURRENT_CONNECTIONS);
+        idle = !i || i->num_connections == 0 ? idle + 1 : 0;
+    }
+    MHD_stop_daemon(d);
+    if (fd != MHD_INVALID_SOCKET)
+        close(fd);
+}
+
+struct http_server *http_apply(struct http_server *old, const struct config *cfg, char *err, size_t errlen)
+{
+    struct http_server *s = xcalloc(1, sizeof *s);
+    socklen_t sl;
+    s->cfg = cfg;
+    s->reg = old->reg;
+    s->listen_fd = -1;
+    s->tls = cfg->http.tls_cert_file != NULL;
+    struct tls_material *was = atomic_load(&tls_current);
+    if (resolve_listen(cfg->http.listen, &s->addr, &sl, err, errlen) < 0)
+        goto fail;
+    if (s->tls) {
+        if (!(s->material = load_material(&cfg->http, err, errlen)))
+            goto fail;
+        if (cfg->http.tls_client_ca_file && !(s->client_ca_pem = read_pem(cfg->http.tls_client_ca_file, err, errlen)))
+            goto fail;
+    }
+    bool same_addr = strcmp(cfg->http.listen, old->cfg->http.listen) == 0;
+    if (same_addr) { /* the same listening socket: no connection refused meanwhile */
+        const union MHD_DaemonInfo *i = MHD_get_daemon_info(old->d, MHD_DAEMON_INFO_LISTEN_FD);
+        if (!i || (s->listen_fd = fcntl(i->listen_fd, F_DUPFD_CLOEXEC, 3)) < 0) {
+            snprintf(err, errlen, "cannot share the listening socket: %s", strerror(errno));
+            goto fail;
+        }
+    }
+    if (s->tls)
+        atomic_store(&tls_current, s->material);
+    s->auth = auth_new(cfg->http.users, cfg->http.n_users);
+    s->d = start_daemon(s);
+    if (!s->d) {
+        snprintf(err, errlen, "cannot serve %s with the new settings (address in use, or a file not PEM?)",
+                 cfg->http.listen);
+        if (s->listen_fd >= 0)
+            close(s->listen_fd);
+        goto fail;
+    }
+    /* the old daemon finishes what it is serving; both share the socket */
+    drain_and_stop(old->d, 1000);
+    if (!s->tls)
+        atomic_store(&tls_current, NULL);
+    auth_free(old->auth);
+    material_free(old->material);
+    free(old->client_ca_pem);
+    free(old);
+    log_info("http", "serving http%s://%s/ with the new settings%s", s->tls ? "s" : "", cfg->http.listen,
+             same_addr ? " (same listening socket)" : "");
+    return s;
+fail:
+    atomic_store(&tls_current, was);
+    auth_free(s->auth);
+    material_free(s->material);
+    free(s->client_ca_pem);
+    free(s);
+    return NULL;
+}
+
 void http_stop(struct http_server *s)
 {
     if (!s)
         return;
-    MHD_stop_daemon(s->d);
+    drain_and_stop(s->d, 2000);
     atomic_store(&tls_current, NULL);
     auth_free(s->auth);
     material_free(s->material);

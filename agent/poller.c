@@ -68,26 +68,45 @@ void poller_render_lateness(struct buf *b)
     buf_printf(b, "\nredpulse_poll_delay_seconds_count %llu\n", atomic_load(&late_total));
 }
 
+#define LOG_REPEAT_US (300 * 1000000ull) /* a failure that goes on is warned about every 5 min */
+
 enum pend { P_AUTH, P_SETNAME, P_CMDINFO, P_CONFIG, P_LATENCY, P_INFO };
 #define MAX_PEND (8 + CFGP_COUNT)
 #define MAX_ASK 64 /* command names per COMMAND INFO */
 
+/* One connection and what was learnt on it. Freed when the connection
+ * drops: the next one may reach another server (failover, upgrade), so
+ * nothing here survives a reconnect. */
+struct session {
+    struct conn *conn;
+    enum pend pend[MAX_PEND]; /* replies expected, in order */
+    int npend;
+    bool info_all;            /* server rejected multi-section INFO */
+    struct cmdclass_map *classes; /* what the server said about command flags */
+    bool command_refused;
+    char **asking;            /* [MAX_ASK] names in the COMMAND INFO in flight (allocated while asking) */
+    size_t n_asking;
+    bool config_refused, latency_refused;
+};
+
+/* One monitored Redis, keyed by its name: schedule, backoff, previous
+ * sample, counters and its published slot. Survives reconnects, and
+ * reloads that leave its settings alone (poller_apply). */
 struct target {
     struct poller *p;
-    size_t idx;
-    const struct instance_cfg *cfg;
+    size_t idx;            /* its slot in the registry's current table */
+    const struct instance_cfg *cfg; /* in the generation last applied */
     char *prefix;          /* rendered label prefix */
     SSL_CTX *ssl;          /* rediss:// only */
     struct event *tick, *deadline;
-    struct conn *conn;
+    struct session *s;     /* NULL while not connected */
     bool polling;
-    bool info_all;         /* server rejected multi-section INFO */
     uint64_t next_due_us;  /* monotonic, when the next tick is scheduled */
     uint64_t poll_start_us;
     uint64_t retry_at_us;  /* no connect before this (backoff) */
     unsigned fails;        /* consecutive failed polls */
-    enum pend pend[MAX_PEND];
-    int npend;
+    uint64_t warned_us;    /* when a failure was last logged as a warning */
+    unsigned repeats;      /* the same failure since, logged at debug level */
     struct poll_stats st;
     struct info_sample *last; /* compact copy of the latest good sample */
     uint64_t last_us;         /* monotonic time its reply arrived */
@@ -95,14 +114,8 @@ struct target {
     uint64_t next_latstats_us; /* when INFO asks for latencystats again; 0: next poll */
     bool asked_latstats;       /* the INFO in flight asks for it */
     struct rstr *latstats;     /* the last "# Latencystats" section, or NULL */
-    /* per connection: what the server said about command flags */
-    struct cmdclass_map *classes;
-    bool command_refused;
-    char **asking;            /* [MAX_ASK] names in the COMMAND INFO in flight (allocated while asking) */
-    size_t n_asking;
     /* slower cadences */
     uint64_t next_config_us, next_latency_us;
-    bool config_refused, latency_refused;
     struct config_values config;
     struct latency_values *latency; /* allocated when LATENCY LATEST first answers */
 };
@@ -111,8 +124,13 @@ struct poller {
     struct event_base *base;
     struct evdns_base *dns;
     struct registry *reg;
-    struct target *t;
+    struct target **t;  /* in configuration order: t[i]->idx == i */
     size_t n;
+    size_t n_up;        /* targets whose last poll succeeded */
+    size_t n_polled;    /* targets with at least one finished poll */
+    void (*on_change)(void *arg); /* up/total or first round changed */
+    void *on_change_arg;
+    bool round_done;    /* every target has finished a poll */
     struct buf scratch; /* render_frag's working buffer, reused by every poll */
     /* the poll's INFO, encoded once: [0] the sections, [1] the same with
      * latencystats, [2] INFO all (servers refusing several sections) */
@@ -129,7 +147,7 @@ static void arm_deadline(struct target *t)
 static enum cmd_class classify(void *ctx, const char *cmd)
 {
     struct target *t = ctx;
-    return cmdclass_map_get(t->classes, cmd);
+    return cmdclass_map_get(t->s ? t->s->classes : NULL, cmd);
 }
 
 static void publish(struct target *t, const struct info_sample *s, const struct derived *d)
@@ -156,25 +174,41 @@ static uint64_t backoff_us(const struct target *t)
     return (uint64_t)((double)ms * 1000.0 * j);
 }
 
-static void forget_asking(struct target *t)
+static void forget_asking(struct session *s)
 {
-    for (size_t i = 0; i < t->n_asking; i++)
-        free(t->asking[i]);
-    t->n_asking = 0;
-    free(t->asking);
-    t->asking = NULL;
+    for (size_t i = 0; i < s->n_asking; i++)
+        free(s->asking[i]);
+    s->n_asking = 0;
+    free(s->asking);
+    s->asking = NULL;
 }
 
 static void drop_connection(struct target *t)
 {
-    conn_close(t->conn);
-    t->conn = NULL;
-    /* the next connection may reach another server (failover, upgrade) */
-    cmdclass_map_free(t->classes);
-    t->classes = NULL;
-    t->command_refused = false;
-    forget_asking(t);
+    struct session *s = t->s;
+    if (!s)
+        return;
+    conn_close(s->conn);
+    cmdclass_map_free(s->classes);
+    forget_asking(s);
+    free(s);
+    t->s = NULL;
     t->next_latstats_us = 0; /* a new connection may be a new server */
+}
+
+/* Keeps n_up and the first-round flag, and tells the owner when either
+ * changes (systemd STATUS= and READY=1). */
+static void count_up(struct target *t, bool was_up, bool first)
+{
+    struct poller *p = t->p;
+    bool up = t->st.last_outcome == OUTCOME_OK;
+    bool changed = up != was_up;
+    if (changed)
+        p->n_up = up ? p->n_up + 1 : p->n_up - 1;
+    if (first && ++p->n_polled == p->n)
+        p->round_done = changed = true;
+    if (changed && p->on_change)
+        p->on_change(p->on_change_arg);
 }
 
 /* Ends the current poll. sample is adopted on success. close: drop the
@@ -186,7 +220,8 @@ static void finish(struct target *t, enum outcome o, const char *detail, struct 
     evtimer_del(t->deadline);
     bool was_polling = t->polling;
     t->polling = false;
-    t->npend = 0;
+    if (t->s)
+        t->s->npend = 0;
     if (close)
         drop_connection(t);
     if (!was_polling && o != OUTCOME_OK) {
@@ -196,6 +231,7 @@ static void finish(struct target *t, enum outcome o, const char *detail, struct 
     }
     enum outcome prev = t->st.last_outcome;
     bool first = !t->st.polled;
+    bool was_up = !first && prev == OUTCOME_OK;
     t->st.polls++;
     t->st.polled = true;
     t->st.last_outcome = o;
@@ -218,13 +254,23 @@ static void finish(struct target *t, enum outcome o, const char *detail, struct 
         t->fails++;
         t->retry_at_us = now + backoff_us(t);
         snprintf(t->st.last_error, sizeof t->st.last_error, "%s: %s", outcome_desc(o), detail);
-        if (prev != o || first)
-            log_warn("poller", "%s: poll failed (%s): %s", t->cfg->name, outcome_str(o), detail);
-        else
+        if (prev != o || first || now - t->warned_us >= LOG_REPEAT_US) {
+            /* the same failure again is a warning once per LOG_REPEAT_US */
+            if (prev == o && !first)
+                log_warn("poller", "%s: poll still failing (%s, %u times since the last warning): %s",
+                         t->cfg->name, outcome_str(o), t->repeats, detail);
+            else
+                log_warn("poller", "%s: poll failed (%s): %s", t->cfg->name, outcome_str(o), detail);
+            t->warned_us = now;
+            t->repeats = 0;
+        } else {
+            t->repeats++;
             log_debug("poller", "%s: poll failed again (%s): %s", t->cfg->name, outcome_str(o), detail);
+        }
     }
     if (o != OUTCOME_OK) {
         publish(t, NULL, NULL);
+        count_up(t, was_up, first);
         return;
     }
     struct derived d;
@@ -242,29 +288,30 @@ static void finish(struct target *t, enum outcome o, const char *detail, struct 
     t->last = info_compact(s); /* the full sample is not needed any more */
     info_sample_free(s);
     t->last_us = now;
+    count_up(t, was_up, first);
 }
 
-static void push(struct target *t, enum pend k) { t->pend[t->npend++] = k; }
+static void push(struct target *t, enum pend k) { t->s->pend[t->s->npend++] = k; }
 
-static enum pend pop(struct target *t)
+static enum pend pop(struct session *s)
 {
-    enum pend k = t->pend[0];
-    memmove(t->pend, t->pend + 1, (size_t)(t->npend - 1) * sizeof t->pend[0]);
-    t->npend--;
+    enum pend k = s->pend[0];
+    memmove(s->pend, s->pend + 1, (size_t)(s->npend - 1) * sizeof s->pend[0]);
+    s->npend--;
     return k;
 }
 
 static void send_info(struct target *t)
 {
     int k = 2;
-    if (!t->info_all) {
+    if (!t->s->info_all) {
         uint64_t now = now_mono_us();
         t->asked_latstats = !t->cfg->latencystats_interval_ms || now >= t->next_latstats_us;
         if (t->asked_latstats)
             t->next_latstats_us = now + t->cfg->latencystats_interval_ms * 1000;
         k = t->asked_latstats;
     }
-    conn_send(t->conn, t->p->info_cmd[k], (size_t)t->p->info_cmd_len[k]);
+    conn_send(t->s->conn, t->p->info_cmd[k], (size_t)t->p->info_cmd_len[k]);
     push(t, P_INFO);
 }
 
@@ -280,41 +327,42 @@ static int server_major(const struct info_sample *s)
 static void send_extras(struct target *t, uint64_t now)
 {
     const struct info_sample *s = t->last;
-    if (s && t->classes && !t->command_refused && t->n_asking == 0) {
+    struct session *se = t->s;
+    if (s && se->classes && !se->command_refused && se->n_asking == 0) {
         const char *argv[MAX_ASK + 2] = {"COMMAND", "INFO"};
-        for (size_t i = 0; i < s->n_cmds && t->n_asking < MAX_ASK; i++)
-            if (!cmdclass_map_known(t->classes, s->cmds[i].cmd)) {
-                cmdclass_map_mark_asked(t->classes, s->cmds[i].cmd);
-                if (!t->asking)
-                    t->asking = xcalloc(MAX_ASK, sizeof *t->asking);
-                t->asking[t->n_asking] = xstrdup(s->cmds[i].cmd);
-                argv[2 + t->n_asking] = t->asking[t->n_asking];
-                t->n_asking++;
+        for (size_t i = 0; i < s->n_cmds && se->n_asking < MAX_ASK; i++)
+            if (!cmdclass_map_known(se->classes, s->cmds[i].cmd)) {
+                cmdclass_map_mark_asked(se->classes, s->cmds[i].cmd);
+                if (!se->asking)
+                    se->asking = xcalloc(MAX_ASK, sizeof *se->asking);
+                se->asking[se->n_asking] = xstrdup(s->cmds[i].cmd);
+                argv[2 + se->n_asking] = se->asking[se->n_asking];
+                se->n_asking++;
             }
-        if (t->n_asking) {
-            conn_command(t->conn, (int)(2 + t->n_asking), argv);
+        if (se->n_asking) {
+            conn_command(se->conn, (int)(2 + se->n_asking), argv);
             push(t, P_CMDINFO);
         }
     }
     /* CONFIG GET needs the server version (one parameter per call before
      * 7.0), so it starts from the second poll */
-    if (t->cfg->config_interval_ms && !t->config_refused && s && now >= t->next_config_us) {
+    if (t->cfg->config_interval_ms && !se->config_refused && s && now >= t->next_config_us) {
         t->next_config_us = now + t->cfg->config_interval_ms * 1000;
         const char *argv[CFGP_COUNT + 2];
         if (server_major(s) >= 7) {
-            conn_command(t->conn, collect_config_argv(t->cfg->config_command, argv), argv);
+            conn_command(se->conn, collect_config_argv(t->cfg->config_command, argv), argv);
             push(t, P_CONFIG);
         } else {
             for (int p = 0; p < CFGP_COUNT; p++) {
-                conn_command(t->conn, collect_config_argv_one(t->cfg->config_command, (enum cfg_param)p, argv), argv);
+                conn_command(se->conn, collect_config_argv_one(t->cfg->config_command, (enum cfg_param)p, argv), argv);
                 push(t, P_CONFIG);
             }
         }
     }
-    if (t->cfg->latency_interval_ms && !t->latency_refused && now >= t->next_latency_us) {
+    if (t->cfg->latency_interval_ms && !se->latency_refused && now >= t->next_latency_us) {
         t->next_latency_us = now + t->cfg->latency_interval_ms * 1000;
         const char *argv[] = {"LATENCY", "LATEST"};
-        conn_command(t->conn, 2, argv);
+        conn_command(se->conn, 2, argv);
         push(t, P_LATENCY);
     }
 }
@@ -324,7 +372,7 @@ static void send_extras(struct target *t, uint64_t now)
  * kept one appended. */
 static struct rstr *info_with_latstats(struct target *t, const char *text, size_t len)
 {
-    if (t->info_all || t->asked_latstats) {
+    if (t->s->info_all || t->asked_latstats) {
         size_t off, sl;
         rstr_unref(t->latstats);
         t->latstats = info_section_span(text, len, "latencystats", &off, &sl) ? rstr_new(text + off, sl) : NULL;
@@ -354,10 +402,10 @@ static bool starts_with(const char *s, const char *p) { return strncmp(s, p, str
 
 static void on_info_error(struct target *t, const char *err)
 {
-    if (!t->info_all && (strstr(err, "syntax error") || strstr(err, "wrong number of arguments"))) {
+    if (!t->s->info_all && (strstr(err, "syntax error") || strstr(err, "wrong number of arguments"))) {
         /* Redis < 7.0 takes a single section: ask for all of them instead */
         log_info("poller", "%s: server takes one INFO section; using \"INFO all\"", t->cfg->name);
-        t->info_all = true;
+        t->s->info_all = true;
         send_info(t);
         return;
     }
@@ -372,12 +420,13 @@ static void on_info_error(struct target *t, const char *err)
 static void on_reply(void *arg, redisReply *r)
 {
     struct target *t = arg;
+    struct session *se = t->s;
     char detail[200];
-    if (t->npend == 0) {
+    if (se->npend == 0) {
         finish(t, OUTCOME_PROTOCOL, "reply without a request", NULL, NULL, true);
         return;
     }
-    enum pend k = pop(t);
+    enum pend k = pop(se);
     bool is_err = r->type == REDIS_REPLY_ERROR;
     if (is_err)
         snprintf(detail, sizeof detail, "%.*s", (int)(r->len > 180 ? 180 : r->len), r->str ? r->str : "");
@@ -393,29 +442,29 @@ static void on_reply(void *arg, redisReply *r)
     case P_CMDINFO:
         if (is_err) {
             /* no +command: classify with the built-in table on this connection */
-            if (!t->command_refused)
+            if (!se->command_refused)
                 log_info("poller", "%s: COMMAND INFO refused (%s); using the built-in command table", t->cfg->name, detail);
-            t->command_refused = true;
-        } else if (t->classes) {
-            cmdclass_map_learn(t->classes, (const char *const *)t->asking, t->n_asking, r);
+            se->command_refused = true;
+        } else if (se->classes) {
+            cmdclass_map_learn(se->classes, (const char *const *)se->asking, se->n_asking, r);
         }
-        forget_asking(t);
+        forget_asking(se);
         return;
     case P_CONFIG:
         if (is_err) {
-            if (!t->config_refused)
+            if (!se->config_refused)
                 log_info("poller", "%s: %s GET refused (%s); not asking again", t->cfg->name,
                          t->cfg->config_command, detail);
-            t->config_refused = true;
+            se->config_refused = true;
         } else if (collect_config_reply(&t->config, r) < 0) {
             log_debug("poller", "%s: unexpected CONFIG GET reply", t->cfg->name);
         }
         return;
     case P_LATENCY:
         if (is_err) {
-            if (!t->latency_refused)
+            if (!se->latency_refused)
                 log_info("poller", "%s: LATENCY LATEST refused (%s); not asking again", t->cfg->name, detail);
-            t->latency_refused = true;
+            se->latency_refused = true;
         } else if (collect_latency_reply(t->latency ? t->latency : (t->latency = xcalloc(1, sizeof *t->latency)), r) < 0) {
             log_debug("poller", "%s: unexpected LATENCY LATEST reply", t->cfg->name);
         }
@@ -441,7 +490,7 @@ static void deadline_cb(evutil_socket_t fd, short what, void *arg)
     (void)fd, (void)what;
     struct target *t = arg;
     char detail[128];
-    if (conn_in_tls_handshake(t->conn)) {
+    if (t->s && conn_in_tls_handshake(t->s->conn)) {
         /* TCP is up but the server never answered the TLS handshake: most
          * likely a plain-text server behind a rediss:// address */
         snprintf(detail, sizeof detail, "TLS handshake not completed within %llums (is the server speaking TLS?)",
@@ -477,41 +526,43 @@ static void tick_cb(evutil_socket_t fd, short what, void *arg)
         return; /* cannot happen while timeout < interval; be safe */
     t->poll_start_us = now;
     t->polling = true;
-    if (!t->conn) {
+    if (!t->s) {
         if (now < t->retry_at_us) {
             t->polling = false; /* backing off: this tick is skipped */
             return;
         }
         enum outcome why;
         char detail[200] = "";
-        t->conn = conn_open(t->p->base, t->p->dns, t->ssl, t->cfg, &callbacks, t, &why, detail,
-                            sizeof detail);
-        if (!t->conn) {
+        struct conn *c = conn_open(t->p->base, t->p->dns, t->ssl, t->cfg, &callbacks, t, &why, detail,
+                                   sizeof detail);
+        if (!c) {
             finish(t, why, detail, NULL, NULL, true);
             return;
         }
+        t->s = xcalloc(1, sizeof *t->s);
+        t->s->conn = c;
         t->st.connects++;
         if (t->cfg->password) {
             const char *argv[3] = {"AUTH", t->cfg->username, t->cfg->password};
             if (t->cfg->username)
-                conn_command(t->conn, 3, argv);
+                conn_command(c, 3, argv);
             else {
                 argv[1] = t->cfg->password;
-                conn_command(t->conn, 2, argv);
+                conn_command(c, 2, argv);
             }
             push(t, P_AUTH);
         }
         const char *setname[] = {"CLIENT", "SETNAME", "redpulse"};
-        conn_command(t->conn, 3, setname);
+        conn_command(c, 3, setname);
         push(t, P_SETNAME);
-        t->classes = cmdclass_map_new();
+        t->s->classes = cmdclass_map_new();
     }
     send_extras(t, now);
     send_info(t); /* INFO last: its reply ends the poll */
     arm_deadline(t);
 }
 
-struct poller *poller_new(struct event_base *base, const struct config *cfg, struct registry *reg)
+struct poller *poller_new(struct event_base *base, struct registry *reg)
 {
     struct poller *p = xcalloc(1, sizeof *p);
     p->base = base;
@@ -541,55 +592,222 @@ struct poller *poller_new(struct event_base *base, const struct config *cfg, str
             log_error("poller", "out of memory encoding INFO");
             abort();
         }
-    p->n = cfg->n_instances;
-    p->t = xcalloc(p->n, sizeof *p->t);
-    uint64_t now = now_mono_us();
-    for (size_t i = 0; i < p->n; i++) {
-        struct target *t = &p->t[i];
-        t->p = p;
-        t->idx = i;
-        t->cfg = &cfg->instances[i];
-        struct buf b = BUF_INIT;
-        prom_label_prefix(&b, t->cfg->name, t->cfg->labels, t->cfg->n_labels);
-        t->prefix = buf_steal(&b, NULL);
-        if (t->cfg->kind == ADDR_TCP && t->cfg->tls.enabled) {
-            char detail[200];
-            t->ssl = conn_tls_ctx_new(&t->cfg->tls, detail, sizeof detail);
-            if (!t->ssl)
-                log_error("poller", "%s: %s", t->cfg->name, detail);
-        }
-        t->tick = evtimer_new(base, tick_cb, t);
-        t->deadline = evtimer_new(base, deadline_cb, t);
-        /* spread first polls (and so connects) evenly over the interval */
-        uint64_t off = p->n > 1 ? t->cfg->interval_ms * 1000 * i / p->n : 0;
-        t->next_due_us = now + off;
-        struct timeval tv = {(time_t)(off / 1000000), (suseconds_t)(off % 1000000)};
-        evtimer_add(t->tick, &tv);
-        publish(t, NULL, NULL); /* so /scrape knows the instance before its first poll */
-    }
     return p;
+}
+
+void poller_on_change(struct poller *p, void (*fn)(void *arg), void *arg)
+{
+    p->on_change = fn;
+    p->on_change_arg = arg;
+}
+
+static void set_prefix(struct target *t)
+{
+    struct buf b = BUF_INIT;
+    prom_label_prefix(&b, t->cfg->name, t->cfg->labels, t->cfg->n_labels);
+    free(t->prefix);
+    t->prefix = buf_steal(&b, NULL);
+}
+
+static void set_tls(struct target *t)
+{
+    if (t->ssl)
+        SSL_CTX_free(t->ssl);
+    t->ssl = NULL;
+    if (t->cfg->kind == ADDR_TCP && t->cfg->tls.enabled) {
+        char detail[200];
+        t->ssl = conn_tls_ctx_new(&t->cfg->tls, detail, sizeof detail);
+        if (!t->ssl)
+            log_error("poller", "%s: %s", t->cfg->name, detail);
+    }
+}
+
+static void arm_first(struct target *t, uint64_t now, uint64_t off)
+{
+    t->next_due_us = now + off;
+    struct timeval tv = {(time_t)(off / 1000000), (suseconds_t)(off % 1000000)};
+    evtimer_add(t->tick, &tv);
+}
+
+static struct target *target_new(struct poller *p, const struct instance_cfg *cfg)
+{
+    struct target *t = xcalloc(1, sizeof *t);
+    t->p = p;
+    t->cfg = cfg;
+    set_prefix(t);
+    set_tls(t);
+    t->tick = evtimer_new(p->base, tick_cb, t);
+    t->deadline = evtimer_new(p->base, deadline_cb, t);
+    return t;
+}
+
+/* Forgets what was learnt about the server: the next sample is a first one
+ * (no rates from a sample of what may be another server). Counters stay. */
+static void forget_server(struct target *t)
+{
+    info_sample_free(t->last);
+    t->last = NULL;
+    rstr_unref(t->info_text);
+    t->info_text = NULL;
+    rstr_unref(t->latstats);
+    t->latstats = NULL;
+    config_values_clear(&t->config);
+    free(t->latency);
+    t->latency = NULL;
+    t->next_config_us = t->next_latency_us = 0;
+    t->fails = 0;
+    t->retry_at_us = 0;
+}
+
+static void target_free(struct target *t)
+{
+    drop_connection(t);
+    forget_server(t);
+    if (t->tick)
+        event_free(t->tick);
+    if (t->deadline)
+        event_free(t->deadline);
+    if (t->ssl)
+        SSL_CTX_free(t->ssl);
+    free(t->prefix);
+    free(t);
+}
+
+static bool same_str(const char *a, const char *b) { return a == b || (a && b && strcmp(a, b) == 0); }
+
+/* Settings that pick the server and how we talk to it: a change needs a new
+ * connection (and may reach another server). */
+static bool same_connection(const struct instance_cfg *a, const struct instance_cfg *b)
+{
+    return same_str(a->address, b->address) && a->kind == b->kind && same_str(a->host, b->host) &&
+           a->port == b->port && same_str(a->path, b->path) && same_str(a->username, b->username) &&
+           same_str(a->password, b->password) && a->max_reply_bytes == b->max_reply_bytes &&
+           a->tls.enabled == b->tls.enabled && same_str(a->tls.ca_file, b->tls.ca_file) &&
+           same_str(a->tls.cert_file, b->tls.cert_file) && same_str(a->tls.key_file, b->tls.key_file) &&
+           same_str(a->tls.server_name, b->tls.server_name) &&
+           a->tls.insecure_skip_verify == b->tls.insecure_skip_verify;
+}
+
+static bool same_labels(const struct instance_cfg *a, const struct instance_cfg *b)
+{
+    if (a->n_labels != b->n_labels)
+        return false;
+    for (size_t i = 0; i < a->n_labels; i++)
+        if (strcmp(a->labels[i].name, b->labels[i].name) || strcmp(a->labels[i].value, b->labels[i].value))
+            return false;
+    return true;
+}
+
+/* Moves a kept target to its new settings. Returns true when its published
+ * frag needs the new label prefix. A new connection keeps the published
+ * frag until its first poll replaces it. */
+static bool target_update(struct target *t, const struct instance_cfg *nc, uint64_t now)
+{
+    const struct instance_cfg *oc = t->cfg;
+    bool reconnect = !same_connection(oc, nc);
+    bool relabel = !same_labels(oc, nc);
+    bool resched = oc->interval_ms != nc->interval_ms;
+    t->cfg = nc;
+    if (reconnect) {
+        log_info("poller", "%s: connection settings changed: reconnecting as a new server", nc->name);
+        if (t->polling) { /* abandon the poll in flight: its server is not ours any more */
+            evtimer_del(t->deadline);
+            t->polling = false;
+        }
+        drop_connection(t);
+        forget_server(t);
+        set_tls(t);
+    }
+    if (relabel)
+        set_prefix(t);
+    if (resched) {
+        evtimer_del(t->tick);
+        arm_first(t, now, 0);
+    }
+    return relabel;
+}
+
+/* The running target named name (its registry slot index is its position
+ * in p->t), or -1. */
+static long find_target(struct poller *p, const char *name)
+{
+    long i = registry_find(p->reg, name);
+    return i >= 0 && (size_t)i < p->n && strcmp(p->t[i]->cfg->name, name) == 0 ? i : -1;
+}
+
+void poller_apply(struct poller *p, const struct config *cfg)
+{
+    size_t n = cfg->n_instances;
+    struct target **nt = xcalloc(n ? n : 1, sizeof *nt);
+    struct frag **frags = xcalloc(n ? n : 1, sizeof *frags);
+    const char **names = xcalloc(n ? n : 1, sizeof *names);
+    bool *redo = xcalloc(n ? n : 1, sizeof *redo);
+    bool *kept = xcalloc(p->n ? p->n : 1, sizeof *kept);
+    uint64_t now = now_mono_us();
+    size_t n_new = 0, k_new = 0;
+    for (size_t i = 0; i < n; i++)
+        if (find_target(p, cfg->instances[i].name) < 0)
+            n_new++;
+    for (size_t i = 0; i < n; i++) {
+        const struct instance_cfg *ic = &cfg->instances[i];
+        names[i] = ic->name;
+        long old = find_target(p, ic->name);
+        if (old >= 0) {
+            nt[i] = p->t[old];
+            kept[old] = true;
+            redo[i] = target_update(nt[i], ic, now);
+            continue;
+        }
+        struct target *t = nt[i] = target_new(p, ic);
+        /* spread first polls (and so connects) evenly over the interval */
+        arm_first(t, now, n_new > 1 ? ic->interval_ms * 1000 * k_new++ / n_new : 0);
+        struct render_input in = {t->cfg, t->prefix, NULL, &t->st, NULL, NULL, NULL, NULL, &p->scratch};
+        frags[i] = render_frag(&in); /* so /scrape knows the instance before its first poll */
+    }
+    /* one step: a scrape sees the old set or the new one */
+    registry_set(p->reg, names, frags, n);
+    size_t removed = 0;
+    for (size_t i = 0; i < p->n; i++)
+        if (!kept[i]) {
+            target_free(p->t[i]);
+            removed++;
+        }
+    free(p->t);
+    p->t = nt;
+    p->n = n;
+    p->n_up = p->n_polled = 0;
+    for (size_t i = 0; i < n; i++) {
+        struct target *t = nt[i];
+        t->idx = i;
+        if (redo[i]) /* same values, new labels */
+            registry_relabel(p->reg, i, t->prefix);
+        p->n_up += t->st.polled && t->st.last_outcome == OUTCOME_OK;
+        p->n_polled += t->st.polled;
+    }
+    if (n_new || removed)
+        log_info("poller", "%zu instance%s: %zu added, %zu removed", n, n == 1 ? "" : "s", n_new, removed);
+    p->round_done = p->n_polled == n;
+    free(kept);
+    free(redo);
+    free(names);
+    free(frags);
+    if (p->on_change)
+        p->on_change(p->on_change_arg);
+}
+
+void poller_status(const struct poller *p, size_t *up, size_t *total, bool *round_done)
+{
+    *up = p->n_up;
+    *total = p->n;
+    *round_done = p->round_done;
 }
 
 void poller_free(struct poller *p)
 {
     if (!p)
         return;
-    for (size_t i = 0; i < p->n; i++) {
-        struct target *t = &p->t[i];
-        drop_connection(t);
-        config_values_clear(&t->config);
-        free(t->latency);
-        if (t->tick)
-            event_free(t->tick);
-        if (t->deadline)
-            event_free(t->deadline);
-        if (t->ssl)
-            SSL_CTX_free(t->ssl);
-        info_sample_free(t->last);
-        rstr_unref(t->info_text);
-        rstr_unref(t->latstats);
-        free(t->prefix);
-    }
+    for (size_t i = 0; i < p->n; i++)
+        target_free(p->t[i]);
     free(p->t);
     buf_free(&p->scratch);
     for (int k = 0; k < 3; k++)

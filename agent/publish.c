@@ -96,65 +96,85 @@ void frag_expand(const struct frag *g, int f, struct buf *out)
                     g->prefix, g->prefix_len, g->tails + a, z - a);
 }
 
+/* A slot lives as long as some table holds it: a reader may still hold a
+ * table whose slot was removed by a reload. */
 struct slot {
+    atomic_long refs;
     char *name;
-    struct frag *frag;
+    struct frag *frag; /* guarded by the registry lock */
+};
+
+struct table {
+    atomic_long refs;
+    size_t n;
+    struct slot **slots;   /* in configuration order */
+    size_t *by_name;       /* slot indices sorted by name */
+    const char **names;    /* slots[i]->name, for views */
 };
 
 struct registry {
-    pthread_mutex_t lock;
-    struct slot *slots;  /* in configuration order */
-    size_t n;
-    size_t *by_name;     /* slot indices sorted by name */
+    pthread_mutex_t lock;  /* guards tab (the pointer) and every slot's frag */
+    struct table *tab;
 };
 
-static const struct registry *sort_reg; /* qsort has no context argument */
+static void slot_unref(struct slot *s)
+{
+    if (!s || atomic_fetch_sub(&s->refs, 1) != 1)
+        return;
+    free(s->name);
+    frag_unref(s->frag);
+    free(s);
+}
+
+static void table_unref(struct table *t)
+{
+    if (!t || atomic_fetch_sub(&t->refs, 1) != 1)
+        return;
+    for (size_t i = 0; i < t->n; i++)
+        slot_unref(t->slots[i]);
+    free(t->slots);
+    free(t->by_name);
+    free(t->names);
+    free(t);
+}
+
+static _Thread_local const struct table *sort_tab; /* qsort has no context argument */
 static int cmp_by_name(const void *a, const void *b)
 {
-    return strcmp(sort_reg->slots[*(const size_t *)a].name, sort_reg->slots[*(const size_t *)b].name);
+    return strcmp(sort_tab->slots[*(const size_t *)a]->name, sort_tab->slots[*(const size_t *)b]->name);
 }
 
-struct registry *registry_new(const char *const *names, size_t n)
+/* A table of n slots; slots[] filled by the caller, then table_index(). */
+static struct table *table_new(size_t n)
 {
-    struct registry *r = xcalloc(1, sizeof *r);
-    pthread_mutex_init(&r->lock, NULL);
-    r->n = n;
-    r->slots = xcalloc(n, sizeof *r->slots);
-    r->by_name = xcalloc(n, sizeof *r->by_name);
-    for (size_t i = 0; i < n; i++) {
-        r->slots[i].name = xstrdup(names[i]);
-        r->by_name[i] = i;
+    struct table *t = xcalloc(1, sizeof *t);
+    atomic_init(&t->refs, 1);
+    t->n = n;
+    t->slots = xcalloc(n ? n : 1, sizeof *t->slots);
+    t->by_name = xcalloc(n ? n : 1, sizeof *t->by_name);
+    t->names = xcalloc(n ? n : 1, sizeof *t->names);
+    return t;
+}
+
+static void table_index(struct table *t)
+{
+    for (size_t i = 0; i < t->n; i++) {
+        t->by_name[i] = i;
+        t->names[i] = t->slots[i]->name;
     }
-    sort_reg = r; /* called once at startup, before any thread exists */
-    qsort(r->by_name, n, sizeof *r->by_name, cmp_by_name);
-    sort_reg = NULL;
-    return r;
+    sort_tab = t;
+    qsort(t->by_name, t->n, sizeof *t->by_name, cmp_by_name);
+    sort_tab = NULL;
 }
 
-void registry_free(struct registry *r)
+static long table_find(const struct table *t, const char *name)
 {
-    if (!r)
-        return;
-    for (size_t i = 0; i < r->n; i++) {
-        free(r->slots[i].name);
-        frag_unref(r->slots[i].frag);
-    }
-    free(r->slots);
-    free(r->by_name);
-    pthread_mutex_destroy(&r->lock);
-    free(r);
-}
-
-size_t registry_size(const struct registry *r) { return r->n; }
-
-long registry_find(const struct registry *r, const char *name)
-{
-    size_t lo = 0, hi = r->n;
+    size_t lo = 0, hi = t->n;
     while (lo < hi) {
         size_t mid = (lo + hi) / 2;
-        int c = strcmp(name, r->slots[r->by_name[mid]].name);
+        int c = strcmp(name, t->slots[t->by_name[mid]]->name);
         if (c == 0)
-            return (long)r->by_name[mid];
+            return (long)t->by_name[mid];
         if (c < 0)
             hi = mid;
         else
@@ -163,27 +183,126 @@ long registry_find(const struct registry *r, const char *name)
     return -1;
 }
 
+static struct slot *slot_new(const char *name, struct frag *f)
+{
+    struct slot *s = xcalloc(1, sizeof *s);
+    atomic_init(&s->refs, 1);
+    s->name = xstrdup(name);
+    s->frag = f;
+    return s;
+}
+
+struct registry *registry_new(const char *const *names, size_t n)
+{
+    struct registry *r = xcalloc(1, sizeof *r);
+    pthread_mutex_init(&r->lock, NULL);
+    r->tab = table_new(n);
+    for (size_t i = 0; i < n; i++)
+        r->tab->slots[i] = slot_new(names[i], NULL);
+    table_index(r->tab);
+    return r;
+}
+
+void registry_free(struct registry *r)
+{
+    if (!r)
+        return;
+    table_unref(r->tab);
+    pthread_mutex_destroy(&r->lock);
+    free(r);
+}
+
+void registry_set(struct registry *r, const char *const *names, struct frag **frags, size_t n)
+{
+    struct table *old = r->tab; /* only this thread replaces it: no lock to read */
+    struct table *t = table_new(n);
+    for (size_t i = 0; i < n; i++) {
+        long k = table_find(old, names[i]);
+        if (k >= 0) {
+            t->slots[i] = old->slots[k];
+            atomic_fetch_add(&t->slots[i]->refs, 1);
+            frag_unref(frags[i]);
+        } else {
+            t->slots[i] = slot_new(names[i], frags[i]);
+        }
+    }
+    table_index(t);
+    pthread_mutex_lock(&r->lock);
+    r->tab = t;
+    pthread_mutex_unlock(&r->lock);
+    table_unref(old);
+}
+
+size_t registry_size(const struct registry *r) { return r->tab->n; }
+
+long registry_find(struct registry *r, const char *name) { return table_find(r->tab, name); }
+
 void registry_publish(struct registry *r, size_t i, struct frag *f)
 {
+    struct slot *s = r->tab->slots[i];
     pthread_mutex_lock(&r->lock);
-    struct frag *old = r->slots[i].frag;
-    r->slots[i].frag = f;
+    struct frag *old = s->frag;
+    s->frag = f;
     pthread_mutex_unlock(&r->lock);
     frag_unref(old);
 }
 
-void registry_snapshot(struct registry *r, struct frag **out)
+void registry_relabel(struct registry *r, size_t i, const char *prefix)
 {
-    pthread_mutex_lock(&r->lock);
-    for (size_t i = 0; i < r->n; i++)
-        out[i] = frag_ref(r->slots[i].frag);
-    pthread_mutex_unlock(&r->lock);
+    const struct frag *g = r->tab->slots[i]->frag; /* only this thread replaces it */
+    if (!g)
+        return;
+    size_t nfam = (size_t)FAM_COUNT + 1;
+    uint32_t *off = xcalloc(nfam, sizeof *off);
+    for (size_t f = 0; f < nfam; f++)
+        off[f] = (uint32_t)frag_off(g, (int)f);
+    /* lines are counted once per family: the expanded size moves by the
+     * prefix difference once per line */
+    size_t lines = 0;
+    for (const char *p = g->tails; *p; p++)
+        lines += *p == '\n';
+    size_t plen = strlen(prefix);
+    size_t text_len = g->text_len - lines * g->prefix_len + lines * plen;
+    size_t prom_len = off[FAM_COUNT];
+    struct buf b = BUF_INIT;
+    buf_append(&b, g->tails, prom_len);
+    buf_append(&b, g->json_head, g->json_head_len);
+    struct frag *f = frag_new(b.p, prom_len, g->json_head_len, off, text_len, prefix, g->info, g->polled);
+    buf_free(&b);
+    free(off);
+    registry_publish(r, i, f);
 }
 
-struct frag *registry_get(struct registry *r, size_t i)
+void registry_view_take(struct registry *r, struct registry_view *v)
 {
     pthread_mutex_lock(&r->lock);
-    struct frag *f = frag_ref(r->slots[i].frag);
+    struct table *t = r->tab;
+    atomic_fetch_add(&t->refs, 1);
+    v->frags = xcalloc(t->n ? t->n : 1, sizeof *v->frags); /* under the lock: rare and small */
+    for (size_t i = 0; i < t->n; i++)
+        v->frags[i] = frag_ref(t->slots[i]->frag);
+    pthread_mutex_unlock(&r->lock);
+    v->n = t->n;
+    v->names = t->names;
+    v->table = t;
+}
+
+void registry_view_release(struct registry_view *v)
+{
+    for (size_t i = 0; i < v->n; i++)
+        frag_unref(v->frags[i]);
+    free(v->frags);
+    table_unref(v->table);
+    memset(v, 0, sizeof *v);
+}
+
+struct frag *registry_get_name(struct registry *r, const char *name)
+{
+    struct frag *f = NULL;
+    pthread_mutex_lock(&r->lock);
+    long i = table_find(r->tab, name);
+    if (i >= 0)
+        f = frag_ref(r->tab->slots[i]->frag);
     pthread_mutex_unlock(&r->lock);
     return f;
 }
@@ -192,8 +311,8 @@ bool registry_all_polled(struct registry *r)
 {
     bool all = true;
     pthread_mutex_lock(&r->lock);
-    for (size_t i = 0; i < r->n && all; i++)
-        all = r->slots[i].frag && r->slots[i].frag->polled;
+    for (size_t i = 0; i < r->tab->n && all; i++)
+        all = r->tab->slots[i]->frag && r->tab->slots[i]->frag->polled;
     pthread_mutex_unlock(&r->lock);
     return all;
 }

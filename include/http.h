@@ -26,13 +26,23 @@ struct http_server *http_start(const struct config *cfg, struct registry *reg, c
  * is logged and the running one kept. Returns 0, or -1 on a bad set. Call
  * from one thread at a time (the event loop). */
 int http_reload_tls(struct http_server *s);
-/* Stops accepting, finishes in-flight requests and frees; safe on NULL. */
+/* Applies cfg's HTTP settings (limits, basic auth users, TLS certificate,
+ * key and client CA, listen address) to a running server: starts a new
+ * server on the same listening socket (or binds the new address), then lets
+ * the old one finish its requests in flight (up to 1 s) and frees it.
+ * Returns the new server; on failure returns NULL with a message in err and
+ * old keeps serving untouched. cfg must outlive the returned server. Loop
+ * thread only (it blocks while the old server drains). */
+struct http_server *http_apply(struct http_server *old, const struct config *cfg, char *err, size_t errlen);
+/* Stops accepting, lets in-flight requests finish (up to 2 s), and frees;
+ * safe on NULL. */
 void http_stop(struct http_server *s);
 
-/* Assembles the Prometheus exposition of every slot (target < 0) or of one
- * slot, families contiguous across instances, plus redpulse's global
- * families when target < 0. Exposed for tests and benchmarks. */
-void http_render_metrics(struct registry *reg, long target, struct buf *out);
+/* Assembles the Prometheus exposition of every slot (target NULL: one
+ * consistent set, see registry_view_take) or of the slot named target,
+ * families contiguous across instances, plus redpulse's global families when
+ * target is NULL. Exposed for tests and benchmarks. */
+void http_render_metrics(struct registry *reg, const char *target, struct buf *out);
 /* Percent-decodes s in place as MHD's unescape callback does for paths and
  * query values, except that "%00" is left as written (a NUL would cut a
  * target name short). Returns the new length. */

@@ -16,11 +16,26 @@
 
 struct poller;
 
-/* Creates the poller and arms the first poll of every instance, spread over
- * its interval. cfg and reg must outlive the poller; slot i of reg is
- * cfg->instances[i]. Returns NULL (after logging) when libevent's DNS base
- * cannot be created. */
-struct poller *poller_new(struct event_base *base, const struct config *cfg, struct registry *reg);
+/* Creates a poller with no instance; poller_apply() gives it some. reg must
+ * outlive it. Returns NULL (after logging) when libevent's DNS base cannot
+ * be created. */
+struct poller *poller_new(struct event_base *base, struct registry *reg);
+/* Makes the instances of cfg the polled set, matched to the running ones by
+ * name: new ones get a slot and their first polls spread over their
+ * interval; removed ones close their connection and leave the registry (in
+ * the same registry_set, so a scrape sees the old set or the new one);
+ * unchanged ones keep their connection, previous sample and counters; a
+ * change of connection settings (address, credentials, TLS, reply cap)
+ * drops the connection and the previous sample, other changes keep both.
+ * cfg must stay alive until the next poller_apply or poller_free. Loop
+ * thread only. */
+void poller_apply(struct poller *p, const struct config *cfg);
+/* Calls fn(arg) on the loop thread whenever the number of instances up, the
+ * total, or the first-round flag changes (for systemd STATUS= and READY=1). */
+void poller_on_change(struct poller *p, void (*fn)(void *arg), void *arg);
+/* Instances whose last poll succeeded, instances, and whether every instance
+ * has finished at least one poll since it was added. */
+void poller_status(const struct poller *p, size_t *up, size_t *total, bool *round_done);
 /* Closes every connection and frees all state; no callbacks run after. */
 void poller_free(struct poller *p);
 

@@ -69,20 +69,48 @@ void frag_unref(struct frag *f);        /* NULL-safe; frees at zero */
 
 struct registry;
 
+/* The registry's slots, in configuration order, are an immutable,
+ * reference-counted table; the loop thread replaces the whole table when
+ * instances come and go (registry_set), and a reader keeps the table it
+ * started with, so a scrape sees either the old set or the new one. Frags
+ * inside a slot are replaced by every poll. */
+
 /* A registry of n named slots (names copied; must be unique). */
 struct registry *registry_new(const char *const *names, size_t n);
 void registry_free(struct registry *r);
+/* Replaces the set of slots in one step: slot i of the new table is named
+ * names[i]. A name already present keeps its slot and frag; a new name gets
+ * frags[i] (ownership taken; NULL: nothing published yet); frags[i] of a kept
+ * name is unref'd. Slots not named any more vanish from later snapshots.
+ * Loop thread only. */
+void registry_set(struct registry *r, const char *const *names, struct frag **frags, size_t n);
+/* Slots in the current table. Loop thread only (readers use a view). */
 size_t registry_size(const struct registry *r);
-/* Index of a slot by name, or -1. Lock-free (names never change). */
-long registry_find(const struct registry *r, const char *name);
-/* Replaces slot i's frag; takes ownership of f. Called by the poller only. */
+/* Index of a slot by name in the current table, or -1. Loop thread only
+ * (the index changes with registry_set). */
+long registry_find(struct registry *r, const char *name);
+/* Replaces slot i's frag; takes ownership of f. Loop thread only. */
 void registry_publish(struct registry *r, size_t i, struct frag *f);
-/* References to every slot's frag (NULL where nothing is published yet), in
- * slot order, into out[registry_size()]. The caller unrefs each. */
-void registry_snapshot(struct registry *r, struct frag **out);
-/* Reference to slot i's frag or NULL. */
-struct frag *registry_get(struct registry *r, size_t i);
-/* True when every slot has a frag with polled set. */
+/* Republishes slot i's frag with a new label prefix (the Prometheus lines
+ * follow at once; the JSON object at the next poll). Loop thread only. */
+void registry_relabel(struct registry *r, size_t i, const char *prefix);
+
+/* A reader's consistent copy: one table and a reference to every slot's frag
+ * (NULL where nothing is published yet), all taken under one lock hold.
+ * names[i] stays valid until registry_view_release. */
+struct registry_view {
+    size_t n;
+    const char *const *names;
+    struct frag **frags;
+    void *table; /* the table held */
+};
+/* Fills v; any thread. Release it with registry_view_release. */
+void registry_view_take(struct registry *r, struct registry_view *v);
+void registry_view_release(struct registry_view *v);
+/* Reference to the frag of the slot named name, or NULL (unknown name or
+ * nothing published yet). Any thread. */
+struct frag *registry_get_name(struct registry *r, const char *name);
+/* True when every slot has a frag with polled set. Any thread. */
 bool registry_all_polled(struct registry *r);
 
 #endif

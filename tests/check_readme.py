@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Keeps the README's metrics reference true: the table between the
 METRICS-TABLE markers must be exactly what include/fields.def,
-derived.def, cfgparams.def and families.def say. With --write, rewrites it."""
+derived.def, cfgparams.def, families.def and globals.def say. With --write, rewrites it."""
 import re
 import sys
 
@@ -28,6 +28,10 @@ def table():
                 rows.append("| `%s` | gauge | `CONFIG GET %s` | %s |" % (metric, param, help_))
     with open(root + "/include/families.def") as f:
         for m in re.finditer(r'^E\(\w+, "([^"]*)", (\w), "([^"]*)"\)', f.read(), re.M):
+            metric, typ, help_ = m.groups()
+            rows.append("| `%s` | %s | | %s |" % (metric, TYPES[typ], help_))
+    with open(root + "/include/globals.def") as f:
+        for m in re.finditer(r'^X\(\w+, "([^"]*)", (\w), "([^"]*)"\)', f.read(), re.M):
             metric, typ, help_ = m.groups()
             rows.append("| `%s` | %s | | %s |" % (metric, TYPES[typ], help_))
     return "\n".join(rows) + "\n"

@@ -44,7 +44,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     struct registry *reg = registry_new(names, 1);
     registry_publish(reg, 0, f);
     struct buf text = BUF_INIT;
-    http_render_metrics(reg, 0, &text);
+    http_render_metrics(reg, "f", &text);
     size_t n;
     if (expo_check(text.p, text.len, &n, NULL, NULL, NULL))
         abort(); /* invalid exposition */

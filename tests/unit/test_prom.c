@@ -222,7 +222,7 @@ static char *assemble(struct frag *f)
     struct registry *reg = registry_new(names, 1);
     registry_publish(reg, 0, frag_ref(f));
     struct buf b = BUF_INIT;
-    http_render_metrics(reg, 0, &b);
+    http_render_metrics(reg, "only", &b);
     registry_free(reg);
     return buf_steal(&b, NULL);
 }
@@ -440,7 +440,7 @@ START_TEST(registry_assembly)
     ck_assert_int_eq(registry_find(reg, "nope"), -1);
 
     struct buf all = BUF_INIT;
-    http_render_metrics(reg, -1, &all);
+    http_render_metrics(reg, NULL, &all);
     size_t n = check_exposition(all.p);
     ck_assert_uint_gt(n, 700);
     ck_assert_ptr_nonnull(strstr(all.p, "redpulse_build_info{version=\""));
@@ -450,7 +450,7 @@ START_TEST(registry_assembly)
     ck_assert_int_eq(ups, 4);
 
     struct buf one = BUF_INIT;
-    http_render_metrics(reg, 1, &one);
+    http_render_metrics(reg, "b2", &one);
     check_exposition(one.p);
     ck_assert_ptr_null(strstr(one.p, "target=\"m1\""));
     ck_assert_ptr_nonnull(strstr(one.p, "redis_rdb_last_bgsave_status{target=\"b2\""));
@@ -479,6 +479,47 @@ START_TEST(registry_assembly)
     for (int i = 0; i < 4; i++)
         free(prefixes[i]);
     registry_free(reg);
+}
+END_TEST
+
+/* A reader's view keeps the table it took; registry_set swaps the whole set
+ * and keeps the frags of names that stay. */
+START_TEST(registry_grows_and_shrinks)
+{
+    const char *names[] = {"a", "b"};
+    struct registry *reg = registry_new(names, 2);
+    struct instance_cfg cfgs[3];
+    char *prefixes[3];
+    struct frag *fa = render_fixture("a", NULL, OUTCOME_TIMEOUT, NULL, &cfgs[0], &prefixes[0]);
+    registry_publish(reg, 0, frag_ref(fa));
+    registry_publish(reg, 1, render_fixture("b", NULL, OUTCOME_TIMEOUT, NULL, &cfgs[1], &prefixes[1]));
+    struct registry_view old;
+    registry_view_take(reg, &old);
+    const char *next[] = {"c", "a"};
+    struct frag *fr[] = {render_fixture("c", NULL, OUTCOME_TIMEOUT, NULL, &cfgs[2], &prefixes[2]), NULL};
+    registry_set(reg, next, fr, 2);
+    ck_assert_uint_eq(old.n, 2); /* the old view still holds a and b */
+    ck_assert_str_eq(old.names[1], "b");
+    ck_assert_ptr_nonnull(old.frags[1]);
+    registry_view_release(&old);
+    struct registry_view v;
+    registry_view_take(reg, &v);
+    ck_assert_uint_eq(v.n, 2);
+    ck_assert_str_eq(v.names[0], "c");
+    ck_assert_ptr_eq(v.frags[1], fa); /* a kept its frag */
+    registry_view_release(&v);
+    ck_assert_int_eq(registry_find(reg, "b"), -1);
+    ck_assert_ptr_null(registry_get_name(reg, "b"));
+    registry_relabel(reg, 1, "target=\"a\",zone=\"z\"");
+    struct buf one = BUF_INIT;
+    http_render_metrics(reg, "a", &one);
+    check_exposition(one.p);
+    ck_assert_ptr_nonnull(strstr(one.p, "redis_up{target=\"a\",zone=\"z\"} 0\n"));
+    buf_free(&one);
+    frag_unref(fa);
+    registry_free(reg);
+    for (int i = 0; i < 3; i++)
+        free(prefixes[i]);
 }
 END_TEST
 
@@ -521,6 +562,7 @@ int main(void)
     tcase_add_test(tc, failed_poll);
     tcase_add_test(tc, json_values);
     tcase_add_test(tc, registry_assembly);
+    tcase_add_test(tc, registry_grows_and_shrinks);
     tcase_add_test(tc, accept_encoding);
     tcase_add_test(tc, family_names_unique);
     suite_add_tcase(s, tc);

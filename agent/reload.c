@@ -1,0 +1,128 @@
+/*
+ * reload.c - configuration generations: read the file once, hash its bytes
+ * (so a fleet can see which agents run which configuration), parse and
+ * validate it with config.c, and hand out references. Also keeps what the
+ * last reload did, for the redpulse_config_* metrics.
+ */
+#include "reload.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "globals.h"
+#include "util.h"
+
+#define MAX_FILE (16u << 20)
+
+static atomic_int last_ok = 1;
+static atomic_llong last_ok_ms; /* Unix milliseconds of the last success */
+static atomic_ullong running_hash;
+
+static uint64_t fnv1a(const char *p, size_t n)
+{
+    uint64_t h = 14695981039346656037ull;
+    for (size_t i = 0; i < n; i++) {
+        h ^= (unsigned char)p[i];
+        h *= 1099511628211ull;
+    }
+    return h;
+}
+
+/* The whole file, with plain read(2): a FIFO or a slow file system blocks
+ * here, on the loop thread, which is what the watchdog is for. */
+static int read_file(const char *path, struct buf *out, struct config_errors *errs)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        buf_printf(&errs->text, "%s: cannot open: %s\n", path, strerror(errno));
+        errs->count++;
+        return -1;
+    }
+    char tmp[65536];
+    for (;;) {
+        ssize_t n = read(fd, tmp, sizeof tmp);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            buf_printf(&errs->text, "%s: read error: %s\n", path, strerror(errno));
+            errs->count++;
+            close(fd);
+            return -1;
+        }
+        if (n == 0)
+            break;
+        buf_append(out, tmp, (size_t)n);
+        if (out->len > MAX_FILE) {
+            buf_printf(&errs->text, "%s: file larger than %u MiB\n", path, MAX_FILE >> 20);
+            errs->count++;
+            close(fd);
+            return -1;
+        }
+    }
+    close(fd);
+    return 0;
+}
+
+struct cfg_gen *cfg_gen_load(const char *path, struct config_errors *errs)
+{
+    struct config *c = NULL;
+    uint64_t h = fnv1a("", 0);
+    if (!path) {
+        c = config_default();
+    } else {
+        struct buf b = BUF_INIT;
+        if (read_file(path, &b, errs) == 0) {
+            h = fnv1a(b.p ? b.p : "", b.len);
+            c = config_parse(b.p ? b.p : "", b.len, path, errs);
+        }
+        if (b.p)
+            explicit_bzero(b.p, b.len); /* may hold inline passwords */
+        buf_free(&b);
+    }
+    if (!c)
+        return NULL;
+    struct cfg_gen *g = xcalloc(1, sizeof *g);
+    atomic_init(&g->refs, 1);
+    g->cfg = c;
+    g->hash = h;
+    return g;
+}
+
+struct cfg_gen *cfg_gen_ref(struct cfg_gen *g)
+{
+    if (g)
+        atomic_fetch_add(&g->refs, 1);
+    return g;
+}
+
+void cfg_gen_unref(struct cfg_gen *g)
+{
+    if (!g || atomic_fetch_sub(&g->refs, 1) != 1)
+        return;
+    config_free(g->cfg);
+    free(g);
+}
+
+void reload_record(bool ok, uint64_t hash)
+{
+    atomic_store(&last_ok, ok);
+    if (ok) {
+        atomic_store(&last_ok_ms, (long long)(now_real_us() / 1000));
+        atomic_store(&running_hash, hash);
+    }
+}
+
+void reload_render_metrics(struct buf *b)
+{
+    global_header(b, GLOBAL_CONFIG_RELOAD_OK);
+    buf_printf(b, " %d\n", atomic_load(&last_ok));
+    global_header(b, GLOBAL_CONFIG_RELOAD_TS);
+    buf_putc(b, ' ');
+    buf_put_double(b, (double)atomic_load(&last_ok_ms) / 1e3);
+    buf_putc(b, '\n');
+    global_header(b, GLOBAL_CONFIG_HASH);
+    buf_printf(b, "{hash=\"%016llx\"} 1\n", (unsigned long long)atomic_load(&running_hash));
+}

@@ -1,0 +1,279 @@
+/*
+ * service.c - wiring of a running daemon and its life cycle under a service
+ * manager. Everything here runs on the event-loop thread: signals arrive as
+ * libevent events, the watchdog is a loop timer (so a stuck loop stops
+ * feeding it and systemd restarts the process), and a reload is applied in
+ * one pass of the loop, so polls never see half a configuration.
+ */
+#include "service.h"
+
+#include <event2/event.h>
+#include <event2/thread.h>
+#include <malloc.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+
+#include "conn.h"
+#include "http.h"
+#include "log.h"
+#include "poller.h"
+#include "publish.h"
+#include "reload.h"
+#include "sdnotify.h"
+#include "util.h"
+
+struct service {
+    struct event_base *base;
+    const char *path;          /* NULL: built-in configuration */
+    bool level_fixed;
+    struct cfg_gen *gen;       /* what the poller runs */
+    struct cfg_gen *http_gen;  /* what the HTTP server was started with */
+    struct registry *reg;
+    struct poller *poller;
+    struct http_server *http;
+    struct event *sig[3];
+    struct event *watchdog;
+    bool ready;                /* READY=1 sent */
+    char status[96];           /* last STATUS= sent */
+};
+
+/* One descriptor per instance: raise the soft limit to the hard one, and
+ * keep some for HTTP clients and the process itself. */
+static void set_fd_budget(const struct config *cfg)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+        return;
+    if (rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+        getrlimit(RLIMIT_NOFILE, &rl);
+    }
+    long reserve = 32 + (long)cfg->http.max_connections;
+    long budget = (long)rl.rlim_cur - reserve;
+    if (budget < 1)
+        budget = 1;
+    conn_set_fd_budget(budget);
+    if ((size_t)budget < cfg->n_instances)
+        log_warn("main", "file descriptor limit %llu allows %ld Redis connections for %zu instances "
+                 "(%ld kept for HTTP); raise LimitNOFILE / ulimit -n",
+                 (unsigned long long)rl.rlim_cur, budget, cfg->n_instances, reserve);
+}
+
+static void apply_log_level(const struct service *sv, const struct config *cfg)
+{
+    enum log_level lvl;
+    if (!sv->level_fixed && cfg->log_level && log_parse_level(cfg->log_level, &lvl) == 0)
+        log_set_level(lvl);
+}
+
+/* STATUS= when it changed; READY=1 once HTTP listens and every instance has
+ * finished its first poll. Called by the poller on every change. */
+static void on_poller_change(void *arg)
+{
+    struct service *sv = arg;
+    size_t up, total;
+    bool round;
+    poller_status(sv->poller, &up, &total, &round);
+    char st[sizeof sv->status];
+    snprintf(st, sizeof st, "%zu/%zu instances up%s", up, total, round ? "" : " (first polls running)");
+    bool send_ready = round && !sv->ready && sv->http;
+    if (strcmp(st, sv->status) == 0 && !send_ready)
+        return;
+    snprintf(sv->status, sizeof sv->status, "%s", st);
+    if (send_ready) {
+        sv->ready = true;
+        sdnotify_send("READY=1\nSTATUS=%s", st);
+        log_info("main", "ready: %s", st);
+    } else {
+        sdnotify_send("STATUS=%s", st);
+    }
+}
+
+static void on_watchdog(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd, (void)what, (void)arg;
+    sdnotify_send("WATCHDOG=1");
+}
+
+static bool same_str(const char *a, const char *b) { return a == b || (a && b && strcmp(a, b) == 0); }
+
+static bool same_http(const struct http_cfg *a, const struct http_cfg *b)
+{
+    if (!(same_str(a->listen, b->listen) && a->max_connections == b->max_connections &&
+          a->max_connections_per_ip == b->max_connections_per_ip && a->idle_timeout_ms == b->idle_timeout_ms &&
+          a->connection_memory_limit == b->connection_memory_limit && a->threads == b->threads &&
+          same_str(a->tls_cert_file, b->tls_cert_file) && same_str(a->tls_key_file, b->tls_key_file) &&
+          same_str(a->tls_client_ca_file, b->tls_client_ca_file) && a->tls_min_version == b->tls_min_version &&
+          a->n_users == b->n_users))
+        return false;
+    for (size_t i = 0; i < a->n_users; i++)
+        if (strcmp(a->users[i].name, b->users[i].name) || strcmp(a->users[i].value, b->users[i].value))
+            return false;
+    return true;
+}
+
+/* Logs each line of a config error report on its own (each names its
+ * JSON path and line:column). */
+static void log_errors(const struct config_errors *e)
+{
+    const char *p = e->text.p ? e->text.p : "";
+    while (*p) {
+        size_t l = strcspn(p, "\n");
+        log_error("config", "%.*s", (int)l, p);
+        p += l + (p[l] == '\n');
+    }
+}
+
+/* SIGHUP: read and validate everything, then apply it in one pass of the
+ * loop; on any error the running configuration stays untouched. */
+static void reload(struct service *sv)
+{
+    sdnotify_reloading();
+    log_info("main", "SIGHUP: reloading %s", sv->path ? sv->path : "(built-in configuration)");
+    struct config_errors errs = {BUF_INIT, 0};
+    struct cfg_gen *g = cfg_gen_load(sv->path, &errs);
+    bool ok = g != NULL;
+    if (!g) {
+        log_errors(&errs);
+        log_error("config", "reload failed with %zu error%s; still running the previous configuration",
+                  errs.count, errs.count == 1 ? "" : "s");
+    }
+    config_errors_free(&errs);
+    if (g) {
+        const struct config *c = g->cfg;
+        if (same_http(&sv->http_gen->cfg->http, &c->http)) {
+            ok = http_reload_tls(sv->http) == 0; /* same files, maybe renewed */
+        } else {
+            char err[256];
+            struct http_server *h = http_apply(sv->http, c, err, sizeof err);
+            if (h) {
+                sv->http = h;
+                cfg_gen_unref(sv->http_gen);
+                sv->http_gen = cfg_gen_ref(g);
+            } else {
+                log_error("http", "new HTTP settings not applied: %s; still serving with the previous ones", err);
+                ok = false;
+            }
+        }
+        apply_log_level(sv, c);
+        poller_apply(sv->poller, c); /* before the old generation goes */
+        cfg_gen_unref(sv->gen);
+        sv->gen = g;
+        log_info("main", "configuration reloaded: %zu instance%s, hash %016llx%s", c->n_instances,
+                 c->n_instances == 1 ? "" : "s", (unsigned long long)g->hash,
+                 ok ? "" : " (with the errors above)");
+    }
+    reload_record(ok, sv->gen->hash);
+    if (sv->ready) /* else READY=1 comes with the end of the first round */
+        sdnotify_send("READY=1\nSTATUS=%s", sv->status);
+}
+
+static void on_signal(evutil_socket_t sig, short what, void *arg)
+{
+    (void)what;
+    struct service *sv = arg;
+    if (sig == SIGHUP) {
+        if (sv->http)
+            reload(sv);
+        return;
+    }
+    log_info("main", "signal %d: stopping", (int)sig);
+    sdnotify_send("STOPPING=1");
+    event_base_loopbreak(sv->base);
+}
+
+int service_run(const char *config_path, bool level_fixed)
+{
+    struct service sv;
+    memset(&sv, 0, sizeof sv);
+    sv.path = config_path;
+    sv.level_fixed = level_fixed;
+    struct config_errors errs = {BUF_INIT, 0};
+    sv.gen = cfg_gen_load(config_path, &errs);
+    if (!sv.gen) {
+        fprintf(stderr, "%s%zu error%s in %s\n", errs.text.p ? errs.text.p : "", errs.count,
+                errs.count == 1 ? "" : "s", config_path);
+        config_errors_free(&errs);
+        return 2;
+    }
+    config_errors_free(&errs);
+    const struct config *cfg = sv.gen->cfg;
+    apply_log_level(&sv, cfg);
+    reload_record(true, sv.gen->hash);
+    sdnotify_init();
+
+    signal(SIGPIPE, SIG_IGN);
+    set_fd_budget(cfg);
+    /* A fixed threshold: response buffers of a big /metrics (megabytes) are
+     * mmapped and go back to the system when freed. glibc's adaptive one
+     * would move them into the heap after the first free and keep the RSS. */
+    mallopt(M_MMAP_THRESHOLD, 256 * 1024);
+    evthread_use_pthreads();
+    /* libevent's default coarse clock, on purpose: EVENT_BASE_FLAG_PRECISE_TIMER
+     * (timerfd) ended the occasional early wake-up at low poll rates, but at
+     * 5,000 instances it cost 3.0 context switches a poll instead of 2.0,
+     * since the coarse clock lets ticks due together share a wake-up */
+    sv.base = event_base_new();
+    sv.reg = registry_new(NULL, 0); /* the poller fills it */
+    int rc = 1;
+    char err[256];
+    if (!sv.base) {
+        log_error("main", "cannot create the event loop");
+        goto out;
+    }
+    /* before HTTP answers: whoever saw it answer may signal at once */
+    const int sigs[3] = {SIGTERM, SIGINT, SIGHUP};
+    for (int i = 0; i < 3; i++) {
+        sv.sig[i] = evsignal_new(sv.base, sigs[i], on_signal, &sv);
+        evsignal_add(sv.sig[i], NULL);
+    }
+    sv.poller = poller_new(sv.base, sv.reg);
+    if (!sv.poller)
+        goto out;
+    poller_on_change(sv.poller, on_poller_change, &sv);
+    poller_apply(sv.poller, cfg); /* slots exist before the first scrape */
+    sv.http = http_start(cfg, sv.reg, err, sizeof err);
+    if (!sv.http) {
+        log_error("http", "%s", err);
+        goto out;
+    }
+    sv.http_gen = cfg_gen_ref(sv.gen);
+    uint64_t wd = sdnotify_watchdog_usec();
+    if (wd) { /* fed from the loop itself, at half the interval systemd asked for */
+        sv.watchdog = event_new(sv.base, -1, EV_PERSIST, on_watchdog, NULL);
+        struct timeval tv = {(time_t)(wd / 2 / 1000000), (suseconds_t)(wd / 2 % 1000000)};
+        event_add(sv.watchdog, &tv);
+        sdnotify_send("WATCHDOG=1");
+    }
+    log_info("main", "redpulse %s: %zu instance%s, serving http%s://%s/metrics", REDPULSE_VERSION,
+             cfg->n_instances, cfg->n_instances == 1 ? "" : "s", cfg->http.tls_cert_file ? "s" : "",
+             cfg->http.listen);
+    on_poller_change(&sv); /* READY=1 now if there is nothing to poll */
+    event_base_dispatch(sv.base);
+    rc = 0;
+out:
+    /* HTTP first (stops accepting, finishes what is in flight, bounded),
+     * then the Redis connections. A delivery queue, once there is one,
+     * gets its bounded flush here, between the two. */
+    http_stop(sv.http);
+    log_debug("main", "HTTP stopped");
+    poller_free(sv.poller);
+    log_debug("main", "Redis connections closed");
+    for (int i = 0; i < 3; i++)
+        if (sv.sig[i])
+            event_free(sv.sig[i]);
+    if (sv.watchdog)
+        event_free(sv.watchdog);
+    registry_free(sv.reg);
+    if (sv.base)
+        event_base_free(sv.base);
+    cfg_gen_unref(sv.http_gen);
+    cfg_gen_unref(sv.gen);
+    sdnotify_close();
+    libevent_global_shutdown();
+    return rc;
+}

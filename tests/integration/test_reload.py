@@ -1,0 +1,243 @@
+#!/usr/bin/env python3
+"""Live reload on SIGHUP against real redis-servers: instances added,
+removed and changed; unchanged ones keep their connection (Redis'
+total_connections_received does not move) and their previous sample (rates
+present on every scrape); a broken file keeps the running configuration and
+says so in redpulse_config_last_reload_successful; a scraper hammering
+/metrics during 50 reloads only ever sees a whole set of instances."""
+import base64
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import unittest
+import urllib.request
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import BIN, Agent, RedisServer, Tmp, free_port, promtool_check, series, value, wait_for  # noqa: E402
+
+DEFAULTS = {"interval": "500ms", "timeout": "400ms"}
+def basic(user, pw):
+    return {"Authorization": "Basic " + base64.b64encode(("%s:%s" % (user, pw)).encode()).decode()}
+
+
+UP_RE = re.compile(r'^redis_up\{target="([^"]*)"', re.M)
+
+
+def inst(name, redis, **kw):
+    d = {"name": name, "address": "127.0.0.1:%d" % redis.port}
+    d.update(kw)
+    return d
+
+
+class Reload(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = Tmp()
+        cls.r = [RedisServer(cls.tmp.path, "r%d" % i) for i in range(4)]
+        # one connection per server for the test's own view, opened once:
+        # it counts once in total_connections_received, before the first read
+        cls.views = [r.client() for r in cls.r]
+        cls.agent = Agent(cls.tmp.path, [inst("a", cls.r[0]), inst("b", cls.r[1]), inst("d", cls.r[2])],
+                          defaults=DEFAULTS)
+        cls.reloads = 0
+
+    @classmethod
+    def tearDownClass(cls):
+        for v in cls.views:
+            v.close()
+        rc = cls.agent.stop()
+        for r in cls.r:
+            r.stop()
+        log = cls.agent.log_text()
+        cls.tmp.cleanup()
+        assert rc == 0, log
+
+    def write(self, instances, extra=None, raw=None):
+        cfg = {"listen": "127.0.0.1:%d" % self.agent.port, "defaults": DEFAULTS, "instances": instances}
+        cfg.update(extra or {})
+        tmp = self.agent.path + ".new"
+        with open(tmp, "w") as f:
+            f.write(raw if raw is not None else json.dumps(cfg, indent=2))
+        os.replace(tmp, self.agent.path)
+
+    def sighup(self):
+        """Sends SIGHUP and waits until the reload is done (logged)."""
+        want = self.agent.log_text().count("SIGHUP: reloading") + 1
+        done = len(re.findall(r"configuration reloaded|reload failed", self.agent.log_text()))
+        self.agent.proc.send_signal(signal.SIGHUP)
+        wait_for(lambda: len(re.findall(r"configuration reloaded|reload failed", self.agent.log_text())) > done,
+                 10, what="reload %d done" % want)
+
+    def conns(self, i):
+        return int(self.views[i].info("stats")["total_connections_received"])
+
+    def polls(self, m, name):
+        return value(m, "redpulse_polls_total", target=name)
+
+    def test_reload(self):
+        ag = self.agent
+        wait_for(lambda: all(series(ag.metrics(), "redis_commands_per_second", target=t) for t in "abd"), 10,
+                 what="rates for a, b, d")
+        m0 = ag.metrics()
+        a_conns, d_conns, r3_conns = self.conns(0), self.conns(2), self.conns(3)
+        polls0 = self.polls(m0, "a")
+        hash0 = series(m0, "redpulse_config_hash")[0][0]["hash"]
+        self.assertEqual(value(m0, "redpulse_connects_total", target="a"), 1)
+
+        # b removed; c added; d moved to another server; a gets a label (same connection)
+        self.write([inst("a", self.r[0], labels={"zone": "z1"}), inst("c", self.r[1], labels={"zone": "new"}),
+                    inst("d", self.r[3])])
+        self.sighup()
+        m = ag.metrics()  # a's labels follow at once, its values stay
+        self.assertEqual(series(m, "redis_up", target="a")[0][0].get("zone"), "z1")
+        self.assertTrue(series(m, "redis_commands_per_second", target="a", zone="z1"))
+        wait_for(lambda: series(ag.metrics(), "redis_up", target="c") and
+                 value(ag.metrics(), "redis_up", target="c") == 1, 10, what="c polled")
+        # the removed instance vanished from every output at once
+        m = ag.metrics()
+        self.assertEqual(series(m, "redis_up", target="b"), [])
+        self.assertEqual(ag.get("/scrape?target=b")[0], 404)
+        self.assertEqual(ag.get("/api/v1/instances/b")[0], 404)
+        self.assertEqual(sorted(j["name"] for j in ag.instance_list()), ["a", "c", "d"])
+        self.assertEqual(value(m, "redpulse_instances"), 3)
+        self.assertEqual(value(m, "redpulse_config_last_reload_successful"), 1)
+        self.assertNotEqual(series(m, "redpulse_config_hash")[0][0]["hash"], hash0)
+        self.assertEqual(series(m, "redis_up", target="c")[0][0].get("zone"), "new")
+        # d reconnected to its new server
+        wait_for(lambda: self.conns(3) > r3_conns and value(ag.metrics(), "redis_up", target="d") == 1, 10,
+                 what="d polling r3")
+        self.assertEqual(self.conns(2), d_conns, "d's old server sees no new connection")
+        # a: same connection, no rate reset, counters go on
+        start = self.polls(ag.metrics(), "a")
+        while self.polls(m, "a") < start + 3:
+            m = ag.metrics()
+            self.assertTrue(series(m, "redis_commands_per_second", target="a"), "a's rate vanished after reload")
+            time.sleep(0.05)
+        self.assertGreater(self.polls(m, "a"), polls0)
+        self.assertEqual(value(m, "redpulse_connects_total", target="a"), 1)
+        self.assertEqual(self.conns(0), a_conns, "a reconnected")
+        self.assertEqual(promtool_check(ag.get("/metrics")[2].decode()), (0, ""))
+
+        # a broken file: every error logged with its place, the old set keeps running
+        ts_ok = value(ag.metrics(), "redpulse_config_last_reload_success_timestamp_seconds")
+        self.write(None, raw='{"listen": "127.0.0.1:%d",\n "instances": [{"name": "a", "adress": "x"}],\n'
+                             ' "bogus": 1}\n' % ag.port)
+        self.sighup()
+        log = ag.log_text()
+        self.assertRegex(log, r"error config: .*instances\[0\].*line 2, column \d+")
+        self.assertRegex(log, r"error config: .*bogus.*line 3, column \d+")
+        self.assertIn("still running the previous configuration", log)
+        m = ag.metrics()
+        self.assertEqual(value(m, "redpulse_config_last_reload_successful"), 0)
+        self.assertEqual(value(m, "redpulse_config_last_reload_success_timestamp_seconds"), ts_ok)
+        p = self.polls(m, "a")
+        wait_for(lambda: self.polls(ag.metrics(), "a") >= p + 2, 5, what="a still polled")
+        self.assertEqual(sorted(t for t in "abcd" if series(ag.metrics(), "redis_up", target=t)), ["a", "c", "d"])
+        # fixed again (a file that does not exist is an error too)
+        os.rename(ag.path, ag.path + ".gone")
+        self.sighup()
+        self.assertIn("cannot open", ag.log_text())
+        self.write([inst("a", self.r[0], labels={"zone": "z1"}), inst("d", self.r[3])])
+        self.sighup()
+        m = ag.metrics()
+        self.assertEqual(value(m, "redpulse_config_last_reload_successful"), 1)
+        self.assertGreater(value(m, "redpulse_config_last_reload_success_timestamp_seconds"), ts_ok)
+        self.assertEqual(series(m, "redis_up", target="c"), [])
+        self.assertEqual(self.conns(0), a_conns, "a reconnected")
+        self.assertIsNone(ag.proc.poll())
+
+    def test_y_http_settings(self):
+        ag = self.agent
+        insts = [inst("a", self.r[0]), inst("d", self.r[3])]
+        pw = subprocess.run([BIN, "--hash-password"], input="s3cret\n", capture_output=True, text=True,
+                            timeout=20).stdout.strip()
+        # basic auth switched on: same socket, the old server stopped
+        self.write(insts, {"http": {"basic_auth_users": {"prom": pw}}})
+        self.sighup()
+        self.assertEqual(ag.get("/metrics")[0], 401)
+        self.assertEqual(ag.get("/metrics", headers=basic("prom", "s3cret"))[0], 200)
+        self.assertEqual(ag.get("/healthz")[0], 200)
+        # and off again
+        self.write(insts)
+        self.sighup()
+        self.assertEqual(ag.get("/metrics")[0], 200)
+        # a new listen address is bound at once; the old one is closed
+        old_port, new_port = ag.port, free_port()
+        cfg = {"listen": "127.0.0.1:%d" % new_port, "defaults": DEFAULTS, "instances": insts}
+        with open(ag.path, "w") as f:
+            json.dump(cfg, f)
+        self.sighup()
+        ag.port = new_port
+        self.assertEqual(ag.get("/metrics")[0], 200)
+        with self.assertRaises(OSError):
+            socket.create_connection(("127.0.0.1", old_port), timeout=2).close()
+        self.assertIn("serving http://127.0.0.1:%d/ with the new settings" % new_port, ag.log_text())
+        # an address that cannot be bound keeps the running server
+        blocker = socket.socket()
+        blocker.bind(("127.0.0.1", 0))
+        blocker.listen()
+        cfg["listen"] = "127.0.0.1:%d" % blocker.getsockname()[1]
+        with open(ag.path, "w") as f:
+            json.dump(cfg, f)
+        self.sighup()
+        blocker.close()
+        self.assertIn("new HTTP settings not applied", ag.log_text())
+        m = ag.metrics()
+        self.assertEqual(value(m, "redpulse_config_last_reload_successful"), 0)
+        self.assertEqual(value(m, "redpulse_connects_total", target="a"), 1)
+
+    def test_z_hammered_50_reloads(self):
+        ag = self.agent
+        one = [inst("a", self.r[0]), inst("d", self.r[3])]
+        two = one + [inst("e", self.r[1]), inst("f", self.r[2], labels={"x": "y"})]
+        sets = {frozenset(["a", "d"]), frozenset(["a", "d", "e", "f"])}
+        # every other reload also changes the HTTP limits: a new server on the same socket
+        http = [{"http": {"max_connections": 200}}, {"http": {"max_connections": 100}}]
+        self.write(one, http[1])
+        self.sighup()
+        stop = threading.Event()
+        seen, bad, errors = [], [], []
+
+        def scrape():
+            while not stop.is_set():
+                try:
+                    with urllib.request.urlopen(ag.url("/metrics"), timeout=10) as r:
+                        body = r.read().decode()
+                except Exception as e:  # noqa: BLE001 - every failure is reported
+                    errors.append(repr(e))
+                    continue
+                got = frozenset(UP_RE.findall(body))
+                n = re.search(r"^redpulse_instances (\d+)$", body, re.M)
+                seen.append(got)
+                if got not in sets or not n or int(n.group(1)) != len(got):
+                    bad.append(sorted(got))
+
+        threads = [threading.Thread(target=scrape) for _ in range(3)]
+        for t in threads:
+            t.start()
+        try:
+            for i in range(50):
+                self.write(two if i % 2 == 0 else one, http[i % 4 // 2])
+                self.sighup()
+        finally:
+            stop.set()
+            for t in threads:
+                t.join()
+        self.assertEqual(bad, [])
+        self.assertEqual(errors, [])
+        self.assertGreater(len(seen), 50)
+        self.assertEqual({s for s in seen}, sets, "both sets were served")
+        m = ag.metrics()
+        self.assertEqual(value(m, "redpulse_config_last_reload_successful"), 1)
+        self.assertEqual(value(m, "redpulse_connects_total", target="a"), 1, "a reconnected during the reloads")
+        self.assertIsNone(ag.proc.poll())
+
+
+if __name__ == "__main__":
+    unittest.main()
