@@ -18,6 +18,7 @@
 #include <strings.h>
 #include <libdeflate.h>
 
+#include "advise.h"
 #include "auth.h"
 #include "conn.h"
 #include "log.h"
@@ -291,6 +292,7 @@ static enum MHD_Result landing(struct http_server *s, struct MHD_Connection *c)
                  "<h1>redpulse " REDPULSE_VERSION "</h1><p>Redis monitoring agent.</p><ul>"
                  "<li><a href=\"/metrics\">/metrics</a> (all instances)</li>"
                  "<li><a href=\"/api/v1/instances\">/api/v1/instances</a></li>"
+                 "<li><a href=\"/api/v1/advice\">/api/v1/advice</a> (write-tuning findings)</li>"
                  "<li><a href=\"/healthz\">/healthz</a> and <a href=\"/readyz\">/readyz</a></li></ul>"
                  "<h2>Instances</h2><ul>");
     size_t n = s->cfg->n_instances;
@@ -302,7 +304,11 @@ static enum MHD_Result landing(struct http_server *s, struct MHD_Connection *c)
         html_escape(&b, name);
         buf_puts(&b, "\">metrics</a>, <a href=\"/api/v1/instances/");
         html_escape(&b, name);
-        buf_puts(&b, "\">json</a></li>");
+        buf_puts(&b, "\">json</a>");
+        struct frag *f = registry_get(s->reg, i);
+        advice_landing_html(f, &b);
+        frag_unref(f);
+        buf_puts(&b, "</li>");
     }
     if (n > 100)
         buf_printf(&b, "<li>... and %zu more</li>", n - 100);
@@ -379,6 +385,10 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
         frag_append_json(f, &b);
         buf_putc(&b, '\n');
         frag_unref(f);
+        return send_buf(c, MHD_HTTP_OK, CT_JSON, &b, gz);
+    }
+    if (strcmp(url, "/api/v1/advice") == 0) {
+        advice_api_json(s->reg, &b);
         return send_buf(c, MHD_HTTP_OK, CT_JSON, &b, gz);
     }
     if (strcmp(url, "/healthz") == 0)

@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "advise.h"
 #include "cmdclass.h"
 #include "collect.h"
 #include "conn.h"
@@ -74,6 +75,7 @@ enum pend { P_AUTH, P_SETNAME, P_CMDINFO, P_CONFIG, P_LATENCY, P_INFO };
 
 struct target {
     struct poller *p;
+    const struct config *root_cfg;
     size_t idx;
     const struct instance_cfg *cfg;
     char *prefix;          /* rendered label prefix */
@@ -105,6 +107,7 @@ struct target {
     bool config_refused, latency_refused;
     struct config_values config;
     struct latency_values *latency; /* allocated when LATENCY LATEST first answers */
+    struct advisor *adv;            /* write-tuning findings; NULL when advice is off */
 };
 
 struct poller {
@@ -134,7 +137,7 @@ static enum cmd_class classify(void *ctx, const char *cmd)
 
 static void publish(struct target *t, const struct info_sample *s, const struct derived *d)
 {
-    struct render_input in = {t->cfg, t->prefix, s, &t->st, t->info_text, d, &t->config, t->latency, &t->p->scratch};
+    struct render_input in = {t->cfg, t->prefix, s, &t->st, t->info_text, d, &t->config, t->latency, &t->p->scratch, t->adv};
     registry_publish(t->p->reg, t->idx, render_frag(&in));
 }
 
@@ -236,6 +239,8 @@ static void finish(struct target *t, enum outcome o, const char *detail, struct 
         t->st.resets++;
         log_info("poller", "%s: counters went down (CONFIG RESETSTAT?): new baseline", t->cfg->name);
     }
+    if (t->adv)
+        advise_poll(t->adv, &t->config, s, &d, t->st.last_poll_ts);
     publish(t, s, &d);
     derived_clear(&d);
     info_sample_free(t->last);
@@ -410,6 +415,8 @@ static void on_reply(void *arg, redisReply *r)
         } else if (collect_config_reply(&t->config, r) < 0) {
             log_debug("poller", "%s: unexpected CONFIG GET reply", t->cfg->name);
         }
+        if (t->adv && !is_err && (t->npend == 0 || t->pend[0] != P_CONFIG)) /* the last of them (Redis < 7) */
+            advise_on_config(t->adv, t->root_cfg->advice, t->cfg, &t->config, t->last, (double)now_real_us() / 1e6);
         return;
     case P_LATENCY:
         if (is_err) {
@@ -549,6 +556,8 @@ struct poller *poller_new(struct event_base *base, const struct config *cfg, str
         t->p = p;
         t->idx = i;
         t->cfg = &cfg->instances[i];
+        t->root_cfg = cfg;
+        t->adv = advisor_new(cfg->advice, t->cfg->name);
         struct buf b = BUF_INIT;
         prom_label_prefix(&b, t->cfg->name, t->cfg->labels, t->cfg->n_labels);
         t->prefix = buf_steal(&b, NULL);
@@ -579,6 +588,7 @@ void poller_free(struct poller *p)
         drop_connection(t);
         config_values_clear(&t->config);
         free(t->latency);
+        advisor_free(t->adv);
         if (t->tick)
             event_free(t->tick);
         if (t->deadline)

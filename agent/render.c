@@ -293,6 +293,15 @@ static void render_family(struct prom_tails *b, enum prom_family f, const struct
                       f == FAM_LATENCY_SPIKE_LAST ? e->timestamp : f == FAM_LATENCY_SPIKE_DURATION ? e->latest_s : e->max_s);
         }
         return;
+    case FAM_ADVICE:
+        for (int c = 0; in->advice && c < ADV_COUNT; c++) {
+            const struct advice_finding *af = in->advice->f[c];
+            const char *kv[] = {"check", advice_check_name((enum advice_check)c), "severity",
+                                af ? advice_severity_str(af->sev) : "", NULL};
+            if (af)
+                prom_tail(b, NULL, kv, 1);
+        }
+        return;
     default:
         return;
     }
@@ -585,6 +594,11 @@ static void json_head(struct buf *b, const struct render_input *in)
     buf_printf(b, ",\"restarts_detected\":%llu,\"counter_resets_detected\":%llu",
                (unsigned long long)st->restarts, (unsigned long long)st->resets);
     json_derived(b, in);
+    buf_puts(b, ",\"advice\":");
+    if (in->advice && s)
+        advice_json(in->advice, b);
+    else
+        buf_puts(b, "null");
 }
 
 struct frag *render_frag(const struct render_input *in)
