@@ -125,15 +125,18 @@ static void quiet(struct advisor *a, int c)
 
 /* ---- formatting -------------------------------------------------------- */
 
+/* Formatted numbers live in a ring long enough for every value of one
+ * check's texts. */
+#define NB_SLOTS 24
 struct nb {
-    char s[6][48];
+    char s[NB_SLOTS][48];
     int i;
 };
 
 /* A byte count as "512 B", "64.0 MB", "1.50 GB" (powers of 1024). */
 static const char *bytes(struct nb *n, double v)
 {
-    char *s = n->s[n->i++ % 6];
+    char *s = n->s[n->i++ % NB_SLOTS];
     const char *u[] = {"B", "KB", "MB", "GB", "TB"};
     int k = 0;
     while (fabs(v) >= 1024 && k < 4)
@@ -148,7 +151,7 @@ static const char *bytes(struct nb *n, double v)
 /* A rate or count, rounded for reading. */
 static const char *num(struct nb *n, double v)
 {
-    char *s = n->s[n->i++ % 6];
+    char *s = n->s[n->i++ % NB_SLOTS];
     if (isnan(v))
         snprintf(s, 48, "unknown");
     else if (fabs(v) >= 100 || v == floor(v))
@@ -161,7 +164,7 @@ static const char *num(struct nb *n, double v)
 /* A duration as "45 s", "12 min", "3.1 h". */
 static const char *dur(struct nb *n, double sec)
 {
-    char *s = n->s[n->i++ % 6];
+    char *s = n->s[n->i++ % NB_SLOTS];
     if (sec < 120)
         snprintf(s, 48, "%.0f s", sec);
     else if (sec < 7200)

@@ -183,6 +183,12 @@ int advisor_worst(const struct advisor *a);
 struct buf;
 void advice_json(const struct advisor *a, struct buf *b);
 
+/* `redpulse --advise ADDRESS [--seconds N] [--host-root DIR] [--password-env
+ * VAR]` (advise_cli.c): two INFO samples N s apart and CONFIG GET, the checks,
+ * a report on stdout. Blocks. Returns the exit status: 0 nothing above info,
+ * 1 warnings, 2 critical, 3 could not advise. */
+int advise_cli_main(int argc, char **argv);
+
 /* ---- serving (advise_http.c; HTTP threads, from published frags) ---- */
 struct frag;
 struct registry;
