@@ -161,6 +161,17 @@ static const char *num(struct nb *n, double v)
     return s;
 }
 
+/* The latest fork's duration, or that none happened yet. */
+static const char *fork_ms(struct nb *n, double ms)
+{
+    char *s = n->s[n->i++ % NB_SLOTS];
+    if (isnan(ms) || ms <= 0)
+        snprintf(s, 48, "none yet");
+    else
+        snprintf(s, 48, "%.1f ms", ms);
+    return s;
+}
+
 /* A duration as "45 s", "12 min", "3.1 h". */
 static const char *dur(struct nb *n, double sec)
 {
@@ -394,7 +405,7 @@ static int eval_rate(struct advisor *a, int c, const struct config_values *cv, c
     struct advice_finding *f;
     struct nb n = {.i = 0};
     const double *t = a->o.t;
-    double fork_ms = info_num(s, INFO_LATEST_FORK_USEC) / 1e3;
+    double fork_ms_v = info_num(s, INFO_LATEST_FORK_USEC) / 1e3;
     switch (c) {
     case ADV_APPENDFSYNC_ALWAYS:
         if (isnan(r->wps))
@@ -417,10 +428,10 @@ static int eval_rate(struct advisor *a, int c, const struct config_values *cv, c
         f = hold(a, c, ADV_WARNING, now);
         SET(title, "AOF fsyncs continue during rewrites and saves (no-appendfsync-on-rewrite no)");
         SET(evidence, "appendonly yes, appendfsync %s, no-appendfsync-on-rewrite no; a rewrite or save child ran %s ago "
-                      "(last AOF rewrite took %s s, latest fork %s ms): fsyncs compete with the child's disk writes "
+                      "(last AOF rewrite took %s s, latest fork %s): fsyncs compete with the child's disk writes "
                       "and a slow fsync blocks the main thread",
             cval(cv, CFGP_APPENDFSYNC), dur(&n, now - a->last_rewrite_ts),
-            num(&n, rw), num(&n, fork_ms));
+            num(&n, rw), fork_ms(&n, fork_ms_v));
         SET(recommendation, "CONFIG SET no-appendfsync-on-rewrite yes (and in redis.conf)");
         SET(tradeoff, "While a rewrite or save runs the AOF is not fsynced: a crash then loses up to the child's "
                       "duration of writes (the last rewrite took %s s; the kernel flushes within about 30 s anyway).",
@@ -451,15 +462,15 @@ static int eval_rate(struct advisor *a, int c, const struct config_values *cv, c
         f = hold(a, c, ADV_WARNING, now);
         SET(title, "The save policy forks every %s at the current write rate", dur(&n, every));
         SET(evidence, "save \"%s\"; at %s changes/s the rule \"%.0f %.0f\" forks every %s (threshold %s); latest fork "
-                      "%s ms, last copy-on-write %s of %s RSS",
+                      "%s, last copy-on-write %s of %s RSS",
             cval(cv, CFGP_SAVE), num(&n, rate), secs[which], chg[which], dur(&n, every),
-            dur(&n, t[ADVT_MIN_FORK_INTERVAL]), num(&n, fork_ms), isnan(cow) ? "unknown" : bytes(&n, cow),
+            dur(&n, t[ADVT_MIN_FORK_INTERVAL]), fork_ms(&n, fork_ms_v), isnan(cow) ? "unknown" : bytes(&n, cow),
             isnan(rss) ? "unknown" : bytes(&n, rss));
         SET(recommendation, "CONFIG SET save \"%.0f 1\" (and save %.0f 1 in redis.conf)%s", keep, keep,
             aof_on(cv) ? ", or CONFIG SET save \"\" since AOF is on" : "");
         SET(tradeoff, "Fewer snapshots: a crash loses up to %s of writes since the last one%s; in return fewer "
-                      "fork stalls (%s ms each) and less copy-on-write memory.",
-            dur(&n, keep), aof_on(cv) ? " (the AOF still has them)" : "", num(&n, fork_ms));
+                      "fork stalls (latest %s) and less copy-on-write memory.",
+            dur(&n, keep), aof_on(cv) ? " (the AOF still has them)" : "", fork_ms(&n, fork_ms_v));
         return 1;
     }
     case ADV_AOF_REWRITES_OFTEN: {
@@ -478,11 +489,13 @@ static int eval_rate(struct advisor *a, int c, const struct config_values *cv, c
         f = hold(a, c, ADV_WARNING, now);
         SET(title, "The AOF is rewritten about every %s at the current growth", dur(&n, every));
         SET(evidence, "auto-aof-rewrite-percentage %s, auto-aof-rewrite-min-size %s; the AOF grows %s/s from a base of %s, "
-                      "so it reaches %s and is rewritten every %s (threshold %s); each rewrite forks (latest fork %s ms)",
+                      "so it reaches %s and is rewritten every %s (threshold %s); each rewrite forks (latest fork %s)",
             num(&n, pct), bytes(&n, minsz), bytes(&n, growth), bytes(&n, base), bytes(&n, target), dur(&n, every),
-            dur(&n, t[ADVT_MIN_AOF_REWRITE_INTERVAL]), num(&n, fork_ms));
-        SET(recommendation, "CONFIG SET auto-aof-rewrite-min-size %.0fmb (and in redis.conf)", want);
-        SET(tradeoff, "A bigger AOF between rewrites: more disk space, and a longer replay when the server restarts.");
+            dur(&n, t[ADVT_MIN_AOF_REWRITE_INTERVAL]), fork_ms(&n, fork_ms_v));
+        SET(recommendation, "CONFIG SET auto-aof-rewrite-min-size %.0fmb (and in redis.conf), or CONFIG SET "
+                            "auto-aof-rewrite-percentage 0 and a BGREWRITEAOF at a quiet hour", want);
+        SET(tradeoff, "A bigger AOF between rewrites: more disk space and a longer replay when the server restarts; "
+                      "with automatic rewrites off the AOF grows until the scheduled rewrite.");
         return 1;
     }
     case ADV_RDB_AND_AOF:
@@ -606,7 +619,8 @@ static int eval_rate(struct advisor *a, int c, const struct config_values *cv, c
             SET(recommendation, "restart (after a failover) to compact memory: active defrag needs jemalloc, this server "
                                 "uses %s", alloc);
         else
-            SET(recommendation, "CONFIG SET activedefrag yes (and in redis.conf)");
+            SET(recommendation, "CONFIG SET activedefrag yes (and in redis.conf); a server built without Redis' own "
+                                "jemalloc refuses it (Debian's package): then restart or fail over to compact");
         SET(tradeoff, "Active defrag spends main-thread CPU while it runs (active-defrag-cycle-min/max, 1-25%% by "
                       "default); a restart empties the cache or replays persistence.");
         return 1;

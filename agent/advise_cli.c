@@ -22,14 +22,16 @@
 #include "util.h"
 
 static const char usage[] =
-    "usage: redpulse --advise ADDRESS [--seconds N] [--host-root DIR] [--password-env VAR]\n"
+    "usage: redpulse --advise ADDRESS [--seconds N] [--config FILE] [--host-root DIR] [--password-env VAR]\n"
     "\n"
     "Measures one Redis for N seconds (default 10) and prints the write-tuning advice:\n"
     "what was measured, the change to make and what it costs. ADDRESS is\n"
     "redis://[user@]host:port or unix:///path. The password comes from the\n"
     "environment variable VAR, never from the command line. Host checks (THP,\n"
     "overcommit, somaxconn, open files) run when the server is on this host,\n"
-    "reading the kernel's files under DIR (default /).\n"
+    "reading the kernel's files under DIR (default /). With --config, the \"advice\"\n"
+    "section of the agent's configuration file sets thresholds, switched-off\n"
+    "checks and the host root, as in the daemon.\n"
     "Exit status: 0 nothing above info, 1 warnings, 2 critical, 3 could not advise.\n";
 
 static enum cmd_class classify(void *ctx, const char *cmd)
@@ -91,9 +93,10 @@ int advise_cli_main(int argc, char **argv)
                                          {"seconds", required_argument, NULL, 's'},
                                          {"host-root", required_argument, NULL, 'r'},
                                          {"password-env", required_argument, NULL, 'p'},
+                                         {"config", required_argument, NULL, 'c'},
                                          {"help", no_argument, NULL, 'h'},
                                          {NULL, 0, NULL, 0}};
-    const char *addr = NULL, *root = "/", *pw_env = NULL;
+    const char *addr = NULL, *root = NULL, *pw_env = NULL, *cfg_path = NULL;
     double seconds = 10;
     int o;
     optind = 1;
@@ -108,6 +111,7 @@ int advise_cli_main(int argc, char **argv)
             break;
         case 'r': root = optarg; break;
         case 'p': pw_env = optarg; break;
+        case 'c': cfg_path = optarg; break;
         case 'h': fputs(usage, stdout); return 0;
         default: fputs(usage, stderr); return 3;
         }
@@ -116,12 +120,24 @@ int advise_cli_main(int argc, char **argv)
         fputs(usage, stderr);
         return 3;
     }
+    struct config *file = NULL;
+    if (cfg_path) {
+        struct config_errors errs = {BUF_INIT, 0};
+        file = config_load(cfg_path, &errs);
+        if (!file)
+            fprintf(stderr, "%s%zu error%s in %s\n", errs.text.p ? errs.text.p : "", errs.count,
+                    errs.count == 1 ? "" : "s", cfg_path);
+        config_errors_free(&errs);
+        if (!file)
+            return 3;
+    }
     struct instance_cfg inst = {0};
     struct buf why = BUF_INIT;
     if (config_parse_address(addr, &inst, &why) < 0 || inst.tls.enabled) {
         fprintf(stderr, "redpulse: %s: %s\n", addr, inst.tls.enabled ? "rediss:// is not supported by --advise" : why.p);
         buf_free(&why);
         free(inst.host), free(inst.path), free(inst.username);
+        config_free(file);
         return 3;
     }
     buf_free(&why);
@@ -157,9 +173,16 @@ int advise_cli_main(int argc, char **argv)
     if (!(s1 = info(c, &t1)))
         goto out;
     config_get(c, s1, &cv);
-    a = advisor_new(NULL, addr);
-    struct advice_cfg hc = {.enabled = true, .host_root = (char *)root};
-    advice_opts_default(&hc.global);
+    /* the file's advice section, for an instance of no particular name */
+    struct advice_cfg hc = {.enabled = true, .host_root = (char *)"/"};
+    if (file && file->advice)
+        hc = *file->advice;
+    hc.enabled = true, hc.n_inst = 0;
+    if (root)
+        hc.host_root = (char *)root;
+    if (!file || !file->advice)
+        advice_opts_default(&hc.global);
+    a = advisor_new(&hc, addr);
     double now = (double)now_real_us() / 1e6;
     advise_on_config(a, &hc, &inst, &cv, s1, now);
     struct derived d;
@@ -210,5 +233,6 @@ out:
     if (c)
         redisFree(c);
     free(inst.host), free(inst.path), free(inst.username);
+    config_free(file);
     return rc;
 }
