@@ -19,6 +19,7 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from fakepeer import FakePeer, bulk  # noqa: E402
 from harness import BIN, Agent, RedisServer, Tmp, promtool_check, series, wait_for  # noqa: E402
 from loadgen import LoadGen  # noqa: E402
 
@@ -100,6 +101,28 @@ class Churn(threading.Thread):
     def stop(self):
         self.stopping.set()
         self.join(10)
+
+
+class Redis6Config(FakePeer):
+    """Redis 6.2 as far as the agent can tell: one INFO section per command
+    and one parameter per CONFIG GET (no Redis < 7 is installed here, so this
+    one fault-free behaviour is played by a fake)."""
+    SETTINGS = {"appendonly": "no", "save": "", "latency-monitor-threshold": "0", "tcp-keepalive": "0",
+                "maxmemory": "0", "maxmemory-policy": "noeviction", "appendfsync": "everysec"}
+
+    def __init__(self):
+        super().__init__("redis6", "info-redis-6.2.0.txt")
+
+    def _answer(self, c, cmd):
+        if cmd and cmd[0].upper() == "CONFIG":
+            if len(cmd) != 3 or cmd[1].upper() != "GET":
+                c.sendall(b"-ERR Unknown subcommand or wrong number of arguments for 'get'\r\n")
+            elif cmd[2] in self.SETTINGS:
+                c.sendall(b"*2\r\n" + bulk(cmd[2].encode()) + bulk(self.SETTINGS[cmd[2]].encode()))
+            else:
+                c.sendall(b"*0\r\n")  # a parameter this version does not have
+            return True
+        return super()._answer(c, cmd)
 
 
 class Advise(unittest.TestCase):
@@ -298,6 +321,31 @@ class Advise(unittest.TestCase):
         rc, out, err = self.advise(idle, a, seconds=1)
         self.assertEqual(rc, 0, out + err)
         self.assertIn("INFO latency_monitor_off", out)
+
+
+    def test_redis6_one_config_get_per_setting(self):
+        peer = Redis6Config()
+        self.cleanups.append(peer.stop)
+        a = Agent(self.tmp.path, [{"name": "r6", "address": "redis://127.0.0.1:%d" % peer.port}],
+                  defaults={"interval": "500ms", "timeout": "400ms", "config_interval": "1s"},
+                  extra={"advice": {"host_root": self.tmp.path}}, log_level="info")
+        self.cleanups.append(a.stop)
+        f = self.wait_holds(a, "r6", "tcp_keepalive_off")
+        self.assertEqual(f["severity"], "info")
+        self.wait_holds(a, "r6", "latency_monitor_off")
+        with peer.lock:
+            gets = [cmd for cmd in peer.commands if cmd and cmd[0].upper() == "CONFIG"]
+        self.assertTrue(gets)
+        self.assertEqual([g for g in gets if len(g) != 3], [])  # never several parameters at once
+        names = [g[2] for g in gets]
+        # every setting the checks need, each asked once per round
+        for want in ("appendonly", "appendfsync", "save", "maxmemory", "maxmemory-policy", "maxmemory-samples",
+                     "no-appendfsync-on-rewrite", "auto-aof-rewrite-min-size", "auto-aof-rewrite-percentage",
+                     "activedefrag", "lazyfree-lazy-eviction", "lazyfree-lazy-expire", "maxclients", "tcp-backlog",
+                     "tcp-keepalive", "disable-thp", "latency-monitor-threshold"):
+            self.assertIn(want, names)
+        per_round = len(set(names))
+        self.assertEqual(len(set(names[:per_round])), per_round, names)  # the first round: each once
 
 
 if __name__ == "__main__":
