@@ -76,10 +76,17 @@ void advisor_init(struct advisor *a, const struct advice_opts *o)
         advice_opts_default(&a->o);
 }
 
+static void finding_free(struct advice_finding *f)
+{
+    if (f)
+        free(f->json);
+    free(f);
+}
+
 static void drop(struct advisor *a, int c)
 {
     if (a->f[c]) {
-        free(a->f[c]);
+        finding_free(a->f[c]);
         a->f[c] = NULL;
         a->n_holding--;
     }
@@ -99,18 +106,26 @@ void advise_reset(struct advisor *a)
     a->last_rewrite_ts = 0;
 }
 
-/* The finding of c, created (since = now) when it did not hold. */
+/* Check c holds: its finding, created (since = now) when it did not hold,
+ * to write the texts into; NULL when they were written less than
+ * ADVICE_REFRESH_SECONDS ago and the severity is the same (nothing to do). */
 static struct advice_finding *hold(struct advisor *a, int c, enum advice_severity sev, double now)
 {
     a->quiet[c] = 0;
-    if (!a->f[c]) {
-        a->f[c] = xcalloc(1, sizeof *a->f[c]);
-        a->f[c]->id = (enum advice_check)c;
-        a->f[c]->since = now;
+    struct advice_finding *f = a->f[c];
+    if (!f) {
+        f = a->f[c] = xcalloc(1, sizeof *f);
+        f->id = (enum advice_check)c;
+        f->since = now;
         a->n_holding++;
+    } else if (f->sev == sev && now - f->written < ADVICE_REFRESH_SECONDS && now >= f->written) {
+        return NULL;
     }
-    a->f[c]->sev = sev;
-    return a->f[c];
+    f->sev = sev;
+    f->written = now;
+    free(f->json);
+    f->json = NULL; /* rebuilt from the new texts when next rendered */
+    return f;
 }
 
 /* A rate check whose condition did not hold this poll: cleared after two in
@@ -211,7 +226,7 @@ static bool str_is(const struct config_values *cv, enum cfg_param p, const char 
 
 /* The save rules "secs changes secs changes ..."; returns the number of
  * pairs (0: snapshots off or unparseable). */
-#define MAX_SAVE_RULES 16
+#define MAX_SAVE_RULES 8 /* as in struct advisor */
 static int save_rules(const char *save, double secs[], double changes[])
 {
     int n = 0;
@@ -284,19 +299,50 @@ static uint32_t arm(const struct advisor *a, const struct config_values *cv)
     return m;
 }
 
+/* Builds the JSON of the findings whose texts were just written. */
+static void write_json(struct advisor *a)
+{
+    for (int c = 0; c < ADV_COUNT; c++) {
+        struct advice_finding *f = a->f[c];
+        if (!f || f->json)
+            continue;
+        struct buf b = BUF_INIT;
+        buf_puts(&b, "{\"id\":");
+        buf_put_json_str(&b, checks[c].name);
+        buf_puts(&b, ",\"group\":");
+        buf_put_json_str(&b, checks[c].group);
+        buf_puts(&b, ",\"severity\":");
+        buf_put_json_str(&b, advice_severity_str(f->sev));
+        buf_puts(&b, ",\"title\":");
+        buf_put_json_str(&b, f->title);
+        buf_puts(&b, ",\"evidence\":");
+        buf_put_json_str(&b, f->evidence);
+        buf_puts(&b, ",\"recommendation\":");
+        buf_put_json_str(&b, f->recommendation);
+        buf_puts(&b, ",\"tradeoff\":");
+        buf_put_json_str(&b, f->tradeoff);
+        buf_puts(&b, ",\"since\":");
+        buf_put_double(&b, floor(f->since));
+        buf_putc(&b, '}');
+        f->json = buf_steal(&b, NULL);
+    }
+}
+
 /* ---- settings-only checks (host and observability) --------------------- */
 
 /* Returns 1 when check c holds (and fills its finding), 0 otherwise. */
 static int eval_cfg(struct advisor *a, int c, const struct config_values *cv, const struct host_facts *h, double now)
 {
     struct advice_finding *f;
-    struct nb n = {.i = 0};
+    struct nb n;
+    n.i = 0; /* the slots are written before they are read: no need to clear 1 KB per check */
     switch (c) {
     case ADV_THP_ALWAYS: {
         double dthp = cnum(cv, CFGP_DISABLE_THP);
         if (!h || h->thp != THP_ALWAYS || dthp == 1)
             return 0;
-        f = hold(a, c, ADV_WARNING, now);
+        if (!(f = hold(a, c, ADV_WARNING, now)))
+            return 1;
         SET(title, "Transparent huge pages are always on: forks copy 2 MB pages, latency spikes and memory grow");
         SET(evidence, "/sys/kernel/mm/transparent_hugepage/enabled: [always]; disable-thp: %s",
             isnan(dthp) ? "not supported (Redis < 6.2)" : "no");
@@ -309,7 +355,8 @@ static int eval_cfg(struct advisor *a, int c, const struct config_values *cv, co
     case ADV_OVERCOMMIT_MEMORY:
         if (!h || h->overcommit_memory < 0 || h->overcommit_memory == 1 || !(aof_on(cv) || snapshots_on(cv)))
             return 0;
-        f = hold(a, c, ADV_WARNING, now);
+        if (!(f = hold(a, c, ADV_WARNING, now)))
+            return 1;
         SET(title, "vm.overcommit_memory is %d with persistence on: a fork for BGSAVE or a rewrite can fail",
             h->overcommit_memory);
         SET(evidence, "vm.overcommit_memory = %d; appendonly %s, save \"%s\": when the fork fails, saves stop and "
@@ -323,7 +370,8 @@ static int eval_cfg(struct advisor *a, int c, const struct config_values *cv, co
         double backlog = cnum(cv, CFGP_TCP_BACKLOG);
         if (!h || h->somaxconn < 0 || isnan(backlog) || backlog <= (double)h->somaxconn)
             return 0;
-        f = hold(a, c, ADV_WARNING, now);
+        if (!(f = hold(a, c, ADV_WARNING, now)))
+            return 1;
         SET(title, "net.core.somaxconn %ld is below tcp-backlog %s: the accept queue is silently truncated",
             h->somaxconn, num(&n, backlog));
         SET(evidence, "net.core.somaxconn = %ld; tcp-backlog = %s", h->somaxconn, num(&n, backlog));
@@ -335,7 +383,8 @@ static int eval_cfg(struct advisor *a, int c, const struct config_values *cv, co
         double maxc = cnum(cv, CFGP_MAXCLIENTS);
         if (!h || h->nofile_soft < 0 || isnan(maxc) || (double)h->nofile_soft >= maxc + 32)
             return 0;
-        f = hold(a, c, ADV_WARNING, now);
+        if (!(f = hold(a, c, ADV_WARNING, now)))
+            return 1;
         SET(title, "Open-files limit %ld of the Redis process is below maxclients + 32 (%s)", h->nofile_soft,
             num(&n, maxc + 32));
         SET(evidence, "/proc/%ld/limits: Max open files %ld (soft); maxclients %s; Redis keeps 32 descriptors for itself",
@@ -349,7 +398,8 @@ static int eval_cfg(struct advisor *a, int c, const struct config_values *cv, co
     case ADV_TCP_KEEPALIVE_OFF:
         if (cnum(cv, CFGP_TCP_KEEPALIVE) != 0)
             return 0;
-        f = hold(a, c, ADV_INFO, now);
+        if (!(f = hold(a, c, ADV_INFO, now)))
+            return 1;
         SET(title, "tcp-keepalive is 0: dead client connections are never detected and hold their slots");
         SET(evidence, "tcp-keepalive = 0");
         SET(recommendation, "CONFIG SET tcp-keepalive 300 (and tcp-keepalive 300 in redis.conf)");
@@ -358,7 +408,8 @@ static int eval_cfg(struct advisor *a, int c, const struct config_values *cv, co
     case ADV_LATENCY_MONITOR_OFF:
         if (cnum(cv, CFGP_LATENCY_MONITOR_THRESHOLD) != 0)
             return 0;
-        f = hold(a, c, ADV_INFO, now);
+        if (!(f = hold(a, c, ADV_INFO, now)))
+            return 1;
         SET(title, "latency-monitor-threshold is 0: LATENCY LATEST and LATENCY DOCTOR have nothing to show");
         SET(evidence, "latency-monitor-threshold = 0 (off)");
         SET(recommendation, "CONFIG SET latency-monitor-threshold 100 (milliseconds; and in redis.conf)");
@@ -372,6 +423,7 @@ static int eval_cfg(struct advisor *a, int c, const struct config_values *cv, co
 void advise_settings(struct advisor *a, const struct config_values *cv, const struct host_facts *host, double now)
 {
     a->have_settings = cv && cv->have;
+    a->n_save = cstr(cv, CFGP_SAVE) ? save_rules(cstr(cv, CFGP_SAVE), a->save_secs, a->save_changes) : 0;
     a->armed = arm(a, cv);
     for (int c = 0; c < ADV_COUNT; c++) {
         if (checks[c].kind == RATE) {
@@ -382,6 +434,7 @@ void advise_settings(struct advisor *a, const struct config_values *cv, const st
         if (a->o.off[c] || !a->have_settings || !eval_cfg(a, c, cv, host, now))
             drop(a, c);
     }
+    write_json(a);
 }
 
 /* ---- rate checks ------------------------------------------------------- */
@@ -403,7 +456,8 @@ static int eval_rate(struct advisor *a, int c, const struct config_values *cv, c
                      const struct derived *d, const struct rates *r, double now)
 {
     struct advice_finding *f;
-    struct nb n = {.i = 0};
+    struct nb n;
+    n.i = 0; /* the slots are written before they are read: no need to clear 1 KB per check */
     const double *t = a->o.t;
     double fork_ms_v = info_num(s, INFO_LATEST_FORK_USEC) / 1e3;
     switch (c) {
@@ -412,7 +466,8 @@ static int eval_rate(struct advisor *a, int c, const struct config_values *cv, c
             return -1;
         if (r->wps < t[ADVT_WRITES_PER_SECOND])
             return 0;
-        f = hold(a, c, ADV_WARNING, now);
+        if (!(f = hold(a, c, ADV_WARNING, now)))
+            return 1;
         SET(title, "appendfsync always under %s writes/s: every write waits for an fsync", num(&n, r->wps));
         SET(evidence, "appendonly yes, appendfsync always; %s write commands/s over the last %s (threshold %s): "
                       "the AOF is fsynced before the replies to each batch of writes are sent",
@@ -425,7 +480,8 @@ static int eval_rate(struct advisor *a, int c, const struct config_values *cv, c
         if (a->last_rewrite_ts <= 0 || now - a->last_rewrite_ts > t[ADVT_REWRITE_WINDOW])
             return 0;
         double rw = info_num(s, INFO_AOF_LAST_REWRITE_TIME_SEC);
-        f = hold(a, c, ADV_WARNING, now);
+        if (!(f = hold(a, c, ADV_WARNING, now)))
+            return 1;
         SET(title, "AOF fsyncs continue during rewrites and saves (no-appendfsync-on-rewrite no)");
         SET(evidence, "appendonly yes, appendfsync %s, no-appendfsync-on-rewrite no; a rewrite or save child ran %s ago "
                       "(last AOF rewrite took %s s, latest fork %s): fsyncs compete with the child's disk writes "
@@ -444,8 +500,8 @@ static int eval_rate(struct advisor *a, int c, const struct config_values *cv, c
             rate = r->wps;
         if (isnan(rate))
             return -1;
-        double secs[MAX_SAVE_RULES], chg[MAX_SAVE_RULES];
-        int nr = save_rules(cval(cv, CFGP_SAVE), secs, chg);
+        const double *secs = a->save_secs, *chg = a->save_changes;
+        int nr = a->n_save;
         double every = INFINITY;
         int which = -1;
         for (int i = 0; i < nr; i++) {
@@ -459,7 +515,8 @@ static int eval_rate(struct advisor *a, int c, const struct config_values *cv, c
             return 0;
         double cow = info_num(s, INFO_RDB_LAST_COW_SIZE), rss = info_num(s, INFO_USED_MEMORY_RSS);
         double keep = fmax(900, 3 * t[ADVT_MIN_FORK_INTERVAL]);
-        f = hold(a, c, ADV_WARNING, now);
+        if (!(f = hold(a, c, ADV_WARNING, now)))
+            return 1;
         SET(title, "The save policy forks every %s at the current write rate", dur(&n, every));
         SET(evidence, "save \"%s\"; at %s changes/s the rule \"%.0f %.0f\" forks every %s (threshold %s); latest fork "
                       "%s, last copy-on-write %s of %s RSS",
@@ -486,7 +543,8 @@ static int eval_rate(struct advisor *a, int c, const struct config_values *cv, c
         if (every <= 0 || every >= t[ADVT_MIN_AOF_REWRITE_INTERVAL])
             return 0;
         double want = ceil((base + growth * t[ADVT_MIN_AOF_REWRITE_INTERVAL]) / (1 << 20));
-        f = hold(a, c, ADV_WARNING, now);
+        if (!(f = hold(a, c, ADV_WARNING, now)))
+            return 1;
         SET(title, "The AOF is rewritten about every %s at the current growth", dur(&n, every));
         SET(evidence, "auto-aof-rewrite-percentage %s, auto-aof-rewrite-min-size %s; the AOF grows %s/s from a base of %s, "
                       "so it reaches %s and is rewritten every %s (threshold %s); each rewrite forks (latest fork %s)",
@@ -503,7 +561,8 @@ static int eval_rate(struct advisor *a, int c, const struct config_values *cv, c
             return -1;
         if (r->wps < t[ADVT_WRITES_PER_SECOND])
             return 0;
-        f = hold(a, c, ADV_INFO, now);
+        if (!(f = hold(a, c, ADV_INFO, now)))
+            return 1;
         SET(title, "RDB snapshots and AOF are both on under %s writes/s", num(&n, r->wps));
         SET(evidence, "appendonly yes and save \"%s\"; %s write commands/s (threshold %s): both fork and write the "
                       "dataset to disk",
@@ -518,7 +577,8 @@ static int eval_rate(struct advisor *a, int c, const struct config_values *cv, c
             return -1;
         if (strcmp(role, "master") != 0 || r->keys <= 0)
             return 0;
-        f = hold(a, c, ADV_INFO, now);
+        if (!(f = hold(a, c, ADV_INFO, now)))
+            return 1;
         SET(title, "Persistence is off: a restart of this master loses all of its %s keys", num(&n, r->keys));
         SET(evidence, "appendonly no, save \"\"; role master with %s keys", num(&n, r->keys));
         SET(recommendation, "CONFIG SET appendonly yes (and appendonly yes in redis.conf), or CONFIG SET save "
@@ -533,7 +593,8 @@ static int eval_rate(struct advisor *a, int c, const struct config_values *cv, c
             return 0;
         double used = info_num(s, INFO_USED_MEMORY), sys = info_num(s, INFO_TOTAL_SYSTEM_MEMORY);
         double rss = info_num(s, INFO_USED_MEMORY_RSS);
-        f = hold(a, c, ADV_WARNING, now);
+        if (!(f = hold(a, c, ADV_WARNING, now)))
+            return 1;
         SET(title, "No maxmemory under %s writes/s: the host's memory is the limit", num(&n, r->wps));
         SET(evidence, "maxmemory 0; %s write commands/s (threshold %s); used_memory %s, RSS %s of %s on the host; a "
                       "fork's copy-on-write can add up to the dataset again",
@@ -556,7 +617,8 @@ static int eval_rate(struct advisor *a, int c, const struct config_values *cv, c
         double ratio = used / max;
         if (ratio < t[ADVT_MEMORY_NEAR_MAX])
             return 0;
-        f = hold(a, c, ADV_CRITICAL, now);
+        if (!(f = hold(a, c, ADV_CRITICAL, now)))
+            return 1;
         SET(title, "noeviction at %.0f%% of maxmemory: writes will be refused with OOM", ratio * 100);
         SET(evidence, "maxmemory-policy noeviction; used_memory %s of maxmemory %s (%.0f%%, threshold %.0f%%); OOM "
                       "errors %s/s",
@@ -574,7 +636,8 @@ static int eval_rate(struct advisor *a, int c, const struct config_values *cv, c
             return -1;
         if (r->keys <= 0 || r->expires > 0)
             return 0;
-        f = hold(a, c, ADV_WARNING, now);
+        if (!(f = hold(a, c, ADV_WARNING, now)))
+            return 1;
         SET(title, "maxmemory-policy %s can evict nothing: no key has a TTL", cval(cv, CFGP_MAXMEMORY_POLICY));
         SET(evidence, "maxmemory-policy %s evicts only keys with an expiry; %s keys, none expiring; used_memory %s of "
                       "maxmemory %s: at the limit writes fail with OOM as under noeviction",
@@ -589,7 +652,8 @@ static int eval_rate(struct advisor *a, int c, const struct config_values *cv, c
             return -1;
         if (ev < t[ADVT_EVICTIONS_PER_SECOND])
             return 0;
-        f = hold(a, c, ADV_INFO, now);
+        if (!(f = hold(a, c, ADV_INFO, now)))
+            return 1;
         SET(title, "maxmemory-samples %s while evicting %s keys/s", num(&n, cnum(cv, CFGP_MAXMEMORY_SAMPLES)), num(&n, ev));
         SET(evidence, "maxmemory-samples %s (guide: %s); %s evicted keys/s (threshold %s) under maxmemory-policy %s",
             num(&n, cnum(cv, CFGP_MAXMEMORY_SAMPLES)), num(&n, t[ADVT_MAXMEMORY_SAMPLES]), num(&n, ev),
@@ -602,12 +666,15 @@ static int eval_rate(struct advisor *a, int c, const struct config_values *cv, c
         double prob = dv(d, DV_FRAGMENTATION_PROBLEM);
         if (isnan(prob))
             return -1;
-        const char *alloc = info_str(s, "mem_allocator");
+        if (prob != 1)
+            return 0;
+        const char *alloc = info_str(s, "mem_allocator"); /* a linear lookup: only when fragmented */
         bool jemalloc = alloc && strncmp(alloc, "jemalloc", 8) == 0;
         bool defrag = cnum(cv, CFGP_ACTIVEDEFRAG) == 1;
-        if (prob != 1 || (defrag && (jemalloc || !alloc)))
+        if (defrag && (jemalloc || !alloc))
             return 0;
-        f = hold(a, c, ADV_WARNING, now);
+        if (!(f = hold(a, c, ADV_WARNING, now)))
+            return 1;
         SET(title, "Memory is fragmented (ratio %.2f) and active defragmentation is %s",
             info_num(s, INFO_MEM_FRAGMENTATION_RATIO), defrag ? "not possible with this allocator" : "off");
         SET(evidence, "mem_fragmentation_ratio %.2f, %s held but unused (RSS %s, used_memory %s) by MEMORY DOCTOR's "
@@ -635,7 +702,8 @@ static int eval_rate(struct advisor *a, int c, const struct config_values *cv, c
             return 0;
         bool want_ev = ev_off && ev >= t[ADVT_LAZYFREE_KEYS_PER_SECOND];
         bool want_ex = ex_off && ex >= t[ADVT_LAZYFREE_KEYS_PER_SECOND];
-        f = hold(a, c, ADV_WARNING, now);
+        if (!(f = hold(a, c, ADV_WARNING, now)))
+            return 1;
         SET(title, "Keys are freed in the main thread while %s", want_ev ? "evicting heavily" : "expiring heavily");
         SET(evidence, "lazyfree-lazy-eviction %s, lazyfree-lazy-expire %s; %s evicted keys/s, %s expired keys/s "
                       "(threshold %s): big values are freed synchronously, between commands",
@@ -652,7 +720,8 @@ static int eval_rate(struct advisor *a, int c, const struct config_values *cv, c
             return -1;
         if (r->cps < t[ADVT_PIPELINE_MIN_COMMANDS] || r->cmds_per_read >= t[ADVT_COMMANDS_PER_READ])
             return 0;
-        f = hold(a, c, ADV_WARNING, now);
+        if (!(f = hold(a, c, ADV_WARNING, now)))
+            return 1;
         SET(title, "Clients are not pipelining: %.2f commands per read at %s commands/s", r->cmds_per_read, num(&n, r->cps));
         SET(evidence, "%.2f commands per read event (total_commands_processed / total_reads_processed over the last %s; "
                       "threshold %s) at %s commands/s: each client sends one command and waits for its reply",
@@ -668,7 +737,8 @@ static int eval_rate(struct advisor *a, int c, const struct config_values *cv, c
         if (r->conns_per_s < t[ADVT_NEW_CONNECTIONS_PER_SECOND] ||
             r->conns_per_s < t[ADVT_CONNECTIONS_PER_COMMAND] * r->cps)
             return 0;
-        f = hold(a, c, ADV_WARNING, now);
+        if (!(f = hold(a, c, ADV_WARNING, now)))
+            return 1;
         SET(title, "Clients are not reusing connections: %s new connections/s", num(&n, r->conns_per_s));
         SET(evidence, "%s new connections/s (total_connections_received over the last %s; threshold %s) against %s "
                       "commands/s: one new connection per %.1f commands (threshold: one per %.0f)",
@@ -684,7 +754,8 @@ static int eval_rate(struct advisor *a, int c, const struct config_values *cv, c
             return -1;
         if (r->rejected <= 0)
             return 0;
-        f = hold(a, c, ADV_CRITICAL, now);
+        if (!(f = hold(a, c, ADV_CRITICAL, now)))
+            return 1;
         SET(title, "Connections are being rejected at maxclients");
         SET(evidence, "rejected_connections grew by %s over the last %s; connected_clients %s, maxclients %s",
             num(&n, r->rejected), dur(&n, r->iv), num(&n, info_num(s, INFO_CONNECTED_CLIENTS)),
@@ -702,7 +773,8 @@ static int eval_rate(struct advisor *a, int c, const struct config_values *cv, c
             return -1;
         if (cc / mx < t[ADVT_CLIENTS_NEAR_MAX])
             return 0;
-        f = hold(a, c, ADV_WARNING, now);
+        if (!(f = hold(a, c, ADV_WARNING, now)))
+            return 1;
         SET(title, "%s of maxclients %s connections in use", num(&n, cc), num(&n, mx));
         SET(evidence, "connected_clients %s, maxclients %s (%.0f%%, threshold %.0f%%)", num(&n, cc), num(&n, mx),
             100 * cc / mx, 100 * t[ADVT_CLIENTS_NEAR_MAX]);
@@ -762,6 +834,7 @@ void advise_poll(struct advisor *a, const struct config_values *cv, const struct
         if (eval_rate(a, c, cv, s, d, &r, now) == 0)
             quiet(a, c);
     }
+    write_json(a);
 }
 
 int advisor_worst(const struct advisor *a)
@@ -779,26 +852,12 @@ void advice_json(const struct advisor *a, struct buf *b)
     bool first = true;
     for (int c = 0; a && c < ADV_COUNT; c++) {
         const struct advice_finding *f = a->f[c];
-        if (!f)
+        if (!f || !f->json)
             continue;
-        buf_puts(b, first ? "{\"id\":" : ",{\"id\":");
+        if (!first)
+            buf_putc(b, ',');
         first = false;
-        buf_put_json_str(b, checks[c].name);
-        buf_puts(b, ",\"group\":");
-        buf_put_json_str(b, checks[c].group);
-        buf_puts(b, ",\"severity\":");
-        buf_put_json_str(b, advice_severity_str(f->sev));
-        buf_puts(b, ",\"title\":");
-        buf_put_json_str(b, f->title);
-        buf_puts(b, ",\"evidence\":");
-        buf_put_json_str(b, f->evidence);
-        buf_puts(b, ",\"recommendation\":");
-        buf_put_json_str(b, f->recommendation);
-        buf_puts(b, ",\"tradeoff\":");
-        buf_put_json_str(b, f->tradeoff);
-        buf_puts(b, ",\"since\":");
-        buf_put_double(b, floor(f->since));
-        buf_putc(b, '}');
+        buf_puts(b, f->json);
     }
     buf_putc(b, ']');
 }

@@ -9,7 +9,8 @@
  * the rate checks whose settings make them possible; advise_poll() after each
  * poll evaluates only the armed rate checks. A rate finding clears after two
  * polls in a row without its condition (one quiet interval is not a fix); a
- * finding whose settings changed clears at once.
+ * finding whose settings changed clears at once. A holding finding's texts
+ * are rewritten every ADVICE_REFRESH_SECONDS, not every poll.
  */
 #ifndef REDPULSE_ADVISE_H
 #define REDPULSE_ADVISE_H
@@ -111,7 +112,13 @@ struct advice_finding {
     char evidence[512];     /* settings and measured values, with units */
     char recommendation[320]; /* the CONFIG SET / redis.conf line or sysctl */
     char tradeoff[400];     /* what the change costs */
+    double written;         /* Unix s the texts were last written */
+    char *json;             /* the finding as a JSON object, rebuilt with the texts */
 };
+
+/* While a finding holds, its texts (and their measured values) are rewritten
+ * at most this often, so a holding finding costs a comparison per poll. */
+#define ADVICE_REFRESH_SECONDS 10
 
 /* Per-instance advisor state; owned by whoever polls the instance. */
 struct advisor {
@@ -125,6 +132,9 @@ struct advisor {
     bool have_prev;
     double last_rewrite_ts; /* Unix s a rewrite or save child was last seen; 0 never */
     double last_rate_ts;    /* last poll evaluated */
+    /* the save rules, parsed when the settings arrive */
+    double save_secs[8], save_changes[8];
+    int n_save;
     bool have_settings;
     signed char local; /* on this host: -1 not decided yet, 0 no, 1 yes */
 };
