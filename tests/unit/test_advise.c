@@ -537,6 +537,7 @@ static struct advice_cfg *parse(const char *json, struct config_errors *errs)
 START_TEST(config_section)
 {
     struct config_errors errs = {BUF_INIT, 0};
+    struct advisor *a;
     struct advice_cfg *cfg = parse("{\"host_root\":\"/srv/root\",\"thresholds\":{\"write_commands_per_second\":50},"
                                    "\"disable\":[\"latency_monitor_off\"],"
                                    "\"instances\":{\"r2\":{\"disable\":[\"no_pipelining\"],"
@@ -564,10 +565,26 @@ START_TEST(config_section)
     advice_cfg_free(cfg);
     config_errors_free(&errs);
 
+    /* through the whole file: located errors, and the section reaches the config */
+    const char *file = "{\"instances\":[{\"name\":\"r1\",\"address\":\"redis://127.0.0.1:6379\"}],\n"
+                       " \"advice\":{\"disable\":[\"bogus\"]}}";
+    ck_assert_ptr_null(config_parse(file, strlen(file), "t.json", &errs));
+    ck_assert_msg(strstr(errs.text.p, "advice.disable[0] (line 2, column 23): unknown check \"bogus\""), "%s",
+                  errs.text.p);
+    config_errors_free(&errs);
+    const char *ok = "{\"instances\":[{\"name\":\"r1\",\"address\":\"redis://127.0.0.1:6379\"}],"
+                     "\"advice\":{\"instances\":{\"r1\":{\"disable\":[\"no_pipelining\"]}}}}";
+    struct config *whole = config_parse(ok, strlen(ok), "t.json", &errs);
+    ck_assert_ptr_nonnull(whole);
+    a = advisor_new(whole->advice, "r1");
+    ck_assert(a->o.off[ADV_NO_PIPELINING]);
+    advisor_free(a);
+    config_free(whole);
+
     cfg = parse("{\"enabled\":false}", &errs);
     ck_assert_ptr_null(advisor_new(cfg, "r1"));
     advice_cfg_free(cfg);
-    struct advisor *a = advisor_new(NULL, "r1");
+    a = advisor_new(NULL, "r1");
     ck_assert_ptr_nonnull(a);
     advisor_free(a);
     config_errors_free(&errs);
