@@ -26,7 +26,8 @@ from loadgen import LoadGen  # noqa: E402
 CONFIG_INTERVAL = 1.0
 # lower than the defaults so the loads this shared CI machine can drive
 # (appendfsync always is fsync-bound) count as heavy; documented in the README
-THRESHOLDS = {"write_commands_per_second": 200, "pipelining_min_commands_per_second": 200}
+THRESHOLDS = {"write_commands_per_second": 200, "pipelining_min_commands_per_second": 200,
+              "lazyfree_keys_per_second": 200}
 
 # the tuning guide's high-write-throughput configuration (but activedefrag:
 # Debian's redis-server, built with the system jemalloc, refuses it). At tens of
@@ -47,22 +48,31 @@ Max locked memory         8388608              8388608              bytes
 """
 
 
-def host_tree(root, servers, low_files=()):
+def put(root, rel, text):
+    p = os.path.join(root, rel)
+    os.makedirs(os.path.dirname(p), exist_ok=True)
+    with open(p + ".tmp", "w") as f:
+        f.write(text)
+    os.rename(p + ".tmp", p)  # the agent never reads half a file
+
+
+def host_kernel(root, bad):
+    """The kernel settings of the tree: Redis' three start-up warnings, or none."""
+    put(root, "sys/kernel/mm/transparent_hugepage/enabled", "[always] madvise never\n" if bad else
+        "always [madvise] never\n")
+    put(root, "proc/sys/vm/overcommit_memory", "0\n" if bad else "1\n")
+    put(root, "proc/sys/net/core/somaxconn", "128\n" if bad else "4096\n")
+
+
+def host_tree(root, servers, low_files=(), bad_kernel=False):
     """A host where every setting is right (THP madvise, overcommit 1,
-    somaxconn 4096) and each server's pid is a local redis-server with
-    65536 open files, or 1024 for those in low_files."""
-    def put(rel, text):
-        p = os.path.join(root, rel)
-        os.makedirs(os.path.dirname(p), exist_ok=True)
-        with open(p, "w") as f:
-            f.write(text)
-    put("sys/kernel/mm/transparent_hugepage/enabled", "always [madvise] never\n")
-    put("proc/sys/vm/overcommit_memory", "1\n")
-    put("proc/sys/net/core/somaxconn", "4096\n")
+    somaxconn 4096; or all three wrong) and each server's pid is a local
+    redis-server with 65536 open files, or 1024 for those in low_files."""
+    host_kernel(root, bad_kernel)
     for s in servers:
         n = 1024 if s in low_files else 65536
-        put("proc/%d/comm" % s.proc.pid, "redis-server\n")
-        put("proc/%d/limits" % s.proc.pid, LIMITS % (n, n))
+        put(root, "proc/%d/comm" % s.proc.pid, "redis-server\n")
+        put(root, "proc/%d/limits" % s.proc.pid, LIMITS % (n, n))
     return root
 
 
@@ -141,15 +151,17 @@ class Advise(unittest.TestCase):
         return s
 
     @staticmethod
-    def config_set(s, name, value):
-        c = s.client()
+    def config_set(s, name, value, client=None):
+        c = client or s.client()
         try:
             assert c.cmd("CONFIG", "SET", name, value) == "OK"
         finally:
-            c.close()
+            if not client:
+                c.close()
 
-    def agent(self, servers, low_files=(), thresholds=THRESHOLDS):
-        root = host_tree(os.path.join(self.tmp.path, "host-%d" % len(self.cleanups)), servers, low_files)
+    def agent(self, servers, low_files=(), thresholds=THRESHOLDS, bad_kernel=False):
+        root = host_tree(os.path.join(self.tmp.path, "host-%d" % len(self.cleanups)), servers, low_files,
+                         bad_kernel)
         insts = [{"name": s.name, "address": "redis://127.0.0.1:%d" % s.port} for s in servers]
         a = Agent(self.tmp.path, insts, defaults={"interval": "500ms", "timeout": "400ms",
                                                   "config_interval": "%ds" % CONFIG_INTERVAL},
@@ -179,6 +191,17 @@ class Advise(unittest.TestCase):
                  what="%s to clear on %s" % (check, name))
         took = time.monotonic() - since
         return took
+
+    def trip_and_fix(self, a, s, check, name, value, severity=None, client=None):
+        """check holds on s; after CONFIG SET name value it is gone within
+        two config_intervals."""
+        f = self.wait_holds(a, s.name, check)
+        if severity:
+            self.assertEqual(f["severity"], severity)
+        t0 = time.monotonic()
+        self.config_set(s, name, value, client)
+        self.assertLessEqual(self.wait_clears(a, s.name, check, t0), 2 * CONFIG_INTERVAL + 0.5, check)
+        return f
 
     def advise(self, s, agent, seconds=2):
         """The one-shot report, with the agent's advice section (thresholds, host root)."""
@@ -232,6 +255,18 @@ class Advise(unittest.TestCase):
         self.assertLessEqual(self.wait_clears(a, "fsync", "no_maxmemory", t0), 2 * CONFIG_INTERVAL + 0.5)
         self.assertFalse(series(a.metrics(), "redpulse_advice", target="fsync", check="appendfsync_always"))
 
+        # the AOF grows by the load: at a 64 MB minimum it is rewritten more
+        # often than hourly; snapshots on top of it; fsyncs during a rewrite
+        f = self.trip_and_fix(a, s, "aof_rewrites_often", "auto-aof-rewrite-percentage", "0", "warning")
+        self.assertIn("rewritten every", f["evidence"])
+        self.config_set(s, "save", "3600 1")
+        self.trip_and_fix(a, s, "rdb_and_aof", "save", "", "info")
+        c = s.client()
+        self.cleanups.append(c.close)
+        c.cmd("BGREWRITEAOF")
+        f = self.trip_and_fix(a, s, "fsync_during_rewrite", "no-appendfsync-on-rewrite", "yes", "warning")
+        self.assertIn("no-appendfsync-on-rewrite no", f["evidence"])
+
         # -P 50 instead of -P 1: clients pipeline now, the finding goes
         bench.stop()
         bench = self.start(Bench(s.port, pipeline=50, clients=2))
@@ -269,10 +304,61 @@ class Advise(unittest.TestCase):
         self.config_set(s, "maxmemory-policy", "allkeys-lru")
         self.assertLessEqual(self.wait_clears(a, "noevict", "noeviction_near_full", t0), 2 * CONFIG_INTERVAL + 0.5)
 
+    def test_eviction_settings(self):
+        s = self.server("evict", ["--maxmemory", "4mb", "--maxmemory-policy", "allkeys-lru", "--maxmemory-samples", "5",
+                                  "--lazyfree-lazy-eviction", "no"])
+        s.name = "evict"
+        a = self.agent([s])
+        c = s.client()
+        self.cleanups.append(c.close)
+        for b in range(40):  # fill past maxmemory: from now on every new key evicts one
+            c.pipeline([("SET", "fill:%d:%d" % (b, i), "x" * 100) for i in range(1000)])
+        writer = self.start(LoadGen(s.port, writes_per_sec=3000, prefix="new", keyspace=10000000))
+        writer.start()
+        f = self.trip_and_fix(a, s, "maxmemory_samples_low", "maxmemory-samples", "10", "info")
+        self.assertIn("evicted keys/s", f["evidence"])
+        f = self.trip_and_fix(a, s, "lazyfree_off", "lazyfree-lazy-eviction", "yes", "warning")
+        self.assertIn("CONFIG SET lazyfree-lazy-eviction yes", f["recommendation"])
+        # volatile-lru with no key that has a TTL: nothing can be evicted
+        self.config_set(s, "maxmemory-policy", "volatile-lru")
+        f = self.trip_and_fix(a, s, "volatile_without_ttl", "maxmemory-policy", "allkeys-lru", "warning")
+        self.assertIn("none expiring", f["evidence"])
+
+    def test_client_limits_and_persistence_off(self):
+        s = self.server("full", ["--maxclients", "8"])
+        s.name = "full"
+        a = self.agent([s])
+        c = s.client()
+        self.cleanups.append(c.close)
+        c.cmd("SET", "only", "key")
+        held = []
+        for _ in range(12):  # the agent's connection, ours, and these: some are turned away
+            k = socket.create_connection(("127.0.0.1", s.port), timeout=5)
+            held.append(k)
+            self.cleanups.append(k.close)
+        f = self.wait_holds(a, "full", "rejected_connections")
+        self.assertEqual(f["severity"], "critical")
+        self.trip_and_fix(a, s, "clients_near_maxclients", "maxclients", "1000", "warning", client=c)
+        self.wait_clears(a, "full", "rejected_connections", time.monotonic())  # no new rejections
+        f = self.trip_and_fix(a, s, "persistence_off", "appendonly", "yes", "info", client=c)
+        self.assertIn("1 keys", f["title"])
+
     def test_connection_churn_save_policy_and_open_files(self):
-        s = self.server("churn", ["--save", "1 1", "--latency-monitor-threshold", "100"])
+        # disable-thp no: the server does not opt out of THP for itself
+        s = self.server("churn", ["--save", "1 1", "--latency-monitor-threshold", "100", "--disable-thp", "no"])
         s.name = "churn"
-        a = self.agent([s], low_files=[s])
+        a = self.agent([s], low_files=[s], bad_kernel=True)
+        # the kernel: each of Redis' start-up warnings, gone once the sysctl is done
+        for check in ("thp_always", "overcommit_memory", "somaxconn_below_backlog"):
+            self.assertEqual(self.wait_holds(a, "churn", check)["severity"], "warning")
+        f = self.findings(a, "churn")
+        self.assertIn("[always]", f["thp_always"]["evidence"])
+        self.assertIn("vm.overcommit_memory = 0", f["overcommit_memory"]["evidence"])
+        self.assertIn("sysctl net.core.somaxconn=511", f["somaxconn_below_backlog"]["recommendation"])
+        t0 = time.monotonic()
+        host_kernel(a.root, bad=False)
+        for check in ("thp_always", "overcommit_memory", "somaxconn_below_backlog"):
+            self.assertLessEqual(self.wait_clears(a, "churn", check, t0), 2 * CONFIG_INTERVAL + 0.5, check)
         churn = self.start(Churn(s.port))
         churn.start()
         f = self.wait_holds(a, "churn", "no_connection_reuse")
