@@ -871,6 +871,7 @@ struct advisor *advisor_new(const struct advice_cfg *cfg, const char *name)
     advice_opts_for(cfg, name, &o);
     advisor_init(a, &o);
     a->local = -1;
+    a->host_root = cfg && cfg->host_root ? cfg->host_root : "/";
     a->armed = arm(a, NULL);
     return a;
 }

@@ -184,7 +184,7 @@ int advise_cli_main(int argc, char **argv)
         advice_opts_default(&hc.global);
     a = advisor_new(&hc, addr);
     double now = (double)now_real_us() / 1e6;
-    advise_on_config(a, &hc, &inst, &cv, s1, now);
+    advise_on_config(a, &inst, &cv, s1, now);
     struct derived d;
     derive(NULL, 0, s1, t1, now, classify, NULL, &d);
     advise_poll(a, &cv, s1, &d, now);

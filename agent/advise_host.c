@@ -9,10 +9,10 @@
 #include "advise.h"
 #include "log.h"
 
-void advise_on_config(struct advisor *a, const struct advice_cfg *cfg, const struct instance_cfg *inst,
-                      const struct config_values *cv, const struct info_sample *last, double now)
+void advise_on_config(struct advisor *a, const struct instance_cfg *inst, const struct config_values *cv,
+                      const struct info_sample *last, double now)
 {
-    const char *root = cfg && cfg->host_root ? cfg->host_root : "/";
+    const char *root = a->host_root ? a->host_root : "/";
     const char *pid_s = last ? info_sval(last, INFO_S_PROCESS_ID) : NULL;
     long pid = pid_s ? strtol(pid_s, NULL, 10) : 0;
     char how[256];

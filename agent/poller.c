@@ -75,7 +75,6 @@ enum pend { P_AUTH, P_SETNAME, P_CMDINFO, P_CONFIG, P_LATENCY, P_INFO };
 
 struct target {
     struct poller *p;
-    const struct config *root_cfg;
     size_t idx;
     const struct instance_cfg *cfg;
     char *prefix;          /* rendered label prefix */
@@ -416,7 +415,7 @@ static void on_reply(void *arg, redisReply *r)
             log_debug("poller", "%s: unexpected CONFIG GET reply", t->cfg->name);
         }
         if (t->adv && !is_err && (t->npend == 0 || t->pend[0] != P_CONFIG)) /* the last of them (Redis < 7) */
-            advise_on_config(t->adv, t->root_cfg->advice, t->cfg, &t->config, t->last, (double)now_real_us() / 1e6);
+            advise_on_config(t->adv, t->cfg, &t->config, t->last, (double)now_real_us() / 1e6);
         return;
     case P_LATENCY:
         if (is_err) {
@@ -556,7 +555,6 @@ struct poller *poller_new(struct event_base *base, const struct config *cfg, str
         t->p = p;
         t->idx = i;
         t->cfg = &cfg->instances[i];
-        t->root_cfg = cfg;
         t->adv = advisor_new(cfg->advice, t->cfg->name);
         struct buf b = BUF_INIT;
         prom_label_prefix(&b, t->cfg->name, t->cfg->labels, t->cfg->n_labels);

@@ -137,6 +137,7 @@ struct advisor {
     int n_save;
     bool have_settings;
     signed char local; /* on this host: -1 not decided yet, 0 no, 1 yes */
+    const char *host_root; /* the configuration's host_root (it outlives the advisor), or "/" */
 };
 
 const char *advice_check_name(enum advice_check c);
@@ -162,7 +163,8 @@ void advice_cfg_free(struct advice_cfg *cfg); /* NULL-safe */
 
 void advisor_init(struct advisor *a, const struct advice_opts *o);
 /* A new advisor for instance `name` with its options from cfg (NULL:
- * defaults); NULL when cfg switches advice off. Free with advisor_free(). */
+ * defaults; cfg must outlive the advisor); NULL when cfg switches advice
+ * off. Free with advisor_free(). */
 struct advisor *advisor_new(const struct advice_cfg *cfg, const char *name);
 void advisor_free(struct advisor *a); /* NULL-safe */
 /* Frees the findings; a stays usable (nothing holds). */
@@ -182,10 +184,10 @@ void advise_reset(struct advisor *a);
 
 /* The agent's step after a CONFIG GET reply (advise_host.c; reads files):
  * decides whether the instance is on this host (hostfacts_is_local, with the
- * process_id of the last sample), reads the host facts under cfg's host_root
+ * process_id of the last sample), reads the host facts under a->host_root
  * when it is, and calls advise_settings(). */
-void advise_on_config(struct advisor *a, const struct advice_cfg *cfg, const struct instance_cfg *inst,
-                      const struct config_values *cv, const struct info_sample *last, double now);
+void advise_on_config(struct advisor *a, const struct instance_cfg *inst, const struct config_values *cv,
+                      const struct info_sample *last, double now);
 
 /* The worst severity holding, or -1 when none. */
 int advisor_worst(const struct advisor *a);
