@@ -872,6 +872,7 @@ struct advisor *advisor_new(const struct advice_cfg *cfg, const char *name)
     advisor_init(a, &o);
     a->local = -1;
     a->host_root = cfg && cfg->host_root ? cfg->host_root : "/";
+    a->host_interval = cfg ? cfg->host_interval : ADVICE_HOST_INTERVAL;
     a->armed = arm(a, NULL);
     return a;
 }

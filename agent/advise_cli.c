@@ -174,7 +174,7 @@ int advise_cli_main(int argc, char **argv)
         goto out;
     config_get(c, s1, &cv);
     /* the file's advice section, for an instance of no particular name */
-    struct advice_cfg hc = {.enabled = true, .host_root = (char *)"/"};
+    struct advice_cfg hc = {.enabled = true, .host_root = (char *)"/", .host_interval = ADVICE_HOST_INTERVAL};
     if (file && file->advice)
         hc = *file->advice;
     hc.enabled = true, hc.n_inst = 0;

@@ -4,6 +4,7 @@
  *   "advice": {
  *     "enabled": true,
  *     "host_root": "/",
+ *     "host_interval": "10m",
  *     "thresholds": {"write_commands_per_second": 1000, ...},
  *     "disable": ["latency_monitor_off", ...],
  *     "instances": {"NAME": {"thresholds": {...}, "disable": [...]}}
@@ -89,6 +90,7 @@ struct advice_cfg *advice_cfg_parse(struct conf_ctx *c, const cJSON *node, const
     struct advice_cfg *cfg = xcalloc(1, sizeof *cfg);
     cfg->enabled = true;
     cfg->host_root = xstrdup("/");
+    cfg->host_interval = ADVICE_HOST_INTERVAL;
     advice_opts_default(&cfg->global);
     const cJSON *insts = NULL;
     for (const cJSON *ch = node->child; ch; ch = ch->next) {
@@ -107,13 +109,19 @@ struct advice_cfg *advice_cfg_parse(struct conf_ctx *c, const cJSON *node, const
                 free(cfg->host_root);
                 cfg->host_root = xstrdup(ch->valuestring);
             }
+        } else if (strcmp(ch->string, "host_interval") == 0) {
+            static const struct conf_opt o = {"host_interval", OT_DURATION, 1000, 86400000};
+            uint64_t ms;
+            bool b;
+            if (conf_take(c, &o, ch, sub, NULL, &ms, &b) == 0)
+                cfg->host_interval = (double)ms / 1e3;
         } else if (strcmp(ch->string, "instances") == 0) {
             if (!cJSON_IsObject(ch))
                 conf_err(c, ch, 0, sub, "expected an object keyed by instance name, got %s", conf_type_name(ch));
             else
                 insts = ch;
         } else {
-            conf_err(c, ch, 1, sub, "unknown key \"%s\" (known: enabled, host_root, thresholds, disable, instances)",
+            conf_err(c, ch, 1, sub, "unknown key \"%s\" (known: enabled, host_root, host_interval, thresholds, disable, instances)",
                      ch->string);
         }
     }

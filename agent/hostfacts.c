@@ -81,20 +81,31 @@ long hostfacts_parse_nofile(const char *text)
     return parse_long(p, -1);
 }
 
-void hostfacts_read(const char *root, long pid, struct host_facts *out)
+void hostfacts_read_kernel(const char *root, struct host_facts *out)
 {
     char buf[4096];
     out->thp = THP_UNKNOWN;
     out->overcommit_memory = -1;
     out->somaxconn = -1;
-    out->nofile_soft = -1;
-    out->pid = pid > 0 ? pid : 0;
     if (read_small(root, "sys/kernel/mm/transparent_hugepage/enabled", buf, sizeof buf) > 0)
         out->thp = hostfacts_parse_thp(buf);
     if (read_small(root, "proc/sys/vm/overcommit_memory", buf, sizeof buf) > 0)
         out->overcommit_memory = (int)parse_long(buf, -1);
     if (read_small(root, "proc/sys/net/core/somaxconn", buf, sizeof buf) > 0)
         out->somaxconn = parse_long(buf, -1);
+}
+
+void hostfacts_read(const char *root, long pid, struct host_facts *out)
+{
+    hostfacts_read_kernel(root, out);
+    hostfacts_read_process(root, pid, out);
+}
+
+void hostfacts_read_process(const char *root, long pid, struct host_facts *out)
+{
+    char buf[4096];
+    out->nofile_soft = -1;
+    out->pid = pid > 0 ? pid : 0;
     if (pid > 0) {
         char rel[64];
         snprintf(rel, sizeof rel, "proc/%ld/limits", pid);

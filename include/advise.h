@@ -96,6 +96,8 @@ struct advice_opts {
 struct advice_cfg {
     bool enabled;        /* default true */
     char *host_root;     /* "/" unless configured: where host facts are read */
+    double host_interval; /* seconds between reads of host facts (procfs reads cost
+                           * tens of microseconds each); default ADVICE_HOST_INTERVAL */
     struct advice_opts global;
     struct advice_inst {
         char *name;
@@ -115,6 +117,8 @@ struct advice_finding {
     double written;         /* Unix s the texts were last written */
     char *json;             /* the finding as a JSON object, rebuilt with the texts */
 };
+
+#define ADVICE_HOST_INTERVAL 600.0
 
 /* While a finding holds, its texts (and their measured values) are rewritten
  * at most this often, so a holding finding costs a comparison per poll. */
@@ -138,6 +142,9 @@ struct advisor {
     bool have_settings;
     signed char local; /* on this host: -1 not decided yet, 0 no, 1 yes */
     const char *host_root; /* the configuration's host_root (it outlives the advisor), or "/" */
+    double host_interval;  /* seconds */
+    struct host_facts host; /* this instance's, as last read */
+    double host_ts;         /* Unix s of that read; 0 never */
 };
 
 const char *advice_check_name(enum advice_check c);
@@ -184,8 +191,11 @@ void advise_reset(struct advisor *a);
 
 /* The agent's step after a CONFIG GET reply (advise_host.c; reads files):
  * decides whether the instance is on this host (hostfacts_is_local, with the
- * process_id of the last sample), reads the host facts under a->host_root
- * when it is, and calls advise_settings(). */
+ * process_id of the last sample) and reads its process' limits under
+ * a->host_root when it is, and calls advise_settings(). The decision and the
+ * limits are renewed when process_id changes or after host_interval; the
+ * kernel-wide facts are read once per host_interval for all instances (a
+ * cache private to the calling thread: the event loop, or --advise). */
 void advise_on_config(struct advisor *a, const struct instance_cfg *inst, const struct config_values *cv,
                       const struct info_sample *last, double now);
 

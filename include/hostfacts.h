@@ -33,6 +33,10 @@ long hostfacts_parse_nofile(const char *text);
 /* Reads the facts under root (pid > 0: also that process' limits). Fields
  * that cannot be read stay unknown; never fails. */
 void hostfacts_read(const char *root, long pid, struct host_facts *out);
+/* The kernel-wide part only (thp, overcommit_memory, somaxconn). */
+void hostfacts_read_kernel(const char *root, struct host_facts *out);
+/* The process part only (nofile_soft and pid). */
+void hostfacts_read_process(const char *root, long pid, struct host_facts *out);
 
 /* Decides whether an instance runs on this host, and says why in how (n
  * bytes): a unix socket is; a TCP address is when its host is a loopback

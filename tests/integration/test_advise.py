@@ -165,7 +165,8 @@ class Advise(unittest.TestCase):
         insts = [{"name": s.name, "address": "redis://127.0.0.1:%d" % s.port} for s in servers]
         a = Agent(self.tmp.path, insts, defaults={"interval": "500ms", "timeout": "400ms",
                                                   "config_interval": "%ds" % CONFIG_INTERVAL},
-                  extra={"advice": {"host_root": root, "thresholds": thresholds}}, log_level="info")
+                  extra={"advice": {"host_root": root, "host_interval": "1s", "thresholds": thresholds}},
+                  log_level="info")
 
         def stop():  # a clean exit (under ASan: no leak)
             rc = a.stop()

@@ -413,6 +413,42 @@ START_TEST(host_facts_and_locality)
 }
 END_TEST
 
+/* The agent's host step: local by the tree's proc/4242/comm, facts read once
+ * per host_interval or when the process changes, host findings from them. */
+START_TEST(host_step_caches)
+{
+    char root[512];
+    snprintf(root, sizeof root, "%s/host/bad", FIXTURES);
+    struct advice_cfg cfg = {.enabled = true, .host_root = root, .host_interval = 600};
+    advice_opts_default(&cfg.global);
+    struct advisor *a = advisor_new(&cfg, "r1");
+    struct config_values cv = {0};
+    settings(&cv, NULL);
+    struct instance_cfg lo = {.name = "r1", .kind = ADDR_TCP, .host = "127.0.0.1", .port = 6379};
+    const char *const pid[] = {"process_id:4242", NULL}, *const other[] = {"process_id:4243", NULL};
+    struct info_sample *s = mutate(pid), *s2 = mutate(other);
+    advise_on_config(a, &lo, &cv, NULL, NOW); /* no sample yet: pid unknown, not local */
+    ck_assert_int_eq(a->local, 0);
+    ck_assert_ptr_null(a->f[ADV_SOMAXCONN_BELOW_BACKLOG]);
+    advise_on_config(a, &lo, &cv, s, NOW + 1);
+    ck_assert_int_eq(a->local, 1);
+    ck_assert_ptr_nonnull(a->f[ADV_SOMAXCONN_BELOW_BACKLOG]);
+    ck_assert_ptr_nonnull(a->f[ADV_OPEN_FILES_LIMIT]);
+    ck_assert(a->host_ts == NOW + 1);
+    advise_on_config(a, &lo, &cv, s, NOW + 60); /* same process, within host_interval: not read again */
+    ck_assert(a->host_ts == NOW + 1);
+    advise_on_config(a, &lo, &cv, s, NOW + 601); /* host_interval passed */
+    ck_assert(a->host_ts == NOW + 601);
+    advise_on_config(a, &lo, &cv, s2, NOW + 602); /* another process (a restart): decided again */
+    ck_assert_int_eq(a->local, 0);
+    ck_assert_ptr_null(a->f[ADV_OPEN_FILES_LIMIT]);
+    info_sample_free(s);
+    info_sample_free(s2);
+    config_values_clear(&cv);
+    advisor_free(a);
+}
+END_TEST
+
 START_TEST(clearing_and_switching_off)
 {
     const char *const always[] = {"appendfsync", "always", NULL}, *const everysec[] = {NULL};
@@ -538,13 +574,14 @@ START_TEST(config_section)
 {
     struct config_errors errs = {BUF_INIT, 0};
     struct advisor *a;
-    struct advice_cfg *cfg = parse("{\"host_root\":\"/srv/root\",\"thresholds\":{\"write_commands_per_second\":50},"
+    struct advice_cfg *cfg = parse("{\"host_root\":\"/srv/root\",\"host_interval\":\"30s\",\"thresholds\":{\"write_commands_per_second\":50},"
                                    "\"disable\":[\"latency_monitor_off\"],"
                                    "\"instances\":{\"r2\":{\"disable\":[\"no_pipelining\"],"
                                    "\"thresholds\":{\"min_commands_per_read\":3}}}}",
                                    &errs);
     ck_assert_msg(errs.count == 0, "%s", errs.text.p);
     ck_assert_str_eq(cfg->host_root, "/srv/root");
+    ck_assert(cfg->host_interval == 30);
     struct advice_opts o;
     advice_opts_for(cfg, "r1", &o);
     ck_assert(o.t[ADVT_WRITES_PER_SECOND] == 50 && o.off[ADV_LATENCY_MONITOR_OFF] && !o.off[ADV_NO_PIPELINING]);
@@ -554,9 +591,9 @@ START_TEST(config_section)
     advice_cfg_free(cfg);
 
     cfg = parse("{\"thresholds\":{\"bogus\":1,\"maxmemory_samples\":-1},\"disable\":[\"nope\",3],"
-                "\"instances\":{\"r9\":{}},\"enabled\":\"yes\",\"extra\":1}",
+                "\"instances\":{\"r9\":{}},\"enabled\":\"yes\",\"extra\":1,\"host_interval\":\"10ms\"}",
                 &errs);
-    ck_assert_int_eq(errs.count, 7);
+    ck_assert_int_eq(errs.count, 8);
     ck_assert_msg(strstr(errs.text.p, "advice.thresholds.bogus") && strstr(errs.text.p, "unknown threshold"),
                   "%s", errs.text.p);
     ck_assert(strstr(errs.text.p, "advice.disable[0]") && strstr(errs.text.p, "unknown check \"nope\""));
@@ -600,6 +637,7 @@ int main(void)
     tcase_add_test(tc, client_checks);
     tcase_add_test(tc, host_checks);
     tcase_add_test(tc, host_facts_and_locality);
+    tcase_add_test(tc, host_step_caches);
     tcase_add_test(tc, clearing_and_switching_off);
     tcase_add_test(tc, no_false_positives);
     tcase_add_test(tc, json_output);
