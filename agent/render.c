@@ -293,14 +293,13 @@ static void render_family(struct prom_tails *b, enum prom_family f, const struct
                       f == FAM_LATENCY_SPIKE_LAST ? e->timestamp : f == FAM_LATENCY_SPIKE_DURATION ? e->latest_s : e->max_s);
         }
         return;
-    case FAM_ADVICE:
-        for (int c = 0; in->advice && c < ADV_COUNT; c++) {
-            const struct advice_finding *af = in->advice->f[c];
-            const char *kv[] = {"check", advice_check_name((enum advice_check)c), "severity",
-                                af ? advice_severity_str(af->sev) : "", NULL};
-            if (af)
+    case FAM_ADVICE: /* one series per finding that holds, none otherwise */
+        for (int c = 0; in->advice && c < ADV_COUNT; c++)
+            if (in->advice->f[c]) {
+                const char *kv[] = {"check", advice_check_name((enum advice_check)c), "severity",
+                                    advice_severity_str(in->advice->f[c]->sev), NULL};
                 prom_tail(b, NULL, kv, 1);
-        }
+            }
         return;
     default:
         return;
