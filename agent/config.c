@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "confparse.h"
+#include "advise.h"
 #include "jsonloc.h"
 #include "log.h"
 #include "util.h"
@@ -72,6 +73,7 @@ static const struct conf_opt top_opts[] = {
     {"listen", OT_STRING, 0, 0},     {"log_level", OT_STRING, 0, 0},
     {"http", OT_UINT, 0, 0},         {"defaults", OT_UINT, 0, 0},
     {"instances", OT_UINT, 0, 0},
+    {"advice", OT_UINT, 0, 0},
 };
 
 /* Reserved label names: Prometheus' own and the ones redpulse's series use. */
@@ -793,11 +795,11 @@ struct config *config_parse(const char *json, size_t len, const char *origin,
     http_defaults(&cfg->http);
     struct pending defaults;
     builtin_defaults(&defaults);
-    const cJSON *instances = NULL;
+    const cJSON *instances = NULL, *advice = NULL;
     for (const cJSON *ch = root->child; ch; ch = ch->next) {
         const struct conf_opt *o = conf_find_opt(top_opts, NELEM(top_opts), ch->string);
         if (!o) {
-            conf_err(&c, ch, 1, ch->string, "unknown key \"%s\" (known: listen, log_level, http, defaults, instances)", ch->string);
+            conf_err(&c, ch, 1, ch->string, "unknown key \"%s\" (known: listen, log_level, http, defaults, instances, advice)", ch->string);
             continue;
         }
         uint64_t u;
@@ -816,6 +818,8 @@ struct config *config_parse(const char *json, size_t len, const char *origin,
                 conf_err(&c, ch, 0, "defaults", "expected an object, got %s", conf_type_name(ch));
             else
                 apply_instance_obj(&c, ch, &defaults, "defaults", true);
+        } else if (strcmp(o->key, "advice") == 0) {
+            advice = ch;
         } else {
             instances = ch;
         }
@@ -867,6 +871,13 @@ struct config *config_parse(const char *json, size_t len, const char *origin,
                        v[k]->name, (size_t)(v[k - 1] - cfg->instances));
             }
         free(v);
+    }
+    if (advice) { /* after the instances: it names them */
+        const char **names = xcalloc(cfg->n_instances + 1, sizeof *names);
+        for (size_t k = 0; k < cfg->n_instances; k++)
+            names[k] = cfg->instances[k].name;
+        cfg->advice = advice_cfg_parse(&c, advice, names, cfg->n_instances);
+        free(names);
     }
     pending_free(&defaults);
     instance_cfg_clear(&defaults.cfg);
@@ -946,6 +957,7 @@ void config_free(struct config *c)
     }
     free(c->http.users);
     free(c->log_level);
+    advice_cfg_free(c->advice);
     for (size_t i = 0; i < c->n_instances; i++)
         instance_cfg_clear(&c->instances[i]);
     free(c->instances);

@@ -21,6 +21,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "advise.h"
 #include "auth.h"
 #include "conn.h"
 #include "log.h"
@@ -298,6 +299,7 @@ static enum MHD_Result landing(struct http_server *s, struct MHD_Connection *c)
                  "<h1>redpulse " REDPULSE_VERSION "</h1><p>Redis monitoring agent.</p><ul>"
                  "<li><a href=\"/metrics\">/metrics</a> (all instances)</li>"
                  "<li><a href=\"/api/v1/instances\">/api/v1/instances</a></li>"
+                 "<li><a href=\"/api/v1/advice\">/api/v1/advice</a> (write-tuning findings)</li>"
                  "<li><a href=\"/healthz\">/healthz</a> and <a href=\"/readyz\">/readyz</a></li></ul>"
                  "<h2>Instances</h2><ul>");
     struct registry_view v;
@@ -311,7 +313,9 @@ static enum MHD_Result landing(struct http_server *s, struct MHD_Connection *c)
         html_escape(&b, name);
         buf_puts(&b, "\">metrics</a>, <a href=\"/api/v1/instances/");
         html_escape(&b, name);
-        buf_puts(&b, "\">json</a></li>");
+        buf_puts(&b, "\">json</a>");
+        advice_landing_html(v.frags[i], &b);
+        buf_puts(&b, "</li>");
     }
     if (n > 100)
         buf_printf(&b, "<li>... and %zu more</li>", n - 100);
@@ -387,6 +391,10 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
         frag_append_json(f, &b);
         buf_putc(&b, '\n');
         frag_unref(f);
+        return send_buf(c, MHD_HTTP_OK, CT_JSON, &b, gz);
+    }
+    if (strcmp(url, "/api/v1/advice") == 0) {
+        advice_api_json(s->reg, &b);
         return send_buf(c, MHD_HTTP_OK, CT_JSON, &b, gz);
     }
     if (strcmp(url, "/healthz") == 0)

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "advise.h"
 #include "auth.h"
 #include "config.h"
 #include "log.h"
@@ -16,6 +17,7 @@ static const char usage[] =
     "usage: redpulse [--config FILE] [--log-level LEVEL] [--log-format FORMAT]\n"
     "       redpulse --check-config FILE\n"
     "       redpulse --hash-password < password\n"
+    "       redpulse --advise ADDRESS [--seconds N]   (write-tuning report; --advise --help)\n"
     "\n"
     "Polls INFO on Redis instances and serves Prometheus metrics and JSON.\n"
     "Without --config it monitors " REDPULSE_DEFAULT_ADDRESS " and listens on http://" REDPULSE_DEFAULT_LISTEN "/.\n"
@@ -71,6 +73,9 @@ int main(int argc, char **argv)
         {NULL, 0, NULL, 0}};
     const char *config_path = NULL, *check_path = NULL, *level = NULL, *format = NULL;
     int o;
+    for (int i = 1; i < argc; i++) /* the one-shot report has its own options */
+        if (strcmp(argv[i], "--advise") == 0 || strncmp(argv[i], "--advise=", 9) == 0)
+            return advise_cli_main(argc, argv);
     while ((o = getopt_long(argc, argv, "c:t:l:Vh", opts, NULL)) != -1) {
         switch (o) {
         case 'c': config_path = optarg; break;

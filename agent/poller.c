@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "advise.h"
 #include "cmdclass.h"
 #include "collect.h"
 #include "conn.h"
@@ -118,6 +119,7 @@ struct target {
     uint64_t next_config_us, next_latency_us;
     struct config_values config;
     struct latency_values *latency; /* allocated when LATENCY LATEST first answers */
+    struct advisor *adv;            /* write-tuning findings; NULL when advice is off */
 };
 
 struct poller {
@@ -152,7 +154,7 @@ static enum cmd_class classify(void *ctx, const char *cmd)
 
 static void publish(struct target *t, const struct info_sample *s, const struct derived *d)
 {
-    struct render_input in = {t->cfg, t->prefix, s, &t->st, t->info_text, d, &t->config, t->latency, &t->p->scratch};
+    struct render_input in = {t->cfg, t->prefix, s, &t->st, t->info_text, d, &t->config, t->latency, &t->p->scratch, t->adv};
     registry_publish(t->p->reg, t->idx, render_frag(&in));
 }
 
@@ -282,6 +284,8 @@ static void finish(struct target *t, enum outcome o, const char *detail, struct 
         t->st.resets++;
         log_info("poller", "%s: counters went down (CONFIG RESETSTAT?): new baseline", t->cfg->name);
     }
+    if (t->adv)
+        advise_poll(t->adv, &t->config, s, &d, t->st.last_poll_ts);
     publish(t, s, &d);
     derived_clear(&d);
     info_sample_free(t->last);
@@ -459,6 +463,8 @@ static void on_reply(void *arg, redisReply *r)
         } else if (collect_config_reply(&t->config, r) < 0) {
             log_debug("poller", "%s: unexpected CONFIG GET reply", t->cfg->name);
         }
+        if (t->adv && !is_err && (se->npend == 0 || se->pend[0] != P_CONFIG)) /* the last of them (Redis < 7) */
+            advise_on_config(t->adv, t->cfg, &t->config, t->last, (double)now_real_us() / 1e6);
         return;
     case P_LATENCY:
         if (is_err) {
@@ -629,11 +635,12 @@ static void arm_first(struct target *t, uint64_t now, uint64_t off)
     evtimer_add(t->tick, &tv);
 }
 
-static struct target *target_new(struct poller *p, const struct instance_cfg *cfg)
+static struct target *target_new(struct poller *p, const struct instance_cfg *cfg, const struct advice_cfg *adv)
 {
     struct target *t = xcalloc(1, sizeof *t);
     t->p = p;
     t->cfg = cfg;
+    t->adv = advisor_new(adv, cfg->name);
     set_prefix(t);
     set_tls(t);
     t->tick = evtimer_new(p->base, tick_cb, t);
@@ -669,6 +676,7 @@ static void target_free(struct target *t)
         event_free(t->deadline);
     if (t->ssl)
         SSL_CTX_free(t->ssl);
+    advisor_free(t->adv);
     free(t->prefix);
     free(t);
 }
@@ -717,6 +725,8 @@ static bool target_update(struct target *t, const struct instance_cfg *nc, uint6
         drop_connection(t);
         forget_server(t);
         set_tls(t);
+        if (t->adv)
+            advise_reset(t->adv);
     }
     if (relabel)
         set_prefix(t);
@@ -756,12 +766,13 @@ void poller_apply(struct poller *p, const struct config *cfg)
             nt[i] = p->t[old];
             kept[old] = true;
             redo[i] = target_update(nt[i], ic, now);
+            advisor_reconfigure(&nt[i]->adv, cfg->advice, ic->name);
             continue;
         }
-        struct target *t = nt[i] = target_new(p, ic);
+        struct target *t = nt[i] = target_new(p, ic, cfg->advice);
         /* spread first polls (and so connects) evenly over the interval */
         arm_first(t, now, n_new > 1 ? ic->interval_ms * 1000 * k_new++ / n_new : 0);
-        struct render_input in = {t->cfg, t->prefix, NULL, &t->st, NULL, NULL, NULL, NULL, &p->scratch};
+        struct render_input in = {t->cfg, t->prefix, NULL, &t->st, NULL, NULL, NULL, NULL, &p->scratch, NULL};
         frags[i] = render_frag(&in); /* so /scrape knows the instance before its first poll */
     }
     /* one step: a scrape sees the old set or the new one */

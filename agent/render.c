@@ -293,6 +293,14 @@ static void render_family(struct prom_tails *b, enum prom_family f, const struct
                       f == FAM_LATENCY_SPIKE_LAST ? e->timestamp : f == FAM_LATENCY_SPIKE_DURATION ? e->latest_s : e->max_s);
         }
         return;
+    case FAM_ADVICE: /* one series per finding that holds, none otherwise */
+        for (int c = 0; in->advice && c < ADV_COUNT; c++)
+            if (in->advice->f[c]) {
+                const char *kv[] = {"check", advice_check_name((enum advice_check)c), "severity",
+                                    advice_severity_str(in->advice->f[c]->sev), NULL};
+                prom_tail(b, NULL, kv, 1);
+            }
+        return;
     default:
         return;
     }
@@ -585,6 +593,11 @@ static void json_head(struct buf *b, const struct render_input *in)
     buf_printf(b, ",\"restarts_detected\":%llu,\"counter_resets_detected\":%llu",
                (unsigned long long)st->restarts, (unsigned long long)st->resets);
     json_derived(b, in);
+    buf_puts(b, ",\"advice\":");
+    if (in->advice && s)
+        advice_json(in->advice, b);
+    else
+        buf_puts(b, "null");
 }
 
 struct frag *render_frag(const struct render_input *in)

@@ -76,6 +76,7 @@ struct config {
     char *log_level;              /* NULL: keep the command line's */
     struct instance_cfg *instances;
     size_t n_instances;
+    struct advice_cfg *advice;    /* the "advice" section (advise.h); NULL: defaults */
 };
 
 /* Problems found while loading, one line each, in document order. */

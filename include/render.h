@@ -8,6 +8,7 @@
 
 #include <stdint.h>
 
+#include "advise.h"
 #include "buf.h"
 #include "collect.h"
 #include "config.h"
@@ -41,6 +42,7 @@ struct render_input {
     const struct config_values *config;   /* may be NULL */
     const struct latency_values *latency; /* may be NULL */
     struct buf *scratch;             /* reused between calls when given (may be NULL) */
+    const struct advisor *advice;    /* findings; NULL when advice is off */
 };
 
 /* Renders a new frag (refs = 1); it takes its own reference to info_text. */

@@ -31,7 +31,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     memset(&st, 0, sizeof st);
     st.polled = true;
     struct rstr *raw = rstr_new((const char *)data, size);
-    struct render_input in = {&cfg, "target=\"f\",env=\"fuzz\"", s, &st, raw, &d, NULL, NULL, NULL};
+    struct render_input in = {&cfg, "target=\"f\",env=\"fuzz\"", s, &st, raw, &d, NULL, NULL, NULL, NULL};
     struct frag *f = render_frag(&in);
     rstr_unref(raw);
     struct buf json = BUF_INIT;

@@ -86,7 +86,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         struct poll_stats st;
         memset(&st, 0, sizeof st);
         st.polled = true;
-        struct render_input in = {&cfg, pre.p, i == 2 ? NULL : s, &st, NULL, NULL, NULL, NULL, NULL};
+        struct render_input in = {&cfg, pre.p, i == 2 ? NULL : s, &st, NULL, NULL, NULL, NULL, NULL, NULL};
         registry_publish(reg, (size_t)i, render_frag(&in));
         buf_free(&pre);
     }

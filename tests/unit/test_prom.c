@@ -208,7 +208,7 @@ static struct frag *render_fixture(const char *name, const char *fixture, enum o
         free(t);
     }
     struct poll_stats st = make_stats(o);
-    struct render_input in = {cfg, *prefix, s, &st, raw, NULL, NULL, NULL, NULL};
+    struct render_input in = {cfg, *prefix, s, &st, raw, NULL, NULL, NULL, NULL, NULL};
     struct frag *f = render_frag(&in);
     rstr_unref(raw);
     info_sample_free(s);
