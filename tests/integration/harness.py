@@ -131,6 +131,7 @@ class RedisServer:
         self.dir = os.path.join(tmp, name)
         os.makedirs(self.dir, exist_ok=True)
         self.port = port or free_port()
+        self._auto_port = not port  # a port of our choosing may be taken meanwhile: pick another
         self.unix = os.path.join(self.dir, "redis.sock") if unix else None
         self.tls = tls
         self.extra = list(args)
@@ -152,9 +153,20 @@ class RedisServer:
         return a + self.extra
 
     def start(self):
-        self.proc = subprocess.Popen(self.argv(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        _LIVE.append(self.proc)
-        wait_for(self._ping, 10, what="redis-server %s to answer" % self.port)
+        for attempt in range(3):
+            self.proc = subprocess.Popen(self.argv(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            _LIVE.append(self.proc)
+            # answers, or exited (a port free_port() found free can be bound
+            # by another process before redis-server binds it)
+            wait_for(lambda: self.proc.poll() is not None or self._ping(), 10,
+                     what="redis-server %s to answer" % self.port)
+            if self.proc.poll() is None:
+                return
+            log = os.path.join(self.dir, "redis.log")
+            tail = open(log, errors="replace").read()[-300:] if os.path.exists(log) else ""
+            if not self._auto_port or "Address already in use" not in tail or attempt == 2:
+                raise AssertionError("redis-server on port %s exited with %s: %s" % (self.port, self.proc.returncode, tail))
+            self.port = free_port()
 
     def _ping(self):
         c = self.client()
