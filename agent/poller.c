@@ -369,6 +369,31 @@ static void on_info_error(struct target *t, const char *err)
         finish(t, OUTCOME_ERROR_REPLY, err, NULL, NULL, false);
 }
 
+/* Counts the nested lines the parser left out; says so once when it starts
+ * (and at debug level while it goes on). */
+static void note_dropped(struct target *t, const struct info_sample *s)
+{
+    size_t now = 0, before = 0;
+    for (int f = 0; f < INFO_NF_COUNT; f++) {
+        now += s->dropped[f];
+        before += t->last ? t->last->dropped[f] : 0;
+    }
+    if (!now)
+        return;
+    t->st.nested_dropped += now;
+    char what[200] = "";
+    size_t off = 0;
+    for (int f = 0; f < INFO_NF_COUNT && off < sizeof what; f++)
+        if (s->dropped[f])
+            off += (size_t)snprintf(what + off, sizeof what - off, "%s%s %zu", off ? ", " : "",
+                                    info_nested_family_name((enum info_nested_family)f), s->dropped[f]);
+    if (!before)
+        log_warn("poller", "%s: INFO has more than max_nested_entries (%zu) lines of a family; left out: %s",
+                 t->cfg->name, t->cfg->max_nested_entries, what);
+    else
+        log_debug("poller", "%s: nested INFO lines left out: %s", t->cfg->name, what);
+}
+
 static void on_reply(void *arg, redisReply *r)
 {
     struct target *t = arg;
@@ -425,7 +450,8 @@ static void on_reply(void *arg, redisReply *r)
             on_info_error(t, detail);
         } else if (r->type == REDIS_REPLY_STRING) {
             struct rstr *raw = info_with_latstats(t, r->str, r->len);
-            struct info_sample *s = info_parse(raw->data, raw->len);
+            struct info_sample *s = info_parse_max(raw->data, raw->len, t->cfg->max_nested_entries);
+            note_dropped(t, s);
             finish(t, OUTCOME_OK, "", s, raw, false);
         } else {
             finish(t, OUTCOME_PROTOCOL, "INFO reply is not a bulk string", NULL, NULL, true);
