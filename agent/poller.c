@@ -81,7 +81,7 @@ struct target {
     struct event *tick, *deadline;
     struct conn *conn;
     bool polling;
-    bool info_all;         /* server rejected multi-section INFO */
+    bool info_all;         /* server rejected multi-section INFO (this connection) */
     uint64_t next_due_us;  /* monotonic, when the next tick is scheduled */
     uint64_t poll_start_us;
     uint64_t retry_at_us;  /* no connect before this (backoff) */
@@ -100,7 +100,7 @@ struct target {
     bool command_refused;
     char **asking;            /* [MAX_ASK] names in the COMMAND INFO in flight (allocated while asking) */
     size_t n_asking;
-    /* slower cadences */
+    /* slower cadences; refused: permanently, on this connection */
     uint64_t next_config_us, next_latency_us;
     bool config_refused, latency_refused;
     struct config_values config;
@@ -175,6 +175,9 @@ static void drop_connection(struct target *t)
     t->command_refused = false;
     forget_asking(t);
     t->next_latstats_us = 0; /* a new connection may be a new server */
+    t->info_all = false;     /* so probe again: one INFO with several sections */
+    t->config_refused = false;
+    t->latency_refused = false;
 }
 
 /* Ends the current poll. sample is adopted on success. close: drop the
@@ -416,31 +419,39 @@ static void on_reply(void *arg, redisReply *r)
             log_debug("poller", "%s: CLIENT SETNAME refused: %s", t->cfg->name, detail);
         return;
     case P_CMDINFO:
-        if (is_err) {
+        if (is_err && collect_refusal_permanent(detail)) {
             /* no +command: classify with the built-in table on this connection */
             if (!t->command_refused)
                 log_info("poller", "%s: COMMAND INFO refused (%s); using the built-in command table", t->cfg->name, detail);
             t->command_refused = true;
+        } else if (is_err) { /* the names asked stay on the built-in table on this connection */
+            log_debug("poller", "%s: COMMAND INFO failed (%s)", t->cfg->name, detail);
         } else if (t->classes) {
             cmdclass_map_learn(t->classes, (const char *const *)t->asking, t->n_asking, r);
         }
         forget_asking(t);
         return;
     case P_CONFIG:
-        if (is_err) {
+        if (is_err && collect_refusal_permanent(detail)) {
             if (!t->config_refused)
-                log_info("poller", "%s: %s GET refused (%s); not asking again", t->cfg->name,
+                log_info("poller", "%s: %s GET refused (%s); not asking again on this connection", t->cfg->name,
                          t->cfg->config_command, detail);
             t->config_refused = true;
+        } else if (is_err) { /* BUSY, LOADING...: asked again at the next cadence */
+            log_debug("poller", "%s: %s GET failed (%s); asking again later", t->cfg->name, t->cfg->config_command,
+                      detail);
         } else if (collect_config_reply(&t->config, r) < 0) {
             log_debug("poller", "%s: unexpected CONFIG GET reply", t->cfg->name);
         }
         return;
     case P_LATENCY:
-        if (is_err) {
+        if (is_err && collect_refusal_permanent(detail)) {
             if (!t->latency_refused)
-                log_info("poller", "%s: LATENCY LATEST refused (%s); not asking again", t->cfg->name, detail);
+                log_info("poller", "%s: LATENCY LATEST refused (%s); not asking again on this connection",
+                         t->cfg->name, detail);
             t->latency_refused = true;
+        } else if (is_err) {
+            log_debug("poller", "%s: LATENCY LATEST failed (%s); asking again later", t->cfg->name, detail);
         } else if (collect_latency_reply(t->latency ? t->latency : (t->latency = xcalloc(1, sizeof *t->latency)), r) < 0) {
             log_debug("poller", "%s: unexpected LATENCY LATEST reply", t->cfg->name);
         }
