@@ -71,6 +71,13 @@ START_TEST(reader_cap)
     ck_assert_int_eq(resp_feed(r, "$100\r\n", 6, 64, count, &n, detail, sizeof detail), OUTCOME_REPLY_TOO_LARGE);
     ck_assert_ptr_nonnull(strstr(detail, "larger than 64 bytes"));
     resp_reader_free(r);
+    /* the replies that fit before it in the same read are still delivered */
+    r = resp_reader_new();
+    n = 0;
+    ck_assert_int_eq(resp_feed(r, "+OK\r\n:1\r\n$100\r\nab", 19, 64, count, &n, detail, sizeof detail),
+                     OUTCOME_REPLY_TOO_LARGE);
+    ck_assert_int_eq(n, 2);
+    resp_reader_free(r);
     /* the bytes themselves, when the header did not say */
     r = resp_reader_new();
     ck_assert_int_eq(resp_feed(r, "+", 1, 64, count, &n, detail, sizeof detail), OUTCOME_OK);
