@@ -288,28 +288,30 @@ static enum nested nested_kind(const char *key)
 
 bool info_nested_key(const char *key) { return nested_kind(key) != N_NONE; }
 
-/* Parses the nested value of a known-prefix key; returns false when the value
+static const enum info_nested_family family_of[] = {[N_CMD] = INFO_NF_CMDSTAT, [N_ERR] = INFO_NF_ERRORSTAT,
+                                                    [N_LAT] = INFO_NF_LATENCY, [N_DB] = INFO_NF_DB,
+                                                    [N_SLAVE] = INFO_NF_REPLICA};
+
+/* True when the family of kind already has max_nested lines in its list. */
+static bool family_full(const struct info_sample *s, const struct caps *c, enum nested kind)
+{
+    size_t have = kind == N_CMD ? s->n_cmds : kind == N_ERR ? s->n_errs : kind == N_LAT ? s->n_lats
+                : kind == N_DB ? s->n_dbs : s->n_replicas;
+    return have >= c->max_nested;
+}
+
+/* Parses the nested value of a key of that kind; returns false when the value
  * does not have the expected shape (the line then counts as malformed). */
-static bool parse_nested(struct info_sample *s, struct caps *c, const char *key, const char *val)
+static bool parse_nested(struct info_sample *s, struct caps *c, enum nested kind, const char *key, const char *val)
 {
     struct info_kv kv;
     const char *p = val;
-    enum nested kind = nested_kind(key);
     if (kind == N_NONE)
         return true;
     /* names become label values; two invalid ones would both read U+FFFD
      * and collide as duplicate series, so they are refused here */
     if (!utf8_valid(key))
         return false;
-    static const enum info_nested_family fam[] = {[N_CMD] = INFO_NF_CMDSTAT, [N_ERR] = INFO_NF_ERRORSTAT,
-                                                  [N_LAT] = INFO_NF_LATENCY, [N_DB] = INFO_NF_DB,
-                                                  [N_SLAVE] = INFO_NF_REPLICA};
-    size_t have = kind == N_CMD ? s->n_cmds : kind == N_ERR ? s->n_errs : kind == N_LAT ? s->n_lats
-                : kind == N_DB ? s->n_dbs : s->n_replicas;
-    if (have >= c->max_nested) {
-        s->dropped[fam[kind]]++;
-        return true;
-    }
     if (kind == N_CMD) {
         GROW(s->cmds, s->n_cmds, c->cmds);
         struct info_cmdstat *cs = &s->cmds[s->n_cmds];
@@ -548,6 +550,13 @@ struct info_sample *info_parse_max(const char *text, size_t len, size_t max_nest
         const char *key = line, *val = colon + 1;
         size_t klen = (size_t)(colon - line), vlen = (size_t)(line_end - val);
 
+        enum nested kind = nested_kind(key);
+        if (kind != N_NONE && family_full(s, &caps, kind)) {
+            /* past the bound: not parsed, not even an entry (what the peer
+             * sends beyond it costs a line scan, nothing more) */
+            s->dropped[family_of[kind]]++;
+            continue;
+        }
         uint64_t h = hash_bytes(key, klen);
         size_t slot = (size_t)h & (nslots - 1);
         bool dup = false;
@@ -562,7 +571,7 @@ struct info_sample *info_parse_max(const char *text, size_t len, size_t max_nest
             s->malformed++;
             continue;
         }
-        if (!parse_nested(s, &caps, key, val)) {
+        if (!parse_nested(s, &caps, kind, key, val)) {
             s->malformed++;
             continue;
         }

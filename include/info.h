@@ -115,7 +115,7 @@ struct info_sample {
     size_t n_replicas;
     size_t malformed; /* lines skipped: no colon, empty key, duplicate, bad k=v */
     /* nested lines past the per-family bound (info_parse_max), per family:
-     * kept as entries, left out of the lists */
+     * skipped (not entries either) */
     size_t dropped[INFO_NF_COUNT];
     struct info_index cmd_index, err_index; /* for info_find_cmd / info_find_err */
 };
@@ -131,8 +131,8 @@ struct info_kv {
  * lines are counted in ->malformed, never fatal. */
 struct info_sample *info_parse(const char *text, size_t len);
 /* The same, keeping at most max_nested lines of each nested family in its
- * list (the first ones, in the server's order); the others are counted in
- * ->dropped. A peer chooses how many it sends: the lists feed per-poll work
+ * list (the first ones, in the server's order); the others are skipped
+ * (no entry either) and counted in ->dropped. A peer chooses how many it sends: the lists feed per-poll work
  * and series, so the poller bounds them. Linear in len, whatever the text. */
 struct info_sample *info_parse_max(const char *text, size_t len, size_t max_nested);
 /* Name of a nested family ("commandstats"...), for messages. */
