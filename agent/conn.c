@@ -251,6 +251,10 @@ static bool scan_header(struct resp_scan *sc, size_t max, char *detail, size_t d
         return true;
     }
     if (n <= 0) { /* nil, empty string or empty array */
+        if (scan_cost(sc) > max) {
+            snprintf(detail, detail_len, "reply larger than %zu bytes", max);
+            return false;
+        }
         if (sc->type == '$' && n == 0) {
             sc->st = SC_BULK;
             sc->skip = 2;
@@ -315,7 +319,7 @@ static bool scan(struct resp_scan *sc, const char *data, size_t len, size_t max,
             sc->cr = data[i + take - 1] == '\r';
             sc->wire += take;
             i += take;
-            if (ends)
+            if (ends && scan_cost(sc) <= max) /* (checked below otherwise) */
                 scan_elem_end(sc);
             break;
         }

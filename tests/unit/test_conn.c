@@ -71,6 +71,15 @@ START_TEST(reader_cap)
     ck_assert_int_eq(resp_feed(r, "$100\r\n", 6, 64, count, &n, detail, sizeof detail), OUTCOME_REPLY_TOO_LARGE);
     ck_assert_ptr_nonnull(strstr(detail, "larger than 64 bytes"));
     resp_reader_free(r);
+    /* a line that ends in the read that takes it over the cap */
+    char line[110] = "+";
+    memset(line + 1, 'a', 100);
+    memcpy(line + 101, "\r\n", 3);
+    n = 0;
+    r = resp_reader_new();
+    ck_assert_int_eq(resp_feed(r, line, 103, 64, count, &n, detail, sizeof detail), OUTCOME_REPLY_TOO_LARGE);
+    ck_assert_int_eq(n, 0);
+    resp_reader_free(r);
     /* the replies that fit before it in the same read are still delivered */
     r = resp_reader_new();
     n = 0;
