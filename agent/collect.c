@@ -118,3 +118,16 @@ int collect_latency_reply(struct latency_values *l, const redisReply *r)
     }
     return (int)l->n;
 }
+
+bool collect_refusal_permanent(const char *err)
+{
+    if (strncmp(err, "NOPERM", 6) == 0)
+        return true;
+    /* "ERR unknown command 'X', with args...", "ERR unknown subcommand 'X'",
+     * Redis 5's "ERR Unknown subcommand or wrong number of arguments for..." */
+    for (const char *p = err; *p; p++)
+        if ((*p == 'u' || *p == 'U') &&
+            (strncasecmp(p, "unknown command", 15) == 0 || strncasecmp(p, "unknown subcommand", 18) == 0))
+            return true;
+    return false;
+}

@@ -43,6 +43,7 @@ static const struct conf_opt instance_opts[] = {
     {"latencystats_interval", OT_DURATION, 0, 86400000},
     {"tls", OT_TLS, 0, 0},
     {"labels", OT_LABELS, 0, 0},
+    {"max_nested_entries", OT_UINT, 10, 100000},
 };
 
 static const struct conf_opt tls_opts[] = {
@@ -236,6 +237,9 @@ static void apply_instance_obj(struct conf_ctx *c, const cJSON *obj, struct pend
         } else if (strcmp(o->key, "max_reply_bytes") == 0) {
             if (conf_take(c, o, ch, sub, NULL, &u, &b) == 0)
                 cfg->max_reply_bytes = (size_t)u;
+        } else if (strcmp(o->key, "max_nested_entries") == 0) {
+            if (conf_take(c, o, ch, sub, NULL, &u, &b) == 0)
+                cfg->max_nested_entries = (size_t)u;
         } else if ((cadence = cadence_field(cfg, o->key)) != NULL) {
             if (conf_take(c, o, ch, sub, NULL, &u, &b) < 0)
                 continue;
@@ -472,6 +476,7 @@ static void pending_copy(struct pending *dst, const struct pending *src)
     d->config_command = dup_or_null(s->config_command);
     d->latency_interval_ms = s->latency_interval_ms;
     d->latencystats_interval_ms = s->latencystats_interval_ms;
+    d->max_nested_entries = s->max_nested_entries;
     d->tls.ca_file = dup_or_null(s->tls.ca_file);
     d->tls.cert_file = dup_or_null(s->tls.cert_file);
     d->tls.key_file = dup_or_null(s->tls.key_file);
@@ -496,6 +501,7 @@ static void builtin_defaults(struct pending *p)
     p->cfg.config_command = xstrdup("CONFIG");
     p->cfg.latency_interval_ms = 0;
     p->cfg.latencystats_interval_ms = 60000;
+    p->cfg.max_nested_entries = 1000;
 }
 
 /* Checks a merged instance and resolves its secret; reports problems. */

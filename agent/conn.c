@@ -12,6 +12,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <limits.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/bufferevent_ssl.h>
@@ -22,6 +23,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -79,7 +81,7 @@ static void do_free(struct conn *c)
     if (c->bev)
         bufferevent_free(c->bev);
     if (c->reader)
-        redisReaderFree(c->reader);
+        resp_reader_free(c->reader);
     if (c->counted)
         atomic_fetch_sub(&open_count, 1);
     free(c);
@@ -111,8 +113,36 @@ static void fail(struct conn *c, enum outcome why, const char *detail)
 
 /* hiredis allocates an array's element table as soon as it reads "*N":
  * a hostile "*2000000000" would ask for 16 GB before any cap could see the
- * bytes. No reply redpulse reads has more than a few hundred elements. */
+ * bytes. The framing scan below refuses such headers first (their elements
+ * could never fit under the cap); this guard stays as a second line. */
 #define RESP_MAX_ELEMENTS (1 << 20)
+
+/* hiredis 0.14 nests arrays eight deep at most (rstack[9]) */
+#define RESP_MAX_DEPTH 8
+/* the smallest element on the wire: "+\r\n" */
+#define RESP_MIN_ELEM_WIRE 3
+/* the longest length header hiredis accepts: "-9223372036854775808" */
+#define RESP_MAX_LEN_DIGITS 20
+
+/* The framing of the reply being read, followed byte by byte before hiredis
+ * sees the bytes, so the cap holds for the whole reply whatever its shape:
+ * hiredis builds array elements as they arrive and drops the bytes it has
+ * consumed, so its buffer only ever shows the unparsed tail. The scan keeps
+ * no data, only counts; hiredis still does the parsing. */
+struct resp_scan {
+    size_t wire;     /* bytes of the current top-level reply so far */
+    size_t elems;    /* its elements begun (each weighs RESP_ELEM_COST) */
+    size_t owed;     /* least cost of the elements its open arrays still promise */
+    long long left[RESP_MAX_DEPTH]; /* elements still to come, per open array */
+    int depth;
+    enum { SC_TYPE, SC_LINE, SC_LEN, SC_BULK, SC_LOST } st;
+    char type;       /* SC_LEN: '$' or '*' */
+    bool cr;         /* the byte before was '\r' (lines end at "\r\n") */
+    char num[RESP_MAX_LEN_DIGITS + 1];
+    int nlen;
+    unsigned long long skip; /* SC_BULK: payload and CRLF bytes still to come */
+    size_t complete; /* top-level replies scanned whole that hiredis has not yet returned */
+};
 
 static redisReplyObjectFunctions guarded;
 static const redisReplyObjectFunctions *plain;
@@ -137,20 +167,211 @@ static void init_guarded(void)
 redisReader *resp_reader_new(void)
 {
     pthread_once(&guarded_once, init_guarded);
-    return redisReaderCreateWithFunctions(&guarded);
+    redisReader *r = redisReaderCreateWithFunctions(&guarded);
+    if (!r)
+        return NULL;
+    struct resp_scan *sc = calloc(1, sizeof *sc);
+    if (!sc) {
+        redisReaderFree(r);
+        return NULL;
+    }
+    r->privdata = sc;
+    return r;
+}
+
+void resp_reader_free(redisReader *r)
+{
+    if (!r)
+        return;
+    free(r->privdata);
+    redisReaderFree(r);
+}
+
+/* True between replies: nothing buffered, nothing half-read. */
+static bool resp_reader_idle(const redisReader *r)
+{
+    const struct resp_scan *sc = r->privdata;
+    return r->pos == r->len && r->ridx == -1 && sc->st == SC_TYPE && sc->depth == 0 && sc->wire == 0;
+}
+
+/* The measure the cap applies to: what the reply so far holds or must hold. */
+static size_t scan_cost(const struct resp_scan *sc)
+{
+    return sc->wire + sc->elems * RESP_ELEM_COST + sc->owed;
+}
+
+/* An element begins (its type byte has arrived). */
+static void scan_elem_begin(struct resp_scan *sc)
+{
+    sc->elems++;
+    if (sc->depth > 0)
+        sc->owed -= RESP_MIN_ELEM_WIRE + RESP_ELEM_COST; /* promised, now counted for real */
+}
+
+/* An element ended: close the arrays it completes; at the top, the reply. */
+static void scan_elem_end(struct resp_scan *sc)
+{
+    while (sc->depth > 0 && --sc->left[sc->depth - 1] == 0)
+        sc->depth--;
+    if (sc->depth == 0) {
+        sc->complete++;
+        sc->wire = sc->elems = sc->owed = 0;
+    }
+    sc->st = SC_TYPE;
+}
+
+/* A length header as hiredis' string2ll reads it: "0", or an optional '-'
+ * and digits without a leading zero. Values past the range saturate (they
+ * are refused by size either way). */
+static bool scan_len(const char *s, int n, long long *out)
+{
+    bool neg = n > 0 && s[0] == '-';
+    int i = neg;
+    if (i == n || (s[i] == '0' && n > i + 1) || (neg && s[i] == '0'))
+        return false;
+    unsigned long long v = 0;
+    for (; i < n; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return false;
+        v = v > (unsigned long long)LLONG_MAX / 10 ? (unsigned long long)LLONG_MAX : v * 10 + (unsigned)(s[i] - '0');
+    }
+    if (v > (unsigned long long)LLONG_MAX)
+        v = (unsigned long long)LLONG_MAX;
+    *out = neg ? -(long long)v : (long long)v;
+    return true;
+}
+
+/* A complete length header: a bulk string or an array begins, or a nil.
+ * Returns false when the reply could never fit under max (detail says why). */
+static bool scan_header(struct resp_scan *sc, size_t max, char *detail, size_t detail_len)
+{
+    long long n;
+    if (!scan_len(sc->num, sc->nlen, &n) || n < -1 || (sc->type == '*' && n > 0 && sc->depth == RESP_MAX_DEPTH)) {
+        sc->st = SC_LOST; /* hiredis refuses it with its own message */
+        return true;
+    }
+    if (n <= 0) { /* nil, empty string or empty array */
+        if (scan_cost(sc) > max) {
+            snprintf(detail, detail_len, "reply larger than %zu bytes", max);
+            return false;
+        }
+        if (sc->type == '$' && n == 0) {
+            sc->st = SC_BULK;
+            sc->skip = 2;
+        } else {
+            scan_elem_end(sc);
+        }
+        return true;
+    }
+    size_t used = scan_cost(sc);
+    size_t room = max > used ? max - used : 0;
+    if (sc->type == '$') {
+        if ((unsigned long long)n + 2 > room) {
+            snprintf(detail, detail_len, "reply larger than %zu bytes (a %lld-byte string)", max, n);
+            return false;
+        }
+        sc->st = SC_BULK;
+        sc->skip = (unsigned long long)n + 2;
+        return true;
+    }
+    if ((unsigned long long)n > room / (RESP_MIN_ELEM_WIRE + RESP_ELEM_COST)) {
+        snprintf(detail, detail_len, "reply larger than %zu bytes (an array of %lld elements)", max, n);
+        return false;
+    }
+    sc->owed += (size_t)n * (RESP_MIN_ELEM_WIRE + RESP_ELEM_COST);
+    sc->left[sc->depth++] = n;
+    sc->st = SC_TYPE;
+    return true;
+}
+
+/* Follows len bytes of the stream. Returns false as soon as the reply they
+ * belong to exceeds max; *whole then gets how many of the bytes end
+ * replies that fit (they may still be parsed and delivered). */
+static bool scan(struct resp_scan *sc, const char *data, size_t len, size_t max, size_t *whole, char *detail,
+                 size_t detail_len)
+{
+    size_t i = 0;
+    *whole = 0;
+    while (i < len) {
+        size_t before = sc->complete;
+        switch (sc->st) {
+        case SC_TYPE: {
+            char t = data[i++];
+            sc->wire++;
+            scan_elem_begin(sc);
+            if (t == '+' || t == '-' || t == ':') {
+                sc->st = SC_LINE;
+                sc->cr = false;
+            } else if (t == '$' || t == '*') {
+                sc->st = SC_LEN;
+                sc->type = t;
+                sc->cr = false;
+                sc->nlen = 0;
+            } else {
+                sc->st = SC_LOST; /* hiredis: "Protocol error, got ... as reply type byte" */
+            }
+            break;
+        }
+        case SC_LINE: {
+            const char *nl = memchr(data + i, '\n', len - i);
+            size_t take = nl ? (size_t)(nl - (data + i)) + 1 : len - i;
+            bool ends = nl && (nl > data + i ? nl[-1] == '\r' : sc->cr);
+            sc->cr = data[i + take - 1] == '\r';
+            sc->wire += take;
+            i += take;
+            if (ends && scan_cost(sc) <= max) /* (checked below otherwise) */
+                scan_elem_end(sc);
+            break;
+        }
+        case SC_LEN: {
+            char ch = data[i++];
+            sc->wire++;
+            if (ch == '\n' && sc->cr) {
+                sc->nlen--; /* the '\r' */
+                if (!scan_header(sc, max, detail, detail_len))
+                    return false;
+            } else if (sc->nlen == RESP_MAX_LEN_DIGITS + 1) {
+                sc->st = SC_LOST; /* no length is that long */
+            } else {
+                sc->num[sc->nlen++] = ch;
+                sc->cr = ch == '\r';
+            }
+            break;
+        }
+        case SC_BULK: {
+            size_t take = sc->skip < len - i ? (size_t)sc->skip : len - i;
+            sc->skip -= take;
+            sc->wire += take;
+            i += take;
+            if (sc->skip == 0)
+                scan_elem_end(sc);
+            break;
+        }
+        case SC_LOST: /* hiredis will report the error; only count */
+            sc->wire += len - i;
+            i = len;
+            break;
+        }
+        if (sc->complete != before)
+            *whole = i;
+        else if (scan_cost(sc) > max) {
+            snprintf(detail, detail_len, "reply larger than %zu bytes", max);
+            return false;
+        }
+    }
+    return true;
 }
 
 enum outcome resp_feed(redisReader *r, const char *data, size_t len, size_t max_reply,
                        bool (*on_reply)(void *arg, redisReply *reply), void *arg, char *detail,
                        size_t detail_len)
 {
-    /* unconsumed bytes are at most one partial reply: they plus the new
-     * data bound what a reply may hold so far */
-    if (r->len - r->pos + len > max_reply) {
-        snprintf(detail, detail_len, "reply larger than %zu bytes", max_reply);
-        return OUTCOME_REPLY_TOO_LARGE;
-    }
-    if (redisReaderFeed(r, data, len) != REDIS_OK) {
+    struct resp_scan *sc = r->privdata;
+    size_t whole;
+    char why[160];
+    bool fits = scan(sc, data, len, max_reply, &whole, why, sizeof why);
+    size_t feed = fits ? len : whole; /* the replies that fit before the one that does not */
+    if (feed && redisReaderFeed(r, data, feed) != REDIS_OK) {
         snprintf(detail, detail_len, "reader out of memory");
         return OUTCOME_RESOURCES;
     }
@@ -161,12 +382,27 @@ enum outcome resp_feed(redisReader *r, const char *data, size_t len, size_t max_
             return OUTCOME_PROTOCOL;
         }
         if (!reply)
-            return OUTCOME_OK;
+            break;
+        if (sc->complete == 0) { /* cannot happen while both read RESP alike */
+            freeReplyObject(reply);
+            snprintf(detail, detail_len, "reply framing not understood");
+            return OUTCOME_PROTOCOL;
+        }
+        sc->complete--;
         bool go_on = on_reply(arg, reply);
         freeReplyObject(reply);
         if (!go_on)
             return OUTCOME_OK;
     }
+    if (!fits) {
+        snprintf(detail, detail_len, "%s", why);
+        return OUTCOME_REPLY_TOO_LARGE;
+    }
+    if (sc->complete != 0) {
+        snprintf(detail, detail_len, "reply framing not understood");
+        return OUTCOME_PROTOCOL;
+    }
+    return OUTCOME_OK;
 }
 
 bool resp_whole_bulk(char *data, size_t len, size_t max_reply, redisReply *out)
@@ -179,7 +415,7 @@ bool resp_whole_bulk(char *data, size_t len, size_t max_reply, redisReply *out)
     if (i == 1 || i > 10 || (data[1] == '0' && i > 2) || len - i < 2 || data[i] != '\r' || data[i + 1] != '\n')
         return false;
     size_t hdr = i + 2;
-    if (n > max_reply || len - hdr < 2 || len - hdr - 2 != n || data[hdr + n] != '\r' || data[hdr + n + 1] != '\n')
+    if (len + RESP_ELEM_COST > max_reply || len - hdr < 2 || len - hdr - 2 != n || data[hdr + n] != '\r' || data[hdr + n + 1] != '\n')
         return false;
     data[hdr + n] = '\0'; /* hiredis' strings are NUL-terminated too */
     memset(out, 0, sizeof *out);
@@ -214,10 +450,10 @@ static void consume(struct conn *c, const char *data, size_t len)
         fail(c, o, detail);
         return;
     }
-    if (c->reader->pos == c->reader->len && c->reader->ridx == -1) {
+    if (resp_reader_idle(c->reader)) {
         /* idle between polls: no reader at all (hiredis keeps a reply-sized
          * buffer and its task stack, ~1 KB or more; 10,000 connections...) */
-        redisReaderFree(c->reader);
+        resp_reader_free(c->reader);
         c->reader = NULL;
     }
 }

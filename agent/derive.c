@@ -33,15 +33,11 @@ static const enum info_field monotonic[] = {
 };
 
 /* Error types come in the same order poll after poll: look where the entry
- * was (hint) before searching. */
+ * was (hint) first; info_find_err hashes otherwise. */
 static double err_count(const struct info_sample *s, const char *err, size_t hint)
 {
-    if (hint < s->n_errs && strcmp(s->errs[hint].err, err) == 0)
-        return s->errs[hint].count;
-    for (size_t i = 0; i < s->n_errs; i++)
-        if (strcmp(s->errs[i].err, err) == 0)
-            return s->errs[i].count;
-    return 0;
+    const struct info_errstat *e = info_find_err(s, err, hint);
+    return e ? e->count : 0;
 }
 
 /* a - b, treating a missing b as 0 (a command or error type new in cur). */

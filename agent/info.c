@@ -8,9 +8,13 @@
 
 #include <math.h>
 #include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "util.h"
 
@@ -31,14 +35,30 @@ static const char *const sfield_keys[INFO_SFIELD_COUNT] = {
 #undef X
 };
 
-/* FNV-1a over a key's bytes: the hash of both key tables below (the known
- * keys, and the keys seen in one reply). */
+/* Keys and names come from the peer, so the hash is keyed: a random seed per
+ * process in FNV-1a's starting state, and a final mix (murmur3's) so every
+ * bit of the state reaches the slot bits. Names chosen offline to collide in
+ * a table (and make its lookups linear) cannot be chosen without the seed. */
+static uint64_t hash_seed;
+
+static void seed_hash(void)
+{
+    uint64_t s = 0;
+    if (getrandom(&s, sizeof s, GRND_NONBLOCK) != (ssize_t)sizeof s)
+        s = (uint64_t)time(NULL) * 0x9e3779b97f4a7c15ull ^ (uint64_t)getpid() ^ (uint64_t)(uintptr_t)&s;
+    hash_seed = s;
+}
+
 static uint64_t hash_bytes(const char *s, size_t n)
 {
-    uint64_t h = 1469598103934665603ull;
+    uint64_t h = 1469598103934665603ull ^ hash_seed;
     for (size_t i = 0; i < n; i++)
         h = (h ^ (unsigned char)s[i]) * 1099511628211ull;
-    return h;
+    h ^= h >> 33;
+    h *= 0xff51afd7ed558ccdull;
+    h ^= h >> 33;
+    h *= 0xc4ceb9fe1a85ec53ull;
+    return h ^ (h >> 33);
 }
 
 /* Every key looked up by name, in a hash table built once; a key can be both
@@ -74,6 +94,7 @@ static void add_known(const char *key, int fid, int sid)
 
 static void build_table(void)
 {
+    seed_hash();
     _Static_assert(INFO_FIELD_COUNT + INFO_SFIELD_COUNT < LOOKUP_SLOTS / 2, "lookup table too small");
     for (int f = 0; f < INFO_FIELD_COUNT; f++)
         add_known(field_meta[f].key, f, -1);
@@ -88,6 +109,12 @@ static const struct lookup *find_known(const char *key, size_t n, uint64_t h)
 }
 
 const char *info_field_key(enum info_field f) { return field_meta[f].key; }
+
+uint64_t info_hash(const char *s, size_t n)
+{
+    pthread_once(&table_once, build_table);
+    return hash_bytes(s, n);
+}
 
 bool info_section_span(const char *text, size_t len, const char *name, size_t *off, size_t *slen)
 {
@@ -172,7 +199,62 @@ static void kv_copy(char *dst, size_t cap, const struct info_kv *kv)
 
 struct caps {
     size_t entries, cmds, errs, lats, dbs, replicas;
+    size_t max_nested;      /* per family; the rest is dropped */
+    uint32_t *rep_slot;     /* replicas seen: index + 1 by (ip, port, state) */
+    size_t rep_mask;
 };
+
+static const char *const nested_names[INFO_NF_COUNT] = {
+#define X(id, name) name,
+    INFO_NESTED_FAMILIES(X)
+#undef X
+};
+
+const char *info_nested_family_name(enum info_nested_family f)
+{
+    return (unsigned)f < INFO_NF_COUNT ? nested_names[f] : "unknown";
+}
+
+static uint64_t hash_replica(const struct info_replica *r)
+{
+    /* the three fields with their NULs, so ("a", "bc") differs from ("ab", "c") */
+    char k[sizeof r->ip + sizeof r->port + sizeof r->state];
+    size_t a = strlen(r->ip) + 1, b = strlen(r->port) + 1, c = strlen(r->state) + 1;
+    memcpy(k, r->ip, a);
+    memcpy(k + a, r->port, b);
+    memcpy(k + a + b, r->state, c);
+    return hash_bytes(k, a + b + c);
+}
+
+static bool same_replica(const struct info_replica *a, const struct info_replica *b)
+{
+    return strcmp(a->ip, b->ip) == 0 && strcmp(a->port, b->port) == 0 && strcmp(a->state, b->state) == 0;
+}
+
+/* Adds s->replicas[n] to the set unless an equal one is there (two would be
+ * duplicate series); returns false for a duplicate. O(1) expected. */
+static bool replica_add(struct caps *c, const struct info_sample *s, size_t n)
+{
+    if ((n + 1) * 2 > c->rep_mask) { /* keep the set at most half full */
+        size_t slots = c->rep_mask ? (c->rep_mask + 1) * 2 : 16;
+        free(c->rep_slot);
+        c->rep_slot = xcalloc(slots, sizeof *c->rep_slot);
+        c->rep_mask = slots - 1;
+        for (size_t i = 0; i < n; i++) {
+            size_t j = (size_t)hash_replica(&s->replicas[i]) & c->rep_mask;
+            while (c->rep_slot[j])
+                j = (j + 1) & c->rep_mask;
+            c->rep_slot[j] = (uint32_t)(i + 1);
+        }
+    }
+    const struct info_replica *r = &s->replicas[n];
+    size_t j = (size_t)hash_replica(r) & c->rep_mask;
+    for (; c->rep_slot[j]; j = (j + 1) & c->rep_mask)
+        if (same_replica(&s->replicas[c->rep_slot[j] - 1], r))
+            return false;
+    c->rep_slot[j] = (uint32_t)(n + 1);
+    return true;
+}
 
 static bool all_digits(const char *s)
 {
@@ -206,13 +288,24 @@ static enum nested nested_kind(const char *key)
 
 bool info_nested_key(const char *key) { return nested_kind(key) != N_NONE; }
 
-/* Parses the nested value of a known-prefix key; returns false when the value
+static const enum info_nested_family family_of[] = {[N_CMD] = INFO_NF_CMDSTAT, [N_ERR] = INFO_NF_ERRORSTAT,
+                                                    [N_LAT] = INFO_NF_LATENCY, [N_DB] = INFO_NF_DB,
+                                                    [N_SLAVE] = INFO_NF_REPLICA};
+
+/* True when the family of kind already has max_nested lines in its list. */
+static bool family_full(const struct info_sample *s, const struct caps *c, enum nested kind)
+{
+    size_t have = kind == N_CMD ? s->n_cmds : kind == N_ERR ? s->n_errs : kind == N_LAT ? s->n_lats
+                : kind == N_DB ? s->n_dbs : s->n_replicas;
+    return have >= c->max_nested;
+}
+
+/* Parses the nested value of a key of that kind; returns false when the value
  * does not have the expected shape (the line then counts as malformed). */
-static bool parse_nested(struct info_sample *s, struct caps *c, const char *key, const char *val)
+static bool parse_nested(struct info_sample *s, struct caps *c, enum nested kind, const char *key, const char *val)
 {
     struct info_kv kv;
     const char *p = val;
-    enum nested kind = nested_kind(key);
     if (kind == N_NONE)
         return true;
     /* names become label values; two invalid ones would both read U+FFFD
@@ -319,10 +412,8 @@ static bool parse_nested(struct info_sample *s, struct caps *c, const char *key,
         }
         if (!r->ip[0] || !utf8_valid(r->ip) || !utf8_valid(r->port) || !utf8_valid(r->state))
             return false;
-        for (size_t i = 0; i < s->n_replicas; i++) /* would be duplicate series */
-            if (strcmp(s->replicas[i].ip, r->ip) == 0 && strcmp(s->replicas[i].port, r->port) == 0 &&
-                strcmp(s->replicas[i].state, r->state) == 0)
-                return false;
+        if (!replica_add(c, s, s->n_replicas)) /* would be duplicate series */
+            return false;
         s->n_replicas++;
         return true;
     }
@@ -346,11 +437,66 @@ struct seen_slot {
     const char *key;
 };
 
-struct info_sample *info_parse(const char *text, size_t len)
+static const char *cmd_name(const struct info_sample *s, size_t i) { return s->cmds[i].cmd; }
+static const char *err_name(const struct info_sample *s, size_t i) { return s->errs[i].err; }
+
+/* Lists this short are searched; longer ones get a hash index. */
+#define INDEX_MIN 16
+
+/* Indexes the n names of a list (unique: their keys were). */
+static void index_build(struct info_index *x, const struct info_sample *s, size_t n,
+                        const char *(*name)(const struct info_sample *, size_t))
+{
+    x->slot = NULL;
+    x->mask = 0;
+    if (n <= INDEX_MIN)
+        return;
+    size_t slots = 64;
+    while (slots < n * 2)
+        slots *= 2;
+    x->slot = xcalloc(slots, sizeof *x->slot);
+    x->mask = slots - 1;
+    for (size_t i = 0; i < n; i++) {
+        const char *k = name(s, i);
+        size_t j = (size_t)hash_bytes(k, strlen(k)) & x->mask;
+        while (x->slot[j])
+            j = (j + 1) & x->mask;
+        x->slot[j] = (uint32_t)(i + 1);
+    }
+}
+
+/* Position of key in a list of n names, or -1: the hint, then the index. */
+static long index_find(const struct info_index *x, const struct info_sample *s, size_t n,
+                       const char *(*name)(const struct info_sample *, size_t), const char *key, size_t hint)
+{
+    if (hint < n && strcmp(name(s, hint), key) == 0)
+        return (long)hint;
+    if (!x->slot) {
+        for (size_t i = 0; i < n; i++)
+            if (strcmp(name(s, i), key) == 0)
+                return (long)i;
+        return -1;
+    }
+    for (size_t j = (size_t)hash_bytes(key, strlen(key)) & x->mask; x->slot[j]; j = (j + 1) & x->mask)
+        if (strcmp(name(s, x->slot[j] - 1), key) == 0)
+            return (long)x->slot[j] - 1;
+    return -1;
+}
+
+static void index_lists(struct info_sample *s)
+{
+    index_build(&s->cmd_index, s, s->n_cmds, cmd_name);
+    index_build(&s->err_index, s, s->n_errs, err_name);
+}
+
+struct info_sample *info_parse(const char *text, size_t len) { return info_parse_max(text, len, SIZE_MAX); }
+
+struct info_sample *info_parse_max(const char *text, size_t len, size_t max_nested)
 {
     pthread_once(&table_once, build_table);
     struct info_sample *s = xcalloc(1, sizeof *s);
     struct caps caps = {0};
+    caps.max_nested = max_nested;
     s->known = xmalloc(INFO_FIELD_COUNT * sizeof *s->known);
     for (int i = 0; i < INFO_FIELD_COUNT; i++)
         s->known[i] = -1;
@@ -404,6 +550,13 @@ struct info_sample *info_parse(const char *text, size_t len)
         const char *key = line, *val = colon + 1;
         size_t klen = (size_t)(colon - line), vlen = (size_t)(line_end - val);
 
+        enum nested kind = nested_kind(key);
+        if (kind != N_NONE && family_full(s, &caps, kind)) {
+            /* past the bound: not parsed, not even an entry (what the peer
+             * sends beyond it costs a line scan, nothing more) */
+            s->dropped[family_of[kind]]++;
+            continue;
+        }
         uint64_t h = hash_bytes(key, klen);
         size_t slot = (size_t)h & (nslots - 1);
         bool dup = false;
@@ -418,7 +571,7 @@ struct info_sample *info_parse(const char *text, size_t len)
             s->malformed++;
             continue;
         }
-        if (!parse_nested(s, &caps, key, val)) {
+        if (!parse_nested(s, &caps, kind, key, val)) {
             s->malformed++;
             continue;
         }
@@ -463,8 +616,10 @@ struct info_sample *info_parse(const char *text, size_t len)
     }
     if (seen != local)
         free(seen);
+    free(caps.rep_slot);
     for (int f = 0; f < INFO_FIELD_COUNT; f++)
         s->val[f] = field_value(s, (enum info_field)f);
+    index_lists(s);
     return s;
 }
 
@@ -480,6 +635,8 @@ void info_sample_free(struct info_sample *s)
     free(s->lats);
     free(s->dbs);
     free(s->replicas);
+    free(s->cmd_index.slot);
+    free(s->err_index.slot);
     free(s);
 }
 
@@ -558,17 +715,21 @@ struct info_sample *info_compact(const struct info_sample *s)
     }
 #undef KEEP
     c->malformed = s->malformed;
+    memcpy(c->dropped, s->dropped, sizeof c->dropped);
+    index_lists(c);
     return c;
 }
 
 const struct info_cmdstat *info_find_cmd(const struct info_sample *s, const char *cmd, size_t hint)
 {
-    if (hint < s->n_cmds && strcmp(s->cmds[hint].cmd, cmd) == 0)
-        return &s->cmds[hint];
-    for (size_t i = 0; i < s->n_cmds; i++)
-        if (strcmp(s->cmds[i].cmd, cmd) == 0)
-            return &s->cmds[i];
-    return NULL;
+    long i = index_find(&s->cmd_index, s, s->n_cmds, cmd_name, cmd, hint);
+    return i < 0 ? NULL : &s->cmds[i];
+}
+
+const struct info_errstat *info_find_err(const struct info_sample *s, const char *err, size_t hint)
+{
+    long i = index_find(&s->err_index, s, s->n_errs, err_name, err, hint);
+    return i < 0 ? NULL : &s->errs[i];
 }
 
 const char *info_str(const struct info_sample *s, const char *key)

@@ -421,6 +421,31 @@ static void on_info_error(struct target *t, const char *err)
         finish(t, OUTCOME_ERROR_REPLY, err, NULL, NULL, false);
 }
 
+/* Counts the nested lines the parser left out; says so once when it starts
+ * (and at debug level while it goes on). */
+static void note_dropped(struct target *t, const struct info_sample *s)
+{
+    size_t now = 0, before = 0;
+    for (int f = 0; f < INFO_NF_COUNT; f++) {
+        now += s->dropped[f];
+        before += t->last ? t->last->dropped[f] : 0;
+    }
+    if (!now)
+        return;
+    t->st.nested_dropped += now;
+    char what[200] = "";
+    size_t off = 0;
+    for (int f = 0; f < INFO_NF_COUNT && off < sizeof what; f++)
+        if (s->dropped[f])
+            off += (size_t)snprintf(what + off, sizeof what - off, "%s%s %zu", off ? ", " : "",
+                                    info_nested_family_name((enum info_nested_family)f), s->dropped[f]);
+    if (!before)
+        log_warn("poller", "%s: INFO has more than max_nested_entries (%zu) lines of a family; left out: %s",
+                 t->cfg->name, t->cfg->max_nested_entries, what);
+    else
+        log_debug("poller", "%s: nested INFO lines left out: %s", t->cfg->name, what);
+}
+
 static void on_reply(void *arg, redisReply *r)
 {
     struct target *t = arg;
@@ -444,22 +469,27 @@ static void on_reply(void *arg, redisReply *r)
             log_debug("poller", "%s: CLIENT SETNAME refused: %s", t->cfg->name, detail);
         return;
     case P_CMDINFO:
-        if (is_err) {
+        if (is_err && collect_refusal_permanent(detail)) {
             /* no +command: classify with the built-in table on this connection */
             if (!se->command_refused)
                 log_info("poller", "%s: COMMAND INFO refused (%s); using the built-in command table", t->cfg->name, detail);
             se->command_refused = true;
+        } else if (is_err) { /* the names asked stay on the built-in table on this connection */
+            log_debug("poller", "%s: COMMAND INFO failed (%s)", t->cfg->name, detail);
         } else if (se->classes) {
             cmdclass_map_learn(se->classes, (const char *const *)se->asking, se->n_asking, r);
         }
         forget_asking(se);
         return;
     case P_CONFIG:
-        if (is_err) {
+        if (is_err && collect_refusal_permanent(detail)) {
             if (!se->config_refused)
-                log_info("poller", "%s: %s GET refused (%s); not asking again", t->cfg->name,
+                log_info("poller", "%s: %s GET refused (%s); not asking again on this connection", t->cfg->name,
                          t->cfg->config_command, detail);
             se->config_refused = true;
+        } else if (is_err) { /* BUSY, LOADING...: asked again at the next cadence */
+            log_debug("poller", "%s: %s GET failed (%s); asking again later", t->cfg->name, t->cfg->config_command,
+                      detail);
         } else if (collect_config_reply(&t->config, r) < 0) {
             log_debug("poller", "%s: unexpected CONFIG GET reply", t->cfg->name);
         }
@@ -467,10 +497,13 @@ static void on_reply(void *arg, redisReply *r)
             advise_on_config(t->adv, t->cfg, &t->config, t->last, (double)now_real_us() / 1e6);
         return;
     case P_LATENCY:
-        if (is_err) {
+        if (is_err && collect_refusal_permanent(detail)) {
             if (!se->latency_refused)
-                log_info("poller", "%s: LATENCY LATEST refused (%s); not asking again", t->cfg->name, detail);
+                log_info("poller", "%s: LATENCY LATEST refused (%s); not asking again on this connection",
+                         t->cfg->name, detail);
             se->latency_refused = true;
+        } else if (is_err) {
+            log_debug("poller", "%s: LATENCY LATEST failed (%s); asking again later", t->cfg->name, detail);
         } else if (collect_latency_reply(t->latency ? t->latency : (t->latency = xcalloc(1, sizeof *t->latency)), r) < 0) {
             log_debug("poller", "%s: unexpected LATENCY LATEST reply", t->cfg->name);
         }
@@ -480,7 +513,8 @@ static void on_reply(void *arg, redisReply *r)
             on_info_error(t, detail);
         } else if (r->type == REDIS_REPLY_STRING) {
             struct rstr *raw = info_with_latstats(t, r->str, r->len);
-            struct info_sample *s = info_parse(raw->data, raw->len);
+            struct info_sample *s = info_parse_max(raw->data, raw->len, t->cfg->max_nested_entries);
+            note_dropped(t, s);
             finish(t, OUTCOME_OK, "", s, raw, false);
         } else {
             finish(t, OUTCOME_PROTOCOL, "INFO reply is not a bulk string", NULL, NULL, true);

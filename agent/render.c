@@ -135,6 +135,9 @@ static void render_family(struct prom_tails *b, enum prom_family f, const struct
     case FAM_RP_RESETS:
         prom_tail(b, NULL, NULL, (double)st->resets);
         return;
+    case FAM_RP_NESTED_DROPPED:
+        prom_tail(b, NULL, NULL, (double)st->nested_dropped);
+        return;
     default:
         break;
     }
@@ -448,29 +451,92 @@ static void json_derived(struct buf *b, const struct render_input *in)
     buf_putc(b, '}');
 }
 
-/* One nested "k=v,..." value as a JSON object, numbers as numbers. */
+/* A set of short strings (JSON keys already written in one object), so a
+ * duplicate is skipped in O(1): the text comes from the peer, and comparing
+ * each key with every earlier one is quadratic in what it chooses to send.
+ * Strings are copied into the set's arena. */
+struct keyset {
+    uint32_t *slot; /* offset + 1 into arena; 0: empty */
+    size_t mask, n;
+    struct buf arena;
+};
+
+/* arena record at offset o: uint32 length, uint32 number, the bytes */
+static void keyset_rec(const struct keyset *ks, uint32_t slot, const char **k, uint32_t *len, uint32_t *num)
+{
+    const char *rec = ks->arena.p + slot - 1;
+    memcpy(len, rec, sizeof *len);
+    memcpy(num, rec + sizeof *len, sizeof *num);
+    *k = rec + sizeof *len + sizeof *num;
+}
+
+/* Adds k (n bytes); returns its number (0, 1, ...) and sets *fresh when new. */
+static size_t keyset_add(struct keyset *ks, const char *k, size_t n, bool *fresh)
+{
+    const char *rk;
+    uint32_t rl, rn;
+    if ((ks->n + 1) * 2 > ks->mask) { /* at most half full */
+        size_t slots = ks->mask ? (ks->mask + 1) * 2 : 32;
+        uint32_t *old = ks->slot;
+        size_t omask = ks->mask;
+        ks->slot = xcalloc(slots, sizeof *ks->slot);
+        ks->mask = slots - 1;
+        for (size_t i = 0; old && i <= omask; i++)
+            if (old[i]) {
+                keyset_rec(ks, old[i], &rk, &rl, &rn);
+                size_t j = (size_t)info_hash(rk, rl) & ks->mask;
+                while (ks->slot[j])
+                    j = (j + 1) & ks->mask;
+                ks->slot[j] = old[i];
+            }
+        free(old);
+    }
+    size_t j = (size_t)info_hash(k, n) & ks->mask;
+    for (; ks->slot[j]; j = (j + 1) & ks->mask) {
+        keyset_rec(ks, ks->slot[j], &rk, &rl, &rn);
+        if (rl == n && memcmp(rk, k, n) == 0) {
+            *fresh = false;
+            return rn;
+        }
+    }
+    uint32_t len = (uint32_t)n, num = (uint32_t)ks->n;
+    ks->slot[j] = (uint32_t)ks->arena.len + 1;
+    buf_append(&ks->arena, &len, sizeof len);
+    buf_append(&ks->arena, &num, sizeof num);
+    buf_append(&ks->arena, k, n);
+    *fresh = true;
+    return ks->n++;
+}
+
+static void keyset_free(struct keyset *ks)
+{
+    free(ks->slot);
+    buf_free(&ks->arena);
+}
+
+/* One nested "k=v,..." value as a JSON object, numbers as numbers. Keys are
+ * cut at 127 bytes; a key written twice (or equal once cut) is kept once. */
 static void json_nested(struct buf *b, const char *val)
 {
     struct info_kv kv;
     const char *p = val;
     char k[128], v[128];
     bool first = true;
+    struct keyset ks = {0};
     buf_putc(b, '{');
     while (info_kv_next(&p, &kv)) {
         size_t kl = kv.klen < sizeof k - 1 ? kv.klen : sizeof k - 1;
         size_t vl = kv.vlen < sizeof v - 1 ? kv.vlen : sizeof v - 1;
+        if (!kl)
+            continue;
+        bool fresh;
+        keyset_add(&ks, kv.k, kl, &fresh);
+        if (!fresh) /* duplicate keys inside one value would make invalid-ish JSON */
+            continue;
         memcpy(k, kv.k, kl);
         k[kl] = '\0';
         memcpy(v, kv.v, vl);
         v[vl] = '\0';
-        /* duplicate keys inside one value would make invalid-ish JSON */
-        bool dup = false;
-        struct info_kv prev;
-        for (const char *pp = val; pp < kv.k && info_kv_next(&pp, &prev);)
-            if (prev.klen == kv.klen && memcmp(prev.k, kv.k, kv.klen) == 0)
-                dup = true;
-        if (dup || !kl)
-            continue;
         if (!first)
             buf_putc(b, ',');
         first = false;
@@ -483,39 +549,59 @@ static void json_nested(struct buf *b, const char *val)
             buf_put_json_str(b, v);
     }
     buf_putc(b, '}');
+    keyset_free(&ks);
+}
+
+/* A section's JSON key: its name in lower case, cut at 63 bytes; "other"
+ * for lines before any header. */
+static size_t section_key(const char *name, char *out, size_t cap)
+{
+    size_t j = 0;
+    for (const char *c = name; *c && j < cap - 1; c++)
+        out[j++] = (char)tolower((unsigned char)*c);
+    out[j] = '\0';
+    if (!j) {
+        snprintf(out, cap, "other");
+        j = strlen(out);
+    }
+    return j;
 }
 
 static void json_sections(struct buf *b, const struct info_sample *s)
 {
-    /* distinct section names in order of first appearance */
-    const char **secs = xcalloc(s->n_entries + 1, sizeof *secs);
-    size_t nsec = 0;
+    /* entries grouped by section key, sections in order of first appearance:
+     * one pass to number the sections, a counting sort to group entries */
+    struct keyset ks = {0};
+    uint32_t *sec_of = xmalloc((s->n_entries + 1) * sizeof *sec_of);
+    char lower[64];
     for (size_t i = 0; i < s->n_entries; i++) {
-        bool seen = false;
-        for (size_t k = 0; k < nsec && !seen; k++)
-            seen = strcasecmp(secs[k], s->entries[i].section) == 0;
-        if (!seen)
-            secs[nsec++] = s->entries[i].section;
+        bool fresh;
+        size_t n = section_key(s->entries[i].section, lower, sizeof lower);
+        sec_of[i] = (uint32_t)keyset_add(&ks, lower, n, &fresh);
     }
+    size_t nsec = ks.n;
+    size_t *start = xcalloc(nsec + 1, sizeof *start);
+    for (size_t i = 0; i < s->n_entries; i++)
+        start[sec_of[i] + 1]++;
+    for (size_t k = 0; k < nsec; k++)
+        start[k + 1] += start[k];
+    uint32_t *order = xmalloc((s->n_entries + 1) * sizeof *order);
+    size_t *fill = xmalloc((nsec + 1) * sizeof *fill);
+    memcpy(fill, start, (nsec + 1) * sizeof *fill);
+    for (size_t i = 0; i < s->n_entries; i++)
+        order[fill[sec_of[i]]++] = (uint32_t)i;
     buf_putc(b, '{');
     for (size_t k = 0; k < nsec; k++) {
         if (k)
             buf_putc(b, ',');
-        char lower[64];
-        size_t j = 0;
-        for (const char *c = secs[k]; *c && j < sizeof lower - 1; c++)
-            lower[j++] = (char)tolower((unsigned char)*c);
-        lower[j] = '\0';
-        buf_put_json_str(b, j ? lower : "other");
+        const struct info_entry *e0 = &s->entries[order[start[k]]];
+        section_key(e0->section, lower, sizeof lower);
+        buf_put_json_str(b, lower);
         buf_puts(b, ":{");
-        bool first = true;
-        for (size_t i = 0; i < s->n_entries; i++) {
-            const struct info_entry *e = &s->entries[i];
-            if (strcasecmp(e->section, secs[k]) != 0)
-                continue;
-            if (!first)
+        for (size_t x = start[k]; x < start[k + 1]; x++) {
+            const struct info_entry *e = &s->entries[order[x]];
+            if (x > start[k])
                 buf_putc(b, ',');
-            first = false;
             buf_put_json_str(b, e->key);
             buf_putc(b, ':');
             if (e->is_num)
@@ -528,7 +614,11 @@ static void json_sections(struct buf *b, const struct info_sample *s)
         buf_putc(b, '}');
     }
     buf_putc(b, '}');
-    free(secs);
+    free(sec_of);
+    free(start);
+    free(order);
+    free(fill);
+    keyset_free(&ks);
 }
 
 static void json_head(struct buf *b, const struct render_input *in)

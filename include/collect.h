@@ -55,6 +55,13 @@ int collect_config_argv_one(const char *command, enum cfg_param p, const char **
 int collect_config_reply(struct config_values *c, const redisReply *r);
 void config_values_clear(struct config_values *c);
 
+/* True when an error reply to a collection's command is a permanent
+ * refusal, one asking again on the same connection cannot change: the ACL
+ * forbids it (NOPERM) or the server does not know the command or
+ * subcommand (renamed, disabled, too old). Anything else (BUSY, LOADING,
+ * MASTERDOWN, ...) is transient. err is the reply's text. */
+bool collect_refusal_permanent(const char *err);
+
 /* Replaces l with a LATENCY LATEST reply ([event, time, latest ms, max ms]
  * per element). Returns the number of events, or -1 when malformed. */
 int collect_latency_reply(struct latency_values *l, const redisReply *r);

@@ -59,21 +59,36 @@ long conn_open_count(void);
  * HTTP server. Set once at startup, before the event loop runs. */
 void conn_set_fd_budget(long n);
 
-/* A RESP reader that refuses arrays of more than a million elements before
- * allocating them (hiredis would allocate first). Free with redisReaderFree. */
+/* What max_reply_bytes bounds: a reply's bytes on the wire plus this much
+ * per element (a share of what each parsed element costs in memory), counted
+ * for the whole reply whatever its shape, from its first byte, on every read
+ * path. Memory held for one reply then stays within a few times the cap. */
+#define RESP_ELEM_COST 16
+
+/* A RESP reader that follows the framing of each reply before hiredis parses
+ * it, so the cap of resp_feed holds for the whole reply (hiredis alone only
+ * sees the unparsed tail). NULL when out of memory. Free with
+ * resp_reader_free (not redisReaderFree: it owns a little more). */
 redisReader *resp_reader_new(void);
+/* Frees a reader from resp_reader_new; safe on NULL. */
+void resp_reader_free(redisReader *r);
 
 /* The read path without a socket (used by conn itself and by the fuzzer):
- * feeds len bytes to r and hands every complete reply to on_reply, which
- * returns false to stop (the reply is freed after it returns). A reply that
- * grows past max_reply bytes, a protocol error or memory exhaustion return
- * the matching outcome with detail filled; OUTCOME_OK otherwise. */
+ * feeds len bytes to r (from resp_reader_new) and hands every complete reply
+ * to on_reply, which returns false to stop (the reply is freed after it
+ * returns). A reply whose size (see RESP_ELEM_COST) passes max_reply returns
+ * OUTCOME_REPLY_TOO_LARGE as soon as the bytes that cross it, or a header
+ * announcing more than can fit (a "$N" string, a "*N" array of N elements of
+ * at least 3 bytes each), arrive: nothing of it is parsed beyond the
+ * replies that fit before it. A protocol error or memory exhaustion return
+ * the matching outcome; OUTCOME_OK otherwise. detail is filled on failure.
+ * After a failure r is only good for resp_reader_free. */
 enum outcome resp_feed(redisReader *r, const char *data, size_t len, size_t max_reply,
                        bool (*on_reply)(void *arg, redisReply *reply), void *arg, char *detail,
                        size_t detail_len);
 
 /* The usual reply in one read: data[0..len) is exactly one bulk string
- * ("$<n>\r\n<n bytes>\r\n") of at most max_reply bytes. Then *out is a
+ * ("$<n>\r\n<n bytes>\r\n") that fits max_reply as resp_feed counts it. Then *out is a
  * string reply pointing into data (the '\r' after the bytes becomes their
  * NUL) and the result is true; anything else (other types, several or
  * partial replies, nil) is false and leaves data alone, for the reader. */

@@ -76,6 +76,25 @@ struct info_replica { /* slave<N>:ip=..,port=..,state=..,offset=..,lag=.. */
     double offset, lag;
 };
 
+/* The families of nested lines, each kept in its own list of a sample. */
+#define INFO_NESTED_FAMILIES(X)                                                          \
+    X(CMDSTAT, "commandstats") X(ERRORSTAT, "errorstats") X(LATENCY, "latencystats")     \
+    X(DB, "keyspace") X(REPLICA, "replicas")
+
+enum info_nested_family {
+#define X(id, name) INFO_NF_##id,
+    INFO_NESTED_FAMILIES(X)
+#undef X
+    INFO_NF_COUNT
+};
+
+/* A hash index over the names of one list (commands, error types): slots
+ * hold list index + 1, 0 when empty. NULL slots: no index (short list). */
+struct info_index {
+    uint32_t *slot;
+    size_t mask;
+};
+
 struct info_sample {
     char *text; /* owned; entries point into it */
     struct info_entry *entries;
@@ -95,6 +114,10 @@ struct info_sample {
     struct info_replica *replicas;
     size_t n_replicas;
     size_t malformed; /* lines skipped: no colon, empty key, duplicate, bad k=v */
+    /* nested lines past the per-family bound (info_parse_max), per family:
+     * skipped (not entries either) */
+    size_t dropped[INFO_NF_COUNT];
+    struct info_index cmd_index, err_index; /* for info_find_cmd / info_find_err */
 };
 
 /* One key=value pair of a nested INFO value, as pointers into the value. */
@@ -107,13 +130,20 @@ struct info_kv {
  * Returns a new sample, never NULL; free with info_sample_free(). Unparseable
  * lines are counted in ->malformed, never fatal. */
 struct info_sample *info_parse(const char *text, size_t len);
+/* The same, keeping at most max_nested lines of each nested family in its
+ * list (the first ones, in the server's order); the others are skipped
+ * (no entry either) and counted in ->dropped. A peer chooses how many it sends: the lists feed per-poll work
+ * and series, so the poller bounds them. Linear in len, whatever the text. */
+struct info_sample *info_parse_max(const char *text, size_t len, size_t max_nested);
+/* Name of a nested family ("commandstats"...), for messages. */
+const char *info_nested_family_name(enum info_nested_family f);
 /* Frees a sample; safe on NULL. */
 void info_sample_free(struct info_sample *s);
 /* A small copy of s holding what the next poll needs from its predecessor:
  * known values, the indexed string fields (info_sval), commandstats and
  * errorstats (about 2 KB instead of the text and every entry). Its entries,
  * keyspace, latency and replica lists are empty and info_has()/info_str()
- * answer "absent". */
+ * answer "absent". It keeps malformed and dropped counts. */
 struct info_sample *info_compact(const struct info_sample *s);
 
 /* Value of a known field: the number, STATUS fields as 1/0 ("ok"/"up" -> 1),
@@ -129,8 +159,10 @@ const char *info_sval(const struct info_sample *s, enum info_sfield f);
 const char *info_num_text(const struct info_sample *s, enum info_field f);
 /* The commandstats entry of cmd, or NULL. Looks at index hint first (lists
  * keep their order from poll to poll, and latencystats follows commandstats'
- * order), then searches. */
+ * order), then in a hash index: O(1) whatever order the server chose. */
 const struct info_cmdstat *info_find_cmd(const struct info_sample *s, const char *cmd, size_t hint);
+/* The errorstats entry of err, or NULL; hint as for info_find_cmd. */
+const struct info_errstat *info_find_err(const struct info_sample *s, const char *err, size_t hint);
 
 /* Value string of any field by key, or NULL. Linear: for rare lookups only. */
 const char *info_str(const struct info_sample *s, const char *key);
@@ -146,6 +178,10 @@ bool info_kv_next(const char **p, struct info_kv *out);
 /* True for keys whose value is a nested "k=v,..." list (cmdstat_*,
  * errorstat_*, latency_percentiles_usec_*, dbN, slaveN). */
 bool info_nested_key(const char *key);
+
+/* A hash of n bytes keyed with a random seed per process, for tables of
+ * strings a peer chooses (so it cannot choose them to collide). */
+uint64_t info_hash(const char *s, size_t n);
 
 /* Static metadata of a known field. */
 const char *info_field_key(enum info_field f);

@@ -29,6 +29,7 @@ struct poll_stats {
     bool polled;          /* at least one poll has ended */
     uint64_t restarts, resets; /* detected by derive() */
     double lateness_s;    /* last poll: actual start minus scheduled start */
+    uint64_t nested_dropped; /* nested INFO lines over max_nested_entries, all polls */
 };
 
 struct render_input {

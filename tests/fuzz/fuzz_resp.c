@@ -63,7 +63,7 @@ static void whole_bulk_agrees(const uint8_t *data, size_t size)
             r->pos != r->len)
             abort();
         free(slow);
-        redisReaderFree(r);
+        resp_reader_free(r);
     }
     free(copy);
 }
@@ -86,7 +86,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 break;
             off += n;
         }
-        redisReaderFree(r);
+        resp_reader_free(r);
     }
     return 0;
 }

@@ -1,7 +1,15 @@
 """Fake Redis peers for faults a real server cannot produce on demand:
 garbage on the wire, a reply dripped slowly, a reset mid-conversation, a
 reply larger than the cap, silence, a reply cut in half, and the single-section INFO of
-Redis < 7.0. Each listens on its own loopback port in a thread."""
+Redis < 7.0. Each listens on its own loopback port in a thread.
+
+Hostile modes (a peer that means harm; the mode can change while it runs):
+"nested", "flat" and "intmax" stream array replies to INFO far larger than
+any cap (counting what they manage to send in .sent), "cmdstats" adds
+CMDSTATS cmdstat_ lines in a new order to every INFO reply, and "busy"
+answers CONFIG GET and LATENCY LATEST with a transient error the first time
+only."""
+import random
 import os
 import socket
 import struct
@@ -44,6 +52,7 @@ class FakePeer:
         self.port = self.sock.getsockname()[1]
         self.commands = []
         self.connections = 0
+        self.sent = 0  # bytes the hostile streaming modes managed to send
         self.stopping = False
         self.lock = threading.Lock()
         threading.Thread(target=self._accept, daemon=True).start()
@@ -78,6 +87,9 @@ class FakePeer:
                 pass
 
     def _answer(self, c, cmd):
+        hostile = getattr(self, "_mode_" + self.mode, None)  # the modes below the original ones
+        if hostile is not None:
+            return hostile(c, cmd)
         name = cmd[0].upper() if cmd else ""
         m = self.mode
         if name in ("AUTH",):
@@ -126,6 +138,95 @@ class FakePeer:
                 c.sendall(bulk(self.info))
             return True
         c.sendall(bulk(self.info))  # "ok"
+        return True
+
+    # ---- hostile modes ---------------------------------------------------
+
+    CMDSTATS = 50000
+    CONFIG_VALUES = {"appendonly": "no", "appendfsync": "everysec", "save": "3600 1 300 100",
+                     "maxmemory-policy": "noeviction", "maxmemory": "1048576"}
+
+    def _plain(self, c, cmd):
+        """What every mode answers alike: AUTH, CLIENT, unknown commands."""
+        name = cmd[0].upper() if cmd else ""
+        if name in ("AUTH", "CLIENT"):
+            c.sendall(b"+OK\r\n")
+        else:
+            c.sendall(b"-ERR unknown command '%s', with args beginning with: \r\n" % name.encode())
+        return True
+
+    def _stream(self, c, head, chunk, count):
+        """Sends head then chunk count times, counting bytes in .sent, until
+        the agent hangs up (as it must, long before the end)."""
+        c.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 64 * 1024)
+        try:
+            c.sendall(head)
+            self.sent += len(head)
+            for _ in range(count):
+                if self.stopping:
+                    return False
+                c.sendall(chunk)
+                self.sent += len(chunk)
+        except OSError:
+            return False
+        return False
+
+    def _mode_nested(self, c, cmd):
+        """INFO: an array of 1000 arrays of 1000 strings of 200 bytes (200 MB)."""
+        if not cmd or cmd[0].upper() != "INFO":
+            return self._plain(c, cmd)
+        inner = b"*1000\r\n" + bulk(b"n" * 200) * 1000
+        return self._stream(c, b"*1000\r\n", inner, 1000)
+
+    def _mode_flat(self, c, cmd):
+        """INFO: one array of a million strings of 100 bytes (100 MB)."""
+        if not cmd or cmd[0].upper() != "INFO":
+            return self._plain(c, cmd)
+        return self._stream(c, b"*1000000\r\n", bulk(b"f" * 100) * 1000, 1000)
+
+    def _mode_intmax(self, c, cmd):
+        """INFO: an array announcing 2^31 elements, then integers."""
+        if not cmd or cmd[0].upper() != "INFO":
+            return self._plain(c, cmd)
+        return self._stream(c, b"*2147483648\r\n", b":1\r\n" * 25000, 1000)
+
+    def _mode_cmdstats(self, c, cmd):
+        """INFO: the fixture plus CMDSTATS commands, in a new order each time."""
+        if not cmd or cmd[0].upper() != "INFO":
+            return self._plain(c, cmd)
+        if not hasattr(self, "_cmd_lines"):
+            self._cmd_lines = [b"cmdstat_c%05d:calls=%d,usec=%d" % (i, i + 1, 2 * i + 1)
+                               for i in range(self.CMDSTATS)]
+            self.orders = 0
+        random.shuffle(self._cmd_lines)
+        self.orders += 1
+        c.sendall(bulk(self.info.rstrip(b"\r\n") + b"\r\n# Commandstats\r\n" +
+                       b"\r\n".join(self._cmd_lines) + b"\r\n"))
+        return True
+
+    def _mode_busy(self, c, cmd):
+        """CONFIG GET and LATENCY LATEST: -BUSY / -LOADING the first time
+        each is asked, then real answers."""
+        name = cmd[0].upper() if cmd else ""
+        with self.lock:
+            seen = self.__dict__.setdefault("asked", {})
+            seen[name] = seen.get(name, 0) + 1
+            first = seen[name] == 1
+        if name == "INFO":
+            c.sendall(bulk(self.info))
+        elif name == "CONFIG" and first:
+            c.sendall(b"-BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE.\r\n")
+        elif name == "CONFIG":
+            out = b""
+            for p in cmd[2:]:
+                out += bulk(p) + bulk(self.CONFIG_VALUES.get(p, "0"))
+            c.sendall(b"*%d\r\n" % (2 * len(cmd[2:])) + out)
+        elif name == "LATENCY" and first:
+            c.sendall(b"-LOADING Redis is loading the dataset in memory\r\n")
+        elif name == "LATENCY":
+            c.sendall(b"*1\r\n*4\r\n" + bulk("command") + b":1700000000\r\n:250\r\n:1000\r\n")
+        else:
+            return self._plain(c, cmd)
         return True
 
     def info_commands(self):
