@@ -6,6 +6,7 @@
 #include <event2/thread.h>
 #include <getopt.h>
 #include <malloc.h>
+#include <pthread.h>
 #include <signal.h>
 #include <sys/resource.h>
 #include <stdio.h>
@@ -48,7 +49,7 @@ static void on_hup(evutil_socket_t sig, short what, void *arg)
 {
     (void)sig, (void)what;
     struct http_server *http = arg;
-    log_info("main", "SIGHUP: reloading the HTTP TLS certificate (other settings need a restart)");
+    log_info("main", "SIGHUP: reloading the HTTP TLS certificate, key and client CA (other settings need a restart)");
     http_reload_tls(http);
 }
 
@@ -83,7 +84,7 @@ static void set_fd_budget(const struct config *cfg)
         setrlimit(RLIMIT_NOFILE, &rl);
         getrlimit(RLIMIT_NOFILE, &rl);
     }
-    long reserve = 32 + (long)cfg->http.max_connections;
+    long reserve = 32 + (long)http_fd_reserve(&cfg->http);
     long budget = (long)rl.rlim_cur - reserve;
     if (budget < 1)
         budget = 1;
@@ -176,6 +177,15 @@ int main(int argc, char **argv)
         log_error("main", "cannot create the event loop");
         goto out;
     }
+    /* Until libevent's handlers are in place a SIGHUP would kill the process:
+     * block the three, so the HTTP threads started now inherit the mask and
+     * the signals wait for the loop, which unblocks them below. */
+    sigset_t stop_sigs;
+    sigemptyset(&stop_sigs);
+    sigaddset(&stop_sigs, SIGHUP);
+    sigaddset(&stop_sigs, SIGTERM);
+    sigaddset(&stop_sigs, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &stop_sigs, NULL);
     http = http_start(cfg, reg, err, sizeof err);
     if (!http) {
         log_error("http", "%s", err);
@@ -189,6 +199,7 @@ int main(int argc, char **argv)
     sigs[2] = evsignal_new(base, SIGHUP, on_hup, http);
     for (int i = 0; i < 3; i++)
         evsignal_add(sigs[i], NULL);
+    pthread_sigmask(SIG_UNBLOCK, &stop_sigs, NULL);
     log_info("main", "redpulse %s: %zu instance%s, serving http://%s/metrics", REDPULSE_VERSION,
              cfg->n_instances, cfg->n_instances == 1 ? "" : "s", cfg->http.listen);
     event_base_dispatch(base);
