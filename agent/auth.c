@@ -18,6 +18,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
 
 #include "log.h"
 #include "prom.h"
@@ -256,6 +258,9 @@ void auth_submit(struct auth *a, struct auth_job *job, auth_done_fn done, void *
 static void *worker(void *arg)
 {
     struct auth *a = arg;
+    /* checks are background work: under a login flood they must not take
+     * the CPU from the event loop and the HTTP threads */
+    setpriority(PRIO_PROCESS, (id_t)gettid(), 10);
     struct crypt_data *cd = xcalloc(1, sizeof *cd);
     for (;;) {
         pthread_mutex_lock(&a->lock);

@@ -62,6 +62,7 @@ struct http_server {
     struct sockaddr_storage addr;
     _Atomic size_t body_bytes;        /* response bodies not yet sent */
     _Atomic unsigned long body_refusals; /* 503s for want of body memory */
+    _Atomic size_t metrics_len;       /* size of the last /metrics body: what the next will take */
 };
 
 /* One request's state across the handler's calls. */
@@ -507,8 +508,12 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
     bool gz = http_accepts_gzip(MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_ACCEPT_ENCODING));
     struct buf b = BUF_INIT;
 
-    bool big = strcmp(url, "/metrics") == 0 || strcmp(url, "/scrape") == 0 || strncmp(url, "/api/", 5) == 0;
-    if (big && s->cfg->http.max_body_memory <= atomic_load(&s->body_bytes)) {
+    bool all = strcmp(url, "/metrics") == 0;
+    bool big = all || strcmp(url, "/scrape") == 0 || strncmp(url, "/api/", 5) == 0;
+    size_t in_flight = atomic_load(&s->body_bytes);
+    /* refused before rendering when it would not fit: a slow-reader attack
+     * must not cost a render per refusal */
+    if (big && in_flight && in_flight + (all ? atomic_load(&s->metrics_len) : 0) > s->cfg->http.max_body_memory) {
         atomic_fetch_add(&s->body_refusals, 1); /* not even rendered */
         return send_503_memory(c);
     }
@@ -516,6 +521,7 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
         http_render_metrics(s->reg, -1, &b);
         auth_render_metrics(s->auth, &b);
         render_own_metrics(s, &b);
+        atomic_store(&s->metrics_len, b.len);
         return send_buf_s(s, c, MHD_HTTP_OK, CT_PROM, &b, gz);
     }
     if (strcmp(url, "/scrape") == 0) {

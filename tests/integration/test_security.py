@@ -12,6 +12,7 @@ import base64
 import http.client
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -524,6 +525,69 @@ class ExposureWarnings(unittest.TestCase):
                                                 "basic_auth_users": {"p": bcrypt("pw")}}})
             self.assertNotIn("world-readable", log)
             self.assertNotIn("listening on", log)
+        finally:
+            tmp.cleanup()
+
+
+class LabelCollisions(unittest.TestCase):
+    """A user label with a name redpulse writes itself would give Prometheus
+    a duplicate label name and fail the whole scrape: every label name a
+    real scrape carries is refused in the configuration, with its place."""
+
+    def test_every_scraped_label_name_is_refused(self):
+        tmp = Tmp()
+        try:
+            master = RedisServer(tmp.path, "m", args=["--enable-debug-command", "yes",
+                                                      "--latency-monitor-threshold", "10"])
+            replica = RedisServer(tmp.path, "s", args=["--replicaof", "127.0.0.1", str(master.port)])
+            c = master.client()
+            c.cmd("SET", "k", "v")
+            c.cmd("EXPIRE", "k", "100")
+            try:
+                c.cmd("NOSUCHCOMMAND")
+            except RuntimeError:
+                pass  # an error reply: errorstats
+            c.cmd("DEBUG", "SLEEP", "0.05")  # a latency spike: LATENCY LATEST
+            wait_for(lambda: c.info("replication").get("connected_slaves") == "1", 10, what="replica connected")
+            c.close()
+            a = Agent(tmp.path, [{"name": "m", "address": "127.0.0.1:%d" % master.port, "latency_interval": "1s",
+                                  "config_interval": "1s", "labels": {"env": "test"}},
+                                 {"name": "down", "address": "127.0.0.1:1"}],
+                      defaults={"interval": "500ms", "timeout": "400ms"},
+                      extra={"http": {"basic_auth_users": {"p": bcrypt("pw")}}})
+            a.headers = basic("p", "pw")
+
+            def scrape():
+                status, _, body = a.get("/metrics")
+                text = body.decode()
+                if status == 200 and "redis_latency_spike_last{" in text and "redis_command_calls_per_second{" in text \
+                        and "redis_connected_slave_lag_bytes{" in text and "redis_config_info{" in text:
+                    return text
+                return None
+            text = wait_for(scrape, 15, step=0.2, what="a scrape with every kind of family")
+            self.assertEqual(a.stop(), 0)
+            names = set()
+            for line in text.splitlines():
+                if line.startswith("#") or "{" not in line:
+                    continue
+                labels = line[line.index("{") + 1:line.rindex("}")]
+                names.update(re.findall(r'(?:^|,)([a-zA-Z_][a-zA-Z0-9_]*)="', re.sub(r'\\.|"[^"]*"', '""', labels)))
+            names.discard("env")  # the test's own user label
+            self.assertGreaterEqual(len(names), 20, names)
+            # one configuration with all of them as labels: each refused
+            labels = {n: "x" for n in sorted(names)}
+            cfg_path = os.path.join(tmp.path, "labels.json")
+            with open(cfg_path, "w") as f:
+                json.dump({"instances": [{"name": "r", "address": "127.0.0.1:6379", "labels": labels}]}, f, indent=1)
+            p = subprocess.run([BIN, "--check-config", cfg_path], capture_output=True, text=True, timeout=20)
+            self.assertEqual(p.returncode, 2, p.stdout + p.stderr)
+            lines = (p.stdout + p.stderr).splitlines()
+            for n in names:
+                pat = r'^instances\[0\]\.labels\.%s \(line \d+, column \d+\): label name "%s" is reserved' % (n, n)
+                self.assertTrue(any(re.match(pat, ln) for ln in lines), (n, lines))
+            self.assertIn("%d errors" % len(names), p.stdout + p.stderr)
+            replica.stop()
+            master.stop()
         finally:
             tmp.cleanup()
 
