@@ -145,6 +145,15 @@ int main(int argc, char **argv)
         config_free(cfg);
         return 0;
     }
+    /* Until libevent's handlers are in place a SIGHUP would kill the process:
+     * block the three from here, so every thread started later inherits
+     * the mask and the signals wait for the loop, which unblocks them. */
+    sigset_t stop_sigs;
+    sigemptyset(&stop_sigs);
+    sigaddset(&stop_sigs, SIGHUP);
+    sigaddset(&stop_sigs, SIGTERM);
+    sigaddset(&stop_sigs, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &stop_sigs, NULL);
     struct config *cfg = load(config_path);
     if (!cfg)
         return 2;
@@ -177,15 +186,6 @@ int main(int argc, char **argv)
         log_error("main", "cannot create the event loop");
         goto out;
     }
-    /* Until libevent's handlers are in place a SIGHUP would kill the process:
-     * block the three, so the HTTP threads started now inherit the mask and
-     * the signals wait for the loop, which unblocks them below. */
-    sigset_t stop_sigs;
-    sigemptyset(&stop_sigs);
-    sigaddset(&stop_sigs, SIGHUP);
-    sigaddset(&stop_sigs, SIGTERM);
-    sigaddset(&stop_sigs, SIGINT);
-    pthread_sigmask(SIG_BLOCK, &stop_sigs, NULL);
     http = http_start(cfg, reg, err, sizeof err);
     if (!http) {
         log_error("http", "%s", err);

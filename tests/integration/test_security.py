@@ -529,6 +529,44 @@ class ExposureWarnings(unittest.TestCase):
             tmp.cleanup()
 
 
+class SighupAtStart(unittest.TestCase):
+    """A SIGHUP while the agent starts (here: while it makes the dummy hash
+    for basic auth at cost 12, a quarter of a second) must not kill it: the
+    signals wait, blocked, until the loop's handlers are in place."""
+
+    def test_sighup_during_start(self):
+        tmp = Tmp()
+        try:
+            port = free_port()
+            cfg = os.path.join(tmp.path, "hup.json")
+            with open(cfg, "w") as f:
+                json.dump({"listen": "127.0.0.1:%d" % port, "instances": [{"name": "r", "address": "127.0.0.1:1"}],
+                           "http": {"basic_auth_users": {"p": bcrypt("pw", rounds=4096)}}}, f)
+            log = os.path.join(tmp.path, "hup.log")
+            with open(log, "w") as lf:
+                p = subprocess.Popen([BIN, "--config", cfg], stdout=lf, stderr=subprocess.STDOUT)
+            try:
+                def hup_blocked():
+                    with open("/proc/%d/status" % p.pid) as f:
+                        blk = [ln for ln in f if ln.startswith("SigBlk:")][0]
+                    return int(blk.split()[1], 16) & (1 << (signal.SIGHUP - 1))
+                wait_for(hup_blocked, 10, step=0.001, what="SIGHUP blocked while starting")
+                sent = 0
+                while "serving http" not in read(log):
+                    self.assertIsNone(p.poll(), "killed by a SIGHUP during start:\n" + read(log))
+                    p.send_signal(signal.SIGHUP)
+                    sent += 1
+                    time.sleep(0.005)
+                self.assertGreater(sent, 5)
+                wait_for(lambda: "SIGHUP: reloading" in read(log), 5, what="the SIGHUP handled once the loop runs")
+                self.assertIsNone(p.poll())
+            finally:
+                p.send_signal(signal.SIGTERM)
+                self.assertEqual(p.wait(10), 0)
+        finally:
+            tmp.cleanup()
+
+
 class LabelCollisions(unittest.TestCase):
     """A user label with a name redpulse writes itself would give Prometheus
     a duplicate label name and fail the whole scrape: every label name a
