@@ -624,6 +624,13 @@ class LabelCollisions(unittest.TestCase):
                 pat = r'^instances\[0\]\.labels\.%s \(line \d+, column \d+\): label name "%s" is reserved' % (n, n)
                 self.assertTrue(any(re.match(pat, ln) for ln in lines), (n, lines))
             self.assertIn("%d errors" % len(names), p.stdout + p.stderr)
+            # and the listen address in two places is one error, located
+            with open(cfg_path, "w") as f:
+                f.write('{"listen": "127.0.0.1:1",\n "http": {"listen": "127.0.0.1:2"},\n'
+                        ' "instances": [{"name": "r", "address": "127.0.0.1:6379"}]}\n')
+            p = subprocess.run([BIN, "--check-config", cfg_path], capture_output=True, text=True, timeout=20)
+            self.assertEqual(p.returncode, 2)
+            self.assertIn('http.listen (line 2, column 11): "listen" is also set at the top level (line 1)', p.stdout + p.stderr)
             replica.stop()
             master.stop()
         finally:
