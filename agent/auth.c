@@ -123,7 +123,9 @@ static void cache_put(struct auth *a, const unsigned char key[32])
     a->next = (a->next + 1) % CACHE_SLOTS;
 }
 
-/* The address bytes of an IPv4 or IPv6 client (IPv4-mapped as IPv4). */
+/* The bytes that identify a client for the failure budget: an IPv4
+ * address (IPv4-mapped ones too), or the /64 prefix of an IPv6 one (one
+ * host usually holds a whole /64, so counting /128s would let it rotate). */
 static size_t addr_bytes(const struct sockaddr *sa, unsigned char out[16])
 {
     if (sa && sa->sa_family == AF_INET) {
@@ -136,8 +138,8 @@ static size_t addr_bytes(const struct sockaddr *sa, unsigned char out[16])
             memcpy(out, a6->s6_addr + 12, 4);
             return 4;
         }
-        memcpy(out, a6->s6_addr, 16);
-        return 16;
+        memcpy(out, a6->s6_addr, 8);
+        return 8;
     }
     return 0;
 }

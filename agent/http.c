@@ -82,6 +82,9 @@ struct body {
     char *p;
 };
 
+#define STRINGIFY_(x) #x
+#define STRINGIFY(x) STRINGIFY_(x)
+
 static const char CT_PROM[] = "text/plain; version=0.0.4; charset=utf-8";
 static const char CT_JSON[] = "application/json";
 static const char CT_TEXT[] = "text/plain; charset=utf-8";
@@ -409,8 +412,8 @@ static enum MHD_Result authorize(struct http_server *s, struct req *rq, const ch
         if (r == AUTH_BUSY)
             return send_retry(c, MHD_HTTP_SERVICE_UNAVAILABLE, "too many concurrent logins; retry\n", "1");
         if (r == AUTH_LIMITED) {
-            static const char after[] = {'0' + AUTH_FAIL_REFILL_S, '\0'};
-            return send_retry(c, MHD_HTTP_TOO_MANY_REQUESTS, "too many failed logins from this address; retry later\n", after);
+            return send_retry(c, MHD_HTTP_TOO_MANY_REQUESTS, "too many failed logins from this address; retry later\n",
+                              STRINGIFY(AUTH_FAIL_REFILL_S));
         }
         if (r != AUTH_OK)
             return send_401(c);

@@ -24,8 +24,8 @@
 /* Outcomes, counted by redpulse_http_auth_checks_total{result}. */
 enum auth_result { AUTH_OK, AUTH_DENIED, AUTH_BUSY, AUTH_LIMITED, AUTH_RESULTS, AUTH_PENDING = AUTH_RESULTS };
 
-/* Failed logins one client address may make at once, and how often it
- * gets one back (README, Security). */
+/* Failed logins one client address (an IPv6 /64) may make at once, and
+ * how often it gets one back (README, Security). */
 #define AUTH_FAIL_BURST 10
 #define AUTH_FAIL_REFILL_S 6
 /* bcrypt worker threads (the most checks at once) and the jobs that may

@@ -30,8 +30,9 @@ def hash_pw(pw):
 
 def flood(port, seconds, loops):
     """Child process: `loops` threads sending wrong passwords for random
-    user names from 127.0.0.1, one request per connection; prints the
-    status counts as JSON."""
+    user names from 127.0.0.1, one request per connection, to /metrics (or
+    to $FLOOD_PATH, for measuring the cost of a connection flood); prints
+    the status counts as JSON."""
     counts = {}
     lock = threading.Lock()
     end = time.monotonic() + seconds
