@@ -67,7 +67,6 @@ struct http_server {
 
 /* One request's state across the handler's calls. */
 struct req {
-    struct http_server *s;
     struct MHD_Connection *c;
     bool authed;
     bool auth_done;           /* an auth job answered: its result is in ar */
@@ -230,15 +229,24 @@ static bool body_reserve(struct http_server *s, size_t len)
     return true;
 }
 
-static enum MHD_Result send_503_memory(struct MHD_Connection *c);
-
-static enum MHD_Result send_buf_s(struct http_server *s, struct MHD_Connection *c, unsigned status,
-                                  const char *ctype, struct buf *body, bool gzip_ok);
-
-static enum MHD_Result send_buf(struct MHD_Connection *c, unsigned status, const char *ctype,
-                                struct buf *body, bool gzip_ok)
+/* A refusal that tells the client when to come back. */
+static enum MHD_Result send_retry(struct MHD_Connection *c, unsigned status, const char *msg, const char *after)
 {
-    return send_buf_s(NULL, c, status, ctype, body, gzip_ok);
+    struct MHD_Response *r = MHD_create_response_from_buffer(strlen(msg), (void *)msg, MHD_RESPMEM_PERSISTENT);
+    if (!r)
+        return MHD_NO;
+    MHD_add_response_header(r, "Content-Type", CT_TEXT);
+    add_security_headers(r);
+    MHD_add_response_header(r, "Retry-After", after);
+    enum MHD_Result ret = MHD_queue_response(c, status, r);
+    MHD_destroy_response(r);
+    return ret;
+}
+
+static enum MHD_Result send_503_memory(struct MHD_Connection *c)
+{
+    return send_retry(c, MHD_HTTP_SERVICE_UNAVAILABLE,
+                      "too many large responses still being sent (http.max_body_memory); retry\n", "1");
 }
 
 /* Queues body (taken) as the response. With s, the body counts against
@@ -292,31 +300,17 @@ static enum MHD_Result send_buf_s(struct http_server *s, struct MHD_Connection *
     return ret;
 }
 
+static enum MHD_Result send_buf(struct MHD_Connection *c, unsigned status, const char *ctype,
+                                struct buf *body, bool gzip_ok)
+{
+    return send_buf_s(NULL, c, status, ctype, body, gzip_ok);
+}
+
 static enum MHD_Result send_text(struct MHD_Connection *c, unsigned status, const char *msg)
 {
     struct buf b = BUF_INIT;
     buf_puts(&b, msg);
     return send_buf(c, status, CT_TEXT, &b, false);
-}
-
-/* A refusal that tells the client when to come back. */
-static enum MHD_Result send_retry(struct MHD_Connection *c, unsigned status, const char *msg, const char *after)
-{
-    struct MHD_Response *r = MHD_create_response_from_buffer(strlen(msg), (void *)msg, MHD_RESPMEM_PERSISTENT);
-    if (!r)
-        return MHD_NO;
-    MHD_add_response_header(r, "Content-Type", CT_TEXT);
-    add_security_headers(r);
-    MHD_add_response_header(r, "Retry-After", after);
-    enum MHD_Result ret = MHD_queue_response(c, status, r);
-    MHD_destroy_response(r);
-    return ret;
-}
-
-static enum MHD_Result send_503_memory(struct MHD_Connection *c)
-{
-    return send_retry(c, MHD_HTTP_SERVICE_UNAVAILABLE,
-                      "too many large responses still being sent (http.max_body_memory); retry\n", "1");
 }
 
 static enum MHD_Result send_401(struct MHD_Connection *c)
@@ -494,7 +488,6 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
          * connection (it cannot know the request is complete); answer on
          * the next call and keep connections alive for Prometheus. */
         rq = xcalloc(1, sizeof *rq);
-        rq->s = s;
         rq->c = c;
         *req_cls = rq;
         return MHD_YES;
