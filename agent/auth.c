@@ -1,47 +1,80 @@
 /*
- * auth.c - bcrypt basic auth for the HTTP threads. crypt_r does the
- * hashing (libxcrypt); OpenSSL gives SHA-256 for the cache of good
- * credentials and a constant-time compare. Nothing here logs a password.
+ * auth.c - bcrypt basic auth for the HTTP server. The HTTP threads only
+ * look up the cache of good logins (a SHA-256 of user, password and hash)
+ * and the per-address failure budget; crypt_r runs on AUTH_WORKERS threads
+ * of its own, fed by a short queue, and reports back through a callback.
+ * OpenSSL gives SHA-256 and a constant-time compare. Nothing here logs a
+ * password.
  */
 #include "auth.h"
 
 #include <crypt.h>
-#include <errno.h>
+#include <netinet/in.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 #include <pthread.h>
-#include <semaphore.h>
+#include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
+#include <sys/resource.h>
+#include <unistd.h>
 
 #include "log.h"
+#include "prom.h"
 #include "util.h"
 
 #define CACHE_SLOTS 64
-#define CACHE_TTL_US (60ull * 1000000)
-#define MAX_CONCURRENT 2
-#define BUSY_WAIT_S 2
+#define LIMIT_SLOTS 1024
 
 struct cached {
     unsigned char key[32];
     uint64_t expires_us;
 };
 
+/* Failed-login budget of one client address (a token bucket). Addresses
+ * share a slot when their keyed hashes collide: a slot still refilling is
+ * not taken over, so a flood cannot evict its own record. */
+struct limit {
+    unsigned char addr[16];
+    unsigned char len; /* 0: free */
+    double tokens;
+    uint64_t updated_us;
+};
+
+struct auth_job {
+    struct auth_job *next;
+    char *pass;
+    const char *hash; /* a user's or the dummy: lives as long as the auth */
+    bool known;
+    unsigned char key[32];
+    int limit_slot; /* -1: no address */
+    auth_done_fn done;
+    void *arg;
+};
+
 struct auth {
     struct label *users;
     size_t n;
     char dummy[128]; /* hash checked for unknown users */
-    sem_t slots;     /* concurrent bcrypt checks */
-    pthread_mutex_t lock;
+    uint64_t ttl_us;
+    pthread_mutex_t lock; /* everything below */
+    pthread_cond_t work;
+    struct auth_job *head, **tail;
+    unsigned pending; /* reserved by auth_begin, released when a job ends */
+    bool stopping;
+    pthread_t workers[AUTH_WORKERS];
+    unsigned n_workers;
     struct cached cache[CACHE_SLOTS];
     size_t next; /* round-robin replacement */
+    struct limit limits[LIMIT_SLOTS];
+    uint64_t limit_seed;
     _Atomic unsigned long results[AUTH_RESULTS]; /* by enum auth_result */
     _Atomic unsigned long bcrypt_runs;
 };
 
-static const char *const result_names[AUTH_RESULTS] = {"ok", "denied", "busy"};
+static const char *const result_names[AUTH_RESULTS] = {"ok", "denied", "busy", "limited"};
 
 int auth_hash_password(const char *pass, unsigned cost, char *out, size_t outlen)
 {
@@ -60,44 +93,6 @@ int auth_hash_password(const char *pass, unsigned cost, char *out, size_t outlen
     return rc;
 }
 
-struct auth *auth_new(const struct label *users, size_t n)
-{
-    if (n == 0)
-        return NULL;
-    struct auth *a = xcalloc(1, sizeof *a);
-    a->users = xcalloc(n, sizeof *a->users);
-    for (size_t i = 0; i < n; i++)
-        a->users[i] = (struct label){xstrdup(users[i].name), xstrdup(users[i].value)};
-    a->n = n;
-    /* the dummy costs what the users' hashes cost */
-    unsigned cost = (unsigned)atoi(users[0].value + 4);
-    unsigned char rnd[16];
-    char pw[33];
-    RAND_bytes(rnd, sizeof rnd);
-    for (int i = 0; i < 16; i++)
-        snprintf(pw + 2 * i, 3, "%02x", rnd[i]);
-    if (auth_hash_password(pw, cost ? cost : 10, a->dummy, sizeof a->dummy) < 0)
-        snprintf(a->dummy, sizeof a->dummy, "%s", users[0].value);
-    sem_init(&a->slots, 0, MAX_CONCURRENT);
-    pthread_mutex_init(&a->lock, NULL);
-    return a;
-}
-
-void auth_free(struct auth *a)
-{
-    if (!a)
-        return;
-    for (size_t i = 0; i < a->n; i++) {
-        free(a->users[i].name);
-        free(a->users[i].value);
-    }
-    free(a->users);
-    sem_destroy(&a->slots);
-    pthread_mutex_destroy(&a->lock);
-    explicit_bzero(a, sizeof *a);
-    free(a);
-}
-
 static void cache_key(const char *user, const char *pass, const char *hash, unsigned char out[32])
 {
     EVP_MD_CTX *ctx = EVP_MD_CTX_new();
@@ -110,28 +105,91 @@ static void cache_key(const char *user, const char *pass, const char *hash, unsi
     EVP_MD_CTX_free(ctx);
 }
 
+/* Call with a->lock held. */
 static bool cache_hit(struct auth *a, const unsigned char key[32])
 {
     uint64_t now = now_mono_us();
     bool hit = false;
-    pthread_mutex_lock(&a->lock);
     for (size_t i = 0; i < CACHE_SLOTS; i++) /* every slot, so timing is flat */
         hit |= a->cache[i].expires_us > now && CRYPTO_memcmp(a->cache[i].key, key, 32) == 0;
-    pthread_mutex_unlock(&a->lock);
     return hit;
 }
 
+/* Call with a->lock held. */
 static void cache_put(struct auth *a, const unsigned char key[32])
 {
-    pthread_mutex_lock(&a->lock);
     memcpy(a->cache[a->next].key, key, 32);
-    a->cache[a->next].expires_us = now_mono_us() + CACHE_TTL_US;
+    a->cache[a->next].expires_us = now_mono_us() + a->ttl_us;
     a->next = (a->next + 1) % CACHE_SLOTS;
-    pthread_mutex_unlock(&a->lock);
 }
 
-enum auth_result auth_check(struct auth *a, const char *user, const char *pass)
+/* The bytes that identify a client for the failure budget: an IPv4
+ * address (IPv4-mapped ones too), or the /64 prefix of an IPv6 one (one
+ * host usually holds a whole /64, so counting /128s would let it rotate). */
+static size_t addr_bytes(const struct sockaddr *sa, unsigned char out[16])
 {
+    if (sa && sa->sa_family == AF_INET) {
+        memcpy(out, &((const struct sockaddr_in *)sa)->sin_addr, 4);
+        return 4;
+    }
+    if (sa && sa->sa_family == AF_INET6) {
+        const struct in6_addr *a6 = &((const struct sockaddr_in6 *)sa)->sin6_addr;
+        if (IN6_IS_ADDR_V4MAPPED(a6)) {
+            memcpy(out, a6->s6_addr + 12, 4);
+            return 4;
+        }
+        memcpy(out, a6->s6_addr, 8);
+        return 8;
+    }
+    return 0;
+}
+
+/* The budget slot of an address, refilled to now; -1 without an address.
+ * Call with a->lock held. */
+static int limit_slot(struct auth *a, const struct sockaddr *sa)
+{
+    unsigned char b[16];
+    size_t len = addr_bytes(sa, b);
+    if (!len)
+        return -1;
+    uint64_t h = 1469598103934665603ull ^ a->limit_seed; /* FNV-1a, keyed */
+    for (size_t i = 0; i < len; i++)
+        h = (h ^ b[i]) * 1099511628211ull;
+    h ^= h >> 29;
+    int i = (int)(h % LIMIT_SLOTS);
+    struct limit *l = &a->limits[i];
+    uint64_t now = now_mono_us();
+    if (l->len) {
+        l->tokens += (double)(now - l->updated_us) / (AUTH_FAIL_REFILL_S * 1e6);
+        if (l->tokens > AUTH_FAIL_BURST)
+            l->tokens = AUTH_FAIL_BURST;
+    }
+    l->updated_us = now;
+    bool mine = l->len == len && memcmp(l->addr, b, len) == 0;
+    if (!mine && (!l->len || l->tokens >= AUTH_FAIL_BURST)) {
+        memcpy(l->addr, b, len);
+        l->len = (unsigned char)len;
+        l->tokens = AUTH_FAIL_BURST;
+    }
+    return i;
+}
+
+static void job_free(struct auth_job *j)
+{
+    if (!j)
+        return;
+    if (j->pass) {
+        explicit_bzero(j->pass, strlen(j->pass));
+        free(j->pass);
+    }
+    explicit_bzero(j, sizeof *j);
+    free(j);
+}
+
+enum auth_result auth_begin(struct auth *a, const char *user, const char *pass, const struct sockaddr *addr,
+                            struct auth_job **job)
+{
+    *job = NULL;
     const char *hash = a->dummy;
     bool known = false;
     for (size_t i = 0; i < a->n; i++) /* no early exit */
@@ -143,47 +201,198 @@ enum auth_result auth_check(struct auth *a, const char *user, const char *pass)
         pass = "";
     unsigned char key[32];
     cache_key(user ? user : "", pass, hash, key);
+    enum auth_result r;
+    pthread_mutex_lock(&a->lock);
+    int slot = limit_slot(a, addr);
     if (known && cache_hit(a, key)) {
-        a->results[AUTH_OK]++;
-        return AUTH_OK;
+        r = AUTH_OK;
+    } else if (slot >= 0 && a->limits[slot].tokens < 1) {
+        r = AUTH_LIMITED;
+    } else if (a->stopping || a->pending >= AUTH_WORKERS + AUTH_QUEUE) {
+        r = AUTH_BUSY;
+    } else {
+        /* charged now, refunded when the password was right: checks in
+         * flight count against the budget too */
+        if (slot >= 0)
+            a->limits[slot].tokens -= 1;
+        a->pending++;
+        r = AUTH_PENDING;
     }
+    pthread_mutex_unlock(&a->lock);
+    if (r != AUTH_PENDING) {
+        a->results[r]++;
+        explicit_bzero(key, sizeof key);
+        return r;
+    }
+    struct auth_job *j = xcalloc(1, sizeof *j);
+    j->pass = xstrdup(pass);
+    j->hash = hash;
+    j->known = known;
+    memcpy(j->key, key, sizeof key);
+    explicit_bzero(key, sizeof key);
+    j->limit_slot = slot;
+    *job = j;
+    return AUTH_PENDING;
+}
 
-    struct timespec until;
-    clock_gettime(CLOCK_REALTIME, &until);
-    until.tv_sec += BUSY_WAIT_S;
-    while (sem_timedwait(&a->slots, &until) != 0)
-        if (errno != EINTR) {
-            log_warn("http", "too many concurrent password checks; answering 503");
-            a->results[AUTH_BUSY]++;
-            return AUTH_BUSY;
-        }
-    struct crypt_data *cd = xcalloc(1, sizeof *cd);
-    const char *h = crypt_r(pass, hash, cd);
-    size_t hl = strlen(hash);
-    bool match = h && strlen(h) == hl && CRYPTO_memcmp(h, hash, hl) == 0;
-    explicit_bzero(cd, sizeof *cd);
-    free(cd);
-    sem_post(&a->slots);
-    a->bcrypt_runs++;
-    if (match && known) {
-        cache_put(a, key);
-        a->results[AUTH_OK]++;
-        return AUTH_OK;
+void auth_submit(struct auth *a, struct auth_job *job, auth_done_fn done, void *arg)
+{
+    job->done = done;
+    job->arg = arg;
+    pthread_mutex_lock(&a->lock);
+    bool cancel = a->stopping;
+    if (!cancel) {
+        job->next = NULL;
+        *a->tail = job;
+        a->tail = &job->next;
+        pthread_cond_signal(&a->work);
+    } else {
+        a->pending--;
     }
-    a->results[AUTH_DENIED]++;
-    return AUTH_DENIED;
+    pthread_mutex_unlock(&a->lock);
+    if (cancel) {
+        a->results[AUTH_BUSY]++;
+        done(arg, AUTH_BUSY);
+        job_free(job);
+    }
+}
+
+static void *worker(void *arg)
+{
+    struct auth *a = arg;
+    /* checks are background work: under a login flood they must not take
+     * the CPU from the event loop and the HTTP threads */
+    setpriority(PRIO_PROCESS, (id_t)gettid(), 10);
+    struct crypt_data *cd = xcalloc(1, sizeof *cd);
+    for (;;) {
+        pthread_mutex_lock(&a->lock);
+        while (!a->stopping && !a->head)
+            pthread_cond_wait(&a->work, &a->lock);
+        struct auth_job *j = a->head;
+        if (a->stopping || !j) {
+            pthread_mutex_unlock(&a->lock);
+            break;
+        }
+        a->head = j->next;
+        if (!a->head)
+            a->tail = &a->head;
+        pthread_mutex_unlock(&a->lock);
+
+        const char *h = crypt_r(j->pass, j->hash, cd);
+        size_t hl = strlen(j->hash);
+        bool match = h && strlen(h) == hl && CRYPTO_memcmp(h, j->hash, hl) == 0;
+        explicit_bzero(cd, sizeof *cd);
+        enum auth_result r = match && j->known ? AUTH_OK : AUTH_DENIED;
+        pthread_mutex_lock(&a->lock);
+        if (r == AUTH_OK) {
+            cache_put(a, j->key);
+            struct limit *l = j->limit_slot >= 0 ? &a->limits[j->limit_slot] : NULL;
+            if (l && l->tokens + 1 <= AUTH_FAIL_BURST)
+                l->tokens += 1; /* not a failure after all */
+        }
+        a->pending--;
+        pthread_mutex_unlock(&a->lock);
+        a->bcrypt_runs++;
+        a->results[r]++;
+        j->done(j->arg, r);
+        job_free(j);
+    }
+    free(cd);
+    return NULL;
+}
+
+struct auth *auth_new(const struct label *users, size_t n, uint64_t cache_ttl_ms)
+{
+    if (n == 0)
+        return NULL;
+    struct auth *a = xcalloc(1, sizeof *a);
+    a->users = xcalloc(n, sizeof *a->users);
+    for (size_t i = 0; i < n; i++)
+        a->users[i] = (struct label){xstrdup(users[i].name), xstrdup(users[i].value)};
+    a->n = n;
+    a->ttl_us = cache_ttl_ms * 1000;
+    /* the dummy costs what the users' hashes cost */
+    unsigned cost = (unsigned)atoi(users[0].value + 4);
+    unsigned char rnd[16];
+    char pw[33];
+    RAND_bytes(rnd, sizeof rnd);
+    for (int i = 0; i < 16; i++)
+        snprintf(pw + 2 * i, 3, "%02x", rnd[i]);
+    if (auth_hash_password(pw, cost ? cost : 10, a->dummy, sizeof a->dummy) < 0)
+        snprintf(a->dummy, sizeof a->dummy, "%s", users[0].value);
+    RAND_bytes((unsigned char *)&a->limit_seed, sizeof a->limit_seed);
+    pthread_mutex_init(&a->lock, NULL);
+    pthread_cond_init(&a->work, NULL);
+    a->tail = &a->head;
+    for (unsigned i = 0; i < AUTH_WORKERS; i++) {
+        if (pthread_create(&a->workers[i], NULL, worker, a) != 0) {
+            log_error("http", "cannot start a password-check thread");
+            break;
+        }
+        pthread_setname_np(a->workers[i], "rp-bcrypt"); /* visible in top -H and /proc */
+        a->n_workers++;
+    }
+    return a;
+}
+
+void auth_shutdown(struct auth *a)
+{
+    if (!a)
+        return;
+    pthread_mutex_lock(&a->lock);
+    a->stopping = true;
+    struct auth_job *j = a->head;
+    a->head = NULL;
+    a->tail = &a->head;
+    pthread_cond_broadcast(&a->work);
+    pthread_mutex_unlock(&a->lock);
+    while (j) { /* queued, never started: their requests get 503 */
+        struct auth_job *next = j->next;
+        pthread_mutex_lock(&a->lock);
+        a->pending--;
+        pthread_mutex_unlock(&a->lock);
+        a->results[AUTH_BUSY]++;
+        j->done(j->arg, AUTH_BUSY);
+        job_free(j);
+        j = next;
+    }
+    for (unsigned i = 0; i < a->n_workers; i++)
+        pthread_join(a->workers[i], NULL);
+    a->n_workers = 0;
+}
+
+void auth_free(struct auth *a)
+{
+    if (!a)
+        return;
+    auth_shutdown(a);
+    for (size_t i = 0; i < a->n; i++) {
+        free(a->users[i].name);
+        free(a->users[i].value);
+    }
+    free(a->users);
+    pthread_cond_destroy(&a->work);
+    pthread_mutex_destroy(&a->lock);
+    explicit_bzero(a, sizeof *a);
+    free(a);
 }
 
 void auth_render_metrics(struct auth *a, struct buf *out)
 {
     if (!a)
         return;
-    buf_puts(out, "# HELP redpulse_http_auth_checks_total HTTP basic-auth checks by result\n"
+    buf_puts(out, "# HELP redpulse_http_auth_checks_total HTTP basic-auth checks by result (limited: the client address used its failed logins)\n"
                   "# TYPE redpulse_http_auth_checks_total counter\n");
     for (int r = 0; r < AUTH_RESULTS; r++)
-        buf_printf(out, "redpulse_http_auth_checks_total{result=\"%s\"} %lu\n", result_names[r],
+        buf_printf(out, "redpulse_http_auth_checks_total{%s=\"%s\"} %lu\n", PL(RESULT), result_names[r],
                    (unsigned long)a->results[r]);
     buf_puts(out, "# HELP redpulse_http_bcrypt_checks_total Password hashes computed (logins not served from the cache)\n"
                   "# TYPE redpulse_http_bcrypt_checks_total counter\n");
     buf_printf(out, "redpulse_http_bcrypt_checks_total %lu\n", (unsigned long)a->bcrypt_runs);
+    pthread_mutex_lock(&a->lock);
+    unsigned pending = a->pending;
+    pthread_mutex_unlock(&a->lock);
+    buf_puts(out, "# HELP redpulse_http_bcrypt_pending Password checks running or queued\n"
+                  "# TYPE redpulse_http_bcrypt_pending gauge\n");
+    buf_printf(out, "redpulse_http_bcrypt_pending %u\n", pending);
 }

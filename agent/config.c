@@ -20,6 +20,7 @@
 #include "advise.h"
 #include "jsonloc.h"
 #include "log.h"
+#include "prom.h"
 #include "util.h"
 
 #define MAX_CONFIG_BYTES (64u << 20)
@@ -61,6 +62,8 @@ static const struct conf_opt http_opts[] = {
     {"threads", OT_UINT, 1, 64},
     {"tls", OT_TLS, 0, 0},
     {"basic_auth_users", OT_LABELS, 0, 0},
+    {"login_cache_ttl", OT_DURATION, 1000, 86400000},
+    {"max_body_memory", OT_SIZE, 1 << 20, 1ull << 40},
 };
 
 static const struct conf_opt http_tls_opts[] = {
@@ -75,13 +78,6 @@ static const struct conf_opt top_opts[] = {
     {"http", OT_UINT, 0, 0},         {"defaults", OT_UINT, 0, 0},
     {"instances", OT_UINT, 0, 0},
     {"advice", OT_UINT, 0, 0},
-};
-
-/* Reserved label names: Prometheus' own and the ones redpulse's series use. */
-static const char *const reserved_labels[] = {
-    "target", "instance", "job", "cmd", "db", "err", "reason", "quantile", "role",
-    "redis_version", "redis_build_id", "redis_mode", "os", "maxmemory_policy", "tcp_port",
-    "run_id", "process_id", "slave_ip", "slave_port", "slave_state", "version", "le",
 };
 
 static bool file_readable(const char *path) { return access(path, R_OK) == 0; }
@@ -174,11 +170,7 @@ static void apply_labels(struct conf_ctx *c, const cJSON *obj, struct pending *p
             conf_err(c, ch, 1, sub, "invalid label name \"%s\" (must match [a-zA-Z_][a-zA-Z0-9_]* and not start with \"__\")", ch->string);
             continue;
         }
-        bool reserved = false;
-        for (size_t i = 0; i < NELEM(reserved_labels); i++)
-            if (strcmp(ch->string, reserved_labels[i]) == 0)
-                reserved = true;
-        if (reserved) {
+        if (prom_label_reserved(ch->string)) { /* labels.def: the renderers' own names */
             conf_err(c, ch, 1, sub, "label name \"%s\" is reserved (redpulse or Prometheus sets it)", ch->string);
             continue;
         }
@@ -693,6 +685,10 @@ static void parse_http(struct conf_ctx *c, const cJSON *obj, struct http_cfg *h)
             h->idle_timeout_ms = u;
         else if (strcmp(o->key, "connection_memory_limit") == 0)
             h->connection_memory_limit = (size_t)u;
+        else if (strcmp(o->key, "login_cache_ttl") == 0)
+            h->login_cache_ttl_ms = u;
+        else if (strcmp(o->key, "max_body_memory") == 0)
+            h->max_body_memory = u;
         else
             h->threads = (unsigned)u;
     }
@@ -724,9 +720,11 @@ static void http_defaults(struct http_cfg *h)
     h->max_connections = 256;
     h->max_connections_per_ip = 32;
     h->idle_timeout_ms = 10000;
-    h->connection_memory_limit = 64 * 1024;
+    h->connection_memory_limit = 32 * 1024; /* above 32 KB libmicrohttpd mmaps each connection's pool: ~8x the CPU per connection */
     h->threads = 2;
     h->tls_min_version = 12;
+    h->login_cache_ttl_ms = 60000;
+    h->max_body_memory = 256ull << 20;
 }
 
 static int cmp_names(const void *a, const void *b)
@@ -828,6 +826,18 @@ struct config *config_parse(const char *json, size_t len, const char *origin,
             advice = ch;
         } else {
             instances = ch;
+        }
+    }
+    {
+        /* two spellings of one setting: refuse both rather than let one win */
+        const cJSON *top_listen = cJSON_GetObjectItemCaseSensitive(root, "listen");
+        const cJSON *http_obj = cJSON_GetObjectItemCaseSensitive(root, "http");
+        const cJSON *http_listen = cJSON_IsObject(http_obj) ? cJSON_GetObjectItemCaseSensitive(http_obj, "listen") : NULL;
+        unsigned tl = 0, tc = 0;
+        if (top_listen && http_listen) {
+            jsonloc_find(loc, top_listen, 1, &tl, &tc);
+            conf_err(&c, http_listen, 1, "http.listen",
+                     "\"listen\" is also set at the top level (line %u): give the address in one place", tl);
         }
     }
     {

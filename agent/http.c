@@ -3,12 +3,15 @@
  * threads. Everything served is either static or assembled from frags the
  * poller already rendered: /metrics copies per-family byte ranges of every
  * instance, /api copies JSON. Limits (connections, per-IP, idle timeout,
- * memory per connection) come from the configuration.
+ * memory per connection, memory of bodies in flight) come from the
+ * configuration. A login that needs bcrypt suspends its connection until
+ * auth's worker answers, so these threads never wait for a hash.
  */
 #include "http.h"
 
 #include <gnutls/abstract.h>
 #include <gnutls/gnutls.h>
+#include <gnutls/x509.h>
 #include <microhttpd.h>
 #include <fcntl.h>
 #include <netdb.h>
@@ -42,6 +45,13 @@ struct tls_material {
     struct tls_material *older;
 };
 
+/* The CAs that sign acceptable client certificates; replaced on SIGHUP,
+ * the replaced ones kept (a verification may still be using one). */
+struct ca_trust {
+    gnutls_x509_trust_list_t tl;
+    struct ca_trust *older;
+};
+
 /* GnuTLS' certificate callback has no user pointer: one HTTP server per
  * process, so the current material is process-wide. */
 static _Atomic(struct tls_material *) tls_current;
@@ -52,11 +62,34 @@ struct http_server {
     struct registry *reg;
     struct auth *auth;        /* NULL: no basic auth */
     bool tls;
-    char *client_ca_pem;      /* must outlive the daemon */
+    char *client_ca_pem;      /* the first CA: MHD asks for client certificates with it */
     struct tls_material *material; /* newest; ->older the replaced ones */
+    _Atomic(struct ca_trust *) trust; /* newest; ->older the replaced ones */
     struct sockaddr_storage addr;
     int listen_fd;            /* >= 0: serve this listening socket (http_apply) */
+    _Atomic size_t body_bytes;        /* response bodies not yet sent */
+    _Atomic unsigned long body_refusals; /* 503s for want of body memory */
+    _Atomic size_t metrics_len;       /* size of the last /metrics body: what the next will take */
 };
+
+/* One request's state across the handler's calls. */
+struct req {
+    struct MHD_Connection *c;
+    bool authed;
+    bool auth_done;           /* an auth job answered: its result is in ar */
+    enum auth_result ar;
+};
+
+/* Ownership of one response body: its bytes count in body_bytes until MHD
+ * frees it. */
+struct body {
+    struct http_server *s;
+    size_t len;
+    char *p;
+};
+
+#define STRINGIFY_(x) #x
+#define STRINGIFY(x) STRINGIFY_(x)
 
 static const char CT_PROM[] = "text/plain; version=0.0.4; charset=utf-8";
 static const char CT_JSON[] = "application/json";
@@ -99,7 +132,7 @@ void http_render_metrics(struct registry *reg, const char *target, struct buf *o
     if (!target) {
         buf_puts(out, "# HELP redpulse_build_info Build information of redpulse\n"
                       "# TYPE redpulse_build_info gauge\n");
-        buf_puts(out, "redpulse_build_info{version=\"" REDPULSE_VERSION "\"} 1\n");
+        buf_printf(out, "redpulse_build_info{%s=\"" REDPULSE_VERSION "\"} 1\n", PL(VERSION));
         buf_puts(out, "# HELP redpulse_open_connections Connections to Redis currently open\n"
                       "# TYPE redpulse_open_connections gauge\n");
         buf_printf(out, "redpulse_open_connections %ld\n", conn_open_count());
@@ -184,8 +217,51 @@ static void add_security_headers(struct MHD_Response *r)
     MHD_add_response_header(r, "Cache-Control", "no-store");
 }
 
-static enum MHD_Result send_buf(struct MHD_Connection *c, unsigned status, const char *ctype,
-                                struct buf *body, bool gzip_ok)
+static void body_free(void *cls)
+{
+    struct body *b = cls;
+    atomic_fetch_sub(&b->s->body_bytes, b->len);
+    free(b->p);
+    free(b);
+}
+
+/* Reserves len bytes of the body budget. One body is always let through,
+ * however large, so an endpoint bigger than the budget still answers. */
+static bool body_reserve(struct http_server *s, size_t len)
+{
+    size_t cur = atomic_load(&s->body_bytes);
+    do {
+        if (cur && cur + len > s->cfg->http.max_body_memory)
+            return false;
+    } while (!atomic_compare_exchange_weak(&s->body_bytes, &cur, cur + len));
+    return true;
+}
+
+/* A refusal that tells the client when to come back. */
+static enum MHD_Result send_retry(struct MHD_Connection *c, unsigned status, const char *msg, const char *after)
+{
+    struct MHD_Response *r = MHD_create_response_from_buffer(strlen(msg), (void *)msg, MHD_RESPMEM_PERSISTENT);
+    if (!r)
+        return MHD_NO;
+    MHD_add_response_header(r, "Content-Type", CT_TEXT);
+    add_security_headers(r);
+    MHD_add_response_header(r, "Retry-After", after);
+    enum MHD_Result ret = MHD_queue_response(c, status, r);
+    MHD_destroy_response(r);
+    return ret;
+}
+
+static enum MHD_Result send_503_memory(struct MHD_Connection *c)
+{
+    return send_retry(c, MHD_HTTP_SERVICE_UNAVAILABLE,
+                      "too many large responses still being sent (http.max_body_memory); retry\n", "1");
+}
+
+/* Queues body (taken) as the response. With s, the body counts against
+ * s's budget of bodies in flight until MHD has sent it; past the budget
+ * the answer is 503. */
+static enum MHD_Result send_buf_s(struct http_server *s, struct MHD_Connection *c, unsigned status,
+                                  const char *ctype, struct buf *body, bool gzip_ok)
 {
     struct buf gz = BUF_INIT;
     bool gz_used = false;
@@ -198,10 +274,26 @@ static enum MHD_Result send_buf(struct MHD_Connection *c, unsigned status, const
     }
     size_t len;
     char *p = buf_steal(body, &len);
-    struct MHD_Response *r = MHD_create_response_from_buffer(len, p, MHD_RESPMEM_MUST_FREE);
-    if (!r) {
-        free(p);
-        return MHD_NO;
+    struct MHD_Response *r;
+    if (s) {
+        if (!body_reserve(s, len)) {
+            atomic_fetch_add(&s->body_refusals, 1);
+            free(p);
+            return send_503_memory(c);
+        }
+        struct body *hold = xcalloc(1, sizeof *hold);
+        *hold = (struct body){s, len, p};
+        r = MHD_create_response_from_buffer_with_free_callback_cls(len, p, body_free, hold);
+        if (!r) {
+            body_free(hold);
+            return MHD_NO;
+        }
+    } else {
+        r = MHD_create_response_from_buffer(len, p, MHD_RESPMEM_MUST_FREE);
+        if (!r) {
+            free(p);
+            return MHD_NO;
+        }
     }
     MHD_add_response_header(r, "Content-Type", ctype);
     add_security_headers(r);
@@ -214,6 +306,12 @@ static enum MHD_Result send_buf(struct MHD_Connection *c, unsigned status, const
     enum MHD_Result ret = MHD_queue_response(c, status, r);
     MHD_destroy_response(r);
     return ret;
+}
+
+static enum MHD_Result send_buf(struct MHD_Connection *c, unsigned status, const char *ctype,
+                                struct buf *body, bool gzip_ok)
+{
+    return send_buf_s(NULL, c, status, ctype, body, gzip_ok);
 }
 
 static enum MHD_Result send_text(struct MHD_Connection *c, unsigned status, const char *msg)
@@ -237,40 +335,88 @@ static enum MHD_Result send_401(struct MHD_Connection *c)
     return ret;
 }
 
-/* True when the TLS client presented a certificate that verifies against
- * the configured client CA. MHD only requests one; redpulse enforces it. */
-static bool client_cert_ok(struct MHD_Connection *c)
+/* True when the TLS client presented a certificate chain that verifies
+ * against the current client CA (the one SIGHUP last loaded). MHD only
+ * requests a certificate; redpulse enforces it. */
+static bool client_cert_ok(struct http_server *s, struct MHD_Connection *c)
 {
     const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_GNUTLS_SESSION);
     if (!ci || !ci->tls_session)
         return false;
-    unsigned status = 0;
-    int r = gnutls_certificate_verify_peers2((gnutls_session_t)ci->tls_session, &status);
-    return r == GNUTLS_E_SUCCESS && status == 0;
+    unsigned n = 0;
+    const gnutls_datum_t *certs = gnutls_certificate_get_peers((gnutls_session_t)ci->tls_session, &n);
+    if (!certs || n == 0)
+        return false;
+    gnutls_x509_crt_t crt[8];
+    if (n > 8)
+        n = 8;
+    unsigned got = 0;
+    for (; got < n; got++) {
+        if (gnutls_x509_crt_init(&crt[got]) < 0)
+            break;
+        if (gnutls_x509_crt_import(crt[got], &certs[got], GNUTLS_X509_FMT_DER) < 0) {
+            gnutls_x509_crt_deinit(crt[got]);
+            break;
+        }
+    }
+    unsigned status = 1;
+    struct ca_trust *t = atomic_load(&s->trust);
+    bool ok = got == n && t && gnutls_x509_trust_list_verify_crt2(t->tl, crt, n, NULL, 0, 0, &status, NULL) == 0 &&
+              status == 0;
+    for (unsigned i = 0; i < got; i++)
+        gnutls_x509_crt_deinit(crt[i]);
+    return ok;
 }
 
-/* Basic auth and client certificates; /healthz stays open for probes. */
-static enum MHD_Result authorize(struct http_server *s, struct MHD_Connection *c, const char *url, bool *ok)
+/* auth's worker answered: note the result and let MHD call the handler
+ * again (from any thread; the request waits suspended until then). */
+static void auth_done(void *arg, enum auth_result r)
 {
+    struct req *rq = arg;
+    rq->ar = r;
+    rq->auth_done = true;
+    MHD_resume_connection(rq->c);
+}
+
+/* Basic auth and client certificates; /healthz stays open for probes.
+ * *ok false: answered, or suspended until auth_done. */
+static enum MHD_Result authorize(struct http_server *s, struct req *rq, const char *url, bool *ok)
+{
+    struct MHD_Connection *c = rq->c;
     *ok = false;
     if (strcmp(url, "/healthz") == 0) {
         *ok = true;
         return MHD_YES;
     }
-    if (s->tls && s->cfg->http.tls_client_ca_file && !client_cert_ok(c))
+    if (s->tls && s->cfg->http.tls_client_ca_file && !client_cert_ok(s, c))
         return send_text(c, MHD_HTTP_FORBIDDEN, "a client certificate signed by the configured CA is required\n");
     if (s->auth) {
-        char *pass = NULL;
-        char *user = MHD_basic_auth_get_username_password(c, &pass);
-        enum auth_result r = auth_check(s->auth, user, pass);
-        if (pass) {
-            explicit_bzero(pass, strlen(pass));
-            MHD_free(pass);
+        enum auth_result r = rq->ar;
+        if (!rq->auth_done) {
+            char *pass = NULL;
+            char *user = MHD_basic_auth_get_username_password(c, &pass);
+            const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+            struct auth_job *job = NULL;
+            r = auth_begin(s->auth, user, pass, ci ? ci->client_addr : NULL, &job);
+            if (pass) {
+                explicit_bzero(pass, strlen(pass));
+                MHD_free(pass);
+            }
+            if (user)
+                MHD_free(user);
+            if (r == AUTH_PENDING) {
+                /* suspended first: the worker may answer at once */
+                MHD_suspend_connection(c);
+                auth_submit(s->auth, job, auth_done, rq);
+                return MHD_YES;
+            }
         }
-        if (user)
-            MHD_free(user);
         if (r == AUTH_BUSY)
-            return send_text(c, MHD_HTTP_SERVICE_UNAVAILABLE, "too many concurrent logins; retry\n");
+            return send_retry(c, MHD_HTTP_SERVICE_UNAVAILABLE, "too many concurrent logins; retry\n", "1");
+        if (r == AUTH_LIMITED) {
+            return send_retry(c, MHD_HTTP_TOO_MANY_REQUESTS, "too many failed logins from this address; retry later\n",
+                              STRINGIFY(AUTH_FAIL_REFILL_S));
+        }
         if (r != AUTH_OK)
             return send_401(c);
     }
@@ -324,37 +470,69 @@ static enum MHD_Result landing(struct http_server *s, struct MHD_Connection *c)
     return send_buf(c, MHD_HTTP_OK, CT_HTML, &b, false);
 }
 
+/* The server's own families (global: no target label). */
+static void render_own_metrics(struct http_server *s, struct buf *b)
+{
+    buf_puts(b, "# HELP redpulse_http_body_bytes_in_flight Bytes of HTTP response bodies not yet sent (bounded by http.max_body_memory)\n"
+                "# TYPE redpulse_http_body_bytes_in_flight gauge\n");
+    buf_printf(b, "redpulse_http_body_bytes_in_flight %zu\n", atomic_load(&s->body_bytes));
+    buf_puts(b, "# HELP redpulse_http_body_memory_refusals_total Requests answered 503 because http.max_body_memory was in use\n"
+                "# TYPE redpulse_http_body_memory_refusals_total counter\n");
+    buf_printf(b, "redpulse_http_body_memory_refusals_total %lu\n", atomic_load(&s->body_refusals));
+}
+
+static void request_completed(void *cls, struct MHD_Connection *c, void **req_cls, enum MHD_RequestTerminationCode toe)
+{
+    (void)cls, (void)c, (void)toe;
+    free(*req_cls);
+    *req_cls = NULL;
+}
+
 static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *url,
                                const char *method, const char *version, const char *upload,
                                size_t *upload_size, void **req_cls)
 {
     (void)version, (void)upload;
-    static int seen_headers;
     struct http_server *s = cls;
     if (strcmp(method, MHD_HTTP_METHOD_GET) != 0 && strcmp(method, MHD_HTTP_METHOD_HEAD) != 0)
         return send_text(c, MHD_HTTP_METHOD_NOT_ALLOWED, "only GET and HEAD are allowed\n");
-    if (*req_cls == NULL) {
+    struct req *rq = *req_cls;
+    if (rq == NULL) {
         /* first call: headers only. Answering now would make MHD close the
          * connection (it cannot know the request is complete); answer on
          * the next call and keep connections alive for Prometheus. */
-        *req_cls = &seen_headers;
+        rq = xcalloc(1, sizeof *rq);
+        rq->c = c;
+        *req_cls = rq;
         return MHD_YES;
     }
     if (*upload_size) {
         *upload_size = 0; /* a body on GET is ignored */
         return MHD_YES;
     }
-    bool allowed;
-    enum MHD_Result ar = authorize(s, c, url, &allowed);
-    if (!allowed)
-        return ar;
+    if (!rq->authed) {
+        enum MHD_Result ar = authorize(s, rq, url, &rq->authed);
+        if (!rq->authed)
+            return ar;
+    }
     bool gz = http_accepts_gzip(MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_ACCEPT_ENCODING));
     struct buf b = BUF_INIT;
 
+    bool all = strcmp(url, "/metrics") == 0;
+    bool big = all || strcmp(url, "/scrape") == 0 || strncmp(url, "/api/", 5) == 0;
+    size_t in_flight = atomic_load(&s->body_bytes);
+    /* refused before rendering when it would not fit: a slow-reader attack
+     * must not cost a render per refusal */
+    if (big && in_flight && in_flight + (all ? atomic_load(&s->metrics_len) : 0) > s->cfg->http.max_body_memory) {
+        atomic_fetch_add(&s->body_refusals, 1); /* not even rendered */
+        return send_503_memory(c);
+    }
     if (strcmp(url, "/metrics") == 0) {
         http_render_metrics(s->reg, NULL, &b);
         auth_render_metrics(s->auth, &b);
-        return send_buf(c, MHD_HTTP_OK, CT_PROM, &b, gz);
+        render_own_metrics(s, &b);
+        atomic_store(&s->metrics_len, b.len);
+        return send_buf_s(s, c, MHD_HTTP_OK, CT_PROM, &b, gz);
     }
     if (strcmp(url, "/scrape") == 0) {
         const char *name = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "target");
@@ -365,7 +543,7 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
             return send_text(c, MHD_HTTP_NOT_FOUND, "unknown target: only configured instance names are accepted\n");
         frag_unref(f);
         http_render_metrics(s->reg, name, &b);
-        return send_buf(c, MHD_HTTP_OK, CT_PROM, &b, gz);
+        return send_buf_s(s, c, MHD_HTTP_OK, CT_PROM, &b, gz);
     }
     if (strcmp(url, "/api/v1/instances") == 0) {
         struct registry_view v;
@@ -382,7 +560,7 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
         }
         registry_view_release(&v);
         buf_puts(&b, "]\n");
-        return send_buf(c, MHD_HTTP_OK, CT_JSON, &b, gz);
+        return send_buf_s(s, c, MHD_HTTP_OK, CT_JSON, &b, gz);
     }
     if (strncmp(url, "/api/v1/instances/", 18) == 0) {
         struct frag *f = registry_get_name(s->reg, url + 18);
@@ -391,7 +569,7 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
         frag_append_json(f, &b);
         buf_putc(&b, '\n');
         frag_unref(f);
-        return send_buf(c, MHD_HTTP_OK, CT_JSON, &b, gz);
+        return send_buf_s(s, c, MHD_HTTP_OK, CT_JSON, &b, gz);
     }
     if (strcmp(url, "/api/v1/advice") == 0) {
         advice_api_json(s->reg, &b);
@@ -556,7 +734,12 @@ static int cert_callback(gnutls_session_t session, const gnutls_datum_t *req_ca_
                          const gnutls_pk_algorithm_t *pk_algos, int pk_algos_length, gnutls_pcert_st **pcert,
                          unsigned int *pcert_length, gnutls_privkey_t *privkey)
 {
-    (void)session, (void)req_ca_dn, (void)nreqs, (void)pk_algos, (void)pk_algos_length;
+    (void)req_ca_dn, (void)nreqs, (void)pk_algos, (void)pk_algos_length;
+    /* called while the server composes its first flight, before any
+     * certificate request: do not name the first client CA in it, since
+     * SIGHUP may have replaced it (clients then send whatever they have,
+     * and client_cert_ok checks it against the current one) */
+    gnutls_certificate_send_x509_rdn_sequence(session, 1);
     struct tls_material *m = atomic_load(&tls_current);
     if (!m)
         return -1;
@@ -569,8 +752,10 @@ static int cert_callback(gnutls_session_t session, const gnutls_datum_t *req_ca_
 static struct MHD_Daemon *start_daemon(struct http_server *s)
 {
     const struct http_cfg *h = &s->cfg->http;
-    /* ITC: MHD_quiesce_daemon hands the listening socket over (http_apply, http_stop) */
-    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG | MHD_USE_ITC;
+    /* ITC: MHD_quiesce_daemon hands the listening socket over (http_apply, http_stop);
+     * suspend/resume: a login check waits off the connection threads */
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG | MHD_USE_ITC |
+                     MHD_ALLOW_SUSPEND_RESUME;
     if (s->addr.ss_family == AF_INET6)
         flags |= MHD_USE_IPv6;
     if (s->tls)
@@ -591,6 +776,7 @@ static struct MHD_Daemon *start_daemon(struct http_server *s)
     OPT(MHD_OPTION_CONNECTION_TIMEOUT, timeout_s, NULL);
     OPT(MHD_OPTION_CONNECTION_MEMORY_LIMIT, h->connection_memory_limit, NULL);
     OPT(MHD_OPTION_LISTENING_ADDRESS_REUSE, 1, NULL);
+    OPT(MHD_OPTION_NOTIFY_COMPLETED, request_completed, NULL);
     if (s->tls) {
         /* the certificate comes from a callback so SIGHUP can swap it */
         OPT(MHD_OPTION_HTTPS_CERT_CALLBACK, 0, cert_callback);
@@ -609,6 +795,47 @@ static struct MHD_Daemon *start_daemon(struct http_server *s)
                             MHD_OPTION_END);
 }
 
+static void trust_free(struct ca_trust *t)
+{
+    while (t) {
+        struct ca_trust *older = t->older;
+        gnutls_x509_trust_list_deinit(t->tl, 1);
+        free(t);
+        t = older;
+    }
+}
+
+/* Reads the client CA file into a trust list (at least one certificate). */
+static struct ca_trust *load_trust(const char *path, char *err, size_t errlen)
+{
+    char *pem = read_pem(path, err, errlen);
+    if (!pem)
+        return NULL;
+    struct ca_trust *t = xcalloc(1, sizeof *t);
+    gnutls_datum_t d = {(unsigned char *)pem, (unsigned)strlen(pem)};
+    int r = gnutls_x509_trust_list_init(&t->tl, 0);
+    if (r >= 0)
+        r = gnutls_x509_trust_list_add_trust_mem(t->tl, &d, NULL, GNUTLS_X509_FMT_PEM, 0, 0);
+    free(pem);
+    if (r <= 0) {
+        snprintf(err, errlen, "client CA file \"%s\" holds no usable certificate%s%s", path, r < 0 ? ": " : "",
+                 r < 0 ? gnutls_strerror(r) : "");
+        if (t->tl)
+            gnutls_x509_trust_list_deinit(t->tl, 1);
+        free(t);
+        return NULL;
+    }
+    return t;
+}
+
+unsigned http_fd_reserve(const struct http_cfg *h)
+{
+    /* every MHD thread has an epoll descriptor and an inter-thread pipe
+     * (two descriptors where eventfd is missing); plus the listening
+     * socket, the pool's own, and one per connection */
+    return h->max_connections + 3 * h->threads + 4;
+}
+
 struct http_server *http_start(const struct config *cfg, struct registry *reg, char *err,
                                size_t errlen)
 {
@@ -623,11 +850,18 @@ struct http_server *http_start(const struct config *cfg, struct registry *reg, c
     if (s->tls) {
         if (!(s->material = load_material(&cfg->http, err, errlen)))
             goto fail;
-        if (cfg->http.tls_client_ca_file && !(s->client_ca_pem = read_pem(cfg->http.tls_client_ca_file, err, errlen)))
-            goto fail;
+        if (cfg->http.tls_client_ca_file) {
+            struct ca_trust *t = load_trust(cfg->http.tls_client_ca_file, err, errlen);
+            if (!t || !(s->client_ca_pem = read_pem(cfg->http.tls_client_ca_file, err, errlen))) {
+                trust_free(t);
+                goto fail;
+            }
+            atomic_store(&s->trust, t);
+        }
         atomic_store(&tls_current, s->material);
     }
-    s->auth = auth_new(cfg->http.users, cfg->http.n_users); /* before the first request can come */
+    /* before the daemon: a request must never find the server without it */
+    s->auth = auth_new(cfg->http.users, cfg->http.n_users, cfg->http.login_cache_ttl_ms);
     s->d = start_daemon(s);
     if (!s->d) {
         snprintf(err, errlen, "cannot listen on %s (in use, or not an address of this host?%s)", cfg->http.listen,
@@ -644,6 +878,7 @@ fail:
     atomic_store(&tls_current, NULL);
     auth_free(s->auth);
     material_free(s->material);
+    trust_free(atomic_load(&s->trust));
     free(s->client_ca_pem);
     free(s);
     return NULL;
@@ -655,14 +890,24 @@ int http_reload_tls(struct http_server *s)
     if (!s->tls)
         return 0;
     struct tls_material *m = load_material(&s->cfg->http, err, sizeof err);
+    struct ca_trust *t = NULL;
+    const char *ca = s->cfg->http.tls_client_ca_file;
+    if (m && ca && !(t = load_trust(ca, err, sizeof err))) {
+        material_free(m);
+        m = NULL;
+    }
     if (!m) {
-        log_error("http", "TLS reload: %s; keeping the current certificate", err);
+        log_error("http", "TLS reload: %s; keeping the current certificate, key and client CA", err);
         return -1;
     }
     m->older = s->material;
     s->material = m;
     atomic_store(&tls_current, m); /* new handshakes use it from now on */
-    log_info("http", "TLS certificate reloaded");
+    if (t) {
+        t->older = atomic_load(&s->trust);
+        atomic_store(&s->trust, t); /* and new requests this CA */
+    }
+    log_info("http", "TLS certificate reloaded%s", t ? " (and the client CA)" : "");
     return 0;
 }
 
@@ -701,8 +946,14 @@ struct http_server *http_apply(struct http_server *old, const struct config *cfg
     if (s->tls) {
         if (!(s->material = load_material(&cfg->http, err, errlen)))
             goto fail;
-        if (cfg->http.tls_client_ca_file && !(s->client_ca_pem = read_pem(cfg->http.tls_client_ca_file, err, errlen)))
-            goto fail;
+        if (cfg->http.tls_client_ca_file) {
+            struct ca_trust *t = load_trust(cfg->http.tls_client_ca_file, err, errlen);
+            if (!t || !(s->client_ca_pem = read_pem(cfg->http.tls_client_ca_file, err, errlen))) {
+                trust_free(t);
+                goto fail;
+            }
+            atomic_store(&s->trust, t);
+        }
     }
     bool same_addr = strcmp(cfg->http.listen, old->cfg->http.listen) == 0;
     if (same_addr) { /* the same listening socket: no connection refused meanwhile */
@@ -714,7 +965,7 @@ struct http_server *http_apply(struct http_server *old, const struct config *cfg
     }
     if (s->tls)
         atomic_store(&tls_current, s->material);
-    s->auth = auth_new(cfg->http.users, cfg->http.n_users);
+    s->auth = auth_new(cfg->http.users, cfg->http.n_users, cfg->http.login_cache_ttl_ms);
     s->d = start_daemon(s);
     if (!s->d) {
         snprintf(err, errlen, "cannot serve %s with the new settings (address in use, or a file not PEM?)",
@@ -724,11 +975,13 @@ struct http_server *http_apply(struct http_server *old, const struct config *cfg
         goto fail;
     }
     /* the old daemon finishes what it is serving; both share the socket */
+    auth_shutdown(old->auth); /* its requests waiting for a login check resume */
     drain_and_stop(old->d, 1000);
     if (!s->tls)
         atomic_store(&tls_current, NULL);
     auth_free(old->auth);
     material_free(old->material);
+    trust_free(atomic_load(&old->trust));
     free(old->client_ca_pem);
     free(old);
     log_info("http", "serving http%s://%s/ with the new settings%s", s->tls ? "s" : "", cfg->http.listen,
@@ -738,6 +991,7 @@ fail:
     atomic_store(&tls_current, was);
     auth_free(s->auth);
     material_free(s->material);
+    trust_free(atomic_load(&s->trust));
     free(s->client_ca_pem);
     free(s);
     return NULL;
@@ -747,10 +1001,12 @@ void http_stop(struct http_server *s)
 {
     if (!s)
         return;
+    auth_shutdown(s->auth); /* requests suspended for a login check resume */
     drain_and_stop(s->d, 2000);
     atomic_store(&tls_current, NULL);
     auth_free(s->auth);
     material_free(s->material);
+    trust_free(atomic_load(&s->trust));
     free(s->client_ca_pem);
     free(s);
 }

@@ -172,7 +172,7 @@ static uint64_t backoff_us(const struct target *t)
     if (ms > cap)
         ms = cap;
     /* +-20% jitter so a fleet that failed together does not retry together */
-    double j = 0.8 + 0.4 * ((double)(rand() % 1000) / 1000.0);
+    double j = 0.8 + 0.4 * ((double)arc4random_uniform(1000) / 1000.0); /* seeded per process by the kernel */
     return (uint64_t)((double)ms * 1000.0 * j);
 }
 

@@ -34,6 +34,20 @@ static const struct fam fams[FAM_COUNT] = {
 #undef E
 };
 
+const char *const prom_label_names[PL_COUNT] = {
+#define L(id, name) [PL_##id] = name,
+#include "labels.def"
+#undef L
+};
+
+bool prom_label_reserved(const char *name)
+{
+    for (int i = 0; i < PL_COUNT; i++)
+        if (strcmp(name, prom_label_names[i]) == 0)
+            return true;
+    return false;
+}
+
 static char *headers[FAM_COUNT];
 static size_t header_len[FAM_COUNT];
 static size_t name_len[FAM_COUNT];

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "globals.h"
+#include "prom.h"
 #include "util.h"
 
 #define MAX_FILE (16u << 20)
@@ -124,5 +125,5 @@ void reload_render_metrics(struct buf *b)
     buf_put_double(b, (double)atomic_load(&last_ok_ms) / 1e3);
     buf_putc(b, '\n');
     global_header(b, GLOBAL_CONFIG_HASH);
-    buf_printf(b, "{hash=\"%016llx\"} 1\n", (unsigned long long)atomic_load(&running_hash));
+    buf_printf(b, "{%s=\"%016llx\"} 1\n", PL(HASH), (unsigned long long)atomic_load(&running_hash));
 }

@@ -104,7 +104,7 @@ static void render_family(struct prom_tails *b, enum prom_family f, const struct
         return;
     case FAM_RP_POLL_ERRORS:
         for (int o = 1; o < OUTCOME_COUNT; o++) {
-            const char *kv[] = {"reason", outcome_str((enum outcome)o), NULL};
+            const char *kv[] = {PL(REASON), outcome_str((enum outcome)o), NULL};
             prom_tail(b, NULL, kv, (double)st->errors[o]);
         }
         return;
@@ -118,7 +118,7 @@ static void render_family(struct prom_tails *b, enum prom_family f, const struct
         return;
     case FAM_RP_LAST_OUTCOME:
         if (st->polled) {
-            const char *kv[] = {"reason", outcome_str(st->last_outcome), NULL};
+            const char *kv[] = {PL(REASON), outcome_str(st->last_outcome), NULL};
             prom_tail(b, NULL, kv, 1);
         }
         return;
@@ -146,15 +146,15 @@ static void render_family(struct prom_tails *b, enum prom_family f, const struct
     const struct derived *d = in->derived;
     switch (f) {
     case FAM_INSTANCE_INFO: {
-        const char *kv[] = {"role", str_or_empty(s, INFO_S_ROLE),
-                            "redis_version", str_or_empty(s, INFO_S_REDIS_VERSION),
-                            "redis_build_id", str_or_empty(s, INFO_S_REDIS_BUILD_ID),
-                            "redis_mode", str_or_empty(s, INFO_S_REDIS_MODE),
-                            "os", str_or_empty(s, INFO_S_OS),
-                            "maxmemory_policy", str_or_empty(s, INFO_S_MAXMEMORY_POLICY),
-                            "tcp_port", str_or_empty(s, INFO_S_TCP_PORT),
-                            "run_id", str_or_empty(s, INFO_S_RUN_ID),
-                            "process_id", str_or_empty(s, INFO_S_PROCESS_ID),
+        const char *kv[] = {PL(ROLE), str_or_empty(s, INFO_S_ROLE),
+                            PL(REDIS_VERSION), str_or_empty(s, INFO_S_REDIS_VERSION),
+                            PL(REDIS_BUILD_ID), str_or_empty(s, INFO_S_REDIS_BUILD_ID),
+                            PL(REDIS_MODE), str_or_empty(s, INFO_S_REDIS_MODE),
+                            PL(OS), str_or_empty(s, INFO_S_OS),
+                            PL(MAXMEMORY_POLICY), str_or_empty(s, INFO_S_MAXMEMORY_POLICY),
+                            PL(TCP_PORT), str_or_empty(s, INFO_S_TCP_PORT),
+                            PL(RUN_ID), str_or_empty(s, INFO_S_RUN_ID),
+                            PL(PROCESS_ID), str_or_empty(s, INFO_S_PROCESS_ID),
                             NULL};
         prom_tail(b, NULL, kv, 1);
         return;
@@ -179,7 +179,7 @@ static void render_family(struct prom_tails *b, enum prom_family f, const struct
                        : f == FAM_COMMANDS_DURATION ? c->usec
                        : f == FAM_COMMANDS_REJECTED ? c->rejected_calls
                                                     : c->failed_calls;
-            const char *kv[] = {"cmd", c->cmd, NULL};
+            const char *kv[] = {PL(CMD), c->cmd, NULL};
             if (isnan(v))
                 continue;
             if (f == FAM_COMMANDS_DURATION)
@@ -195,12 +195,12 @@ static void render_family(struct prom_tails *b, enum prom_family f, const struct
             for (int k = 0; k < l->n; k++) {
                 if (l->q[k] != last_q) /* the same few quantiles for every command */
                     fmt_g15(q, last_q = l->q[k]);
-                const char *kv[] = {"cmd", l->cmd, "quantile", q, NULL};
+                const char *kv[] = {PL(CMD), l->cmd, PL(QUANTILE), q, NULL};
                 usec_line(b, NULL, kv, l->usec[k], l->utext[k], l->utext_len[k]); /* "1.003e-06" */
             }
             const struct info_cmdstat *c = info_find_cmd(s, l->cmd, i);
             if (c && !isnan(c->usec)) {
-                const char *kv[] = {"cmd", l->cmd, NULL};
+                const char *kv[] = {PL(CMD), l->cmd, NULL};
                 usec_line(b, "_sum", kv, c->usec, NULL, 0);
                 prom_tail(b, "_count", kv, c->calls);
             }
@@ -209,7 +209,7 @@ static void render_family(struct prom_tails *b, enum prom_family f, const struct
     }
     case FAM_ERRORS:
         for (size_t i = 0; i < s->n_errs; i++) {
-            const char *kv[] = {"err", s->errs[i].err, NULL};
+            const char *kv[] = {PL(ERR), s->errs[i].err, NULL};
             prom_tail(b, NULL, kv, s->errs[i].count);
         }
         return;
@@ -219,7 +219,7 @@ static void render_family(struct prom_tails *b, enum prom_family f, const struct
         for (size_t i = 0; i < s->n_dbs; i++) {
             const struct info_db *db = &s->dbs[i];
             double v = f == FAM_DB_KEYS ? db->keys : f == FAM_DB_KEYS_EXPIRING ? db->expires : db->avg_ttl_ms / 1e3;
-            const char *kv[] = {"db", db->name, NULL};
+            const char *kv[] = {PL(DB), db->name, NULL};
             if (!isnan(v))
                 prom_tail(b, NULL, kv, v);
         }
@@ -229,7 +229,7 @@ static void render_family(struct prom_tails *b, enum prom_family f, const struct
         for (size_t i = 0; i < s->n_replicas; i++) {
             const struct info_replica *r = &s->replicas[i];
             double v = f == FAM_SLAVE_OFFSET ? r->offset : r->lag;
-            const char *kv[] = {"slave_ip", r->ip, "slave_port", r->port, "slave_state", r->state, NULL};
+            const char *kv[] = {PL(SLAVE_IP), r->ip, PL(SLAVE_PORT), r->port, PL(SLAVE_STATE), r->state, NULL};
             if (!isnan(v))
                 prom_tail(b, NULL, kv, v);
         }
@@ -248,9 +248,9 @@ static void render_family(struct prom_tails *b, enum prom_family f, const struct
         const struct config_values *c = in->config;
         if (!c || !c->have)
             return;
-        const char *kv[] = {"appendfsync", c->v[CFGP_APPENDFSYNC] ? c->v[CFGP_APPENDFSYNC] : "",
-                            "save", c->v[CFGP_SAVE] ? c->v[CFGP_SAVE] : "",
-                            "maxmemory_policy", c->v[CFGP_MAXMEMORY_POLICY] ? c->v[CFGP_MAXMEMORY_POLICY] : "",
+        const char *kv[] = {PL(APPENDFSYNC), c->v[CFGP_APPENDFSYNC] ? c->v[CFGP_APPENDFSYNC] : "",
+                            PL(SAVE), c->v[CFGP_SAVE] ? c->v[CFGP_SAVE] : "",
+                            PL(MAXMEMORY_POLICY), c->v[CFGP_MAXMEMORY_POLICY] ? c->v[CFGP_MAXMEMORY_POLICY] : "",
                             NULL};
         prom_tail(b, NULL, kv, 1);
         return;
@@ -263,17 +263,17 @@ static void render_family(struct prom_tails *b, enum prom_family f, const struct
             if (isnan(v))
                 continue;
             if (f == FAM_COMMAND_CALLS_PER_SECOND) {
-                const char *kv[] = {"cmd", c->cmd, "class", cmdclass_str(c->cls), NULL};
+                const char *kv[] = {PL(CMD), c->cmd, PL(CLASS), cmdclass_str(c->cls), NULL};
                 prom_tail(b, NULL, kv, v);
             } else {
-                const char *kv[] = {"cmd", c->cmd, NULL};
+                const char *kv[] = {PL(CMD), c->cmd, NULL};
                 prom_tail(b, NULL, kv, v);
             }
         }
         return;
     case FAM_ERRORS_PER_SECOND:
         for (size_t i = 0; d && i < d->n_errs; i++) {
-            const char *kv[] = {"err", d->errs[i].err, NULL};
+            const char *kv[] = {PL(ERR), d->errs[i].err, NULL};
             if (!isnan(d->errs[i].per_second))
                 prom_tail(b, NULL, kv, d->errs[i].per_second);
         }
@@ -281,7 +281,7 @@ static void render_family(struct prom_tails *b, enum prom_family f, const struct
     case FAM_SLAVE_LAG_BYTES:
         for (size_t i = 0; d && i < d->n_replicas; i++) {
             const struct info_replica *r = d->replicas[i].r;
-            const char *kv[] = {"slave_ip", r->ip, "slave_port", r->port, "slave_state", r->state, NULL};
+            const char *kv[] = {PL(SLAVE_IP), r->ip, PL(SLAVE_PORT), r->port, PL(SLAVE_STATE), r->state, NULL};
             if (!isnan(d->replicas[i].lag_bytes))
                 prom_tail(b, NULL, kv, d->replicas[i].lag_bytes);
         }
@@ -291,7 +291,7 @@ static void render_family(struct prom_tails *b, enum prom_family f, const struct
     case FAM_LATENCY_SPIKE_MAX:
         for (size_t i = 0; in->latency && i < in->latency->n; i++) {
             const struct latency_event *e = &in->latency->ev[i];
-            const char *kv[] = {"event_name", e->name, NULL};
+            const char *kv[] = {PL(EVENT_NAME), e->name, NULL};
             prom_tail(b, NULL, kv,
                       f == FAM_LATENCY_SPIKE_LAST ? e->timestamp : f == FAM_LATENCY_SPIKE_DURATION ? e->latest_s : e->max_s);
         }
@@ -299,7 +299,7 @@ static void render_family(struct prom_tails *b, enum prom_family f, const struct
     case FAM_ADVICE: /* one series per finding that holds, none otherwise */
         for (int c = 0; in->advice && c < ADV_COUNT; c++)
             if (in->advice->f[c]) {
-                const char *kv[] = {"check", advice_check_name((enum advice_check)c), "severity",
+                const char *kv[] = {PL(CHECK), advice_check_name((enum advice_check)c), PL(SEVERITY),
                                     advice_severity_str(in->advice->f[c]->sev), NULL};
                 prom_tail(b, NULL, kv, 1);
             }

@@ -10,6 +10,7 @@
 #include <event2/event.h>
 #include <event2/thread.h>
 #include <malloc.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -52,7 +53,7 @@ static void set_fd_budget(const struct config *cfg)
         setrlimit(RLIMIT_NOFILE, &rl);
         getrlimit(RLIMIT_NOFILE, &rl);
     }
-    long reserve = 32 + (long)cfg->http.max_connections;
+    long reserve = 32 + (long)http_fd_reserve(&cfg->http);
     long budget = (long)rl.rlim_cur - reserve;
     if (budget < 1)
         budget = 1;
@@ -188,6 +189,15 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
 
 int service_run(const char *config_path, bool level_fixed)
 {
+    /* Until libevent's handlers are in place a SIGHUP would kill the
+     * process: block the three from here (threads started meanwhile inherit
+     * the mask) and unblock them once the loop handles them. */
+    sigset_t stop_sigs;
+    sigemptyset(&stop_sigs);
+    sigaddset(&stop_sigs, SIGHUP);
+    sigaddset(&stop_sigs, SIGTERM);
+    sigaddset(&stop_sigs, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &stop_sigs, NULL);
     struct service sv;
     memset(&sv, 0, sizeof sv);
     sv.path = config_path;
@@ -231,6 +241,7 @@ int service_run(const char *config_path, bool level_fixed)
         sv.sig[i] = evsignal_new(sv.base, sigs[i], on_signal, &sv);
         evsignal_add(sv.sig[i], NULL);
     }
+    pthread_sigmask(SIG_UNBLOCK, &stop_sigs, NULL);
     sv.poller = poller_new(sv.base, sv.reg);
     if (!sv.poller)
         goto out;

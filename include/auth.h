@@ -2,32 +2,71 @@
  * auth.h - HTTP basic authentication against bcrypt hashes (the "$2y$" and
  * "$2b$" hashes Prometheus' web configuration uses), verified with crypt_r.
  *
- * Unknown users are checked against a dummy hash of the same cost, so the
- * time of a refusal tells nothing; at most a few bcrypt checks run at once
- * (they cost tens of milliseconds each), and a successful check is
- * remembered for a minute so scrapes stay cheap. Thread-safe.
+ * bcrypt costs tens of milliseconds, so it never runs on the caller's
+ * thread: auth_begin answers from a cache of good logins or refuses at
+ * once, and otherwise hands a job to two worker threads (at most two
+ * checks at once, a short queue behind them, AUTH_BUSY past it). Unknown
+ * users are checked against a dummy hash of the same cost, so the time of
+ * a refusal tells nothing. Each client address may fail a few logins, then
+ * one every few seconds (AUTH_LIMITED), so one address cannot keep the
+ * workers busy. Thread-safe.
  */
 #ifndef REDPULSE_AUTH_H
 #define REDPULSE_AUTH_H
 
 #include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
 
 #include "buf.h"
 #include "config.h"
 
-enum auth_result { AUTH_OK, AUTH_DENIED, AUTH_BUSY, AUTH_RESULTS };
+/* Outcomes, counted by redpulse_http_auth_checks_total{result}. */
+enum auth_result { AUTH_OK, AUTH_DENIED, AUTH_BUSY, AUTH_LIMITED, AUTH_RESULTS, AUTH_PENDING = AUTH_RESULTS };
+
+/* Failed logins one client address (an IPv6 /64) may make at once, and
+ * how often it gets one back (README, Security). */
+#define AUTH_FAIL_BURST 10
+#define AUTH_FAIL_REFILL_S 6
+/* bcrypt worker threads (the most checks at once) and the jobs that may
+ * wait for them. */
+#define AUTH_WORKERS 2
+#define AUTH_QUEUE 16
 
 struct auth;
+struct auth_job;
+typedef void (*auth_done_fn)(void *arg, enum auth_result r);
 
-/* Users are name/hash pairs (copied). Returns NULL when n is 0 (no auth). */
-struct auth *auth_new(const struct label *users, size_t n);
-void auth_free(struct auth *a); /* NULL-safe */
-/* Checks a user and password (either may be NULL: denied, after the same
- * work as a wrong password). AUTH_BUSY when too many checks are running for
- * longer than a couple of seconds. */
-enum auth_result auth_check(struct auth *a, const char *user, const char *pass);
-/* Appends redpulse_http_auth_checks_total{result} and
- * redpulse_http_bcrypt_checks_total (NULL a: nothing). */
+/* Users are name/hash pairs (copied); a good login is remembered for
+ * cache_ttl_ms. Starts the worker threads (they inherit the caller's
+ * signal mask). Returns NULL when n is 0 (no auth). */
+struct auth *auth_new(const struct label *users, size_t n, uint64_t cache_ttl_ms);
+/* Stops the workers (auth_shutdown) and frees; NULL-safe. */
+void auth_free(struct auth *a);
+
+/* First step of a check, on the calling thread; never runs bcrypt. user and
+ * pass may be NULL (denied, after the same work as a wrong password); addr
+ * is the client's address (may be NULL: not limited). Returns
+ *   AUTH_OK       a good login remembered from an earlier check;
+ *   AUTH_LIMITED  addr has used its failed logins: refuse without a check;
+ *   AUTH_BUSY     the workers and their queue are full;
+ *   AUTH_PENDING  a bcrypt check is needed: *job is set, a queue place is
+ *                 reserved for it, and it must be given to auth_submit.
+ * Counted, except AUTH_PENDING (counted when it ends). */
+enum auth_result auth_begin(struct auth *a, const char *user, const char *pass, const struct sockaddr *addr,
+                            struct auth_job **job);
+/* Queues job (ownership passes). done(arg, r) is called exactly once, from
+ * a worker thread, with AUTH_OK or AUTH_DENIED, or with AUTH_BUSY when
+ * auth_shutdown cancels it. Nothing of the job is touched after done. */
+void auth_submit(struct auth *a, struct auth_job *job, auth_done_fn done, void *arg);
+/* Stops accepting jobs, ends the queued ones with AUTH_BUSY, waits for the
+ * running ones. Idempotent. Call before stopping the HTTP server, whose
+ * suspended requests wait for their done callbacks. */
+void auth_shutdown(struct auth *a);
+
+/* Appends redpulse_http_auth_checks_total{result},
+ * redpulse_http_bcrypt_checks_total and redpulse_http_bcrypt_pending
+ * (NULL a: nothing). */
 void auth_render_metrics(struct auth *a, struct buf *out);
 /* Writes a new "$2b$" bcrypt hash of pass with 2^cost rounds to out (at
  * least 64 bytes). Returns 0, or -1 when the system's crypt cannot. */

@@ -70,6 +70,8 @@ struct http_cfg {
     /* basic auth: user names and bcrypt hashes; none: no authentication */
     struct label *users;          /* name = user, value = hash */
     size_t n_users;
+    uint64_t login_cache_ttl_ms;  /* a good login is remembered this long */
+    uint64_t max_body_memory;     /* bytes of response bodies held for slow readers; 503 past it */
 };
 
 struct config {

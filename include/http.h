@@ -4,7 +4,10 @@
  * Endpoints: /metrics, /scrape?target=NAME, /api/v1/instances[/NAME], /,
  * /healthz, /readyz. Handlers only read published frags from the registry:
  * a request never waits on Redis and never takes a lock the poller holds
- * for longer than a pointer swap. Only GET and HEAD are served.
+ * for longer than a pointer swap. A login that needs bcrypt suspends its
+ * connection while auth's workers hash; the threads go on serving others.
+ * Bodies not yet sent are bounded by http.max_body_memory (503 past it).
+ * Only GET and HEAD are served.
  */
 #ifndef REDPULSE_HTTP_H
 #define REDPULSE_HTTP_H
@@ -22,8 +25,9 @@ struct http_server;
  * resolved or bound. */
 struct http_server *http_start(const struct config *cfg, struct registry *reg, char *err,
                                size_t errlen);
-/* Re-reads the TLS certificate, key and client CA (SIGHUP). A bad new set
- * is logged and the running one kept. Returns 0, or -1 on a bad set. Call
+/* Re-reads the TLS certificate, key and client CA (SIGHUP): new handshakes
+ * get the new certificate, new requests are checked against the new CA. A
+ * bad new set is logged and the running one kept whole. Returns 0, or -1 on a bad set. Call
  * from one thread at a time (the event loop). */
 int http_reload_tls(struct http_server *s);
 /* Applies cfg's HTTP settings (limits, basic auth users, TLS certificate,
@@ -34,9 +38,12 @@ int http_reload_tls(struct http_server *s);
  * old keeps serving untouched. cfg must outlive the returned server. Loop
  * thread only (it blocks while the old server drains). */
 struct http_server *http_apply(struct http_server *old, const struct config *cfg, char *err, size_t errlen);
-/* Stops accepting, lets in-flight requests finish (up to 2 s), and frees;
- * safe on NULL. */
+/* Stops accepting, ends pending login checks (503), lets in-flight
+ * requests finish (up to 2 s), and frees; safe on NULL. */
 void http_stop(struct http_server *s);
+/* Descriptors the server may hold with configuration h: connections plus
+ * libmicrohttpd's own per thread (for the process' descriptor budget). */
+unsigned http_fd_reserve(const struct http_cfg *h);
 
 /* Assembles the Prometheus exposition of every slot (target NULL: one
  * consistent set, see registry_view_take) or of the slot named target,

@@ -6,6 +6,7 @@
 #ifndef REDPULSE_PROM_H
 #define REDPULSE_PROM_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "buf.h"
@@ -26,6 +27,20 @@ enum prom_family {
 #undef E
     FAM_COUNT
 };
+
+/* Label names redpulse writes (labels.def): renderers write PL(CMD), never
+ * a literal, so this list is the one place a label name is defined. */
+enum prom_label {
+#define L(id, name) PL_##id,
+#include "labels.def"
+#undef L
+    PL_COUNT
+};
+extern const char *const prom_label_names[PL_COUNT];
+#define PL(id) (prom_label_names[PL_##id])
+/* True when name is a label redpulse writes or Prometheus sets: such a name
+ * cannot be an instance's own label. */
+bool prom_label_reserved(const char *name);
 
 /* Name of a family ("redis_up"); "" for derived figures that are JSON-only. */
 const char *prom_family_name(enum prom_family f);

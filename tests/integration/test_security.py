@@ -1,17 +1,24 @@
 #!/usr/bin/env python3
 """The HTTP endpoint under attack and in production: TLS with a minimum
-version, client certificates verified by the agent, certificate reload on
-SIGHUP, bcrypt basic auth (timing, cache, WWW-Authenticate), security
-headers, limits against slow clients (slowhttptest), and secrets that never
-leak into logs, metrics, JSON, the landing page or the command line."""
+version refused by the agent itself (raw ClientHellos), client certificates
+verified by the agent, certificate and client-CA reload on SIGHUP, bcrypt
+basic auth (unknown users cost a bcrypt, at most two at once and 503 past
+the queue, failed logins limited per address, the login cache and its
+expiry, all proved with the agent's counters), every security header,
+exposure warnings, limits against slow clients (slowhttptest), and secrets
+that never leak into logs, metrics, JSON, the landing page or the command
+line."""
 import base64
+import http.client
 import json
 import os
+import re
 import shutil
 import signal
 import socket
 import ssl
 import statistics
+import struct
 import subprocess
 import sys
 import time
@@ -47,11 +54,66 @@ def stop_class(cls):
     return log
 
 
+def read(path):
+    with open(path) as f:
+        return f.read()
+
+
 def peer_cert_serial(port, ca):
     ctx = ssl.create_default_context(cafile=ca)
     with socket.create_connection(("127.0.0.1", port), timeout=5) as raw:
         with ctx.wrap_socket(raw, server_hostname="127.0.0.1") as s:
             return s.getpeercert()["serialNumber"]
+
+
+def client_hello(version):
+    """A well-formed ClientHello offering only `version` (0x0301 TLS 1.0 ...
+    0x0303 TLS 1.2; no supported_versions extension, so never TLS 1.3), with
+    the usual suites and extensions: a client library cannot refuse to send
+    it, so what comes back is the server's own decision."""
+    suites = b"".join(struct.pack(">H", x) for x in (0xc02f, 0xc030, 0xc013, 0xc014, 0x009c, 0x002f, 0x0035))
+    groups = struct.pack(">HHH", 4, 0x001d, 0x0017)
+    algs = struct.pack(">HHHH", 6, 0x0804, 0x0401, 0x0201)
+    ext = (struct.pack(">HH", 0x000a, len(groups)) + groups + struct.pack(">HH", 0x000b, 2) + b"\x01\x00" +
+           struct.pack(">HH", 0x000d, len(algs)) + algs)
+    body = (struct.pack(">H", version) + os.urandom(32) + b"\x00" + struct.pack(">H", len(suites)) + suites +
+            b"\x01\x00" + struct.pack(">H", len(ext)) + ext)
+    hs = b"\x01" + struct.pack(">I", len(body))[1:] + body
+    return b"\x16\x03\x01" + struct.pack(">H", len(hs)) + hs
+
+
+def server_answer(port, data, timeout=5):
+    """Sends data and reads until the server closes: (bytes, closed). closed
+    is False when the server kept the connection open and silent."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+        s.sendall(data)
+        out = b""
+        try:
+            while True:
+                d = s.recv(65536)
+                if not d:
+                    return out, True
+                out += d
+                if out[:1] == b"\x16":  # a ServerHello: the handshake goes on
+                    return out, False
+        except ConnectionResetError:
+            return out, True
+        except socket.timeout:
+            return out, False
+
+
+def http_get(port, path, src="127.0.0.1", headers=None, context=None):
+    """One GET from source address src on a new connection: (status, headers, body)."""
+    if context:
+        c = http.client.HTTPSConnection("127.0.0.1", port, timeout=20, source_address=(src, 0), context=context)
+    else:
+        c = http.client.HTTPConnection("127.0.0.1", port, timeout=20, source_address=(src, 0))
+    try:
+        c.request("GET", path, headers=headers or {})
+        r = c.getresponse()
+        return r.status, dict(r.getheaders()), r.read()
+    finally:
+        c.close()
 
 
 class TlsEndpoint(unittest.TestCase):
@@ -63,15 +125,19 @@ class TlsEndpoint(unittest.TestCase):
         # the files the agent reads; the test swaps their content for a renewal
         cls.cert = os.path.join(cls.tmp.path, "http.crt")
         cls.key = os.path.join(cls.tmp.path, "http.key")
+        cls.client_ca = os.path.join(cls.tmp.path, "client-ca.crt")
         shutil.copy(cls.tls["cert"], cls.cert)
         shutil.copy(cls.tls["key"], cls.key)
+        shutil.copy(cls.tls["ca"], cls.client_ca)
         os.chmod(cls.key, 0o600)
         ctx = ssl.create_default_context(cafile=cls.tls["ca"])
         ctx.load_cert_chain(cls.tls["client_cert"], cls.tls["client_key"])
         cls.ctx = ctx
+        cls.rogue = ssl.create_default_context(cafile=cls.tls["ca"])
+        cls.rogue.load_cert_chain(cls.tls["rogue_cert"], cls.tls["rogue_key"])
         cls.agent = Agent(cls.tmp.path, [{"name": "r", "address": "127.0.0.1:%d" % cls.redis.port}],
                           extra={"http": {"tls": {"cert_file": cls.cert, "key_file": cls.key,
-                                                  "client_ca_file": cls.tls["ca"], "min_version": "1.2"}}},
+                                                  "client_ca_file": cls.client_ca, "min_version": "1.2"}}},
                           scheme="https", ssl_context=ctx)
 
     @classmethod
@@ -86,44 +152,57 @@ class TlsEndpoint(unittest.TestCase):
         noclient = ssl.create_default_context(cafile=self.tls["ca"])
         status, _, body = self.agent.get("/metrics", context=noclient)
         self.assertEqual(status, 403)
-        # a certificate from another CA
-        rogue = ssl.create_default_context(cafile=self.tls["ca"])
-        rogue.load_cert_chain(self.tls["rogue_cert"], self.tls["rogue_key"])
-        try:
-            status, _, _ = self.agent.get("/metrics", context=rogue)
-            self.assertEqual(status, 403)
-        except (urllib.error.URLError, ssl.SSLError, ConnectionError):
-            pass  # refusing the handshake is fine too
+        # a certificate from another CA: the handshake succeeds (the client
+        # proved it holds the key) and the agent itself answers 403
+        status, _, body = self.agent.get("/metrics", context=self.rogue)
+        self.assertEqual(status, 403, body)
+        self.assertIn(b"client certificate", body)
         # /healthz stays open for probes (TLS still required)
         self.assertEqual(self.agent.get("/healthz", context=noclient)[0], 200)
-        # plain HTTP on the TLS port gets nothing useful
-        with socket.create_connection(("127.0.0.1", self.agent.port), timeout=5) as s:
-            s.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
-            s.settimeout(3)
-            try:
-                data = s.recv(4096)
-            except (socket.timeout, ConnectionResetError):
-                data = b""
-            self.assertNotIn(b"redis_up", data)
+        # plain HTTP on the TLS port: not TLS, so the agent closes the
+        # connection without a byte (libmicrohttpd sends no alert)
+        data, closed = server_answer(self.agent.port, b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+        self.assertEqual((data, closed), (b"", True))
 
     def test_minimum_version(self):
-        old = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-        old.load_verify_locations(self.tls["ca"])
-        old.minimum_version = ssl.TLSVersion.TLSv1
-        old.maximum_version = ssl.TLSVersion.TLSv1_1
-        try:
-            old.set_ciphers("ALL:@SECLEVEL=0")
-        except ssl.SSLError:
-            pass
-        with self.assertRaises((ssl.SSLError, ConnectionError, OSError)):
-            with socket.create_connection(("127.0.0.1", self.agent.port), timeout=5) as raw:
-                with old.wrap_socket(raw, server_hostname="127.0.0.1"):
-                    pass
+        # the same hello with TLS 1.2 gets a ServerHello: the hello is good
+        data, closed = server_answer(self.agent.port, client_hello(0x0303))
+        self.assertEqual(data[:1], b"\x16", data[:16])
+        self.assertEqual(data[5:6], b"\x02", "a ServerHello")
+        self.assertEqual(data[9:11], b"\x03\x03", "TLS 1.2 chosen")
+        # offering only TLS 1.0 or 1.1: the agent ends the handshake
+        # (closes without a ServerHello), the client did not refuse anything
+        for v in (0x0301, 0x0302):
+            data, closed = server_answer(self.agent.port, client_hello(v))
+            self.assertEqual((data, closed), (b"", True), hex(v))
         ok = ssl.create_default_context(cafile=self.tls["ca"])
         ok.minimum_version = ok.maximum_version = ssl.TLSVersion.TLSv1_2
         with socket.create_connection(("127.0.0.1", self.agent.port), timeout=5) as raw:
             with ok.wrap_socket(raw, server_hostname="127.0.0.1") as s:
                 self.assertEqual(s.version(), "TLSv1.2")
+
+    def test_minimum_version_13(self):
+        a = Agent(self.tmp.path, [{"name": "r", "address": "127.0.0.1:%d" % self.redis.port}],
+                  extra={"http": {"tls": {"cert_file": self.cert, "key_file": self.key, "min_version": "1.3"}}},
+                  scheme="https", ssl_context=ssl.create_default_context(cafile=self.tls["ca"]))
+        try:
+            data, closed = server_answer(a.port, client_hello(0x0303))
+            self.assertEqual((data, closed), (b"", True), "TLS 1.2 refused by the agent")
+            # and a library client limited to 1.2 sees the same: the server
+            # ended the handshake
+            old = ssl.create_default_context(cafile=self.tls["ca"])
+            old.maximum_version = ssl.TLSVersion.TLSv1_2
+            with self.assertRaises((ssl.SSLError, ConnectionError)) as cm:
+                with socket.create_connection(("127.0.0.1", a.port), timeout=5) as raw:
+                    with old.wrap_socket(raw, server_hostname="127.0.0.1"):
+                        pass
+            self.assertNotIn("NO_PROTOCOLS_AVAILABLE", str(cm.exception))
+            new = ssl.create_default_context(cafile=self.tls["ca"])
+            with socket.create_connection(("127.0.0.1", a.port), timeout=5) as raw:
+                with new.wrap_socket(raw, server_hostname="127.0.0.1") as s:
+                    self.assertEqual(s.version(), "TLSv1.3")
+        finally:
+            self.assertEqual(a.stop(), 0)
 
     def test_z_reload_on_sighup(self):
         before = peer_cert_serial(self.agent.port, self.tls["ca"])
@@ -140,10 +219,36 @@ class TlsEndpoint(unittest.TestCase):
         wait_for(lambda: peer_cert_serial(self.agent.port, self.tls["ca"]) != before, 5, what="new certificate served")
         self.assertIn("TLS certificate reloaded", self.agent.log_text())
         self.assertEqual(self.agent.get("/metrics")[0], 200)
+        # the client CA too: a broken one is refused whole, the old CA stays
+        with open(self.client_ca, "w") as f:
+            f.write("not a certificate\n")
+        n_err = self.agent.log_text().count("TLS reload:")
+        self.agent.proc.send_signal(signal.SIGHUP)
+        wait_for(lambda: self.agent.log_text().count("TLS reload:") > n_err, 5, what="bad CA reload logged")
+        self.assertEqual(self.agent.get("/metrics")[0], 200)
+        self.assertEqual(self.agent.get("/metrics", context=self.rogue)[0], 403)
+        # a new CA: its client certificates are accepted, the old CA's refused
+        shutil.copy(self.tls["other_ca"], self.client_ca)
+        self.agent.proc.send_signal(signal.SIGHUP)
+        wait_for(lambda: self.agent.get("/metrics", context=self.rogue)[0] == 200, 5, what="new client CA in use")
+        self.assertEqual(self.agent.get("/metrics")[0], 403)
+        self.assertIn("TLS certificate reloaded (and the client CA)", self.agent.log_text())
         self.assertIsNone(self.agent.proc.poll())
 
 
+def auth_counters(port, src, user, pw):
+    status, _, body = http_get(port, "/metrics", src=src, headers=basic(user, pw))
+    assert status == 200, (status, body)
+    m = parse_prom(body.decode())
+    out = {r: m[("redpulse_http_auth_checks_total", (("result", r),))] for r in ("ok", "denied", "busy", "limited")}
+    out["bcrypt"] = m[("redpulse_http_bcrypt_checks_total", ())]
+    return out
+
+
 class BasicAuth(unittest.TestCase):
+    """Each test logs in from its own loopback addresses: failed logins are
+    budgeted per client address."""
+
     @classmethod
     def setUpClass(cls):
         cls.tmp = Tmp()
@@ -158,6 +263,10 @@ class BasicAuth(unittest.TestCase):
     @classmethod
     def tearDownClass(cls):
         assert "prom-secret-pw" not in stop_class(cls)
+
+    def counters(self):
+        # from an address of its own, with a login cached after the first
+        return auth_counters(self.agent.port, "127.0.1.1", "prometheus", "prom-secret-pw")
 
     def test_auth(self):
         status, headers, _ = self.agent.get("/metrics")
@@ -174,38 +283,103 @@ class BasicAuth(unittest.TestCase):
         self.assertEqual(self.agent.get("/healthz")[0], 200)  # probes need no password
         self.assertEqual(self.agent.get("/")[0], 401)
 
-    def test_timing_says_nothing_and_cache(self):
-        def t(user, pw):
-            t0 = time.monotonic()
-            self.agent.get("/api/v1/instances", headers=basic(user, pw))
-            return time.monotonic() - t0
-        known = [t("prometheus", "wrong-%d" % i) for i in range(5)]
-        unknown = [t("nobody-%d" % i, "wrong") for i in range(5)]
-        mk, mu = statistics.median(known), statistics.median(unknown)
-        # both run one bcrypt of the same cost
-        self.assertLess(abs(mk - mu), 0.5 * max(mk, mu) + 0.002, (known, unknown))
+    def test_unknown_user_costs_a_bcrypt_and_cache(self):
+        def login(user, pw, src="127.0.2.1"):
+            return http_get(self.agent.port, "/api/v1/instances", src=src, headers=basic(user, pw))[0]
+        c0 = self.counters()
+        self.assertEqual(login("nobody-x", "wrong"), 401)
+        self.assertEqual(login("cache", "wrong"), 401)
+        c1 = self.counters()
+        # an unknown user costs a bcrypt like a known one, so a refusal's
+        # time says nothing about which users exist
+        self.assertEqual(c1["bcrypt"] - c0["bcrypt"], 2)
+        self.assertEqual(c1["denied"] - c0["denied"], 2)
+        self.assertEqual(login("cache", "cache-pw"), 200)  # only this test logs in as "cache"
+        c2 = self.counters()
+        self.assertEqual(c2["bcrypt"] - c1["bcrypt"], 1)
+        for _ in range(5):
+            self.assertEqual(login("cache", "cache-pw"), 200)
+        c3 = self.counters()
+        self.assertEqual(c3["bcrypt"] - c2["bcrypt"], 0, "a good login is remembered: no bcrypt")
+        self.assertEqual(c3["ok"] - c2["ok"], 5 + 1)  # the counter read is a cached login too
 
-        def counters():
-            status, _, body = self.agent.get("/metrics", headers=basic("prometheus", "prom-secret-pw"))
-            self.assertEqual(status, 200)
-            m = parse_prom(body.decode())
-            return (m[("redpulse_http_bcrypt_checks_total", ())],
-                    m[("redpulse_http_auth_checks_total", (("result", "ok"),))],
-                    m[("redpulse_http_auth_checks_total", (("result", "denied"),))])
-        b0, ok0, no0 = counters()
-        t("nobody-x", "wrong")
-        t("cache", "wrong")
-        b1, ok1, no1 = counters()
-        self.assertEqual(b1 - b0, 2)  # an unknown user costs a bcrypt like a known one
-        self.assertEqual(no1 - no0, 2)
-        first = t("cache", "cache-pw")  # only this test logs in as "cache"
-        b2, ok2, _ = counters()
-        self.assertEqual(b2 - b1, 1)
-        again = [t("cache", "cache-pw") for _ in range(5)]
-        b3, ok3, _ = counters()
-        self.assertEqual(b3 - b2, 0, "a good login is remembered: no bcrypt")  # the counter reads are cached too
-        self.assertEqual(ok3 - ok2, 5 + 1)
-        self.assertLess(statistics.median(again), first)
+    def test_failed_logins_limited_per_address(self):
+        c0 = self.counters()
+        src = "127.0.3.1"
+        got = [http_get(self.agent.port, "/metrics", src=src, headers=basic("prometheus", "wrong-%d" % i))
+               for i in range(14)]
+        statuses = [g[0] for g in got]
+        # the budget (10) plus at most one refilled while these ran
+        self.assertIn(statuses.count(401), (10, 11), statuses)
+        self.assertEqual(statuses.count(429), 14 - statuses.count(401), statuses)
+        self.assertEqual(statuses[-1], 429)
+        self.assertEqual(got[-1][1].get("Retry-After"), "6")
+        c1 = self.counters()
+        self.assertEqual(c1["limited"] - c0["limited"], statuses.count(429))
+        self.assertEqual(c1["bcrypt"] - c0["bcrypt"], statuses.count(401), "a limited login costs no bcrypt")
+        # a good login remembered from before still works from that address;
+        # other addresses are not limited
+        self.assertEqual(http_get(self.agent.port, "/metrics", src=src, headers=basic("prometheus", "prom-secret-pw"))[0], 200)
+        self.assertEqual(http_get(self.agent.port, "/metrics", src="127.0.3.2", headers=basic("prometheus", "wrong"))[0], 401)
+
+    def test_at_most_two_bcrypt_checks_at_once(self):
+        # two password-check threads: the only place bcrypt runs
+        tasks = os.listdir("/proc/%d/task" % self.agent.proc.pid)
+        names = []
+        for t in tasks:
+            with open("/proc/%d/task/%s/comm" % (self.agent.proc.pid, t)) as f:
+                names.append(f.read().strip())
+        self.assertEqual(names.count("rp-bcrypt"), 2, names)
+        # 40 wrong logins at once, each from its own address (no address is
+        # limited): 2 run, 16 wait, the rest get 503 at once
+        c0 = self.counters()
+        n = 40
+        socks = []
+        for i in range(n):
+            s = socket.create_connection(("127.0.0.1", self.agent.port), timeout=30, source_address=("127.0.4.%d" % (i + 1), 0))
+            socks.append(s)
+        req = [("GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\nAuthorization: Basic %s\r\n\r\n" %
+                base64.b64encode(b"prometheus:wrong-%d" % i).decode()).encode() for i in range(n)]
+        for s, r in zip(socks, req):
+            s.sendall(r)
+        # meanwhile a scrape with a remembered login is not held up: the
+        # checks run off the HTTP threads (each scrape reads the number of
+        # checks running or queued, to keep only those that overlapped)
+        c = http.client.HTTPConnection("127.0.0.1", self.agent.port, timeout=30, source_address=("127.0.1.1", 0))
+        overlapped = []
+        for _ in range(200):
+            t0 = time.perf_counter()
+            c.request("GET", "/metrics", headers=basic("prometheus", "prom-secret-pw"))
+            r = c.getresponse()
+            body = r.read()
+            dt = time.perf_counter() - t0
+            self.assertEqual(r.status, 200)
+            pending = parse_prom(body.decode())[("redpulse_http_bcrypt_pending", ())]
+            if pending < 2:
+                break
+            overlapped.append(dt)
+        c.close()
+        self.assertGreaterEqual(len(overlapped), 5)
+        self.assertLess(statistics.median(overlapped), 0.020, overlapped)
+        answers = []
+        for s in socks:
+            out = b""
+            while True:
+                d = s.recv(65536)
+                if not d:
+                    break
+                out += d
+            s.close()
+            answers.append(out)
+        codes = [a[9:12] for a in answers]
+        busy = codes.count(b"503")
+        self.assertEqual(busy + codes.count(b"401"), n, codes)
+        self.assertGreaterEqual(codes.count(b"401"), 2 + 16, codes)
+        self.assertGreater(busy, 0, codes)
+        self.assertTrue(all(b"Retry-After: 1" in a for a in answers if a[9:12] == b"503"))
+        c1 = self.counters()
+        self.assertEqual(c1["busy"] - c0["busy"], busy)
+        self.assertEqual(c1["bcrypt"] - c0["bcrypt"], n - busy)
 
     def test_hash_password_cli(self):
         p = subprocess.run([BIN, "--hash-password"], input="s3cret\n", capture_output=True, text=True, timeout=20)
@@ -214,6 +388,26 @@ class BasicAuth(unittest.TestCase):
         self.assertTrue(h.startswith("$2b$10$") and len(h) == 60, h)
         if crypt:
             self.assertEqual(crypt.crypt("s3cret", h), h)
+
+
+class LoginCacheExpiry(unittest.TestCase):
+    def test_expiry(self):
+        tmp = Tmp()
+        try:
+            redis = RedisServer(tmp.path, "r")
+            a = Agent(tmp.path, [{"name": "r", "address": "127.0.0.1:%d" % redis.port}],
+                      extra={"http": {"login_cache_ttl": "3s", "basic_auth_users": {"p": bcrypt("pw", rounds=16)}}})
+            t0 = time.monotonic()  # before the login is remembered, so a lower bound of its expiry
+            c0 = auth_counters(a.port, "127.0.5.1", "p", "pw")  # a bcrypt, then remembered
+            self.assertEqual(auth_counters(a.port, "127.0.5.1", "p", "pw")["bcrypt"], c0["bcrypt"])
+            # remembered for the TTL, then checked again
+            wait_for(lambda: auth_counters(a.port, "127.0.5.1", "p", "pw")["bcrypt"] > c0["bcrypt"], 15, step=0.1,
+                     what="the login to expire")
+            self.assertGreaterEqual(time.monotonic() - t0, 3.0)
+            self.assertEqual(a.stop(), 0)
+            redis.stop()
+        finally:
+            tmp.cleanup()
 
 
 class HttpLimits(unittest.TestCase):
@@ -245,12 +439,20 @@ class HttpLimits(unittest.TestCase):
             return out
 
     def test_headers_and_bad_requests(self):
-        status, headers, _ = self.agent.get("/metrics")
-        self.assertEqual(status, 200)
-        for h, v in (("X-Content-Type-Options", "nosniff"), ("X-Frame-Options", "deny")):
-            self.assertEqual(headers.get(h), v)
-        self.assertIn("default-src 'none'", headers.get("Content-Security-Policy", ""))
-        self.assertEqual(self.agent.get("/")[1].get("X-Frame-Options"), "deny")
+        # every header the README lists, exactly, on answers of every kind
+        want = {"X-Content-Type-Options": "nosniff", "X-Frame-Options": "deny",
+                "Content-Security-Policy": "default-src 'none'; frame-ancestors 'none'",
+                "Referrer-Policy": "no-referrer", "Cache-Control": "no-store"}
+        for path, code in (("/metrics", 200), ("/", 200), ("/api/v1/instances", 200), ("/healthz", 200),
+                           ("/nope", 404), ("/scrape", 400), ("/scrape?target=nope", 404)):
+            status, headers, _ = self.agent.get(path)
+            self.assertEqual(status, code, path)
+            for h, v in want.items():
+                self.assertEqual(headers.get(h), v, (path, h))
+        post = self.raw(b"POST /metrics HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc")
+        for h, v in want.items():
+            self.assertIn(("%s: %s\r\n" % (h, v)).encode(), post)
+        self.assertNotIn("listening on", self.agent.log_text())  # loopback: no exposure warning
         self.assertTrue(self.raw(b"GET /metrics\r\n\r\n").startswith(b"HTTP/1.1 400"))  # no version
         self.assertTrue(self.raw(b"GET / HTTP/9.9\r\nHost: x\r\n\r\n").startswith(b"HTTP/1.1 505"))
         self.assertNotIn(b"200 OK", self.raw(b"GARBAGE\r\n\r\n"))  # closed without an answer
@@ -298,6 +500,161 @@ class HttpLimits(unittest.TestCase):
 
     def test_slow_read(self):
         self.attack(["-X", "-c", "400", "-r", "200", "-w", "16", "-y", "32", "-n", "5", "-z", "8", "-k", "3", "-p", "3"])
+
+
+class ExposureWarnings(unittest.TestCase):
+    """A non-loopback listen address without TLS or basic auth, and a
+    world-readable TLS key, are warned about at start."""
+
+    def run_agent(self, tmp, cfg):
+        path = os.path.join(tmp.path, "w-%d.json" % cfg["listen_port"])
+        port = cfg.pop("listen_port")
+        cfg["listen"] = "0.0.0.0:%d" % port
+        with open(path, "w") as f:
+            json.dump(cfg, f)
+        log = path + ".log"
+        with open(log, "w") as lf:
+            p = subprocess.Popen([BIN, "--config", path], stdout=lf, stderr=subprocess.STDOUT)
+        try:
+            wait_for(lambda: "serving http" in read(log) or p.poll() is not None, 20, what="agent started")
+        finally:
+            p.send_signal(signal.SIGTERM)
+            self.assertEqual(p.wait(10), 0, read(log))
+        return read(log)
+
+    def test_warnings(self):
+        tmp = Tmp()
+        try:
+            tls = make_tls(tmp.path)
+            inst = [{"name": "r", "address": "127.0.0.1:1"}]
+            port = free_port()
+            log = self.run_agent(tmp, {"listen_port": port, "instances": inst})
+            self.assertIn("listening on 0.0.0.0:%d without TLS or basic auth" % port, log)
+            key = os.path.join(tmp.path, "loose.key")
+            shutil.copy(tls["key"], key)
+            os.chmod(key, 0o644)
+            port = free_port()
+            log = self.run_agent(tmp, {"listen_port": port, "instances": inst,
+                                       "http": {"tls": {"cert_file": tls["cert"], "key_file": key}}})
+            self.assertIn('TLS key file "%s" is world-readable' % key, log)
+            self.assertIn("listening on 0.0.0.0:%d without basic auth" % port, log)
+            os.chmod(key, 0o600)
+            port = free_port()
+            log = self.run_agent(tmp, {"listen_port": port, "instances": inst,
+                                       "http": {"tls": {"cert_file": tls["cert"], "key_file": key},
+                                                "basic_auth_users": {"p": bcrypt("pw")}}})
+            self.assertNotIn("world-readable", log)
+            self.assertNotIn("listening on", log)
+        finally:
+            tmp.cleanup()
+
+
+class SighupAtStart(unittest.TestCase):
+    """A SIGHUP while the agent starts (here: while it makes the dummy hash
+    for basic auth at cost 12, a quarter of a second) must not kill it: the
+    signals wait, blocked, until the loop's handlers are in place."""
+
+    def test_sighup_during_start(self):
+        tmp = Tmp()
+        try:
+            port = free_port()
+            cfg = os.path.join(tmp.path, "hup.json")
+            with open(cfg, "w") as f:
+                json.dump({"listen": "127.0.0.1:%d" % port, "instances": [{"name": "r", "address": "127.0.0.1:1"}],
+                           "http": {"basic_auth_users": {"p": bcrypt("pw", rounds=4096)}}}, f)
+            log = os.path.join(tmp.path, "hup.log")
+            with open(log, "w") as lf:
+                p = subprocess.Popen([BIN, "--config", cfg], stdout=lf, stderr=subprocess.STDOUT)
+            try:
+                def hup_blocked():
+                    with open("/proc/%d/status" % p.pid) as f:
+                        blk = [ln for ln in f if ln.startswith("SigBlk:")][0]
+                    return int(blk.split()[1], 16) & (1 << (signal.SIGHUP - 1))
+                wait_for(hup_blocked, 10, step=0.001, what="SIGHUP blocked while starting")
+                sent = 0
+                while "serving http" not in read(log):
+                    self.assertIsNone(p.poll(), "killed by a SIGHUP during start:\n" + read(log))
+                    p.send_signal(signal.SIGHUP)
+                    sent += 1
+                    time.sleep(0.005)
+                self.assertGreater(sent, 5)
+                wait_for(lambda: "SIGHUP: reloading" in read(log), 5, what="the SIGHUP handled once the loop runs")
+                self.assertIsNone(p.poll())
+            finally:
+                p.send_signal(signal.SIGTERM)
+                self.assertEqual(p.wait(10), 0)
+        finally:
+            tmp.cleanup()
+
+
+class LabelCollisions(unittest.TestCase):
+    """A user label with a name redpulse writes itself would give Prometheus
+    a duplicate label name and fail the whole scrape: every label name a
+    real scrape carries is refused in the configuration, with its place."""
+
+    def test_every_scraped_label_name_is_refused(self):
+        tmp = Tmp()
+        try:
+            master = RedisServer(tmp.path, "m", args=["--enable-debug-command", "yes",
+                                                      "--latency-monitor-threshold", "10"])
+            replica = RedisServer(tmp.path, "s", args=["--replicaof", "127.0.0.1", str(master.port)])
+            c = master.client()
+            c.cmd("SET", "k", "v")
+            c.cmd("EXPIRE", "k", "100")
+            try:
+                c.cmd("NOSUCHCOMMAND")
+            except RuntimeError:
+                pass  # an error reply: errorstats
+            c.cmd("DEBUG", "SLEEP", "0.05")  # a latency spike: LATENCY LATEST
+            wait_for(lambda: c.info("replication").get("connected_slaves") == "1", 10, what="replica connected")
+            c.close()
+            a = Agent(tmp.path, [{"name": "m", "address": "127.0.0.1:%d" % master.port, "latency_interval": "1s",
+                                  "config_interval": "1s", "labels": {"env": "test"}},
+                                 {"name": "down", "address": "127.0.0.1:1"}],
+                      defaults={"interval": "500ms", "timeout": "400ms"},
+                      extra={"http": {"basic_auth_users": {"p": bcrypt("pw")}}})
+            a.headers = basic("p", "pw")
+
+            def scrape():
+                status, _, body = a.get("/metrics")
+                text = body.decode()
+                if status == 200 and "redis_latency_spike_last{" in text and "redis_command_calls_per_second{" in text \
+                        and "redis_connected_slave_lag_bytes{" in text and "redis_config_info{" in text:
+                    return text
+                return None
+            text = wait_for(scrape, 15, step=0.2, what="a scrape with every kind of family")
+            self.assertEqual(a.stop(), 0)
+            names = set()
+            for line in text.splitlines():
+                if line.startswith("#") or "{" not in line:
+                    continue
+                labels = line[line.index("{") + 1:line.rindex("}")]
+                names.update(re.findall(r'(?:^|,)([a-zA-Z_][a-zA-Z0-9_]*)="', re.sub(r'\\.|"[^"]*"', '""', labels)))
+            names.discard("env")  # the test's own user label
+            self.assertGreaterEqual(len(names), 20, names)
+            # one configuration with all of them as labels: each refused
+            labels = {n: "x" for n in sorted(names)}
+            cfg_path = os.path.join(tmp.path, "labels.json")
+            with open(cfg_path, "w") as f:
+                json.dump({"instances": [{"name": "r", "address": "127.0.0.1:6379", "labels": labels}]}, f, indent=1)
+            p = subprocess.run([BIN, "--check-config", cfg_path], capture_output=True, text=True, timeout=20)
+            self.assertEqual(p.returncode, 2, p.stdout + p.stderr)
+            lines = (p.stdout + p.stderr).splitlines()
+            for n in names:
+                pat = r'^instances\[0\]\.labels\.%s \(line \d+, column \d+\): label name "%s" is reserved' % (n, n)
+                self.assertTrue(any(re.match(pat, ln) for ln in lines), (n, lines))
+            self.assertIn("%d errors" % len(names), p.stdout + p.stderr)
+            # and the listen address in two places is one error, located
+            with open(cfg_path, "w") as f:
+                f.write('{"listen": "127.0.0.1:1",\n "http": {"listen": "127.0.0.1:2"},\n'
+                        ' "instances": [{"name": "r", "address": "127.0.0.1:6379"}]}\n')
+            p = subprocess.run([BIN, "--check-config", cfg_path], capture_output=True, text=True, timeout=20)
+            self.assertEqual(p.returncode, 2)
+            self.assertIn('http.listen (line 2, column 11): "listen" is also set at the top level (line 1)', p.stdout + p.stderr)
+            replica.stop()
+            master.stop()
+        finally:
+            tmp.cleanup()
 
 
 class Secrets(unittest.TestCase):
