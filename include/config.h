@@ -71,11 +71,14 @@ struct http_cfg {
     size_t n_users;
 };
 
+struct alerts_cfg;
+
 struct config {
     struct http_cfg http;
     char *log_level;              /* NULL: keep the command line's */
     struct instance_cfg *instances;
     size_t n_instances;
+    struct alerts_cfg *alerts;    /* the `alerts` section, compiled (alerts.h) */
 };
 
 /* Problems found while loading, one line each, in document order. */

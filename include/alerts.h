@@ -1,0 +1,127 @@
+/*
+ * alerts.h - threshold alerts: the `alerts` section of the configuration
+ * (rules, receivers, routes, silences, compiled per instance at load), and
+ * the engine that runs the rules after every poll, keeps the state file and
+ * feeds the delivery thread.
+ *
+ * Threads: alerts_after_poll() runs on the event-loop thread only; the
+ * render/list functions are safe on any thread (they read a table under a
+ * short lock); delivery has its own thread (deliver.h).
+ */
+#ifndef REDPULSE_ALERTS_H
+#define REDPULSE_ALERTS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "rules.h"
+
+struct conf_ctx;
+struct cJSON;
+struct buf;
+
+#define ALERTS_DEFAULT_STATE_DIR "/var/lib/redpulse"
+
+struct thr_override {
+    char *instance;
+    double threshold;
+};
+
+struct alert_rule {
+    char *name;            /* the alertname */
+    char *figure_text;
+    struct figure fig;
+    struct rule_params p;  /* threshold is the default; overrides below */
+    char *severity;
+    struct label *labels;  /* extra labels */
+    size_t n_labels;
+    struct label *ann;     /* annotations, with {{ $value }} style placeholders */
+    size_t n_ann;
+    char **inst_names;     /* applies to these instances (none: all) */
+    size_t n_inst_names;
+    struct label *inst_match; /* ... or those whose labels equal these */
+    size_t n_inst_match;
+    struct thr_override *over;
+    size_t n_over;
+    size_t *recv;          /* receiver indexes named on the rule */
+    size_t n_recv;
+    bool enabled;
+    bool builtin;
+};
+
+enum recv_type { RECV_WEBHOOK, RECV_ALERTMANAGER, RECV_SLACK };
+
+struct alert_receiver {
+    char *name;
+    enum recv_type type;
+    char **urls;           /* alertmanager: one per Alertmanager; others: one */
+    size_t n_urls;
+    struct label *headers;
+    size_t n_headers;
+    char *bearer;          /* read from bearer_token_file; never logged */
+    char *basic_user, *basic_pass; /* basic_auth: password from password_file */
+    uint64_t timeout_ms, connect_timeout_ms;
+    uint64_t resend_ms;    /* alertmanager: re-send firing alerts */
+    uint64_t repeat_ms;    /* webhook/slack: repeat while firing; 0: never */
+    uint64_t max_backoff_ms;
+    size_t queue_size;     /* undelivered notifications kept; overflow drops the oldest */
+};
+
+struct alert_route {
+    struct label *match;   /* equality matchers on the alert's labels (severity, ...) */
+    size_t n_match;
+    size_t *recv;
+    size_t n_recv;
+};
+
+struct alert_silence {
+    struct label *match;
+    size_t n_match;
+    double starts_at, ends_at; /* Unix seconds */
+    char *comment;
+};
+
+/* One rule as it applies to one instance. */
+struct plan_entry {
+    uint32_t rule;
+    double threshold;
+};
+
+struct alert_plan {
+    struct plan_entry *e;
+    size_t n;
+};
+
+struct alerts_cfg {
+    bool builtin;
+    char *state_dir;
+    char *external_url;    /* for generatorURL and Slack links; NULL: none */
+    struct alert_rule *rules; /* enabled and disabled; plans refer to enabled ones */
+    size_t n_rules;
+    size_t n_enabled;
+    struct alert_receiver *recv;
+    size_t n_recv;
+    struct alert_route *routes;
+    size_t n_routes;
+    struct alert_silence *sil;
+    size_t n_sil;
+    struct alert_plan *plans; /* [n_instances], in the order of config->instances */
+    size_t n_plans;
+};
+
+/* Parses the `alerts` section (node may be NULL: defaults, built-in rules
+ * on) against the already parsed instances of cfg, reporting every problem
+ * through c. Returns the compiled section (NULL only when c got errors; the
+ * caller discards the config then). */
+struct alerts_cfg *alerts_cfg_parse(struct conf_ctx *c, const struct cJSON *node, const struct config *cfg);
+void alerts_cfg_free(struct alerts_cfg *a);
+
+/* The receiver named name, or -1. */
+int alerts_cfg_receiver(const struct alerts_cfg *a, const char *name);
+
+/* The built-in rules as JSON text (an array of rule objects). */
+extern const char alerts_builtin_json[];
+
+#endif
