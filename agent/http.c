@@ -18,6 +18,7 @@
 #include <strings.h>
 #include <libdeflate.h>
 
+#include "alerts.h"
 #include "auth.h"
 #include "conn.h"
 #include "log.h"
@@ -100,6 +101,7 @@ void http_render_metrics(struct registry *reg, long target, struct buf *out)
                       "# TYPE redpulse_instances gauge\n");
         buf_printf(out, "redpulse_instances %zu\n", n);
         poller_render_lateness(out);
+        alerts_render_metrics(out);
     }
     for (size_t i = 0; i < nf; i++)
         frag_unref(fr[i]);
@@ -306,7 +308,9 @@ static enum MHD_Result landing(struct http_server *s, struct MHD_Connection *c)
     }
     if (n > 100)
         buf_printf(&b, "<li>... and %zu more</li>", n - 100);
-    buf_puts(&b, "</ul></body></html>\n");
+    buf_puts(&b, "</ul>");
+    alerts_render_landing(&b);
+    buf_puts(&b, "</body></html>\n");
     return send_buf(c, MHD_HTTP_OK, CT_HTML, &b, false);
 }
 
@@ -379,6 +383,10 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
         frag_append_json(f, &b);
         buf_putc(&b, '\n');
         frag_unref(f);
+        return send_buf(c, MHD_HTTP_OK, CT_JSON, &b, gz);
+    }
+    if (strcmp(url, "/api/v1/alerts") == 0) {
+        alerts_render_api(&b);
         return send_buf(c, MHD_HTTP_OK, CT_JSON, &b, gz);
     }
     if (strcmp(url, "/healthz") == 0)

@@ -12,7 +12,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "alerts.h"
 #include "auth.h"
+#include "deliver.h"
 #include "config.h"
 #include "conn.h"
 #include "http.h"
@@ -25,6 +27,7 @@ static const char usage[] =
     "usage: redpulse [--config FILE] [--log-level LEVEL]\n"
     "       redpulse --check-config FILE\n"
     "       redpulse --hash-password < password\n"
+    "       redpulse --test-receiver NAME --config FILE\n"
     "\n"
     "Polls INFO on Redis instances and serves Prometheus metrics and JSON.\n"
     "Without --config it monitors " REDPULSE_DEFAULT_ADDRESS " and listens on http://" REDPULSE_DEFAULT_LISTEN "/.\n"
@@ -34,6 +37,8 @@ static const char usage[] =
     "  -l, --log-level LEVEL    error, warn, info (default) or debug; overrides the file\n"
     "      --hash-password      read a password on stdin, print its bcrypt hash for\n"
     "                           http.basic_auth_users\n"
+    "      --test-receiver NAME send a test notification to alert receiver NAME and\n"
+    "                           print what it answered (exit 0 on 2xx)\n"
     "  -V, --version            print the version\n"
     "  -h, --help               print this help\n";
 
@@ -111,8 +116,8 @@ int main(int argc, char **argv)
         {"config", required_argument, NULL, 'c'}, {"check-config", required_argument, NULL, 't'},
         {"log-level", required_argument, NULL, 'l'}, {"version", no_argument, NULL, 'V'},
         {"help", no_argument, NULL, 'h'}, {"hash-password", no_argument, NULL, 'H'},
-        {NULL, 0, NULL, 0}};
-    const char *config_path = NULL, *check_path = NULL, *level = NULL;
+        {"test-receiver", required_argument, NULL, 'R'}, {NULL, 0, NULL, 0}};
+    const char *config_path = NULL, *check_path = NULL, *level = NULL, *test_receiver = NULL;
     int o;
     while ((o = getopt_long(argc, argv, "c:t:l:Vh", opts, NULL)) != -1) {
         switch (o) {
@@ -122,6 +127,7 @@ int main(int argc, char **argv)
         case 'V': printf("redpulse %s\n", REDPULSE_VERSION); return 0;
         case 'h': fputs(usage, stdout); return 0;
         case 'H': return hash_password();
+        case 'R': test_receiver = optarg; break;
         default: fputs(usage, stderr); return 2;
         }
     }
@@ -147,6 +153,11 @@ int main(int argc, char **argv)
     struct config *cfg = load(config_path);
     if (!cfg)
         return 2;
+    if (test_receiver) {
+        int trc = deliver_test_receiver(cfg->alerts, test_receiver, stdout);
+        config_free(cfg);
+        return trc;
+    }
     if (!level && cfg->log_level && log_parse_level(cfg->log_level, &lvl) == 0)
         log_set_level(lvl);
 
@@ -176,6 +187,8 @@ int main(int argc, char **argv)
         log_error("main", "cannot create the event loop");
         goto out;
     }
+    if (alerts_start(cfg) < 0) /* before HTTP: its threads read the alert table */
+        goto out;
     http = http_start(cfg, reg, err, sizeof err);
     if (!http) {
         log_error("http", "%s", err);
@@ -196,6 +209,7 @@ int main(int argc, char **argv)
 out:
     http_stop(http);
     poller_free(poller);
+    alerts_stop(); /* after the poller: it holds pointers into alert state */
     for (int i = 0; i < 3; i++)
         if (sigs[i])
             event_free(sigs[i]);

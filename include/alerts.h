@@ -124,4 +124,42 @@ int alerts_cfg_receiver(const struct alerts_cfg *a, const char *name);
 /* The built-in rules as JSON text (an array of rule objects). */
 extern const char alerts_builtin_json[];
 
+/* ---- the engine ---------------------------------------------------------- */
+
+struct alert_inst;
+struct poll_stats;
+struct info_sample;
+struct derived;
+struct config_values;
+
+/* Starts alerts for cfg (which must outlive them): restores the state file
+ * from cfg->alerts->state_dir (a corrupt or truncated one is logged, moved
+ * aside, and the agent starts empty; an unwritable directory is logged and
+ * alerts run without persistence) and starts the delivery thread. Alerts
+ * that were firing stay firing with no second notification. Returns 0, or
+ * -1 when the thread cannot start. */
+int alerts_start(const struct config *cfg);
+/* Stops the delivery thread (after a last save) and frees every alert state,
+ * including those alerts_after_poll() created. Safe when not started. */
+void alerts_stop(void);
+
+/* Runs instance idx's rules after one of its polls (event-loop thread only).
+ * *slot is its alert state: created on the first call, owned by the engine.
+ * st says whether the poll succeeded; s, d (NULL when it failed) and cv are
+ * read, never kept. Transitions go to the active table and the outboxes;
+ * nothing here waits on delivery or disk. A no-op when alerts are not
+ * started or the instance has not polled yet. */
+void alerts_after_poll(struct alert_inst **slot, const struct instance_cfg *ic, size_t idx,
+                       const struct poll_stats *st, const struct info_sample *s, const struct derived *d,
+                       const struct config_values *cv);
+
+/* Renderers for the HTTP threads (any thread; each takes the hub lock for a
+ * copy): the /metrics families, the /api/v1/alerts body, one instance's
+ * active alerts as a JSON array, and an HTML list of firing alerts. Each
+ * appends nothing (or an empty list) when alerts are not started. */
+void alerts_render_metrics(struct buf *b);
+void alerts_render_api(struct buf *b);
+void alerts_render_instance(struct buf *b, const char *instance);
+void alerts_render_landing(struct buf *b);
+
 #endif

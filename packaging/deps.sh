@@ -12,6 +12,7 @@ redpulse_missing_pkgs() {
 redpulse_install_deps() {
     local pkgs=(gcc make cmake pkg-config libhiredis-dev libevent-dev libmicrohttpd-dev libcjson-dev
                 zlib1g-dev libdeflate-dev libssl-dev libgnutls28-dev libcrypt-dev redis-server)
+    pkgs+=(libcurl4-openssl-dev) # alert delivery (issue 10)
     if [ "${1:-}" = test ]; then
         # check: unit tests; prometheus: promtool and a real server for the
         # compatibility test; python3 and openssl: integration harness;
@@ -19,6 +20,7 @@ redpulse_install_deps() {
         # client attacks on the HTTP endpoint; clang and its runtime:
         # libFuzzer
         pkgs+=(check prometheus python3 openssl redis-tools slowhttptest clang libclang-rt-14-dev)
+        pkgs+=(prometheus-alertmanager) # alert delivery tests (issue 10)
     fi
     local missing
     missing=$(redpulse_missing_pkgs "${pkgs[@]}")
