@@ -230,6 +230,27 @@ static void keep_resolved(struct hub *h, const struct notif *n)
     h->resolved[h->n_resolved++] = notif_dup(n);
 }
 
+static void ep_put(struct hub *h, const char *instance, const char *rule, uint32_t episode)
+{
+    for (size_t i = 0; i < h->n_eps; i++)
+        if (strcmp(h->eps[i].instance, instance) == 0 && strcmp(h->eps[i].rule, rule) == 0) {
+            h->eps[i].episode = episode;
+            return;
+        }
+    h->eps = xrealloc(h->eps, (h->n_eps + 1) * sizeof *h->eps);
+    h->eps[h->n_eps].instance = xstrdup(instance);
+    h->eps[h->n_eps].rule = xstrdup(rule);
+    h->eps[h->n_eps++].episode = episode;
+}
+
+static uint32_t ep_get(const struct hub *h, const char *instance, const char *rule)
+{
+    for (size_t i = 0; i < h->n_eps; i++)
+        if (strcmp(h->eps[i].instance, instance) == 0 && strcmp(h->eps[i].rule, rule) == 0)
+            return h->eps[i].episode;
+    return 0;
+}
+
 static void on_transition(struct hub *h, struct alert_inst *in, size_t k, enum alert_tr tr, double value,
                           double now)
 {
@@ -278,6 +299,8 @@ static void on_transition(struct hub *h, struct alert_inst *in, size_t k, enum a
             notif_free(n);
             log_info("alerts", "%s: %s resolved (value %g)", in->ic->name, r->name, value);
         }
+        if (a->episode)
+            ep_put(h, a->instance, r->name, a->episode);
         act_remove(h, a);
         hub_alert_free(a);
         in->h[k] = NULL;
@@ -392,6 +415,16 @@ void hub_serialize(const struct hub *h, struct buf *b)
         put_notif(b, a->n);
         buf_putc(b, '}');
     }
+    buf_puts(b, "],\"episodes\":[");
+    for (size_t i = 0; i < h->n_eps; i++) {
+        if (i)
+            buf_putc(b, ',');
+        buf_puts(b, "{\"instance\":");
+        buf_put_json_str(b, h->eps[i].instance);
+        buf_puts(b, ",\"rule\":");
+        buf_put_json_str(b, h->eps[i].rule);
+        buf_printf(b, ",\"episode\":%u}", (unsigned)h->eps[i].episode);
+    }
     buf_puts(b, "],\"resolved\":[");
     for (size_t i = 0; i < h->n_resolved; i++) {
         if (i)
@@ -480,8 +513,9 @@ static void restore(struct hub *h)
     const cJSON *alerts = root ? cJSON_GetObjectItemCaseSensitive(root, "alerts") : NULL;
     const cJSON *res = root ? cJSON_GetObjectItemCaseSensitive(root, "resolved") : NULL;
     const cJSON *ob = root ? cJSON_GetObjectItemCaseSensitive(root, "outbox") : NULL;
+    const cJSON *eps = root ? cJSON_GetObjectItemCaseSensitive(root, "episodes") : NULL;
     if (!root || jnum(root, "version") != 1 || !cJSON_IsArray(alerts) || !cJSON_IsArray(res) ||
-        !cJSON_IsObject(ob)) {
+        !cJSON_IsObject(ob) || !cJSON_IsArray(eps)) {
         cJSON_Delete(root);
         move_aside(h->state_path, "not a valid state file (truncated or corrupt)");
         return;
@@ -495,6 +529,8 @@ static void restore(struct hub *h)
               isnan(jnum(a, "episode")) || isnan(jnum(a, "since")) || isnan(jnum(a, "last_true"));
         notif_free(t);
     }
+    for (const cJSON *e = eps->child; e && !bad; e = e->next)
+        bad = !jstr(e, "instance") || !jstr(e, "rule") || !(jnum(e, "episode") >= 0);
     for (const cJSON *a = res->child; a && !bad; a = a->next) {
         struct notif *t = notif_from_json(a);
         bad = !t;
@@ -527,6 +563,8 @@ static void restore(struct hub *h)
         s->st.last_true = jnum(a, "last_true");
         s->n = notif_from_json(cJSON_GetObjectItemCaseSensitive(a, "alert"));
     }
+    for (const cJSON *e = eps->child; e; e = e->next)
+        ep_put(h, jstr(e, "instance"), jstr(e, "rule"), (uint32_t)jnum(e, "episode"));
     for (const cJSON *a = res->child; a; a = a->next) {
         h->resolved = xrealloc(h->resolved, (h->n_resolved + 1) * sizeof *h->resolved);
         h->resolved[h->n_resolved++] = notif_from_json(a);
@@ -636,6 +674,11 @@ void alerts_stop(void)
     for (size_t i = 0; i < h->n_resolved; i++)
         notif_free(h->resolved[i]);
     free(h->resolved);
+    for (size_t i = 0; i < h->n_eps; i++) {
+        free(h->eps[i].instance);
+        free(h->eps[i].rule);
+    }
+    free(h->eps);
     for (size_t r = 0; r < h->cfg->n_recv; r++) {
         for (size_t i = 0; i < h->ob[r].n; i++)
             notif_free(h->ob[r].v[i]);
@@ -678,6 +721,9 @@ static struct alert_inst *inst_new(struct hub *h, const struct instance_cfg *ic,
                 in->base[j].mean = NAN;
         }
     }
+    /* episode counts go on from where they were */
+    for (size_t k = 0; k < n; k++)
+        in->st[k].episode = ep_get(h, ic->name, h->cfg->rules[in->plan->e[k].rule].name);
     /* take over what the state file says about this instance */
     for (size_t i = 0; i < n_saved; i++) {
         struct saved *s = &saved[i];

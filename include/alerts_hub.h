@@ -63,6 +63,13 @@ struct outbox {
     double lat_sum;
 };
 
+/* How many times an (instance, rule) has fired, kept while it is inactive so
+ * episode numbers (and so Idempotency-Keys) never repeat across restarts. */
+struct ep_rec {
+    char *instance, *rule;
+    uint32_t episode;
+};
+
 struct hub {
     pthread_mutex_t mu;
     pthread_cond_t cv;     /* signalled when there is something to send or save */
@@ -71,6 +78,8 @@ struct hub {
     size_t n_act, cap_act;
     struct notif **resolved; /* for Alertmanager re-sends (15 minutes) */
     size_t n_resolved;
+    struct ep_rec *eps;      /* episode counters of alerts that fired and ended */
+    size_t n_eps;
     struct outbox *ob;     /* [cfg->n_recv] */
     uint64_t seq;
     bool dirty;            /* the state file is behind */
