@@ -33,8 +33,8 @@ struct alert_inst {
     const struct instance_cfg *ic;
     struct alert_state *st;
     struct hub_alert **h;    /* the active-table entry of each, NULL when inactive */
-    double *prev;            /* increase(): previous raw values; NULL when the plan has none */
-    struct baseline *base;   /* drop_below: baselines; NULL when the plan has none */
+    double *prev;            /* [plan->n_slots] increase(): previous raw values */
+    struct baseline *base;   /* [plan->n_slots] drop_below: baselines */
     size_t n_active;
     struct alert_inst *next;
 };
@@ -702,23 +702,19 @@ void alerts_stop(void)
 static struct alert_inst *inst_new(struct hub *h, const struct instance_cfg *ic, size_t idx)
 {
     struct alert_inst *in = xcalloc(1, sizeof *in);
-    static const struct alert_plan empty = {NULL, 0};
+    static const struct alert_plan empty = {NULL, 0, 0};
     in->plan = idx < h->cfg->n_plans ? &h->cfg->plans[idx] : &empty;
     in->ic = ic;
     size_t n = in->plan->n;
     in->st = xcalloc(n + 1, sizeof *in->st);
     in->h = xcalloc(n + 1, sizeof *in->h);
-    for (size_t k = 0; k < n; k++) {
-        const struct alert_rule *r = &h->cfg->rules[in->plan->e[k].rule];
-        if (r->fig.increase && !in->prev) {
-            in->prev = xmalloc(n * sizeof *in->prev);
-            for (size_t j = 0; j < n; j++)
-                in->prev[j] = NAN;
-        }
-        if (r->p.drop_below > 0 && !in->base) {
-            in->base = xcalloc(n, sizeof *in->base);
-            for (size_t j = 0; j < n; j++)
-                in->base[j].mean = NAN;
+    if (in->plan->n_slots) {
+        /* only the rules that need them: previous values and baselines */
+        in->prev = xmalloc(in->plan->n_slots * sizeof *in->prev);
+        in->base = xmalloc(in->plan->n_slots * sizeof *in->base);
+        for (size_t j = 0; j < in->plan->n_slots; j++) {
+            in->prev[j] = NAN;
+            in->base[j] = (struct baseline){NAN, 0, 0};
         }
     }
     /* episode counts go on from where they were */
@@ -778,10 +774,11 @@ void alerts_after_poll(struct alert_inst **slot, const struct instance_cfg *ic, 
     for (size_t k = 0; k < in->plan->n; k++) {
         const struct plan_entry *pe = &in->plan->e[k];
         const struct alert_rule *r = &h->cfg->rules[pe->rule];
-        double v = figure_value(&r->fig, &ri, in->prev ? &in->prev[k] : &(double){NAN});
+        double scratch = NAN;
+        double v = figure_value(&r->fig, &ri, pe->slot >= 0 ? &in->prev[pe->slot] : &scratch);
         struct rule_params p = r->p;
         p.threshold = pe->threshold;
-        enum alert_tr tr = rule_step(&p, &in->st[k], in->base ? &in->base[k] : NULL, v, now);
+        enum alert_tr tr = rule_step(&p, &in->st[k], pe->slot >= 0 ? &in->base[pe->slot] : NULL, v, now);
         if (tr == TR_NONE && !in->h[k])
             continue;
         if (!locked) {

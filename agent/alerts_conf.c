@@ -739,6 +739,7 @@ static void compile_plans(struct alerts_cfg *a, const struct config *cfg)
                 continue;
             pl->e = xrealloc(pl->e, (pl->n + 1) * sizeof *pl->e);
             pl->e[pl->n].rule = (uint32_t)r;
+            pl->e[pl->n].slot = ru->fig.increase || ru->p.drop_below > 0 ? (int32_t)pl->n_slots++ : -1;
             pl->e[pl->n].threshold = ru->p.threshold;
             for (size_t o = 0; o < ru->n_over; o++)
                 if (strcmp(ru->over[o].instance, ic->name) == 0)

@@ -86,12 +86,15 @@ struct alert_silence {
 /* One rule as it applies to one instance. */
 struct plan_entry {
     uint32_t rule;
+    int32_t slot;    /* increase() or drop_below rules: index into the instance's
+                      * extra state (previous values, baselines); -1 otherwise */
     double threshold;
 };
 
 struct alert_plan {
     struct plan_entry *e;
     size_t n;
+    size_t n_slots;  /* entries with a slot */
 };
 
 struct alerts_cfg {

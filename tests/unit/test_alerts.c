@@ -3,13 +3,18 @@
  * per-instance plans, figures read from captured INFO, and the state machine
  * driven by a fake clock. */
 #include <check.h>
+#include <cjson/cJSON.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "alerts.h"
+#include "alerts_hub.h"
+#include "outcome.h"
+#include "render.h"
 #include "config.h"
 #include "derive.h"
 #include "info.h"
@@ -390,6 +395,213 @@ START_TEST(relative_drop)
 }
 END_TEST
 
+
+/* ---- payloads ----------------------------------------------------------- */
+
+static struct notif *mk_notif(const char *name, bool resolved, uint32_t episode)
+{
+    struct notif n = {0};
+    struct label l[] = {{(char *)"alertname", (char *)name}, {(char *)"env", (char *)"prod"},
+                        {(char *)"severity", (char *)"critical"}, {(char *)"target", (char *)"cache-1"}};
+    struct label an[] = {{(char *)"summary", (char *)name}};
+    n.labels = l;
+    n.n_labels = 4;
+    n.ann = an;
+    n.n_ann = 1;
+    n.resolved = resolved;
+    n.episode = episode;
+    n.starts_at = 1796000000.25;
+    n.ends_at = resolved ? 1796000060.5 : 0;
+    n.interval_s = 5;
+    notify_fingerprint(n.fp, l, 4);
+    return notif_dup(&n);
+}
+
+START_TEST(webhook_payload_v4)
+{
+    struct notif *v[2] = {mk_notif("A", false, 3), mk_notif("B", true, 1)};
+    struct buf b = BUF_INIT;
+    notify_webhook_body(&b, "oncall", "http://agent:10379", v, 2);
+    cJSON *j = cJSON_Parse(b.p);
+    ck_assert_msg(j != NULL, "%s", b.p);
+    /* every field of Alertmanager's documented webhook payload */
+    const char *top[] = {"version", "groupKey", "status", "receiver", "groupLabels", "commonLabels",
+                         "commonAnnotations", "externalURL", "truncatedAlerts", "alerts"};
+    for (size_t i = 0; i < sizeof top / sizeof *top; i++)
+        ck_assert_msg(cJSON_GetObjectItemCaseSensitive(j, top[i]) != NULL, "missing %s", top[i]);
+    ck_assert_str_eq(cJSON_GetObjectItemCaseSensitive(j, "version")->valuestring, "4");
+    ck_assert_str_eq(cJSON_GetObjectItemCaseSensitive(j, "status")->valuestring, "firing");
+    ck_assert_str_eq(cJSON_GetObjectItemCaseSensitive(j, "receiver")->valuestring, "oncall");
+    ck_assert(cJSON_GetObjectItemCaseSensitive(j, "truncatedAlerts")->valuedouble == 0);
+    const cJSON *common = cJSON_GetObjectItemCaseSensitive(j, "commonLabels");
+    ck_assert_str_eq(cJSON_GetObjectItemCaseSensitive(common, "target")->valuestring, "cache-1");
+    ck_assert_ptr_null(cJSON_GetObjectItemCaseSensitive(common, "alertname")); /* differs */
+    const cJSON *alerts = cJSON_GetObjectItemCaseSensitive(j, "alerts");
+    ck_assert_int_eq(cJSON_GetArraySize(alerts), 2);
+    const char *per[] = {"status", "labels", "annotations", "startsAt", "endsAt", "generatorURL", "fingerprint"};
+    for (int k = 0; k < 2; k++) {
+        const cJSON *a = cJSON_GetArrayItem(alerts, k);
+        for (size_t i = 0; i < sizeof per / sizeof *per; i++)
+            ck_assert_msg(cJSON_GetObjectItemCaseSensitive(a, per[i]) != NULL, "alert missing %s", per[i]);
+        ck_assert_str_eq(cJSON_GetObjectItemCaseSensitive(a, "fingerprint")->valuestring, v[k]->fp);
+        ck_assert_str_eq(cJSON_GetObjectItemCaseSensitive(a, "startsAt")->valuestring, "2026-11-30T00:53:20.250Z");
+        ck_assert_str_eq(cJSON_GetObjectItemCaseSensitive(a, "generatorURL")->valuestring,
+                         "http://agent:10379/api/v1/alerts");
+    }
+    ck_assert_str_eq(cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(alerts, 0), "endsAt")->valuestring,
+                     "0001-01-01T00:00:00Z");
+    ck_assert_str_eq(cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(alerts, 1), "endsAt")->valuestring,
+                     "2026-11-30T00:54:20.500Z");
+    ck_assert_str_eq(cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(alerts, 1), "status")->valuestring,
+                     "resolved");
+    cJSON_Delete(j);
+    char key[64];
+    notify_idempotency_key(key, sizeof key, v, 1);
+    char want[64];
+    snprintf(want, sizeof want, "%s-3-firing", v[0]->fp);
+    ck_assert_str_eq(key, want);
+    notify_idempotency_key(key, sizeof key, v, 2);
+    ck_assert(strncmp(key, "batch-", 6) == 0);
+    /* Alertmanager API v2: firing valid for 4 x max(interval 5 s, resend 60 s) */
+    buf_reset(&b);
+    notify_am_body(&b, NULL, v, 2, 1796000100.0, 60);
+    j = cJSON_Parse(b.p);
+    ck_assert(cJSON_IsArray(j));
+    const cJSON *a0 = cJSON_GetArrayItem(j, 0);
+    ck_assert_str_eq(cJSON_GetObjectItemCaseSensitive(a0, "endsAt")->valuestring, "2026-11-30T00:59:00.000Z");
+    ck_assert_str_eq(cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(a0, "labels"), "alertname")
+                         ->valuestring, "A");
+    ck_assert_str_eq(cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(j, 1), "endsAt")->valuestring,
+                     "2026-11-30T00:54:20.500Z");
+    cJSON_Delete(j);
+    buf_reset(&b);
+    notify_slack_body(&b, "http://agent:10379", v, 1);
+    j = cJSON_Parse(b.p);
+    ck_assert(strstr(cJSON_GetObjectItemCaseSensitive(j, "text")->valuestring, "[FIRING] A on cache-1 (critical)"));
+    cJSON_Delete(j);
+    /* templates */
+    buf_reset(&b);
+    notify_expand(&b, "{{ $target }} {{$value}}{{ $unit }} > {{ $threshold }} ({{ $labels.env }}, {{ $severity }})",
+                  v[0]->labels, v[0]->n_labels, 0.93, 0.9, "ratio", "x");
+    ck_assert_str_eq(b.p, "cache-1 0.93ratio > 0.9 (prod, critical)");
+    buf_free(&b);
+    notif_free(v[0]);
+    notif_free(v[1]);
+}
+END_TEST
+
+/* ---- the engine across an agent restart ---------------------------------- */
+
+static size_t outbox_len(size_t r)
+{
+    pthread_mutex_lock(&alerts_hub->mu);
+    size_t n = alerts_hub->ob[r].n;
+    pthread_mutex_unlock(&alerts_hub->mu);
+    return n;
+}
+
+static int active_phase(const char *rule)
+{
+    int ph = -1;
+    pthread_mutex_lock(&alerts_hub->mu);
+    for (size_t i = 0; i < alerts_hub->n_act; i++)
+        if (strcmp(alerts_hub->cfg->rules[alerts_hub->act[i]->rule].name, rule) == 0)
+            ph = alerts_hub->act[i]->phase;
+    pthread_mutex_unlock(&alerts_hub->mu);
+    return ph;
+}
+
+static void poll_with(struct alert_inst **slot, const struct config *c, const char *fixture_name, bool up,
+                      double now)
+{
+    struct poll_stats st = {0};
+    st.polled = true;
+    st.last_outcome = up ? OUTCOME_OK : OUTCOME_CONNECT_REFUSED;
+    st.last_poll_ts = now;
+    struct info_sample *s = up ? fixture(fixture_name) : NULL;
+    struct derived d;
+    if (s)
+        derive(NULL, 0, s, 1000000, now, NULL, NULL, &d);
+    alerts_after_poll(slot, &c->instances[0], 0, &st, s, s ? &d : NULL, NULL);
+    if (s) {
+        derived_clear(&d);
+        info_sample_free(s);
+    }
+}
+
+START_TEST(agent_restart_from_state_file)
+{
+    char dir[64], json[1024];
+    snprintf(dir, sizeof dir, "/tmp/rp-alerts-state-%ld", (long)getpid());
+    snprintf(json, sizeof json,
+             "{\"instances\": [{\"name\": \"cache-1\", \"address\": \"127.0.0.1:6379\"}],"
+             " \"alerts\": {\"builtin\": false, \"state_dir\": \"%s\","
+             "  \"receivers\": [{\"name\": \"down\", \"type\": \"webhook\", \"url\": \"http://127.0.0.1:1/\"},"
+             "                  {\"name\": \"quiet\", \"type\": \"webhook\", \"url\": \"http://127.0.0.1:1/q\"}],"
+             "  \"route\": [{\"match\": {\"severity\": \"page\"}, \"receivers\": [\"quiet\"]}, {\"receivers\": [\"down\"]}],"
+             "  \"silences\": [{\"matchers\": {\"alertname\": \"Silenced\"}, \"ends_at\": \"2100-01-01T00:00:00Z\"}],"
+             "  \"rules\": [{\"name\": \"Bgsave\", \"figure\": \"info.persistence.rdb_last_bgsave_status\", \"op\": \"==\", \"threshold\": 0},"
+             "            {\"name\": \"Silenced\", \"figure\": \"info.persistence.rdb_last_bgsave_status\", \"op\": \"==\", \"threshold\": 0}]}}",
+             dir);
+    struct config_errors e;
+    struct config *c = parse(json, &e);
+    ck_assert_msg(c != NULL, "%s", e.text.p);
+    /* first life: the bgsave failure fires once, into the outbox of the
+     * receiver that is down; the silenced rule changes state but sends nothing */
+    ck_assert_int_eq(alerts_start(c), 0);
+    struct alert_inst *slot = NULL;
+    /* poll times are the wall clock, as the poller's are: the delivery
+     * thread compares them with its own (repeat_interval) */
+    double t0 = (double)time(NULL);
+    poll_with(&slot, c, "info-redis-7.0.15-bgsave-error.txt", true, t0);
+    ck_assert_int_eq(active_phase("Bgsave"), AP_FIRING);
+    ck_assert_int_eq(active_phase("Silenced"), AP_FIRING);
+    ck_assert_uint_eq(outbox_len(0), 1);
+    ck_assert_uint_eq(outbox_len(1), 0); /* routed by severity: not "page" */
+    poll_with(&slot, c, "info-redis-7.0.15-bgsave-error.txt", true, t0 + 5);
+    ck_assert_uint_eq(outbox_len(0), 1); /* still firing: nothing new */
+    struct buf api = BUF_INIT;
+    alerts_render_api(&api);
+    ck_assert(strstr(api.p, "\"alertname\":\"Silenced\"") && strstr(api.p, "\"silenced\":true"));
+    buf_free(&api);
+    alerts_stop();
+    /* second life: firing stays firing, the undelivered notification is back,
+     * no second firing */
+    slot = NULL;
+    ck_assert_int_eq(alerts_start(c), 0);
+    ck_assert_uint_eq(outbox_len(0), 1);
+    poll_with(&slot, c, "info-redis-7.0.15-bgsave-error.txt", true, t0 + 10);
+    ck_assert_int_eq(active_phase("Bgsave"), AP_FIRING);
+    ck_assert_uint_eq(outbox_len(0), 1);
+    /* down: missing data resolves nothing */
+    poll_with(&slot, c, NULL, false, t0 + 15);
+    ck_assert_int_eq(active_phase("Bgsave"), AP_FIRING);
+    /* the condition ended: resolved, queued behind the firing one */
+    poll_with(&slot, c, "info-redis-7.0.15-master.txt", true, t0 + 20);
+    ck_assert_int_eq(active_phase("Bgsave"), -1);
+    ck_assert_uint_eq(outbox_len(0), 2);
+    pthread_mutex_lock(&alerts_hub->mu);
+    ck_assert(!alerts_hub->ob[0].v[0]->resolved && alerts_hub->ob[0].v[1]->resolved);
+    ck_assert_uint_eq(alerts_hub->ob[0].v[1]->episode, 1);
+    pthread_mutex_unlock(&alerts_hub->mu);
+    alerts_stop();
+    /* a truncated file: moved aside, empty start */
+    char path[128];
+    snprintf(path, sizeof path, "%s/alerts.json", dir);
+    FILE *f = fopen(path, "r+");
+    ck_assert_ptr_nonnull(f);
+    ck_assert_int_eq(ftruncate(fileno(f), 40), 0);
+    fclose(f);
+    ck_assert_int_eq(alerts_start(c), 0);
+    ck_assert_uint_eq(outbox_len(0), 0);
+    alerts_stop();
+    config_free(c);
+    char cmd[160];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    ck_assert_int_eq(system(cmd), 0);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("alerts");
@@ -406,6 +618,8 @@ int main(void)
     tcase_add_test(tc, figures_from_captured_info);
     tcase_add_test(tc, restart_of_redis_continues);
     tcase_add_test(tc, relative_drop);
+    tcase_add_test(tc, webhook_payload_v4);
+    tcase_add_test(tc, agent_restart_from_state_file);
     suite_add_tcase(s, tc);
     return testutil_run(s);
 }
