@@ -11,13 +11,14 @@ import json
 import os
 import signal
 import socket
+import subprocess
 import sys
 import threading
 import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import Agent, RedisServer, Tmp, free_port, value, wait_for  # noqa: E402
+from harness import BIN, Agent, RedisServer, Tmp, free_port, value, wait_for  # noqa: E402
 
 
 class Receiver:
@@ -193,6 +194,57 @@ class WebhookDelivery(unittest.TestCase):
                 a2.stop()
             if a.proc.poll() is None:
                 a.stop()
+            s.stop()
+
+    def test_batching_repeat_routing_and_test_receiver(self):
+        s = RedisServer(self.tmp.path, "r")
+        hook, pager = Receiver(free_port()), Receiver(free_port())
+        hook.up()
+        pager.up()
+        url = lambda r: "http://127.0.0.1:%d/h" % r.port  # noqa: E731
+        cfg = {"builtin": False, "state_dir": os.path.join(self.tmp.path, "state"),
+               "receivers": [{"name": "hook", "type": "webhook", "url": url(hook), "repeat_interval": "2s"},
+                             {"name": "pager", "type": "webhook", "url": url(pager), "repeat_interval": "0s"}],
+               "route": [{"match": {"severity": "page"}, "receivers": ["pager"]}, {"receivers": ["hook"]}],
+               # two rules that become true on the same poll: one request
+               "rules": [{"name": "UpA", "figure": "up", "op": "==", "threshold": 1},
+                         {"name": "UpB", "figure": "up", "op": "==", "threshold": 1},
+                         {"name": "Paged", "figure": "up", "op": "==", "threshold": 1, "severity": "page"}]}
+        a = Agent(self.tmp.path, [{"name": "r", "address": "127.0.0.1:%d" % s.port}],
+                  defaults={"interval": "500ms", "timeout": "300ms"}, extra={"alerts": cfg})
+        try:
+            wait_for(lambda: hook.log, 5, what="the first request")
+            first = hook.log[0]["body"]
+            self.assertEqual(sorted(x["labels"]["alertname"] for x in first["alerts"]), ["UpA", "UpB"])
+            self.assertTrue(hook.log[0]["key"].startswith("batch-"))
+            self.assertEqual(first["commonLabels"], {"severity": "warning", "target": "r"})
+            # routing by severity: the page alert went to pager only
+            wait_for(lambda: pager.log, 5, what="the page")
+            self.assertEqual([x["labels"]["alertname"] for x in pager.log[0]["body"]["alerts"]], ["Paged"])
+            # repeat_interval 2s: told again while firing (and pager, with 0s, never)
+            t1 = hook.log[0]["t"]
+            wait_for(lambda: len(hook.log) >= 2, 5, what="a repeat")
+            self.assertGreaterEqual(hook.log[1]["t"] - t1, 1.9)
+            self.assertEqual(sorted(x["labels"]["alertname"] for x in hook.log[1]["body"]["alerts"]), ["UpA", "UpB"])
+            self.assertEqual(len(pager.log), 1)
+            # --test-receiver: the real path, the answer printed
+            out = subprocess.run([BIN, "--test-receiver", "hook", "--config", a.path], capture_output=True,
+                                 timeout=30)
+            self.assertEqual(out.returncode, 0, out.stdout + out.stderr)
+            self.assertIn(b"HTTP 200, delivered", out.stdout)
+            self.assertTrue(any(x["labels"]["alertname"] == "RedpulseTestNotification"
+                                for r in hook.log for x in r["body"]["alerts"]))
+            self.assertEqual(subprocess.run([BIN, "--test-receiver", "nope", "--config", a.path],
+                                            capture_output=True, timeout=30).returncode, 2)
+            pager.down()
+            out = subprocess.run([BIN, "--test-receiver", "pager", "--config", a.path], capture_output=True,
+                                 timeout=30)
+            self.assertEqual(out.returncode, 1)
+            self.assertIn(b"Couldn't connect", out.stdout)
+        finally:
+            hook.down()
+            pager.down()
+            a.stop()
             s.stop()
 
     def test_corrupt_state_file_is_moved_aside(self):
