@@ -13,6 +13,9 @@
 #include "alerts_hub.h"
 #include "util.h"
 
+/* timestamps are cut at the caller's buffer size, on purpose */
+#pragma GCC diagnostic ignored "-Wformat-truncation"
+
 void notify_time(char *out, size_t len, double t)
 {
     if (!(t > 0)) {
