@@ -130,7 +130,7 @@ static bool matches(const struct label *m, size_t nm, const struct label *l, siz
     return true;
 }
 
-static bool silenced(const struct alerts_cfg *a, const struct notif *n, double now)
+bool hub_silenced(const struct alerts_cfg *a, const struct notif *n, double now)
 {
     for (size_t i = 0; i < a->n_sil; i++)
         if (now >= a->sil[i].starts_at && now < a->sil[i].ends_at &&
@@ -277,7 +277,7 @@ static void on_transition(struct hub *h, struct alert_inst *in, size_t k, enum a
             a->n = fresh;
             a->n->episode = st->episode;
             a->n->starts_at = st->active_since;
-            a->silenced = silenced(h->cfg, a->n, now);
+            a->silenced = hub_silenced(h->cfg, a->n, now);
             send_to_routes(h, a, a->n, now);
             log_info("alerts", "%s: %s firing (value %g, threshold %g)%s", in->ic->name, r->name, value,
                      pe->threshold, a->silenced ? " [silenced]" : "");
@@ -293,9 +293,10 @@ static void on_transition(struct hub *h, struct alert_inst *in, size_t k, enum a
             n->episode = a->episode;
             n->starts_at = a->since;
             n->ends_at = now;
-            a->silenced = silenced(h->cfg, n, now);
+            a->silenced = hub_silenced(h->cfg, n, now);
             send_to_routes(h, a, n, now);
-            keep_resolved(h, n);
+            if (!a->silenced)
+                keep_resolved(h, n);
             notif_free(n);
             log_info("alerts", "%s: %s resolved (value %g)", in->ic->name, r->name, value);
         }
@@ -740,7 +741,7 @@ static struct alert_inst *inst_new(struct hub *h, const struct instance_cfg *ic,
             a->since = s->st.active_since;
             a->last_true = s->st.last_true;
             double now = (double)now_real_us() / 1e6;
-            a->silenced = silenced(h->cfg, a->n, now);
+            a->silenced = hub_silenced(h->cfg, a->n, now);
             if (a->phase == AP_FIRING) /* told before the restart: no second firing */
                 for (size_t r2 = 0; r2 < h->cfg->n_recv; r2++)
                     a->last_sent[r2] = now;

@@ -270,6 +270,21 @@ static void consider(struct hub *h, size_t r, double now)
     struct outbox *o = &h->ob[r];
     if (D.att[r].reqs || now < o->next_try)
         return;
+    for (size_t i = 0; i < h->n_act; i++) {
+        /* silences end: an alert that fired under one is sent now */
+        struct hub_alert *a = h->act[i];
+        if (h->cfg->n_sil)
+            a->silenced = hub_silenced(h->cfg, a->n, now);
+        if (a->phase == AP_FIRING && a->routed[r] && !a->silenced && !a->last_sent[r] &&
+            rc->type != RECV_ALERTMANAGER) {
+            struct notif *c = notif_dup(a->n);
+            c->seq = ++h->seq;
+            c->created = now;
+            hub_enqueue(h, r, c);
+            a->last_sent[r] = now;
+            h->dirty = true;
+        }
+    }
     if (rc->type != RECV_ALERTMANAGER && rc->repeat_ms) {
         /* repeat_interval: a firing alert is told again while it lasts */
         for (size_t i = 0; i < h->n_act; i++) {

@@ -94,6 +94,9 @@ extern struct hub *alerts_hub;
  * queue_size. Lock held. */
 void hub_enqueue(struct hub *h, size_t r, struct notif *n);
 
+/* True when a silence of the configuration covers n's labels at time now. */
+bool hub_silenced(const struct alerts_cfg *a, const struct notif *n, double now);
+
 /* Serialises the hub's durable part (active alerts, resolved list,
  * outboxes) as JSON into b. Lock held. */
 void hub_serialize(const struct hub *h, struct buf *b);
