@@ -7,24 +7,28 @@
  */
 #include "alerts.h"
 
-#define RULE(name, fig, op, thr, forv, sev, summary)                                                            \
+#define RULEK(name, fig, op, thr, forv, keep, sev, summary)                                                     \
     "{\"name\":\"" name "\",\"figure\":\"" fig "\",\"op\":\"" op "\",\"threshold\":" thr ",\"for\":\"" forv \
-    "\",\"severity\":\"" sev "\",\"annotations\":{\"summary\":\"" summary "\"}}"
+    "\",\"keep_firing_for\":\"" keep "\",\"severity\":\"" sev "\",\"annotations\":{\"summary\":\"" summary "\"}}"
+#define RULE(name, fig, op, thr, forv, sev, summary) RULEK(name, fig, op, thr, forv, "0s", sev, summary)
+/* Rules on events that come and go from one poll to the next (refused
+ * writes, delayed fsyncs, evictions, rejected connections) keep firing for
+ * 5 minutes after the last one, so a burst is one alert, not one per poll. */
 
 const char alerts_builtin_json[] =
     "["
     RULE("RedisDown", "up", "==", "0", "30s", "critical", "{{ $target }} is down: the agent cannot poll it")
-    "," RULE("RedisWritesRefusedMisconf", "derived.errors.misconf_errors_per_second", ">", "0", "0s", "critical",
+    "," RULEK("RedisWritesRefusedMisconf", "derived.errors.misconf_errors_per_second", ">", "0", "0s", "5m", "critical",
              "{{ $target }} refuses writes with MISCONF ({{ $value }}/s): the last background save failed "
              "and stop-writes-on-bgsave-error is on")
-    "," RULE("RedisWritesRefusedOOM", "derived.errors.oom_errors_per_second", ">", "0", "0s", "critical",
+    "," RULEK("RedisWritesRefusedOOM", "derived.errors.oom_errors_per_second", ">", "0", "0s", "5m", "critical",
              "{{ $target }} refuses writes with OOM ({{ $value }}/s): used memory reached maxmemory")
-    "," RULE("RedisWritesRefusedReadonly", "errorstat.READONLY", ">", "0", "0s", "warning",
+    "," RULEK("RedisWritesRefusedReadonly", "errorstat.READONLY", ">", "0", "0s", "5m", "warning",
              "{{ $target }} refuses writes with READONLY ({{ $value }}/s): clients write to a replica")
-    "," RULE("RedisWritesRefusedNoreplicas", "errorstat.NOREPLICAS", ">", "0", "0s", "critical",
+    "," RULEK("RedisWritesRefusedNoreplicas", "errorstat.NOREPLICAS", ">", "0", "0s", "5m", "critical",
              "{{ $target }} refuses writes with NOREPLICAS ({{ $value }}/s): fewer good replicas than "
              "min-replicas-to-write")
-    "," RULE("RedisWritesRejected", "derived.errors.writes_refused_per_second", ">", "0", "1m", "warning",
+    "," RULEK("RedisWritesRejected", "derived.errors.writes_refused_per_second", ">", "0", "1m", "5m", "warning",
              "{{ $target }} rejects write calls ({{ $value }}/s)")
     "," RULE("RedisBgsaveFailed", "info.persistence.rdb_last_bgsave_status", "==", "0", "0s", "critical",
              "{{ $target }}: the last background save (BGSAVE) failed")
@@ -32,7 +36,7 @@ const char alerts_builtin_json[] =
              "{{ $target }}: the last write to the AOF failed")
     "," RULE("RedisAofRewriteFailed", "derived.aof.last_rewrite_ok", "==", "0", "0s", "warning",
              "{{ $target }}: the last AOF rewrite failed")
-    "," RULE("RedisAofFsyncDelayed", "derived.aof.delayed_fsyncs_last_interval", ">", "0", "0s", "warning",
+    "," RULEK("RedisAofFsyncDelayed", "derived.aof.delayed_fsyncs_last_interval", ">", "0", "0s", "5m", "warning",
              "{{ $target }}: {{ $value }} AOF fsyncs delayed by a slow disk in the last interval")
     "," RULE("RedisPersistenceOff", "computed.persistence_off", "==", "1", "5m", "warning",
              "{{ $target }} is a master holding keys with neither AOF nor save points")
@@ -42,7 +46,7 @@ const char alerts_builtin_json[] =
              "{{ $target }} uses {{ $value }} of maxmemory (keys get evicted)")
     "," RULE("RedisMemoryHighNoeviction", "computed.used_memory_ratio_noeviction", ">", "0.9", "2m", "critical",
              "{{ $target }} uses {{ $value }} of maxmemory under noeviction: writes will fail with OOM")
-    "," RULE("RedisKeysEvicted", "derived.throughput.evicted_keys_per_second", ">", "0", "5m", "warning",
+    "," RULEK("RedisKeysEvicted", "derived.throughput.evicted_keys_per_second", ">", "0", "5m", "5m", "warning",
              "{{ $target }} evicts {{ $value }} keys/s")
     "," RULE("RedisFragmentation", "derived.memory.fragmentation_problem", "==", "1", "30m", "warning",
              "{{ $target }}: memory fragmentation is high by MEMORY DOCTOR's rule")
@@ -56,7 +60,7 @@ const char alerts_builtin_json[] =
              "{{ $target }}: the link to its master is down")
     "," RULE("RedisNoGoodReplicas", "info.replication.min_slaves_good_slaves", "<", "1", "1m", "critical",
              "{{ $target }}: min-replicas-to-write is set and no replica is good: writes are refused")
-    "," RULE("RedisRejectedConnections", "increase(info.stats.rejected_connections)", ">", "0", "0s", "warning",
+    "," RULEK("RedisRejectedConnections", "increase(info.stats.rejected_connections)", ">", "0", "0s", "5m", "warning",
              "{{ $target }} rejected {{ $value }} connections (maxclients) in the last interval")
     ",{\"name\":\"RedisWriteThroughputDrop\",\"figure\":\"derived.throughput.write_commands_per_second\","
     "\"drop_below\":0.5,\"baseline\":\"1h\",\"for\":\"5m\",\"severity\":\"warning\","

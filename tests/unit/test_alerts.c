@@ -68,6 +68,9 @@ START_TEST(builtin_set_loads)
     ck_assert_str_eq(down->severity, "critical");
     const struct alert_rule *drop = rule_named(a, "RedisWriteThroughputDrop");
     ck_assert(drop->p.drop_below == 0.5 && drop->p.baseline_s == 3600);
+    /* event rules hold through bursts; state rules resolve at once */
+    ck_assert(rule_named(a, "RedisAofFsyncDelayed")->p.keep_s == 300);
+    ck_assert(rule_named(a, "RedisBgsaveFailed")->p.keep_s == 0);
     config_free(c);
     /* the built-in configuration carries them too */
     c = config_default();
