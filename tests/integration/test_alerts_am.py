@@ -127,7 +127,7 @@ class AlertsAlertmanager(unittest.TestCase):
                              {x["alertname"] for x in json.loads(a.get("/api/v1/alerts")[2])["alerts"]})
             c.close()
         finally:
-            a.stop()
+            self.assertEqual(a.stop(), 0)  # clean exit (and no leaks in the sanitizer build)
             s.stop()
 
 
