@@ -248,6 +248,41 @@ class WebhookDelivery(unittest.TestCase):
             self.assertEqual(a.stop(), 0)  # clean exit (and no leaks in the sanitizer build)
             s.stop()
 
+    def test_redis_down_and_restart_keep_the_alert(self):
+        """Missing data is not recovery: while Redis is down a data rule
+        neither resolves nor fires again; after a Redis restart it goes on."""
+        s = RedisServer(self.tmp.path, "r")
+        hook = Receiver(free_port())
+        hook.up()
+        pw = os.path.join(self.tmp.path, "pw")
+        with open(pw, "w") as f:
+            f.write("hunter2\n")
+        cfg = {"builtin": False, "state_dir": os.path.join(self.tmp.path, "state"),
+               "receivers": [{"name": "hook", "type": "webhook", "url": "http://127.0.0.1:%d/h" % hook.port,
+                              "repeat_interval": "0s", "basic_auth": {"username": "am", "password_file": pw}}],
+               "rules": [{"name": "Conn", "figure": "info.clients.connected_clients", "op": ">=", "threshold": 1}]}
+        a = Agent(self.tmp.path, [{"name": "r", "address": "127.0.0.1:%d" % s.port}],
+                  defaults={"interval": "300ms", "timeout": "200ms"}, extra={"alerts": cfg})
+        try:
+            wait_for(lambda: hook.delivered(), 5, what="Conn firing")
+            self.assertEqual(hook.log[0]["auth"], "Basic YW06aHVudGVyMg==")  # am:hunter2
+            polls = lambda: a.instance("r")["polls"]  # noqa: E731
+            s.kill()
+            p0 = wait_for(lambda: (lambda j: j["polls"] if not j["up"] else None)(a.instance("r")), 5,
+                          what="the instance down")
+            wait_for(lambda: polls() >= p0 + 2, 10, what="more failed polls (with backoff)")
+            s.start()
+            p1 = wait_for(lambda: (lambda j: j["polls"] if j["up"] else None)(a.instance("r")), 10,
+                          what="the instance back")
+            wait_for(lambda: polls() >= p1 + 4, 5, what="four polls after the restart")
+            self.assertEqual(hook.delivered(), [(hook.delivered()[0][0], 1, "firing")])  # nothing more
+            alerts = json.loads(a.get("/api/v1/alerts")[2])["alerts"]
+            self.assertEqual([(x["alertname"], x["state"], x["episode"]) for x in alerts], [("Conn", "firing", 1)])
+        finally:
+            hook.down()
+            self.assertEqual(a.stop(), 0)
+            s.stop()
+
     def test_corrupt_state_file_is_moved_aside(self):
         s = RedisServer(self.tmp.path, "r")
         state = os.path.join(self.tmp.path, "state")
