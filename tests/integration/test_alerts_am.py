@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Alerts end to end against a real Alertmanager (Debian's
-prometheus-alertmanager) and a real redis-server: a bgsave that fails because
+prometheus-alertmanager, an HA pair) and a real redis-server: a bgsave that fails because
 a directory stands where the dump file goes shows up in Alertmanager's
 /api/v2/alerts with our labels within `for` + two poll intervals, making saves
 work again resolves it there, and the writes the server then refuses with
@@ -59,9 +59,11 @@ class AlertsAlertmanager(unittest.TestCase):
     def setUp(self):
         self.tmp = Tmp()
         self.am = Alertmanager(self.tmp.path)
+        self.am2 = Alertmanager(self.tmp.path)  # an HA pair: alerts go to both
 
     def tearDown(self):
         self.am.stop()
+        self.am2.stop()
         self.tmp.cleanup()
 
     def test_bgsave_failure_and_misconf_reach_alertmanager(self):
@@ -72,8 +74,9 @@ class AlertsAlertmanager(unittest.TestCase):
                   extra={"alerts": {
                       "state_dir": os.path.join(self.tmp.path, "state"),
                       "external_url": "http://redpulse.example:10379/",
-                      "receivers": [{"name": "am", "type": "alertmanager",
-                                     "url": "http://127.0.0.1:%d/" % self.am.port, "resend_interval": "2s"}],
+                      "receivers": [{"name": "am", "type": "alertmanager", "resend_interval": "2s",
+                                     "urls": ["http://127.0.0.1:%d/" % self.am.port,
+                                              "http://127.0.0.1:%d" % self.am2.port]}],
                       "rules": [{"name": "RedisBgsaveFailed", "labels": {"team": "db"}}]}})
         try:
             wait_for(lambda: a.instance("bg")["up"], 5, what="first poll")
@@ -86,6 +89,7 @@ class AlertsAlertmanager(unittest.TestCase):
             got = wait_for(lambda: self.am.find("RedisBgsaveFailed", "bg"), 0 + 2 * INTERVAL + 1.0,
                            what="RedisBgsaveFailed in Alertmanager within for + two intervals")
             self.assertLess(time.time() - t_fail, 0 + 2 * INTERVAL + 1.0)
+            wait_for(lambda: self.am2.find("RedisBgsaveFailed", "bg"), 1.0, what="the alert in the second Alertmanager")
             lb = got["labels"]
             self.assertEqual(lb["severity"], "critical")
             self.assertEqual(lb["env"], "test")    # the instance's labels
@@ -123,6 +127,7 @@ class AlertsAlertmanager(unittest.TestCase):
             wait_for(lambda: c.info("persistence")["rdb_last_bgsave_status"] == "ok", 10, what="bgsave to work")
             wait_for(lambda: self.am.find("RedisBgsaveFailed", "bg") is None, 2 * INTERVAL + 2.0,
                      what="RedisBgsaveFailed resolved in Alertmanager")
+            wait_for(lambda: self.am2.find("RedisBgsaveFailed", "bg") is None, 2.0, what="resolved in the second")
             self.assertNotIn("RedisBgsaveFailed",
                              {x["alertname"] for x in json.loads(a.get("/api/v1/alerts")[2])["alerts"]})
             c.close()
