@@ -22,18 +22,31 @@ INTERVAL = 1.0
 
 class Alertmanager:
     def __init__(self, tmp):
-        self.port = free_port()
-        d = os.path.join(tmp, "am-%d" % self.port)
-        os.makedirs(d)
-        cfg = os.path.join(d, "am.yml")
-        with open(cfg, "w") as f:
-            f.write("route:\n  receiver: blackhole\nreceivers:\n  - name: blackhole\n")
-        self.log = open(os.path.join(d, "am.log"), "w")
-        self.proc = subprocess.Popen([AM, "--config.file=" + cfg, "--storage.path=" + d,
-                                      "--web.listen-address=127.0.0.1:%d" % self.port,
-                                      "--cluster.listen-address="], stdout=self.log, stderr=subprocess.STDOUT)
-        _LIVE.append(self.proc)
-        wait_for(lambda: self.get("/-/ready") is not None, 20, what="alertmanager ready")
+        # a port from free_port() can be taken by someone else before
+        # Alertmanager binds it: then it exits, and we try another
+        for _ in range(5):
+            self.port = free_port()
+            d = os.path.join(tmp, "am-%d" % self.port)
+            os.makedirs(d)
+            cfg = os.path.join(d, "am.yml")
+            with open(cfg, "w") as f:
+                f.write("route:\n  receiver: blackhole\nreceivers:\n  - name: blackhole\n")
+            self.log = open(os.path.join(d, "am.log"), "w")
+            self.proc = subprocess.Popen([AM, "--config.file=" + cfg, "--storage.path=" + d,
+                                          "--web.listen-address=127.0.0.1:%d" % self.port,
+                                          "--cluster.listen-address="], stdout=self.log, stderr=subprocess.STDOUT)
+            _LIVE.append(self.proc)
+            if wait_for(lambda: self.proc.poll() is not None or self.ready(), 20, what="alertmanager ready") is True \
+                    and self.proc.poll() is None:
+                return
+            self.log.close()
+        raise AssertionError("alertmanager did not start")
+
+    def ready(self):
+        try:
+            return self.get("/-/ready") is not None
+        except OSError:
+            return False
 
     def get(self, path):
         with urllib.request.urlopen("http://127.0.0.1:%d%s" % (self.port, path), timeout=5) as r:
@@ -58,13 +71,11 @@ class Alertmanager:
 class AlertsAlertmanager(unittest.TestCase):
     def setUp(self):
         self.tmp = Tmp()
+        self.addCleanup(self.tmp.cleanup)
         self.am = Alertmanager(self.tmp.path)
+        self.addCleanup(self.am.stop)
         self.am2 = Alertmanager(self.tmp.path)  # an HA pair: alerts go to both
-
-    def tearDown(self):
-        self.am.stop()
-        self.am2.stop()
-        self.tmp.cleanup()
+        self.addCleanup(self.am2.stop)
 
     def test_bgsave_failure_and_misconf_reach_alertmanager(self):
         s = RedisServer(self.tmp.path, "bg", ["--save", "3600 1"])
