@@ -22,7 +22,7 @@
 #define RESOLVED_KEEP_S (15 * 60)
 #define BODY_KEEP 512
 
-static const double lat_bounds[] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10};
+const double hub_lat_bounds[HUB_LAT_BUCKETS] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10};
 
 /* One request of a receiver, to one of its URLs. */
 struct req {
@@ -217,9 +217,9 @@ static void finish_attempt(struct hub *h, size_t r, double now)
     }
     double lat = now - at->started;
     size_t bk = 0;
-    while (bk < 10 && lat > lat_bounds[bk])
+    while (bk < HUB_LAT_BUCKETS && lat > hub_lat_bounds[bk])
         bk++;
-    if (bk < 10)
+    if (bk < HUB_LAT_BUCKETS)
         o->lat_count[bk]++;
     o->lat_total++;
     o->lat_sum += lat;

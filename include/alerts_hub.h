@@ -50,6 +50,10 @@ struct hub_alert {
     bool *routed;          /* [n_recv] receivers this alert goes to */
 };
 
+/* Upper bounds of the notification latency histogram buckets, seconds. */
+#define HUB_LAT_BUCKETS 10
+extern const double hub_lat_bounds[HUB_LAT_BUCKETS];
+
 /* A receiver's undelivered notifications, oldest first, and its health. */
 struct outbox {
     struct notif **v;
@@ -59,7 +63,7 @@ struct outbox {
     unsigned fails;        /* consecutive failed attempts */
     double next_resend;    /* alertmanager: the next full re-send */
     uint64_t ok, failed, final; /* requests: delivered, failed (retried), refused (final 4xx) */
-    uint64_t lat_count[10], lat_total; /* latency histogram (bounds in deliver.c) */
+    uint64_t lat_count[HUB_LAT_BUCKETS], lat_total; /* latency histogram (hub_lat_bounds) */
     double lat_sum;
 };
 
