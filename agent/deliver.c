@@ -354,9 +354,13 @@ static void save_state(struct hub *h)
     pthread_mutex_lock(&h->mu);
 }
 
+/* Changes that come together share one write of the state file. */
+#define SAVE_EVERY_S 0.05
+
 static void *thread_main(void *arg)
 {
     struct hub *h = arg;
+    double last_save = 0;
     pthread_mutex_lock(&h->mu);
     while (!h->stop) {
         double now = now_s();
@@ -372,10 +376,15 @@ static void *thread_main(void *arg)
         h->n_resolved = kept;
         for (size_t r = 0; r < h->cfg->n_recv; r++)
             consider(h, r, now);
-        if (h->dirty)
+        int wait_ms = 250;
+        if (h->dirty && now - last_save >= SAVE_EVERY_S) {
             save_state(h);
+            last_save = now;
+        } else if (h->dirty) {
+            wait_ms = (int)((SAVE_EVERY_S - (now - last_save)) * 1000) + 1;
+        }
         pthread_mutex_unlock(&h->mu);
-        curl_multi_poll(D.multi, NULL, 0, 250, NULL);
+        curl_multi_poll(D.multi, NULL, 0, wait_ms, NULL);
         int running;
         curl_multi_perform(D.multi, &running);
         pthread_mutex_lock(&h->mu);
