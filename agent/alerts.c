@@ -98,20 +98,6 @@ static int cmp_label(const void *a, const void *b)
     return strcmp(((const struct label *)a)->name, ((const struct label *)b)->name);
 }
 
-static void label_put(struct label **v, size_t *n, const char *k, const char *val)
-{
-    for (size_t i = 0; i < *n; i++)
-        if (strcmp((*v)[i].name, k) == 0) {
-            free((*v)[i].value);
-            (*v)[i].value = xstrdup(val);
-            return;
-        }
-    *v = xrealloc(*v, (*n + 1) * sizeof **v);
-    (*v)[*n].name = xstrdup(k);
-    (*v)[*n].value = xstrdup(val);
-    (*n)++;
-}
-
 static const char *label_val(const struct label *l, size_t n, const char *k)
 {
     for (size_t i = 0; i < n; i++)
@@ -167,12 +153,12 @@ static struct notif *build_notif(const struct alert_rule *r, const struct instan
 {
     struct notif *n = xcalloc(1, sizeof *n);
     for (size_t i = 0; i < ic->n_labels; i++)
-        label_put(&n->labels, &n->n_labels, ic->labels[i].name, ic->labels[i].value);
+        alerts_label_put(&n->labels, &n->n_labels, ic->labels[i].name, ic->labels[i].value);
     for (size_t i = 0; i < r->n_labels; i++)
-        label_put(&n->labels, &n->n_labels, r->labels[i].name, r->labels[i].value);
-    label_put(&n->labels, &n->n_labels, "alertname", r->name);
-    label_put(&n->labels, &n->n_labels, "target", ic->name);
-    label_put(&n->labels, &n->n_labels, "severity", r->severity);
+        alerts_label_put(&n->labels, &n->n_labels, r->labels[i].name, r->labels[i].value);
+    alerts_label_put(&n->labels, &n->n_labels, "alertname", r->name);
+    alerts_label_put(&n->labels, &n->n_labels, "target", ic->name);
+    alerts_label_put(&n->labels, &n->n_labels, "severity", r->severity);
     qsort(n->labels, n->n_labels, sizeof *n->labels, cmp_label);
     notify_fingerprint(n->fp, n->labels, n->n_labels);
     struct buf b = BUF_INIT;
@@ -180,7 +166,7 @@ static struct notif *build_notif(const struct alert_rule *r, const struct instan
         buf_reset(&b);
         notify_expand(&b, r->ann[i].value, n->labels, n->n_labels, value, threshold, figure_unit(&r->fig),
                       r->figure_text);
-        label_put(&n->ann, &n->n_ann, r->ann[i].name, b.p ? b.p : "");
+        alerts_label_put(&n->ann, &n->n_ann, r->ann[i].name, b.p ? b.p : "");
     }
     buf_free(&b);
     n->interval_s = (double)ic->interval_ms / 1000.0;
@@ -345,7 +331,7 @@ static int labels_from_json(const cJSON *o, struct label **v, size_t *n)
     for (const cJSON *c = o->child; c; c = c->next) {
         if (!cJSON_IsString(c))
             return -1;
-        label_put(v, n, c->string, c->valuestring);
+        alerts_label_put(v, n, c->string, c->valuestring);
     }
     return 0;
 }

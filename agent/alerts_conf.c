@@ -67,7 +67,7 @@ static const char *const reserved[] = {"alertname", "target", "severity", "insta
 
 /* ---- small helpers ---------------------------------------------------- */
 
-static void labels_add(struct label **v, size_t *n, const char *k, const char *val)
+void alerts_label_put(struct label **v, size_t *n, const char *k, const char *val)
 {
     for (size_t i = 0; i < *n; i++)
         if (strcmp((*v)[i].name, k) == 0) {
@@ -123,7 +123,7 @@ static int take_labels(struct conf_ctx *c, const cJSON *obj, const char *path, b
             rc = -1;
             continue;
         }
-        labels_add(v, n, ch->string, ch->valuestring);
+        alerts_label_put(v, n, ch->string, ch->valuestring);
     }
     return rc;
 }

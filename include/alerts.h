@@ -121,6 +121,10 @@ struct alerts_cfg {
 struct alerts_cfg *alerts_cfg_parse(struct conf_ctx *c, const struct cJSON *node, const struct config *cfg);
 void alerts_cfg_free(struct alerts_cfg *a);
 
+/* Sets label k of the list *v (n entries) to val, adding it when absent
+ * (copies both). */
+void alerts_label_put(struct label **v, size_t *n, const char *k, const char *val);
+
 /* The receiver named name, or -1. */
 int alerts_cfg_receiver(const struct alerts_cfg *a, const char *name);
 

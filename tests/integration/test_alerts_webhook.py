@@ -18,7 +18,7 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import BIN, Agent, RedisServer, Tmp, free_port, value, wait_for  # noqa: E402
+from harness import BIN, Agent, RedisServer, Tmp, value, wait_for  # noqa: E402
 
 
 class Receiver:
@@ -27,15 +27,27 @@ class Receiver:
     adds Retry-After: s, "hang" holds the request past the agent's timeout.
     When the script runs out it answers `default`."""
 
-    def __init__(self, port, default=200):
-        self.port, self.default = port, default
+    def __init__(self, default=200):
+        self.default = default
         self.script, self.log, self.srv = [], [], None
         self.lock = threading.Lock()
+        # while down, the port stays ours: bound, not listening (connections
+        # are refused), so no other process on this busy machine takes it
+        self.hold = self._bound(0)
+        self.port = self.hold.getsockname()[1]
+
+    @staticmethod
+    def _bound(port):
+        sk = socket.socket()
+        sk.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sk.bind(("127.0.0.1", port))
+        return sk
 
     def up(self, script=()):
         with self.lock:
             self.script = list(script)
         rec = self
+        self.hold.close()
 
         class H(http.server.BaseHTTPRequestHandler):
             def do_POST(self):
@@ -68,6 +80,11 @@ class Receiver:
             self.srv.shutdown()
             self.srv.server_close()
             self.srv = None
+            self.hold = self._bound(self.port)
+
+    def close(self):
+        self.down()
+        self.hold.close()
 
     def delivered(self):
         """(fingerprint, episode, status) of every alert in 2xx-answered requests, in order."""
@@ -101,7 +118,7 @@ class WebhookDelivery(unittest.TestCase):
 
     def test_outages_and_sigkill_lose_nothing(self):
         s = RedisServer(self.tmp.path, "r")
-        flaky, healthy, strict, tiny = (Receiver(free_port()) for _ in range(4))
+        flaky, healthy, strict, tiny = (Receiver() for _ in range(4))
         strict.default = 400
         healthy.up()
         strict.up()
@@ -190,7 +207,7 @@ class WebhookDelivery(unittest.TestCase):
                              value(m, "redpulse_poll_delay_seconds_count"))
         finally:
             for r in (flaky, healthy, strict, tiny):
-                r.down()
+                r.close()
             if a2:
                 self.assertEqual(a2.stop(), 0)
             if a.proc.poll() is None:
@@ -199,7 +216,7 @@ class WebhookDelivery(unittest.TestCase):
 
     def test_batching_repeat_routing_and_test_receiver(self):
         s = RedisServer(self.tmp.path, "r")
-        hook, pager = Receiver(free_port()), Receiver(free_port())
+        hook, pager = Receiver(), Receiver()
         hook.up()
         pager.up()
         url = lambda r: "http://127.0.0.1:%d/h" % r.port  # noqa: E731
@@ -243,8 +260,8 @@ class WebhookDelivery(unittest.TestCase):
             self.assertEqual(out.returncode, 1)
             self.assertIn(b"Couldn't connect", out.stdout)
         finally:
-            hook.down()
-            pager.down()
+            hook.close()
+            pager.close()
             self.assertEqual(a.stop(), 0)  # clean exit (and no leaks in the sanitizer build)
             s.stop()
 
@@ -252,7 +269,7 @@ class WebhookDelivery(unittest.TestCase):
         """Missing data is not recovery: while Redis is down a data rule
         neither resolves nor fires again; after a Redis restart it goes on."""
         s = RedisServer(self.tmp.path, "r")
-        hook = Receiver(free_port())
+        hook = Receiver()
         hook.up()
         pw = os.path.join(self.tmp.path, "pw")
         with open(pw, "w") as f:
@@ -279,7 +296,7 @@ class WebhookDelivery(unittest.TestCase):
             alerts = json.loads(a.get("/api/v1/alerts")[2])["alerts"]
             self.assertEqual([(x["alertname"], x["state"], x["episode"]) for x in alerts], [("Conn", "firing", 1)])
         finally:
-            hook.down()
+            hook.close()
             self.assertEqual(a.stop(), 0)
             s.stop()
 

@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <dirent.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "alerts.h"
@@ -605,6 +607,35 @@ START_TEST(agent_restart_from_state_file)
 }
 END_TEST
 
+START_TEST(state_write_is_atomic)
+{
+    char dir[64], path[128];
+    snprintf(dir, sizeof dir, "/tmp/rp-alerts-atomic-%ld", (long)getpid());
+    ck_assert_int_eq(mkdir(dir, 0700), 0);
+    snprintf(path, sizeof path, "%s/alerts.json", dir);
+    ck_assert_int_eq(state_write_atomic(path, "{\"a\":1}\n", 8), 0);
+    ck_assert_int_eq(state_write_atomic(path, "{\"b\":2}\n", 8), 0);
+    FILE *f = fopen(path, "r");
+    char got[32] = "";
+    ck_assert_ptr_nonnull(fgets(got, sizeof got, f));
+    fclose(f);
+    ck_assert_str_eq(got, "{\"b\":2}\n");
+    /* no temporary file is left behind */
+    DIR *d = opendir(dir);
+    int n = 0;
+    for (struct dirent *e; (e = readdir(d));)
+        n += e->d_name[0] != '.';
+    closedir(d);
+    ck_assert_int_eq(n, 1);
+    /* a write that cannot happen leaves the old file whole */
+    char bad[160];
+    snprintf(bad, sizeof bad, "%s/missing/alerts.json", dir);
+    ck_assert_int_eq(state_write_atomic(bad, "x", 1), -1);
+    unlink(path);
+    ck_assert_int_eq(rmdir(dir), 0);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("alerts");
@@ -623,6 +654,7 @@ int main(void)
     tcase_add_test(tc, relative_drop);
     tcase_add_test(tc, webhook_payload_v4);
     tcase_add_test(tc, agent_restart_from_state_file);
+    tcase_add_test(tc, state_write_is_atomic);
     suite_add_tcase(s, tc);
     return testutil_run(s);
 }
