@@ -607,6 +607,42 @@ START_TEST(agent_restart_from_state_file)
 }
 END_TEST
 
+START_TEST(silence_that_ends_lets_the_alert_through)
+{
+    char dir[64], ends[32], json[1024];
+    snprintf(dir, sizeof dir, "/tmp/rp-alerts-sil-%ld", (long)getpid());
+    time_t end = time(NULL) + 2;
+    struct tm tm;
+    gmtime_r(&end, &tm);
+    strftime(ends, sizeof ends, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    snprintf(json, sizeof json,
+             "{\"instances\": [{\"name\": \"cache-1\", \"address\": \"127.0.0.1:6379\"}],"
+             " \"alerts\": {\"builtin\": false, \"state_dir\": \"%s\","
+             "  \"receivers\": [{\"name\": \"down\", \"type\": \"webhook\", \"url\": \"http://127.0.0.1:1/\"}],"
+             "  \"silences\": [{\"matchers\": {\"alertname\": \"Bgsave\"}, \"ends_at\": \"%s\"}],"
+             "  \"rules\": [{\"name\": \"Bgsave\", \"figure\": \"info.persistence.rdb_last_bgsave_status\","
+             "              \"op\": \"==\", \"threshold\": 0}]}}",
+             dir, ends);
+    struct config_errors e;
+    struct config *c = parse(json, &e);
+    ck_assert_msg(c != NULL, "%s", e.text.p);
+    ck_assert_int_eq(alerts_start(c), 0);
+    struct alert_inst *slot = NULL;
+    poll_with(&slot, c, "info-redis-7.0.15-bgsave-error.txt", true, (double)time(NULL));
+    ck_assert_int_eq(active_phase("Bgsave"), AP_FIRING);
+    ck_assert_uint_eq(outbox_len(0), 0); /* silenced: not sent */
+    /* the silence ends: the delivery thread sends the firing alert then */
+    for (int i = 0; i < 60 && outbox_len(0) == 0; i++)
+        usleep(100000);
+    ck_assert_uint_eq(outbox_len(0), 1);
+    alerts_stop();
+    config_free(c);
+    char cmd[160];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    ck_assert_int_eq(system(cmd), 0);
+}
+END_TEST
+
 START_TEST(state_write_is_atomic)
 {
     char dir[64], path[128];
@@ -655,6 +691,7 @@ int main(void)
     tcase_add_test(tc, webhook_payload_v4);
     tcase_add_test(tc, agent_restart_from_state_file);
     tcase_add_test(tc, state_write_is_atomic);
+    tcase_add_test(tc, silence_that_ends_lets_the_alert_through);
     suite_add_tcase(s, tc);
     return testutil_run(s);
 }
