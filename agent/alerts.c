@@ -342,8 +342,9 @@ static struct notif *notif_from_json(const cJSON *o)
     double seq = jnum(o, "seq"), created = jnum(o, "created"), ep = jnum(o, "episode");
     double sa = jnum(o, "starts_at"), ea = jnum(o, "ends_at"), iv = jnum(o, "interval");
     const cJSON *res = cJSON_GetObjectItemCaseSensitive(o, "resolved");
-    if (!fp || strlen(fp) != 16 || isnan(seq) || isnan(created) || isnan(ep) || isnan(sa) || isnan(ea) ||
-        isnan(iv) || !cJSON_IsBool(res))
+    /* ranges first: converting an out-of-range double to an integer is UB */
+    if (!fp || strlen(fp) != 16 || !(seq >= 0 && seq < 9e15) || !(ep >= 0 && ep <= 4294967295.0) ||
+        !isfinite(created) || !isfinite(sa) || !isfinite(ea) || !isfinite(iv) || !cJSON_IsBool(res))
         return NULL;
     struct notif *n = xcalloc(1, sizeof *n);
     memcpy(n->fp, fp, 17);
@@ -512,12 +513,13 @@ static void restore(struct hub *h)
     for (const cJSON *a = alerts->child; a && !bad; a = a->next) {
         struct notif *t = notif_from_json(cJSON_GetObjectItemCaseSensitive(a, "alert"));
         double ph = jnum(a, "phase");
+        double ep = jnum(a, "episode");
         bad = !t || !jstr(a, "instance") || !jstr(a, "rule") || !(ph == AP_PENDING || ph == AP_FIRING) ||
-              isnan(jnum(a, "episode")) || isnan(jnum(a, "since")) || isnan(jnum(a, "last_true"));
+              !(ep >= 0 && ep <= 4294967295.0) || !isfinite(jnum(a, "since")) || !isfinite(jnum(a, "last_true"));
         notif_free(t);
     }
     for (const cJSON *e = eps->child; e && !bad; e = e->next)
-        bad = !jstr(e, "instance") || !jstr(e, "rule") || !(jnum(e, "episode") >= 0);
+        bad = !jstr(e, "instance") || !jstr(e, "rule") || !(jnum(e, "episode") >= 0 && jnum(e, "episode") <= 4294967295.0);
     for (const cJSON *a = res->child; a && !bad; a = a->next) {
         struct notif *t = notif_from_json(a);
         bad = !t;
@@ -537,7 +539,7 @@ static void restore(struct hub *h)
         return;
     }
     double seq = jnum(root, "seq");
-    h->seq = isnan(seq) ? 0 : (uint64_t)seq;
+    h->seq = seq >= 0 && seq < 9e15 ? (uint64_t)seq : 0;
     for (const cJSON *a = alerts->child; a; a = a->next) {
         saved = xrealloc(saved, (n_saved + 1) * sizeof *saved);
         struct saved *s = &saved[n_saved++];

@@ -600,6 +600,17 @@ START_TEST(agent_restart_from_state_file)
     ck_assert_int_eq(alerts_start(c), 0);
     ck_assert_uint_eq(outbox_len(0), 0);
     alerts_stop();
+    /* numbers out of range (no integer conversion of them): moved aside too */
+    f = fopen(path, "w");
+    ck_assert_ptr_nonnull(f);
+    fputs("{\"version\":1,\"seq\":1e300,\"alerts\":[],\"resolved\":[],\"outbox\":{},"
+          "\"episodes\":[{\"instance\":\"cache-1\",\"rule\":\"Bgsave\",\"episode\":1e30}]}", f);
+    fclose(f);
+    ck_assert_int_eq(alerts_start(c), 0);
+    pthread_mutex_lock(&alerts_hub->mu);
+    ck_assert_uint_eq(alerts_hub->n_eps, 0);
+    pthread_mutex_unlock(&alerts_hub->mu);
+    alerts_stop();
     config_free(c);
     char cmd[160];
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
