@@ -376,7 +376,7 @@ enum alert_tr rule_step(const struct rule_params *p, struct alert_state *st, str
 {
     if (isnan(value))
         return TR_NONE; /* missing data is not recovery */
-    st->value = (float)value;
+    st->value = value;
     bool cond = condition(p, st, b, value);
     if (b && p->drop_below > 0)
         baseline_update(b, p->baseline_s, value, now);

@@ -104,7 +104,7 @@ enum alert_phase { AP_INACTIVE, AP_PENDING, AP_FIRING };
 struct alert_state {
     uint8_t phase;        /* enum alert_phase */
     uint32_t episode;     /* firings so far: the n-th firing is episode n */
-    float value;          /* last value seen (for the API) */
+    double value;         /* last value seen */
     double active_since;  /* wall-clock seconds: pending began (Prometheus' ActiveAt) */
     double last_true;     /* wall-clock seconds the condition last held */
 };
