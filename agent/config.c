@@ -16,6 +16,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "alerts.h"
 #include "confparse.h"
 #include "advise.h"
 #include "jsonloc.h"
@@ -78,6 +79,7 @@ static const struct conf_opt top_opts[] = {
     {"http", OT_UINT, 0, 0},         {"defaults", OT_UINT, 0, 0},
     {"instances", OT_UINT, 0, 0},
     {"advice", OT_UINT, 0, 0},
+    {"alerts", OT_UINT, 0, 0},
 };
 
 static bool file_readable(const char *path) { return access(path, R_OK) == 0; }
@@ -799,11 +801,11 @@ struct config *config_parse(const char *json, size_t len, const char *origin,
     http_defaults(&cfg->http);
     struct pending defaults;
     builtin_defaults(&defaults);
-    const cJSON *instances = NULL, *advice = NULL;
+    const cJSON *instances = NULL, *advice = NULL, *alerts = NULL;
     for (const cJSON *ch = root->child; ch; ch = ch->next) {
         const struct conf_opt *o = conf_find_opt(top_opts, NELEM(top_opts), ch->string);
         if (!o) {
-            conf_err(&c, ch, 1, ch->string, "unknown key \"%s\" (known: listen, log_level, http, defaults, instances, advice)", ch->string);
+            conf_err(&c, ch, 1, ch->string, "unknown key \"%s\" (known: listen, log_level, http, defaults, instances, advice, alerts)", ch->string);
             continue;
         }
         uint64_t u;
@@ -824,6 +826,8 @@ struct config *config_parse(const char *json, size_t len, const char *origin,
                 apply_instance_obj(&c, ch, &defaults, "defaults", true);
         } else if (strcmp(o->key, "advice") == 0) {
             advice = ch;
+        } else if (strcmp(o->key, "alerts") == 0) {
+            alerts = ch;
         } else {
             instances = ch;
         }
@@ -897,6 +901,7 @@ struct config *config_parse(const char *json, size_t len, const char *origin,
     }
     pending_free(&defaults);
     instance_cfg_clear(&defaults.cfg);
+    cfg->alerts = alerts_cfg_parse(&c, alerts, cfg);
 out:
     jsonloc_free(loc);
     cJSON_Delete(root);
@@ -956,6 +961,10 @@ struct config *config_default(void)
     config_parse_address(REDPULSE_DEFAULT_ADDRESS, i, &why);
     buf_free(&why);
     i->address = xstrdup("redis://127.0.0.1:6379");
+    struct config_errors errs = {BUF_INIT, 0};
+    struct conf_ctx c = {NULL, &errs, "built-in configuration"};
+    cfg->alerts = alerts_cfg_parse(&c, NULL, cfg);
+    config_errors_free(&errs);
     return cfg;
 }
 
@@ -977,6 +986,7 @@ void config_free(struct config *c)
     for (size_t i = 0; i < c->n_instances; i++)
         instance_cfg_clear(&c->instances[i]);
     free(c->instances);
+    alerts_cfg_free(c->alerts);
     free(c);
 }
 

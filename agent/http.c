@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "advise.h"
+#include "alerts.h"
 #include "auth.h"
 #include "conn.h"
 #include "log.h"
@@ -142,6 +143,7 @@ void http_render_metrics(struct registry *reg, const char *target, struct buf *o
         poller_render_lateness(out);
         reload_render_metrics(out);
         selfstat_render(out);
+        alerts_render_metrics(out);
         registry_view_release(&v);
     } else {
         frag_unref(one);
@@ -466,7 +468,9 @@ static enum MHD_Result landing(struct http_server *s, struct MHD_Connection *c)
     if (n > 100)
         buf_printf(&b, "<li>... and %zu more</li>", n - 100);
     registry_view_release(&v);
-    buf_puts(&b, "</ul></body></html>\n");
+    buf_puts(&b, "</ul>");
+    alerts_render_landing(&b);
+    buf_puts(&b, "</body></html>\n");
     return send_buf(c, MHD_HTTP_OK, CT_HTML, &b, false);
 }
 
@@ -573,6 +577,10 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
     }
     if (strcmp(url, "/api/v1/advice") == 0) {
         advice_api_json(s->reg, &b);
+        return send_buf(c, MHD_HTTP_OK, CT_JSON, &b, gz);
+    }
+    if (strcmp(url, "/api/v1/alerts") == 0) {
+        alerts_render_api(&b);
         return send_buf(c, MHD_HTTP_OK, CT_JSON, &b, gz);
     }
     if (strcmp(url, "/healthz") == 0)

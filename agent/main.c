@@ -8,7 +8,9 @@
 #include <string.h>
 
 #include "advise.h"
+#include "alerts.h"
 #include "auth.h"
+#include "deliver.h"
 #include "config.h"
 #include "log.h"
 #include "service.h"
@@ -18,6 +20,7 @@ static const char usage[] =
     "       redpulse --check-config FILE\n"
     "       redpulse --hash-password < password\n"
     "       redpulse --advise ADDRESS [--seconds N]   (write-tuning report; --advise --help)\n"
+    "       redpulse --test-receiver NAME --config FILE\n"
     "\n"
     "Polls INFO on Redis instances and serves Prometheus metrics and JSON.\n"
     "Without --config it monitors " REDPULSE_DEFAULT_ADDRESS " and listens on http://" REDPULSE_DEFAULT_LISTEN "/.\n"
@@ -30,6 +33,8 @@ static const char usage[] =
     "                           default: journal when stderr is the journal, else text\n"
     "      --hash-password      read a password on stdin, print its bcrypt hash for\n"
     "                           http.basic_auth_users\n"
+    "      --test-receiver NAME send a test notification to alert receiver NAME and\n"
+    "                           print what it answered (exit 0 on 2xx)\n"
     "  -V, --version            print the version\n"
     "  -h, --help               print this help\n";
 
@@ -69,9 +74,9 @@ int main(int argc, char **argv)
         {"config", required_argument, NULL, 'c'}, {"check-config", required_argument, NULL, 't'},
         {"log-level", required_argument, NULL, 'l'}, {"version", no_argument, NULL, 'V'},
         {"help", no_argument, NULL, 'h'}, {"hash-password", no_argument, NULL, 'H'},
-        {"log-format", required_argument, NULL, 'F'},
+        {"log-format", required_argument, NULL, 'F'}, {"test-receiver", required_argument, NULL, 'R'},
         {NULL, 0, NULL, 0}};
-    const char *config_path = NULL, *check_path = NULL, *level = NULL, *format = NULL;
+    const char *config_path = NULL, *check_path = NULL, *level = NULL, *format = NULL, *test_receiver = NULL;
     int o;
     for (int i = 1; i < argc; i++) /* the one-shot report has its own options */
         if (strcmp(argv[i], "--advise") == 0 || strncmp(argv[i], "--advise=", 9) == 0)
@@ -85,6 +90,7 @@ int main(int argc, char **argv)
         case 'V': printf("redpulse %s\n", REDPULSE_VERSION); return 0;
         case 'h': fputs(usage, stdout); return 0;
         case 'H': return hash_password();
+        case 'R': test_receiver = optarg; break;
         default: fputs(usage, stderr); return 2;
         }
     }
@@ -112,6 +118,14 @@ int main(int argc, char **argv)
         printf("configuration OK (%zu instance%s)\n", cfg->n_instances, cfg->n_instances == 1 ? "" : "s");
         config_free(cfg);
         return 0;
+    }
+    if (test_receiver) { /* one notification through the real delivery path */
+        struct config *cfg = load(config_path);
+        if (!cfg)
+            return 2;
+        int trc = deliver_test_receiver(cfg->alerts, test_receiver, stdout);
+        config_free(cfg);
+        return trc;
     }
     return service_run(config_path, level != NULL);
 }

@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "advise.h"
+#include "alerts.h"
 #include "cmdclass.h"
 #include "collect.h"
 #include "conn.h"
@@ -120,6 +121,7 @@ struct target {
     struct config_values config;
     struct latency_values *latency; /* allocated when LATENCY LATEST first answers */
     struct advisor *adv;            /* write-tuning findings; NULL when advice is off */
+    struct alert_inst *alerts; /* alert rule states (owned by alerts.c) */
 };
 
 struct poller {
@@ -154,6 +156,8 @@ static enum cmd_class classify(void *ctx, const char *cmd)
 
 static void publish(struct target *t, const struct info_sample *s, const struct derived *d)
 {
+    /* every poll's end passes here, failed ones too (the down rule) */
+    alerts_after_poll(&t->alerts, t->cfg, t->idx, &t->st, s, d, &t->config);
     struct render_input in = {t->cfg, t->prefix, s, &t->st, t->info_text, d, &t->config, t->latency, &t->p->scratch, t->adv};
     registry_publish(t->p->reg, t->idx, render_frag(&in));
 }

@@ -6,12 +6,14 @@
  */
 #include "render.h"
 
+#include <cjson/cJSON.h>
 #include <ctype.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 
+#include "alerts.h"
 #include "buf.h"
 #include "prom.h"
 #include "util.h"
@@ -724,5 +726,13 @@ void frag_append_json(const struct frag *f, struct buf *b)
     } else {
         buf_puts(b, "{}");
     }
+    /* the instance's active alerts (alerts.c), by the name the head starts with */
+    size_t q = 9; /* after {"name":" */
+    while (q < f->json_head_len && f->json_head[q] != '"')
+        q += f->json_head[q] == '\\' ? 2 : 1;
+    cJSON *name = q < f->json_head_len ? cJSON_ParseWithLength(f->json_head + 8, q - 7) : NULL;
+    buf_puts(b, ",\"alerts\":");
+    alerts_render_instance(b, cJSON_IsString(name) ? name->valuestring : "");
+    cJSON_Delete(name);
     buf_putc(b, '}');
 }

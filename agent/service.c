@@ -17,6 +17,7 @@
 #include <string.h>
 #include <sys/resource.h>
 
+#include "alerts.h"
 #include "conn.h"
 #include "http.h"
 #include "log.h"
@@ -32,6 +33,7 @@ struct service {
     bool level_fixed;
     struct cfg_gen *gen;       /* what the poller runs */
     struct cfg_gen *http_gen;  /* what the HTTP server was started with */
+    struct cfg_gen *alerts_gen; /* what the alert engine was started with */
     struct registry *reg;
     struct poller *poller;
     struct http_server *http;
@@ -242,6 +244,11 @@ int service_run(const char *config_path, bool level_fixed)
         evsignal_add(sv.sig[i], NULL);
     }
     pthread_sigmask(SIG_UNBLOCK, &stop_sigs, NULL);
+    /* before HTTP (its threads read the alert table); the engine keeps the
+     * generation it started with (its rules, receivers and plans) */
+    if (alerts_start(cfg) < 0)
+        goto out;
+    sv.alerts_gen = cfg_gen_ref(sv.gen);
     sv.poller = poller_new(sv.base, sv.reg);
     if (!sv.poller)
         goto out;
@@ -274,6 +281,8 @@ out:
     log_debug("main", "HTTP stopped");
     poller_free(sv.poller);
     log_debug("main", "Redis connections closed");
+    alerts_stop(); /* after the poller: it holds pointers into alert state; a last save */
+    cfg_gen_unref(sv.alerts_gen);
     for (int i = 0; i < 3; i++)
         if (sv.sig[i])
             event_free(sv.sig[i]);

@@ -74,12 +74,15 @@ struct http_cfg {
     uint64_t max_body_memory;     /* bytes of response bodies held for slow readers; 503 past it */
 };
 
+struct alerts_cfg;
+
 struct config {
     struct http_cfg http;
     char *log_level;              /* NULL: keep the command line's */
     struct instance_cfg *instances;
     size_t n_instances;
     struct advice_cfg *advice;    /* the "advice" section (advise.h); NULL: defaults */
+    struct alerts_cfg *alerts;    /* the `alerts` section, compiled (alerts.h) */
 };
 
 /* Problems found while loading, one line each, in document order. */

@@ -12,6 +12,7 @@ redpulse_missing_pkgs() {
 redpulse_install_deps() {
     local pkgs=(gcc make cmake pkg-config libhiredis-dev libevent-dev libmicrohttpd-dev libcjson-dev
                 zlib1g-dev libdeflate-dev libssl-dev libgnutls28-dev libcrypt-dev redis-server)
+    pkgs+=(libcurl4-openssl-dev) # alert delivery (issue 10)
     if [ "${1:-}" = test ]; then
         # check: unit tests; prometheus: promtool and a real server for the
         # compatibility test; python3 and openssl: integration harness;
@@ -26,6 +27,7 @@ redpulse_install_deps() {
         # python3-yaml, python3-jsonschema: the dashboard and rule linter
         # reads the rule files; the dashboards are checked against Grafana's schema
         pkgs+=(python3-yaml python3-jsonschema)
+        pkgs+=(prometheus-alertmanager) # alert delivery tests (issue 10)
     fi
     local missing
     missing=$(redpulse_missing_pkgs "${pkgs[@]}")

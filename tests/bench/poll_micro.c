@@ -1,7 +1,8 @@
 /*
  * poll_micro.c - what one poll costs redpulse in user space, without the
  * network: parse an INFO reply, derive the figures against the previous
- * sample, render the frag, keep the compact sample. Prints microseconds per
+ * sample, run the alert rules (the built-in set), render the frag, keep the
+ * compact sample. Prints microseconds per
  * poll for each step, hot (the same instance over and over) and cold (each
  * poll on another of 2,000 instances, as at scale).
  *
@@ -12,7 +13,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
+#include "alerts.h"
 #include "buf.h"
 #include "cmdclass.h"
 #include "config.h"
@@ -56,12 +59,27 @@ int main(int argc, char **argv)
     st.polled = true;
     st.last_poll_ts = 1.7e9;
 
+    /* COLD instances with the built-in alert rules, state in /tmp */
+    struct buf js = BUF_INIT;
+    buf_printf(&js, "{\"alerts\": {\"state_dir\": \"/tmp/poll-micro-%ld\"}, \"instances\": [", (long)getpid());
+    for (int k = 0; k < COLD; k++)
+        buf_printf(&js, "%s{\"name\": \"i%d\", \"address\": \"127.0.0.1:6379\"}", k ? "," : "", k);
+    buf_puts(&js, "]}");
+    struct config_errors errs = {BUF_INIT, 0};
+    struct config *acfg = config_parse(js.p, js.len, "poll_micro", &errs);
+    buf_free(&js);
+    if (!acfg || alerts_start(acfg) < 0) {
+        fprintf(stderr, "poll_micro: %s", errs.text.p ? errs.text.p : "cannot start alerts\n");
+        return 1;
+    }
+    struct alert_inst **slots = calloc(COLD, sizeof *slots);
+
     struct buf scratch = BUF_INIT;
     for (int mode = 0; mode < 2; mode++) {
         size_t n = mode ? COLD : 1;
         struct info_sample **prev = calloc(n, sizeof *prev);
         struct frag **frags = calloc(n, sizeof *frags);
-        double t_parse = 0, t_derive = 0, t_render = 0, t_compact = 0;
+        double t_parse = 0, t_derive = 0, t_alerts = 0, t_render = 0, t_compact = 0;
         uint64_t now = 1;
         for (long i = 0; i < iters; i++) {
             size_t k = (size_t)i % n;
@@ -72,6 +90,8 @@ int main(int argc, char **argv)
             struct derived d;
             now += 100000;
             derive(prev[k], now - 100000, s, now, st.last_poll_ts, classify, NULL, &d);
+            uint64_t ta = now_mono_us();
+            alerts_after_poll(&slots[k], &acfg->instances[k], k, &st, s, &d, NULL);
             uint64_t t2 = now_mono_us();
             struct render_input in = {&cfg, pre.p, s, &st, raw, &d, NULL, NULL, &scratch, NULL};
             struct frag *fr = render_frag(&in);
@@ -85,13 +105,15 @@ int main(int argc, char **argv)
             info_sample_free(s);
             uint64_t t4 = now_mono_us();
             t_parse += (double)(t1 - t0);
-            t_derive += (double)(t2 - t1);
+            t_derive += (double)(ta - t1);
+            t_alerts += (double)(t2 - ta);
             t_render += (double)(t3 - t2);
             t_compact += (double)(t4 - t3);
         }
-        printf("%s (%zu instance%s, %ld polls): parse %.2f µs, derive %.2f µs, render %.2f µs, compact %.2f µs; total %.2f µs per poll\n",
-               mode ? "cold" : "hot", n, n > 1 ? "s" : "", iters, t_parse / iters, t_derive / iters, t_render / iters,
-               t_compact / iters, (t_parse + t_derive + t_render + t_compact) / iters);
+        printf("%s (%zu instance%s, %ld polls): parse %.2f µs, derive %.2f µs, alert rules %.2f µs, render %.2f µs, "
+               "compact %.2f µs; total %.2f µs per poll\n",
+               mode ? "cold" : "hot", n, n > 1 ? "s" : "", iters, t_parse / iters, t_derive / iters, t_alerts / iters,
+               t_render / iters, t_compact / iters, (t_parse + t_derive + t_alerts + t_render + t_compact) / iters);
         for (size_t k = 0; k < n; k++) {
             info_sample_free(prev[k]);
             frag_unref(frags[k]);
@@ -99,6 +121,10 @@ int main(int argc, char **argv)
         free(prev);
         free(frags);
     }
+    alerts_stop();
+    free(slots);
+    config_free(acfg);
+    config_errors_free(&errs);
     buf_free(&pre);
     buf_free(&scratch);
     return 0;

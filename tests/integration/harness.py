@@ -252,6 +252,8 @@ class Agent:
             self.cfg["defaults"] = defaults
         if extra:
             self.cfg.update(extra)
+        # alert state of this agent stays in the test's directory (not /var/lib/redpulse)
+        self.cfg.setdefault("alerts", {}).setdefault("state_dir", os.path.join(tmp, "state-%d" % self.port))
         self.path = os.path.join(tmp, "redpulse-%d.json" % self.port)
         with open(self.path, "w") as f:
             json.dump(self.cfg, f, indent=2)

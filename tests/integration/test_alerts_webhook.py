@@ -1,0 +1,331 @@
+#!/usr/bin/env python3
+"""Delivery across receiver outages and an agent SIGKILL: a scripted webhook
+receiver that refuses connections, answers 503, 429 with Retry-After, hangs
+past the timeout, and is down again while the alert resolves; the agent is
+killed with SIGKILL and started again on the same state directory. Every
+(fingerprint, episode) arrives firing then resolved, in order; retries keep to
+the backoff schedule; a healthy receiver sees no extra requests; a receiver
+answering 400 is not retried; a tiny queue counts exactly what it dropped."""
+import http.server
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import BIN, Agent, RedisServer, Tmp, value, wait_for  # noqa: E402
+
+
+class Receiver:
+    """A webhook receiver on a fixed port that can be down (connection
+    refused) or up with a script of answers: ints are statuses, ("429", s)
+    adds Retry-After: s, "hang" holds the request past the agent's timeout.
+    When the script runs out it answers `default`."""
+
+    def __init__(self, default=200):
+        self.default = default
+        self.script, self.log, self.srv = [], [], None
+        self.lock = threading.Lock()
+        # while down, the port stays ours: bound, not listening (connections
+        # are refused), so no other process on this busy machine takes it
+        self.hold = self._bound(0)
+        self.port = self.hold.getsockname()[1]
+
+    @staticmethod
+    def _bound(port):
+        sk = socket.socket()
+        sk.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sk.bind(("127.0.0.1", port))
+        return sk
+
+    def up(self, script=()):
+        with self.lock:
+            self.script = list(script)
+        rec = self
+        self.hold.close()
+
+        class H(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                with rec.lock:
+                    action = rec.script.pop(0) if rec.script else rec.default
+                    rec.log.append({"t": time.time(), "action": action, "key": self.headers.get("Idempotency-Key"),
+                                    "auth": self.headers.get("Authorization"), "body": json.loads(body)})
+                if action == "hang":
+                    time.sleep(2.5)
+                    return
+                status, retry = (action, None) if isinstance(action, int) else (action[0], action[1])
+                self.send_response(status)
+                if retry is not None:
+                    self.send_header("Retry-After", str(retry))
+                self.send_header("Content-Length", "2")
+                self.end_headers()
+                self.wfile.write(b"no" if status >= 300 else b"ok")
+
+            def log_message(self, *a):
+                pass
+
+        http.server.ThreadingHTTPServer.allow_reuse_address = True
+        self.srv = http.server.ThreadingHTTPServer(("127.0.0.1", self.port), H)
+        self.srv.daemon_threads = True
+        threading.Thread(target=self.srv.serve_forever, daemon=True).start()
+
+    def down(self):
+        if self.srv:
+            self.srv.shutdown()
+            self.srv.server_close()
+            self.srv = None
+            self.hold = self._bound(self.port)
+
+    def close(self):
+        self.down()
+        self.hold.close()
+
+    def delivered(self):
+        """(fingerprint, episode, status) of every alert in 2xx-answered requests, in order."""
+        out = []
+        with self.lock:
+            for r in self.log:
+                if r["action"] == 200:
+                    for al in r["body"]["alerts"]:
+                        ep = int(r["key"].split("-")[1]) if r["key"] and not r["key"].startswith("batch") else None
+                        out.append((al["fingerprint"], ep, al["status"]))
+        return out
+
+
+class Blocker:
+    """A client parked in BLPOP: blocked_clients is 1 while it lives."""
+
+    def __init__(self, port):
+        self.s = socket.create_connection(("127.0.0.1", port))
+        self.s.sendall(b"*3\r\n$5\r\nBLPOP\r\n$7\r\nnothere\r\n$1\r\n0\r\n")
+
+    def close(self):
+        self.s.close()
+
+
+class WebhookDelivery(unittest.TestCase):
+    def setUp(self):
+        self.tmp = Tmp()
+
+    def tearDown(self):
+        self.tmp.cleanup()
+
+    def test_outages_and_sigkill_lose_nothing(self):
+        s = RedisServer(self.tmp.path, "r")
+        flaky, healthy, strict, tiny = (Receiver() for _ in range(4))
+        strict.default = 400
+        healthy.up()
+        strict.up()
+        tok = os.path.join(self.tmp.path, "token")
+        with open(tok, "w") as f:
+            f.write("s3cret\n")
+        state = os.path.join(self.tmp.path, "state")
+        hook = lambda name, r, **kw: dict({"name": name, "type": "webhook", "url": "http://127.0.0.1:%d/h" % r.port,
+                                           "timeout": "1s", "max_backoff": "2s"}, **kw)  # noqa: E731
+        cfg = {"builtin": False, "state_dir": state,
+               "receivers": [hook("flaky", flaky, bearer_token_file=tok), hook("healthy", healthy),
+                             hook("strict", strict), hook("tiny", tiny, queue_size=1)],
+               "rules": [{"name": "Blocked", "figure": "info.clients.blocked_clients", "op": ">=", "threshold": 1,
+                          "annotations": {"summary": "{{ $target }}: {{ $value }} blocked"}}]}
+        inst = [{"name": "r", "address": "127.0.0.1:%d" % s.port}]
+        defaults = {"interval": "500ms", "timeout": "300ms"}
+        a = Agent(self.tmp.path, inst, defaults=defaults, extra={"alerts": cfg})
+        a2 = None
+        try:
+            # episode 1 fires while flaky is down (connection refused)
+            b = Blocker(s.port)
+            wait_for(lambda: len(healthy.delivered()) == 1, 5, what="firing at the healthy receiver")
+            fp = healthy.delivered()[0][0]
+            wait_for(lambda: value(a.metrics(), "redpulse_notifications_total", receiver="flaky", result="failed") >= 2,
+                     5, what="flaky refused twice")
+            # up, but: 503, 503, 429 Retry-After 2, a hang past the timeout, then 200
+            flaky.up([503, 503, (429, 2), "hang"])
+            wait_for(lambda: flaky.delivered(), 20, what="firing finally delivered to flaky")
+            self.assertEqual(flaky.delivered(), [(fp, 1, "firing")])
+            log = list(flaky.log)
+            self.assertEqual([r["action"] for r in log], [503, 503, (429, 2), "hang", 200])
+            self.assertEqual(log[-1]["auth"], "Bearer s3cret")
+            self.assertEqual(log[-1]["key"], "%s-1-firing" % fp)
+            self.assertEqual(log[-1]["body"]["version"], "4")
+            # the schedule: after the 429 the agent waits Retry-After (2 s)
+            self.assertGreaterEqual(log[3]["t"] - log[2]["t"], 1.9)
+            # never sooner than half the capped exponential step (jitter)
+            for i in range(1, len(log)):
+                self.assertGreaterEqual(log[i]["t"] - log[i - 1]["t"], 0.25)
+            # the strict receiver's 400 is final: one request, not retried
+            wait_for(lambda: value(a.metrics(), "redpulse_notifications_total", receiver="strict", result="refused") == 1,
+                     3, what="strict refused")
+            self.assertEqual(len(strict.log), 1)
+            # resolve while flaky is down again, then SIGKILL the agent
+            flaky.down()
+            b.close()
+            wait_for(lambda: len(healthy.delivered()) == 2, 5, what="resolved at the healthy receiver")
+
+            def saved_outbox():
+                with open(os.path.join(state, "alerts.json")) as f:
+                    st = json.load(f)
+                return st if (not st["outbox"]["healthy"] and not st["outbox"]["strict"] and st["outbox"]["flaky"]) \
+                    else None
+            wait_for(saved_outbox, 5, what="state file: healthy delivered, strict refused, flaky pending")
+            m = a.metrics()
+            self.assertEqual(value(m, "redpulse_notifications_dropped_total", receiver="tiny"), 1)
+            self.assertEqual(value(m, "redpulse_notifications_total", receiver="strict", result="refused"), 2)
+            a.proc.send_signal(signal.SIGKILL)
+            a.proc.wait()
+            a.logf.close()
+            # the same agent again; flaky comes back up
+            a2 = Agent(self.tmp.path, inst, defaults=defaults, extra={"alerts": cfg})
+            flaky.up()
+            wait_for(lambda: len(flaky.delivered()) == 2, 15, what="resolved delivered to flaky after the restart")
+            self.assertEqual(flaky.delivered(), [(fp, 1, "firing"), (fp, 1, "resolved")])
+            # episode 2 goes everywhere
+            b = Blocker(s.port)
+            wait_for(lambda: len(flaky.delivered()) == 3, 5, what="episode 2 firing")
+            b.close()
+            wait_for(lambda: len(flaky.delivered()) == 4, 5, what="episode 2 resolved")
+            self.assertEqual(flaky.delivered()[2:], [(fp, 2, "firing"), (fp, 2, "resolved")])
+            time.sleep(1.0)  # room for an extra request that must not come
+            self.assertEqual(healthy.delivered(), [(fp, 1, "firing"), (fp, 1, "resolved"),
+                                                   (fp, 2, "firing"), (fp, 2, "resolved")])
+            self.assertEqual(len(healthy.log), 4)
+            self.assertEqual(len(strict.log), 4)  # each notification once: 400 is final
+            m = a2.metrics()
+            self.assertEqual(value(m, "redpulse_notifications_total", receiver="strict", result="refused"), 2)
+            # tiny (queue_size 1) was down throughout: of the 4 notifications
+            # only the newest is left; 3 dropped, counted 1 before the kill
+            # and 2 after (counters start again with the process)
+            self.assertEqual(value(m, "redpulse_notification_queue_length", receiver="tiny"), 1)
+            self.assertEqual(value(m, "redpulse_notifications_dropped_total", receiver="tiny"), 2)
+            # polls stayed on schedule throughout
+            self.assertEqual(value(m, "redpulse_poll_delay_seconds_bucket", le="0.25"),
+                             value(m, "redpulse_poll_delay_seconds_count"))
+        finally:
+            for r in (flaky, healthy, strict, tiny):
+                r.close()
+            if a2:
+                self.assertEqual(a2.stop(), 0)
+            if a.proc.poll() is None:
+                a.stop()
+            s.stop()
+
+    def test_batching_repeat_routing_and_test_receiver(self):
+        s = RedisServer(self.tmp.path, "r")
+        hook, pager = Receiver(), Receiver()
+        hook.up()
+        pager.up()
+        url = lambda r: "http://127.0.0.1:%d/h" % r.port  # noqa: E731
+        cfg = {"builtin": False, "state_dir": os.path.join(self.tmp.path, "state"),
+               "receivers": [{"name": "hook", "type": "webhook", "url": url(hook), "repeat_interval": "2s"},
+                             {"name": "pager", "type": "webhook", "url": url(pager), "repeat_interval": "0s"}],
+               "route": [{"match": {"severity": "page"}, "receivers": ["pager"]}, {"receivers": ["hook"]}],
+               # two rules that become true on the same poll: one request
+               "rules": [{"name": "UpA", "figure": "up", "op": "==", "threshold": 1},
+                         {"name": "UpB", "figure": "up", "op": "==", "threshold": 1},
+                         {"name": "Paged", "figure": "up", "op": "==", "threshold": 1, "severity": "page"}]}
+        a = Agent(self.tmp.path, [{"name": "r", "address": "127.0.0.1:%d" % s.port}],
+                  defaults={"interval": "500ms", "timeout": "300ms"}, extra={"alerts": cfg})
+        try:
+            wait_for(lambda: hook.log, 5, what="the first request")
+            first = hook.log[0]["body"]
+            self.assertEqual(sorted(x["labels"]["alertname"] for x in first["alerts"]), ["UpA", "UpB"])
+            self.assertTrue(hook.log[0]["key"].startswith("batch-"))
+            self.assertEqual(first["commonLabels"], {"severity": "warning", "target": "r"})
+            # routing by severity: the page alert went to pager only
+            wait_for(lambda: pager.log, 5, what="the page")
+            self.assertEqual([x["labels"]["alertname"] for x in pager.log[0]["body"]["alerts"]], ["Paged"])
+            # repeat_interval 2s: told again while firing (and pager, with 0s, never)
+            t1 = hook.log[0]["t"]
+            wait_for(lambda: len(hook.log) >= 2, 5, what="a repeat")
+            self.assertGreaterEqual(hook.log[1]["t"] - t1, 1.9)
+            self.assertEqual(sorted(x["labels"]["alertname"] for x in hook.log[1]["body"]["alerts"]), ["UpA", "UpB"])
+            self.assertEqual(len(pager.log), 1)
+            # --test-receiver: the real path, the answer printed
+            out = subprocess.run([BIN, "--test-receiver", "hook", "--config", a.path], capture_output=True,
+                                 timeout=30)
+            self.assertEqual(out.returncode, 0, out.stdout + out.stderr)
+            self.assertIn(b"HTTP 200, delivered", out.stdout)
+            self.assertTrue(any(x["labels"]["alertname"] == "RedpulseTestNotification"
+                                for r in hook.log for x in r["body"]["alerts"]))
+            self.assertEqual(subprocess.run([BIN, "--test-receiver", "nope", "--config", a.path],
+                                            capture_output=True, timeout=30).returncode, 2)
+            pager.down()
+            out = subprocess.run([BIN, "--test-receiver", "pager", "--config", a.path], capture_output=True,
+                                 timeout=30)
+            self.assertEqual(out.returncode, 1)
+            self.assertIn(b"Couldn't connect", out.stdout)
+        finally:
+            hook.close()
+            pager.close()
+            self.assertEqual(a.stop(), 0)  # clean exit (and no leaks in the sanitizer build)
+            s.stop()
+
+    def test_redis_down_and_restart_keep_the_alert(self):
+        """Missing data is not recovery: while Redis is down a data rule
+        neither resolves nor fires again; after a Redis restart it goes on."""
+        s = RedisServer(self.tmp.path, "r")
+        hook = Receiver()
+        hook.up()
+        pw = os.path.join(self.tmp.path, "pw")
+        with open(pw, "w") as f:
+            f.write("hunter2\n")
+        cfg = {"builtin": False, "state_dir": os.path.join(self.tmp.path, "state"),
+               "receivers": [{"name": "hook", "type": "webhook", "url": "http://127.0.0.1:%d/h" % hook.port,
+                              "repeat_interval": "0s", "basic_auth": {"username": "am", "password_file": pw}}],
+               "rules": [{"name": "Conn", "figure": "info.clients.connected_clients", "op": ">=", "threshold": 1}]}
+        a = Agent(self.tmp.path, [{"name": "r", "address": "127.0.0.1:%d" % s.port}],
+                  defaults={"interval": "300ms", "timeout": "200ms"}, extra={"alerts": cfg})
+        try:
+            wait_for(lambda: hook.delivered(), 5, what="Conn firing")
+            self.assertEqual(hook.log[0]["auth"], "Basic YW06aHVudGVyMg==")  # am:hunter2
+            polls = lambda: a.instance("r")["polls"]  # noqa: E731
+            s.kill()
+            p0 = wait_for(lambda: (lambda j: j["polls"] if not j["up"] else None)(a.instance("r")), 5,
+                          what="the instance down")
+            wait_for(lambda: polls() >= p0 + 2, 10, what="more failed polls (with backoff)")
+            s.start()
+            p1 = wait_for(lambda: (lambda j: j["polls"] if j["up"] else None)(a.instance("r")), 10,
+                          what="the instance back")
+            wait_for(lambda: polls() >= p1 + 4, 5, what="four polls after the restart")
+            self.assertEqual(hook.delivered(), [(hook.delivered()[0][0], 1, "firing")])  # nothing more
+            alerts = json.loads(a.get("/api/v1/alerts")[2])["alerts"]
+            self.assertEqual([(x["alertname"], x["state"], x["episode"]) for x in alerts], [("Conn", "firing", 1)])
+        finally:
+            hook.close()
+            self.assertEqual(a.stop(), 0)
+            s.stop()
+
+    def test_corrupt_state_file_is_moved_aside(self):
+        s = RedisServer(self.tmp.path, "r")
+        state = os.path.join(self.tmp.path, "state")
+        os.makedirs(state)
+        inst = [{"name": "r", "address": "127.0.0.1:%d" % s.port}]
+        for bad in (b'{"version":1,"seq":3,"alerts":[{"instance":"r","ru', b"\x00\xff garbage",
+                    b'{"version":1,"seq":0,"alerts":[{"instance":"r"}],"episodes":[],"resolved":[],"outbox":{}}'):
+            with open(os.path.join(state, "alerts.json"), "wb") as f:
+                f.write(bad)
+            a = Agent(self.tmp.path, inst, defaults={"interval": "500ms", "timeout": "300ms"},
+                      extra={"alerts": {"state_dir": state}})
+            try:
+                wait_for(lambda: "moved to" in a.log_text(), 5, what="the corrupt state file logged")
+                aside = [f for f in os.listdir(state) if f.startswith("alerts.json.corrupt-")]
+                self.assertTrue(aside, os.listdir(state))
+                with open(os.path.join(state, aside[0]), "rb") as f:
+                    self.assertEqual(f.read(), bad)  # kept for a human to look at
+                os.unlink(os.path.join(state, aside[0]))
+                # the agent runs, with empty state, and writes a good file
+                wait_for(lambda: a.instance("r")["up"], 5, what="polls")
+                with open(os.path.join(state, "alerts.json")) as f:
+                    self.assertEqual(json.load(f)["alerts"], [])
+            finally:
+                self.assertEqual(a.stop(), 0)
+        s.stop()
+
+
+if __name__ == "__main__":
+    unittest.main()
