@@ -10,7 +10,9 @@
    rules: lower case, punctuation dropped, spaces to hyphens, -1, -2 for
    repeats). Links inside fenced code blocks and inline code are ignored.
 3. Every metric named in the README's "The metric families that matter"
-   exists: in the generated table or as a "# TYPE" line the agent writes."""
+   exists: in the generated table or as a "# TYPE" line the agent writes.
+4. The README has exactly two commands to run (code blocks of sh): the
+   quick start and the test suite; the rest belongs in docs/."""
 import glob
 import os
 import re
@@ -158,6 +160,10 @@ def check_readme_metrics():
     if unknown:
         return ["README.md: metrics that redpulse does not export: " + ", ".join(unknown)]
     print("README.md: the %d metrics it names exist" % len(named))
+    blocks = re.findall(r"^```(?:sh|bash|shell|console)\n(.*?)^```", text, re.M | re.S)
+    want = ["packaging/quickstart.sh\n", "tests/run.sh\n"]
+    if blocks != want:
+        return ["README.md: the command blocks must be exactly %r, found %r" % (want, blocks)]
     return []
 
 
