@@ -4,7 +4,7 @@
 build it with cpack from the build tree; inspect it (contents, control
 fields, conffiles, maintainer scripts, Depends against the binary's NEEDED
 libraries as ldd resolves them); lintian (no error, warnings only those the
-README accepts); install it with dpkg (enabled the Debian way, silent and
+docs/packaging.md accepts); install it with dpkg (enabled the Debian way, silent and
 nothing started without systemd); run the INSTALLED binary, as the
 installed unit's ExecStart= says, as an unprivileged user, with the
 installed default configuration (only the Redis and HTTP ports moved to
@@ -86,10 +86,10 @@ def skip_or_fail(why):
 
 
 def accepted_lintian_tags():
-    """The warnings README.md accepts, between the LINTIAN-ACCEPTED markers."""
-    with open(os.path.join(SRC, "README.md")) as f:
+    """The warnings docs/packaging.md accepts, between the LINTIAN-ACCEPTED markers."""
+    with open(os.path.join(SRC, "docs", "packaging.md")) as f:
         m = re.search(r"<!-- LINTIAN-ACCEPTED:BEGIN -->(.*?)<!-- LINTIAN-ACCEPTED:END -->", f.read(), re.S)
-    assert m, "README.md has no LINTIAN-ACCEPTED list"
+    assert m, "docs/packaging.md has no LINTIAN-ACCEPTED list"
     return set(re.findall(r"^\| `([\w-]+)` \|", m.group(1), re.M))
 
 
@@ -192,7 +192,7 @@ def lintian(deb):
     errors = [ln for ln in out if ln.startswith("E: ")]
     unaccepted = [ln for ln in out if ln.startswith("W: ") and ln.split()[2] not in accepted]
     assert not errors, "lintian errors:\n" + "\n".join(errors)
-    assert not unaccepted, "lintian warnings not accepted in README.md:\n" + "\n".join(unaccepted)
+    assert not unaccepted, "lintian warnings not accepted in docs/packaging.md:\n" + "\n".join(unaccepted)
     # 2: lintian itself failed (an unreadable package, a crash in a check)
     assert r.returncode in (0, 1), "lintian exit %d:\n%s" % (r.returncode, r.stderr)
 
