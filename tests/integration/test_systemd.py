@@ -163,6 +163,23 @@ class Notify(unittest.TestCase):
         self.assertLess(took, 5, "stop took %.1fs" % took)
         self.ns.first("STOPPING=1", t, within=1)
 
+    def test_abstract_name_filling_sun_path(self):
+        """An abstract name may use all 108 bytes of sun_path (no NUL)."""
+        name = ("redpulse-test-%d-" % os.getpid()).ljust(107, "x")
+        self.ns.close()
+        self.ns = Listener("\0" + name)
+        ag = self.start("@" + name)
+        self.ns.first("READY=1")
+        self.assertEqual(ag.stop(), 0, ag.log_text())
+        self.assertNotIn("NOTIFY_SOCKET", ag.log_text())
+
+    def test_notify_socket_path_too_long(self):
+        """A path that does not fit sun_path is refused with its length."""
+        path = "/" + "x" * 107
+        ag = self.start(path)
+        self.assertEqual(ag.stop(), 0, ag.log_text())
+        self.assertIn("NOTIFY_SOCKET=\"%s\" is 108 bytes: a socket address holds at most 107" % path, ag.log_text())
+
 
 class Stop(unittest.TestCase):
     def test_stop_finishes_responses_in_flight(self):
