@@ -641,6 +641,18 @@ fail:
     return NULL;
 }
 
+/* The same certificate chain (the key was checked to match it). */
+static bool same_material(const struct tls_material *a, const struct tls_material *b)
+{
+    if (!a || !b || a->n != b->n)
+        return false;
+    for (unsigned i = 0; i < a->n; i++)
+        if (a->pcert[i].cert.size != b->pcert[i].cert.size ||
+            memcmp(a->pcert[i].cert.data, b->pcert[i].cert.data, a->pcert[i].cert.size) != 0)
+            return false;
+    return true;
+}
+
 int http_reload_tls(struct http_server *s)
 {
     char err[256];
@@ -650,6 +662,13 @@ int http_reload_tls(struct http_server *s)
     if (!m) {
         log_error("http", "TLS reload: %s; keeping the current certificate", err);
         return -1;
+    }
+    if (same_material(m, s->material)) {
+        /* replaced ones are kept until the server stops: a SIGHUP that
+         * renews nothing must not add one (a reload a minute for a year) */
+        material_free(m);
+        log_debug("http", "TLS certificate unchanged");
+        return 0;
     }
     m->older = s->material;
     s->material = m;
