@@ -707,6 +707,7 @@ struct http_server *http_apply(struct http_server *old, const struct config *cfg
     s->listen_fd = -1;
     s->tls = cfg->http.tls_cert_file != NULL;
     struct tls_material *was = atomic_load(&tls_current);
+    bool published = false; /* s->material was tls_current */
     if (resolve_listen(cfg->http.listen, &s->addr, &sl, err, errlen) < 0)
         goto fail;
     if (s->tls) {
@@ -723,8 +724,10 @@ struct http_server *http_apply(struct http_server *old, const struct config *cfg
             goto fail;
         }
     }
-    if (s->tls)
+    if (s->tls) {
         atomic_store(&tls_current, s->material);
+        published = true;
+    }
     s->auth = auth_new(cfg->http.users, cfg->http.n_users);
     s->d = start_daemon(s);
     if (!s->d) {
@@ -747,6 +750,13 @@ struct http_server *http_apply(struct http_server *old, const struct config *cfg
     return s;
 fail:
     atomic_store(&tls_current, was);
+    if (published && old->material) {
+        /* it was current for a moment: a handshake of the old server may
+         * have taken it, so it lives as long as the old server's own */
+        s->material->older = old->material->older;
+        old->material->older = s->material;
+        s->material = NULL;
+    }
     auth_free(s->auth);
     material_free(s->material);
     free(s->client_ca_pem);
