@@ -284,5 +284,46 @@ class ReloadStorm(unittest.TestCase):
         self.assertEqual(ag.stop(), 0, ag.log_text())
 
 
+def fnv1a64(data):
+    h = 14695981039346656037
+    for b in data:
+        h = ((h ^ b) * 1099511628211) & 0xFFFFFFFFFFFFFFFF
+    return "%016x" % h
+
+
+class PartialReload(unittest.TestCase):
+    """A reload whose HTTP part fails (the new listen address is taken) still
+    applies its instances; redpulse_config_hash then names the file whose
+    instances run, and the reload counts as failed."""
+
+    def test_hash_follows_what_runs(self):
+        tmp = Tmp()
+        self.addCleanup(tmp.cleanup)
+        redis = RedisServer(tmp.path, "r")
+        self.addCleanup(redis.stop)
+        ag = Agent(tmp.path, [inst("a", redis)], defaults=DEFAULTS, log_level="info")
+        self.addCleanup(ag.stop)
+        with open(ag.path, "rb") as f:
+            first = f.read()
+        m = ag.metrics()
+        self.assertEqual(series(m, "redpulse_config_hash")[0][0]["hash"], fnv1a64(first))
+        busy = socket.socket()
+        busy.bind(("127.0.0.1", 0))
+        busy.listen(1)
+        self.addCleanup(busy.close)
+        new = json.dumps({"listen": "127.0.0.1:%d" % busy.getsockname()[1], "defaults": DEFAULTS,
+                          "instances": [inst("a", redis), inst("b", redis)]}).encode()
+        with open(ag.path + ".new", "wb") as f:
+            f.write(new)
+        os.replace(ag.path + ".new", ag.path)
+        ag.proc.send_signal(signal.SIGHUP)
+        wait_for(lambda: "configuration reloaded" in ag.log_text(), 10, what="reload")
+        m = ag.metrics()
+        self.assertIn("b", [lb["target"] for lb, _ in series(m, "redpulse_polls_total")])  # instances applied
+        self.assertEqual(value(m, "redpulse_config_last_reload_successful"), 0)
+        self.assertEqual(series(m, "redpulse_config_hash")[0][0]["hash"], fnv1a64(new))
+        self.assertEqual(ag.stop(), 0, ag.log_text())
+
+
 if __name__ == "__main__":
     unittest.main()
