@@ -286,9 +286,15 @@ HOSTILE = b'ERR say "hi"\n{"level":"error","msg":"forged"}\x01\x1b[31m \xff\xfe 
 
 
 class HostilePeer:
-    """Answers every command with +OK, and INFO with the error above."""
+    """Answers every command with +OK, and INFO with the error above (flap:
+    every other INFO with a real reply)."""
 
-    def __init__(self):
+    def __init__(self, flap=False):
+        self.flap = flap
+        self.n_info = 0
+        from fakepeer import FIXTURES, bulk
+        with open(os.path.join(FIXTURES, "info-redis-7.0.15-master.txt"), "rb") as fh:
+            self.info = bulk(fh.read())
         self.sock = socket.socket()
         self.sock.bind(("127.0.0.1", 0))
         self.sock.listen(8)
@@ -311,7 +317,11 @@ class HostilePeer:
                 cmd = read_command(f)
                 if cmd is None:
                     return
-                c.sendall(b"-" + HOSTILE + b"\r\n" if cmd[0].upper() == "INFO" else b"+OK\r\n")
+                if cmd[0].upper() != "INFO":
+                    c.sendall(b"+OK\r\n")
+                    continue
+                self.n_info += 1
+                c.sendall(self.info if self.flap and self.n_info % 2 == 0 else b"-" + HOSTILE + b"\r\n")
         except OSError:
             pass
         finally:
@@ -326,10 +336,10 @@ class HostileLogText(unittest.TestCase):
     shows any other line as "[blob data]"), JSON lines parse, and nothing
     the peer sends forges a line."""
 
-    def run_agent(self, fmt):
+    def run_agent(self, fmt, flap=False, level="debug", n_polls=3):
         tmp = Tmp()
         self.addCleanup(tmp.cleanup)
-        peer = HostilePeer()
+        peer = HostilePeer(flap)
         self.addCleanup(peer.stop)
         cfg = os.path.join(tmp.path, "c.json")
         port = free_port()
@@ -341,14 +351,14 @@ class HostileLogText(unittest.TestCase):
         env = dict(os.environ)
         env.pop("JOURNAL_STREAM", None)
         with open(log, "w") as lf:
-            p = subprocess.Popen([BIN, "--config", cfg, "--log-level", "debug", "--log-format", fmt],
+            p = subprocess.Popen([BIN, "--config", cfg, "--log-level", level, "--log-format", fmt],
                                  stdout=lf, stderr=subprocess.STDOUT, env=env)
         try:
-            def polls():
+            def polled():
                 with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % port, timeout=5) as r:
                     m = re.search(r'^redpulse_polls_total\{target="hostile"\} (\d+)', r.read().decode(), re.M)
-                return m and int(m.group(1)) >= 3
-            wait_for(polls, 15, what="3 polls")
+                return m and int(m.group(1)) >= n_polls
+            wait_for(polled, 30, what="%d polls" % n_polls)
         finally:
             p.send_signal(signal.SIGTERM)
             self.assertEqual(p.wait(10), 0)
@@ -372,6 +382,16 @@ class HostileLogText(unittest.TestCase):
         want = ("hostile: poll failed (error_reply): ERR say \"hi\" {\"level\":\"error\",\"msg\":\"forged\"}  [31m"
                 " ?? ?? ??? caf\u00e9")
         self.assertTrue(any(ln.endswith(want) for ln in lines), lines)
+
+
+    def test_flapping_peer_is_not_logged_every_poll(self):
+        """A peer failing every other poll: one warning, not one warning and
+        one "recovered" line a poll pair for as long as it goes on."""
+        lines = self.run_agent("text", flap=True, level="info", n_polls=20)
+        # (a poll that times out under load is another kind of failure: warned)
+        self.assertEqual(sum("hostile: poll failed (error_reply)" in ln for ln in lines), 1, lines)
+        self.assertLessEqual(sum("hostile: recovered" in ln for ln in lines),
+                             1 + sum("hostile: poll failed (timeout)" in ln for ln in lines), lines)
 
 
 if __name__ == "__main__":
