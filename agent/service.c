@@ -42,7 +42,7 @@ struct service {
 
 /* One descriptor per instance: raise the soft limit to the hard one, and
  * keep some for HTTP clients and the process itself. */
-static void set_fd_budget(const struct config *cfg)
+static void set_fd_budget(unsigned http_max_connections, size_t n_instances)
 {
     struct rlimit rl;
     if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
@@ -52,15 +52,15 @@ static void set_fd_budget(const struct config *cfg)
         setrlimit(RLIMIT_NOFILE, &rl);
         getrlimit(RLIMIT_NOFILE, &rl);
     }
-    long reserve = 32 + (long)cfg->http.max_connections;
+    long reserve = 32 + (long)http_max_connections;
     long budget = (long)rl.rlim_cur - reserve;
     if (budget < 1)
         budget = 1;
     conn_set_fd_budget(budget);
-    if ((size_t)budget < cfg->n_instances)
+    if ((size_t)budget < n_instances)
         log_warn("main", "file descriptor limit %llu allows %ld Redis connections for %zu instances "
                  "(%ld kept for HTTP); raise LimitNOFILE / ulimit -n",
-                 (unsigned long long)rl.rlim_cur, budget, cfg->n_instances, reserve);
+                 (unsigned long long)rl.rlim_cur, budget, n_instances, reserve);
 }
 
 static void apply_log_level(const struct service *sv, const struct config *cfg)
@@ -160,6 +160,8 @@ static void reload(struct service *sv)
             }
         }
         apply_log_level(sv, c);
+        /* for the HTTP settings that serve now (the new ones unless they failed) */
+        set_fd_budget(sv->http_gen->cfg->http.max_connections, c->n_instances);
         poller_apply(sv->poller, c); /* before the old generation goes */
         cfg_gen_unref(sv->gen);
         sv->gen = g;
@@ -207,7 +209,7 @@ int service_run(const char *config_path, bool level_fixed)
     sdnotify_init();
 
     signal(SIGPIPE, SIG_IGN);
-    set_fd_budget(cfg);
+    set_fd_budget(cfg->http.max_connections, cfg->n_instances);
     /* A fixed threshold: response buffers of a big /metrics (megabytes) are
      * mmapped and go back to the system when freed. glibc's adaptive one
      * would move them into the heap after the first free and keep the RSS. */

@@ -325,5 +325,32 @@ class PartialReload(unittest.TestCase):
         self.assertEqual(ag.stop(), 0, ag.log_text())
 
 
+class FdBudgetOnReload(unittest.TestCase):
+    """The descriptor budget for Redis connections follows a reload that
+    adds instances (it was computed once, at start)."""
+
+    def test_budget_recomputed(self):
+        import resource
+        tmp = Tmp()
+        self.addCleanup(tmp.cleanup)
+        redis = RedisServer(tmp.path, "r")
+        self.addCleanup(redis.stop)
+        http = {"max_connections": 8}
+        ag = Agent(tmp.path, [inst("i0", redis)], defaults=DEFAULTS, log_level="info", extra={"http": http},
+                   preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (64, 64)))
+        self.addCleanup(ag.stop)
+        self.assertNotIn("file descriptor limit", ag.log_text())
+        cfg = {"listen": "127.0.0.1:%d" % ag.port, "defaults": DEFAULTS, "http": http,
+               "instances": [inst("i%d" % k, redis) for k in range(30)]}
+        with open(ag.path + ".new", "w") as f:
+            json.dump(cfg, f)
+        os.replace(ag.path + ".new", ag.path)
+        ag.proc.send_signal(signal.SIGHUP)
+        wait_for(lambda: "configuration reloaded" in ag.log_text(), 10, what="reload")
+        self.assertIn("file descriptor limit 64 allows 24 Redis connections for 30 instances (40 kept for HTTP)",
+                      ag.log_text())
+        self.assertEqual(ag.stop(), 0, ag.log_text())
+
+
 if __name__ == "__main__":
     unittest.main()
