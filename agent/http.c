@@ -50,6 +50,7 @@ struct tls_material {
  * the replaced ones kept (a verification may still be using one). */
 struct ca_trust {
     gnutls_x509_trust_list_t tl;
+    char *pem;               /* the file as read: a reload of the same CA keeps this one */
     struct ca_trust *older;
 };
 
@@ -808,6 +809,7 @@ static void trust_free(struct ca_trust *t)
     while (t) {
         struct ca_trust *older = t->older;
         gnutls_x509_trust_list_deinit(t->tl, 1);
+        free(t->pem);
         free(t);
         t = older;
     }
@@ -824,12 +826,13 @@ static struct ca_trust *load_trust(const char *path, char *err, size_t errlen)
     int r = gnutls_x509_trust_list_init(&t->tl, 0);
     if (r >= 0)
         r = gnutls_x509_trust_list_add_trust_mem(t->tl, &d, NULL, GNUTLS_X509_FMT_PEM, 0, 0);
-    free(pem);
+    t->pem = pem;
     if (r <= 0) {
         snprintf(err, errlen, "client CA file \"%s\" holds no usable certificate%s%s", path, r < 0 ? ": " : "",
                  r < 0 ? gnutls_strerror(r) : "");
         if (t->tl)
             gnutls_x509_trust_list_deinit(t->tl, 1);
+        free(t->pem);
         free(t);
         return NULL;
     }
@@ -892,6 +895,18 @@ fail:
     return NULL;
 }
 
+/* The same certificate chain (the key was checked to match it). */
+static bool same_material(const struct tls_material *a, const struct tls_material *b)
+{
+    if (!a || !b || a->n != b->n)
+        return false;
+    for (unsigned i = 0; i < a->n; i++)
+        if (a->pcert[i].cert.size != b->pcert[i].cert.size ||
+            memcmp(a->pcert[i].cert.data, b->pcert[i].cert.data, a->pcert[i].cert.size) != 0)
+            return false;
+    return true;
+}
+
 int http_reload_tls(struct http_server *s)
 {
     char err[256];
@@ -908,14 +923,31 @@ int http_reload_tls(struct http_server *s)
         log_error("http", "TLS reload: %s; keeping the current certificate, key and client CA", err);
         return -1;
     }
-    m->older = s->material;
-    s->material = m;
-    atomic_store(&tls_current, m); /* new handshakes use it from now on */
+    /* replaced ones are kept until the server stops: a SIGHUP that renews
+     * nothing must not add one (a reload a minute for a year) */
+    struct ca_trust *cur = atomic_load(&s->trust);
+    if (t && cur && cur->pem && strcmp(t->pem, cur->pem) == 0) {
+        trust_free(t);
+        t = NULL;
+    }
+    if (same_material(m, s->material)) {
+        material_free(m);
+        m = NULL;
+    }
+    if (!m && !t) {
+        log_debug("http", "TLS certificate and client CA unchanged");
+        return 0;
+    }
+    if (m) {
+        m->older = s->material;
+        s->material = m;
+        atomic_store(&tls_current, m); /* new handshakes use it from now on */
+    }
     if (t) {
         t->older = atomic_load(&s->trust);
         atomic_store(&s->trust, t); /* and new requests this CA */
     }
-    log_info("http", "TLS certificate reloaded%s", t ? " (and the client CA)" : "");
+    log_info("http", "TLS %s reloaded", m && t ? "certificate and client CA" : m ? "certificate" : "client CA");
     return 0;
 }
 
@@ -949,6 +981,7 @@ struct http_server *http_apply(struct http_server *old, const struct config *cfg
     s->listen_fd = -1;
     s->tls = cfg->http.tls_cert_file != NULL;
     struct tls_material *was = atomic_load(&tls_current);
+    bool published = false; /* s->material was tls_current */
     if (resolve_listen(cfg->http.listen, &s->addr, &sl, err, errlen) < 0)
         goto fail;
     if (s->tls) {
@@ -971,8 +1004,10 @@ struct http_server *http_apply(struct http_server *old, const struct config *cfg
             goto fail;
         }
     }
-    if (s->tls)
+    if (s->tls) {
         atomic_store(&tls_current, s->material);
+        published = true;
+    }
     s->auth = auth_new(cfg->http.users, cfg->http.n_users, cfg->http.login_cache_ttl_ms);
     s->d = start_daemon(s);
     if (!s->d) {
@@ -997,6 +1032,13 @@ struct http_server *http_apply(struct http_server *old, const struct config *cfg
     return s;
 fail:
     atomic_store(&tls_current, was);
+    if (published && old->material) {
+        /* it was current for a moment: a handshake of the old server may
+         * have taken it, so it lives as long as the old server's own */
+        s->material->older = old->material->older;
+        old->material->older = s->material;
+        s->material = NULL;
+    }
     auth_free(s->auth);
     material_free(s->material);
     trust_free(atomic_load(&s->trust));

@@ -61,19 +61,54 @@ bool log_stderr_is_journal(void)
     return (unsigned long long)st.st_dev == dev && (unsigned long long)st.st_ino == ino;
 }
 
-/* Appends s as the inside of a JSON string. */
+/* Length of the well-formed UTF-8 sequence at s[0..n) (RFC 3629: no
+ * overlong forms, no surrogates, nothing above U+10FFFF), or 0. Peers'
+ * text (Redis error strings) may hold any bytes: a line that is not UTF-8
+ * is not JSON, and journald shows it as "[blob data]". */
+static size_t utf8_len(const unsigned char *s, size_t n)
+{
+    if (s[0] < 0x80)
+        return 1;
+    size_t l = s[0] >= 0xc2 && s[0] <= 0xdf ? 2 : s[0] >= 0xe0 && s[0] <= 0xef ? 3 : s[0] >= 0xf0 && s[0] <= 0xf4 ? 4 : 0;
+    if (!l || l > n)
+        return 0;
+    unsigned char lo = 0x80, hi = 0xbf; /* bounds of the second byte */
+    if (s[0] == 0xe0)
+        lo = 0xa0;
+    else if (s[0] == 0xed)
+        hi = 0x9f;
+    else if (s[0] == 0xf0)
+        lo = 0x90;
+    else if (s[0] == 0xf4)
+        hi = 0x8f;
+    if (s[1] < lo || s[1] > hi)
+        return 0;
+    for (size_t i = 2; i < l; i++)
+        if ((s[i] & 0xc0) != 0x80)
+            return 0;
+    return l;
+}
+
+/* Appends s as the inside of a JSON string; bytes that are not UTF-8
+ * become U+FFFD. */
 static size_t json_escape(char *out, size_t cap, const char *s, size_t n)
 {
     size_t o = 0;
     for (size_t i = 0; i < n && o + 7 < cap; i++) {
         unsigned char c = (unsigned char)s[i];
+        size_t l = utf8_len((const unsigned char *)s + i, n - i);
         if (c == '"' || c == '\\') {
             out[o++] = '\\';
             out[o++] = (char)c;
         } else if (c < 0x20) {
             o += (size_t)snprintf(out + o, cap - o, "\\u%04x", c);
+        } else if (l == 0) {
+            memcpy(out + o, "\\ufffd", 6);
+            o += 6;
         } else {
-            out[o++] = (char)c;
+            memcpy(out + o, s + i, l); /* l <= 4 < 7 */
+            o += l;
+            i += l - 1;
         }
     }
     return o;
@@ -114,10 +149,17 @@ void log_msg(enum log_level lvl, const char *subsys, const char *fmt, ...)
         if (tn > sizeof line - 2 - n)
             tn = sizeof line - 2 - n;
         memcpy(line + n, text, tn);
-        /* control characters from peers must not forge extra log lines */
-        for (size_t i = n; i < n + tn; i++)
+        /* control characters from peers must not forge extra log lines;
+         * bytes that are not UTF-8 become '?' */
+        for (size_t i = n; i < n + tn; i++) {
+            size_t l = utf8_len((const unsigned char *)line + i, n + tn - i);
             if ((unsigned char)line[i] < 0x20)
                 line[i] = ' ';
+            else if (l == 0)
+                line[i] = '?';
+            else
+                i += l - 1;
+        }
         n += tn;
     }
     line[n++] = '\n';

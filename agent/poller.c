@@ -109,6 +109,7 @@ struct target {
     unsigned fails;        /* consecutive failed polls */
     uint64_t warned_us;    /* when a failure was last logged as a warning */
     unsigned repeats;      /* the same failure since, logged at debug level */
+    bool streak_warned;    /* a failure since the last success was a warning */
     struct poll_stats st;
     struct info_sample *last; /* compact copy of the latest good sample */
     uint64_t last_us;         /* monotonic time its reply arrived */
@@ -251,8 +252,13 @@ static void finish(struct target *t, enum outcome o, const char *detail, struct 
         t->st.reply_bytes = raw->len;
         rstr_unref(t->info_text);
         t->info_text = raw; /* adopted */
-        if (prev != OUTCOME_OK && !first)
-            log_info("poller", "%s: recovered", t->cfg->name);
+        if (prev != OUTCOME_OK && !first) {
+            if (t->streak_warned)
+                log_info("poller", "%s: recovered", t->cfg->name);
+            else
+                log_debug("poller", "%s: recovered", t->cfg->name);
+        }
+        t->streak_warned = false;
         if (s->malformed)
             log_debug("poller", "%s: %zu malformed INFO lines skipped", t->cfg->name, s->malformed);
     } else {
@@ -260,9 +266,14 @@ static void finish(struct target *t, enum outcome o, const char *detail, struct 
         t->fails++;
         t->retry_at_us = now + backoff_us(t);
         snprintf(t->st.last_error, sizeof t->st.last_error, "%s: %s", outcome_desc(o), detail);
-        if (prev != o || first || now - t->warned_us >= LOG_REPEAT_US) {
+        /* failing again soon after the last warning, with successes in
+         * between: a flapping peer, whose every failure and recovery would
+         * otherwise be logged (two lines a poll, for as long as it goes on) */
+        bool flap = prev == OUTCOME_OK && !first && t->warned_us && now - t->warned_us < LOG_REPEAT_US;
+        if (!flap && (prev != o || first || now - t->warned_us >= LOG_REPEAT_US)) {
             /* the same failure again is a warning once per LOG_REPEAT_US */
-            if (prev == o && !first)
+            t->streak_warned = true;
+            if ((prev == o || t->repeats) && !first)
                 log_warn("poller", "%s: poll still failing (%s, %u times since the last warning): %s",
                          t->cfg->name, outcome_str(o), t->repeats, detail);
             else

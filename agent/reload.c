@@ -110,10 +110,11 @@ void cfg_gen_unref(struct cfg_gen *g)
 void reload_record(bool ok, uint64_t hash)
 {
     atomic_store(&last_ok, ok);
-    if (ok) {
+    /* a reload that failed in part (HTTP settings) still runs the rest of
+     * the new file: the hash follows what runs, not what succeeded */
+    atomic_store(&running_hash, hash);
+    if (ok)
         atomic_store(&last_ok_ms, (long long)(now_real_us() / 1000));
-        atomic_store(&running_hash, hash);
-    }
 }
 
 void reload_render_metrics(struct buf *b)

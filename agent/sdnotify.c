@@ -41,8 +41,14 @@ int sdnotify_init(void)
     if (!e || !*e)
         return 0;
     size_t l = strlen(e);
-    if ((e[0] != '/' && e[0] != '@') || l >= sizeof addr.sun_path) {
+    if (e[0] != '/' && e[0] != '@') {
         log_error("systemd", "NOTIFY_SOCKET=\"%s\" is neither an absolute path nor an abstract \"@name\"", e);
+        return -1;
+    }
+    /* a path needs its NUL in sun_path; an abstract name fills it all */
+    if (l > sizeof addr.sun_path - (e[0] == '/')) {
+        log_error("systemd", "NOTIFY_SOCKET=\"%s\" is %zu bytes: a socket address holds at most %zu", e, l,
+                  sizeof addr.sun_path - (e[0] == '/'));
         return -1;
     }
     memset(&addr, 0, sizeof addr);

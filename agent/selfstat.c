@@ -67,7 +67,7 @@ void selfstat_render(struct buf *b)
     char *p = strrchr(st, ')');
     unsigned long long utime, stime, start, vsize;
     long long rss;
-    if (p && tick > 0 &&
+    if (p && p[1] == ' ' && tick > 0 && /* p + 2 stays inside what was read */
         sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu %*d %*d %*d %*d %*d %*d %llu %llu %lld",
                &utime, &stime, &start, &vsize, &rss) == 5) {
         family(b, GLOBAL_PROCESS_CPU, (double)(utime + stime) / tick);

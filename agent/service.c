@@ -45,7 +45,7 @@ struct service {
 
 /* One descriptor per instance: raise the soft limit to the hard one, and
  * keep some for HTTP clients and the process itself. */
-static void set_fd_budget(const struct config *cfg)
+static void set_fd_budget(const struct http_cfg *h, size_t n_instances)
 {
     struct rlimit rl;
     if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
@@ -55,15 +55,15 @@ static void set_fd_budget(const struct config *cfg)
         setrlimit(RLIMIT_NOFILE, &rl);
         getrlimit(RLIMIT_NOFILE, &rl);
     }
-    long reserve = 32 + (long)http_fd_reserve(&cfg->http);
+    long reserve = 32 + (long)http_fd_reserve(h);
     long budget = (long)rl.rlim_cur - reserve;
     if (budget < 1)
         budget = 1;
     conn_set_fd_budget(budget);
-    if ((size_t)budget < cfg->n_instances)
+    if ((size_t)budget < n_instances)
         log_warn("main", "file descriptor limit %llu allows %ld Redis connections for %zu instances "
                  "(%ld kept for HTTP); raise LimitNOFILE / ulimit -n",
-                 (unsigned long long)rl.rlim_cur, budget, cfg->n_instances, reserve);
+                 (unsigned long long)rl.rlim_cur, budget, n_instances, reserve);
 }
 
 static void apply_log_level(const struct service *sv, const struct config *cfg)
@@ -163,6 +163,8 @@ static void reload(struct service *sv)
             }
         }
         apply_log_level(sv, c);
+        /* for the HTTP settings that serve now (the new ones unless they failed) */
+        set_fd_budget(&sv->http_gen->cfg->http, c->n_instances);
         poller_apply(sv->poller, c); /* before the old generation goes */
         cfg_gen_unref(sv->gen);
         sv->gen = g;
@@ -219,7 +221,7 @@ int service_run(const char *config_path, bool level_fixed)
     sdnotify_init();
 
     signal(SIGPIPE, SIG_IGN);
-    set_fd_budget(cfg);
+    set_fd_budget(&cfg->http, cfg->n_instances);
     /* A fixed threshold: response buffers of a big /metrics (megabytes) are
      * mmapped and go back to the system when freed. glibc's adaptive one
      * would move them into the heap after the first free and keep the RSS. */
@@ -288,6 +290,12 @@ out:
             event_free(sv.sig[i]);
     if (sv.watchdog)
         event_free(sv.watchdog);
+    /* a bufferevent callback deferred when the loop stopped (a connect
+     * that had just completed) holds its bufferevent although the conn is
+     * closed: one pass of the loop lets libevent drop it (the conns'
+     * callbacks are unset; nothing of ours runs) */
+    if (sv.base)
+        event_base_loop(sv.base, EVLOOP_NONBLOCK);
     registry_free(sv.reg);
     if (sv.base)
         event_base_free(sv.base);

@@ -163,6 +163,23 @@ class Notify(unittest.TestCase):
         self.assertLess(took, 5, "stop took %.1fs" % took)
         self.ns.first("STOPPING=1", t, within=1)
 
+    def test_abstract_name_filling_sun_path(self):
+        """An abstract name may use all 108 bytes of sun_path (no NUL)."""
+        name = ("redpulse-test-%d-" % os.getpid()).ljust(107, "x")
+        self.ns.close()
+        self.ns = Listener("\0" + name)
+        ag = self.start("@" + name)
+        self.ns.first("READY=1")
+        self.assertEqual(ag.stop(), 0, ag.log_text())
+        self.assertNotIn("NOTIFY_SOCKET", ag.log_text())
+
+    def test_notify_socket_path_too_long(self):
+        """A path that does not fit sun_path is refused with its length."""
+        path = "/" + "x" * 107
+        ag = self.start(path)
+        self.assertEqual(ag.stop(), 0, ag.log_text())
+        self.assertIn("NOTIFY_SOCKET=\"%s\" is 108 bytes: a socket address holds at most 107" % path, ag.log_text())
+
 
 class Stop(unittest.TestCase):
     def test_stop_finishes_responses_in_flight(self):
@@ -260,6 +277,121 @@ class Logging(unittest.TestCase):
                        "msg": "down: poll failed (connect_refused): Connection refused"},
                       [{k: o[k] for k in ("level", "subsys", "msg")} for o in objs])
         self.assertGreater(sum(o["msg"].startswith("down: poll failed again") for o in objs), 2)
+
+
+# An error reply a hostile peer controls: quotes, a newline with a forged
+# JSON line after it, control bytes, an escape sequence, bytes that are not
+# UTF-8 (invalid lead bytes, an overlong form, a surrogate), and a real é.
+HOSTILE = b'ERR say "hi"\n{"level":"error","msg":"forged"}\x01\x1b[31m \xff\xfe \xc0\xaf \xed\xa0\x80 caf\xc3\xa9'
+
+
+class HostilePeer:
+    """Answers every command with +OK, and INFO with the error above (flap:
+    every other INFO with a real reply)."""
+
+    def __init__(self, flap=False):
+        self.flap = flap
+        self.n_info = 0
+        from fakepeer import FIXTURES, bulk
+        with open(os.path.join(FIXTURES, "info-redis-7.0.15-master.txt"), "rb") as fh:
+            self.info = bulk(fh.read())
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(8)
+        self.port = self.sock.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(c,), daemon=True).start()
+
+    def _serve(self, c):
+        from fakepeer import read_command
+        f = c.makefile("rb")
+        try:
+            while True:
+                cmd = read_command(f)
+                if cmd is None:
+                    return
+                if cmd[0].upper() != "INFO":
+                    c.sendall(b"+OK\r\n")
+                    continue
+                self.n_info += 1
+                c.sendall(self.info if self.flap and self.n_info % 2 == 0 else b"-" + HOSTILE + b"\r\n")
+        except OSError:
+            pass
+        finally:
+            c.close()
+
+    def stop(self):
+        self.sock.close()
+
+
+class HostileLogText(unittest.TestCase):
+    """Peer-controlled text in log lines: every line is UTF-8 (journald
+    shows any other line as "[blob data]"), JSON lines parse, and nothing
+    the peer sends forges a line."""
+
+    def run_agent(self, fmt, flap=False, level="debug", n_polls=3):
+        tmp = Tmp()
+        self.addCleanup(tmp.cleanup)
+        peer = HostilePeer(flap)
+        self.addCleanup(peer.stop)
+        cfg = os.path.join(tmp.path, "c.json")
+        port = free_port()
+        with open(cfg, "w") as f:
+            json.dump({"listen": "127.0.0.1:%d" % port,
+                       "instances": [{"name": "hostile", "address": "127.0.0.1:%d" % peer.port,
+                                      "interval": "200ms", "timeout": "100ms"}]}, f)
+        log = os.path.join(tmp.path, "log")
+        env = dict(os.environ)
+        env.pop("JOURNAL_STREAM", None)
+        with open(log, "w") as lf:
+            p = subprocess.Popen([BIN, "--config", cfg, "--log-level", level, "--log-format", fmt],
+                                 stdout=lf, stderr=subprocess.STDOUT, env=env)
+        try:
+            def polled():
+                with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % port, timeout=5) as r:
+                    m = re.search(r'^redpulse_polls_total\{target="hostile"\} (\d+)', r.read().decode(), re.M)
+                return m and int(m.group(1)) >= n_polls
+            wait_for(polled, 30, what="%d polls" % n_polls)
+        finally:
+            p.send_signal(signal.SIGTERM)
+            self.assertEqual(p.wait(10), 0)
+        with open(log, "rb") as f:
+            raw = f.read()
+        for ln in raw.split(b"\n"):
+            ln.decode("utf-8")  # strict: raises on a byte that is not UTF-8
+        return raw.decode().splitlines()
+
+    def test_json(self):
+        objs = [json.loads(ln) for ln in self.run_agent("json")]
+        self.assertTrue(all(set(o) == {"ts", "level", "subsys", "msg"} for o in objs), objs)
+        want = "hostile: poll failed (error_reply): " + HOSTILE.decode("utf-8", "replace")
+        self.assertIn(want, [o["msg"] for o in objs])
+        self.assertFalse(any(o["msg"] == "forged" for o in objs))
+
+    def test_text(self):
+        lines = self.run_agent("text")
+        self.assertTrue(all(re.match(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ (error|warn|info|debug) [a-z]+: ", ln)
+                            for ln in lines), lines)
+        want = ("hostile: poll failed (error_reply): ERR say \"hi\" {\"level\":\"error\",\"msg\":\"forged\"}  [31m"
+                " ?? ?? ??? caf\u00e9")
+        self.assertTrue(any(ln.endswith(want) for ln in lines), lines)
+
+
+    def test_flapping_peer_is_not_logged_every_poll(self):
+        """A peer failing every other poll: one warning, not one warning and
+        one "recovered" line a poll pair for as long as it goes on."""
+        lines = self.run_agent("text", flap=True, level="info", n_polls=20)
+        # (a poll that times out under load is another kind of failure: warned)
+        self.assertEqual(sum("hostile: poll failed (error_reply)" in ln for ln in lines), 1, lines)
+        self.assertLessEqual(sum("hostile: recovered" in ln for ln in lines),
+                             1 + sum("hostile: poll failed (timeout)" in ln for ln in lines), lines)
 
 
 if __name__ == "__main__":
