@@ -935,7 +935,7 @@ int http_reload_tls(struct http_server *s)
         m = NULL;
     }
     if (!m && !t) {
-        log_debug("http", "TLS certificate and client CA unchanged");
+        log_debug("http", "TLS certificate unchanged");
         return 0;
     }
     if (m) {
@@ -947,7 +947,7 @@ int http_reload_tls(struct http_server *s)
         t->older = atomic_load(&s->trust);
         atomic_store(&s->trust, t); /* and new requests this CA */
     }
-    log_info("http", "TLS %s reloaded", m && t ? "certificate and client CA" : m ? "certificate" : "client CA");
+    log_info("http", "TLS certificate reloaded%s", t ? " (and the client CA)" : "");
     return 0;
 }
 

@@ -335,7 +335,8 @@ class FdBudgetOnReload(unittest.TestCase):
         self.addCleanup(tmp.cleanup)
         redis = RedisServer(tmp.path, "r")
         self.addCleanup(redis.stop)
-        http = {"max_connections": 32}  # 64 - 32 - 32: one connection (never short of descriptors)
+        # 64 - (32 + 22 connections + 3 per HTTP thread + 4): one connection
+        http = {"max_connections": 22}
         ag = Agent(tmp.path, [inst("i0", redis)], defaults=DEFAULTS, log_level="info", extra={"http": http},
                    preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (64, 64)))
         self.addCleanup(ag.stop)
