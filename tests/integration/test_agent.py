@@ -11,6 +11,7 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
 from harness import (BIN, Agent, RedisServer, Resp, Tmp, make_tls, promtool_check,  # noqa: E402
                      series, value, wait_for)
 
@@ -359,4 +360,4 @@ class SingleAgentCases(unittest.TestCase):
 
 
 if __name__ == "__main__":
-    unittest.main()
+    harness.main()

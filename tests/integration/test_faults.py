@@ -8,6 +8,7 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
 from fakepeer import FakePeer  # noqa: E402
 from harness import Agent, RedisServer, Tmp, free_port, promtool_check, value, wait_for  # noqa: E402
 
@@ -145,4 +146,4 @@ class FdExhaustion(unittest.TestCase):
 
 
 if __name__ == "__main__":
-    unittest.main()
+    harness.main()

@@ -13,6 +13,7 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
 from fakepeer import FakePeer  # noqa: E402
 from harness import Agent, RedisServer, Tmp, wait_for  # noqa: E402
 
@@ -101,4 +102,4 @@ class Soak(unittest.TestCase):
 
 
 if __name__ == "__main__":
-    unittest.main()
+    harness.main()

@@ -10,6 +10,7 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
 from harness import Agent, RedisServer, Resp, Tmp, promtool_check, value, wait_for  # noqa: E402
 from loadgen import LoadGen  # noqa: E402
 
@@ -25,7 +26,7 @@ def proc_cpu_seconds(pid):
 def redis_cli_info(port, section):
     """INFO as redis-cli prints it, {field: text}: the server's own answer,
     read by a client that is not ours."""
-    out = subprocess.run(["redis-cli", "-p", str(port), "INFO", section], capture_output=True, text=True,
+    out = subprocess.run([harness.require_tool("redis-cli"), "-p", str(port), "INFO", section], capture_output=True, text=True,
                          check=True, timeout=10).stdout
     return dict(line.split(":", 1) for line in out.splitlines() if ":" in line and not line.startswith("#"))
 
@@ -126,7 +127,7 @@ class WritePath(unittest.TestCase):
         s = self.server("cpu")
         a = self.agent([{"name": "cpu", "address": "127.0.0.1:%d" % s.port}])
         # unpipelined clients make Redis work per command: a real CPU load
-        bench = subprocess.Popen(["redis-benchmark", "-p", str(s.port), "-t", "set,get", "-n", "100000000",
+        bench = subprocess.Popen([harness.require_tool("redis-benchmark"), "-p", str(s.port), "-t", "set,get", "-n", "100000000",
                                   "-c", "8", "-q"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         self.cleanups.append(lambda: (bench.kill(), bench.wait()))
         polls = Polls(a, "cpu")
@@ -475,4 +476,4 @@ class WritePath(unittest.TestCase):
 
 
 if __name__ == "__main__":
-    unittest.main()
+    harness.main()
