@@ -315,6 +315,29 @@ START_TEST(master_values)
         "redpulse_poll_errors_total{" PFX ",reason=\"timeout\"} 3",
         "redpulse_last_poll_outcome{" PFX ",reason=\"ok\"} 1",
         "redpulse_info_reply_bytes{" PFX "} 5321",
+        /* one of each kind, values read off the fixture by hand, so a wrong
+         * value cannot hide in a regenerated golden file: */
+        /* labelled per command */
+        "redis_commands_total{" PFX ",cmd=\"set\"} 75003",
+        "redis_commands_duration_seconds_total{" PFX ",cmd=\"lpush\"} 18582e-06",
+        "redis_commands_rejected_calls_total{" PFX ",cmd=\"incr\"} 0",
+        "redis_commands_failed_calls_total{" PFX ",cmd=\"incr\"} 1",
+        /* per error, per db, per replica */
+        "redis_errors_total{" PFX ",err=\"ERR\"} 1",
+        "redis_db_keys{" PFX ",db=\"db0\"} 997",
+        "redis_connected_slave_lag_seconds{" PFX ",slave_ip=\"127.0.0.1\",slave_port=\"16381\",slave_state=\"online\"} 0",
+        /* the summary: quantiles from latencystats, sum and count from commandstats */
+        "redis_latency_percentiles_seconds{" PFX ",cmd=\"config|get\",quantile=\"0.5\"} 3.007e-06",
+        "redis_latency_percentiles_seconds_sum{" PFX ",cmd=\"config|get\"} 48e-06",
+        /* the info family, whole */
+        "redis_instance_info{" PFX ",role=\"master\",redis_version=\"7.0.15\",redis_build_id=\"ae4d7c971a948f0\","
+        "redis_mode=\"standalone\",os=\"Linux 6.18.44-fc-v857 x86_64\",maxmemory_policy=\"noeviction\","
+        "tcp_port=\"16380\",run_id=\"991168c3619d6fc666ee759d5c97d8cf106ee77c\",process_id=\"5013\"} 1",
+        /* plain: redpulse's own */
+        "redpulse_polls_total{" PFX "} 10",
+        "redpulse_connects_total{" PFX "} 2",
+        "redpulse_poll_duration_seconds{" PFX "} 0.00125",
+        "redpulse_last_success_timestamp_seconds{" PFX "} 1795975130.5",
         NULL};
     for (const char *const *e = expect; *e; e++)
         ck_assert_msg(has_line(text, *e), "missing line: %s", *e);
