@@ -79,9 +79,11 @@ class Backoff(unittest.TestCase):
             iv = 0.5
             # the backoff after the k-th consecutive failure (k from 1)
             backoffs = [0, 1.0, 2.0, 4.0, 4.0, 4.0]  # 8 intervals = 4 s: the cap
+            # the peer's clock is a Python thread among others: 0.3 s slack,
+            # still far from the neighbouring steps (an uncapped 8 s is 6.4 s+)
             for k, (g, b) in enumerate(zip(gaps, backoffs), start=1):
-                lo = max(iv, 0.8 * b) - 0.1            # the first tick at or after the retry time
-                hi = max(iv, 1.2 * b) + iv + 0.15      # ... which is at most one interval later
+                lo = max(iv, 0.8 * b) - 0.3            # the first tick at or after the retry time
+                hi = max(iv, 1.2 * b) + iv + 0.3       # ... which is at most one interval later
                 self.assertTrue(lo <= g <= hi, "gap %d: %.2fs, want %.2f..%.2f (all: %r)" % (k, g, lo, hi, gaps))
             # skipped ticks are really skipped: each attempt is one poll,
             # the ticks in between neither connect nor count as polls
@@ -94,10 +96,15 @@ class Backoff(unittest.TestCase):
                 with p.lock:
                     a = list(p.accepts)
                 capped += [y - x for x, y in zip(a[3:], a[4:])]  # after 1 s (> cap) kicks in: all capped
-            self.assertGreaterEqual(len(capped), 8, capped)
-            for g in capped:
-                self.assertTrue(0.64 - 0.1 <= g <= 0.96 + 0.1 + 0.15, capped)
-            self.assertGreater(max(capped) - min(capped), 0.15, capped)
+            self.assertGreaterEqual(len(capped), 20, capped)
+            # the peers' clocks are Python threads: judge the bulk, not every sample
+            inside = [g for g in capped if 0.64 - 0.05 <= g <= 0.96 + 0.1 + 0.05]
+            self.assertGreaterEqual(len(inside), 0.9 * len(capped), capped)
+            capped = sorted(inside)
+            # 640..960 ms rounded up to the 100 ms grid: 0.7 to 1.0 s; without
+            # jitter every gap would be 0.8 or 0.9 s
+            self.assertLess(capped[len(capped) // 20], 0.75, capped)
+            self.assertGreater(capped[-1 - len(capped) // 20], 0.95, capped)
             self.assertEqual(agent.stop(), 0)
         finally:
             if agent.proc.poll() is None:
