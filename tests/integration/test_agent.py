@@ -330,6 +330,15 @@ class SingleAgentCases(unittest.TestCase):
             p = subprocess.run([BIN, "--config", cfg], capture_output=True, text=True, timeout=10)
             self.assertEqual(p.returncode, 1)
             self.assertIn("cannot listen on 127.0.0.1:%d" % srv.port, p.stderr)
+            # nor can a second redpulse share a running one's port (no
+            # SO_REUSEPORT: the kernel would split the scrapes between them)
+            first = Agent(self.tmp.path, [{"name": "a", "address": "127.0.0.1:%d" % srv.port}])
+            with open(cfg, "w") as f:
+                json.dump({"listen": "127.0.0.1:%d" % first.port, "instances": [{"name": "b", "address": "h:1"}]}, f)
+            p = subprocess.run([BIN, "--config", cfg], capture_output=True, text=True, timeout=10)
+            self.assertEqual(p.returncode, 1, p.stderr)
+            self.assertIn("cannot listen on 127.0.0.1:%d" % first.port, p.stderr)
+            self.assertEqual(first.stop(), 0)
         finally:
             srv.stop()
 
