@@ -784,7 +784,10 @@ static struct MHD_Daemon *start_daemon(struct http_server *s)
     OPT(MHD_OPTION_PER_IP_CONNECTION_LIMIT, h->max_connections_per_ip, NULL);
     OPT(MHD_OPTION_CONNECTION_TIMEOUT, timeout_s, NULL);
     OPT(MHD_OPTION_CONNECTION_MEMORY_LIMIT, h->connection_memory_limit, NULL);
-    OPT(MHD_OPTION_LISTENING_ADDRESS_REUSE, 1, NULL);
+    /* no MHD_OPTION_LISTENING_ADDRESS_REUSE: its 1 adds SO_REUSEPORT, with
+     * which a second process (another redpulse, or anyone of the same user)
+     * binds the same port silently and the kernel splits the scrapes between
+     * them. The default keeps SO_REUSEADDR, enough to restart at once. */
     OPT(MHD_OPTION_NOTIFY_COMPLETED, request_completed, NULL);
     if (s->tls) {
         /* the certificate comes from a callback so SIGHUP can swap it */

@@ -480,7 +480,13 @@ static void on_reply(void *arg, redisReply *r)
             finish(t, OUTCOME_AUTH, detail, NULL, NULL, true);
         return;
     case P_SETNAME:
-        if (is_err) /* an ACL may refuse CLIENT SETNAME; polling still works */
+        /* NOAUTH here means no password was configured for a server that
+         * wants one. It must end the poll now: Redis 7 answers the INFO that
+         * follows (more than 10 arguments, unauthenticated) with a protocol
+         * error and closes, which would hide the real reason. */
+        if (is_err && starts_with(detail, "NOAUTH"))
+            finish(t, OUTCOME_AUTH, detail, NULL, NULL, true);
+        else if (is_err) /* an ACL may refuse CLIENT SETNAME; polling still works */
             log_debug("poller", "%s: CLIENT SETNAME refused: %s", t->cfg->name, detail);
         return;
     case P_CMDINFO:

@@ -8,6 +8,7 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
 from fakepeer import FakePeer  # noqa: E402
 from harness import Agent, RedisServer, Tmp, free_port, promtool_check, value, wait_for  # noqa: E402
 
@@ -54,8 +55,23 @@ class Faults(unittest.TestCase):
                            ("halfclose", "closed"),
                            ("hang", "timeout"), ("drip", "timeout"), ("refused", "connect_refused"),
                            ("nosock", "connect_refused")):
-            j = self.reason(name, want, deadline + INTERVAL)
-            self.assertLess(j["last_poll_duration_seconds"], TIMEOUT + 0.25, name)
+            self.reason(name, want, deadline + INTERVAL)
+        # every poll ends by its deadline: the durations of the polls seen
+        # over a few seconds, judged by their median (within 0.25 s of the
+        # timeout) and their maximum (never into the next interval), so one
+        # poll delayed by a loaded machine does not decide
+        durations = {n: {} for n in ("garbage", "reset", "huge", "halfclose", "hang", "drip", "refused", "nosock")}
+        end = time.monotonic() + 4
+        while time.monotonic() < end:
+            for j in self.agent.instance_list():
+                if j["name"] in durations and j["last_poll_timestamp"]:
+                    durations[j["name"]][j["last_poll_timestamp"]] = j["last_poll_duration_seconds"]
+            time.sleep(0.05)
+        for name, d in durations.items():
+            ds = sorted(d.values())
+            self.assertGreaterEqual(len(ds), 1, name)
+            self.assertLess(ds[len(ds) // 2], TIMEOUT + 0.25, (name, ds))
+            self.assertLess(ds[-1], TIMEOUT + 0.75, (name, ds))
         self.reason("nodns", "dns", 10)
         m = self.agent.metrics()
         for name in ("garbage", "reset", "huge", "hang", "drip", "refused"):
@@ -64,22 +80,49 @@ class Faults(unittest.TestCase):
         self.assertEqual((rc, out), (0, ""))
 
     def test_healthy_keeps_its_schedule(self):
-        """While every fault above runs, the healthy instance's polls stay
-        within 10% of the interval."""
-        stamps = []
-        end = time.monotonic() + 6
+        """While every fault above runs, the healthy instance keeps its
+        schedule: as many polls as intervals, each started on time by the
+        agent's own measure (redpulse_poll_lateness_seconds), and the polls
+        of all instances late by more than 10% of the interval rare in
+        the agent's histogram redpulse_poll_delay_seconds. Percentiles and
+        counts, not every sample: this runs next to eight Python peers and
+        a 20 ms scraper on two shared cores."""
+        def hist():
+            m = self.agent.metrics()
+            return (value(m, "redpulse_poll_delay_seconds_bucket", le="0.1"),
+                    value(m, "redpulse_poll_delay_seconds_count"))
+        m0 = self.agent.metrics()
+        polls0 = value(m0, "redpulse_polls_total", target="healthy")
+        h0 = hist()
+        t0 = time.monotonic()
+        stamps, late = [], []
         last = None
-        while time.monotonic() < end:
-            ts = value(self.agent.metrics("/scrape?target=healthy"), "redpulse_last_poll_timestamp_seconds",
-                       target="healthy")
+        while time.monotonic() - t0 < 8:
+            m = self.agent.metrics("/scrape?target=healthy")
+            ts = value(m, "redpulse_last_poll_timestamp_seconds", target="healthy")
             if ts != last:
                 stamps.append(ts)
+                late.append(value(m, "redpulse_poll_lateness_seconds", target="healthy"))
                 last = ts
             time.sleep(0.02)
-        gaps = [b - a for a, b in zip(stamps, stamps[1:])]
-        self.assertGreaterEqual(len(gaps), 4, stamps)
-        for g in gaps:
-            self.assertLess(abs(g - INTERVAL), 0.1 * INTERVAL, gaps)
+        dt = time.monotonic() - t0
+        polls = value(self.agent.metrics(), "redpulse_polls_total", target="healthy") - polls0
+        h1 = hist()
+        # counts: one poll per interval, none skipped, none doubled
+        self.assertLessEqual(abs(polls - dt / INTERVAL), 1.5, (polls, dt))
+        # times: the median gap within 10% of the interval, most gaps too
+        gaps = sorted(b - a for a, b in zip(stamps, stamps[1:]))
+        self.assertGreaterEqual(len(gaps), 5, stamps)
+        self.assertLess(abs(gaps[len(gaps) // 2] - INTERVAL), 0.1 * INTERVAL, gaps)
+        within = [g for g in gaps if abs(g - INTERVAL) < 0.1 * INTERVAL]
+        self.assertGreaterEqual(len(within), 0.75 * len(gaps), gaps)
+        # the agent's own clock: polls of the healthy instance start on time
+        late.sort()
+        self.assertLess(late[len(late) // 2], 0.05 * INTERVAL, late)
+        # ... and of all instances: at least 90% late by no more than 100 ms
+        on_time, total = h1[0] - h0[0], h1[1] - h0[1]
+        self.assertGreater(total, 10)
+        self.assertGreaterEqual(on_time, 0.9 * total, (on_time, total))
         self.assertEqual(value(self.agent.metrics(), "redis_up", target="healthy"), 1)
 
     def test_redis6_single_section_fallback(self):
@@ -145,4 +188,4 @@ class FdExhaustion(unittest.TestCase):
 
 
 if __name__ == "__main__":
-    unittest.main()
+    harness.main()

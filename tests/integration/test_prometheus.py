@@ -15,6 +15,7 @@ import urllib.parse
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
 from harness import _LIVE, Agent, RedisServer, Tmp, free_port, wait_for  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -41,6 +42,8 @@ def dashboard_exprs():
 class PrometheusCompat(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
+        harness.require_tool("prometheus")
+        harness.require_tool("promtool")
         cls.tmp = Tmp()
         t = cls.tmp.path
         cls.servers = [RedisServer(t, n) for n in NAMES]
@@ -158,4 +161,4 @@ class PrometheusCompat(unittest.TestCase):
 
 
 if __name__ == "__main__":
-    unittest.main()
+    harness.main()

@@ -9,6 +9,8 @@
 #include <string.h>
 #include <zlib.h>
 
+#include "collect.h"
+#include "derive.h"
 #include "http.h"
 #include "info.h"
 #include "prom.h"
@@ -315,6 +317,29 @@ START_TEST(master_values)
         "redpulse_poll_errors_total{" PFX ",reason=\"timeout\"} 3",
         "redpulse_last_poll_outcome{" PFX ",reason=\"ok\"} 1",
         "redpulse_info_reply_bytes{" PFX "} 5321",
+        /* one of each kind, values read off the fixture by hand, so a wrong
+         * value cannot hide in a regenerated golden file: */
+        /* labelled per command */
+        "redis_commands_total{" PFX ",cmd=\"set\"} 75003",
+        "redis_commands_duration_seconds_total{" PFX ",cmd=\"lpush\"} 18582e-06",
+        "redis_commands_rejected_calls_total{" PFX ",cmd=\"incr\"} 0",
+        "redis_commands_failed_calls_total{" PFX ",cmd=\"incr\"} 1",
+        /* per error, per db, per replica */
+        "redis_errors_total{" PFX ",err=\"ERR\"} 1",
+        "redis_db_keys{" PFX ",db=\"db0\"} 997",
+        "redis_connected_slave_lag_seconds{" PFX ",slave_ip=\"127.0.0.1\",slave_port=\"16381\",slave_state=\"online\"} 0",
+        /* the summary: quantiles from latencystats, sum and count from commandstats */
+        "redis_latency_percentiles_seconds{" PFX ",cmd=\"config|get\",quantile=\"0.5\"} 3.007e-06",
+        "redis_latency_percentiles_seconds_sum{" PFX ",cmd=\"config|get\"} 48e-06",
+        /* the info family, whole */
+        "redis_instance_info{" PFX ",role=\"master\",redis_version=\"7.0.15\",redis_build_id=\"ae4d7c971a948f0\","
+        "redis_mode=\"standalone\",os=\"Linux 6.18.44-fc-v857 x86_64\",maxmemory_policy=\"noeviction\","
+        "tcp_port=\"16380\",run_id=\"991168c3619d6fc666ee759d5c97d8cf106ee77c\",process_id=\"5013\"} 1",
+        /* plain: redpulse's own */
+        "redpulse_polls_total{" PFX "} 10",
+        "redpulse_connects_total{" PFX "} 2",
+        "redpulse_poll_duration_seconds{" PFX "} 0.00125",
+        "redpulse_last_success_timestamp_seconds{" PFX "} 1795975130.5",
         NULL};
     for (const char *const *e = expect; *e; e++)
         ck_assert_msg(has_line(text, *e), "missing line: %s", *e);
@@ -323,6 +348,112 @@ START_TEST(master_values)
     free(text);
     frag_unref(f);
     free(prefix);
+}
+END_TEST
+
+/* text with the lines "key:..." of each {key, line} pair replaced by line */
+static char *with_lines(const char *text, const char *const (*repl)[2], size_t n)
+{
+    struct buf b = BUF_INIT;
+    for (const char *l = text; *l;) {
+        const char *e = strchr(l, '\n');
+        size_t len = e ? (size_t)(e - l + 1) : strlen(l);
+        const char *use = NULL;
+        for (size_t k = 0; k < n; k++) {
+            size_t kl = strlen(repl[k][0]);
+            if (strncmp(l, repl[k][0], kl) == 0 && l[kl] == ':')
+                use = repl[k][1];
+        }
+        if (use)
+            buf_printf(&b, "%s\r\n", use);
+        else
+            buf_append(&b, l, len);
+        l += len;
+    }
+    return buf_steal(&b, NULL);
+}
+
+static enum cmd_class set_is_write(void *ctx, const char *cmd)
+{
+    (void)ctx;
+    return strcmp(cmd, "set") == 0 ? CMD_WRITE : CMD_OTHER;
+}
+
+/* The families that need two polls, CONFIG GET or LATENCY LATEST, with
+ * values worked out by hand from the two samples (2 s apart). */
+START_TEST(derived_values)
+{
+    size_t len;
+    char *t = read_fixture("info-redis-7.0.15-master.txt", &len);
+    static const char *const repl[][2] = {
+        {"total_commands_processed", "total_commands_processed:177036"},                   /* +2000 */
+        {"cmdstat_set", "cmdstat_set:calls=77003,usec=38138,usec_per_call=0.50,rejected_calls=0,failed_calls=0"},
+        {"errorstat_ERR", "errorstat_ERR:count=21"},                                       /* +20 */
+        {"total_error_replies", "total_error_replies:22"},                                 /* +20 */
+        {"master_repl_offset", "master_repl_offset:226037"},                               /* replica 1000 behind */
+    };
+    char *t2 = with_lines(t, repl, sizeof repl / sizeof repl[0]);
+    struct info_sample *a = info_parse(t, len), *b = info_parse(t2, strlen(t2));
+    struct derived d;
+    derive(a, 10000000, b, 12000000, 1795975132.0, set_is_write, NULL, &d);
+    ck_assert_int_eq(d.event, DERIVE_OK);
+
+    struct config_values cv;
+    memset(&cv, 0, sizeof cv);
+    redisReply k1 = {.type = REDIS_REPLY_STRING, .str = "maxmemory", .len = 9};
+    redisReply v1 = {.type = REDIS_REPLY_STRING, .str = "1048576", .len = 7};
+    redisReply k2 = {.type = REDIS_REPLY_STRING, .str = "appendfsync", .len = 11};
+    redisReply v2 = {.type = REDIS_REPLY_STRING, .str = "everysec", .len = 8};
+    redisReply *el[] = {&k1, &v1, &k2, &v2};
+    redisReply arr = {.type = REDIS_REPLY_ARRAY, .elements = 4, .element = el};
+    ck_assert_int_eq(collect_config_reply(&cv, &arr), 2);
+    struct latency_values lv = {.n = 1, .have = true};
+    snprintf(lv.ev[0].name, sizeof lv.ev[0].name, "command");
+    lv.ev[0].timestamp = 1795975100;
+    lv.ev[0].latest_s = 0.25;
+    lv.ev[0].max_s = 1.5;
+
+    struct instance_cfg cfg = make_cfg("m1");
+    struct buf pb = BUF_INIT;
+    prom_label_prefix(&pb, cfg.name, cfg.labels, cfg.n_labels);
+    char *prefix = buf_steal(&pb, NULL);
+    struct poll_stats st = make_stats(OUTCOME_OK);
+    struct rstr *raw = rstr_new(t2, strlen(t2));
+    struct render_input in = {&cfg, prefix, b, &st, raw, &d, &cv, &lv, NULL};
+    struct frag *f = render_frag(&in);
+    char *text = assemble(f);
+    ck_assert_uint_gt(check_exposition(text), 250);
+    const char *expect[] = {
+        /* plain derived gauges */
+        "redis_commands_per_second{" PFX "} 1000",
+        "redis_error_replies_per_second{" PFX "} 10",
+        "redis_replica_max_lag_bytes{" PFX "} 1000",
+        /* labelled per command, per error, per replica */
+        "redis_command_calls_per_second{" PFX ",cmd=\"set\",class=\"write\"} 1000",
+        "redis_command_call_duration_seconds{" PFX ",cmd=\"set\"} 5e-07",
+        "redis_errors_per_second{" PFX ",err=\"ERR\"} 10",
+        "redis_errors_per_second{" PFX ",err=\"WRONGTYPE\"} 0",
+        "redis_connected_slave_lag_bytes{" PFX ",slave_ip=\"127.0.0.1\",slave_port=\"16381\",slave_state=\"online\"} 1000",
+        /* CONFIG GET: a number, and the info family of the strings */
+        "redis_config_maxmemory{" PFX "} 1048576",
+        "redis_config_info{" PFX ",appendfsync=\"everysec\",save=\"\",maxmemory_policy=\"\"} 1",
+        /* LATENCY LATEST, per event */
+        "redis_latency_spike_last{" PFX ",event_name=\"command\"} 1795975100",
+        "redis_latency_spike_duration_seconds{" PFX ",event_name=\"command\"} 0.25",
+        "redis_latency_spike_max_duration_seconds{" PFX ",event_name=\"command\"} 1.5",
+        NULL};
+    for (const char *const *e = expect; *e; e++)
+        ck_assert_msg(has_line(text, *e), "missing line: %s", *e);
+    free(text);
+    frag_unref(f);
+    rstr_unref(raw);
+    free(prefix);
+    config_values_clear(&cv);
+    derived_clear(&d);
+    info_sample_free(a);
+    info_sample_free(b);
+    free(t);
+    free(t2);
 }
 END_TEST
 
@@ -559,6 +690,7 @@ int main(void)
     tcase_add_test(tc, escaping);
     tcase_add_test(tc, master_values);
     tcase_add_test(tc, golden);
+    tcase_add_test(tc, derived_values);
     tcase_add_test(tc, failed_poll);
     tcase_add_test(tc, json_values);
     tcase_add_test(tc, registry_assembly);
