@@ -419,7 +419,7 @@ START_TEST(derived_values)
     char *prefix = buf_steal(&pb, NULL);
     struct poll_stats st = make_stats(OUTCOME_OK);
     struct rstr *raw = rstr_new(t2, strlen(t2));
-    struct render_input in = {&cfg, prefix, b, &st, raw, &d, &cv, &lv, NULL};
+    struct render_input in = {&cfg, prefix, b, &st, raw, &d, &cv, &lv, NULL, NULL};
     struct frag *f = render_frag(&in);
     char *text = assemble(f);
     ck_assert_uint_gt(check_exposition(text), 250);
