@@ -10,12 +10,14 @@
 #include "auth.h"
 #include "config.h"
 #include "log.h"
+#include "reloadctl.h"
 #include "service.h"
 
 static const char usage[] =
     "usage: redpulse [--config FILE] [--log-level LEVEL] [--log-format FORMAT]\n"
     "       redpulse --check-config FILE\n"
     "       redpulse --hash-password < password\n"
+    "       redpulse --reload PID [--reload-timeout SECONDS]\n"
     "\n"
     "Polls INFO on Redis instances and serves Prometheus metrics and JSON.\n"
     "Without --config it monitors " REDPULSE_DEFAULT_ADDRESS " and listens on http://" REDPULSE_DEFAULT_LISTEN "/.\n"
@@ -28,6 +30,10 @@ static const char usage[] =
     "                           default: journal when stderr is the journal, else text\n"
     "      --hash-password      read a password on stdin, print its bcrypt hash for\n"
     "                           http.basic_auth_users\n"
+    "      --reload PID         SIGHUP the daemon PID and wait for its reload to end:\n"
+    "                           exit 0 when applied, 1 with the errors when not\n"
+    "                           (needs $RUNTIME_DIRECTORY, as systemd sets it)\n"
+    "      --reload-timeout SECONDS  give up waiting after SECONDS (default 30; exit 3)\n"
     "  -V, --version            print the version\n"
     "  -h, --help               print this help\n";
 
@@ -68,8 +74,10 @@ int main(int argc, char **argv)
         {"log-level", required_argument, NULL, 'l'}, {"version", no_argument, NULL, 'V'},
         {"help", no_argument, NULL, 'h'}, {"hash-password", no_argument, NULL, 'H'},
         {"log-format", required_argument, NULL, 'F'},
+        {"reload", required_argument, NULL, 'R'}, {"reload-timeout", required_argument, NULL, 'T'},
         {NULL, 0, NULL, 0}};
     const char *config_path = NULL, *check_path = NULL, *level = NULL, *format = NULL;
+    const char *reload_pid = NULL, *reload_timeout = NULL;
     int o;
     while ((o = getopt_long(argc, argv, "c:t:l:Vh", opts, NULL)) != -1) {
         switch (o) {
@@ -77,6 +85,8 @@ int main(int argc, char **argv)
         case 't': check_path = optarg; break;
         case 'l': level = optarg; break;
         case 'F': format = optarg; break;
+        case 'R': reload_pid = optarg; break;
+        case 'T': reload_timeout = optarg; break;
         case 'V': printf("redpulse %s\n", REDPULSE_VERSION); return 0;
         case 'h': fputs(usage, stdout); return 0;
         case 'H': return hash_password();
@@ -100,6 +110,8 @@ int main(int argc, char **argv)
         return 2;
     }
     log_set_format(fmt);
+    if (reload_pid)
+        return reloadctl_client(reload_pid, reload_timeout);
     if (check_path) {
         struct config *cfg = load(check_path);
         if (!cfg)
