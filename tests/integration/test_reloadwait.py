@@ -203,6 +203,45 @@ class ReloadWait(unittest.TestCase):
             self.assertEqual(self.reload(*bad)[0], 2, bad)
         self.assertEqual(self.reload(pid="12abc")[0], 2)
 
+    def test_5b_reload_already_running_is_not_taken_for_ours(self):
+        # a reload started by a plain SIGHUP is stuck reading the old file
+        # (A) when --reload starts; the file is then B. The answer must be
+        # the next reload's (B), not the one already running (A). (A client
+        # taking A's would be wrong only if it read between A's end and
+        # the next reload's start, microseconds here: this checks the
+        # outcome, it cannot catch that reliably.)
+        a = self.config([self.inst("a", 0)])
+        b = self.config([self.inst("a", 0), self.inst("b", 1)])
+        self.write(a)
+        self.assertEqual(self.reload()[0], 0)
+        seq = int(self.read_status()["seq"])
+        self.stall()
+        fifo = self.agent.path + ".fifo"
+        os.link(self.agent.path, fifo)
+        self.agent.proc.send_signal(signal.SIGHUP)
+
+        def writer():  # succeeds once the daemon is in open(), reading
+            try:
+                return os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
+            except OSError:
+                return None
+
+        fd = wait_for(writer, 10, what="the daemon opening the FIFO")
+        self.assertEqual(self.read_status()["state"], "reloading")
+        self.write(b)  # the edit that prompts the reload
+        p = self.client()
+        try:
+            os.set_blocking(fd, True)
+            os.write(fd, a)  # the running reload gets A
+            os.close(fd)
+            wait_for(lambda: int(self.read_status()["seq"]) >= seq + 2, 10, what="the next reload")
+            out, err = p.communicate(timeout=10)
+        finally:
+            os.unlink(fifo)
+        self.assertEqual(p.returncode, 0, err)
+        self.assertIn("configuration hash %s" % fnv1a(b), out.decode())
+        self.assertEqual(self.targets(), ["a", "b"])
+
     def test_6_concurrent_clients_each_see_a_later_reload(self):
         self.write(self.config([self.inst("a", 0), self.inst("b", 1)]))
         seq0 = int(self.read_status()["seq"])
