@@ -13,6 +13,7 @@
 #include "deliver.h"
 #include "config.h"
 #include "log.h"
+#include "reloadctl.h"
 #include "service.h"
 
 static const char usage[] =
@@ -21,6 +22,7 @@ static const char usage[] =
     "       redpulse --hash-password < password\n"
     "       redpulse --advise ADDRESS [--seconds N]   (write-tuning report; --advise --help)\n"
     "       redpulse --test-receiver NAME --config FILE\n"
+    "       redpulse --reload PID [--reload-timeout SECONDS]\n"
     "\n"
     "Polls INFO on Redis instances and serves Prometheus metrics and JSON.\n"
     "Without --config it monitors " REDPULSE_DEFAULT_ADDRESS " and listens on http://" REDPULSE_DEFAULT_LISTEN "/.\n"
@@ -35,6 +37,10 @@ static const char usage[] =
     "                           http.basic_auth_users\n"
     "      --test-receiver NAME send a test notification to alert receiver NAME and\n"
     "                           print what it answered (exit 0 on 2xx)\n"
+    "      --reload PID         SIGHUP the daemon PID and wait for its reload to end:\n"
+    "                           exit 0 when applied, 1 with the errors when not\n"
+    "                           (needs $RUNTIME_DIRECTORY, as systemd sets it)\n"
+    "      --reload-timeout SECONDS  give up waiting after SECONDS (default 30; exit 3)\n"
     "  -V, --version            print the version\n"
     "  -h, --help               print this help\n";
 
@@ -74,9 +80,11 @@ int main(int argc, char **argv)
         {"config", required_argument, NULL, 'c'}, {"check-config", required_argument, NULL, 't'},
         {"log-level", required_argument, NULL, 'l'}, {"version", no_argument, NULL, 'V'},
         {"help", no_argument, NULL, 'h'}, {"hash-password", no_argument, NULL, 'H'},
-        {"log-format", required_argument, NULL, 'F'}, {"test-receiver", required_argument, NULL, 'R'},
+        {"log-format", required_argument, NULL, 'F'}, {"test-receiver", required_argument, NULL, 'X'},
+        {"reload", required_argument, NULL, 'R'}, {"reload-timeout", required_argument, NULL, 'T'},
         {NULL, 0, NULL, 0}};
     const char *config_path = NULL, *check_path = NULL, *level = NULL, *format = NULL, *test_receiver = NULL;
+    const char *reload_pid = NULL, *reload_timeout = NULL;
     int o;
     for (int i = 1; i < argc; i++) /* the one-shot report has its own options */
         if (strcmp(argv[i], "--advise") == 0 || strncmp(argv[i], "--advise=", 9) == 0)
@@ -87,10 +95,12 @@ int main(int argc, char **argv)
         case 't': check_path = optarg; break;
         case 'l': level = optarg; break;
         case 'F': format = optarg; break;
+        case 'R': reload_pid = optarg; break;
+        case 'T': reload_timeout = optarg; break;
         case 'V': printf("redpulse %s\n", REDPULSE_VERSION); return 0;
         case 'h': fputs(usage, stdout); return 0;
         case 'H': return hash_password();
-        case 'R': test_receiver = optarg; break;
+        case 'X': test_receiver = optarg; break;
         default: fputs(usage, stderr); return 2;
         }
     }
@@ -111,6 +121,8 @@ int main(int argc, char **argv)
         return 2;
     }
     log_set_format(fmt);
+    if (reload_pid)
+        return reloadctl_client(reload_pid, reload_timeout);
     if (check_path) {
         struct config *cfg = load(check_path);
         if (!cfg)

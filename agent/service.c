@@ -24,6 +24,7 @@
 #include "poller.h"
 #include "publish.h"
 #include "reload.h"
+#include "reloadctl.h"
 #include "sdnotify.h"
 #include "util.h"
 
@@ -136,7 +137,9 @@ static void log_errors(const struct config_errors *e)
 static void reload(struct service *sv)
 {
     sdnotify_reloading();
+    reloadctl_begin(); /* before the file is read: see reloadctl.c */
     log_info("main", "SIGHUP: reloading %s", sv->path ? sv->path : "(built-in configuration)");
+    struct buf why = BUF_INIT; /* the errors, for redpulse --reload */
     struct config_errors errs = {BUF_INIT, 0};
     struct cfg_gen *g = cfg_gen_load(sv->path, &errs);
     bool ok = g != NULL;
@@ -144,12 +147,16 @@ static void reload(struct service *sv)
         log_errors(&errs);
         log_error("config", "reload failed with %zu error%s; still running the previous configuration",
                   errs.count, errs.count == 1 ? "" : "s");
+        buf_puts(&why, errs.text.p ? errs.text.p : "");
     }
     config_errors_free(&errs);
     if (g) {
         const struct config *c = g->cfg;
         if (same_http(&sv->http_gen->cfg->http, &c->http)) {
             ok = http_reload_tls(sv->http) == 0; /* same files, maybe renewed */
+            if (!ok)
+                buf_puts(&why, "the TLS certificate files could not be read again (see the log); the "
+                               "current certificate stays\n");
         } else {
             char err[256];
             struct http_server *h = http_apply(sv->http, c, err, sizeof err);
@@ -159,6 +166,7 @@ static void reload(struct service *sv)
                 sv->http_gen = cfg_gen_ref(g);
             } else {
                 log_error("http", "new HTTP settings not applied: %s; still serving with the previous ones", err);
+                buf_printf(&why, "new HTTP settings not applied: %s; still serving with the previous ones\n", err);
                 ok = false;
             }
         }
@@ -173,6 +181,8 @@ static void reload(struct service *sv)
                  ok ? "" : " (with the errors above)");
     }
     reload_record(ok, sv->gen->hash);
+    reloadctl_end(!g ? RELOADCTL_FAILED : ok ? RELOADCTL_OK : RELOADCTL_PARTIAL, sv->gen->hash, why.p);
+    buf_free(&why);
     if (sv->ready) /* else READY=1 comes with the end of the first round */
         sdnotify_send("READY=1\nSTATUS=%s", sv->status);
 }
@@ -262,6 +272,7 @@ int service_run(const char *config_path, bool level_fixed)
         goto out;
     }
     sv.http_gen = cfg_gen_ref(sv.gen);
+    reloadctl_open(sv.gen->hash); /* SIGHUP is handled from here on */
     uint64_t wd = sdnotify_watchdog_usec();
     if (wd) { /* fed from the loop itself, at half the interval systemd asked for */
         sv.watchdog = event_new(sv.base, -1, EV_PERSIST, on_watchdog, NULL);
@@ -302,6 +313,7 @@ out:
     cfg_gen_unref(sv.http_gen);
     cfg_gen_unref(sv.gen);
     sdnotify_close();
+    reloadctl_close();
     libevent_global_shutdown();
     return rc;
 }

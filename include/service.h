@@ -4,7 +4,8 @@
  * side of life: SIGHUP reloads the whole configuration (keeping the running
  * one on any error), SIGTERM/SIGINT stop in bounded time, and systemd hears
  * READY=1, STATUS=, WATCHDOG=1 (from the poll loop itself), RELOADING=1 and
- * STOPPING=1 when $NOTIFY_SOCKET is set.
+ * STOPPING=1 when $NOTIFY_SOCKET is set. With $RUNTIME_DIRECTORY set, each
+ * reload's state and outcome are published there (reloadctl.h).
  */
 #ifndef REDPULSE_SERVICE_H
 #define REDPULSE_SERVICE_H

@@ -25,8 +25,8 @@ REQUIRED = [
     r"^WatchdogSec=\d+s$",
     r"^StateDirectory=redpulse$",
     r"^DynamicUser=yes$",
-    r"^ExecReload=/usr/sbin/redpulse --check-config /etc/redpulse/redpulse.json$",
-    r"^ExecReload=/bin/kill -HUP \$MAINPID$",
+    r"^RuntimeDirectory=redpulse$",
+    r"^ExecReload=/usr/sbin/redpulse --reload \$MAINPID$",
     r"^ExecStart=/usr/sbin/redpulse --config /etc/redpulse/redpulse.json$",
     r"^WantedBy=multi-user.target$",
 ]
