@@ -23,6 +23,7 @@
 
 #include "auth.h"
 #include "conn.h"
+#include "discover.h"
 #include "log.h"
 #include "poller.h"
 #include "prom.h"
@@ -107,6 +108,7 @@ void http_render_metrics(struct registry *reg, const char *target, struct buf *o
         buf_printf(out, "redpulse_instances %zu\n", v.n);
         poller_render_lateness(out);
         reload_render_metrics(out);
+        discover_render_metrics(out);
         selfstat_render(out);
         registry_view_release(&v);
     } else {
@@ -387,6 +389,13 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
         frag_append_json(f, &b);
         buf_putc(&b, '\n');
         frag_unref(f);
+        return send_buf(c, MHD_HTTP_OK, CT_JSON, &b, gz);
+    }
+    if (strcmp(url, "/api/v1/targets") == 0) {
+        /* Prometheus http_sd_configs: the targets are this agent, as the
+         * client reached it (Host), else the listen address */
+        const char *host = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_HOST);
+        discover_render_targets(host && *host ? host : s->cfg->http.listen, &b);
         return send_buf(c, MHD_HTTP_OK, CT_JSON, &b, gz);
     }
     if (strcmp(url, "/healthz") == 0)

@@ -17,6 +17,7 @@
 #include <sys/resource.h>
 
 #include "conn.h"
+#include "discover.h"
 #include "http.h"
 #include "log.h"
 #include "poller.h"
@@ -33,6 +34,7 @@ struct service {
     struct cfg_gen *http_gen;  /* what the HTTP server was started with */
     struct registry *reg;
     struct poller *poller;
+    struct discover *disc;     /* static + discovered instances, the fleet shard */
     struct http_server *http;
     struct event *sig[3];
     struct event *watchdog;
@@ -160,7 +162,7 @@ static void reload(struct service *sv)
             }
         }
         apply_log_level(sv, c);
-        poller_apply(sv->poller, c); /* before the old generation goes */
+        discover_apply(sv->disc, c); /* the poller's new set, before the old generation goes */
         cfg_gen_unref(sv->gen);
         sv->gen = g;
         log_info("main", "configuration reloaded: %zu instance%s, hash %016llx%s", c->n_instances,
@@ -234,7 +236,8 @@ int service_run(const char *config_path, bool level_fixed)
     if (!sv.poller)
         goto out;
     poller_on_change(sv.poller, on_poller_change, &sv);
-    poller_apply(sv.poller, cfg); /* slots exist before the first scrape */
+    sv.disc = discover_new(sv.base, sv.poller);
+    discover_apply(sv.disc, cfg); /* slots exist before the first scrape */
     sv.http = http_start(cfg, sv.reg, err, sizeof err);
     if (!sv.http) {
         log_error("http", "%s", err);
@@ -261,6 +264,7 @@ out:
     http_stop(sv.http);
     log_debug("main", "HTTP stopped");
     poller_free(sv.poller);
+    discover_free(sv.disc);
     log_debug("main", "Redis connections closed");
     for (int i = 0; i < 3; i++)
         if (sv.sig[i])
