@@ -32,6 +32,10 @@ static const struct conf_opt source_opts[] = {
 static const char *const conn_keys[] = {"username", "password_file", "password_env", "password", "tls",
                                         "timeout",  NULL};
 
+/* The same without the timeout: what a cluster's nodes take from the
+ * source (the source's timeout bounds its own refreshes). */
+static const char *const node_keys[] = {"username", "password_file", "password_env", "password", "tls", NULL};
+
 /* Labels discovery sets on the instances it finds. */
 static const char *const disc_labels[] = {"cluster", "shard", "sentinel_master", NULL};
 
@@ -218,11 +222,14 @@ static void parse_source(struct conf_ctx *c, const cJSON *obj, const char *path,
     if (!typed || !s->name || !name_ok(s->name) || n_addrs == 0)
         goto out;
 
-    /* how the source connects: cluster nodes are the same servers as the
-     * seeds, so one draft serves both; Sentinels have their own credentials */
+    /* how the source connects; cluster nodes are the same servers as the
+     * seeds and take the same credentials and TLS (then their "defaults");
+     * Sentinels have credentials of their own */
     struct config_draft *conn_d = config_draft_new(s->kind == DISC_CLUSTER ? defaults : NULL);
+    struct config_draft *inst_d = config_draft_new(defaults);
     config_draft_apply(c, conn_d, obj, path, conn_keys);
-    struct config_draft *inst_d = s->kind == DISC_CLUSTER ? conn_d : config_draft_new(defaults);
+    if (s->kind == DISC_CLUSTER)
+        config_draft_apply(c, inst_d, obj, path, node_keys);
     if (dflt) {
         conf_join_path(sub, sizeof sub, path, "defaults");
         config_draft_apply(c, inst_d, dflt, sub, NULL);
@@ -236,7 +243,7 @@ static void parse_source(struct conf_ctx *c, const cJSON *obj, const char *path,
         conf_join_path(sub, sizeof sub, spath, idx);
         /* the interval is not used by a source (refresh is): a day keeps
          * the timeout check out of the way */
-        config_draft_finish(c, s->kind == DISC_CLUSTER ? inst_d : conn_d, cJSON_GetArrayItem(seeds, (int)i), sub,
+        config_draft_finish(c, conn_d, cJSON_GetArrayItem(seeds, (int)i), sub,
                             s->name, addrs[i], 86400000, &s->seeds[i]);
         s->n_seeds++;
         if (i == 0 && s->seeds[0].timeout_ms >= s->refresh_ms) {
@@ -253,8 +260,7 @@ static void parse_source(struct conf_ctx *c, const cJSON *obj, const char *path,
     for (size_t i = 0; i < s->tmpl.n_labels; i++)
         if (in_list(disc_labels, s->tmpl.labels[i].name))
             conf_err(c, dflt, 0, sub, "label \"%s\" is set by discovery", s->tmpl.labels[i].name);
-    if (inst_d != conn_d)
-        config_draft_free(inst_d);
+    config_draft_free(inst_d);
     config_draft_free(conn_d);
 out:
     for (size_t i = 0; i < n_addrs; i++)
