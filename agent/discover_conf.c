@@ -198,13 +198,14 @@ static void parse_source(struct conf_ctx *c, const cJSON *obj, const char *path,
     }
     char **addrs = NULL;
     size_t n_addrs = 0;
+    bool bad_addr = false;
     if (seeds) {
         conf_join_path(sub, sizeof sub, path, seeds->string);
         parse_strings(c, seeds, sub, &addrs, &n_addrs);
         /* addresses checked here, so their errors point at them */
         struct buf why = BUF_INIT;
         int i = 0;
-        for (const cJSON *e = seeds->child; e && n_addrs; e = e->next, i++) {
+        for (const cJSON *e = seeds->child; e && !bad_addr; e = e->next, i++) {
             struct instance_cfg scratch;
             memset(&scratch, 0, sizeof scratch);
             if (cJSON_IsString(e) && config_parse_address(e->valuestring, &scratch, &why) < 0) {
@@ -212,14 +213,14 @@ static void parse_source(struct conf_ctx *c, const cJSON *obj, const char *path,
                 snprintf(idx, sizeof idx, "[%d]", i);
                 conf_join_path(spath, sizeof spath, sub, idx);
                 conf_err(c, e, 0, spath, "%s", why.p);
-                n_addrs = 0; /* reported; go no further */
+                bad_addr = true; /* reported; go no further */
             }
             buf_reset(&why);
             config_instance_clear(&scratch);
         }
         buf_free(&why);
     }
-    if (!typed || !s->name || !name_ok(s->name) || n_addrs == 0)
+    if (!typed || !s->name || !name_ok(s->name) || n_addrs == 0 || bad_addr)
         goto out;
 
     /* how the source connects; cluster nodes are the same servers as the
