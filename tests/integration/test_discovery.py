@@ -9,6 +9,7 @@ each get a metric and a log line while polling goes on."""
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -234,6 +235,26 @@ class Cluster(unittest.TestCase):
                  step=0.2, what="the added node polled")
         self.assertEqual(len(labels_by_name(self.agent)), 7)
 
+    def test_4b_reload_keeps_what_was_found(self):
+        """A reload that changes the source's defaults relabels the instances
+        found; none is dropped, renamed or reconnected."""
+        before = labels_by_name(self.agent)
+        m = self.agent.metrics()
+        connects = {d["target"]: v for d, v in series(m, "redpulse_connects_total")}
+        self.agent.cfg["discovery"][0]["defaults"]["labels"] = {"env": "staging"}
+        with open(self.agent.path, "w") as f:
+            json.dump(self.agent.cfg, f)
+        self.agent.proc.send_signal(signal.SIGHUP)
+        wait_for(lambda: all(v["env"] == "staging" for v in labels_by_name(self.agent).values()), 10, step=0.1,
+                 what="the new label on every instance found")
+        after = labels_by_name(self.agent)
+        self.assertEqual(set(after), set(before))
+        for n in before:
+            self.assertEqual(dict(before[n], env="staging"), after[n])
+        m = self.agent.metrics()
+        self.assertEqual({d["target"]: v for d, v in series(m, "redpulse_connects_total")}, connects)
+        self.assertNotIn("removed:", self.agent.log_text())
+
     def test_5_killed_node_down_then_removed(self):
         want = self.expected()
         # not the seed: with its only seed gone a source keeps its last known set
@@ -242,6 +263,7 @@ class Cluster(unittest.TestCase):
         known = series(self.agent.metrics(), "redpulse_discovery_instances", source="main")[0][1]
         self.assertEqual(known, len(want))
         victim.kill()
+        t_kill = time.monotonic()
         wait_for(lambda: series(self.agent.metrics(), "redis_up", target=vname)[0][1] == 0, 10, step=0.1,
                  what="the killed node polled as down")
 
@@ -254,6 +276,9 @@ class Cluster(unittest.TestCase):
         wait_for(lambda: vname not in labels_by_name(self.agent), REMOVE_AFTER + 2 * REFRESH + 5, step=0.1,
                  what="the killed node removed after remove_after")
         gone_after = time.monotonic() - t_flag
+        # remove_after counts from the last refresh that listed it healthy,
+        # at most one refresh before the kill
+        self.assertGreaterEqual(time.monotonic() - t_kill, REMOVE_AFTER - REFRESH)
         m = self.agent.metrics()
         self.assertEqual(series(m, "redis_up", target=vname), [])
         self.assertEqual(series(m, "redpulse_discovery_node_flagged", target=vname), [])
