@@ -640,6 +640,8 @@ static void on_reply(void *arg, redisReply *r)
             round_end(s, DR_AUTH, err);
         } else if (k == RQ_SHARDS && (strstr(err, "nknown subcommand") || strstr(err, "wrong number of arguments"))) {
             /* before 7.0: CLUSTER NODES, from now on on this connection */
+            log_info("discover", "%s: %s has no CLUSTER SHARDS (Redis before 7.0): using CLUSTER NODES", s->name,
+                     s->cfg->seeds[s->seed].address);
             s->use_nodes = true;
             const char *argv[] = {"CLUSTER", "NODES"};
             conn_command(s->conn, 2, argv);

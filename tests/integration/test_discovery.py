@@ -10,8 +10,10 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
+import threading
 import time
 import unittest
 import urllib.parse
@@ -19,6 +21,7 @@ import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import _LIVE, Agent, RedisServer, Tmp, free_port, series, wait_for  # noqa: E402
+from fakepeer import bulk, read_command  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.join(HERE, "..", "..")
@@ -84,6 +87,51 @@ def one(node, *args):
         return c.cmd(*args)
     finally:
         c.close()
+
+
+class OldSeed:
+    """A seed as Redis < 7.0 answers (a server this suite cannot run): no
+    CLUSTER SHARDS; CLUSTER NODES passed through from a real node."""
+
+    def __init__(self, real):
+        self.real = real
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(8)
+        self.port = self.sock.getsockname()[1]
+        self.asked = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(c,), daemon=True).start()
+
+    def _serve(self, c):
+        f = c.makefile("rb")
+        try:
+            while True:
+                cmd = read_command(f)
+                if cmd is None:
+                    return
+                self.asked.append(" ".join(cmd).upper())
+                if [a.upper() for a in cmd] == ["CLUSTER", "SHARDS"]:
+                    c.sendall(b"-ERR Unknown subcommand or wrong number of arguments for 'SHARDS'. "
+                              b"Try CLUSTER HELP.\r\n")
+                elif [a.upper() for a in cmd] == ["CLUSTER", "NODES"]:
+                    c.sendall(bulk(one(self.real, "CLUSTER", "NODES")))
+                else:
+                    c.sendall(b"-ERR unknown command\r\n")
+        except OSError:
+            return
+        finally:
+            c.close()
+
+    def close(self):
+        self.sock.close()
 
 
 class Cluster(unittest.TestCase):
@@ -255,6 +303,22 @@ class Cluster(unittest.TestCase):
         self.assertEqual({d["target"]: v for d, v in series(m, "redpulse_connects_total")}, connects)
         self.assertNotIn("removed:", self.agent.log_text())
 
+    def test_4c_cluster_nodes_before_7(self):
+        seed = OldSeed(self.nodes[1])
+        agent = Agent(self.tmp.path, [], extra={"discovery": [{
+            "type": "cluster", "name": "old", "seeds": ["127.0.0.1:%d" % seed.port], "refresh": "1s",
+            "timeout": "500ms", "defaults": {"interval": "500ms", "timeout": "250ms"}}]})
+        try:
+            want = {k.replace("main-", "old-", 1): v for k, v in self.expected().items()}
+            wait_for(lambda: {k: (v["role"], v["shard"]) for k, v in labels_by_name(agent).items()} == want,
+                     10, step=0.1, what="the cluster found through CLUSTER NODES")
+            wait_for(lambda: seed.asked.count("CLUSTER NODES") >= 2, 5, step=0.1, what="a second refresh")
+            self.assertEqual(seed.asked.count("CLUSTER SHARDS"), 1)  # asked once per connection
+            self.assertIn("has no CLUSTER SHARDS (Redis before 7.0): using CLUSTER NODES", agent.log_text())
+        finally:
+            self.assertEqual(agent.stop(), 0)
+            seed.close()
+
     def test_5_killed_node_down_then_removed(self):
         want = self.expected()
         # not the seed: with its only seed gone a source keeps its last known set
@@ -381,6 +445,9 @@ class BadSources(unittest.TestCase):
                 f.write("sentinel monitor mymaster 127.0.0.1 %d 1\n" % plain.port)
             sen = server(t, "s", args=["--sentinel"], conf=conf)
             dead = free_port()
+            silent = socket.socket()  # connects (the backlog), never answers
+            silent.bind(("127.0.0.1", 0))
+            silent.listen(8)
             src = {"refresh": "30s", "timeout": "500ms"}
             agent = Agent(t, [{"name": "static", "address": "127.0.0.1:%d" % plain.port}],
                           defaults={"interval": "500ms", "timeout": "250ms"},
@@ -389,7 +456,9 @@ class BadSources(unittest.TestCase):
                               dict(src, type="cluster", name="plain", seeds=["127.0.0.1:%d" % plain.port]),
                               dict(src, type="sentinel", name="nosuch", masters=["nosuch"],
                                    sentinels=["127.0.0.1:%d" % sen.port]),
-                              dict(src, type="sentinel", name="notsen", sentinels=["127.0.0.1:%d" % plain.port])]})
+                              dict(src, type="sentinel", name="notsen", sentinels=["127.0.0.1:%d" % plain.port]),
+                              dict(src, type="cluster", name="silent",
+                                   seeds=["127.0.0.1:%d" % silent.getsockname()[1]])]})
             try:
                 t0 = time.monotonic()
 
@@ -404,7 +473,8 @@ class BadSources(unittest.TestCase):
                 self.assertGreaterEqual(count(m, "plain", "not_cluster"), 1)
                 self.assertGreaterEqual(count(m, "nosuch", "unknown_master"), 1)
                 self.assertGreaterEqual(count(m, "notsen", "not_sentinel"), 1)
-                for s in ("unreach", "plain", "nosuch", "notsen"):
+                self.assertGreaterEqual(count(m, "silent", "timeout"), 1)
+                for s in ("unreach", "plain", "nosuch", "notsen", "silent"):
                     self.assertEqual(count(m, s, "ok"), 0)
                     self.assertEqual(series(m, "redpulse_discovery_last_success_timestamp_seconds", source=s)[0][1], 0)
                     self.assertEqual(series(m, "redpulse_discovery_instances", source=s)[0][1], 0)
@@ -413,6 +483,7 @@ class BadSources(unittest.TestCase):
                 self.assertRegex(log, r"plain: refresh .* failed \(not_cluster\): the seed is not a Redis Cluster node")
                 self.assertIn('the Sentinel does not know master "nosuch"', log)
                 self.assertRegex(log, r"notsen: refresh .* failed \(not_sentinel\): not a Sentinel")
+                self.assertRegex(log, r"silent: refresh .* failed \(timeout\): no complete answer within 500ms")
                 # nothing else was held up: the static instance polled on time throughout
                 self.assertEqual(set(labels_by_name(agent)), {"static"})
                 self.assertEqual(series(m, "redis_up", target="static")[0][1], 1)
@@ -424,6 +495,7 @@ class BadSources(unittest.TestCase):
                 self.assertEqual(agent.stop(), 0)
                 sen.stop()
                 plain.stop()
+                silent.close()
         finally:
             tmp.cleanup()
 
