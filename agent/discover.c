@@ -6,8 +6,8 @@
  * found. Whenever the found set changes (a node appears or goes, a role
  * changes), the effective set - static instances plus discovered ones, a
  * static instance winning over a discovered one at the same address or
- * name, filtered by the fleet shard - goes to poller_apply(), the path a
- * reload takes. A failover changes labels only: the poller re-renders the
+ * name (and an earlier source over a later one), filtered by the fleet
+ * shard - goes to poller_apply(), the path a reload takes. A failover changes labels only: the poller re-renders the
  * instance and keeps its connection, previous sample and counters.
  */
 #include "discover.h"
@@ -246,15 +246,6 @@ static bool strset_add(struct strset *s, const char *str)
     return true;
 }
 
-static bool strset_has(const struct strset *s, const char *str)
-{
-    size_t i = discover_name_hash(str) & (s->cap - 1);
-    for (; s->v[i]; i = (i + 1) & (s->cap - 1))
-        if (strcmp(s->v[i], str) == 0)
-            return true;
-    return false;
-}
-
 static char *addr_key(const char *host, unsigned port)
 {
     struct buf b = BUF_INIT;
@@ -283,7 +274,7 @@ static void rebuild(struct discover *d)
     eff->instances = xcalloc(total ? total : 1, sizeof *eff->instances);
     struct strset names, addrs;
     strset_init(&names, total);
-    strset_init(&addrs, cfg->n_instances);
+    strset_init(&addrs, total);
     char **keys = xcalloc(cfg->n_instances ? cfg->n_instances : 1, sizeof *keys);
     for (size_t i = 0; i < cfg->n_instances; i++) {
         const struct instance_cfg *ic = &cfg->instances[i];
@@ -299,8 +290,9 @@ static void rebuild(struct discover *d)
         struct source *s = d->s[i];
         for (size_t k = 0; k < s->n_known; k++) {
             const struct known *kn = &s->known[k];
-            if (strset_has(&addrs, kn->key)) {
-                log_debug("discover", "%s: %s is configured statically; the static instance wins", s->name, kn->key);
+            if (!strset_add(&addrs, kn->key)) {
+                log_debug("discover", "%s: %s is configured, or found by an earlier source, already", s->name,
+                          kn->key);
                 continue;
             }
             if (!strset_add(&names, kn->cfg.name)) {

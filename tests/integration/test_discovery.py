@@ -371,6 +371,10 @@ class Sentinel(unittest.TestCase):
         cls.agent = Agent(t, [], extra={"discovery": [{
             "type": "sentinel", "name": "sen", "sentinels": ["127.0.0.1:%d" % cls.sentinel.port],
             "masters": ["mymaster"], "refresh": "%dms" % (REFRESH * 1000), "timeout": "500ms",
+            "defaults": {"interval": "500ms", "timeout": "250ms"}}, {
+            # the same servers again, by a later source: polled once, as the first source's
+            "type": "sentinel", "name": "dup", "sentinels": ["127.0.0.1:%d" % cls.sentinel.port],
+            "refresh": "%dms" % (REFRESH * 1000), "timeout": "500ms",
             "defaults": {"interval": "500ms", "timeout": "250ms"}}]})
 
     @classmethod
@@ -390,6 +394,9 @@ class Sentinel(unittest.TestCase):
                  what="both found")
         wait_for(lambda: {d["target"]: v for d, v in series(self.agent.metrics(), "redis_up")} == {m: 1, r: 1},
                  10, step=0.2, what="both polled and up")
+        # the later source found them too, and adds nothing
+        self.assertEqual(series(self.agent.metrics(), "redpulse_discovery_instances", source="dup")[0][1], 2)
+        self.assertEqual(set(labels_by_name(self.agent)), {m, r})
 
     def test_b_failover_swaps_roles(self):
         m, r = "sen-127.0.0.1-%d" % self.master.port, "sen-127.0.0.1-%d" % self.replica.port
