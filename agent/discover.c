@@ -14,6 +14,7 @@
 
 #include <event2/dns.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -85,6 +86,7 @@ struct source {
     struct known *known;
     size_t n_known;
     bool failing;
+    bool refreshed;           /* a refresh has ended (either way) */
     /* metrics (loop thread; copied into the published text) */
     unsigned long long results[DR_COUNT];
     double last_success_ts;
@@ -98,9 +100,12 @@ struct discover {
     struct source **s;
     size_t n;
     struct config *eff;        /* the effective set the poller runs (NULL: cfg itself) */
+    void (*on_settled)(void *arg);
+    void *on_settled_arg;
 };
 
 /* What HTTP threads read: the discovery metrics text and the targets. */
+static atomic_bool pub_settled = true; /* every source has finished a refresh */
 static pthread_mutex_t pub_mu = PTHREAD_MUTEX_INITIALIZER;
 static char *pub_metrics;        /* redpulse_discovery_* families */
 static char **pub_groups;        /* one JSON labels object per instance */
@@ -557,6 +562,25 @@ static void round_end(struct source *s, enum dres r, const char *detail)
     round_reset(s);
     publish_metrics(d);
     arm_timer(s, next);
+    s->refreshed = true;
+    if (!atomic_load(&pub_settled)) {
+        bool all = true;
+        for (size_t i = 0; i < d->n; i++)
+            all &= d->s[i]->refreshed;
+        if (all) {
+            atomic_store(&pub_settled, true);
+            if (d->on_settled)
+                d->on_settled(d->on_settled_arg);
+        }
+    }
+}
+
+bool discover_settled(void) { return atomic_load(&pub_settled); }
+
+void discover_on_settled(struct discover *d, void (*fn)(void *arg), void *arg)
+{
+    d->on_settled = fn;
+    d->on_settled_arg = arg;
 }
 
 static void push(struct source *s, enum dreq k, size_t arg)
@@ -883,6 +907,10 @@ void discover_apply(struct discover *d, const struct config *cfg)
     d->s = ns;
     d->n = n;
     d->cfg = cfg;
+    bool settled = true;
+    for (size_t i = 0; i < n; i++)
+        settled &= ns[i]->refreshed;
+    atomic_store(&pub_settled, settled);
     rebuild(d);
     publish_metrics(d);
     for (size_t i = 0; i < n; i++)

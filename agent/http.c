@@ -401,9 +401,9 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
     if (strcmp(url, "/healthz") == 0)
         return send_text(c, MHD_HTTP_OK, "ok\n");
     if (strcmp(url, "/readyz") == 0) {
-        if (registry_all_polled(s->reg))
+        if (registry_all_polled(s->reg) && discover_settled())
             return send_text(c, MHD_HTTP_OK, "ready\n");
-        return send_text(c, MHD_HTTP_SERVICE_UNAVAILABLE, "not ready: first round of polls not done\n");
+        return send_text(c, MHD_HTTP_SERVICE_UNAVAILABLE, "not ready: first round of polls (or of discovery) not done\n");
     }
     if (strcmp(url, "/") == 0)
         return landing(s, c);

@@ -82,6 +82,7 @@ static void on_poller_change(void *arg)
     poller_status(sv->poller, &up, &total, &round);
     char st[sizeof sv->status];
     snprintf(st, sizeof st, "%zu/%zu instances up%s", up, total, round ? "" : " (first polls running)");
+    round = round && discover_settled(); /* the set of instances is known */
     bool send_ready = round && !sv->ready && sv->http;
     if (strcmp(st, sv->status) == 0 && !send_ready)
         return;
@@ -237,6 +238,7 @@ int service_run(const char *config_path, bool level_fixed)
         goto out;
     poller_on_change(sv.poller, on_poller_change, &sv);
     sv.disc = discover_new(sv.base, sv.poller);
+    discover_on_settled(sv.disc, on_poller_change, &sv);
     discover_apply(sv.disc, cfg); /* slots exist before the first scrape */
     sv.http = http_start(cfg, sv.reg, err, sizeof err);
     if (!sv.http) {

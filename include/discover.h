@@ -140,6 +140,13 @@ void discover_apply(struct discover *d, const struct config *cfg);
  * after poller_free (the poller runs that set). */
 void discover_free(struct discover *d);
 
+/* True once every source of the configuration applied last has finished
+ * its first refresh (found something or failed): until then the set of
+ * instances is not known, and the agent is not ready. Thread-safe. */
+bool discover_settled(void);
+/* Calls fn(arg) on the loop thread when discover_settled() becomes true. */
+void discover_on_settled(struct discover *d, void (*fn)(void *arg), void *arg);
+
 /* Appends the redpulse_discovery_* families. Thread-safe. */
 void discover_render_metrics(struct buf *b);
 /* Appends the Prometheus http_sd_configs document of the instances this

@@ -442,6 +442,40 @@ class Shards(unittest.TestCase):
 
 
 class BadSources(unittest.TestCase):
+    def test_not_ready_before_the_first_refresh(self):
+        """Until every source has finished a refresh the set of instances is
+        not known: /readyz says 503 (and systemd hears no READY=1)."""
+        tmp = Tmp()
+        silent = socket.socket()  # connects (the backlog), never answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        try:
+            plain = server(tmp.path, "plain")
+            t0 = time.monotonic()
+            agent = Agent(tmp.path, [{"name": "static", "address": "127.0.0.1:%d" % plain.port}],
+                          defaults={"interval": "500ms", "timeout": "250ms"},
+                          extra={"discovery": [{"type": "cluster", "name": "slow", "refresh": "30s",
+                                                "timeout": "4s",
+                                                "seeds": ["127.0.0.1:%d" % silent.getsockname()[1]]}]})
+            try:
+                wait_for(lambda: series(agent.metrics(), "redis_up", target="static")[0][1] == 1, 5, step=0.05,
+                         what="the static instance polled")
+                status, _, body = agent.get("/readyz")
+                if time.monotonic() - t0 < 3.5:  # else too loaded to tell; the rest still holds
+                    self.assertEqual(status, 503, body)
+                    self.assertIn(b"discovery", body)
+                wait_for(lambda: agent.get("/readyz")[0] == 200, 10, step=0.1, what="ready after the timeout")
+                self.assertGreaterEqual(time.monotonic() - t0, 3.5)
+                m = agent.metrics()
+                self.assertEqual(series(m, "redpulse_discovery_refreshes_total", source="slow",
+                                        result="timeout")[0][1], 1)
+            finally:
+                self.assertEqual(agent.stop(), 0)
+                plain.stop()
+        finally:
+            silent.close()
+            tmp.cleanup()
+
     def test_each_failure_named_counted_and_harmless(self):
         tmp = Tmp()
         t = tmp.path
@@ -451,7 +485,9 @@ class BadSources(unittest.TestCase):
             with open(conf, "w") as f:
                 f.write("sentinel monitor mymaster 127.0.0.1 %d 1\n" % plain.port)
             sen = server(t, "s", args=["--sentinel"], conf=conf)
-            dead = free_port()
+            closed = socket.socket()  # bound, not listening: connections are refused, and the port stays ours
+            closed.bind(("127.0.0.1", 0))
+            dead = closed.getsockname()[1]
             silent = socket.socket()  # connects (the backlog), never answers
             silent.bind(("127.0.0.1", 0))
             silent.listen(8)
@@ -503,6 +539,7 @@ class BadSources(unittest.TestCase):
                 sen.stop()
                 plain.stop()
                 silent.close()
+                closed.close()
         finally:
             tmp.cleanup()
 
