@@ -405,9 +405,12 @@ static bool set_label(struct instance_cfg *ic, const char *name, const char *val
     return true;
 }
 
+/* Whether this round's answer speaks for k: a cluster's answer is the
+ * whole topology, and so is a Sentinel's when it follows all masters; a
+ * master name the Sentinel did not know keeps its nodes as they were. */
 static bool covered(const struct source *s, const struct known *k)
 {
-    if (s->kind == DISC_CLUSTER)
+    if (s->kind == DISC_CLUSTER || s->cfg->n_masters == 0)
         return true;
     const char *m = NULL;
     for (size_t i = 0; i < k->cfg.n_labels; i++)
