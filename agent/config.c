@@ -19,6 +19,7 @@
 #include "alerts.h"
 #include "confparse.h"
 #include "advise.h"
+#include "discover.h"
 #include "jsonloc.h"
 #include "log.h"
 #include "prom.h"
@@ -80,6 +81,7 @@ static const struct conf_opt top_opts[] = {
     {"instances", OT_UINT, 0, 0},
     {"advice", OT_UINT, 0, 0},
     {"alerts", OT_UINT, 0, 0},
+    {"discovery", OT_UINT, 0, 0},    {"shard", OT_UINT, 0, 0},
 };
 
 static bool file_readable(const char *path) { return access(path, R_OK) == 0; }
@@ -107,6 +109,7 @@ struct pending { /* one instance while being merged */
     char *password_file, *password_env, *password_inline;
     bool tls_set;
     struct origins o;
+    const char *const *only; /* config_draft_apply: the keys to take; NULL: all */
 };
 
 static void labels_set(struct instance_cfg *cfg, const char *name, const char *value)
@@ -201,6 +204,14 @@ static uint64_t *cadence_field(struct instance_cfg *cfg, const char *key)
     return NULL;
 }
 
+static bool in_list(const char *const *l, const char *s)
+{
+    for (; *l; l++)
+        if (strcmp(*l, s) == 0)
+            return true;
+    return false;
+}
+
 /* Applies the keys of one JSON object (the "defaults" object, or one
  * instance) onto p. */
 static void apply_instance_obj(struct conf_ctx *c, const cJSON *obj, struct pending *p,
@@ -208,6 +219,8 @@ static void apply_instance_obj(struct conf_ctx *c, const cJSON *obj, struct pend
 {
     char sub[256];
     for (const cJSON *ch = obj->child; ch; ch = ch->next) {
+        if (p->only && !in_list(p->only, ch->string))
+            continue; /* the caller's key */
         conf_join_path(sub, sizeof sub, path, ch->string);
         const struct conf_opt *o = conf_find_opt(instance_opts, NELEM(instance_opts), ch->string);
         if (!o || (is_defaults && (strcmp(o->key, "name") == 0 || strcmp(o->key, "address") == 0))) {
@@ -801,11 +814,11 @@ struct config *config_parse(const char *json, size_t len, const char *origin,
     http_defaults(&cfg->http);
     struct pending defaults;
     builtin_defaults(&defaults);
-    const cJSON *instances = NULL, *advice = NULL, *alerts = NULL;
+    const cJSON *instances = NULL, *advice = NULL, *alerts = NULL, *discovery = NULL, *shard = NULL;
     for (const cJSON *ch = root->child; ch; ch = ch->next) {
         const struct conf_opt *o = conf_find_opt(top_opts, NELEM(top_opts), ch->string);
         if (!o) {
-            conf_err(&c, ch, 1, ch->string, "unknown key \"%s\" (known: listen, log_level, http, defaults, instances, advice, alerts)", ch->string);
+            conf_err(&c, ch, 1, ch->string, "unknown key \"%s\" (known: listen, log_level, http, defaults, instances, advice, alerts, discovery, shard)", ch->string);
             continue;
         }
         uint64_t u;
@@ -828,10 +841,17 @@ struct config *config_parse(const char *json, size_t len, const char *origin,
             advice = ch;
         } else if (strcmp(o->key, "alerts") == 0) {
             alerts = ch;
+        } else if (strcmp(o->key, "discovery") == 0) {
+            discovery = ch;
+        } else if (strcmp(o->key, "shard") == 0) {
+            shard = ch;
         } else {
             instances = ch;
         }
     }
+    if (discovery || shard) /* after the loop: sources start from "defaults" wherever it is */
+        cfg->discovery = discover_conf_parse(&c, discovery, shard, (const struct config_draft *)&defaults);
+    bool any_source = cfg->discovery && discover_conf_sources(cfg->discovery) > 0;
     {
         /* two spellings of one setting: refuse both rather than let one win */
         const cJSON *top_listen = cJSON_GetObjectItemCaseSensitive(root, "listen");
@@ -850,11 +870,13 @@ struct config *config_parse(const char *json, size_t len, const char *origin,
             conf_err(&c, cJSON_GetObjectItemCaseSensitive(root, "listen"), 0, "listen", "%s", why.p);
         buf_free(&why);
     }
-    if (!instances) {
+    if (!instances && any_source) {
+        /* discovery finds the instances */
+    } else if (!instances) {
         conf_err(&c, root, 0, "instances", "missing required key \"instances\" (a list of Redis instances to poll)");
     } else if (!cJSON_IsArray(instances)) {
         conf_err(&c, instances, 0, "instances", "expected an array, got %s", conf_type_name(instances));
-    } else if (cJSON_GetArraySize(instances) == 0) {
+    } else if (cJSON_GetArraySize(instances) == 0 && !any_source) {
         conf_err(&c, instances, 0, "instances", "the list is empty: configure at least one instance");
     } else {
         int n = cJSON_GetArraySize(instances);
@@ -987,6 +1009,7 @@ void config_free(struct config *c)
         instance_cfg_clear(&c->instances[i]);
     free(c->instances);
     alerts_cfg_free(c->alerts);
+    discover_conf_free(c->discovery);
     free(c);
 }
 
@@ -994,4 +1017,93 @@ void config_errors_free(struct config_errors *e)
 {
     buf_free(&e->text);
     e->count = 0;
+}
+
+/* ---- drafts, for sections parsed elsewhere (discover.c) -------------- */
+
+struct config_draft {
+    struct pending p;
+};
+
+struct config_draft *config_draft_new(const struct config_draft *base)
+{
+    struct config_draft *d = xcalloc(1, sizeof *d);
+    if (base)
+        pending_copy(&d->p, &base->p);
+    else
+        builtin_defaults(&d->p);
+    return d;
+}
+
+void config_draft_apply(struct conf_ctx *c, struct config_draft *d, const cJSON *obj, const char *path,
+                        const char *const *only)
+{
+    d->p.only = only;
+    apply_instance_obj(c, obj, &d->p, path, true);
+    d->p.only = NULL;
+}
+
+void config_draft_finish(struct conf_ctx *c, const struct config_draft *d, const cJSON *node, const char *path,
+                         const char *name, const char *address, uint64_t interval_ms, struct instance_cfg *out)
+{
+    struct pending p;
+    pending_copy(&p, &d->p);
+    p.cfg.name = xstrdup(name);
+    p.cfg.address = xstrdup(address);
+    if (interval_ms)
+        p.cfg.interval_ms = interval_ms;
+    finish_instance(c, &p, node, path);
+    *out = p.cfg;
+    pending_free(&p);
+}
+
+void config_draft_free(struct config_draft *d)
+{
+    if (!d)
+        return;
+    pending_free(&d->p);
+    instance_cfg_clear(&d->p.cfg);
+    free(d);
+}
+
+void config_instance_copy(struct instance_cfg *dst, const struct instance_cfg *src)
+{
+    *dst = *src;
+    dst->name = dup_or_null(src->name);
+    dst->address = dup_or_null(src->address);
+    dst->host = dup_or_null(src->host);
+    dst->path = dup_or_null(src->path);
+    dst->username = dup_or_null(src->username);
+    dst->password = dup_or_null(src->password);
+    dst->config_command = dup_or_null(src->config_command);
+    dst->tls.ca_file = dup_or_null(src->tls.ca_file);
+    dst->tls.cert_file = dup_or_null(src->tls.cert_file);
+    dst->tls.key_file = dup_or_null(src->tls.key_file);
+    dst->tls.server_name = dup_or_null(src->tls.server_name);
+    dst->labels = NULL;
+    dst->n_labels = 0;
+    for (size_t k = 0; k < src->n_labels; k++)
+        labels_set(dst, src->labels[k].name, src->labels[k].value);
+}
+
+void config_instance_clear(struct instance_cfg *i) { instance_cfg_clear(i); }
+
+void config_instance_label(struct instance_cfg *i, const char *name, const char *value)
+{
+    labels_set(i, name, value);
+}
+
+int config_instance_set_address(struct instance_cfg *i, const char *addr, struct buf *why)
+{
+    if (config_parse_address(addr, i, why) < 0)
+        return -1;
+    struct buf a = BUF_INIT;
+    if (i->kind == ADDR_UNIX)
+        buf_printf(&a, "unix://%s", i->path);
+    else
+        buf_printf(&a, strchr(i->host, ':') ? "%s[%s]:%u" : "%s%s:%u", i->tls.enabled ? "rediss://" : "redis://",
+                   i->host, i->port);
+    free(i->address);
+    i->address = buf_steal(&a, NULL);
+    return 0;
 }

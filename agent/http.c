@@ -28,6 +28,7 @@
 #include "alerts.h"
 #include "auth.h"
 #include "conn.h"
+#include "discover.h"
 #include "log.h"
 #include "poller.h"
 #include "prom.h"
@@ -143,6 +144,7 @@ void http_render_metrics(struct registry *reg, const char *target, struct buf *o
         buf_printf(out, "redpulse_instances %zu\n", v.n);
         poller_render_lateness(out);
         reload_render_metrics(out);
+        discover_render_metrics(out);
         selfstat_render(out);
         alerts_render_metrics(out);
         registry_view_release(&v);
@@ -584,12 +586,19 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
         alerts_render_api(&b);
         return send_buf(c, MHD_HTTP_OK, CT_JSON, &b, gz);
     }
+    if (strcmp(url, "/api/v1/targets") == 0) {
+        /* Prometheus http_sd_configs: the targets are this agent, as the
+         * client reached it (Host), else the listen address */
+        const char *host = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_HOST);
+        discover_render_targets(host && *host ? host : s->cfg->http.listen, &b);
+        return send_buf(c, MHD_HTTP_OK, CT_JSON, &b, gz);
+    }
     if (strcmp(url, "/healthz") == 0)
         return send_text(c, MHD_HTTP_OK, "ok\n");
     if (strcmp(url, "/readyz") == 0) {
-        if (registry_all_polled(s->reg))
+        if (registry_all_polled(s->reg) && discover_settled())
             return send_text(c, MHD_HTTP_OK, "ready\n");
-        return send_text(c, MHD_HTTP_SERVICE_UNAVAILABLE, "not ready: first round of polls not done\n");
+        return send_text(c, MHD_HTTP_SERVICE_UNAVAILABLE, "not ready: first round of polls (or of discovery) not done\n");
     }
     if (strcmp(url, "/") == 0)
         return landing(s, c);

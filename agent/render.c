@@ -158,7 +158,12 @@ static void render_family(struct prom_tails *b, enum prom_family f, const struct
                             PL(RUN_ID), str_or_empty(s, INFO_S_RUN_ID),
                             PL(PROCESS_ID), str_or_empty(s, INFO_S_PROCESS_ID),
                             NULL};
-        prom_tail(b, NULL, kv, 1);
+        /* a discovered instance carries role as its own label already
+         * (discover.c): one role label per series, not two */
+        bool role_label = false;
+        for (size_t i = 0; i < in->cfg->n_labels; i++)
+            role_label |= strcmp(in->cfg->labels[i].name, "role") == 0;
+        prom_tail(b, NULL, role_label ? kv + 2 : kv, 1);
         return;
     }
     case FAM_START_TIME: {

@@ -19,6 +19,7 @@
 
 #include "alerts.h"
 #include "conn.h"
+#include "discover.h"
 #include "http.h"
 #include "log.h"
 #include "poller.h"
@@ -37,6 +38,7 @@ struct service {
     struct cfg_gen *alerts_gen; /* what the alert engine was started with */
     struct registry *reg;
     struct poller *poller;
+    struct discover *disc;     /* static + discovered instances, the fleet shard */
     struct http_server *http;
     struct event *sig[3];
     struct event *watchdog;
@@ -84,6 +86,7 @@ static void on_poller_change(void *arg)
     poller_status(sv->poller, &up, &total, &round);
     char st[sizeof sv->status];
     snprintf(st, sizeof st, "%zu/%zu instances up%s", up, total, round ? "" : " (first polls running)");
+    round = round && discover_settled(); /* the set of instances is known */
     bool send_ready = round && !sv->ready && sv->http;
     if (strcmp(st, sv->status) == 0 && !send_ready)
         return;
@@ -173,7 +176,7 @@ static void reload(struct service *sv)
         apply_log_level(sv, c);
         /* for the HTTP settings that serve now (the new ones unless they failed) */
         set_fd_budget(&sv->http_gen->cfg->http, c->n_instances);
-        poller_apply(sv->poller, c); /* before the old generation goes */
+        discover_apply(sv->disc, c); /* the poller's new set, before the old generation goes */
         cfg_gen_unref(sv->gen);
         sv->gen = g;
         log_info("main", "configuration reloaded: %zu instance%s, hash %016llx%s", c->n_instances,
@@ -265,7 +268,9 @@ int service_run(const char *config_path, bool level_fixed)
     if (!sv.poller)
         goto out;
     poller_on_change(sv.poller, on_poller_change, &sv);
-    poller_apply(sv.poller, cfg); /* slots exist before the first scrape */
+    sv.disc = discover_new(sv.base, sv.poller);
+    discover_on_settled(sv.disc, on_poller_change, &sv);
+    discover_apply(sv.disc, cfg); /* slots exist before the first scrape */
     sv.http = http_start(cfg, sv.reg, err, sizeof err);
     if (!sv.http) {
         log_error("http", "%s", err);
@@ -293,6 +298,7 @@ out:
     http_stop(sv.http);
     log_debug("main", "HTTP stopped");
     poller_free(sv.poller);
+    discover_free(sv.disc);
     log_debug("main", "Redis connections closed");
     alerts_stop(); /* after the poller: it holds pointers into alert state; a last save */
     cfg_gen_unref(sv.alerts_gen);

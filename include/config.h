@@ -75,6 +75,7 @@ struct http_cfg {
 };
 
 struct alerts_cfg;
+struct discovery_cfg; /* discover.h: discovery sources and the fleet shard */
 
 struct config {
     struct http_cfg http;
@@ -83,6 +84,7 @@ struct config {
     size_t n_instances;
     struct advice_cfg *advice;    /* the "advice" section (advise.h); NULL: defaults */
     struct alerts_cfg *alerts;    /* the `alerts` section, compiled (alerts.h) */
+    struct discovery_cfg *discovery; /* NULL: neither "discovery" nor "shard" given */
 };
 
 /* Problems found while loading, one line each, in document order. */
@@ -106,5 +108,34 @@ void config_errors_free(struct config_errors *e);
 /* Parses an instance address into cfg->kind/host/port/path/db (and username
  * when given as user@). Returns 0, or -1 with a message in why. */
 int config_parse_address(const char *addr, struct instance_cfg *cfg, struct buf *why);
+
+/* For sections parsed in other modules that describe instances
+ * (discovery sources): an instance being merged, its keys applied the way
+ * "defaults" and "instances[]" are. */
+struct config_draft;
+struct conf_ctx;
+struct cJSON;
+/* A draft starting from base (NULL: the built-in defaults). */
+struct config_draft *config_draft_new(const struct config_draft *base);
+/* Applies obj's instance keys to d as "defaults" does (no name or address).
+ * only: NULL, or a NULL-terminated list of the keys to take (the others are
+ * left to the caller, which reports the unknown ones). */
+void config_draft_apply(struct conf_ctx *c, struct config_draft *d, const struct cJSON *obj, const char *path,
+                        const char *const *only);
+/* Checks d as an instance named name at address (its secret is resolved
+ * now), reporting problems at node/path; interval_ms, when not 0, replaces
+ * the interval first. Fills *out (the caller owns it: config_instance_clear). */
+void config_draft_finish(struct conf_ctx *c, const struct config_draft *d, const struct cJSON *node, const char *path,
+                         const char *name, const char *address, uint64_t interval_ms, struct instance_cfg *out);
+void config_draft_free(struct config_draft *d); /* NULL-safe */
+/* Deep copy of src into dst (secrets included). */
+void config_instance_copy(struct instance_cfg *dst, const struct instance_cfg *src);
+/* Frees what i holds (the password wiped) and zeroes it. */
+void config_instance_clear(struct instance_cfg *i);
+/* Sets label name to value on i (replacing a label of that name). */
+void config_instance_label(struct instance_cfg *i, const char *name, const char *value);
+/* Sets i's address (and kind, host, port, tls.enabled) from addr, keeping the
+ * display form without credentials. Returns 0, or -1 with a reason in why. */
+int config_instance_set_address(struct instance_cfg *i, const char *addr, struct buf *why);
 
 #endif
