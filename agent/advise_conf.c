@@ -59,7 +59,7 @@ static void parse_disable(struct conf_ctx *c, const cJSON *arr, struct advice_op
         conf_join_path(sub, sizeof sub, path, idx);
         int k = cJSON_IsString(ch) ? advice_check_find(ch->valuestring) : -1;
         if (k < 0)
-            conf_err(c, ch, 0, sub, "unknown check %s%s%s (see the README's table of checks)",
+            conf_err(c, ch, 0, sub, "unknown check %s%s%s (see docs/advice.md for the checks)",
                      cJSON_IsString(ch) ? "\"" : "", cJSON_IsString(ch) ? ch->valuestring : conf_type_name(ch),
                      cJSON_IsString(ch) ? "\"" : "");
         else

@@ -2,7 +2,7 @@
  * alerts_builtin.c - the built-in rule set: the write-path conditions the
  * public rule sets miss. Parsed by the same code as configured rules, so a
  * configured rule of the same name overrides any key of one of these
- * (threshold, for, severity, enabled ...). The README's table documents each:
+ * (threshold, for, severity, enabled ...). docs/alerts.md documents each:
  * default, reason, and the Redis setting it protects.
  */
 #include "alerts.h"

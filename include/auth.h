@@ -25,7 +25,7 @@
 enum auth_result { AUTH_OK, AUTH_DENIED, AUTH_BUSY, AUTH_LIMITED, AUTH_RESULTS, AUTH_PENDING = AUTH_RESULTS };
 
 /* Failed logins one client address (an IPv6 /64) may make at once, and
- * how often it gets one back (README, Security). */
+ * how often it gets one back (docs/http.md, Security). */
 #define AUTH_FAIL_BURST 10
 #define AUTH_FAIL_REFILL_S 6
 /* bcrypt worker threads (the most checks at once) and the jobs that may

@@ -5,7 +5,7 @@
  * starts: every problem is reported (not just the first) with its JSON path
  * and line:column, unknown keys are errors, and nothing is half-applied.
  * The options an instance takes, their types, defaults and ranges live in one
- * table in config.c that the parser, the validator and the README follow.
+ * table in config.c that the parser, the validator and redpulse.json(5) follow.
  */
 #ifndef REDPULSE_CONFIG_H
 #define REDPULSE_CONFIG_H

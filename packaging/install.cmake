@@ -1,6 +1,6 @@
 # packaging/install.cmake - what `cmake --install` puts where (GNUInstallDirs),
 # and the Debian package built from the same build tree with CPack (`cpack -G
-# DEB`, see packaging/README.md). Included by the top-level CMakeLists.txt.
+# DEB`, see docs/packaging.md). Included by the top-level CMakeLists.txt.
 #
 # The unit names the binary and the configuration by absolute path, and /etc
 # depends on the prefix (/usr -> /etc, /opt/X -> /etc/opt/X, else PREFIX/etc,
