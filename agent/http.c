@@ -859,8 +859,10 @@ unsigned http_fd_reserve(const struct http_cfg *h)
     return h->max_connections + 3 * h->threads + 4;
 }
 
-struct http_server *http_start(const struct config *cfg, struct registry *reg, char *err,
-                               size_t errlen)
+/* A server for cfg, not started: its address resolved, its TLS files read
+ * (certificate and key, the client CA as a trust list). NULL with a message
+ * in err. */
+static struct http_server *server_new(const struct config *cfg, struct registry *reg, char *err, size_t errlen)
 {
     struct http_server *s = xcalloc(1, sizeof *s);
     socklen_t sl;
@@ -881,8 +883,22 @@ struct http_server *http_start(const struct config *cfg, struct registry *reg, c
             }
             atomic_store(&s->trust, t);
         }
-        atomic_store(&tls_current, s->material);
     }
+    return s;
+fail:
+    material_free(s->material);
+    free(s);
+    return NULL;
+}
+
+struct http_server *http_start(const struct config *cfg, struct registry *reg, char *err,
+                               size_t errlen)
+{
+    struct http_server *s = server_new(cfg, reg, err, errlen);
+    if (!s)
+        return NULL;
+    if (s->tls)
+        atomic_store(&tls_current, s->material);
     /* before the daemon: a request must never find the server without it */
     s->auth = auth_new(cfg->http.users, cfg->http.n_users, cfg->http.login_cache_ttl_ms);
     s->d = start_daemon(s);
@@ -986,28 +1002,11 @@ static void drain_and_stop(struct MHD_Daemon *d, unsigned grace_ms)
 
 struct http_server *http_apply(struct http_server *old, const struct config *cfg, char *err, size_t errlen)
 {
-    struct http_server *s = xcalloc(1, sizeof *s);
-    socklen_t sl;
-    s->cfg = cfg;
-    s->reg = old->reg;
-    s->listen_fd = -1;
-    s->tls = cfg->http.tls_cert_file != NULL;
     struct tls_material *was = atomic_load(&tls_current);
     bool published = false; /* s->material was tls_current */
-    if (resolve_listen(cfg->http.listen, &s->addr, &sl, err, errlen) < 0)
-        goto fail;
-    if (s->tls) {
-        if (!(s->material = load_material(&cfg->http, err, errlen)))
-            goto fail;
-        if (cfg->http.tls_client_ca_file) {
-            struct ca_trust *t = load_trust(cfg->http.tls_client_ca_file, err, errlen);
-            if (!t || !(s->client_ca_pem = read_pem(cfg->http.tls_client_ca_file, err, errlen))) {
-                trust_free(t);
-                goto fail;
-            }
-            atomic_store(&s->trust, t);
-        }
-    }
+    struct http_server *s = server_new(cfg, old->reg, err, errlen);
+    if (!s)
+        return NULL;
     bool same_addr = strcmp(cfg->http.listen, old->cfg->http.listen) == 0;
     if (same_addr) { /* the same listening socket: no connection refused meanwhile */
         const union MHD_DaemonInfo *i = MHD_get_daemon_info(old->d, MHD_DAEMON_INFO_LISTEN_FD);
