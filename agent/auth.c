@@ -47,6 +47,7 @@ struct auth_job {
     struct auth_job *next;
     char *pass;
     const char *hash; /* a user's or the dummy: lives as long as the auth */
+    unsigned cost;    /* hash's bcrypt cost */
     bool known;
     unsigned char key[32];
     int limit_slot; /* -1: no address */
@@ -57,6 +58,8 @@ struct auth_job {
 struct auth {
     struct label *users;
     size_t n;
+    unsigned *costs; /* each user's hash's bcrypt cost */
+    unsigned max_cost; /* every refusal costs this much (the dummy's cost) */
     char dummy[128]; /* hash checked for unknown users */
     uint64_t ttl_us;
     pthread_mutex_t lock; /* everything below */
@@ -191,10 +194,12 @@ enum auth_result auth_begin(struct auth *a, const char *user, const char *pass, 
 {
     *job = NULL;
     const char *hash = a->dummy;
+    unsigned cost = a->max_cost;
     bool known = false;
     for (size_t i = 0; i < a->n; i++) /* no early exit */
         if (user && strcmp(a->users[i].name, user) == 0) {
             hash = a->users[i].value;
+            cost = a->costs[i];
             known = true;
         }
     if (!pass)
@@ -227,6 +232,7 @@ enum auth_result auth_begin(struct auth *a, const char *user, const char *pass, 
     struct auth_job *j = xcalloc(1, sizeof *j);
     j->pass = xstrdup(pass);
     j->hash = hash;
+    j->cost = cost;
     j->known = known;
     memcpy(j->key, key, sizeof key);
     explicit_bzero(key, sizeof key);
@@ -281,6 +287,14 @@ static void *worker(void *arg)
         const char *h = crypt_r(j->pass, j->hash, cd);
         size_t hl = strlen(j->hash);
         bool match = h && strlen(h) == hl && CRYPTO_memcmp(h, j->hash, hl) == 0;
+        /* a cheaper hash is padded up to the costliest one's time (2^c +
+         * 2^c + 2^(c+1) + ... + 2^(max-1) = 2^max rounds), so how long a
+         * refusal takes does not tell which users exist */
+        for (unsigned k = j->cost; k < a->max_cost; k++) {
+            char salt[CRYPT_GENSALT_OUTPUT_SIZE];
+            if (crypt_gensalt_rn("$2b$", k, NULL, 0, salt, sizeof salt))
+                (void)crypt_r(j->pass, salt, cd);
+        }
         explicit_bzero(cd, sizeof *cd);
         enum auth_result r = match && j->known ? AUTH_OK : AUTH_DENIED;
         pthread_mutex_lock(&a->lock);
@@ -311,15 +325,25 @@ struct auth *auth_new(const struct label *users, size_t n, uint64_t cache_ttl_ms
         a->users[i] = (struct label){xstrdup(users[i].name), xstrdup(users[i].value)};
     a->n = n;
     a->ttl_us = cache_ttl_ms * 1000;
-    /* the dummy costs what the users' hashes cost */
-    unsigned cost = (unsigned)atoi(users[0].value + 4);
+    /* the dummy costs what the costliest user's hash costs */
+    a->costs = xcalloc(n, sizeof *a->costs);
+    size_t dearest = 0;
+    for (size_t i = 0; i < n; i++) {
+        int c = atoi(users[i].value + 4); /* "$2y$NN$" */
+        a->costs[i] = c < 4 ? 4 : c > 31 ? 31 : (unsigned)c;
+        if (a->costs[i] > a->max_cost) {
+            a->max_cost = a->costs[i];
+            dearest = i;
+        }
+    }
+    unsigned cost = a->max_cost;
     unsigned char rnd[16];
     char pw[33];
     RAND_bytes(rnd, sizeof rnd);
     for (int i = 0; i < 16; i++)
         snprintf(pw + 2 * i, 3, "%02x", rnd[i]);
     if (auth_hash_password(pw, cost ? cost : 10, a->dummy, sizeof a->dummy) < 0)
-        snprintf(a->dummy, sizeof a->dummy, "%s", users[0].value);
+        snprintf(a->dummy, sizeof a->dummy, "%s", users[dearest].value);
     RAND_bytes((unsigned char *)&a->limit_seed, sizeof a->limit_seed);
     pthread_mutex_init(&a->lock, NULL);
     pthread_cond_init(&a->work, NULL);
@@ -371,6 +395,7 @@ void auth_free(struct auth *a)
         free(a->users[i].value);
     }
     free(a->users);
+    free(a->costs);
     pthread_cond_destroy(&a->work);
     pthread_mutex_destroy(&a->lock);
     explicit_bzero(a, sizeof *a);

@@ -410,6 +410,33 @@ class LoginCacheExpiry(unittest.TestCase):
             tmp.cleanup()
 
 
+class MixedCostTiming(unittest.TestCase):
+    def test_refusal_time_does_not_tell_users_apart(self):
+        """Users whose hashes have different costs: a wrong password for
+        either, and an unknown user, take the time of the costliest (before,
+        the dummy had the first user's cost, so a cheaper user's refusals
+        came back ~64x sooner than an unknown user's)."""
+        tmp = Tmp()
+        try:
+            redis = RedisServer(tmp.path, "r")
+            a = Agent(tmp.path, [{"name": "r", "address": "127.0.0.1:%d" % redis.port}],
+                      extra={"http": {"basic_auth_users": {"cheap": bcrypt("pw", rounds=16),
+                                                           "dear": bcrypt("pw", rounds=1024)}}})
+
+            def refusal_time(user, i):
+                t0 = time.perf_counter()
+                st = http_get(a.port, "/metrics", src="127.0.6.%d" % i, headers=basic(user, "wrong"))[0]
+                self.assertEqual(st, 401)
+                return time.perf_counter() - t0
+            times = {u: statistics.median([refusal_time(u, i + 1) for i in range(5)])
+                     for u in ("cheap", "dear", "nobody")}
+            self.assertLess(max(times.values()) / min(times.values()), 3, times)
+            self.assertEqual(a.stop(), 0)
+            redis.stop()
+        finally:
+            tmp.cleanup()
+
+
 class HttpLimits(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
