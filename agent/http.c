@@ -10,6 +10,7 @@
 #include "http.h"
 
 #include <gnutls/abstract.h>
+#include <gnutls/crypto.h>
 #include <gnutls/gnutls.h>
 #include <gnutls/x509.h>
 #include <microhttpd.h>
@@ -42,6 +43,7 @@ struct tls_material {
     gnutls_pcert_st pcert[8];
     unsigned n;
     gnutls_privkey_t key;
+    unsigned char digest[64]; /* SHA-256 of the certificate file, then of the key file */
     struct tls_material *older;
 };
 
@@ -49,6 +51,7 @@ struct tls_material {
  * the replaced ones kept (a verification may still be using one). */
 struct ca_trust {
     gnutls_x509_trust_list_t tl;
+    unsigned char digest[32]; /* SHA-256 of the CA file */
     struct ca_trust *older;
 };
 
@@ -705,6 +708,8 @@ static struct tls_material *load_material(const struct http_cfg *h, char *err, s
     m->n = sizeof m->pcert / sizeof m->pcert[0];
     /* the chain first: GnuTLS 3.7 leaks when set_x509_key_mem meets a
      * certificate that does not parse */
+    gnutls_hash_fast(GNUTLS_DIG_SHA256, c.data, c.size, m->digest);
+    gnutls_hash_fast(GNUTLS_DIG_SHA256, k.data, k.size, m->digest + 32);
     int r = gnutls_pcert_list_import_x509_raw(m->pcert, &m->n, &c, GNUTLS_X509_FMT_PEM, 0);
     if (r < 0) {
         m->n = 0;
@@ -813,6 +818,7 @@ static struct ca_trust *load_trust(const char *path, char *err, size_t errlen)
         return NULL;
     struct ca_trust *t = xcalloc(1, sizeof *t);
     gnutls_datum_t d = {(unsigned char *)pem, (unsigned)strlen(pem)};
+    gnutls_hash_fast(GNUTLS_DIG_SHA256, d.data, d.size, t->digest);
     int r = gnutls_x509_trust_list_init(&t->tl, 0);
     if (r >= 0)
         r = gnutls_x509_trust_list_add_trust_mem(t->tl, &d, NULL, GNUTLS_X509_FMT_PEM, 0, 0);
@@ -899,6 +905,16 @@ int http_reload_tls(struct http_server *s)
     if (!m) {
         log_error("http", "TLS reload: %s; keeping the current certificate, key and client CA", err);
         return -1;
+    }
+    /* the replaced generations are kept until the server stops: a SIGHUP
+     * that renews nothing (most reloads) must not add one */
+    struct ca_trust *cur_t = atomic_load(&s->trust);
+    if (s->material && memcmp(m->digest, s->material->digest, sizeof m->digest) == 0 &&
+        (!t || (cur_t && memcmp(t->digest, cur_t->digest, sizeof t->digest) == 0))) {
+        material_free(m);
+        trust_free(t);
+        log_info("http", "TLS files unchanged: keeping the current certificate, key and client CA");
+        return 0;
     }
     m->older = s->material;
     s->material = m;

@@ -204,6 +204,20 @@ class TlsEndpoint(unittest.TestCase):
         finally:
             self.assertEqual(a.stop(), 0)
 
+    def test_y_reloads_that_renew_nothing_keep_nothing(self):
+        """A SIGHUP keeps the replaced certificate, key and client CA until
+        the server stops; one that renews nothing (most reloads) must not
+        add a generation: it held ~30 KiB each, 300 reloads ~9 MB."""
+        done = lambda: len(re.findall(r"TLS certificate reloaded|TLS files unchanged", self.agent.log_text()))
+        n0 = done()
+        rss0 = self.agent.rss_kib()
+        for i in range(1, 301):
+            self.agent.proc.send_signal(signal.SIGHUP)
+            wait_for(lambda: done() >= n0 + i, 10, step=0.002, what="reload %d" % i)
+        self.assertEqual(self.agent.get("/metrics")[0], 200)
+        if not os.environ.get("REDPULSE_SANITIZED"):  # ASan's quarantine holds what is freed
+            self.assertLess(self.agent.rss_kib() - rss0, 3 * 1024)
+
     def test_z_reload_on_sighup(self):
         before = peer_cert_serial(self.agent.port, self.tls["ca"])
         # a broken renewal is refused and the old certificate stays
@@ -428,9 +442,13 @@ class MixedCostTiming(unittest.TestCase):
                 st = http_get(a.port, "/metrics", src="127.0.6.%d" % i, headers=basic(user, "wrong"))[0]
                 self.assertEqual(st, 401)
                 return time.perf_counter() - t0
-            times = {u: statistics.median([refusal_time(u, i + 1) for i in range(5)])
-                     for u in ("cheap", "dear", "nobody")}
-            self.assertLess(max(times.values()) / min(times.values()), 3, times)
+            users = ("cheap", "dear", "nobody")
+            samples = {u: [] for u in users}
+            for i in range(7):  # interleaved, so a change in load weighs on all alike
+                for u in users:
+                    samples[u].append(refusal_time(u, i + 1))
+            times = {u: statistics.median(samples[u]) for u in users}
+            self.assertLess(max(times.values()) / min(times.values()), 4, times)
             self.assertEqual(a.stop(), 0)
             redis.stop()
         finally:
