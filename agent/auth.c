@@ -27,15 +27,15 @@
 
 #define CACHE_SLOTS 64
 #define LIMIT_SLOTS 1024
+#define LIMIT_PROBES 8
 
 struct cached {
     unsigned char key[32];
     uint64_t expires_us;
 };
 
-/* Failed-login budget of one client address (a token bucket). Addresses
- * share a slot when their keyed hashes collide: a slot still refilling is
- * not taken over, so a flood cannot evict its own record. */
+/* Failed-login budget of one client address (a token bucket), in an
+ * open-addressed table keyed by a seeded hash (limit_slot). */
 struct limit {
     unsigned char addr[16];
     unsigned char len; /* 0: free */
@@ -147,8 +147,24 @@ static size_t addr_bytes(const struct sockaddr *sa, unsigned char out[16])
     return 0;
 }
 
+/* Refills slot i's budget to now. Call with a->lock held. */
+static void limit_refill(struct limit *l, uint64_t now)
+{
+    if (l->len) {
+        l->tokens += (double)(now - l->updated_us) / (AUTH_FAIL_REFILL_S * 1e6);
+        if (l->tokens > AUTH_FAIL_BURST)
+            l->tokens = AUTH_FAIL_BURST;
+    }
+    l->updated_us = now;
+}
+
 /* The budget slot of an address, refilled to now; -1 without an address.
- * Call with a->lock held. */
+ * An address looks at LIMIT_PROBES slots from its keyed hash: its own
+ * record, else the first free or full one there (another address' record
+ * still refilling is not taken over, so a flood cannot evict its own).
+ * Only when all of them are others' records still refilling does it share
+ * the first: one address' failures do not limit its neighbours while the
+ * table has room. Call with a->lock held. */
 static int limit_slot(struct auth *a, const struct sockaddr *sa)
 {
     unsigned char b[16];
@@ -159,22 +175,24 @@ static int limit_slot(struct auth *a, const struct sockaddr *sa)
     for (size_t i = 0; i < len; i++)
         h = (h ^ b[i]) * 1099511628211ull;
     h ^= h >> 29;
-    int i = (int)(h % LIMIT_SLOTS);
-    struct limit *l = &a->limits[i];
     uint64_t now = now_mono_us();
-    if (l->len) {
-        l->tokens += (double)(now - l->updated_us) / (AUTH_FAIL_REFILL_S * 1e6);
-        if (l->tokens > AUTH_FAIL_BURST)
-            l->tokens = AUTH_FAIL_BURST;
+    int take = -1;
+    for (int p = 0; p < LIMIT_PROBES; p++) {
+        int i = (int)((h + (uint64_t)p) % LIMIT_SLOTS);
+        struct limit *l = &a->limits[i];
+        limit_refill(l, now);
+        if (l->len == len && memcmp(l->addr, b, len) == 0)
+            return i;
+        if (take < 0 && (!l->len || l->tokens >= AUTH_FAIL_BURST))
+            take = i;
     }
-    l->updated_us = now;
-    bool mine = l->len == len && memcmp(l->addr, b, len) == 0;
-    if (!mine && (!l->len || l->tokens >= AUTH_FAIL_BURST)) {
-        memcpy(l->addr, b, len);
-        l->len = (unsigned char)len;
-        l->tokens = AUTH_FAIL_BURST;
-    }
-    return i;
+    if (take < 0)
+        return (int)(h % LIMIT_SLOTS);
+    struct limit *l = &a->limits[take];
+    memcpy(l->addr, b, len);
+    l->len = (unsigned char)len;
+    l->tokens = AUTH_FAIL_BURST;
+    return take;
 }
 
 static void job_free(struct auth_job *j)
