@@ -280,6 +280,10 @@ out:
     if (sv.watchdog)
         event_free(sv.watchdog);
     registry_free(sv.reg);
+    /* a bufferevent freed with a deferred callback pending (a refused
+     * connect at SIGTERM) is finalized by that callback: let it run */
+    if (sv.base)
+        event_base_loop(sv.base, EVLOOP_NONBLOCK);
     if (sv.base)
         event_base_free(sv.base);
     cfg_gen_unref(sv.http_gen);

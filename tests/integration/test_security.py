@@ -627,7 +627,7 @@ class SighupAtStart(unittest.TestCase):
                 self.assertIsNone(p.poll())
             finally:
                 p.send_signal(signal.SIGTERM)
-                self.assertEqual(p.wait(10), 0)
+                self.assertEqual(p.wait(10), 0, read(log)[-3000:])
         finally:
             tmp.cleanup()
 
