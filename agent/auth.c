@@ -27,15 +27,15 @@
 
 #define CACHE_SLOTS 64
 #define LIMIT_SLOTS 1024
+#define LIMIT_PROBES 8
 
 struct cached {
     unsigned char key[32];
     uint64_t expires_us;
 };
 
-/* Failed-login budget of one client address (a token bucket). Addresses
- * share a slot when their keyed hashes collide: a slot still refilling is
- * not taken over, so a flood cannot evict its own record. */
+/* Failed-login budget of one client address (a token bucket), in an
+ * open-addressed table keyed by a seeded hash (limit_slot). */
 struct limit {
     unsigned char addr[16];
     unsigned char len; /* 0: free */
@@ -47,6 +47,7 @@ struct auth_job {
     struct auth_job *next;
     char *pass;
     const char *hash; /* a user's or the dummy: lives as long as the auth */
+    unsigned cost;    /* hash's bcrypt cost */
     bool known;
     unsigned char key[32];
     int limit_slot; /* -1: no address */
@@ -57,6 +58,8 @@ struct auth_job {
 struct auth {
     struct label *users;
     size_t n;
+    unsigned *costs; /* each user's hash's bcrypt cost */
+    unsigned max_cost; /* every refusal costs this much (the dummy's cost) */
     char dummy[128]; /* hash checked for unknown users */
     uint64_t ttl_us;
     pthread_mutex_t lock; /* everything below */
@@ -144,8 +147,24 @@ static size_t addr_bytes(const struct sockaddr *sa, unsigned char out[16])
     return 0;
 }
 
+/* Refills slot i's budget to now. Call with a->lock held. */
+static void limit_refill(struct limit *l, uint64_t now)
+{
+    if (l->len) {
+        l->tokens += (double)(now - l->updated_us) / (AUTH_FAIL_REFILL_S * 1e6);
+        if (l->tokens > AUTH_FAIL_BURST)
+            l->tokens = AUTH_FAIL_BURST;
+    }
+    l->updated_us = now;
+}
+
 /* The budget slot of an address, refilled to now; -1 without an address.
- * Call with a->lock held. */
+ * An address looks at LIMIT_PROBES slots from its keyed hash: its own
+ * record, else the first free or full one there (another address' record
+ * still refilling is not taken over, so a flood cannot evict its own).
+ * Only when all of them are others' records still refilling does it share
+ * the first: one address' failures do not limit its neighbours while the
+ * table has room. Call with a->lock held. */
 static int limit_slot(struct auth *a, const struct sockaddr *sa)
 {
     unsigned char b[16];
@@ -156,22 +175,24 @@ static int limit_slot(struct auth *a, const struct sockaddr *sa)
     for (size_t i = 0; i < len; i++)
         h = (h ^ b[i]) * 1099511628211ull;
     h ^= h >> 29;
-    int i = (int)(h % LIMIT_SLOTS);
-    struct limit *l = &a->limits[i];
     uint64_t now = now_mono_us();
-    if (l->len) {
-        l->tokens += (double)(now - l->updated_us) / (AUTH_FAIL_REFILL_S * 1e6);
-        if (l->tokens > AUTH_FAIL_BURST)
-            l->tokens = AUTH_FAIL_BURST;
+    int take = -1;
+    for (int p = 0; p < LIMIT_PROBES; p++) {
+        int i = (int)((h + (uint64_t)p) % LIMIT_SLOTS);
+        struct limit *l = &a->limits[i];
+        limit_refill(l, now);
+        if (l->len == len && memcmp(l->addr, b, len) == 0)
+            return i;
+        if (take < 0 && (!l->len || l->tokens >= AUTH_FAIL_BURST))
+            take = i;
     }
-    l->updated_us = now;
-    bool mine = l->len == len && memcmp(l->addr, b, len) == 0;
-    if (!mine && (!l->len || l->tokens >= AUTH_FAIL_BURST)) {
-        memcpy(l->addr, b, len);
-        l->len = (unsigned char)len;
-        l->tokens = AUTH_FAIL_BURST;
-    }
-    return i;
+    if (take < 0)
+        return (int)(h % LIMIT_SLOTS);
+    struct limit *l = &a->limits[take];
+    memcpy(l->addr, b, len);
+    l->len = (unsigned char)len;
+    l->tokens = AUTH_FAIL_BURST;
+    return take;
 }
 
 static void job_free(struct auth_job *j)
@@ -191,10 +212,12 @@ enum auth_result auth_begin(struct auth *a, const char *user, const char *pass, 
 {
     *job = NULL;
     const char *hash = a->dummy;
+    unsigned cost = a->max_cost;
     bool known = false;
     for (size_t i = 0; i < a->n; i++) /* no early exit */
         if (user && strcmp(a->users[i].name, user) == 0) {
             hash = a->users[i].value;
+            cost = a->costs[i];
             known = true;
         }
     if (!pass)
@@ -227,6 +250,7 @@ enum auth_result auth_begin(struct auth *a, const char *user, const char *pass, 
     struct auth_job *j = xcalloc(1, sizeof *j);
     j->pass = xstrdup(pass);
     j->hash = hash;
+    j->cost = cost;
     j->known = known;
     memcpy(j->key, key, sizeof key);
     explicit_bzero(key, sizeof key);
@@ -281,6 +305,14 @@ static void *worker(void *arg)
         const char *h = crypt_r(j->pass, j->hash, cd);
         size_t hl = strlen(j->hash);
         bool match = h && strlen(h) == hl && CRYPTO_memcmp(h, j->hash, hl) == 0;
+        /* a cheaper hash is padded up to the costliest one's time (2^c +
+         * 2^c + 2^(c+1) + ... + 2^(max-1) = 2^max rounds), so how long a
+         * refusal takes does not tell which users exist */
+        for (unsigned k = j->cost; k < a->max_cost; k++) {
+            char salt[CRYPT_GENSALT_OUTPUT_SIZE];
+            if (crypt_gensalt_rn("$2b$", k, NULL, 0, salt, sizeof salt))
+                (void)crypt_r(j->pass, salt, cd);
+        }
         explicit_bzero(cd, sizeof *cd);
         enum auth_result r = match && j->known ? AUTH_OK : AUTH_DENIED;
         pthread_mutex_lock(&a->lock);
@@ -311,15 +343,25 @@ struct auth *auth_new(const struct label *users, size_t n, uint64_t cache_ttl_ms
         a->users[i] = (struct label){xstrdup(users[i].name), xstrdup(users[i].value)};
     a->n = n;
     a->ttl_us = cache_ttl_ms * 1000;
-    /* the dummy costs what the users' hashes cost */
-    unsigned cost = (unsigned)atoi(users[0].value + 4);
+    /* the dummy costs what the costliest user's hash costs */
+    a->costs = xcalloc(n, sizeof *a->costs);
+    size_t dearest = 0;
+    for (size_t i = 0; i < n; i++) {
+        int c = atoi(users[i].value + 4); /* "$2y$NN$" */
+        a->costs[i] = c < 4 ? 4 : c > 31 ? 31 : (unsigned)c;
+        if (a->costs[i] > a->max_cost) {
+            a->max_cost = a->costs[i];
+            dearest = i;
+        }
+    }
+    unsigned cost = a->max_cost;
     unsigned char rnd[16];
     char pw[33];
     RAND_bytes(rnd, sizeof rnd);
     for (int i = 0; i < 16; i++)
         snprintf(pw + 2 * i, 3, "%02x", rnd[i]);
     if (auth_hash_password(pw, cost ? cost : 10, a->dummy, sizeof a->dummy) < 0)
-        snprintf(a->dummy, sizeof a->dummy, "%s", users[0].value);
+        snprintf(a->dummy, sizeof a->dummy, "%s", users[dearest].value);
     RAND_bytes((unsigned char *)&a->limit_seed, sizeof a->limit_seed);
     pthread_mutex_init(&a->lock, NULL);
     pthread_cond_init(&a->work, NULL);
@@ -371,6 +413,7 @@ void auth_free(struct auth *a)
         free(a->users[i].value);
     }
     free(a->users);
+    free(a->costs);
     pthread_cond_destroy(&a->work);
     pthread_mutex_destroy(&a->lock);
     explicit_bzero(a, sizeof *a);

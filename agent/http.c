@@ -10,6 +10,7 @@
 #include "http.h"
 
 #include <gnutls/abstract.h>
+#include <gnutls/crypto.h>
 #include <gnutls/gnutls.h>
 #include <gnutls/x509.h>
 #include <microhttpd.h>
@@ -44,6 +45,7 @@ struct tls_material {
     gnutls_pcert_st pcert[8];
     unsigned n;
     gnutls_privkey_t key;
+    unsigned char digest[64]; /* SHA-256 of the certificate file, then of the key file */
     struct tls_material *older;
 };
 
@@ -51,7 +53,7 @@ struct tls_material {
  * the replaced ones kept (a verification may still be using one). */
 struct ca_trust {
     gnutls_x509_trust_list_t tl;
-    char *pem;               /* the file as read: a reload of the same CA keeps this one */
+    unsigned char digest[32]; /* SHA-256 of the CA file */
     struct ca_trust *older;
 };
 
@@ -723,6 +725,8 @@ static struct tls_material *load_material(const struct http_cfg *h, char *err, s
     m->n = sizeof m->pcert / sizeof m->pcert[0];
     /* the chain first: GnuTLS 3.7 leaks when set_x509_key_mem meets a
      * certificate that does not parse */
+    gnutls_hash_fast(GNUTLS_DIG_SHA256, c.data, c.size, m->digest);
+    gnutls_hash_fast(GNUTLS_DIG_SHA256, k.data, k.size, m->digest + 32);
     int r = gnutls_pcert_list_import_x509_raw(m->pcert, &m->n, &c, GNUTLS_X509_FMT_PEM, 0);
     if (r < 0) {
         m->n = 0;
@@ -821,7 +825,6 @@ static void trust_free(struct ca_trust *t)
     while (t) {
         struct ca_trust *older = t->older;
         gnutls_x509_trust_list_deinit(t->tl, 1);
-        free(t->pem);
         free(t);
         t = older;
     }
@@ -835,16 +838,16 @@ static struct ca_trust *load_trust(const char *path, char *err, size_t errlen)
         return NULL;
     struct ca_trust *t = xcalloc(1, sizeof *t);
     gnutls_datum_t d = {(unsigned char *)pem, (unsigned)strlen(pem)};
+    gnutls_hash_fast(GNUTLS_DIG_SHA256, d.data, d.size, t->digest);
     int r = gnutls_x509_trust_list_init(&t->tl, 0);
     if (r >= 0)
         r = gnutls_x509_trust_list_add_trust_mem(t->tl, &d, NULL, GNUTLS_X509_FMT_PEM, 0, 0);
-    t->pem = pem;
+    free(pem);
     if (r <= 0) {
         snprintf(err, errlen, "client CA file \"%s\" holds no usable certificate%s%s", path, r < 0 ? ": " : "",
                  r < 0 ? gnutls_strerror(r) : "");
         if (t->tl)
             gnutls_x509_trust_list_deinit(t->tl, 1);
-        free(t->pem);
         free(t);
         return NULL;
     }
@@ -924,17 +927,6 @@ fail:
 }
 
 /* The same certificate chain (the key was checked to match it). */
-static bool same_material(const struct tls_material *a, const struct tls_material *b)
-{
-    if (!a || !b || a->n != b->n)
-        return false;
-    for (unsigned i = 0; i < a->n; i++)
-        if (a->pcert[i].cert.size != b->pcert[i].cert.size ||
-            memcmp(a->pcert[i].cert.data, b->pcert[i].cert.data, a->pcert[i].cert.size) != 0)
-            return false;
-    return true;
-}
-
 int http_reload_tls(struct http_server *s)
 {
     char err[256];
@@ -951,26 +943,19 @@ int http_reload_tls(struct http_server *s)
         log_error("http", "TLS reload: %s; keeping the current certificate, key and client CA", err);
         return -1;
     }
-    /* replaced ones are kept until the server stops: a SIGHUP that renews
-     * nothing must not add one (a reload a minute for a year) */
-    struct ca_trust *cur = atomic_load(&s->trust);
-    if (t && cur && cur->pem && strcmp(t->pem, cur->pem) == 0) {
-        trust_free(t);
-        t = NULL;
-    }
-    if (same_material(m, s->material)) {
+    /* the replaced generations are kept until the server stops: a SIGHUP
+     * that renews nothing (most reloads) must not add one */
+    struct ca_trust *cur_t = atomic_load(&s->trust);
+    if (s->material && memcmp(m->digest, s->material->digest, sizeof m->digest) == 0 &&
+        (!t || (cur_t && memcmp(t->digest, cur_t->digest, sizeof t->digest) == 0))) {
         material_free(m);
-        m = NULL;
-    }
-    if (!m && !t) {
-        log_debug("http", "TLS certificate unchanged");
+        trust_free(t);
+        log_info("http", "TLS files unchanged: keeping the current certificate, key and client CA");
         return 0;
     }
-    if (m) {
-        m->older = s->material;
-        s->material = m;
-        atomic_store(&tls_current, m); /* new handshakes use it from now on */
-    }
+    m->older = s->material;
+    s->material = m;
+    atomic_store(&tls_current, m); /* new handshakes use it from now on */
     if (t) {
         t->older = atomic_load(&s->trust);
         atomic_store(&s->trust, t); /* and new requests this CA */

@@ -308,9 +308,10 @@ out:
     if (sv.watchdog)
         event_free(sv.watchdog);
     /* a bufferevent callback deferred when the loop stopped (a connect
-     * that had just completed) holds its bufferevent although the conn is
-     * closed: one pass of the loop lets libevent drop it (the conns'
-     * callbacks are unset; nothing of ours runs) */
+     * that had just completed, or was refused, at SIGTERM) holds its
+     * bufferevent although the conn is closed: one pass of the loop lets
+     * libevent finalize it (the conns' callbacks are unset; nothing of ours
+     * runs) */
     if (sv.base)
         event_base_loop(sv.base, EVLOOP_NONBLOCK);
     registry_free(sv.reg);

@@ -6,8 +6,9 @@
  * thread: auth_begin answers from a cache of good logins or refuses at
  * once, and otherwise hands a job to two worker threads (at most two
  * checks at once, a short queue behind them, AUTH_BUSY past it). Unknown
- * users are checked against a dummy hash of the same cost, so the time of
- * a refusal tells nothing. Each client address may fail a few logins, then
+ * users are checked against a dummy hash of the costliest user's cost, and
+ * a cheaper user's check is padded up to it, so the time of a refusal
+ * tells nothing. Each client address may fail a few logins, then
  * one every few seconds (AUTH_LIMITED), so one address cannot keep the
  * workers busy. Thread-safe.
  */

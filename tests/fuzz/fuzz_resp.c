@@ -68,10 +68,87 @@ static void whole_bulk_agrees(const uint8_t *data, size_t size)
     free(copy);
 }
 
+/* What the cap must bound, counted from below: every delivered reply's
+ * least wire size plus RESP_ELEM_COST per element. */
+static size_t least_cost(const redisReply *r)
+{
+    size_t c = RESP_ELEM_COST + 4; /* type byte, one digit or char, CRLF */
+    if (r->type == REDIS_REPLY_STRING || r->type == REDIS_REPLY_STATUS || r->type == REDIS_REPLY_ERROR)
+        c = RESP_ELEM_COST + 3 + r->len;
+    else if (r->type == REDIS_REPLY_ARRAY)
+        for (size_t i = 0; i < r->elements; i++)
+            c += least_cost(r->element[i]);
+    return c;
+}
+
+struct record {
+    size_t cap;
+    struct buf_sig {
+        char *p;
+        size_t len;
+    } sig;
+};
+
+static void sig_put(struct buf_sig *b, const void *p, size_t n)
+{
+    b->p = realloc(b->p, b->len + n);
+    memcpy(b->p + b->len, p, n);
+    b->len += n;
+}
+
+static void sig_reply(struct buf_sig *b, const redisReply *r)
+{
+    sig_put(b, &r->type, sizeof r->type);
+    if (r->type == REDIS_REPLY_INTEGER)
+        sig_put(b, &r->integer, sizeof r->integer);
+    if (r->str) {
+        sig_put(b, &r->len, sizeof r->len);
+        sig_put(b, r->str, r->len);
+    }
+    sig_put(b, &r->elements, sizeof r->elements);
+    for (size_t i = 0; i < r->elements; i++)
+        sig_reply(b, r->element[i]);
+}
+
+static bool on_reply_checked(void *arg, redisReply *r)
+{
+    struct record *rec = arg;
+    if (least_cost(r) > rec->cap)
+        abort(); /* a reply over the cap got through */
+    sig_reply(&rec->sig, r);
+    return on_reply(NULL, r);
+}
+
+/* The same bytes, whole or cut into reads of step bytes, give the same
+ * replies, none over the cap. */
+static void splits_agree(const uint8_t *data, size_t size, size_t cap)
+{
+    struct record whole = {cap, {NULL, 0}}, cut = {cap, {NULL, 0}};
+    char detail[200];
+    redisReader *r = resp_reader_new();
+    enum outcome ow = size ? resp_feed(r, (const char *)data, size, cap, on_reply_checked, &whole, detail, sizeof detail)
+                           : OUTCOME_OK;
+    resp_reader_free(r);
+    r = resp_reader_new();
+    enum outcome oc = OUTCOME_OK;
+    for (size_t off = 0; off < size && oc == OUTCOME_OK; off++)
+        oc = resp_feed(r, (const char *)data + off, 1, cap, on_reply_checked, &cut, detail, sizeof detail);
+    resp_reader_free(r);
+    if ((ow == OUTCOME_OK) != (oc == OUTCOME_OK) || whole.sig.len != cut.sig.len ||
+        (whole.sig.len && memcmp(whole.sig.p, cut.sig.p, whole.sig.len) != 0))
+        abort();
+    free(whole.sig.p);
+    free(cut.sig.p);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     char detail[200];
     whole_bulk_agrees(data, size);
+    if (size > 1 && size < 4096) {
+        splits_agree(data + 1, size - 1, 64);
+        splits_agree(data + 1, size - 1, 1 << 20);
+    }
     /* the first byte picks how the stream is cut into reads */
     size_t step = size ? (size_t)data[0] % 7 + 1 : 1;
     for (int pass = 0; pass < 2; pass++) {
