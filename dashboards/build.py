@@ -240,6 +240,26 @@ def fleet():
                                          custom={"displayMode": "color-background"}),
                            override_name("target", links=WRITE_LINK)]), 24, 7)
 
+    firing = "redpulse_alerts%s == 1" % sel('alertstate="firing"')
+    L.add(stat("Alerts firing", "redpulse's own alerts firing now over the selected instances (its built-in "
+               "write-path rules and yours, as the agent evaluates them every poll). Bad: above 0; the "
+               "'Firing alerts' table says which. No data means none firing, or that the agent's own /metrics "
+               "(pattern 1 of prometheus.yml) is not scraped: /scrape?target= does not carry alerts.",
+               [tgt("A", "sum(%s)" % firing)], "short",
+               thresholds=[{"color": "green", "value": None}, {"color": "red", "value": 1}]), 6, 7)
+    L.add(table("Firing alerts", "One row per alert redpulse fires now: rule, instance, severity. Bad: any row; "
+                "act on critical first, the rule's description in docs/alerts.md (or the agent's "
+                "/api/v1/alerts) names the cause and the setting to check, e.g. RedisBgsaveFailed: disk space "
+                "and permissions of the RDB directory. Needs the agent's own /metrics scraped (pattern 1).",
+                [tgt("A", firing, instant=True, fmt="table")],
+                "short", hide=["Value", "alertstate"],
+                overrides=[override_name("severity", custom={"displayMode": "color-text"}, mappings=[
+                    {"type": "value", "options": {
+                        "critical": {"text": "critical", "color": "red", "index": 0},
+                        "warning": {"text": "warning", "color": "orange", "index": 1},
+                        "info": {"text": "info", "color": "blue", "index": 2}}}]),
+                           override_name("target", links=WRITE_LINK)]), 18, 7)
+
     L.row("Throughput and errors")
     L.add(ts("Commands/s", "Commands processed per second per instance. Bad: a drop to zero while clients are "
              "connected (a blocked main thread: slow fork, big KEYS/DEL) or a plateau at the main thread's limit.",
