@@ -163,19 +163,23 @@ static void publish(struct target *t, const struct info_sample *s, const struct 
     registry_publish(t->p->reg, t->idx, render_frag(&in));
 }
 
-static uint64_t backoff_us(const struct target *t)
+uint64_t poller_backoff_ms(unsigned fails, uint64_t interval_ms)
 {
-    if (t->fails <= 1)
+    if (fails <= 1)
         return 0; /* a single blip: retry at the next tick */
-    uint64_t cap = t->cfg->interval_ms * 8;
+    uint64_t cap = interval_ms * 8;
     if (cap > 60000)
         cap = 60000;
-    if (cap < t->cfg->interval_ms)
-        cap = t->cfg->interval_ms;
-    unsigned shift = t->fails - 2 > 16 ? 16 : t->fails - 2;
+    if (cap < interval_ms)
+        cap = interval_ms;
+    unsigned shift = fails - 2 > 16 ? 16 : fails - 2;
     uint64_t ms = 1000ull << shift;
-    if (ms > cap)
-        ms = cap;
+    return ms > cap ? cap : ms;
+}
+
+static uint64_t backoff_us(const struct target *t)
+{
+    uint64_t ms = poller_backoff_ms(t->fails, t->cfg->interval_ms);
     /* +-20% jitter so a fleet that failed together does not retry together */
     double j = 0.8 + 0.4 * ((double)arc4random_uniform(1000) / 1000.0); /* seeded per process by the kernel */
     return (uint64_t)((double)ms * 1000.0 * j);
