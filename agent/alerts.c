@@ -29,7 +29,7 @@ struct hub *alerts_hub;
 
 /* An instance's alert state: one state machine per plan entry. */
 struct alert_inst {
-    const struct alert_plan *plan;
+    struct alert_plan plan;  /* compiled against the running rules at the first poll */
     const struct instance_cfg *ic;
     struct alert_state *st;
     struct hub_alert **h;    /* the active-table entry of each, NULL when inactive */
@@ -240,7 +240,7 @@ static uint32_t ep_get(const struct hub *h, const char *instance, const char *ru
 static void on_transition(struct hub *h, struct alert_inst *in, size_t k, enum alert_tr tr, double value,
                           double now)
 {
-    const struct plan_entry *pe = &in->plan->e[k];
+    const struct plan_entry *pe = &in->plan.e[k];
     const struct alert_rule *r = &h->cfg->rules[pe->rule];
     struct alert_state *st = &in->st[k];
     struct hub_alert *a = in->h[k];
@@ -650,6 +650,7 @@ void alerts_stop(void)
     alerts_hub = NULL;
     while (insts) {
         struct alert_inst *n = insts->next;
+        free(insts->plan.e);
         free(insts->st);
         free(insts->h);
         free(insts->prev);
@@ -688,34 +689,35 @@ void alerts_stop(void)
     free(h);
 }
 
-static struct alert_inst *inst_new(struct hub *h, const struct instance_cfg *ic, size_t idx)
+static struct alert_inst *inst_new(struct hub *h, const struct instance_cfg *ic)
 {
     struct alert_inst *in = xcalloc(1, sizeof *in);
-    static const struct alert_plan empty = {NULL, 0, 0};
-    in->plan = idx < h->cfg->n_plans ? &h->cfg->plans[idx] : &empty;
+    /* by name, against the rules the engine runs: an instance a reload
+     * added or moved gets its own rules, overrides and matchers */
+    alerts_plan_compile(h->cfg, ic, &in->plan);
     in->ic = ic;
-    size_t n = in->plan->n;
+    size_t n = in->plan.n;
     in->st = xcalloc(n + 1, sizeof *in->st);
     in->h = xcalloc(n + 1, sizeof *in->h);
-    if (in->plan->n_slots) {
+    if (in->plan.n_slots) {
         /* only the rules that need them: previous values and baselines */
-        in->prev = xmalloc(in->plan->n_slots * sizeof *in->prev);
-        in->base = xmalloc(in->plan->n_slots * sizeof *in->base);
-        for (size_t j = 0; j < in->plan->n_slots; j++) {
+        in->prev = xmalloc(in->plan.n_slots * sizeof *in->prev);
+        in->base = xmalloc(in->plan.n_slots * sizeof *in->base);
+        for (size_t j = 0; j < in->plan.n_slots; j++) {
             in->prev[j] = NAN;
             in->base[j] = (struct baseline){NAN, 0, 0};
         }
     }
     /* episode counts go on from where they were */
     for (size_t k = 0; k < n; k++)
-        in->st[k].episode = ep_get(h, ic->name, h->cfg->rules[in->plan->e[k].rule].name);
+        in->st[k].episode = ep_get(h, ic->name, h->cfg->rules[in->plan.e[k].rule].name);
     /* take over what the state file says about this instance */
     for (size_t i = 0; i < n_saved; i++) {
         struct saved *s = &saved[i];
         if (s->claimed || strcmp(s->instance, ic->name) != 0)
             continue;
         for (size_t k = 0; k < n; k++) {
-            const struct plan_entry *pe = &in->plan->e[k];
+            const struct plan_entry *pe = &in->plan.e[k];
             const struct alert_rule *r = &h->cfg->rules[pe->rule];
             if (strcmp(r->name, s->rule) != 0)
                 continue;
@@ -743,8 +745,7 @@ static struct alert_inst *inst_new(struct hub *h, const struct instance_cfg *ic,
     return in;
 }
 
-void alerts_after_poll(struct alert_inst **slot, const struct instance_cfg *ic, size_t idx,
-                       const struct poll_stats *st, const struct info_sample *s, const struct derived *d,
+void alerts_after_poll(struct alert_inst **slot, const struct instance_cfg *ic, const struct poll_stats *st, const struct info_sample *s, const struct derived *d,
                        const struct config_values *cv)
 {
     struct hub *h = alerts_hub;
@@ -753,7 +754,7 @@ void alerts_after_poll(struct alert_inst **slot, const struct instance_cfg *ic, 
     struct alert_inst *in = *slot;
     if (!in) {
         pthread_mutex_lock(&h->mu);
-        in = *slot = inst_new(h, ic, idx);
+        in = *slot = inst_new(h, ic);
         pthread_mutex_unlock(&h->mu);
     }
     in->ic = ic; /* a reload may have moved the instance to a new generation */
@@ -761,8 +762,8 @@ void alerts_after_poll(struct alert_inst **slot, const struct instance_cfg *ic, 
     struct rule_input ri = {up, up ? s : NULL, up ? d : NULL, cv};
     double now = st->last_poll_ts;
     bool locked = false;
-    for (size_t k = 0; k < in->plan->n; k++) {
-        const struct plan_entry *pe = &in->plan->e[k];
+    for (size_t k = 0; k < in->plan.n; k++) {
+        const struct plan_entry *pe = &in->plan.e[k];
         const struct alert_rule *r = &h->cfg->rules[pe->rule];
         double scratch = NAN;
         double v = figure_value(&r->fig, &ri, pe->slot >= 0 ? &in->prev[pe->slot] : &scratch);
@@ -789,4 +790,64 @@ void alerts_after_poll(struct alert_inst **slot, const struct instance_cfg *ic, 
         if (wake)
             deliver_wake();
     }
+}
+
+void alerts_forget(struct alert_inst **slot)
+{
+    struct hub *h = alerts_hub;
+    struct alert_inst *in = *slot;
+    if (!h || !in)
+        return;
+    *slot = NULL;
+    double now = (double)now_real_us() / 1e6;
+    pthread_mutex_lock(&h->mu);
+    for (size_t k = 0; k < in->plan.n; k++) {
+        struct hub_alert *a = in->h[k];
+        if (!a)
+            continue;
+        const char *rule = h->cfg->rules[a->rule].name;
+        if (a->phase == AP_FIRING) {
+            /* as Prometheus does when a series vanishes: resolved, with the
+             * labels and annotations it fired with */
+            struct notif *n = notif_dup(a->n);
+            n->resolved = true;
+            n->episode = a->episode;
+            n->starts_at = a->since;
+            n->ends_at = now;
+            send_to_routes(h, a, n, now);
+            if (!a->silenced)
+                keep_resolved(h, n);
+            notif_free(n);
+            log_info("alerts", "%s: %s resolved (the instance is no longer configured)", a->instance, rule);
+        }
+        if (a->episode)
+            ep_put(h, a->instance, rule, a->episode);
+        act_remove(h, a);
+        hub_alert_free(a);
+        h->dirty = true;
+    }
+    for (struct alert_inst **p = &insts; *p; p = &(*p)->next)
+        if (*p == in) {
+            *p = in->next;
+            break;
+        }
+    bool wake = h->dirty;
+    pthread_mutex_unlock(&h->mu);
+    free(in->plan.e);
+    free(in->st);
+    free(in->h);
+    free(in->prev);
+    free(in->base);
+    free(in);
+    if (wake)
+        deliver_wake();
+}
+
+void alerts_reload(const struct config *cfg)
+{
+    struct hub *h = alerts_hub;
+    if (!h || !cfg->alerts || cfg->alerts->src_hash == h->cfg->src_hash)
+        return;
+    log_warn("alerts", "the \"alerts\" section changed, but a reload does not apply it: still running the rules, "
+             "receivers, routes and silences redpulse started with; restart redpulse to apply them");
 }

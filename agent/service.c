@@ -164,6 +164,7 @@ static void reload(struct service *sv)
         }
         apply_log_level(sv, c);
         poller_apply(sv->poller, c); /* before the old generation goes */
+        alerts_reload(c);
         cfg_gen_unref(sv->gen);
         sv->gen = g;
         log_info("main", "configuration reloaded: %zu instance%s, hash %016llx%s", c->n_instances,

@@ -527,7 +527,7 @@ static void poll_with(struct alert_inst **slot, const struct config *c, const ch
     struct derived d;
     if (s)
         derive(NULL, 0, s, 1000000, now, NULL, NULL, &d);
-    alerts_after_poll(slot, &c->instances[0], 0, &st, s, s ? &d : NULL, NULL);
+    alerts_after_poll(slot, &c->instances[0], &st, s, s ? &d : NULL, NULL);
     if (s) {
         derived_clear(&d);
         info_sample_free(s);

@@ -1,0 +1,114 @@
+#!/usr/bin/env python3
+"""Alerts across live reloads (SIGHUP), against real redis-servers and a
+webhook receiver: an alert firing on an instance that a reload moves keeps
+firing with no second notification; an instance the reload adds gets its
+rules by name (the built-in RedisDown fires when its server is killed, even
+at a position the start configuration did not have); an instance the reload
+removes has its firing alert resolved; a changed `alerts` section is logged
+as needing a restart and the running rules stay in force."""
+import json
+import os
+import re
+import signal
+import sys
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import Agent, RedisServer, Tmp, series, value, wait_for  # noqa: E402
+from test_alerts_webhook import Blocker, Receiver  # noqa: E402
+
+
+def notes(rec, alertname):
+    """(target, status) of every alert named alertname the receiver got, in order."""
+    out = []
+    with rec.lock:
+        for r in rec.log:
+            for al in r["body"]["alerts"]:
+                if al["labels"]["alertname"] == alertname:
+                    out.append((al["labels"]["target"], al["status"]))
+    return out
+
+
+class AlertsReload(unittest.TestCase):
+    def setUp(self):
+        self.tmp = Tmp()
+        self.rec = Receiver()
+        self.rec.up()
+        self.servers = {n: RedisServer(self.tmp.path, n) for n in "abcd"}
+        self.agent = None
+
+    def tearDown(self):
+        if self.agent:
+            self.agent.stop()
+            if os.environ.get("DUMP"):
+                print(self.agent.log_text()[-6000:])
+        self.rec.close()
+        for s in self.servers.values():
+            s.stop()
+        self.tmp.cleanup()
+
+    def inst(self, names):
+        return [{"name": n, "address": "127.0.0.1:%d" % self.servers[n].port} for n in names]
+
+    def alerts_cfg(self, threshold):
+        return {"receivers": [{"name": "hook", "type": "webhook", "url": "http://127.0.0.1:%d/h" % self.rec.port}],
+                "rules": [{"name": "Blocked", "figure": "info.clients.blocked_clients", "op": ">=",
+                           "threshold": threshold},
+                          {"name": "RedisDown", "for": "1s"}]}
+
+    def reload(self, instances, threshold):
+        cfg = dict(self.agent.cfg, instances=instances)
+        cfg["alerts"] = dict(self.alerts_cfg(threshold), state_dir=self.agent.cfg["alerts"]["state_dir"])
+        with open(self.agent.path, "w") as f:
+            json.dump(cfg, f)
+        done = len(re.findall(r"configuration reloaded|reload failed", self.agent.log_text()))
+        self.agent.proc.send_signal(signal.SIGHUP)
+        wait_for(lambda: len(re.findall(r"configuration reloaded|reload failed", self.agent.log_text())) > done,
+                 10, what="reload done")
+        self.assertIn("configuration reloaded", self.agent.log_text())
+
+    def firing(self, target, alertname):
+        return series(self.agent.metrics(), "redpulse_alerts", alertname=alertname, target=target,
+                      alertstate="firing")
+
+    def test_reload_moves_adds_and_removes_instances(self):
+        defaults = {"interval": "300ms", "timeout": "250ms"}
+        self.agent = Agent(self.tmp.path, self.inst("ab"), defaults=defaults,
+                           extra={"alerts": self.alerts_cfg(1)})
+        blockers = [Blocker(self.servers["a"].port), Blocker(self.servers["b"].port)]
+        try:
+            wait_for(lambda: sorted(notes(self.rec, "Blocked")) == [("a", "firing"), ("b", "firing")], 10,
+                     what="Blocked firing for a and b")
+            # b removed, c added first, a moved from 0 to 1, d added at 2 (no such position at start)
+            self.reload(self.inst("cad"), 1)
+            wait_for(lambda: ("b", "resolved") in notes(self.rec, "Blocked"), 10, what="b's alert resolved")
+            wait_for(lambda: value(self.agent.metrics(), "redis_up", target="d") == 1, 10, what="d polled")
+            self.assertTrue(self.firing("a", "Blocked"), "a's alert stopped firing across the reload")
+            self.assertFalse(series(self.agent.metrics(), "redpulse_alerts", target="b"), "b's alert still listed")
+            # the newly added instance at a new position has the built-in down rule
+            self.servers["d"].kill()
+            wait_for(lambda: ("d", "firing") in notes(self.rec, "RedisDown"), 15, what="RedisDown firing for d")
+            self.assertEqual(notes(self.rec, "RedisDown"), [("d", "firing")])
+            # a's alert fired once: the reload sent no second firing
+            self.assertEqual([n for n in notes(self.rec, "Blocked") if n[0] == "a"], [("a", "firing")])
+            self.assertNotIn("restart redpulse to apply", self.agent.log_text())
+            # a changed alerts section: logged as needing a restart; the running threshold (1) stays
+            self.reload(self.inst("cad"), 5)
+            wait_for(lambda: "restart redpulse to apply" in self.agent.log_text(), 5, what="restart needed logged")
+            time.sleep(1.0)  # a few polls of a under the rules it runs
+            self.assertTrue(self.firing("a", "Blocked"), "a's alert changed after an unapplied alerts section")
+            self.assertEqual([n for n in notes(self.rec, "Blocked") if n[0] == "a"], [("a", "firing")])
+            # and a's alert still resolves normally afterwards
+            blockers[0].close()
+            wait_for(lambda: ("a", "resolved") in notes(self.rec, "Blocked"), 10, what="a's alert resolved")
+            self.assertEqual(sorted(notes(self.rec, "Blocked")),
+                             [("a", "firing"), ("a", "resolved"), ("b", "firing"), ("b", "resolved")])
+        finally:
+            for b in blockers:
+                b.close()
+        self.assertEqual(self.agent.stop(), 0)
+
+
+if __name__ == "__main__":
+    unittest.main()
