@@ -30,7 +30,8 @@ struct hub *alerts_hub;
 /* An instance's alert state: one state machine per plan entry. */
 struct alert_inst {
     struct alert_plan plan;  /* compiled against the running rules at the first poll */
-    const struct instance_cfg *ic;
+    const struct instance_cfg *ic; /* of its last poll (or reload) */
+    char *name;
     struct alert_state *st;
     struct hub_alert **h;    /* the active-table entry of each, NULL when inactive */
     double *prev;            /* [plan->n_slots] increase(): previous raw values */
@@ -651,6 +652,7 @@ void alerts_stop(void)
     while (insts) {
         struct alert_inst *n = insts->next;
         free(insts->plan.e);
+        free(insts->name);
         free(insts->st);
         free(insts->h);
         free(insts->prev);
@@ -696,6 +698,7 @@ static struct alert_inst *inst_new(struct hub *h, const struct instance_cfg *ic)
      * added or moved gets its own rules, overrides and matchers */
     alerts_plan_compile(h->cfg, ic, &in->plan);
     in->ic = ic;
+    in->name = xstrdup(ic->name);
     size_t n = in->plan.n;
     in->st = xcalloc(n + 1, sizeof *in->st);
     in->h = xcalloc(n + 1, sizeof *in->h);
@@ -792,6 +795,31 @@ void alerts_after_poll(struct alert_inst **slot, const struct instance_cfg *ic, 
     }
 }
 
+/* Ends active alert a whose instance or rule is gone (lock held): a firing
+ * one is resolved, as Prometheus does when a series vanishes, with the
+ * labels and annotations it fired with; a pending one is dropped. */
+static void drop_active(struct hub *h, struct hub_alert *a, double now, const char *why)
+{
+    const char *rule = h->cfg->rules[a->rule].name;
+    if (a->phase == AP_FIRING) {
+        struct notif *n = notif_dup(a->n);
+        n->resolved = true;
+        n->episode = a->episode;
+        n->starts_at = a->since;
+        n->ends_at = now;
+        send_to_routes(h, a, n, now);
+        if (!a->silenced)
+            keep_resolved(h, n);
+        notif_free(n);
+        log_info("alerts", "%s: %s resolved (%s)", a->instance, rule, why);
+    }
+    if (a->episode)
+        ep_put(h, a->instance, rule, a->episode);
+    act_remove(h, a);
+    hub_alert_free(a);
+    h->dirty = true;
+}
+
 void alerts_forget(struct alert_inst **slot)
 {
     struct hub *h = alerts_hub;
@@ -801,31 +829,9 @@ void alerts_forget(struct alert_inst **slot)
     *slot = NULL;
     double now = (double)now_real_us() / 1e6;
     pthread_mutex_lock(&h->mu);
-    for (size_t k = 0; k < in->plan.n; k++) {
-        struct hub_alert *a = in->h[k];
-        if (!a)
-            continue;
-        const char *rule = h->cfg->rules[a->rule].name;
-        if (a->phase == AP_FIRING) {
-            /* as Prometheus does when a series vanishes: resolved, with the
-             * labels and annotations it fired with */
-            struct notif *n = notif_dup(a->n);
-            n->resolved = true;
-            n->episode = a->episode;
-            n->starts_at = a->since;
-            n->ends_at = now;
-            send_to_routes(h, a, n, now);
-            if (!a->silenced)
-                keep_resolved(h, n);
-            notif_free(n);
-            log_info("alerts", "%s: %s resolved (the instance is no longer configured)", a->instance, rule);
-        }
-        if (a->episode)
-            ep_put(h, a->instance, rule, a->episode);
-        act_remove(h, a);
-        hub_alert_free(a);
-        h->dirty = true;
-    }
+    for (size_t k = 0; k < in->plan.n; k++)
+        if (in->h[k])
+            drop_active(h, in->h[k], now, "the instance is no longer configured");
     for (struct alert_inst **p = &insts; *p; p = &(*p)->next)
         if (*p == in) {
             *p = in->next;
@@ -834,6 +840,7 @@ void alerts_forget(struct alert_inst **slot)
     bool wake = h->dirty;
     pthread_mutex_unlock(&h->mu);
     free(in->plan.e);
+    free(in->name);
     free(in->st);
     free(in->h);
     free(in->prev);
@@ -843,11 +850,119 @@ void alerts_forget(struct alert_inst **slot)
         deliver_wake();
 }
 
-void alerts_reload(const struct config *cfg)
+/* Same receivers, by name and position: the delivery thread's attempts and
+ * the outboxes keep their indexes across a swap. */
+static bool same_receivers(const struct alerts_cfg *a, const struct alerts_cfg *b)
+{
+    if (a->n_recv != b->n_recv)
+        return false;
+    for (size_t r = 0; r < a->n_recv; r++)
+        if (strcmp(a->recv[r].name, b->recv[r].name) != 0)
+            return false;
+    return true;
+}
+
+static const struct instance_cfg *find_instance(const struct config *cfg, const char *name)
+{
+    for (size_t i = 0; i < cfg->n_instances; i++)
+        if (cfg->instances[i].name && strcmp(cfg->instances[i].name, name) == 0)
+            return &cfg->instances[i];
+    return NULL;
+}
+
+/* Moves in to the rules of h->cfg (just swapped in; lock held): states of
+ * the rules it still has carry over by rule name, active alerts of the
+ * others end. */
+static void inst_rebuild(struct hub *h, struct alert_inst *in, const struct alerts_cfg *old, double now)
+{
+    struct alert_plan pl;
+    alerts_plan_compile(h->cfg, in->ic, &pl);
+    struct alert_state *st = xcalloc(pl.n + 1, sizeof *st);
+    struct hub_alert **ha = xcalloc(pl.n + 1, sizeof *ha);
+    double *prev = pl.n_slots ? xmalloc(pl.n_slots * sizeof *prev) : NULL;
+    struct baseline *base = pl.n_slots ? xmalloc(pl.n_slots * sizeof *base) : NULL;
+    for (size_t j = 0; j < pl.n_slots; j++) {
+        prev[j] = NAN;
+        base[j] = (struct baseline){NAN, 0, 0};
+    }
+    size_t n_active = 0;
+    bool *taken = xcalloc(in->plan.n + 1, sizeof *taken);
+    for (size_t k2 = 0; k2 < pl.n; k2++) {
+        const struct alert_rule *r = &h->cfg->rules[pl.e[k2].rule];
+        st[k2].episode = ep_get(h, in->name, r->name);
+        for (size_t k = 0; k < in->plan.n; k++) {
+            if (taken[k] || strcmp(old->rules[in->plan.e[k].rule].name, r->name) != 0)
+                continue;
+            taken[k] = true;
+            st[k2] = in->st[k];
+            if (pl.e[k2].slot >= 0 && in->plan.e[k].slot >= 0) {
+                prev[pl.e[k2].slot] = in->prev[in->plan.e[k].slot];
+                base[pl.e[k2].slot] = in->base[in->plan.e[k].slot];
+            }
+            struct hub_alert *a = ha[k2] = in->h[k];
+            if (a) {
+                a->rule = pl.e[k2].rule;
+                a->threshold = pl.e[k2].threshold;
+                route(h->cfg, r, a->n, a->routed);
+                a->silenced = hub_silenced(h->cfg, a->n, now);
+                n_active++;
+            }
+            break;
+        }
+    }
+    /* rules gone (or no longer for this instance): their alerts end; the
+     * rule names of h->cfg no longer cover them, so name them from old */
+    for (size_t k = 0; k < in->plan.n; k++) {
+        struct hub_alert *a = in->h[k];
+        if (taken[k] || !a)
+            continue;
+        const struct alerts_cfg *cur = h->cfg;
+        h->cfg = old;
+        drop_active(h, a, now, "its rule is no longer configured for the instance");
+        h->cfg = cur;
+    }
+    free(taken);
+    free(in->plan.e);
+    free(in->st);
+    free(in->h);
+    free(in->prev);
+    free(in->base);
+    in->plan = pl;
+    in->st = st;
+    in->h = ha;
+    in->prev = prev;
+    in->base = base;
+    in->n_active = n_active;
+}
+
+bool alerts_reload(const struct config *cfg)
 {
     struct hub *h = alerts_hub;
-    if (!h || !cfg->alerts || cfg->alerts->src_hash == h->cfg->src_hash)
-        return;
-    log_warn("alerts", "the \"alerts\" section changed, but a reload does not apply it: still running the rules, "
-             "receivers, routes and silences redpulse started with; restart redpulse to apply them");
+    if (!h)
+        return false;
+    /* instances kept by the reload: their settings are cfg's from now on */
+    for (struct alert_inst *in = insts; in; in = in->next) {
+        const struct instance_cfg *ic = find_instance(cfg, in->name);
+        if (ic)
+            in->ic = ic;
+    }
+    if (!cfg->alerts || cfg->alerts->src_hash == h->cfg->src_hash)
+        return false;
+    const struct alerts_cfg *old = h->cfg, *nw = cfg->alerts;
+    if (!same_receivers(old, nw) || strcmp(old->state_dir, nw->state_dir) != 0) {
+        log_warn("alerts", "the \"alerts\" section changed its receivers or state_dir, which a reload does not "
+                 "apply: still running the alert settings redpulse started with; restart redpulse to apply them");
+        return false;
+    }
+    double now = (double)now_real_us() / 1e6;
+    pthread_mutex_lock(&h->mu);
+    h->cfg = nw;
+    for (struct alert_inst *in = insts; in; in = in->next)
+        inst_rebuild(h, in, old, now);
+    h->dirty = true;
+    pthread_mutex_unlock(&h->mu);
+    deliver_wake();
+    log_info("alerts", "alert settings reloaded: %zu alert rules (%zu enabled), %zu receivers", nw->n_rules,
+             nw->n_enabled, nw->n_recv);
+    return true;
 }

@@ -164,7 +164,10 @@ static void reload(struct service *sv)
         }
         apply_log_level(sv, c);
         poller_apply(sv->poller, c); /* before the old generation goes */
-        alerts_reload(c);
+        if (alerts_reload(c)) { /* the engine runs g's alert settings now */
+            cfg_gen_unref(sv->alerts_gen);
+            sv->alerts_gen = cfg_gen_ref(g);
+        }
         cfg_gen_unref(sv->gen);
         sv->gen = g;
         log_info("main", "configuration reloaded: %zu instance%s, hash %016llx%s", c->n_instances,

@@ -171,11 +171,18 @@ void alerts_after_poll(struct alert_inst **slot, const struct instance_cfg *ic, 
  * pending ones dropped, its episode counts kept, its state freed and *slot
  * set to NULL. A no-op when *slot is NULL or alerts are not started. */
 void alerts_forget(struct alert_inst **slot);
-/* A reload is applying cfg (event-loop thread): when its `alerts` section
- * differs from the running one, logs that it takes a restart. The engine
- * keeps the settings it started with (rules, receivers, routes, silences,
- * state_dir); instances the reload adds run those rules. */
-void alerts_reload(const struct config *cfg);
+/* A reload is applying cfg (event-loop thread, after poller_apply, while
+ * the running generation is still alive). Kept instances take cfg's
+ * instance settings. When cfg's `alerts` section differs from the running
+ * one and names the same receivers (same names, same order) and state_dir,
+ * the engine swaps to it under the hub lock: each instance's rules are
+ * compiled again, alert states carry over by (instance, rule name) and
+ * thresholds, routes and silences are the new ones; alerts of rules gone
+ * are resolved. Returns true then: cfg->alerts must outlive the engine from
+ * now on (hold its generation) and the previous one is no longer used.
+ * A change of receivers or state_dir is logged as needing a restart and
+ * nothing of the section is applied (returns false). */
+bool alerts_reload(const struct config *cfg);
 
 /* Renderers for the HTTP threads (any thread; each takes the hub lock for a
  * copy): the /metrics families, the /api/v1/alerts body, one instance's
