@@ -686,6 +686,7 @@ void alerts_stop(void)
     saved = NULL;
     n_saved = 0;
     free(h->state_path);
+    free(h->recv_map);
     pthread_mutex_destroy(&h->mu);
     pthread_cond_destroy(&h->cv);
     free(h);
@@ -798,9 +799,8 @@ void alerts_after_poll(struct alert_inst **slot, const struct instance_cfg *ic, 
 /* Ends active alert a whose instance or rule is gone (lock held): a firing
  * one is resolved, as Prometheus does when a series vanishes, with the
  * labels and annotations it fired with; a pending one is dropped. */
-static void drop_active(struct hub *h, struct hub_alert *a, double now, const char *why)
+static void drop_active(struct hub *h, struct hub_alert *a, const char *rule, double now, const char *why)
 {
-    const char *rule = h->cfg->rules[a->rule].name;
     if (a->phase == AP_FIRING) {
         struct notif *n = notif_dup(a->n);
         n->resolved = true;
@@ -831,7 +831,7 @@ void alerts_forget(struct alert_inst **slot)
     pthread_mutex_lock(&h->mu);
     for (size_t k = 0; k < in->plan.n; k++)
         if (in->h[k])
-            drop_active(h, in->h[k], now, "the instance is no longer configured");
+            drop_active(h, in->h[k], h->cfg->rules[in->h[k]->rule].name, now, "the instance is no longer configured");
     for (struct alert_inst **p = &insts; *p; p = &(*p)->next)
         if (*p == in) {
             *p = in->next;
@@ -850,16 +850,61 @@ void alerts_forget(struct alert_inst **slot)
         deliver_wake();
 }
 
-/* Same receivers, by name and position: the delivery thread's attempts and
- * the outboxes keep their indexes across a swap. */
-static bool same_receivers(const struct alerts_cfg *a, const struct alerts_cfg *b)
+/* The receivers of h->cfg (just swapped in from old; lock held) by name:
+ * outboxes and their counters, and each active alert's per-receiver
+ * bookkeeping, move to the new indexes; the outboxes of receivers removed
+ * are dropped (logged with their count); the delivery thread takes the
+ * mapping in (deliver_remap) before it next looks at a receiver. */
+static void remap_receivers(struct hub *h, const struct alerts_cfg *old)
 {
-    if (a->n_recv != b->n_recv)
-        return false;
-    for (size_t r = 0; r < a->n_recv; r++)
-        if (strcmp(a->recv[r].name, b->recv[r].name) != 0)
-            return false;
-    return true;
+    size_t n = h->cfg->n_recv;
+    int *map = xcalloc(n + 1, sizeof *map);
+    bool *kept = xcalloc(old->n_recv + 1, sizeof *kept);
+    for (size_t r = 0; r < n; r++) {
+        map[r] = alerts_cfg_receiver(old, h->cfg->recv[r].name);
+        if (map[r] >= 0)
+            kept[map[r]] = true;
+    }
+    struct outbox *ob = xcalloc(n + 1, sizeof *ob);
+    for (size_t r = 0; r < n; r++)
+        if (map[r] >= 0)
+            ob[r] = h->ob[map[r]];
+    for (size_t o = 0; o < old->n_recv; o++) {
+        if (kept[o])
+            continue;
+        if (h->ob[o].n)
+            log_warn("alerts", "receiver \"%s\" is no longer configured: %zu undelivered notifications dropped",
+                     old->recv[o].name, h->ob[o].n);
+        for (size_t i = 0; i < h->ob[o].n; i++)
+            notif_free(h->ob[o].v[i]);
+        free(h->ob[o].v);
+    }
+    free(h->ob);
+    h->ob = ob;
+    for (size_t i = 0; i < h->n_act; i++) {
+        struct hub_alert *a = h->act[i];
+        double *ls = xcalloc(n + 1, sizeof *ls);
+        bool *ro = xcalloc(n + 1, sizeof *ro);
+        for (size_t r = 0; r < n; r++)
+            if (map[r] >= 0) {
+                ls[r] = a->last_sent[map[r]];
+                ro[r] = a->routed[map[r]];
+            }
+        free(a->last_sent);
+        free(a->routed);
+        a->last_sent = ls;
+        a->routed = ro;
+    }
+    free(kept);
+    /* the delivery thread's view may still be older than old: compose */
+    if (h->recv_map) {
+        for (size_t r = 0; r < n; r++)
+            map[r] = map[r] >= 0 ? h->recv_map[map[r]] : -1;
+        free(h->recv_map);
+    } else {
+        h->map_n_old = old->n_recv;
+    }
+    h->recv_map = map;
 }
 
 static const struct instance_cfg *find_instance(const struct config *cfg, const char *name)
@@ -910,16 +955,13 @@ static void inst_rebuild(struct hub *h, struct alert_inst *in, const struct aler
             break;
         }
     }
-    /* rules gone (or no longer for this instance): their alerts end; the
-     * rule names of h->cfg no longer cover them, so name them from old */
+    /* rules gone (or no longer for this instance): their alerts end */
     for (size_t k = 0; k < in->plan.n; k++) {
         struct hub_alert *a = in->h[k];
         if (taken[k] || !a)
             continue;
-        const struct alerts_cfg *cur = h->cfg;
-        h->cfg = old;
-        drop_active(h, a, now, "its rule is no longer configured for the instance");
-        h->cfg = cur;
+        drop_active(h, a, old->rules[in->plan.e[k].rule].name, now,
+                    "its rule is no longer configured for the instance");
     }
     free(taken);
     free(in->plan.e);
@@ -949,14 +991,15 @@ bool alerts_reload(const struct config *cfg)
     if (!cfg->alerts || cfg->alerts->src_hash == h->cfg->src_hash)
         return false;
     const struct alerts_cfg *old = h->cfg, *nw = cfg->alerts;
-    if (!same_receivers(old, nw) || strcmp(old->state_dir, nw->state_dir) != 0) {
-        log_warn("alerts", "the \"alerts\" section changed its receivers or state_dir, which a reload does not "
-                 "apply: still running the alert settings redpulse started with; restart redpulse to apply them");
+    if (strcmp(old->state_dir, nw->state_dir) != 0) {
+        log_warn("alerts", "alerts.state_dir changed, which a reload does not apply: still running the alert "
+                 "settings redpulse started with; restart redpulse to apply them");
         return false;
     }
     double now = (double)now_real_us() / 1e6;
     pthread_mutex_lock(&h->mu);
     h->cfg = nw;
+    remap_receivers(h, old);
     for (struct alert_inst *in = insts; in; in = in->next)
         inst_rebuild(h, in, old, now);
     h->dirty = true;

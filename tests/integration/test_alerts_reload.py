@@ -6,8 +6,8 @@ rules by name (the built-in RedisDown fires when its server is killed, even
 at a position the start configuration did not have); an instance the reload
 removes has its firing alert resolved; a changed threshold applies (the
 alert resolves, and fires again when changed back) while alerts of rules
-kept stay firing unsent; a changed receivers list is logged as needing a
-restart and the running settings stay in force."""
+kept stay firing unsent; a receiver renamed gets what is firing; a changed
+state_dir is logged as needing a restart and the running settings stay."""
 import json
 import os
 import re
@@ -20,13 +20,16 @@ from harness import Agent, RedisServer, Tmp, series, value, wait_for  # noqa: E4
 from test_alerts_webhook import Blocker, Receiver  # noqa: E402
 
 
-def notes(rec, alertname):
-    """(target, status) of every alert named alertname the receiver got, in order."""
+def notes(rec, alertname, receiver=None):
+    """(target, status) of every alert named alertname (None: any) the
+    receiver got (for the receiver named so, if given), in order."""
     out = []
     with rec.lock:
         for r in rec.log:
+            if receiver and r["body"]["receiver"] != receiver:
+                continue
             for al in r["body"]["alerts"]:
-                if al["labels"]["alertname"] == alertname:
+                if alertname is None or al["labels"]["alertname"] == alertname:
                     out.append((al["labels"]["target"], al["status"]))
     return out
 
@@ -60,7 +63,8 @@ class AlertsReload(unittest.TestCase):
 
     def reload(self, instances, threshold, alerts=None):
         cfg = dict(self.agent.cfg, instances=instances)
-        cfg["alerts"] = dict(alerts or self.alerts_cfg(threshold), state_dir=self.agent.cfg["alerts"]["state_dir"])
+        cfg["alerts"] = dict(alerts or self.alerts_cfg(threshold))
+        cfg["alerts"].setdefault("state_dir", self.agent.cfg["alerts"]["state_dir"])
         with open(self.agent.path, "w") as f:
             json.dump(cfg, f)
         done = len(re.findall(r"configuration reloaded|reload failed", self.agent.log_text()))
@@ -107,12 +111,21 @@ class AlertsReload(unittest.TestCase):
             # the threshold back to 1: it fires again, as episode 2
             self.reload(self.inst("cad"), 1)
             wait_for(lambda: notes(self.rec, "Blocked").count(("a", "firing")) == 2, 10, what="a firing again")
-            # a receivers change takes a restart: logged, the running settings stay
-            cfg = self.alerts_cfg(5)
+            # receivers by name: "hook" removed, "hook2" added; what is firing goes to the new one
+            cfg = self.alerts_cfg(1)
             cfg["receivers"][0]["name"] = "hook2"
-            self.reload(self.inst("cad"), 5, alerts=cfg)
+            self.reload(self.inst("cad"), 1, alerts=cfg)
+            wait_for(lambda: sorted(notes(self.rec, None, receiver="hook2")) == [("a", "firing"), ("d", "firing")],
+                     10, what="firing alerts sent to the new receiver")
+            m = self.agent.metrics()
+            self.assertTrue(series(m, "redpulse_notifications_total", receiver="hook2", result="success"))
+            self.assertFalse(series(m, "redpulse_notifications_total", receiver="hook"))
+            self.assertEqual(notes(self.rec, "RedisDown", receiver="hook"), [("d", "firing")])
+            # a state_dir change takes a restart: logged, the running settings stay
+            cfg = dict(cfg, state_dir=os.path.join(self.tmp.path, "elsewhere"))
+            self.reload(self.inst("cad"), 1, alerts=cfg)
             wait_for(lambda: "restart redpulse to apply" in self.agent.log_text(), 5, what="restart needed logged")
-            self.assertTrue(self.firing("a", "Blocked"), "a's alert changed after an unapplied alerts section")
+            self.assertTrue(self.firing("a", "Blocked"))
         finally:
             for b in blockers:
                 b.close()
