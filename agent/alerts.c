@@ -29,8 +29,9 @@ struct hub *alerts_hub;
 
 /* An instance's alert state: one state machine per plan entry. */
 struct alert_inst {
-    const struct alert_plan *plan;
-    const struct instance_cfg *ic;
+    struct alert_plan plan;  /* compiled against the running rules at the first poll */
+    const struct instance_cfg *ic; /* of its last poll (or reload) */
+    char *name;
     struct alert_state *st;
     struct hub_alert **h;    /* the active-table entry of each, NULL when inactive */
     double *prev;            /* [plan->n_slots] increase(): previous raw values */
@@ -240,7 +241,7 @@ static uint32_t ep_get(const struct hub *h, const char *instance, const char *ru
 static void on_transition(struct hub *h, struct alert_inst *in, size_t k, enum alert_tr tr, double value,
                           double now)
 {
-    const struct plan_entry *pe = &in->plan->e[k];
+    const struct plan_entry *pe = &in->plan.e[k];
     const struct alert_rule *r = &h->cfg->rules[pe->rule];
     struct alert_state *st = &in->st[k];
     struct hub_alert *a = in->h[k];
@@ -650,6 +651,8 @@ void alerts_stop(void)
     alerts_hub = NULL;
     while (insts) {
         struct alert_inst *n = insts->next;
+        free(insts->plan.e);
+        free(insts->name);
         free(insts->st);
         free(insts->h);
         free(insts->prev);
@@ -683,39 +686,42 @@ void alerts_stop(void)
     saved = NULL;
     n_saved = 0;
     free(h->state_path);
+    free(h->recv_map);
     pthread_mutex_destroy(&h->mu);
     pthread_cond_destroy(&h->cv);
     free(h);
 }
 
-static struct alert_inst *inst_new(struct hub *h, const struct instance_cfg *ic, size_t idx)
+static struct alert_inst *inst_new(struct hub *h, const struct instance_cfg *ic)
 {
     struct alert_inst *in = xcalloc(1, sizeof *in);
-    static const struct alert_plan empty = {NULL, 0, 0};
-    in->plan = idx < h->cfg->n_plans ? &h->cfg->plans[idx] : &empty;
+    /* by name, against the rules the engine runs: an instance a reload
+     * added or moved gets its own rules, overrides and matchers */
+    alerts_plan_compile(h->cfg, ic, &in->plan);
     in->ic = ic;
-    size_t n = in->plan->n;
+    in->name = xstrdup(ic->name);
+    size_t n = in->plan.n;
     in->st = xcalloc(n + 1, sizeof *in->st);
     in->h = xcalloc(n + 1, sizeof *in->h);
-    if (in->plan->n_slots) {
+    if (in->plan.n_slots) {
         /* only the rules that need them: previous values and baselines */
-        in->prev = xmalloc(in->plan->n_slots * sizeof *in->prev);
-        in->base = xmalloc(in->plan->n_slots * sizeof *in->base);
-        for (size_t j = 0; j < in->plan->n_slots; j++) {
+        in->prev = xmalloc(in->plan.n_slots * sizeof *in->prev);
+        in->base = xmalloc(in->plan.n_slots * sizeof *in->base);
+        for (size_t j = 0; j < in->plan.n_slots; j++) {
             in->prev[j] = NAN;
             in->base[j] = (struct baseline){NAN, 0, 0};
         }
     }
     /* episode counts go on from where they were */
     for (size_t k = 0; k < n; k++)
-        in->st[k].episode = ep_get(h, ic->name, h->cfg->rules[in->plan->e[k].rule].name);
+        in->st[k].episode = ep_get(h, ic->name, h->cfg->rules[in->plan.e[k].rule].name);
     /* take over what the state file says about this instance */
     for (size_t i = 0; i < n_saved; i++) {
         struct saved *s = &saved[i];
         if (s->claimed || strcmp(s->instance, ic->name) != 0)
             continue;
         for (size_t k = 0; k < n; k++) {
-            const struct plan_entry *pe = &in->plan->e[k];
+            const struct plan_entry *pe = &in->plan.e[k];
             const struct alert_rule *r = &h->cfg->rules[pe->rule];
             if (strcmp(r->name, s->rule) != 0)
                 continue;
@@ -743,8 +749,7 @@ static struct alert_inst *inst_new(struct hub *h, const struct instance_cfg *ic,
     return in;
 }
 
-void alerts_after_poll(struct alert_inst **slot, const struct instance_cfg *ic, size_t idx,
-                       const struct poll_stats *st, const struct info_sample *s, const struct derived *d,
+void alerts_after_poll(struct alert_inst **slot, const struct instance_cfg *ic, const struct poll_stats *st, const struct info_sample *s, const struct derived *d,
                        const struct config_values *cv)
 {
     struct hub *h = alerts_hub;
@@ -753,7 +758,7 @@ void alerts_after_poll(struct alert_inst **slot, const struct instance_cfg *ic, 
     struct alert_inst *in = *slot;
     if (!in) {
         pthread_mutex_lock(&h->mu);
-        in = *slot = inst_new(h, ic, idx);
+        in = *slot = inst_new(h, ic);
         pthread_mutex_unlock(&h->mu);
     }
     in->ic = ic; /* a reload may have moved the instance to a new generation */
@@ -761,8 +766,8 @@ void alerts_after_poll(struct alert_inst **slot, const struct instance_cfg *ic, 
     struct rule_input ri = {up, up ? s : NULL, up ? d : NULL, cv};
     double now = st->last_poll_ts;
     bool locked = false;
-    for (size_t k = 0; k < in->plan->n; k++) {
-        const struct plan_entry *pe = &in->plan->e[k];
+    for (size_t k = 0; k < in->plan.n; k++) {
+        const struct plan_entry *pe = &in->plan.e[k];
         const struct alert_rule *r = &h->cfg->rules[pe->rule];
         double scratch = NAN;
         double v = figure_value(&r->fig, &ri, pe->slot >= 0 ? &in->prev[pe->slot] : &scratch);
@@ -789,4 +794,218 @@ void alerts_after_poll(struct alert_inst **slot, const struct instance_cfg *ic, 
         if (wake)
             deliver_wake();
     }
+}
+
+/* Ends active alert a whose instance or rule is gone (lock held): a firing
+ * one is resolved, as Prometheus does when a series vanishes, with the
+ * labels and annotations it fired with; a pending one is dropped. */
+static void drop_active(struct hub *h, struct hub_alert *a, const char *rule, double now, const char *why)
+{
+    if (a->phase == AP_FIRING) {
+        struct notif *n = notif_dup(a->n);
+        n->resolved = true;
+        n->episode = a->episode;
+        n->starts_at = a->since;
+        n->ends_at = now;
+        send_to_routes(h, a, n, now);
+        if (!a->silenced)
+            keep_resolved(h, n);
+        notif_free(n);
+        log_info("alerts", "%s: %s resolved (%s)", a->instance, rule, why);
+    }
+    if (a->episode)
+        ep_put(h, a->instance, rule, a->episode);
+    act_remove(h, a);
+    hub_alert_free(a);
+    h->dirty = true;
+}
+
+void alerts_forget(struct alert_inst **slot)
+{
+    struct hub *h = alerts_hub;
+    struct alert_inst *in = *slot;
+    if (!h || !in)
+        return;
+    *slot = NULL;
+    double now = (double)now_real_us() / 1e6;
+    pthread_mutex_lock(&h->mu);
+    for (size_t k = 0; k < in->plan.n; k++)
+        if (in->h[k])
+            drop_active(h, in->h[k], h->cfg->rules[in->h[k]->rule].name, now, "the instance is no longer configured");
+    for (struct alert_inst **p = &insts; *p; p = &(*p)->next)
+        if (*p == in) {
+            *p = in->next;
+            break;
+        }
+    bool wake = h->dirty;
+    pthread_mutex_unlock(&h->mu);
+    free(in->plan.e);
+    free(in->name);
+    free(in->st);
+    free(in->h);
+    free(in->prev);
+    free(in->base);
+    free(in);
+    if (wake)
+        deliver_wake();
+}
+
+/* The receivers of h->cfg (just swapped in from old; lock held) by name:
+ * outboxes and their counters, and each active alert's per-receiver
+ * bookkeeping, move to the new indexes; the outboxes of receivers removed
+ * are dropped (logged with their count); the delivery thread takes the
+ * mapping in (deliver_remap) before it next looks at a receiver. */
+static void remap_receivers(struct hub *h, const struct alerts_cfg *old)
+{
+    size_t n = h->cfg->n_recv;
+    int *map = xcalloc(n + 1, sizeof *map);
+    bool *kept = xcalloc(old->n_recv + 1, sizeof *kept);
+    for (size_t r = 0; r < n; r++) {
+        map[r] = alerts_cfg_receiver(old, h->cfg->recv[r].name);
+        if (map[r] >= 0)
+            kept[map[r]] = true;
+    }
+    struct outbox *ob = xcalloc(n + 1, sizeof *ob);
+    for (size_t r = 0; r < n; r++)
+        if (map[r] >= 0)
+            ob[r] = h->ob[map[r]];
+    for (size_t o = 0; o < old->n_recv; o++) {
+        if (kept[o])
+            continue;
+        if (h->ob[o].n)
+            log_warn("alerts", "receiver \"%s\" is no longer configured: %zu undelivered notifications dropped",
+                     old->recv[o].name, h->ob[o].n);
+        for (size_t i = 0; i < h->ob[o].n; i++)
+            notif_free(h->ob[o].v[i]);
+        free(h->ob[o].v);
+    }
+    free(h->ob);
+    h->ob = ob;
+    for (size_t i = 0; i < h->n_act; i++) {
+        struct hub_alert *a = h->act[i];
+        double *ls = xcalloc(n + 1, sizeof *ls);
+        bool *ro = xcalloc(n + 1, sizeof *ro);
+        for (size_t r = 0; r < n; r++)
+            if (map[r] >= 0) {
+                ls[r] = a->last_sent[map[r]];
+                ro[r] = a->routed[map[r]];
+            }
+        free(a->last_sent);
+        free(a->routed);
+        a->last_sent = ls;
+        a->routed = ro;
+    }
+    free(kept);
+    /* the delivery thread's view may still be older than old: compose */
+    if (h->recv_map) {
+        for (size_t r = 0; r < n; r++)
+            map[r] = map[r] >= 0 ? h->recv_map[map[r]] : -1;
+        free(h->recv_map);
+    } else {
+        h->map_n_old = old->n_recv;
+    }
+    h->recv_map = map;
+}
+
+static const struct instance_cfg *find_instance(const struct config *cfg, const char *name)
+{
+    for (size_t i = 0; i < cfg->n_instances; i++)
+        if (cfg->instances[i].name && strcmp(cfg->instances[i].name, name) == 0)
+            return &cfg->instances[i];
+    return NULL;
+}
+
+/* Moves in to the rules of h->cfg (just swapped in; lock held): states of
+ * the rules it still has carry over by rule name, active alerts of the
+ * others end. */
+static void inst_rebuild(struct hub *h, struct alert_inst *in, const struct alerts_cfg *old, double now)
+{
+    struct alert_plan pl;
+    alerts_plan_compile(h->cfg, in->ic, &pl);
+    struct alert_state *st = xcalloc(pl.n + 1, sizeof *st);
+    struct hub_alert **ha = xcalloc(pl.n + 1, sizeof *ha);
+    double *prev = pl.n_slots ? xmalloc(pl.n_slots * sizeof *prev) : NULL;
+    struct baseline *base = pl.n_slots ? xmalloc(pl.n_slots * sizeof *base) : NULL;
+    for (size_t j = 0; j < pl.n_slots; j++) {
+        prev[j] = NAN;
+        base[j] = (struct baseline){NAN, 0, 0};
+    }
+    size_t n_active = 0;
+    bool *taken = xcalloc(in->plan.n + 1, sizeof *taken);
+    for (size_t k2 = 0; k2 < pl.n; k2++) {
+        const struct alert_rule *r = &h->cfg->rules[pl.e[k2].rule];
+        st[k2].episode = ep_get(h, in->name, r->name);
+        for (size_t k = 0; k < in->plan.n; k++) {
+            if (taken[k] || strcmp(old->rules[in->plan.e[k].rule].name, r->name) != 0)
+                continue;
+            taken[k] = true;
+            st[k2] = in->st[k];
+            if (pl.e[k2].slot >= 0 && in->plan.e[k].slot >= 0) {
+                prev[pl.e[k2].slot] = in->prev[in->plan.e[k].slot];
+                base[pl.e[k2].slot] = in->base[in->plan.e[k].slot];
+            }
+            struct hub_alert *a = ha[k2] = in->h[k];
+            if (a) {
+                a->rule = pl.e[k2].rule;
+                a->threshold = pl.e[k2].threshold;
+                route(h->cfg, r, a->n, a->routed);
+                a->silenced = hub_silenced(h->cfg, a->n, now);
+                n_active++;
+            }
+            break;
+        }
+    }
+    /* rules gone (or no longer for this instance): their alerts end */
+    for (size_t k = 0; k < in->plan.n; k++) {
+        struct hub_alert *a = in->h[k];
+        if (taken[k] || !a)
+            continue;
+        drop_active(h, a, old->rules[in->plan.e[k].rule].name, now,
+                    "its rule is no longer configured for the instance");
+    }
+    free(taken);
+    free(in->plan.e);
+    free(in->st);
+    free(in->h);
+    free(in->prev);
+    free(in->base);
+    in->plan = pl;
+    in->st = st;
+    in->h = ha;
+    in->prev = prev;
+    in->base = base;
+    in->n_active = n_active;
+}
+
+bool alerts_reload(const struct config *cfg)
+{
+    struct hub *h = alerts_hub;
+    if (!h)
+        return false;
+    /* instances kept by the reload: their settings are cfg's from now on */
+    for (struct alert_inst *in = insts; in; in = in->next) {
+        const struct instance_cfg *ic = find_instance(cfg, in->name);
+        if (ic)
+            in->ic = ic;
+    }
+    if (!cfg->alerts || cfg->alerts->src_hash == h->cfg->src_hash)
+        return false;
+    const struct alerts_cfg *old = h->cfg, *nw = cfg->alerts;
+    if (strcmp(old->state_dir, nw->state_dir) != 0) {
+        log_warn("alerts", "alerts.state_dir changed, which a reload does not apply: still running the alert "
+                 "settings redpulse started with; restart redpulse to apply them");
+        return false;
+    }
+    double now = (double)now_real_us() / 1e6;
+    pthread_mutex_lock(&h->mu);
+    h->cfg = nw;
+    remap_receivers(h, old);
+    for (struct alert_inst *in = insts; in; in = in->next)
+        inst_rebuild(h, in, old, now);
+    h->dirty = true;
+    pthread_mutex_unlock(&h->mu);
+    deliver_wake();
+    log_info("alerts", "alert settings reloaded: %zu alert rules (%zu enabled), %zu receivers", nw->n_rules,
+             nw->n_enabled, nw->n_recv);
+    return true;
 }

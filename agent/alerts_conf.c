@@ -724,29 +724,45 @@ static bool rule_applies(const struct alert_rule *r, const struct instance_cfg *
     return true;
 }
 
+void alerts_plan_compile(const struct alerts_cfg *a, const struct instance_cfg *ic, struct alert_plan *pl)
+{
+    *pl = (struct alert_plan){NULL, 0, 0};
+    if (!ic->name)
+        return;
+    for (size_t r = 0; r < a->n_rules; r++) {
+        const struct alert_rule *ru = &a->rules[r];
+        if (!ru->enabled || !rule_applies(ru, ic))
+            continue;
+        pl->e = xrealloc(pl->e, (pl->n + 1) * sizeof *pl->e);
+        pl->e[pl->n].rule = (uint32_t)r;
+        pl->e[pl->n].slot = ru->fig.increase || ru->p.drop_below > 0 ? (int32_t)pl->n_slots++ : -1;
+        pl->e[pl->n].threshold = ru->p.threshold;
+        for (size_t o = 0; o < ru->n_over; o++)
+            if (strcmp(ru->over[o].instance, ic->name) == 0)
+                pl->e[pl->n].threshold = ru->over[o].threshold;
+        pl->n++;
+    }
+}
+
 static void compile_plans(struct alerts_cfg *a, const struct config *cfg)
 {
     a->n_plans = cfg->n_instances;
     a->plans = xcalloc(a->n_plans ? a->n_plans : 1, sizeof *a->plans);
-    for (size_t i = 0; i < cfg->n_instances; i++) {
-        const struct instance_cfg *ic = &cfg->instances[i];
-        struct alert_plan *pl = &a->plans[i];
-        if (!ic->name)
-            continue;
-        for (size_t r = 0; r < a->n_rules; r++) {
-            const struct alert_rule *ru = &a->rules[r];
-            if (!ru->enabled || !rule_applies(ru, ic))
-                continue;
-            pl->e = xrealloc(pl->e, (pl->n + 1) * sizeof *pl->e);
-            pl->e[pl->n].rule = (uint32_t)r;
-            pl->e[pl->n].slot = ru->fig.increase || ru->p.drop_below > 0 ? (int32_t)pl->n_slots++ : -1;
-            pl->e[pl->n].threshold = ru->p.threshold;
-            for (size_t o = 0; o < ru->n_over; o++)
-                if (strcmp(ru->over[o].instance, ic->name) == 0)
-                    pl->e[pl->n].threshold = ru->over[o].threshold;
-            pl->n++;
-        }
+    for (size_t i = 0; i < cfg->n_instances; i++)
+        alerts_plan_compile(a, &cfg->instances[i], &a->plans[i]);
+}
+
+/* FNV-1a 64 of the section's text as parsed: equal hashes, same settings. */
+static uint64_t section_hash(const cJSON *node)
+{
+    char *t = node ? cJSON_PrintUnformatted(node) : NULL;
+    uint64_t h = 14695981039346656037ULL;
+    for (const char *p = t ? t : ""; *p; p++) {
+        h ^= (unsigned char)*p;
+        h *= 1099511628211ULL;
     }
+    cJSON_free(t);
+    return h;
 }
 
 struct alerts_cfg *alerts_cfg_parse(struct conf_ctx *c, const cJSON *node, const struct config *cfg)
@@ -901,6 +917,7 @@ struct alerts_cfg *alerts_cfg_parse(struct conf_ctx *c, const cJSON *node, const
         return NULL;
     }
     compile_plans(a, cfg);
+    a->src_hash = section_hash(node);
     return a;
 }
 

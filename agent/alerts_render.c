@@ -10,6 +10,7 @@
 
 #include "alerts.h"
 #include "alerts_hub.h"
+#include "prom.h"
 #include "util.h"
 
 static void lbl_escape(struct buf *b, const char *s)
@@ -22,6 +23,15 @@ static void lbl_escape(struct buf *b, const char *s)
         else
             buf_putc(b, *s);
     }
+}
+
+/* ` name="` (after the family name and '{', or after the previous value):
+ * label names come from labels.def only. */
+static void lbl_open(struct buf *b, bool first, const char *name)
+{
+    buf_puts(b, first ? "{" : "\",");
+    buf_puts(b, name);
+    buf_puts(b, "=\"");
 }
 
 void alerts_render_metrics(struct buf *b)
@@ -37,13 +47,15 @@ void alerts_render_metrics(struct buf *b)
     for (size_t i = 0; i < h->n_act; i++) {
         const struct hub_alert *a = h->act[i];
         const struct alert_rule *r = &h->cfg->rules[a->rule];
-        buf_puts(b, "redpulse_alerts{alertname=\"");
+        buf_puts(b, "redpulse_alerts");
+        lbl_open(b, true, PL(ALERTNAME));
         lbl_escape(b, r->name);
-        buf_puts(b, "\",target=\"");
+        lbl_open(b, false, PL(TARGET));
         lbl_escape(b, a->instance);
-        buf_puts(b, "\",severity=\"");
+        lbl_open(b, false, PL(SEVERITY));
         lbl_escape(b, r->severity);
-        buf_printf(b, "\",alertstate=\"%s\"} 1\n", a->phase == AP_FIRING ? "firing" : "pending");
+        lbl_open(b, false, PL(ALERTSTATE));
+        buf_printf(b, "%s\"} 1\n", a->phase == AP_FIRING ? "firing" : "pending");
     }
     static const char *const res[] = {"success", "failed", "refused"};
     buf_puts(b, "# HELP redpulse_notifications_total Notification requests per receiver by result: success (2xx), "
@@ -52,21 +64,25 @@ void alerts_render_metrics(struct buf *b)
     for (size_t r = 0; r < h->cfg->n_recv; r++)
         for (int k = 0; k < 3; k++) {
             uint64_t v = k == 0 ? h->ob[r].ok : k == 1 ? h->ob[r].failed : h->ob[r].final;
-            buf_puts(b, "redpulse_notifications_total{receiver=\"");
+            buf_puts(b, "redpulse_notifications_total");
+            lbl_open(b, true, PL(RECEIVER));
             lbl_escape(b, h->cfg->recv[r].name);
-            buf_printf(b, "\",result=\"%s\"} %llu\n", res[k], (unsigned long long)v);
+            lbl_open(b, false, PL(RESULT));
+            buf_printf(b, "%s\"} %llu\n", res[k], (unsigned long long)v);
         }
     buf_puts(b, "# HELP redpulse_notifications_dropped_total Notifications dropped because the receiver's queue "
                 "was full (the oldest go)\n# TYPE redpulse_notifications_dropped_total counter\n");
     for (size_t r = 0; r < h->cfg->n_recv; r++) {
-        buf_puts(b, "redpulse_notifications_dropped_total{receiver=\"");
+        buf_puts(b, "redpulse_notifications_dropped_total");
+        lbl_open(b, true, PL(RECEIVER));
         lbl_escape(b, h->cfg->recv[r].name);
         buf_printf(b, "\"} %llu\n", (unsigned long long)h->ob[r].dropped);
     }
     buf_puts(b, "# HELP redpulse_notification_queue_length Notifications waiting for delivery per receiver\n"
                 "# TYPE redpulse_notification_queue_length gauge\n");
     for (size_t r = 0; r < h->cfg->n_recv; r++) {
-        buf_puts(b, "redpulse_notification_queue_length{receiver=\"");
+        buf_puts(b, "redpulse_notification_queue_length");
+        lbl_open(b, true, PL(RECEIVER));
         lbl_escape(b, h->cfg->recv[r].name);
         buf_printf(b, "\"} %zu\n", h->ob[r].n);
     }
@@ -77,21 +93,24 @@ void alerts_render_metrics(struct buf *b)
         uint64_t cum = 0;
         for (size_t k = 0; k <= HUB_LAT_BUCKETS; k++) {
             cum += k < HUB_LAT_BUCKETS ? o->lat_count[k] : 0;
-            buf_puts(b, "redpulse_notification_latency_seconds_bucket{receiver=\"");
+            buf_puts(b, "redpulse_notification_latency_seconds_bucket");
+            lbl_open(b, true, PL(RECEIVER));
             lbl_escape(b, h->cfg->recv[r].name);
+            lbl_open(b, false, PL(LE));
             if (k < HUB_LAT_BUCKETS) {
-                buf_puts(b, "\",le=\"");
                 buf_put_double(b, hub_lat_bounds[k]);
                 buf_printf(b, "\"} %llu\n", (unsigned long long)cum);
             } else {
-                buf_printf(b, "\",le=\"+Inf\"} %llu\n", (unsigned long long)o->lat_total);
+                buf_printf(b, "+Inf\"} %llu\n", (unsigned long long)o->lat_total);
             }
         }
-        buf_puts(b, "redpulse_notification_latency_seconds_sum{receiver=\"");
+        buf_puts(b, "redpulse_notification_latency_seconds_sum");
+        lbl_open(b, true, PL(RECEIVER));
         lbl_escape(b, h->cfg->recv[r].name);
         buf_puts(b, "\"} ");
         buf_put_double(b, o->lat_sum);
-        buf_puts(b, "\nredpulse_notification_latency_seconds_count{receiver=\"");
+        buf_puts(b, "\nredpulse_notification_latency_seconds_count");
+        lbl_open(b, true, PL(RECEIVER));
         lbl_escape(b, h->cfg->recv[r].name);
         buf_printf(b, "\"} %llu\n", (unsigned long long)o->lat_total);
     }

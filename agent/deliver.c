@@ -354,6 +354,31 @@ static void save_state(struct hub *h)
     pthread_mutex_lock(&h->mu);
 }
 
+void deliver_remap(struct hub *h)
+{
+    if (!h->recv_map)
+        return;
+    struct attempt *att = xcalloc(h->cfg->n_recv + 1, sizeof *att);
+    bool *kept = xcalloc(h->map_n_old + 1, sizeof *kept);
+    for (size_t r = 0; r < h->cfg->n_recv; r++) {
+        int o = h->recv_map[r];
+        if (o < 0)
+            continue;
+        att[r] = D.att[o];
+        kept[o] = true;
+        for (size_t i = 0; i < att[r].n_reqs; i++)
+            att[r].reqs[i].recv = r;
+    }
+    for (size_t o = 0; o < h->map_n_old; o++)
+        if (!kept[o] && D.att[o].reqs)
+            free_attempt(&D.att[o]); /* its receiver is gone */
+    free(kept);
+    free(D.att);
+    D.att = att;
+    free(h->recv_map);
+    h->recv_map = NULL;
+}
+
 /* Changes that come together share one write of the state file. */
 #define SAVE_EVERY_S 0.05
 
@@ -363,6 +388,7 @@ static void *thread_main(void *arg)
     double last_save = 0;
     pthread_mutex_lock(&h->mu);
     while (!h->stop) {
+        deliver_remap(h);
         double now = now_s();
         size_t kept = 0;
         for (size_t i = 0; i < h->n_resolved; i++) {
@@ -388,6 +414,7 @@ static void *thread_main(void *arg)
         int running;
         curl_multi_perform(D.multi, &running);
         pthread_mutex_lock(&h->mu);
+        deliver_remap(h); /* a reload may have changed the receivers meanwhile */
         CURLMsg *m;
         int left;
         while ((m = curl_multi_info_read(D.multi, &left))) {
@@ -404,6 +431,7 @@ static void *thread_main(void *arg)
                 finish_attempt(h, q->recv, now_s());
         }
     }
+    deliver_remap(h);
     for (size_t r = 0; r < h->cfg->n_recv; r++)
         if (D.att[r].reqs)
             free_attempt(&D.att[r]);

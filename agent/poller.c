@@ -158,7 +158,7 @@ static enum cmd_class classify(void *ctx, const char *cmd)
 static void publish(struct target *t, const struct info_sample *s, const struct derived *d)
 {
     /* every poll's end passes here, failed ones too (the down rule) */
-    alerts_after_poll(&t->alerts, t->cfg, t->idx, &t->st, s, d, &t->config);
+    alerts_after_poll(&t->alerts, t->cfg, &t->st, s, d, &t->config);
     struct render_input in = {t->cfg, t->prefix, s, &t->st, t->info_text, d, &t->config, t->latency, &t->p->scratch, t->adv};
     registry_publish(t->p->reg, t->idx, render_frag(&in));
 }
@@ -839,6 +839,7 @@ void poller_apply(struct poller *p, const struct config *cfg)
     size_t removed = 0;
     for (size_t i = 0; i < p->n; i++)
         if (!kept[i]) {
+            alerts_forget(&p->t[i]->alerts); /* resolves what it had firing (not at exit: that state is kept) */
             target_free(p->t[i]);
             removed++;
         }

@@ -177,6 +177,10 @@ static void reload(struct service *sv)
         /* for the HTTP settings that serve now (the new ones unless they failed) */
         set_fd_budget(&sv->http_gen->cfg->http, c->n_instances);
         discover_apply(sv->disc, c); /* the poller's new set, before the old generation goes */
+        if (alerts_reload(c)) { /* the engine runs g's alert settings now */
+            cfg_gen_unref(sv->alerts_gen);
+            sv->alerts_gen = cfg_gen_ref(g);
+        }
         cfg_gen_unref(sv->gen);
         sv->gen = g;
         log_info("main", "configuration reloaded: %zu instance%s, hash %016llx%s", c->n_instances,

@@ -112,6 +112,7 @@ struct alerts_cfg {
     size_t n_sil;
     struct alert_plan *plans; /* [n_instances], in the order of config->instances */
     size_t n_plans;
+    uint64_t src_hash;     /* of the section's JSON text: a reload compares it */
 };
 
 /* Parses the `alerts` section (node may be NULL: defaults, built-in rules
@@ -120,6 +121,11 @@ struct alerts_cfg {
  * caller discards the config then). */
 struct alerts_cfg *alerts_cfg_parse(struct conf_ctx *c, const struct cJSON *node, const struct config *cfg);
 void alerts_cfg_free(struct alerts_cfg *a);
+
+/* Compiles into *pl (which the caller frees with free(pl->e)) the enabled
+ * rules of a that apply to ic (instance names and label matchers), with
+ * ic's threshold overrides. */
+void alerts_plan_compile(const struct alerts_cfg *a, const struct instance_cfg *ic, struct alert_plan *pl);
 
 /* Sets label k of the list *v (n entries) to val, adding it when absent
  * (copies both). */
@@ -150,15 +156,34 @@ int alerts_start(const struct config *cfg);
  * including those alerts_after_poll() created. Safe when not started. */
 void alerts_stop(void);
 
-/* Runs instance idx's rules after one of its polls (event-loop thread only).
- * *slot is its alert state: created on the first call, owned by the engine.
+/* Runs the rules of instance ic after one of its polls (event-loop thread
+ * only). *slot is its alert state: created on the first call (its rules
+ * chosen by ic's name, labels and overrides from the rules the engine runs),
+ * owned by the engine.
  * st says whether the poll succeeded; s, d (NULL when it failed) and cv are
  * read, never kept. Transitions go to the active table and the outboxes;
  * nothing here waits on delivery or disk. A no-op when alerts are not
  * started or the instance has not polled yet. */
-void alerts_after_poll(struct alert_inst **slot, const struct instance_cfg *ic, size_t idx,
-                       const struct poll_stats *st, const struct info_sample *s, const struct derived *d,
-                       const struct config_values *cv);
+void alerts_after_poll(struct alert_inst **slot, const struct instance_cfg *ic, const struct poll_stats *st,
+                       const struct info_sample *s, const struct derived *d, const struct config_values *cv);
+/* The instance of *slot is gone (a reload removed it; event-loop thread
+ * only): its firing alerts are resolved (resolved notifications queued),
+ * pending ones dropped, its episode counts kept, its state freed and *slot
+ * set to NULL. A no-op when *slot is NULL or alerts are not started. */
+void alerts_forget(struct alert_inst **slot);
+/* A reload is applying cfg (event-loop thread, after poller_apply, while
+ * the running generation is still alive). Kept instances take cfg's
+ * instance settings. When cfg's `alerts` section differs from the running
+ * one (and keeps its state_dir), the engine swaps to it under the hub lock:
+ * each instance's rules are compiled again, alert states carry over by
+ * (instance, rule name), alerts of rules gone are resolved; receivers are
+ * matched by name (outboxes and counters kept, those of receivers removed
+ * dropped and logged; the delivery thread moves its attempts). Returns true
+ * then: cfg->alerts must outlive the engine from now on (hold its
+ * generation) and the previous one is no longer used. A state_dir change is
+ * logged as needing a restart and nothing of the section is applied
+ * (returns false). */
+bool alerts_reload(const struct config *cfg);
 
 /* Renderers for the HTTP threads (any thread; each takes the hub lock for a
  * copy): the /metrics families, the /api/v1/alerts body, one instance's

@@ -89,10 +89,17 @@ struct hub {
     bool dirty;            /* the state file is behind */
     bool stop;
     char *state_path;      /* <state_dir>/alerts.json */
+    int *recv_map;         /* a reload changed the receivers: [cfg->n_recv] the index each had
+                            * in the delivery thread's view (-1: new), until it takes it in */
+    size_t map_n_old;      /* receivers in that view */
 };
 
 /* The process' hub while alerts run (NULL otherwise). */
 extern struct hub *alerts_hub;
+
+/* The delivery thread takes in h->recv_map (lock held): its attempts move
+ * to the new receiver indexes, those of receivers removed are abandoned. */
+void deliver_remap(struct hub *h);
 
 /* Appends n (adopted) to receiver r's outbox; drops the oldest beyond its
  * queue_size. Lock held. */

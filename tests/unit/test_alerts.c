@@ -527,7 +527,7 @@ static void poll_with(struct alert_inst **slot, const struct config *c, const ch
     struct derived d;
     if (s)
         derive(NULL, 0, s, 1000000, now, NULL, NULL, &d);
-    alerts_after_poll(slot, &c->instances[0], 0, &st, s, s ? &d : NULL, NULL);
+    alerts_after_poll(slot, &c->instances[0], &st, s, s ? &d : NULL, NULL);
     if (s) {
         derived_clear(&d);
         info_sample_free(s);
@@ -654,6 +654,57 @@ START_TEST(silence_that_ends_lets_the_alert_through)
 }
 END_TEST
 
+START_TEST(plans_by_name_and_forget)
+{
+    char dir[64], json[1024];
+    snprintf(dir, sizeof dir, "/tmp/rp-alerts-forget-%ld", (long)getpid());
+    snprintf(json, sizeof json,
+             "{\"instances\": [{\"name\": \"cache-1\", \"address\": \"127.0.0.1:6379\"},"
+             "               {\"name\": \"cache-2\", \"address\": \"127.0.0.1:6380\"}],"
+             " \"alerts\": {\"builtin\": false, \"state_dir\": \"%s\","
+             "  \"receivers\": [{\"name\": \"down\", \"type\": \"webhook\", \"url\": \"http://127.0.0.1:1/\"}],"
+             "  \"rules\": [{\"name\": \"Down\", \"figure\": \"up\", \"op\": \"==\", \"threshold\": 0,"
+             "              \"instances\": [\"cache-2\"]}]}}",
+             dir);
+    struct config_errors e;
+    struct config *c = parse(json, &e);
+    ck_assert_msg(c != NULL, "%s", e.text.p);
+    ck_assert_int_eq(alerts_start(c), 0);
+    struct poll_stats st = {0};
+    st.polled = true;
+    st.last_outcome = OUTCOME_CONNECT_REFUSED;
+    st.last_poll_ts = (double)time(NULL);
+    /* the rule is cache-2's by name, whatever the instance's position */
+    struct alert_inst *s1 = NULL, *s2 = NULL;
+    alerts_after_poll(&s1, &c->instances[0], &st, NULL, NULL, NULL);
+    ck_assert_int_eq(active_phase("Down"), -1);
+    alerts_after_poll(&s2, &c->instances[1], &st, NULL, NULL, NULL);
+    ck_assert_int_eq(active_phase("Down"), AP_FIRING);
+    ck_assert_uint_eq(outbox_len(0), 1);
+    /* cache-2 is removed: its firing alert is resolved, its state freed */
+    alerts_forget(&s2);
+    ck_assert_ptr_null(s2);
+    ck_assert_int_eq(active_phase("Down"), -1);
+    pthread_mutex_lock(&alerts_hub->mu);
+    const struct outbox *o = &alerts_hub->ob[0];
+    ck_assert_uint_eq(o->n, 2);
+    ck_assert(!o->v[0]->resolved && o->v[1]->resolved);
+    ck_assert_str_eq(o->v[1]->fp, o->v[0]->fp);
+    ck_assert_uint_eq(o->v[1]->episode, 1);
+    ck_assert_uint_eq(alerts_hub->n_eps, 1); /* the episode count is kept */
+    pthread_mutex_unlock(&alerts_hub->mu);
+    alerts_forget(&s2); /* NULL: nothing */
+    alerts_forget(&s1); /* no active alert: just freed */
+    ck_assert_ptr_null(s1);
+    ck_assert_uint_eq(outbox_len(0), 2);
+    alerts_stop();
+    config_free(c);
+    char cmd[160];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    ck_assert_int_eq(system(cmd), 0);
+}
+END_TEST
+
 START_TEST(state_write_is_atomic)
 {
     char dir[64], path[128];
@@ -703,6 +754,7 @@ int main(void)
     tcase_add_test(tc, agent_restart_from_state_file);
     tcase_add_test(tc, state_write_is_atomic);
     tcase_add_test(tc, silence_that_ends_lets_the_alert_through);
+    tcase_add_test(tc, plans_by_name_and_forget);
     suite_add_tcase(s, tc);
     return testutil_run(s);
 }

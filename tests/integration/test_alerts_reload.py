@@ -1,0 +1,136 @@
+#!/usr/bin/env python3
+"""Alerts across live reloads (SIGHUP), against real redis-servers and a
+webhook receiver: an alert firing on an instance that a reload moves keeps
+firing with no second notification; an instance the reload adds gets its
+rules by name (the built-in RedisDown fires when its server is killed, even
+at a position the start configuration did not have); an instance the reload
+removes has its firing alert resolved; a changed threshold applies (the
+alert resolves, and fires again when changed back) while alerts of rules
+kept stay firing unsent; a receiver renamed gets what is firing; a changed
+state_dir is logged as needing a restart and the running settings stay."""
+import json
+import os
+import re
+import signal
+import sys
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import Agent, RedisServer, Tmp, series, value, wait_for  # noqa: E402
+from test_alerts_webhook import Blocker, Receiver  # noqa: E402
+
+
+def notes(rec, alertname, receiver=None):
+    """(target, status) of every alert named alertname (None: any) the
+    receiver got (for the receiver named so, if given), in order."""
+    out = []
+    with rec.lock:
+        for r in rec.log:
+            if receiver and r["body"]["receiver"] != receiver:
+                continue
+            for al in r["body"]["alerts"]:
+                if alertname is None or al["labels"]["alertname"] == alertname:
+                    out.append((al["labels"]["target"], al["status"]))
+    return out
+
+
+class AlertsReload(unittest.TestCase):
+    def setUp(self):
+        self.tmp = Tmp()
+        self.rec = Receiver()
+        self.rec.up()
+        self.servers = {n: RedisServer(self.tmp.path, n) for n in "abcd"}
+        self.agent = None
+
+    def tearDown(self):
+        if self.agent:
+            self.agent.stop()
+            if os.environ.get("DUMP"):
+                print(self.agent.log_text()[-6000:])
+        self.rec.close()
+        for s in self.servers.values():
+            s.stop()
+        self.tmp.cleanup()
+
+    def inst(self, names):
+        return [{"name": n, "address": "127.0.0.1:%d" % self.servers[n].port} for n in names]
+
+    def alerts_cfg(self, threshold):
+        return {"receivers": [{"name": "hook", "type": "webhook", "url": "http://127.0.0.1:%d/h" % self.rec.port}],
+                "rules": [{"name": "Blocked", "figure": "info.clients.blocked_clients", "op": ">=",
+                           "threshold": threshold},
+                          {"name": "RedisDown", "for": "1s"}]}
+
+    def reload(self, instances, threshold, alerts=None):
+        cfg = dict(self.agent.cfg, instances=instances)
+        cfg["alerts"] = dict(alerts or self.alerts_cfg(threshold))
+        cfg["alerts"].setdefault("state_dir", self.agent.cfg["alerts"]["state_dir"])
+        with open(self.agent.path, "w") as f:
+            json.dump(cfg, f)
+        done = len(re.findall(r"configuration reloaded|reload failed", self.agent.log_text()))
+        self.agent.proc.send_signal(signal.SIGHUP)
+        wait_for(lambda: len(re.findall(r"configuration reloaded|reload failed", self.agent.log_text())) > done,
+                 10, what="reload done")
+        self.assertIn("configuration reloaded", self.agent.log_text())
+
+    def firing(self, target, alertname):
+        return series(self.agent.metrics(), "redpulse_alerts", alertname=alertname, target=target,
+                      alertstate="firing")
+
+    def test_reload_moves_adds_and_removes_instances(self):
+        defaults = {"interval": "300ms", "timeout": "250ms"}
+        self.agent = Agent(self.tmp.path, self.inst("ab"), defaults=defaults,
+                           extra={"alerts": self.alerts_cfg(1)})
+        blockers = [Blocker(self.servers["a"].port), Blocker(self.servers["b"].port)]
+        try:
+            wait_for(lambda: sorted(notes(self.rec, "Blocked")) == [("a", "firing"), ("b", "firing")], 10,
+                     what="Blocked firing for a and b")
+            # b removed, c added first, a moved from 0 to 1, d added at 2 (no such position at start)
+            self.reload(self.inst("cad"), 1)
+            wait_for(lambda: ("b", "resolved") in notes(self.rec, "Blocked"), 10, what="b's alert resolved")
+            wait_for(lambda: value(self.agent.metrics(), "redis_up", target="d") == 1, 10, what="d polled")
+            self.assertTrue(self.firing("a", "Blocked"), "a's alert stopped firing across the reload")
+            self.assertFalse(series(self.agent.metrics(), "redpulse_alerts", target="b"), "b's alert still listed")
+            # the newly added instance at a new position has the built-in down rule
+            self.servers["d"].kill()
+            wait_for(lambda: ("d", "firing") in notes(self.rec, "RedisDown"), 15, what="RedisDown firing for d")
+            self.assertEqual(notes(self.rec, "RedisDown"), [("d", "firing")])
+            # a's alert fired once: the reload sent no second firing
+            self.assertEqual([n for n in notes(self.rec, "Blocked") if n[0] == "a"], [("a", "firing")])
+            self.assertNotIn("restart redpulse to apply", self.agent.log_text())
+            # a changed threshold applies: 1 blocked client is under 5, a's alert resolves (once)
+            self.reload(self.inst("cad"), 5)
+            self.assertIn("alert settings reloaded", self.agent.log_text())
+            wait_for(lambda: ("a", "resolved") in notes(self.rec, "Blocked"), 10, what="a's alert resolved")
+            self.assertFalse(self.firing("a", "Blocked"))
+            self.assertEqual(sorted(notes(self.rec, "Blocked")),
+                             [("a", "firing"), ("a", "resolved"), ("b", "firing"), ("b", "resolved")])
+            # d's RedisDown (a rule the change kept) is still firing, not sent again
+            self.assertTrue(self.firing("d", "RedisDown"))
+            self.assertEqual(notes(self.rec, "RedisDown"), [("d", "firing")])
+            # the threshold back to 1: it fires again, as episode 2
+            self.reload(self.inst("cad"), 1)
+            wait_for(lambda: notes(self.rec, "Blocked").count(("a", "firing")) == 2, 10, what="a firing again")
+            # receivers by name: "hook" removed, "hook2" added; what is firing goes to the new one
+            cfg = self.alerts_cfg(1)
+            cfg["receivers"][0]["name"] = "hook2"
+            self.reload(self.inst("cad"), 1, alerts=cfg)
+            wait_for(lambda: sorted(notes(self.rec, None, receiver="hook2")) == [("a", "firing"), ("d", "firing")],
+                     10, what="firing alerts sent to the new receiver")
+            m = self.agent.metrics()
+            self.assertTrue(series(m, "redpulse_notifications_total", receiver="hook2", result="success"))
+            self.assertFalse(series(m, "redpulse_notifications_total", receiver="hook"))
+            self.assertEqual(notes(self.rec, "RedisDown", receiver="hook"), [("d", "firing")])
+            # a state_dir change takes a restart: logged, the running settings stay
+            cfg = dict(cfg, state_dir=os.path.join(self.tmp.path, "elsewhere"))
+            self.reload(self.inst("cad"), 1, alerts=cfg)
+            wait_for(lambda: "restart redpulse to apply" in self.agent.log_text(), 5, what="restart needed logged")
+            self.assertTrue(self.firing("a", "Blocked"))
+        finally:
+            for b in blockers:
+                b.close()
+        self.assertEqual(self.agent.stop(), 0)
+
+
+if __name__ == "__main__":
+    unittest.main()
