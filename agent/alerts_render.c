@@ -204,6 +204,19 @@ static void html_escape(struct buf *b, const char *s)
         }
 }
 
+size_t alerts_firing_count(void)
+{
+    struct hub *h = alerts_hub;
+    if (!h)
+        return 0;
+    pthread_mutex_lock(&h->mu);
+    size_t firing = 0;
+    for (size_t i = 0; i < h->n_act; i++)
+        firing += h->act[i]->phase == AP_FIRING;
+    pthread_mutex_unlock(&h->mu);
+    return firing;
+}
+
 void alerts_render_landing(struct buf *b)
 {
     struct hub *h = alerts_hub;

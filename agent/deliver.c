@@ -381,13 +381,27 @@ void deliver_remap(struct hub *h)
 
 /* Changes that come together share one write of the state file. */
 #define SAVE_EVERY_S 0.05
+/* At stop, what is queued (and due within it) gets this long to go out;
+ * whatever is still undelivered then stays in the saved outbox. */
+#define STOP_GRACE_S 2.0
+
+/* After stop: a request in flight, or a notification due before stop_by. */
+static bool flushing(const struct hub *h, double now)
+{
+    if (now >= h->stop_by)
+        return false;
+    for (size_t r = 0; r < h->cfg->n_recv; r++)
+        if (D.att[r].reqs || (h->ob[r].n && h->ob[r].next_try < h->stop_by))
+            return true;
+    return false;
+}
 
 static void *thread_main(void *arg)
 {
     struct hub *h = arg;
     double last_save = 0;
     pthread_mutex_lock(&h->mu);
-    while (!h->stop) {
+    while (!h->stop || flushing(h, now_s())) {
         deliver_remap(h);
         double now = now_s();
         size_t kept = 0;
@@ -470,6 +484,7 @@ void deliver_stop(struct hub *h)
         return;
     pthread_mutex_lock(&h->mu);
     h->stop = true;
+    h->stop_by = now_s() + STOP_GRACE_S;
     pthread_mutex_unlock(&h->mu);
     curl_multi_wakeup(D.multi);
     pthread_join(D.th, NULL);

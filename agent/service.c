@@ -42,6 +42,7 @@ struct service {
     struct http_server *http;
     struct event *sig[3];
     struct event *watchdog;
+    struct event *status_tick; /* STATUS= refresh (firing alerts), under systemd */
     bool ready;                /* READY=1 sent */
     char status[96];           /* last STATUS= sent */
 };
@@ -85,7 +86,10 @@ static void on_poller_change(void *arg)
     bool round;
     poller_status(sv->poller, &up, &total, &round);
     char st[sizeof sv->status];
+    size_t firing = alerts_firing_count();
     snprintf(st, sizeof st, "%zu/%zu instances up%s", up, total, round ? "" : " (first polls running)");
+    if (firing)
+        snprintf(st + strlen(st), sizeof st - strlen(st), ", %zu alert%s firing", firing, firing == 1 ? "" : "s");
     round = round && discover_settled(); /* the set of instances is known */
     bool send_ready = round && !sv->ready && sv->http;
     if (strcmp(st, sv->status) == 0 && !send_ready)
@@ -98,6 +102,12 @@ static void on_poller_change(void *arg)
     } else {
         sdnotify_send("STATUS=%s", st);
     }
+}
+
+static void on_status_tick(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd, (void)what;
+    on_poller_change(arg);
 }
 
 static void on_watchdog(evutil_socket_t fd, short what, void *arg)
@@ -282,6 +292,11 @@ int service_run(const char *config_path, bool level_fixed)
     }
     sv.http_gen = cfg_gen_ref(sv.gen);
     reloadctl_open(sv.gen->hash); /* SIGHUP is handled from here on */
+    if (sdnotify_enabled()) { /* alerts change between the poller's up/down events */
+        sv.status_tick = event_new(sv.base, -1, EV_PERSIST, on_status_tick, &sv);
+        struct timeval one = {1, 0};
+        event_add(sv.status_tick, &one);
+    }
     uint64_t wd = sdnotify_watchdog_usec();
     if (wd) { /* fed from the loop itself, at half the interval systemd asked for */
         sv.watchdog = event_new(sv.base, -1, EV_PERSIST, on_watchdog, NULL);
@@ -311,6 +326,8 @@ out:
             event_free(sv.sig[i]);
     if (sv.watchdog)
         event_free(sv.watchdog);
+    if (sv.status_tick)
+        event_free(sv.status_tick);
     /* a bufferevent callback deferred when the loop stopped (a connect
      * that had just completed, or was refused, at SIGTERM) holds its
      * bufferevent although the conn is closed: one pass of the loop lets

@@ -193,5 +193,7 @@ void alerts_render_metrics(struct buf *b);
 void alerts_render_api(struct buf *b);
 void alerts_render_instance(struct buf *b, const char *instance);
 void alerts_render_landing(struct buf *b);
+/* Alerts firing now (0 when alerts are not started); any thread. */
+size_t alerts_firing_count(void);
 
 #endif

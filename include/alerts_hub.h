@@ -88,6 +88,7 @@ struct hub {
     uint64_t seq;
     bool dirty;            /* the state file is behind */
     bool stop;
+    double stop_by;        /* after stop: wall clock when the last flush gives up */
     char *state_path;      /* <state_dir>/alerts.json */
     int *recv_map;         /* a reload changed the receivers: [cfg->n_recv] the index each had
                             * in the delivery thread's view (-1: new), until it takes it in */

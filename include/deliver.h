@@ -22,8 +22,10 @@ struct hub;
 int deliver_start(struct hub *h);
 /* Wakes the thread: there is something to send or save. Any thread. */
 void deliver_wake(void);
-/* Stops the thread after a last save of the state file; in-flight requests
- * are abandoned (their notifications stay in the outbox). */
+/* Stops the thread: requests in flight and notifications due within 2 s
+ * (STOP_GRACE_S) get that long to go out, then a last save of the state
+ * file; what is still undelivered stays in the saved outbox. Blocks up to
+ * the grace. */
 void deliver_stop(struct hub *h);
 
 /* redpulse --test-receiver: sends one test notification to receiver name

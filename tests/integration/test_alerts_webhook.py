@@ -300,6 +300,37 @@ class WebhookDelivery(unittest.TestCase):
             self.assertEqual(a.stop(), 0)
             s.stop()
 
+    def test_stop_gives_pending_notifications_a_bounded_time(self):
+        """SIGTERM with a notification waiting out its retry: it goes out
+        before the agent exits, and the exit stays bounded."""
+        s = RedisServer(self.tmp.path, "r")
+        rec = Receiver()
+        state = os.path.join(self.tmp.path, "state")
+        cfg = {"builtin": False, "state_dir": state,
+               "receivers": [{"name": "late", "type": "webhook", "url": "http://127.0.0.1:%d/h" % rec.port,
+                              "timeout": "1s", "max_backoff": "2s"}],
+               "rules": [{"name": "Blocked", "figure": "info.clients.blocked_clients", "op": ">=", "threshold": 1}]}
+        a = Agent(self.tmp.path, [{"name": "r", "address": "127.0.0.1:%d" % s.port}],
+                  defaults={"interval": "500ms", "timeout": "300ms"}, extra={"alerts": cfg})
+        b = Blocker(s.port)
+        try:
+            # refused once: the notification waits (at most max_backoff) for its retry
+            wait_for(lambda: value(a.metrics(), "redpulse_notifications_total", receiver="late", result="failed") >= 1,
+                     10, what="the first attempt refused")
+            self.assertEqual(rec.delivered(), [])
+            rec.up()
+            t0 = time.monotonic()
+            self.assertEqual(a.stop(), 0, a.log_text())
+            took = time.monotonic() - t0
+            self.assertEqual([d[2] for d in rec.delivered()], ["firing"], "delivered during the stop")
+            self.assertLess(took, 6.0)  # HTTP drain (2 s) + the delivery grace (2 s), bounded
+            with open(os.path.join(state, "alerts.json")) as f:
+                self.assertEqual(json.load(f)["outbox"]["late"], [], "nothing left undelivered")
+        finally:
+            b.close()
+            rec.close()
+            s.stop()
+
     def test_corrupt_state_file_is_moved_aside(self):
         s = RedisServer(self.tmp.path, "r")
         state = os.path.join(self.tmp.path, "state")

@@ -80,13 +80,23 @@ class Notify(unittest.TestCase):
         self.redis.stop()
         self.tmp.cleanup()
 
-    def start(self, notify_socket):
+    def start(self, notify_socket, alerts=None):
         self.t0 = time.monotonic()
         insts = [{"name": "r", "address": "127.0.0.1:%d" % self.redis.port},
                  {"name": "hung", "address": "127.0.0.1:%d" % self.hang.port,
                   "timeout": "%dms" % (HANG_TIMEOUT * 1000)}]
+        # no built-in rules unless asked: STATUS= is compared to the letter
         return Agent(self.tmp.path, insts, defaults={"interval": "1s", "timeout": "500ms"},
+                     extra={"alerts": alerts or {"builtin": False}},
                      env={"NOTIFY_SOCKET": notify_socket, "WATCHDOG_USEC": str(WATCHDOG_USEC)}, log_level="info")
+
+    def test_status_counts_firing_alerts(self):
+        rule = {"name": "Reachable", "figure": "up", "op": "==", "threshold": 1}
+        ag = self.start(os.path.join(self.tmp.path, "notify.sock"), {"builtin": False, "rules": [rule]})
+        self.ns.first("STATUS=1/2 instances up, 1 alert firing")
+        self.redis.stop()  # no longer up: the alert resolves, STATUS says so within a second or two
+        self.ns.first("STATUS=0/2 instances up", time.monotonic())
+        self.assertEqual(ag.stop(), 0)
 
     def test_lifecycle(self):
         ag = self.start(os.path.join(self.tmp.path, "notify.sock"))
