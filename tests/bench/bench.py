@@ -213,13 +213,16 @@ def lateness_hist(base):
     return out
 
 
-def scale(n, servers, alerts=True):
+def scale(n, servers, alerts=True, advice=True):
     insts = [{"name": "i%05d" % k, "address": "127.0.0.1:%d" % servers[k % len(servers)]} for k in range(n)]
     # alerts: the built-in rule set, evaluated after every poll (the default)
-    al = {"state_dir": os.path.join(TMP, "state-%d-%d" % (n, alerts))}
+    al = {"state_dir": os.path.join(TMP, "state-%d-%d-%d" % (n, alerts, advice))}
     if not alerts:
         al["builtin"] = False
-    p, port = agent(insts, "10s", {"http": {"max_connections": 256}, "alerts": al})
+    extra = {"http": {"max_connections": 256}, "alerts": al}
+    if not advice:  # the write-tuning advisor (on by default)
+        extra["advice"] = {"enabled": False}
+    p, port = agent(insts, "10s", extra)
     base = "http://127.0.0.1:%d" % port
     # all instances connected and polled once (spread over the first 10 s)
     wait_for(lambda: get(base + "/readyz")[0] >= 0 and urllib.request.urlopen(base + "/readyz").status == 200,
@@ -253,7 +256,37 @@ def scale(n, servers, alerts=True):
     return res
 
 
+def cost_rows(n, servers):
+    """The cost of the built-in alert rules (issue 10: at most 10% more agent
+    CPU per poll, 2 KB more per instance) and of the advisor (issue 13: at
+    most 5% more CPU per poll) at n instances: the same run with each switched
+    off, in interleaved turns."""
+    runs = {"both on": [], "alerts off": [], "advice off": []}
+    rounds = int(os.environ.get("BENCH_COST_ROUNDS", ROUNDS))
+    for _ in range(rounds):
+        runs["both on"].append(scale(n, servers))
+        runs["alerts off"].append(scale(n, servers, alerts=False))
+        runs["advice off"].append(scale(n, servers, advice=False))
+    med = {k: (statistics.median(r["cpu_per"] for r in v), statistics.median(r["rss"] for r in v))
+           for k, v in runs.items()}
+    (on_c, on_r), (na_c, na_r), (nv_c, nv_r) = med["both on"], med["alerts off"], med["advice off"]
+    return ["Cost at %d instances (10 s interval, median of %d interleaved rounds, agent CPU per poll and RSS):"
+            " both on %.1f µs, %.1f MB; alert rules off %.1f µs, %.1f MB (the rules cost %+.1f%% CPU per poll,"
+            " %+.2f KB per instance); advisor off %.1f µs, %.1f MB (the advisor costs %+.1f%% CPU per poll,"
+            " %+.2f KB per instance)." % (
+                n, rounds, on_c * 1e6, on_r / 1024, na_c * 1e6, na_r / 1024, 100 * (on_c / na_c - 1),
+                (on_r - na_r) / n, nv_c * 1e6, nv_r / 1024, 100 * (on_c / nv_c - 1), (on_r - nv_r) / n)]
+
+
 def main():
+    if os.environ.get("BENCH_ONLY") == "cost":  # just the alert and advisor cost rows
+        n = int(os.environ.get("BENCH_SCALES", "10000").split()[-1])
+        servers = [free_port() for _ in range(4)]
+        for s in servers:
+            redis(s, maxclients=20000)
+        text = "\n".join(cost_rows(n, servers)) + "\n"
+        print(text)
+        return
     cores = os.cpu_count()
     out = ["# redpulse benchmark", "", "Machine: %d cores; %s. Command: `tests/bench/run.sh`." % (
         cores, time.strftime("%Y-%m-%d")), ""]
@@ -290,15 +323,7 @@ def main():
         per = (b["rss"] - a["rss"]) / (b["n"] - a["n"])
         out += ["", "Memory: %.1f KB per instance (RSS slope from %d to %d instances) over a base of %.1f MB." % (
             per, a["n"], b["n"], (a["rss"] - per * a["n"]) / 1024)]
-    # the cost of the built-in alert rules at the largest scale (issue 10:
-    # at most 10% more CPU per poll, 2 KB more per instance)
-    off = scale(scales[-1], servers, alerts=False)
-    on = res[-1]
-    out += ["", "Alert rules (the built-in set, evaluated after every poll) at %d instances: agent CPU per poll"
-            " %.1f µs with them, %.1f µs without (%+.1f%%); RSS %.1f MB with, %.1f MB without (%+.2f KB per"
-            " instance)." % (on["n"], on["cpu_per"] * 1e6, off["cpu_per"] * 1e6,
-                             100 * (on["cpu_per"] / off["cpu_per"] - 1), on["rss"] / 1024, off["rss"] / 1024,
-                             (on["rss"] - off["rss"]) / on["n"])]
+    out += [""] + cost_rows(scales[-1], servers)
     for r in res:
         if "m99" in r:
             out += ["", "/metrics with %d instances: %.1f MB plain, p99 %.1f ms; %.1f MB gzip, p99 %.1f ms." % (

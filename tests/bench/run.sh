@@ -8,7 +8,9 @@
 #      interval: CPU, RSS per instance, poll lateness, /scrape and /metrics
 #      latency and size.
 # Results go to stdout and tests/bench/results.md. BENCH_SCALES overrides the
-# instance counts, e.g. BENCH_SCALES="1000" for a quick run.
+# instance counts, e.g. BENCH_SCALES="1000" for a quick run. BENCH_ONLY=cost
+# measures only the cost of the alert rules and of the advisor at the largest
+# scale (each switched off in turn; BENCH_COST_ROUNDS rounds, default 3).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 . packaging/deps.sh
