@@ -24,7 +24,7 @@ static redisReply *load_reply(const char *name)
     void *reply = NULL;
     ck_assert_int_eq(redisReaderGetReply(r, &reply), REDIS_OK);
     ck_assert_ptr_nonnull(reply);
-    redisReaderFree(r);
+    resp_reader_free(r);
     free(raw);
     return reply;
 }
