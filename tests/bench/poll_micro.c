@@ -91,7 +91,7 @@ int main(int argc, char **argv)
             now += 100000;
             derive(prev[k], now - 100000, s, now, st.last_poll_ts, classify, NULL, &d);
             uint64_t ta = now_mono_us();
-            alerts_after_poll(&slots[k], &acfg->instances[k], k, &st, s, &d, NULL);
+            alerts_after_poll(&slots[k], &acfg->instances[k], &st, s, &d, NULL);
             uint64_t t2 = now_mono_us();
             struct render_input in = {&cfg, pre.p, s, &st, raw, &d, NULL, NULL, &scratch, NULL};
             struct frag *fr = render_frag(&in);
