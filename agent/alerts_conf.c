@@ -19,7 +19,9 @@
 #include "util.h"
 
 /* JSON paths in messages are cut at their buffer's size, on purpose */
+#if defined(__GNUC__) && !defined(__clang__) /* clang has no such warning */
 #pragma GCC diagnostic ignored "-Wformat-truncation"
+#endif
 
 static const struct conf_opt rule_opts[] = {
     {"name", OT_STRING, 0, 0},

@@ -14,7 +14,9 @@
 #include "util.h"
 
 /* timestamps are cut at the caller's buffer size, on purpose */
+#if defined(__GNUC__) && !defined(__clang__) /* clang has no such warning */
 #pragma GCC diagnostic ignored "-Wformat-truncation"
+#endif
 
 void notify_time(char *out, size_t len, double t)
 {
