@@ -364,19 +364,32 @@ class BasicAuth(unittest.TestCase):
         # checks run off the HTTP threads (each scrape reads the number of
         # checks running or queued, to keep only those that overlapped)
         c = http.client.HTTPConnection("127.0.0.1", self.agent.port, timeout=30, source_address=("127.0.1.1", 0))
-        overlapped = []
-        for _ in range(200):
+
+        def scrape():
             t0 = time.perf_counter()
             c.request("GET", "/metrics", headers=basic("prometheus", "prom-secret-pw"))
             r = c.getresponse()
             body = r.read()
             dt = time.perf_counter() - t0
             self.assertEqual(r.status, 200)
-            pending = parse_prom(body.decode())[("redpulse_http_bcrypt_pending", ())]
-            if pending < 2:
-                break
-            overlapped.append(dt)
-        c.close()
+            return dt, parse_prom(body.decode())[("redpulse_http_bcrypt_pending", ())]
+        try:
+            # the 40 requests may still be on their way in: wait until the
+            # checks are queued (without this, a scrape answered first finds
+            # none pending and measures nothing)
+            wait_for(lambda: scrape()[1] >= 2, 10, step=0.002, what="the checks running and queued")
+            overlapped = []
+            for _ in range(200):
+                dt, pending = scrape()
+                if pending < 2:
+                    break
+                overlapped.append(dt)
+        except BaseException:
+            for sk in socks:  # no queue left full for the tests after this one
+                sk.close()
+            raise
+        finally:
+            c.close()
         self.assertGreaterEqual(len(overlapped), 5)
         self.assertLess(statistics.median(overlapped), 0.020, overlapped)
         answers = []
