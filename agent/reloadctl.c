@@ -276,8 +276,11 @@ int reloadctl_client(const char *pid_arg, const char *timeout_arg)
         }
         wait_change(ino, left);
     }
-    /* a reload running now may have read the file before we were started */
-    uint64_t want = st.seq + 1 + (st.running ? 1 : 0);
+    /* The daemon numbers a reload when it begins. Done at seq S: the next
+     * one, S + 1, begins after now. Running S (it may have read the file
+     * before we were started): the next one, S + 1, begins after it ends.
+     * Our SIGHUP may be folded into that next one with other clients'. */
+    uint64_t want = st.seq + 1;
     /* 2. the signal */
     if (kill((pid_t)pid, SIGHUP) != 0) {
         fprintf(stderr, "redpulse: cannot signal process %ld: %s\n", pid, strerror(errno));
