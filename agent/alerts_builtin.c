@@ -52,14 +52,14 @@ const char alerts_builtin_json[] =
              "{{ $target }}: memory fragmentation is high by MEMORY DOCTOR's rule")
     "," RULE("RedisMainThreadBusy", "derived.cpu.main_thread_ratio", ">", "0.9", "5m", "warning",
              "{{ $target }}: the main thread uses {{ $value }} of a core")
-    "," RULE("RedisSlowFork", "derived.fork.latest_fork_seconds_per_rss_gigabyte", ">", "0.1", "0s", "warning",
+    "," RULE("RedisSlowFork", "computed.fork_seconds_per_gigabyte_over_10ms", ">", "0.1", "0s", "warning",
              "{{ $target }}: the latest fork took {{ $value }}s per GB of RSS")
     "," RULE("RedisReplicaLag", "derived.replication.max_replica_lag_bytes", ">", "10485760", "1m", "warning",
              "{{ $target }}: a replica lags {{ $value }} bytes behind")
     "," RULE("RedisMasterLinkDown", "computed.master_link_down", "==", "1", "1m", "critical",
              "{{ $target }}: the link to its master is down")
-    "," RULE("RedisNoGoodReplicas", "info.replication.min_slaves_good_slaves", "<", "1", "1m", "critical",
-             "{{ $target }}: min-replicas-to-write is set and no replica is good: writes are refused")
+    "," RULE("RedisNoGoodReplicas", "computed.good_replicas_missing", ">", "0", "1m", "critical",
+             "{{ $target }}: {{ $value }} fewer good replicas than min-replicas-to-write: writes are refused")
     "," RULEK("RedisRejectedConnections", "increase(info.stats.rejected_connections)", ">", "0", "0s", "5m", "warning",
              "{{ $target }} rejected {{ $value }} connections (maxclients) in the last interval")
     ",{\"name\":\"RedisWriteThroughputDrop\",\"figure\":\"derived.throughput.write_commands_per_second\","

@@ -292,6 +292,23 @@ static double computed(enum fig_computed id, const struct rule_input *in)
             return 0;
         return in->d->v[DV_USED_MEMORY_RATIO];
     }
+    case FC_GOOD_REPLICAS_MISSING: {
+        /* min-replicas-to-write minus the good replicas; 0 with it off */
+        double want = in->cv && in->cv->have ? in->cv->num[CFGP_MIN_REPLICAS_TO_WRITE] : NAN;
+        if (isnan(want) || want <= 0 || !is_role(s, "master"))
+            return isnan(want) ? NAN : 0;
+        double good = info_num(s, INFO_MIN_SLAVES_GOOD_SLAVES);
+        return isnan(good) ? NAN : want > good ? want - good : 0;
+    }
+    case FC_SLOW_FORK: {
+        /* seconds per GB of RSS, for forks that stall at least 10 ms: an
+         * instance of a few MB forks in a few hundred µs, which is nothing,
+         * however large its per-GB figure */
+        double fork = info_num(s, INFO_LATEST_FORK_USEC); /* in seconds */
+        if (isnan(fork))
+            return NAN;
+        return fork >= 0.010 ? in->d->v[DV_FORK_SECONDS_PER_GB] : 0;
+    }
     default: return NAN;
     }
 }

@@ -45,7 +45,9 @@ enum fig_kind {
     X(SAVE_OVERDUE, "save_overdue_seconds", "s")                                                       \
     X(MASTER_LINK_DOWN, "master_link_down", "")                                                         \
     X(MEM_NOEVICTION, "used_memory_ratio_noeviction", "")                                               \
-    X(MEM_EVICTING, "used_memory_ratio_evicting", "")
+    X(MEM_EVICTING, "used_memory_ratio_evicting", "")                                                   \
+    X(GOOD_REPLICAS_MISSING, "good_replicas_missing", "")                                               \
+    X(SLOW_FORK, "fork_seconds_per_gigabyte_over_10ms", "s/GB")
 
 enum fig_computed {
 #define X(id, name, unit) FC_##id,

@@ -146,6 +146,45 @@ class AlertsAlertmanager(unittest.TestCase):
             self.assertEqual(a.stop(), 0)  # clean exit (and no leaks in the sanitizer build)
             s.stop()
 
+    def test_no_good_replicas_against_min_replicas_to_write(self):
+        # a master that wants 2 good replicas and has none: 2 missing, and
+        # its writes are refused with NOREPLICAS, each its own alert
+        s = RedisServer(self.tmp.path, "mr", ["--min-replicas-to-write", "2"])
+        a = Agent(self.tmp.path, [{"name": "mr", "address": "127.0.0.1:%d" % s.port}],
+                  defaults={"interval": "1s", "timeout": "500ms", "config_interval": "1s"},
+                  extra={"alerts": {
+                      "state_dir": os.path.join(self.tmp.path, "state"),
+                      "receivers": [{"name": "am", "type": "alertmanager", "resend_interval": "2s",
+                                     "urls": ["http://127.0.0.1:%d/" % self.am.port]}],
+                      "rules": [{"name": "RedisNoGoodReplicas", "for": "0s"}]}})
+
+        def firing(name):
+            for x in json.loads(a.get("/api/v1/alerts")[2])["alerts"]:
+                if x["alertname"] == name and x["state"] == "firing":
+                    return x
+            return None
+
+        try:
+            got = wait_for(lambda: firing("RedisNoGoodReplicas"), 3 * INTERVAL + 2.0, what="RedisNoGoodReplicas")
+            self.assertEqual(got["value"], 2)
+            wait_for(lambda: self.am.find("RedisNoGoodReplicas", "mr"), 3 * INTERVAL + 1.0,
+                     what="RedisNoGoodReplicas in Alertmanager")
+            c = s.client()
+            with self.assertRaises(RuntimeError) as e:
+                c.cmd("SET", "k", "v")
+            self.assertIn("NOREPLICAS", str(e.exception))
+            wait_for(lambda: firing("RedisWritesRefusedNoreplicas"), 3 * INTERVAL + 1.0,
+                     what="RedisWritesRefusedNoreplicas")
+            # the setting off: nothing missing, the alert resolves
+            c.cmd("CONFIG", "SET", "min-replicas-to-write", "0")
+            wait_for(lambda: firing("RedisNoGoodReplicas") is None, 3 * INTERVAL + 2.0,
+                     what="RedisNoGoodReplicas resolved")
+            c.cmd("SET", "k", "v")
+            c.close()
+        finally:
+            self.assertEqual(a.stop(), 0)
+            s.stop()
+
 
 if __name__ == "__main__":
     unittest.main()

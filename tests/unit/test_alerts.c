@@ -17,6 +17,7 @@
 #include "alerts_hub.h"
 #include "outcome.h"
 #include "render.h"
+#include "collect.h"
 #include "config.h"
 #include "derive.h"
 #include "info.h"
@@ -346,6 +347,70 @@ START_TEST(figures_from_captured_info)
     ck_assert_int_lt(figure_parse("config.save", &f, why, sizeof why), 0); /* not numeric */
     derived_clear(&d);
     info_sample_free(s);
+}
+END_TEST
+
+/* CONFIG GET as it would arrive: "name", "value", ... */
+static void config_reply(struct config_values *cv, const char *const *kv)
+{
+    redisReply *el[16], r[16];
+    size_t n = 0;
+    for (; kv[n]; n++) {
+        r[n] = (redisReply){.type = REDIS_REPLY_STRING, .str = (char *)kv[n], .len = strlen(kv[n])};
+        el[n] = &r[n];
+    }
+    redisReply arr = {.type = REDIS_REPLY_ARRAY, .elements = n, .element = el};
+    ck_assert_int_ge(collect_config_reply(cv, &arr), 1);
+}
+
+static double computed_on(const char *fig, const char *info_text, const char *const *kv)
+{
+    struct info_sample *s = info_parse(info_text, strlen(info_text));
+    struct derived d;
+    derive(NULL, 0, s, 1000000, 1e9, NULL, NULL, &d);
+    struct config_values cv = {0};
+    if (kv)
+        config_reply(&cv, kv);
+    struct rule_input in = {true, s, &d, kv ? &cv : NULL};
+    struct figure f;
+    char why[256];
+    ck_assert_int_eq(figure_parse(fig, &f, why, sizeof why), 0);
+    double prev = NAN;
+    double v = figure_value(&f, &in, &prev);
+    figure_clear(&f);
+    config_values_clear(&cv);
+    derived_clear(&d);
+    info_sample_free(s);
+    return v;
+}
+
+START_TEST(good_replicas_against_min_replicas_to_write)
+{
+    const char *one_good = "# Replication\r\nrole:master\r\nconnected_slaves:2\r\nmin_slaves_good_slaves:1\r\n";
+    const char *const want2[] = {"min-replicas-to-write", "2", NULL};
+    const char *const want1[] = {"min-replicas-to-write", "1", NULL};
+    const char *const off[] = {"min-replicas-to-write", "0", NULL};
+    const char *fig = "computed.good_replicas_missing";
+    ck_assert(computed_on(fig, one_good, want2) == 1); /* one short: writes refused */
+    ck_assert(computed_on(fig, one_good, want1) == 0);
+    ck_assert(computed_on(fig, one_good, off) == 0);
+    ck_assert(isnan(computed_on(fig, one_good, NULL))); /* setting unknown: no verdict */
+    const char *replica = "# Replication\r\nrole:slave\r\nmaster_link_status:up\r\n";
+    ck_assert(computed_on(fig, replica, want2) == 0);
+}
+END_TEST
+
+START_TEST(slow_fork_ignores_short_forks)
+{
+    const char *fig = "computed.fork_seconds_per_gigabyte_over_10ms";
+    /* 0.8 ms for 4 MB is 0.2 s/GB, yet stalls nothing */
+    ck_assert(computed_on(fig, "# Memory\r\nused_memory_rss:4194304\r\n# Stats\r\nlatest_fork_usec:800\r\n",
+                          NULL) == 0);
+    /* 300 ms for 2 GB: 0.15 s/GB */
+    double v = computed_on(fig, "# Memory\r\nused_memory_rss:2147483648\r\n# Stats\r\nlatest_fork_usec:300000\r\n",
+                           NULL);
+    ck_assert(fabs(v - 0.15) < 1e-9);
+    ck_assert(isnan(computed_on(fig, "# Memory\r\nused_memory_rss:4194304\r\n", NULL)));
 }
 END_TEST
 
@@ -749,6 +814,8 @@ int main(void)
     tcase_add_test(tc, missing_data_is_not_recovery);
     tcase_add_test(tc, figures_from_captured_info);
     tcase_add_test(tc, restart_of_redis_continues);
+    tcase_add_test(tc, good_replicas_against_min_replicas_to_write);
+    tcase_add_test(tc, slow_fork_ignores_short_forks);
     tcase_add_test(tc, relative_drop);
     tcase_add_test(tc, webhook_payload_v4);
     tcase_add_test(tc, agent_restart_from_state_file);
