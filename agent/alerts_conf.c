@@ -731,11 +731,16 @@ void alerts_plan_compile(const struct alerts_cfg *a, const struct instance_cfg *
     *pl = (struct alert_plan){NULL, 0, 0};
     if (!ic->name)
         return;
+    size_t n = 0;
+    for (size_t r = 0; r < a->n_rules; r++)
+        n += a->rules[r].enabled && rule_applies(&a->rules[r], ic);
+    if (!n)
+        return;
+    pl->e = xmalloc(n * sizeof *pl->e); /* one block: it lives as long as the instance */
     for (size_t r = 0; r < a->n_rules; r++) {
         const struct alert_rule *ru = &a->rules[r];
         if (!ru->enabled || !rule_applies(ru, ic))
             continue;
-        pl->e = xrealloc(pl->e, (pl->n + 1) * sizeof *pl->e);
         pl->e[pl->n].rule = (uint32_t)r;
         pl->e[pl->n].slot = ru->fig.increase || ru->p.drop_below > 0 ? (int32_t)pl->n_slots++ : -1;
         pl->e[pl->n].threshold = ru->p.threshold;
@@ -744,14 +749,6 @@ void alerts_plan_compile(const struct alerts_cfg *a, const struct instance_cfg *
                 pl->e[pl->n].threshold = ru->over[o].threshold;
         pl->n++;
     }
-}
-
-static void compile_plans(struct alerts_cfg *a, const struct config *cfg)
-{
-    a->n_plans = cfg->n_instances;
-    a->plans = xcalloc(a->n_plans ? a->n_plans : 1, sizeof *a->plans);
-    for (size_t i = 0; i < cfg->n_instances; i++)
-        alerts_plan_compile(a, &cfg->instances[i], &a->plans[i]);
 }
 
 /* FNV-1a 64 of the section's text as parsed: equal hashes, same settings. */
@@ -918,7 +915,6 @@ struct alerts_cfg *alerts_cfg_parse(struct conf_ctx *c, const cJSON *node, const
         alerts_cfg_free(a);
         return NULL;
     }
-    compile_plans(a, cfg);
     a->src_hash = section_hash(node);
     return a;
 }
@@ -958,8 +954,5 @@ void alerts_cfg_free(struct alerts_cfg *a)
         free(a->sil[i].comment);
     }
     free(a->sil);
-    for (size_t i = 0; i < a->n_plans; i++)
-        free(a->plans[i].e);
-    free(a->plans);
     free(a);
 }

@@ -110,8 +110,6 @@ struct alerts_cfg {
     size_t n_routes;
     struct alert_silence *sil;
     size_t n_sil;
-    struct alert_plan *plans; /* [n_instances], in the order of config->instances */
-    size_t n_plans;
     uint64_t src_hash;     /* of the section's JSON text: a reload compares it */
 };
 

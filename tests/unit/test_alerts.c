@@ -63,8 +63,12 @@ START_TEST(builtin_set_loads)
     ck_assert_str_eq(a->state_dir, "/var/lib/redpulse");
     ck_assert_uint_ge(a->n_rules, 20);
     ck_assert_uint_eq(a->n_enabled, a->n_rules);
-    ck_assert_uint_eq(a->n_plans, 2);
-    ck_assert_uint_eq(a->plans[0].n, a->n_rules); /* every built-in applies everywhere */
+    struct alert_plan pl;
+    for (size_t i = 0; i < c->n_instances; i++) {
+        alerts_plan_compile(a, &c->instances[i], &pl);
+        ck_assert_uint_eq(pl.n, a->n_rules); /* every built-in applies everywhere */
+        free(pl.e);
+    }
     const struct alert_rule *down = rule_named(a, "RedisDown");
     ck_assert_ptr_nonnull(down);
     ck_assert_int_eq(down->fig.kind, FIG_UP);
@@ -102,13 +106,18 @@ START_TEST(overrides_and_plans)
     ck_assert(!rule_named(a, "RedisKeysEvicted")->enabled);
     ck_assert_uint_eq(a->n_enabled, a->n_rules - 1);
     /* cache-1: every enabled rule including Mine; cache-2: not Mine */
-    ck_assert_uint_eq(a->plans[0].n, a->n_enabled);
-    ck_assert_uint_eq(a->plans[1].n, a->n_enabled - 1);
-    uint32_t mem = (uint32_t)(rule_named(a, "RedisMemoryHigh") - a->rules);
+    struct alert_plan pl[2];
     for (int i = 0; i < 2; i++)
-        for (size_t k = 0; k < a->plans[i].n; k++)
-            if (a->plans[i].e[k].rule == mem)
-                ck_assert(a->plans[i].e[k].threshold == (i == 0 ? 0.8 : 0.95));
+        alerts_plan_compile(a, &c->instances[i], &pl[i]);
+    ck_assert_uint_eq(pl[0].n, a->n_enabled);
+    ck_assert_uint_eq(pl[1].n, a->n_enabled - 1);
+    uint32_t mem = (uint32_t)(rule_named(a, "RedisMemoryHigh") - a->rules);
+    for (int i = 0; i < 2; i++) {
+        for (size_t k = 0; k < pl[i].n; k++)
+            if (pl[i].e[k].rule == mem)
+                ck_assert(pl[i].e[k].threshold == (i == 0 ? 0.8 : 0.95));
+        free(pl[i].e);
+    }
     config_free(c);
     /* builtin: false leaves only the configured rules */
     c = parse("{" INST ", \"alerts\": {\"builtin\": false, \"rules\": [{\"name\": \"X\", \"figure\": \"up\", "
