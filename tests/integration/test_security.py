@@ -465,7 +465,9 @@ class MixedCostTiming(unittest.TestCase):
                 for u in users:
                     samples[u].append(refusal_time(u, i + 1))
             times = {u: statistics.median(samples[u]) for u in users}
-            self.assertLess(max(times.values()) / min(times.values()), 4, times)
+            # unpadded, the cheap user's refusals come 64x sooner; 8 leaves
+            # room for a loaded machine's noise in medians of 7
+            self.assertLess(max(times.values()) / min(times.values()), 8, times)
             self.assertEqual(a.stop(), 0)
             redis.stop()
         finally:
