@@ -22,8 +22,8 @@ import sys
 import time
 import urllib.request
 
-from benchlib import (TMP, cleanup, collectd, cpu_s, exporter, free_port, get, info, pct, redis, redis_cpu, redpulse,
-                      rss_kib, samples, wait_for)
+from benchlib import (TMP, cleanup, collectd, cpu_s, exporter, free_port, free_ports, get, info, pct, redis,
+                      redis_cpu, redpulse, rss_kib, samples, wait_for)
 
 BIN, OUT = sys.argv[1], sys.argv[2]
 QUICK = os.environ.get("BENCH_QUICK") == "1"
@@ -285,7 +285,7 @@ def cost(n, servers, on=None):
 
 
 def scale_section(scales):
-    servers = [free_port() for _ in range(4)]
+    servers = free_ports(4)
     srv = [redis(s, maxclients=20000) for s in servers]
     fig = {}
     last = None
@@ -316,7 +316,7 @@ def one_run(scales):
         srv = [redis(one)]
         fig.update(peers("n10", [("r%03d" % k, one) for k in range(10)]))
         fig.update(peers("n200", [("r%03d" % k, one) for k in range(200)]))
-        ports = [free_port() for _ in range(10)]
+        ports = free_ports(10)
         srv += [redis(pt) for pt in ports]
         fig.update(peers("s10", [("r%03d" % k, pt) for k, pt in enumerate(ports)], interval=0.1))
         for s in srv:
@@ -510,7 +510,7 @@ def report(runs, scales):
 def main():
     scales = [int(x) for x in os.environ.get("BENCH_SCALES", "1000" if QUICK else "1000 10000").split()]
     if os.environ.get("BENCH_ONLY") == "cost":  # just the alert and advisor cost rows
-        servers = [free_port() for _ in range(4)]
+        servers = free_ports(4)
         for s in servers:
             redis(s, maxclients=20000)
         f = cost(scales[-1], servers)

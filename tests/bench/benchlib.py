@@ -72,8 +72,19 @@ def redis(port, maxclients=10000):
     os.makedirs(d, exist_ok=True)
     p = start(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
                "--dir", d, "--maxclients", str(maxclients), "--logfile", os.path.join(d, "log")])
-    wait_for(lambda: Resp(port).cmd("PING") == "PONG", 10, what="redis")
+    # the server answering is this one (not another run's on a port taken meanwhile)
+    wait_for(lambda: p.poll() is None and info(port)["process_id"] == str(p.pid), 10, what="redis on %d" % port)
     return p
+
+
+def free_ports(n):
+    """n distinct free loopback ports (free_port() alone may repeat one)."""
+    out = []
+    while len(out) < n:
+        pt = free_port()
+        if pt not in out:
+            out.append(pt)
+    return out
 
 
 def info(port):

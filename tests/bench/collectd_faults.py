@@ -14,8 +14,9 @@ reading the same redis-servers every 1 s (run.sh with BENCH_ONLY=faults):
     first read served that comes from the new server (uptime restarted).
 (c) wrong values: 200 instance names on 100 redis-servers (two names each)
     whose values differ: server k has k idle connections of this script on
-    it (connected_clients = k + a base common to all), and the servers are
-    started in four batches 3 s apart (uptime). Every distinct read served in
+    it (connected_clients, read by this script before and after the watch,
+    differs from server to server), and the servers are
+    started in four batches 6 s apart (uptime). Every distinct read served in
     20 s (a new timestamp) is checked against its own server's values;
     a value that is another server's is counted. A swap between the two
     names of one server is invisible (1 in 199 of random swaps).
@@ -29,7 +30,7 @@ import sys
 import threading
 import time
 
-from benchlib import Resp, cleanup, collectd, free_port, get, redis, redpulse, wait_for, start, TMP  # noqa: F401
+from benchlib import Resp, cleanup, collectd, free_ports, get, redis, redpulse, wait_for
 
 BIN = sys.argv[1]
 OUT = sys.argv[2] if len(sys.argv) > 2 else None
@@ -129,8 +130,9 @@ def start_both(nodes, every):
 
 
 def hung_and_outage(out):
-    healthy = [("h%d" % k, free_port()) for k in range(10)]
-    hung = [("p%d" % k, free_port()) for k in range(5)]
+    ports = free_ports(15)
+    healthy = [("h%d" % k, ports[k]) for k in range(10)]
+    hung = [("p%d" % k, ports[10 + k]) for k in range(5)]
     servers = {port: redis(port) for _, port in healthy + hung}
     procs, scr = start_both(healthy + hung, 0.1)
     time.sleep(4)
@@ -165,32 +167,45 @@ def hung_and_outage(out):
             "| longest time /metrics serves no Redis series | %.1f s | %.1f s |" % (
                 fig["rp"]["noseries"], fig["cd"]["noseries"]),
             "| slowest /metrics answer meanwhile | %.3f s | %.3f s |" % (fig["rp"]["maxlat"], fig["cd"]["maxlat"]), ""]
-    # (b) one healthy server down for 20 s
-    name, port = healthy[0]
+    # (b) five healthy servers down for 20 s, started again together
+    down = healthy[:5]
     time.sleep(3)
-    servers[port].terminate()
-    servers[port].wait()
+    for _, port in down:
+        servers[port].terminate()
+        servers[port].wait()
     time.sleep(20)
     t_start = time.time()
-    servers[port] = redis(port)
-    t_up = time.time()
+    for _, port in down:
+        servers[port] = redis(port)
+    t_up = {}
+    for name, port in down:  # each one's return: its first PING answered
+        wait_for(lambda: Resp(port).cmd("PING") == "PONG", 10, step=0.01, what="redis back")
+        t_up[name] = time.time()
     time.sleep(20)
     for s in scr.values():
         s.finish()
-    out += ["## (b) one server stopped for 20 s, then started again on its port", "",
+    out += ["## (b) five servers stopped for 20 s, then started again on their ports", "",
             "| figure | redpulse | collectd |", "|---|---|---|"]
-    delay = {}
+    delays = {}
     for who, s in scr.items():
-        first = None
-        for t, _, _, inst in s.rows:
-            d = inst.get(name)
-            if d and "ts" in d and "uptime" in d and d["ts"] > t_start and d["uptime"] <= d["ts"] - t_start + 2:
-                first = d["ts"]
-                break
-        delay[who] = None if first is None else first - t_up
-    f = lambda x: "none in 20 s" if x is None else "%.1f s" % x  # noqa: E731
-    out += ["| delay from the server's return (first PING answered) to the first read of it served | %s | %s |" % (
-        f(delay["rp"]), f(delay["cd"])), ""]
+        delays[who] = []
+        for name, _ in down:
+            first = None
+            for t, _, _, inst in s.rows:
+                d = inst.get(name)
+                if d and "ts" in d and "uptime" in d and d["ts"] > t_start and d["uptime"] <= d["ts"] - t_start + 2:
+                    first = d["ts"]
+                    break
+            delays[who].append(None if first is None else first - t_up[name])
+    f = lambda xs: ", ".join("none in 20 s" if x is None else "%.1f s" % x for x in xs)  # noqa: E731
+    m = lambda xs: "-" if None in xs else "%.1f s (%.1f–%.1f)" % (  # noqa: E731
+        statistics.median(xs), min(xs), max(xs))
+    out += ["| delay from a server's return (first PING answered) to the first read of it served: median (range)"
+            " | %s | %s |" % (m(delays["rp"]), m(delays["cd"])),
+            "| the five delays | %s | %s |" % (f(delays["rp"]), f(delays["cd"])), "",
+            "redpulse retries a failed instance with an exponential backoff capped at 8 intervals (±20% jitter);"
+            " collectd doubles a failing read callback's interval (up to its `MaxReadInterval`, 86400 s by"
+            " default).", ""]
     for p in procs:
         p.terminate()
         p.wait()
@@ -201,11 +216,11 @@ def hung_and_outage(out):
 
 def wrong_values(out):
     nserv, per, watch = 100, 2, 20
-    ports = [free_port() for _ in range(nserv)]
+    ports = free_ports(nserv)
     servers = []
-    for b in range(4):  # four batches 3 s apart: uptimes that differ between batches
+    for b in range(4):  # four batches 6 s apart: uptimes that differ between batches
         if b:
-            time.sleep(3)
+            time.sleep(6)
         servers += [redis(pt) for pt in ports[b * nserv // 4:(b + 1) * nserv // 4]]
     # each server's start (wall clock), from its own uptime
     start_at = {}
@@ -220,40 +235,62 @@ def wrong_values(out):
             idle.append(socket.create_connection(("127.0.0.1", pt)))
     nodes = [("i%03d" % (k * per + j), pt) for k, pt in enumerate(ports) for j in range(per)]
     port_of = dict(nodes)
-    index = {pt: k for k, pt in enumerate(ports)}
     procs, scr = start_both(nodes, 0.25)
     time.sleep(5)
+
+    def clients():  # each server's connected_clients, this INFO's own connection left out
+        out = {}
+        for pt in ports:
+            c = Resp(pt)
+            out[pt] = int(c.info()["connected_clients"]) - 1
+            c.close()
+        return out
+
+    before = clients()
+    t_watch = time.time()
     for s in scr.values():
         s.start()
     time.sleep(watch)
     for s in scr.values():
         s.finish()
+    after = clients()
+    owner = {}  # a connected_clients value -> the servers that had it
+    for pt in ports:
+        for v in {before[pt], after[pt]}:
+            owner.setdefault(v, set()).add(pt)
     out += ["## (c) 200 instance names on 100 redis-servers, every distinct read served in %d s checked" % watch, "",
             "| figure | redpulse | collectd |", "|---|---|---|"]
     res = {}
     for who, s in scr.items():
         rd = reads(s.rows, [n for n, _ in nodes])
-        # connected_clients = k + base: base is the same on every server (the two agents' connections)
-        base = statistics.mode(int(d["clients"]) - index[port_of[n]] for (n, _), d in rd.items() if "clients" in d)
         up_wrong = up_other = cl_wrong = cl_other = 0
+        bad = []  # the wrong values themselves
         for (n, ts), d in rd.items():
-            k = index[port_of[n]]
-            if "clients" in d and int(d["clients"]) - base != k:
+            pt = port_of[n]
+            if "clients" in d and int(d["clients"]) not in (before[pt], after[pt]):
+                if os.environ.get("FAULTS_DEBUG"):
+                    print(who, n, "clients", int(d["clients"]), before[pt], after[pt], ts - t_watch, file=sys.stderr)
                 cl_wrong += 1
-                cl_other += 0 <= int(d["clients"]) - base < nserv
+                bad.append("connected_clients %d" % d["clients"])
+                cl_other += bool(owner.get(int(d["clients"]), set()) - {pt})
             if "uptime" in d:
-                exp = ts - start_at[port_of[n]]
-                if abs(d["uptime"] - exp) > 1.5:
+                exp = ts - start_at[pt]
+                if abs(d["uptime"] - exp) > 2.5:
+                    if os.environ.get("FAULTS_DEBUG"):
+                        print(who, n, "uptime", d["uptime"], exp, ts - t_watch, file=sys.stderr)
                     up_wrong += 1
-                    up_other += any(abs(d["uptime"] - (ts - start_at[pt])) <= 1.5 for pt in ports)
-        res[who] = (len(rd), up_wrong, up_other, cl_wrong, cl_other)
+                    bad.append("uptime %d (own: %.0f)" % (d["uptime"], exp))
+                    up_other += any(abs(d["uptime"] - (ts - start_at[pt])) <= 2.5 for pt in ports)
+        res[who] = (len(rd), up_wrong, up_other, cl_wrong, cl_other, ", ".join(bad[:8]) or "none")
     out += ["| distinct reads served (200 instances × ~%d s) | %d | %d |" % (watch, res["rp"][0], res["cd"][0]),
             "| uptime values not their own server's (of which another server's) | %d (%d) | %d (%d) |" % (
                 res["rp"][1], res["rp"][2], res["cd"][1], res["cd"][2]),
             "| connected_clients values not their own server's (of which another server's) | %d (%d) | %d (%d) |" % (
                 res["rp"][3], res["rp"][4], res["cd"][3], res["cd"][4]),
-            "", "Uptime tells apart only servers of different start batches (3 s apart) or started more than"
-            " 1.5 s apart; connected_clients tells apart any two servers.", ""]
+            "| the wrong values served (up to 8) | %s | %s |" % (res["rp"][5], res["cd"][5]),
+            "", "A value is its own server's when it is what that server had at the read's time: connected_clients"
+            " exactly, uptime within 2.5 s (the read's timestamp is not the instant of INFO). Uptime tells apart"
+            " only servers of different start batches (6 s apart); connected_clients tells apart any two servers.", ""]
     for s in idle:
         s.close()
     for p in procs:
