@@ -113,9 +113,10 @@ def head_to_head():
     ex.update(m50=pct(lat, 50), m99=pct(lat, 99))
     p.terminate()
     p.wait()
-    lat_s = [get("http://127.0.0.1:%d/scrape?target=redis://127.0.0.1:%d" % (eport, rport))[0] for _ in range(N_LAT)]
-    ex.update(s50=pct(lat_s, 50), s99=pct(lat_s, 99), rss=rss_kib(e.pid),
-              samples=samples(get("http://127.0.0.1:%d/metrics" % eport)[1], ""))
+    surl = "http://127.0.0.1:%d/scrape?target=redis://127.0.0.1:%d" % (eport, rport)
+    lat_s = [get(surl)[0] for _ in range(N_LAT)]
+    # samples: one /scrape?target= answer (its /metrics adds the exporter's own Go runtime series)
+    ex.update(s50=pct(lat_s, 50), s99=pct(lat_s, 99), rss=rss_kib(e.pid), samples=samples(get(surl)[1], ""))
     e.terminate()
     e.wait()
     # scrape latency and RSS with the instance configured once
@@ -394,7 +395,14 @@ def report(runs, scales):
            " figure is itself the median of %d interleaved rounds. Wall time per run: %s." % (
                os.cpu_count(), time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), n,
                ", BENCH_QUICK=1: short windows, figures are noise" if QUICK else "", spread, ROUNDS,
-               ", ".join("%.0f s" % r["secs"] for r in runs)), ""]
+               ", ".join("%.0f s" % r["secs"] for r in runs)), "",
+           "Trimmed so that one whole run takes about 11 minutes and three fit in about 35: measured windows of"
+           " %.0f s at 100 polls/s and %.0f s for the collectd comparisons (they were 20 s, one run only), the"
+           " servers' idle CPU over %.0f s (was 30 s), scale rows %s with a %.0f s window (5,000 dropped; was"
+           " 30 s), and the alert/advisor cost rows with one round per run whose \"both on\" measurement is the"
+           " largest scale row (was 3 rounds of 3 extra agents): over 3 runs that is still 3 rounds. The"
+           " collectd fault figures are in faults.md (`BENCH_ONLY=faults tests/bench/run.sh`)." % (
+               W_H2H, W_PEER, IDLE, " and ".join(str(x) for x in scales), SCALE_WIN), ""]
     if "h2h" in SECTIONS:
         g = lambda k, f: agg(runs, k, f)  # noqa: E731
         out += ["## One Redis instance at 100 polls/s: redpulse vs redis_exporter 1.45", "",
@@ -528,8 +536,9 @@ def main():
         print("run %d of %d: %.0f s" % (i + 1, RUNS, r["secs"]), file=sys.stderr, flush=True)
     text = report(runs, scales)
     print(text)
-    with open(OUT, "w") as f:
-        f.write(text)
+    if not QUICK:  # a smoke run's figures are noise: results.md keeps the last full run's
+        with open(OUT, "w") as f:
+            f.write(text)
 
 
 try:
