@@ -263,15 +263,19 @@ def wrong_values(out):
     res = {}
     for who, s in scr.items():
         rd = reads(s.rows, [n for n, _ in nodes])
-        up_wrong = up_other = cl_wrong = cl_other = 0
+        up_wrong = up_other = cl_wrong = cl_other = cl_near = 0
         bad = []  # the wrong values themselves
         for (n, ts), d in rd.items():
             pt = port_of[n]
-            if "clients" in d and int(d["clients"]) not in (before[pt], after[pt]):
+            if "clients" in d and int(d["clients"]) not in (before[pt], after[pt]) and \
+                    min(abs(int(d["clients"]) - before[pt]), abs(int(d["clients"]) - after[pt])) <= 2:
+                cl_near += 1  # a connection coming or going meanwhile: may be the server's own value
+                bad.append("connected_clients %d (own: %d)" % (d["clients"], before[pt]))
+            elif "clients" in d and int(d["clients"]) not in (before[pt], after[pt]):
                 if os.environ.get("FAULTS_DEBUG"):
                     print(who, n, "clients", int(d["clients"]), before[pt], after[pt], ts - t_watch, file=sys.stderr)
                 cl_wrong += 1
-                bad.append("connected_clients %d" % d["clients"])
+                bad.append("connected_clients %d (own: %d)" % (d["clients"], before[pt]))
                 cl_other += bool(owner.get(int(d["clients"]), set()) - {pt})
             if "uptime" in d:
                 exp = ts - start_at[pt]
@@ -281,16 +285,22 @@ def wrong_values(out):
                     up_wrong += 1
                     bad.append("uptime %d (own: %.0f)" % (d["uptime"], exp))
                     up_other += any(abs(d["uptime"] - (ts - start_at[pt])) <= 2.5 for pt in ports)
-        res[who] = (len(rd), up_wrong, up_other, cl_wrong, cl_other, ", ".join(bad[:8]) or "none")
+        res[who] = (len(rd), up_wrong, up_other, cl_wrong, cl_other, ", ".join(bad[:8]) or "none", cl_near)
     out += ["| distinct reads served (200 instances × ~%d s) | %d | %d |" % (watch, res["rp"][0], res["cd"][0]),
             "| uptime values not their own server's (of which another server's) | %d (%d) | %d (%d) |" % (
                 res["rp"][1], res["rp"][2], res["cd"][1], res["cd"][2]),
-            "| connected_clients values not their own server's (of which another server's) | %d (%d) | %d (%d) |" % (
+            "| connected_clients values more than 2 from their own server's (of which another server's) | %d (%d) | %d (%d) |" % (
                 res["rp"][3], res["rp"][4], res["cd"][3], res["cd"][4]),
-            "| the wrong values served (up to 8) | %s | %s |" % (res["rp"][5], res["cd"][5]),
+            "| connected_clients values within 2 of their own server's (a connection coming or going: may be"
+            " right) | %d | %d |" % (res["rp"][6], res["cd"][6]),
+            "| the values above served (up to 8) | %s | %s |" % (res["rp"][5], res["cd"][5]),
             "", "A value is its own server's when it is what that server had at the read's time: connected_clients"
             " exactly, uptime within 2.5 s (the read's timestamp is not the instant of INFO). Uptime tells apart"
-            " only servers of different start batches (6 s apart); connected_clients tells apart any two servers.", ""]
+            " only servers of different start batches (6 s apart); connected_clients tells apart any two servers."
+            " Only these two fields are checked. collectd 5.12's src/redis.c copies the digits of every field it"
+            " parses into one `static char buf[MAX_REDIS_VAL_SIZE]` (redis_get_info_value), shared by its read"
+            " threads: a value parsed while another thread writes there can be another field's or another"
+            " reply's digits.", ""]
     for s in idle:
         s.close()
     for p in procs:
