@@ -18,6 +18,7 @@ BENCH_SECTIONS (any of "h2h peers scale", all by default), BENCH_ONLY=cost
 import os
 import signal
 import statistics
+import subprocess
 import sys
 import time
 import urllib.request
@@ -138,7 +139,6 @@ def head_to_head():
 
 
 def subprocess_out(argv):
-    import subprocess
     return subprocess.run(argv, capture_output=True, text=True, timeout=120).stdout
 
 

@@ -9,9 +9,10 @@ reading the same redis-servers every 1 s (run.sh with BENCH_ONLY=faults):
     timestamps in /metrics), the healthy reads made during the pause against
     those due, the longest time /metrics serves no Redis series, and the
     slowest /metrics answer meanwhile.
-(b) outage: one healthy server is stopped for 20 s and started again on its
-    port. Figure: the delay from its return (first PING answered) to the
-    first read served that comes from the new server (uptime restarted).
+(b) outage: five healthy servers are stopped for 20 s and started again on
+    their ports. Figure: the delay from each one's return (its first INFO
+    answered) to the first read served that comes from the new server
+    (uptime restarted).
 (c) wrong values: 200 instance names on 100 redis-servers (two names each)
     whose values differ: server k has k idle connections of this script on
     it (connected_clients, read by this script before and after the watch,
@@ -30,7 +31,7 @@ import sys
 import threading
 import time
 
-from benchlib import Resp, cleanup, collectd, free_ports, get, redis, redpulse, wait_for
+from benchlib import Resp, cleanup, collectd, free_ports, get, redis, redpulse
 
 BIN = sys.argv[1]
 OUT = sys.argv[2] if len(sys.argv) > 2 else None
@@ -175,11 +176,9 @@ def hung_and_outage(out):
         servers[port].wait()
     time.sleep(20)
     t_start = time.time()
-    for _, port in down:
-        servers[port] = redis(port)
     t_up = {}
-    for name, port in down:  # each one's return: its first PING answered
-        wait_for(lambda: Resp(port).cmd("PING") == "PONG", 10, step=0.01, what="redis back")
+    for name, port in down:  # each one's return: redis() is back when the new server answers
+        servers[port] = redis(port)
         t_up[name] = time.time()
     time.sleep(20)
     for s in scr.values():
@@ -200,7 +199,7 @@ def hung_and_outage(out):
     f = lambda xs: ", ".join("none in 20 s" if x is None else "%.1f s" % x for x in xs)  # noqa: E731
     m = lambda xs: "-" if None in xs else "%.1f s (%.1f–%.1f)" % (  # noqa: E731
         statistics.median(xs), min(xs), max(xs))
-    out += ["| delay from a server's return (first PING answered) to the first read of it served: median (range)"
+    out += ["| delay from a server's return (its first INFO answered) to the first read of it served: median (range)"
             " | %s | %s |" % (m(delays["rp"]), m(delays["cd"])),
             "| the five delays | %s | %s |" % (f(delays["rp"]), f(delays["cd"])), "",
             "redpulse retries a failed instance with an exponential backoff capped at 8 intervals (±20% jitter);"
