@@ -396,7 +396,8 @@ def report(runs, scales):
                os.cpu_count(), time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), n,
                ", BENCH_QUICK=1: short windows, figures are noise" if QUICK else "", spread, ROUNDS,
                ", ".join("%.0f s" % r["secs"] for r in runs)), "",
-           "Trimmed so that one whole run takes about 11 minutes and three fit in about 35: measured windows of"
+           ("Smoke run (BENCH_QUICK=1): " if QUICK else
+            "Trimmed so that one whole run takes about 11 minutes and three fit in about 35: ") + "measured windows of"
            " %.0f s at 100 polls/s and %.0f s for the collectd comparisons (they were 20 s, one run only), the"
            " servers' idle CPU over %.0f s (was 30 s), scale rows %s with a %.0f s window (5,000 dropped; was"
            " 30 s), and the alert/advisor cost rows with one round per run whose \"both on\" measurement is the"
@@ -501,15 +502,16 @@ def report(runs, scales):
                 g("scale.1000.gz_size", lambda x: "%.1f MB" % (x / 1e6)), g("scale.1000.gz99", ms))]
         out.append("")
     out += ["## Issue 16's targets, run by run", "",
-            "| target | " + " | ".join("run %d" % (i + 1) for i in range(n)) + " |",
-            "|---|" + "---|" * n]
+            "| target | met in | " + " | ".join("run %d" % (i + 1) for i in range(n)) + " |",
+            "|---|---|" + "---|" * n]
     per_run = [targets(r) for r in runs]
     for i, (name, _, _) in enumerate(per_run[0]):
         cells = []
         for tr in per_run:
             _, met, why = tr[i]
             cells.append("n/a: " + why if met is None else ("met: " if met else "**not met**: ") + why)
-        out.append("| %s | %s |" % (name, " | ".join(cells)))
+        met = sum(1 for tr in per_run if tr[i][1])
+        out.append("| %s | %d of %d runs | %s |" % (name, met, n, " | ".join(cells)))
     out += ["", "Not checked here: \"nothing else in the table worse than today\" (compare with the previous"
             " results.md by eye)."]
     return "\n".join(out) + "\n"
