@@ -1,142 +1,92 @@
 #!/usr/bin/env python3
 """The figures behind the README's performance table (see run.sh).
 
-Every figure is measured in this run on this machine: CPU from
-/proc/PID/stat (utime + stime), RSS from /proc/PID/status, Redis CPU from the
-server's own used_cpu_sys + used_cpu_user, Redis commands and connections
-from INFO deltas, latencies by timing HTTP requests from this process."""
-import json
+Every figure is measured in this run on this machine: agent CPU from the
+scheduler's count of every thread of the process (/proc/PID/task/*/schedstat),
+RSS from /proc/PID/status, Redis CPU from the server's own used_cpu_sys +
+used_cpu_user, Redis commands and connections from INFO deltas, latencies by
+timing HTTP requests from this process.
+
+BENCH_RUNS whole runs (default 3) are made one after the other; every figure
+is printed as the median of the runs with their range (min-max), and each
+target of issue 16 as met or not in each run, with the figures that decide it.
+
+Environment: BENCH_RUNS (3), BENCH_QUICK=1 (short windows, scale 1000 only: a
+smoke run, its figures are noise), BENCH_SCALES ("1000 10000"),
+BENCH_SECTIONS (any of "h2h peers scale", all by default), BENCH_ONLY=cost
+(only the alert/advisor cost rows), BENCH_COST_ROUNDS (1 per run)."""
 import os
-import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.request
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "integration"))
-from harness import Resp, free_port, wait_for  # noqa: E402
+from benchlib import (TMP, cleanup, collectd, cpu_s, exporter, free_port, free_ports, get, info, pct, redis,
+                      redis_cpu, redpulse, rss_kib, samples, wait_for)
 
-CLK = os.sysconf("SC_CLK_TCK")
 BIN, OUT = sys.argv[1], sys.argv[2]
-TMP = tempfile.mkdtemp(prefix="redpulse-bench-")
-procs = []
+QUICK = os.environ.get("BENCH_QUICK") == "1"
+RUNS = int(os.environ.get("BENCH_RUNS", "1" if QUICK else "3"))
+SECTIONS = os.environ.get("BENCH_SECTIONS", "h2h peers scale").split()
+ROUNDS = 3  # interleaved rounds within one run; each run's figure is their median
+# seconds: a measured window at 100 polls/s, a measured window at 1 s
+# (N names: N polls/s), the servers' idle CPU measured first, and the scale
+# rows' settle and measured windows
+W_H2H, W_PEER, IDLE = (3.0, 3.0, 2.0) if QUICK else (10.0, 8.0, 10.0)
+SCALE_SETTLE, SCALE_WIN = (2.0, 8.0) if QUICK else (10.0, 25.0)
+N_LAT = 30 if QUICK else 100  # requests timed per latency figure
 
 
-def cpu_s(pid):
-    with open("/proc/%d/stat" % pid) as f:
-        x = f.read().rsplit(")", 1)[1].split()
-    return (int(x[11]) + int(x[12])) / CLK
-
-
-def rss_kib(pid):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return 0
-
-
-def start(argv, **kw):
-    p = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, **kw)
-    procs.append(p)
-    return p
-
-
-def redis(port, maxclients=10000):
-    d = os.path.join(TMP, "redis-%d" % port)
-    os.makedirs(d)
-    p = start(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-               "--dir", d, "--maxclients", str(maxclients), "--logfile", os.path.join(d, "log")])
-    wait_for(lambda: Resp(port).cmd("PING") == "PONG", 10, what="redis")
-    return p
-
-
-def info(port):
-    c = Resp(port)
-    i = c.info()
-    c.close()
-    return i
-
-
-def redis_cpu(i):
-    return float(i["used_cpu_sys"]) + float(i["used_cpu_user"])
-
-
-def get(url, headers=None):
-    t0 = time.perf_counter()
-    with urllib.request.urlopen(urllib.request.Request(url, headers=headers or {}), timeout=60) as r:
-        body = r.read()
-    return time.perf_counter() - t0, body
-
-
-def pct(xs, p):
-    xs = sorted(xs)
-    return xs[min(len(xs) - 1, int(round(p / 100.0 * (len(xs) - 1))))]
-
-
-def agent(instances, interval, extra=None, timeout="2s"):
-    port = free_port()
-    cfg = {"listen": "127.0.0.1:%d" % port, "defaults": {"interval": interval, "timeout": timeout},
-           "http": {"max_connections": 256}, "instances": instances}
-    cfg.update(extra or {})
-    path = os.path.join(TMP, "redpulse-%d.json" % port)
-    with open(path, "w") as f:
-        json.dump(cfg, f)
-    p = start([BIN, "--config", path, "--log-level", "error"])
-    wait_for(lambda: p.poll() is None and get("http://127.0.0.1:%d/healthz" % port)[0] >= 0, 10, what="redpulse")
-    return p, port
-
-
-ROUNDS, WINDOW = 3, 20.0  # interleaved rounds, seconds per measured window
-
-
-def window(pid, rport, idle_per_s, work):
-    """CPU of pid and of the Redis server (idle share removed), commands and
+def window(pid, rports, idle_per_s, work):
+    """CPU of pid and of the Redis servers (idle share removed), commands and
     connections over one measured window in which work() runs."""
-    i0, c0, t0 = info(rport), cpu_s(pid), time.monotonic()
+    i0 = [info(r) for r in rports]
+    c0, t0 = cpu_s(pid), time.monotonic()
     work()
-    i1, c1, t1 = info(rport), cpu_s(pid), time.monotonic()
+    c1, t1 = cpu_s(pid), time.monotonic()
+    i1 = [info(r) for r in rports]
+    tot = lambda i, k: sum(int(x[k]) for x in i)  # noqa: E731
+    # on each server the two INFO calls of window() itself are one command and one connection apart
     return {"cpu": c1 - c0, "t": t1 - t0,
-            "redis_cpu": max(0.0, redis_cpu(i1) - redis_cpu(i0) - idle_per_s * (t1 - t0)),
-            # the two INFO calls of window() itself are one command and no connection apart
-            "cmds": int(i1["total_commands_processed"]) - int(i0["total_commands_processed"]) - 1,
-            "conns": int(i1["total_connections_received"]) - int(i0["total_connections_received"]) - 1}
+            "redis_cpu": max(0.0, sum(map(redis_cpu, i1)) - sum(map(redis_cpu, i0)) - idle_per_s * (t1 - t0)),
+            "cmds": tot(i1, "total_commands_processed") - tot(i0, "total_commands_processed") - len(rports),
+            "conns": tot(i1, "total_connections_received") - tot(i0, "total_connections_received") - len(rports)}
 
 
-def median_per(ws, key, counts):
-    return statistics.median(w[key] / n for w, n in zip(ws, counts))
+def idle_cpu(rports, secs):
+    """The servers' own idle CPU per second (cron), subtracted from every window."""
+    i0 = [info(r) for r in rports]
+    time.sleep(secs)
+    i1 = [info(r) for r in rports]
+    return (sum(map(redis_cpu, i1)) - sum(map(redis_cpu, i0))) / secs
+
+
+def per_poll(ws, polls):
+    """Median over the rounds of the per-poll figures, and the totals."""
+    med = lambda k: statistics.median(w[k] / n for w, n in zip(ws, polls))  # noqa: E731
+    return {"cpu": med("cpu"), "rcpu": med("redis_cpu"), "cmds": sum(w["cmds"] for w in ws) / sum(polls),
+            "conns": sum(w["conns"] for w in ws) / sum(polls), "polls": sum(polls)}
 
 
 def head_to_head():
+    """redpulse (one instance configured 10 times, 100 ms: 100 polls/s) vs
+    redis_exporter scraped every 100 ms vs the bare-loop floor."""
     rport = free_port()
-    redis(rport)
-    rows = []
-    # the server's own idle CPU (cron), subtracted from every window below
-    i0 = info(rport)
-    time.sleep(30)
-    i1 = info(rport)
-    idle_per_s = (redis_cpu(i1) - redis_cpu(i0)) / 30
-    # ---- redpulse: the instance configured K times (K connections), each
-    # polled every 100 ms: K times the polls of one, for a CPU figure above
-    # the 10 ms resolution of /proc/PID/stat
+    rs = redis(rport)
+    idle_per_s = idle_cpu([rport], IDLE)
+    # redpulse: the instance configured K times (K connections), each polled every 100 ms
     K = 10
-    p, port = agent([{"name": "r" if k == 0 else "r%d" % k, "address": "127.0.0.1:%d" % rport} for k in range(K)],
-                    "100ms", timeout="80ms")
+    p, port = redpulse(BIN, [{"name": "r" if k == 0 else "r%d" % k, "address": "127.0.0.1:%d" % rport}
+                             for k in range(K)], "100ms", timeout="80ms")
     time.sleep(3)  # connect, COMMAND INFO, first CONFIG GET
-    # ---- redis_exporter: one scrape = one poll of the instance
-    eport = free_port()
-    e = start(["prometheus-redis-exporter", "--redis.addr", "redis://127.0.0.1:%d" % rport,
-               "--web.listen-address", "127.0.0.1:%d" % eport])
-    wait_for(lambda: get("http://127.0.0.1:%d/metrics" % eport)[0] >= 0, 10, what="redis_exporter")
+    e, eport = exporter(rport)
     for _ in range(10):
         get("http://127.0.0.1:%d/metrics" % eport)
     floor_bin = os.path.join(os.path.dirname(BIN), "poll_floor")
     has_floor = os.path.exists(floor_bin)
-    n_scrapes = int(WINDOW * 10)
+    n_scrapes = int(W_H2H * 10)
     lat = []
 
     def scrape_loop():  # the same cadence as one redpulse connection's polls
@@ -151,56 +101,112 @@ def head_to_head():
     # one is measured the agent is stopped (SIGSTOP) and the exporter idle.
     rw, ew, floors = [], [], []
     for _ in range(ROUNDS):
-        rw.append(window(p.pid, rport, idle_per_s, lambda: time.sleep(WINDOW)))
+        rw.append(window(p.pid, [rport], idle_per_s, lambda: time.sleep(W_H2H)))
         p.send_signal(signal.SIGSTOP)
-        ew.append(window(e.pid, rport, idle_per_s, scrape_loop))
+        ew.append(window(e.pid, [rport], idle_per_s, scrape_loop))
         if has_floor:  # the same 100 polls a second as the agent, on one connection
-            out = subprocess.run([floor_bin, str(rport), "10", str(int(WINDOW * 100))], capture_output=True,
-                                 text=True, timeout=120).stdout
+            out = subprocess_out([floor_bin, str(rport), "10", str(int(W_H2H * 100))])
             floors.append(float(out.split()[1]) / 1e6)
         p.send_signal(signal.SIGCONT)
         time.sleep(1)  # ticks skipped while stopped are not polls: let the schedule settle
-    rpolls = [K * w["t"] / 0.1 for w in rw]
-    rp = {"cpu_per": median_per(rw, "cpu", rpolls), "redis_cpu_per": median_per(rw, "redis_cpu", rpolls),
-          "cmds_per": sum(w["cmds"] for w in rw) / sum(rpolls), "conns_per": sum(w["conns"] for w in rw) / sum(rpolls),
-          "polls": sum(rpolls)}
-    ex = {"cpu_per": median_per(ew, "cpu", [n_scrapes] * ROUNDS),
-          "redis_cpu_per": median_per(ew, "redis_cpu", [n_scrapes] * ROUNDS),
-          "cmds_per": sum(w["cmds"] for w in ew) / (n_scrapes * ROUNDS),
-          "conns_per": sum(w["conns"] for w in ew) / (n_scrapes * ROUNDS),
-          "m50": pct(lat, 50), "m99": pct(lat, 99)}
-    floor = statistics.median(floors) if floors else None
+    rp = per_poll(rw, [K * w["t"] / 0.1 for w in rw])
+    ex = per_poll(ew, [n_scrapes] * ROUNDS)
+    ex.update(m50=pct(lat, 50), m99=pct(lat, 99))
     p.terminate()
     p.wait()
-    lat_s = [get("http://127.0.0.1:%d/scrape?target=redis://127.0.0.1:%d" % (eport, rport))[0] for _ in range(100)]
-    ex.update(s50=pct(lat_s, 50), s99=pct(lat_s, 99), rss=rss_kib(e.pid))
+    surl = "http://127.0.0.1:%d/scrape?target=redis://127.0.0.1:%d" % (eport, rport)
+    lat_s = [get(surl)[0] for _ in range(N_LAT)]
+    # samples: one /scrape?target= answer (its /metrics adds the exporter's own Go runtime series)
+    ex.update(s50=pct(lat_s, 50), s99=pct(lat_s, 99), rss=rss_kib(e.pid), samples=samples(get(surl)[1], ""))
     e.terminate()
     e.wait()
     # scrape latency and RSS with the instance configured once
-    p, port = agent([{"name": "r", "address": "127.0.0.1:%d" % rport}], "100ms", timeout="80ms")
+    p, port = redpulse(BIN, [{"name": "r", "address": "127.0.0.1:%d" % rport}], "100ms", timeout="80ms")
     time.sleep(2)
-    lat_m = [get("http://127.0.0.1:%d/metrics" % port)[0] for _ in range(500)]
-    lat_s = [get("http://127.0.0.1:%d/scrape?target=r" % port)[0] for _ in range(500)]
-    rp.update(m50=pct(lat_m, 50), m99=pct(lat_m, 99), s50=pct(lat_s, 50), s99=pct(lat_s, 99), rss=rss_kib(p.pid))
+    lat_m = [get("http://127.0.0.1:%d/metrics" % port)[0] for _ in range(5 * N_LAT)]
+    lat_s = [get("http://127.0.0.1:%d/scrape?target=r" % port)[0] for _ in range(5 * N_LAT)]
+    rp.update(m50=pct(lat_m, 50), m99=pct(lat_m, 99), s50=pct(lat_s, 50), s99=pct(lat_s, 99), rss=rss_kib(p.pid),
+              samples=samples(get("http://127.0.0.1:%d/metrics" % port)[1], 'target="r"'))
     p.terminate()
     p.wait()
-    ms = lambda x: "%.3f ms" % (x * 1e3)  # noqa: E731
-    us = lambda x: "%.1f µs" % (x * 1e6)  # noqa: E731
-    rows.append(("agent CPU per instance-poll (redpulse) / per scrape (redis_exporter)", us(rp["cpu_per"]), us(ex["cpu_per"]),
-                 "1/%.0f" % (ex["cpu_per"] / rp["cpu_per"]) if rp["cpu_per"] else "-"))
-    if floor:
-        rows.append(("floor: CPU of a bare loop that only sleeps, sends INFO and reads the reply, per poll",
-                     us(floor), "", "redpulse above it: %s" % us(rp["cpu_per"] - floor)))
-    rows.append(("Redis CPU per poll / scrape", us(rp["redis_cpu_per"]), us(ex["redis_cpu_per"]),
-                 "1/%.1f" % (ex["redis_cpu_per"] / rp["redis_cpu_per"]) if rp["redis_cpu_per"] else "-"))
-    rows.append(("Redis commands per poll / scrape", "%.3f" % rp["cmds_per"], "%.2f" % ex["cmds_per"], ""))
-    rows.append(("new Redis connections per poll / scrape", "%.3f" % rp["conns_per"], "%.2f" % ex["conns_per"], ""))
-    rows.append(("/metrics latency p50 / p99 (1 instance)", "%s / %s" % (ms(rp["m50"]), ms(rp["m99"])),
-                 "%s / %s" % (ms(ex["m50"]), ms(ex["m99"])), ""))
-    rows.append(("/scrape?target= latency p50 / p99", "%s / %s" % (ms(rp["s50"]), ms(rp["s99"])),
-                 "%s / %s" % (ms(ex["s50"]), ms(ex["s99"])), ""))
-    rows.append(("RSS", "%.1f MB" % (rp["rss"] / 1024), "%.1f MB" % (ex["rss"] / 1024), ""))
-    return rows, rp, ex
+    rs.terminate()
+    rs.wait()
+    fig = {"h2h.floor": statistics.median(floors) if floors else None}
+    for who, d in (("rp", rp), ("ex", ex)):
+        for k, v in d.items():
+            fig["h2h.%s.%s" % (who, k)] = v
+    return fig
+
+
+def subprocess_out(argv):
+    return subprocess.run(argv, capture_output=True, text=True, timeout=120).stdout
+
+
+def peers(tag, nodes, interval=1.0):
+    """redpulse, collectd and redis_exporter on the same instances (nodes:
+    (name, port) pairs, several names may share a server), each instance
+    read every interval: measured in turns, ROUNDS rounds, the other two
+    stopped (SIGSTOP) or not scraped while one is measured. Each round also
+    measures the servers idle (all three stopped) for as long: that round's
+    idle CPU is subtracted from its three windows."""
+    rports = sorted({port for _, port in nodes})
+    n = len(nodes)
+    ms = "%dms" % (interval * 1000)
+    p, port = redpulse(BIN, [{"name": name, "address": "127.0.0.1:%d" % rp} for name, rp in nodes], ms,
+                       timeout="%dms" % (interval * 800))
+    c, cport = collectd(nodes, interval, timeout_ms=int(interval * 800))
+    e, eport = exporter(nodes[0][1])
+    for name, rp in nodes[:10]:
+        get("http://127.0.0.1:%d/scrape?target=redis://127.0.0.1:%d" % (eport, rp))
+    time.sleep(3)  # connects, first reads
+    scrapes = []
+
+    def scrape_loop():  # every instance once an interval, spread, as the other two read them
+        nxt, end, k = time.monotonic(), time.monotonic() + W_PEER, 0
+        while time.monotonic() < end:
+            get("http://127.0.0.1:%d/scrape?target=redis://127.0.0.1:%d" % (eport, nodes[k % n][1]))
+            k += 1
+            nxt += interval / n
+            time.sleep(max(0, nxt - time.monotonic()))
+        scrapes.append(k)
+
+    rw, cw, ew = [], [], []
+    c.send_signal(signal.SIGSTOP)
+    for _ in range(ROUNDS):
+        r = window(p.pid, rports, 0, lambda: time.sleep(W_PEER))
+        p.send_signal(signal.SIGSTOP)
+        c.send_signal(signal.SIGCONT)
+        time.sleep(1.5)  # reads skipped while stopped are not reads: let the schedule settle
+        cd = window(c.pid, rports, 0, lambda: time.sleep(W_PEER))
+        c.send_signal(signal.SIGSTOP)
+        ex = window(e.pid, rports, 0, scrape_loop)
+        idle = window(p.pid, rports, 0, lambda: time.sleep(W_PEER))
+        for w, ws in ((r, rw), (cd, cw), (ex, ew)):
+            w["redis_cpu"] = max(0.0, w["redis_cpu"] - idle["redis_cpu"] / idle["t"] * w["t"])
+            ws.append(w)
+        p.send_signal(signal.SIGCONT)
+        time.sleep(1.5)
+    c.send_signal(signal.SIGCONT)
+    time.sleep(1.5)
+    res = {"rp": per_poll(rw, [n * w["t"] / interval for w in rw]),
+           "cd": per_poll(cw, [n * w["t"] / interval for w in cw]),
+           "ex": per_poll(ew, scrapes)}
+    base = "http://127.0.0.1:%d" % port
+    for who, url, label in (("rp", base + "/metrics", 'target="%s"' % nodes[0][0]),
+                            ("cd", "http://127.0.0.1:%d/metrics" % cport, 'redis="%s"' % nodes[0][0]),
+                            ("ex", "http://127.0.0.1:%d/scrape?target=redis://127.0.0.1:%d" % (eport, nodes[0][1]),
+                             "")):
+        lat = [get(url)[0] for _ in range(N_LAT)]
+        res[who].update(m50=pct(lat, 50), m99=pct(lat, 99), samples=samples(get(url)[1], label))
+    for who, proc in (("rp", p), ("cd", c), ("ex", e)):
+        res[who]["rss"] = rss_kib(proc.pid)
+        proc.terminate()
+        proc.wait()
+    fig = {}
+    for who, d in res.items():
+        for k, v in d.items():
+            fig["%s.%s.%s" % (tag, who, k)] = v
+    return fig
 
 
 def lateness_hist(base):
@@ -216,22 +222,22 @@ def lateness_hist(base):
 def scale(n, servers, alerts=True, advice=True):
     insts = [{"name": "i%05d" % k, "address": "127.0.0.1:%d" % servers[k % len(servers)]} for k in range(n)]
     # alerts: the built-in rule set, evaluated after every poll (the default)
-    al = {"state_dir": os.path.join(TMP, "state-%d-%d-%d" % (n, alerts, advice))}
+    al = {"state_dir": os.path.join(TMP, "state-%d-%d-%d-%d" % (n, alerts, advice, time.monotonic_ns()))}
     if not alerts:
         al["builtin"] = False
     extra = {"http": {"max_connections": 256}, "alerts": al}
     if not advice:  # the write-tuning advisor (on by default)
         extra["advice"] = {"enabled": False}
-    p, port = agent(insts, "10s", extra)
+    p, port = redpulse(BIN, insts, "10s", extra)
     base = "http://127.0.0.1:%d" % port
     # all instances connected and polled once (spread over the first 10 s)
     wait_for(lambda: get(base + "/readyz")[0] >= 0 and urllib.request.urlopen(base + "/readyz").status == 200,
              60, step=0.5, what="first round of polls")
-    time.sleep(10)
+    time.sleep(SCALE_SETTLE)
     h0 = lateness_hist(base)
     # the CPU and memory of polling alone: nothing is scraped in this window
     c0, t0 = cpu_s(p.pid), time.monotonic()
-    time.sleep(30)
+    time.sleep(SCALE_WIN)
     c1, t1 = cpu_s(p.pid), time.monotonic()
     rss = rss_kib(p.pid)
     cpu = (c1 - c0) / (t1 - t0)
@@ -240,15 +246,14 @@ def scale(n, servers, alerts=True, advice=True):
     total = diff["+Inf"]
     late99 = next((float(le) for le in sorted((k for k in diff if k != "+Inf"), key=float)
                    if diff[le] >= 0.99 * total), float("inf"))
-    lat_s = [get(base + "/scrape?target=i%05d" % (k % n))[0] for k in range(1000)]
-    res = {"n": n, "cpu": cpu, "cpu_per": (c1 - c0) / total if total else float("nan"), "rss": rss,
-           "late99": late99, "late_n": total, "s99": pct(lat_s, 99),
-           "s50": pct(lat_s, 50)}
-    if n == 1000:
+    lat_s = [get(base + "/scrape?target=i%05d" % (k % n))[0] for k in range(10 * N_LAT)]
+    res = {"cpu": cpu, "cpu_per": (c1 - c0) / total if total else float("nan"), "rss": rss,
+           "rss_per": rss / n, "late99": late99, "late_n": total, "s99": pct(lat_s, 99), "s50": pct(lat_s, 50)}
+    if n == 1000 and alerts and advice:
         # keep sizes, not bodies: 50 bodies of 14 MB held by this client made
         # its own page faults part of the measured latency (p99 x2)
-        plain = [(t, len(b)) for t, b in (get(base + "/metrics") for _ in range(50))]
-        gz = [(t, len(b)) for t, b in (get(base + "/metrics", {"Accept-Encoding": "gzip"}) for _ in range(50))]
+        plain = [(t, len(b)) for t, b in (get(base + "/metrics") for _ in range(N_LAT // 2))]
+        gz = [(t, len(b)) for t, b in (get(base + "/metrics", {"Accept-Encoding": "gzip"}) for _ in range(N_LAT // 2))]
         res.update(m99=pct([x[0] for x in plain], 99), m_size=plain[-1][1],
                    gz99=pct([x[0] for x in gz], 99), gz_size=gz[-1][1])
     p.terminate()
@@ -256,89 +261,289 @@ def scale(n, servers, alerts=True, advice=True):
     return res
 
 
-def cost_rows(n, servers):
+def cost(n, servers, on=None):
     """The cost of the built-in alert rules (issue 10: at most 10% more agent
     CPU per poll, 2 KB more per instance) and of the advisor (issue 13: at
     most 5% more CPU per poll) at n instances: the same run with each switched
-    off, in interleaved turns."""
-    runs = {"both on": [], "alerts off": [], "advice off": []}
-    rounds = int(os.environ.get("BENCH_COST_ROUNDS", ROUNDS))
-    for _ in range(rounds):
-        runs["both on"].append(scale(n, servers))
-        runs["alerts off"].append(scale(n, servers, alerts=False))
-        runs["advice off"].append(scale(n, servers, advice=False))
-    med = {k: (statistics.median(r["cpu_per"] for r in v), statistics.median(r["rss"] for r in v))
-           for k, v in runs.items()}
-    (on_c, on_r), (na_c, na_r), (nv_c, nv_r) = med["both on"], med["alerts off"], med["advice off"]
-    return ["Cost at %d instances (10 s interval, median of %d interleaved rounds, agent CPU per poll and RSS):"
-            " both on %.1f µs, %.1f MB; alert rules off %.1f µs, %.1f MB (the rules cost %+.1f%% CPU per poll,"
-            " %+.2f KB per instance); advisor off %.1f µs, %.1f MB (the advisor costs %+.1f%% CPU per poll,"
-            " %+.2f KB per instance)." % (
-                n, rounds, on_c * 1e6, on_r / 1024, na_c * 1e6, na_r / 1024, 100 * (on_c / na_c - 1),
-                (on_r - na_r) / n, nv_c * 1e6, nv_r / 1024, 100 * (on_c / nv_c - 1), (on_r - nv_r) / n)]
+    off, in interleaved turns. on: a measurement with both on already made
+    in this run (the scale row), used as the first "both on" round."""
+    runs = {"on": [on] if on else [], "alerts_off": [], "advice_off": []}
+    rounds = int(os.environ.get("BENCH_COST_ROUNDS", "1"))
+    for r in range(rounds):
+        if r > 0 or not on:
+            runs["on"].append(scale(n, servers))
+        runs["alerts_off"].append(scale(n, servers, alerts=False))
+        runs["advice_off"].append(scale(n, servers, advice=False))
+    fig = {"cost.n": n, "cost.rounds": rounds}
+    for k, v in runs.items():
+        fig["cost.%s.cpu_per" % k] = statistics.median(r["cpu_per"] for r in v)
+        fig["cost.%s.rss" % k] = statistics.median(r["rss"] for r in v)
+    fig["cost.alerts_pct"] = 100 * (fig["cost.on.cpu_per"] / fig["cost.alerts_off.cpu_per"] - 1)
+    fig["cost.alerts_kb"] = (fig["cost.on.rss"] - fig["cost.alerts_off.rss"]) / n
+    fig["cost.advice_pct"] = 100 * (fig["cost.on.cpu_per"] / fig["cost.advice_off.cpu_per"] - 1)
+    fig["cost.advice_kb"] = (fig["cost.on.rss"] - fig["cost.advice_off.rss"]) / n
+    return fig
+
+
+def scale_section(scales):
+    servers = free_ports(4)
+    srv = [redis(s, maxclients=20000) for s in servers]
+    fig = {}
+    last = None
+    for n in scales:
+        r = scale(n, servers)
+        last = r
+        for k, v in r.items():
+            fig["scale.%d.%s" % (n, k)] = v
+    fig.update(cost(scales[-1], servers, on=last))
+    for s in srv:
+        s.terminate()
+        s.wait()
+    return fig
+
+
+PEERS = [("n10", "10 instance names on one redis-server, every instance read every 1 s"),
+         ("n200", "200 instance names on one redis-server, every instance read every 1 s"),
+         ("s10", "10 redis-server processes, one instance each (the usual deployment), every instance read"
+          " every 100 ms")]
+
+
+def one_run(scales):
+    fig = {"t0": time.monotonic()}
+    if "h2h" in SECTIONS:
+        fig.update(head_to_head())
+    if "peers" in SECTIONS:
+        one = free_port()
+        srv = [redis(one)]
+        fig.update(peers("n10", [("r%03d" % k, one) for k in range(10)]))
+        fig.update(peers("n200", [("r%03d" % k, one) for k in range(200)]))
+        ports = free_ports(10)
+        srv += [redis(pt) for pt in ports]
+        fig.update(peers("s10", [("r%03d" % k, pt) for k, pt in enumerate(ports)], interval=0.1))
+        for s in srv:
+            s.terminate()
+            s.wait()
+    if "scale" in SECTIONS:
+        fig.update(scale_section(scales))
+    fig["secs"] = time.monotonic() - fig.pop("t0")
+    return fig
+
+
+# ---- reporting: the median of the runs and their range --------------------
+
+def us(x):
+    return "%.1f µs" % (x * 1e6)
+
+
+def ms(x):
+    return "%.3f ms" % (x * 1e3)
+
+
+def agg(runs, key, f):
+    """"median (min–max)" of key over the runs that have it."""
+    xs = [r[key] for r in runs if r.get(key) is not None]
+    if not xs:
+        return "-"
+    if len(xs) == 1:
+        return f(xs[0])
+    return "%s (%s–%s)" % (f(statistics.median(xs)), f(min(xs)), f(max(xs)))
+
+
+def ratio(runs, a, b, inv=False):
+    """The per-run ratio a/b (or b/a as "1/x"), median and range."""
+    xs = [(r[b] / r[a] if inv else r[a] / r[b]) for r in runs if r.get(a) and r.get(b)]
+    if not xs:
+        return "-"
+    f = (lambda x: "1/%.1f" % x) if inv else (lambda x: "%.2f×" % x)
+    if len(xs) == 1:
+        return f(xs[0])
+    return "%s (%s–%s)" % (f(statistics.median(xs)), f(min(xs)), f(max(xs)))
+
+
+def targets(r):
+    """Issue 16's targets in one run: (name, met, reason); met is None when
+    the run did not measure it."""
+    out = []
+
+    def t(name, keys, test, why):
+        if all(r.get(k) is not None for k in keys):
+            v = [r[k] for k in keys]
+            out.append((name, test(*v), why(*v)))
+        else:
+            out.append((name, None, "not measured in this run"))
+
+    t("agent CPU per poll ≤ 1.5× the floor at 100 polls/s", ["h2h.rp.cpu", "h2h.floor"],
+      lambda a, f: a <= 1.5 * f, lambda a, f: "%s vs 1.5 × %s = %s (%.2f×)" % (us(a), us(f), us(1.5 * f), a / f))
+    t("agent CPU per poll ≤ 0.5× collectd's at N=200", ["n200.rp.cpu", "n200.cd.cpu"],
+      lambda a, c: a <= 0.5 * c, lambda a, c: "%s vs 0.5 × %s = %s (%.2f×)" % (us(a), us(c), us(0.5 * c), a / c))
+    t("Redis CPU per poll ≤ 1/5 of redis_exporter's (one instance, 100 polls/s)", ["h2h.rp.rcpu", "h2h.ex.rcpu"],
+      lambda a, e: a <= e / 5, lambda a, e: "%s vs %s / 5 = %s (1/%.1f)" % (us(a), us(e), us(e / 5), e / a if a else 0))
+    t("Redis CPU per poll ≤ 1/5 of redis_exporter's, one instance per server", ["s10.rp.rcpu", "s10.ex.rcpu"],
+      lambda a, e: a <= e / 5, lambda a, e: "%s vs %s / 5 = %s (1/%.1f)" % (us(a), us(e), us(e / 5), e / a if a else 0))
+    t("Redis CPU per poll no worse than collectd's, one instance per server", ["s10.rp.rcpu", "s10.cd.rcpu"],
+      lambda a, c: a <= c, lambda a, c: "%s vs %s (%.2f×)" % (us(a), us(c), a / c if c else 0))
+    t("10,000 instances at 10 s under 10% of a core", ["scale.10000.cpu"],
+      lambda c: c < 0.10, lambda c: "%.1f%% of a core" % (100 * c))
+    return out
+
+
+def report(runs, scales):
+    n = len(runs)
+    spread = "median of %d runs (min–max)" % n if n > 1 else "one run"
+    out = ["# redpulse benchmark", "",
+           "Machine: %d cores; %s. Command: `tests/bench/run.sh` (BENCH_RUNS=%d%s). Every figure: %s; each run's"
+           " figure is itself the median of %d interleaved rounds. Wall time per run: %s." % (
+               os.cpu_count(), time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), n,
+               ", BENCH_QUICK=1: short windows, figures are noise" if QUICK else "", spread, ROUNDS,
+               ", ".join("%.0f s" % r["secs"] for r in runs)), "",
+           ("Smoke run (BENCH_QUICK=1): " if QUICK else
+            "Trimmed so that one whole run takes about 11 minutes and three fit in about 35: ") + "measured windows of"
+           " %.0f s at 100 polls/s and %.0f s for the collectd comparisons (they were 20 s, one run only), the"
+           " servers' idle CPU over %.0f s (was 30 s), scale rows %s with a %.0f s window (5,000 dropped; was"
+           " 30 s), and the alert/advisor cost rows with one round per run whose \"both on\" measurement is the"
+           " largest scale row (was 3 rounds of 3 extra agents): over 3 runs that is still 3 rounds. The"
+           " collectd fault figures are in faults.md (`BENCH_ONLY=faults tests/bench/run.sh`)." % (
+               W_H2H, W_PEER, IDLE, " and ".join(str(x) for x in scales), SCALE_WIN), ""]
+    if "h2h" in SECTIONS:
+        g = lambda k, f: agg(runs, k, f)  # noqa: E731
+        out += ["## One Redis instance at 100 polls/s: redpulse vs redis_exporter 1.45", "",
+                "| figure | redpulse | redis_exporter | ratio |", "|---|---|---|---|",
+                "| agent CPU per instance-poll (redpulse) / per scrape (redis_exporter) | %s | %s | %s |" % (
+                    g("h2h.rp.cpu", us), g("h2h.ex.cpu", us), ratio(runs, "h2h.rp.cpu", "h2h.ex.cpu", inv=True)),
+                "| floor: CPU of a bare loop that only sleeps, sends INFO and reads the reply, per poll | %s |  |"
+                " redpulse / floor: %s |" % (g("h2h.floor", us), ratio(runs, "h2h.rp.cpu", "h2h.floor")),
+                "| Redis CPU per poll / scrape | %s | %s | %s |" % (
+                    g("h2h.rp.rcpu", us), g("h2h.ex.rcpu", us), ratio(runs, "h2h.rp.rcpu", "h2h.ex.rcpu", inv=True)),
+                "| Redis commands per poll / scrape | %s | %s |  |" % (
+                    g("h2h.rp.cmds", lambda x: "%.3f" % x), g("h2h.ex.cmds", lambda x: "%.2f" % x)),
+                "| new Redis connections per poll / scrape | %s | %s |  |" % (
+                    g("h2h.rp.conns", lambda x: "%.3f" % x), g("h2h.ex.conns", lambda x: "%.2f" % x)),
+                "| /metrics latency p50 / p99 (1 instance) | %s / %s | %s / %s |  |" % (
+                    g("h2h.rp.m50", ms), g("h2h.rp.m99", ms), g("h2h.ex.m50", ms), g("h2h.ex.m99", ms)),
+                "| /scrape?target= latency p50 / p99 | %s / %s | %s / %s |  |" % (
+                    g("h2h.rp.s50", ms), g("h2h.rp.s99", ms), g("h2h.ex.s50", ms), g("h2h.ex.s99", ms)),
+                "| samples per instance | %s | %s |  |" % (g("h2h.rp.samples", str), g("h2h.ex.samples", str)),
+                "| RSS | %s | %s |  |" % (g("h2h.rp.rss", lambda x: "%.1f MB" % (x / 1024)),
+                                         g("h2h.ex.rss", lambda x: "%.1f MB" % (x / 1024))),
+                "", "redpulse has the instance configured 10 times (10 connections, each polled every 100 ms, polls"
+                " spread: 100 a second); redis_exporter is scraped every 100 ms; the floor loop polls every 10 ms."
+                " Each is measured for %.0f s in turn, %d rounds per run (the agent is stopped while the others"
+                " run). The Redis figures have the server's idle CPU (measured first, %.0f s) subtracted; agent"
+                " CPU includes everything the process did in the window (all its threads, from the scheduler's"
+                " count). Steady state: latencystats rides with one poll a minute per connection"
+                " (`latencystats_interval`)." % (W_H2H, ROUNDS, IDLE), ""]
+    if "peers" in SECTIONS:
+        for tag, title in PEERS:
+            g = lambda k, f: agg(runs, "%s.%s" % (tag, k), f)  # noqa: E731
+            out += ["## %s: redpulse vs collectd 5.12 vs redis_exporter 1.45" % (
+                title[0].upper() + title[1:]), "",
+                    "| figure | redpulse | collectd | redis_exporter | redpulse / collectd |",
+                    "|---|---|---|---|---|"]
+            rows = [("agent CPU per poll (read, scrape)", "cpu", us, True),
+                    ("Redis CPU per poll", "rcpu", us, True),
+                    ("Redis commands per poll", "cmds", lambda x: "%.3f" % x, False),
+                    ("new Redis connections per poll", "conns", lambda x: "%.3f" % x, False),
+                    ("RSS", "rss", lambda x: "%.1f MB" % (x / 1024), True),
+                    ("/metrics latency p50 (redpulse, collectd: all instances; redis_exporter: /scrape?target="
+                     " of one)", "m50", ms, False),
+                    ("/metrics latency p99 (same)", "m99", ms, False),
+                    ("samples per instance", "samples", str, False)]
+            for label, k, f, rat in rows:
+                out.append("| %s | %s | %s | %s | %s |" % (
+                    label, g("rp." + k, f), g("cd." + k, f), g("ex." + k, f),
+                    ratio(runs, "%s.rp.%s" % (tag, k), "%s.cd.%s" % (tag, k)) if rat else ""))
+            out.append("")
+        out += ["redpulse (timeout 0.8 × the interval), collectd (only the `redis` and `write_prometheus` plugins,"
+                " `Interval` the same, `Timeout` 0.8 × it, `ReadThreads` default: 5) and redis_exporter (scraped"
+                " with /scrape?target= once an interval per instance, spread) read the same instances. The"
+                " one-instance-per-server row reads every 100 ms so that its 10 polls a second per server stand"
+                " out of each server's idle CPU (at 1 s they are a tenth of it). Each is measured for %.0f s in"
+                " turn, %d rounds per run, the other two stopped (SIGSTOP) or not scraped, then the servers idle"
+                " for as long (all three stopped): that round's idle CPU is subtracted from its three Redis"
+                " figures. Polls are counted as instances × window / interval (redpulse, collectd: both read"
+                " with one INFO, see commands per poll) and as scrapes made (redis_exporter). Redis CPU is summed"
+                " over the servers. Samples per instance: the series carrying the instance's label in /metrics"
+                " (redis_exporter: all of one /scrape?target= answer)." % (W_PEER, ROUNDS), ""]
+    if "scale" in SECTIONS:
+        out += ["## Scale: redpulse alone, 10 s interval, instances spread over 4 redis-server processes", "",
+                "| instances | agent CPU (share of one core) | agent CPU per poll | RSS | RSS / instances"
+                " | poll lateness p99 | polls in window | /scrape?target= p50 / p99 |",
+                "|---|---|---|---|---|---|---|---|"]
+        for n_ in scales:
+            g = lambda k, f: agg(runs, "scale.%d.%s" % (n_, k), f)  # noqa: E731
+            out.append("| %d | %s | %s | %s | %s | ≤ %s | %s | %s / %s |" % (
+                n_, g("cpu", lambda x: "%.3f" % x), g("cpu_per", us), g("rss", lambda x: "%.1f MB" % (x / 1024)),
+                g("rss_per", lambda x: "%.1f KB" % x), g("late99", lambda x: "%.0f ms" % (x * 1e3)),
+                g("late_n", lambda x: "%d" % x), g("s50", ms), g("s99", ms)))
+        out += ["", "Poll lateness p99 is the upper bound of the histogram bucket (1, 5, 10, 25, 50 ms ...) holding"
+                " the 99th percentile of the polls in the %.0f s window (after %.0f s settling past the first round);"
+                " CPU and RSS are measured in that window, in which nothing is scraped." % (SCALE_WIN, SCALE_SETTLE)]
+        if len(scales) >= 2:
+            a, b = scales[0], scales[-1]
+            slope = [(r["scale.%d.rss" % b] - r["scale.%d.rss" % a]) / (b - a) for r in runs]
+            base = [(r["scale.%d.rss" % a] - s * a) / 1024 for r, s in zip(runs, slope)]
+            out += ["", "Memory: %s per instance (RSS slope from %d to %d instances) over a base of %s." % (
+                agg([{"x": x} for x in slope], "x", lambda x: "%.1f KB" % x), a, b,
+                agg([{"x": x} for x in base], "x", lambda x: "%.1f MB" % x))]
+        g = lambda k, f: agg(runs, k, f)  # noqa: E731
+        out += ["", "Cost at %d instances (10 s interval, %s round(s) per run: the scale row above is the first"
+                " \"both on\" round; agent CPU per poll and RSS): both on %s, %s; alert rules off %s, %s (the rules"
+                " cost %s CPU per poll, %s per instance); advisor off %s, %s (the advisor costs %s CPU per poll,"
+                " %s per instance)." % (
+                    scales[-1], runs[0].get("cost.rounds"), g("cost.on.cpu_per", us),
+                    g("cost.on.rss", lambda x: "%.1f MB" % (x / 1024)), g("cost.alerts_off.cpu_per", us),
+                    g("cost.alerts_off.rss", lambda x: "%.1f MB" % (x / 1024)),
+                    g("cost.alerts_pct", lambda x: "%+.1f%%" % x), g("cost.alerts_kb", lambda x: "%+.2f KB" % x),
+                    g("cost.advice_off.cpu_per", us), g("cost.advice_off.rss", lambda x: "%.1f MB" % (x / 1024)),
+                    g("cost.advice_pct", lambda x: "%+.1f%%" % x), g("cost.advice_kb", lambda x: "%+.2f KB" % x))]
+        if "scale.1000.m99" in runs[0]:
+            out += ["", "/metrics with 1000 instances: %s plain, p99 %s; %s gzip, p99 %s." % (
+                g("scale.1000.m_size", lambda x: "%.1f MB" % (x / 1e6)), g("scale.1000.m99", ms),
+                g("scale.1000.gz_size", lambda x: "%.1f MB" % (x / 1e6)), g("scale.1000.gz99", ms))]
+        out.append("")
+    out += ["## Issue 16's targets, run by run", "",
+            "| target | met in | " + " | ".join("run %d" % (i + 1) for i in range(n)) + " |",
+            "|---|---|" + "---|" * n]
+    per_run = [targets(r) for r in runs]
+    for i, (name, _, _) in enumerate(per_run[0]):
+        cells = []
+        for tr in per_run:
+            _, met, why = tr[i]
+            cells.append("n/a: " + why if met is None else ("met: " if met else "**not met**: ") + why)
+        met = sum(1 for tr in per_run if tr[i][1])
+        out.append("| %s | %d of %d runs | %s |" % (name, met, n, " | ".join(cells)))
+    out += ["", "Not checked here: \"nothing else in the table worse than today\" (compare with the previous"
+            " results.md by eye)."]
+    return "\n".join(out) + "\n"
 
 
 def main():
+    scales = [int(x) for x in os.environ.get("BENCH_SCALES", "1000" if QUICK else "1000 10000").split()]
     if os.environ.get("BENCH_ONLY") == "cost":  # just the alert and advisor cost rows
-        n = int(os.environ.get("BENCH_SCALES", "10000").split()[-1])
-        servers = [free_port() for _ in range(4)]
+        servers = free_ports(4)
         for s in servers:
             redis(s, maxclients=20000)
-        text = "\n".join(cost_rows(n, servers)) + "\n"
-        print(text)
+        f = cost(scales[-1], servers)
+        print("Cost at %d instances (%d rounds): both on %.1f µs, %.1f MB; alert rules off %.1f µs, %.1f MB (%+.1f%%"
+              " CPU per poll, %+.2f KB per instance); advisor off %.1f µs, %.1f MB (%+.1f%%, %+.2f KB)." % (
+                  f["cost.n"], f["cost.rounds"], f["cost.on.cpu_per"] * 1e6, f["cost.on.rss"] / 1024,
+                  f["cost.alerts_off.cpu_per"] * 1e6, f["cost.alerts_off.rss"] / 1024, f["cost.alerts_pct"],
+                  f["cost.alerts_kb"], f["cost.advice_off.cpu_per"] * 1e6, f["cost.advice_off.rss"] / 1024,
+                  f["cost.advice_pct"], f["cost.advice_kb"]))
         return
-    cores = os.cpu_count()
-    out = ["# redpulse benchmark", "", "Machine: %d cores; %s. Command: `tests/bench/run.sh`." % (
-        cores, time.strftime("%Y-%m-%d")), ""]
-    rows, rp, ex = head_to_head()
-    out += ["## One Redis instance: redpulse vs redis_exporter 1.45", "",
-            "| figure | redpulse | redis_exporter | ratio |", "|---|---|---|---|"]
-    out += ["| %s | %s | %s | %s |" % r for r in rows]
-    out += ["", "Poll lateness p99 is the upper bound of the histogram bucket (1, 5, 10, 25, 50 ms ...) holding"
-            " the 99th percentile of the polls in the 30 s window; CPU and RSS are measured in that window, in"
-            " which nothing is scraped."]
-    out += ["", "redpulse has the instance configured 10 times (10 connections, each polled every 100 ms, polls"
-            " spread: 100 a second); redis_exporter is scraped every 100 ms; the floor loop polls every 10 ms."
-            " Each is measured for %.0f s in turn, %d rounds (%.0f polls and %d scrapes in all; the agent is"
-            " stopped while the others run), and each figure is the median of the rounds: this machine's speed"
-            " drifts by a third over minutes. The Redis figures have the server's idle CPU (measured first,"
-            " 30 s) subtracted; agent CPU includes everything the process did in the window. Steady state:"
-            " latencystats rides with one poll a minute per connection (`latencystats_interval`)." % (
-                WINDOW, ROUNDS, rp["polls"], int(WINDOW * 10) * ROUNDS), ""]
-    scales = [int(x) for x in os.environ.get("BENCH_SCALES", "1000 5000 10000").split()]
-    servers = [free_port() for _ in range(4)]
-    for s in servers:
-        redis(s, maxclients=20000)
-    res = [scale(n, servers) for n in scales]
-    out += ["## Scale: redpulse alone, 10 s interval, instances spread over 4 redis-server processes", "",
-            "| instances | agent CPU (share of one core) | agent CPU per poll | RSS | RSS / instances"
-            " | poll lateness p99 | /scrape?target= p50 / p99 |",
-            "|---|---|---|---|---|---|---|"]
-    for r in res:
-        out.append("| %d | %.3f | %.1f µs | %.1f MB | %.1f KB | ≤ %.0f ms (%d polls) | %.3f / %.3f ms |" % (
-            r["n"], r["cpu"], r["cpu_per"] * 1e6, r["rss"] / 1024, r["rss"] / r["n"], r["late99"] * 1e3,
-            r["late_n"], r["s50"] * 1e3, r["s99"] * 1e3))
-    if len(res) >= 2 and res[-1]["n"] != res[0]["n"]:
-        a, b = res[0], res[-1]
-        per = (b["rss"] - a["rss"]) / (b["n"] - a["n"])
-        out += ["", "Memory: %.1f KB per instance (RSS slope from %d to %d instances) over a base of %.1f MB." % (
-            per, a["n"], b["n"], (a["rss"] - per * a["n"]) / 1024)]
-    out += [""] + cost_rows(scales[-1], servers)
-    for r in res:
-        if "m99" in r:
-            out += ["", "/metrics with %d instances: %.1f MB plain, p99 %.1f ms; %.1f MB gzip, p99 %.1f ms." % (
-                r["n"], r["m_size"] / 1e6, r["m99"] * 1e3, r["gz_size"] / 1e6, r["gz99"] * 1e3)]
-    text = "\n".join(out) + "\n"
+    runs = []
+    for i in range(RUNS):
+        r = one_run(scales)
+        runs.append(r)
+        print("run %d of %d: %.0f s" % (i + 1, RUNS, r["secs"]), file=sys.stderr, flush=True)
+    text = report(runs, scales)
     print(text)
-    with open(OUT, "w") as f:
-        f.write(text)
+    if not QUICK:  # a smoke run's figures are noise: results.md keeps the last full run's
+        with open(OUT, "w") as f:
+            f.write(text)
 
 
 try:
     main()
 finally:
-    for p in procs:
-        if p.poll() is None:
-            p.kill()
-            p.wait()
-    shutil.rmtree(TMP, ignore_errors=True)
+    cleanup()
