@@ -26,6 +26,11 @@ def cpu_s(pid):
     return (int(x[11]) + int(x[12])) / CLK
 
 
+def minflt(pid):
+    with open("/proc/%d/stat" % pid) as f:
+        return int(f.read().rsplit(")", 1)[1].split()[7])
+
+
 def ctxt(pid):
     n = 0
     with open("/proc/%d/task/%d/status" % (pid, pid)) as f:
@@ -55,15 +60,18 @@ def run(tmp, n, interval, window):
               defaults={"interval": interval, "timeout": "500ms"}, log_level="error")
     pid = a.proc.pid
     try:
-        # every instance connected and past its first polls (COMMAND INFO, CONFIG GET)
-        wait_for(lambda: info_calls(r) >= 2 * n, 4 * secs(interval) + 30, step=0.5, what="two rounds")
-        i0, c0, x0, t0 = info_calls(r), cpu_s(pid), ctxt(pid), time.monotonic()
+        # every instance connected and past its first polls (COMMAND INFO,
+        # CONFIG GET), and the heap grown to its steady size (at 10,000
+        # instances it grows for about three rounds: page faults until then)
+        wait_for(lambda: info_calls(r) >= 4 * n, 6 * secs(interval) + 30, step=0.5, what="four rounds")
+        i0, c0, x0, f0, t0 = info_calls(r), cpu_s(pid), ctxt(pid), minflt(pid), time.monotonic()
         time.sleep(window)
-        i1, c1, x1, t1 = info_calls(r), cpu_s(pid), ctxt(pid), time.monotonic()
+        i1, c1, x1, f1, t1 = info_calls(r), cpu_s(pid), ctxt(pid), minflt(pid), time.monotonic()
         polls = i1 - i0 - 1  # our own INFO between the two
         print("N=%-6d interval=%-5s polls/s=%7.1f  agent CPU %6.1f us/poll (%5.2f%% of a core)  "
-              "loop ctx switches %.3f/poll" % (n, interval, polls / (t1 - t0), (c1 - c0) * 1e6 / polls,
-                                               100 * (c1 - c0) / (t1 - t0), (x1 - x0) / polls), flush=True)
+              "loop ctx switches %.3f/poll  page faults %.2f/poll" % (
+                  n, interval, polls / (t1 - t0), (c1 - c0) * 1e6 / polls, 100 * (c1 - c0) / (t1 - t0),
+                  (x1 - x0) / polls, (f1 - f0) / polls), flush=True)
     finally:
         a.stop()
         r.stop()
