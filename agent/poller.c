@@ -7,7 +7,9 @@
  * A poll: [connect -> AUTH -> CLIENT SETNAME, pipelined] -> INFO <sections>.
  * The deadline covers all of it. A failed poll closes the connection; the
  * next connect waits out an exponential backoff with jitter, counted in
- * ticks so a down instance costs one timer per interval.
+ * ticks so a down instance costs one slot per interval. Every poll's due
+ * time is its slot rounded up onto the tick grid (tickgrid.c), shared by all
+ * instances: one wake-up sends all the polls of a tick.
  */
 #include "poller.h"
 
