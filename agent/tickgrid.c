@@ -20,7 +20,6 @@
 
 #include <stdbool.h>
 #include <stdlib.h>
-#include <time.h>
 
 #include "util.h"
 
@@ -28,7 +27,6 @@ struct tickgrid {
     struct event *timer;
     uint64_t epoch_us, tick_us;
     uint64_t slack_us;  /* a wake-up this early still runs the tick */
-    uint64_t coarse_us; /* resolution of libevent's coarse clock */
     uint64_t armed_us;  /* due time the timer is set for; 0: not set */
     bool firing;        /* in the fire pass: re-arm once at its end */
     struct grid_entry **heap;
@@ -37,18 +35,22 @@ struct tickgrid {
     void *arg;
 };
 
-/* 100 ticks per interval keep the spread: a tick holds about a hundredth
- * of an interval's polls, so N names on one server never see more than
- * ~N/100 INFOs at once (issue 2 ruled out bursts). Capped at 10 ms: at
- * 1,000 polls/s that is already 10 polls per wake-up, where the wake-up
- * is a small part of a poll's cost, while lateness (up to a tick) would keep
- * growing. At least 1 ms: epoll_wait's resolution. The tick does not
- * follow the instance count: the grid already shares wake-ups wherever
- * there are several polls per tick, and a fixed rule keeps the slots of a
- * running instance where they are when discovery adds or removes others. */
+/* 10 ms, or a twentieth of the shortest interval when that is less (at
+ * least 1 ms, epoll_wait's resolution). What it trades: a bigger tick puts
+ * more polls in one wake-up, but more of them on a server at once and each
+ * up to a tick late. At 10 ms, 1,000 polls a second are ten a wake-up, where
+ * the wake-up is already a small part of a poll's cost, and 200 names on one
+ * server at 1 s see two INFOs together, never more. Twenty ticks an
+ * interval at least keep the spread (a tick holds at most 5% of an
+ * interval's slots); a hundred were measured to cost more than they gave
+ * (tests/bench/wakeups.py, 100 instances at 100 ms: a 1 ms tick held one
+ * poll, 1.80 loop context switches a poll against 1.23 with the timer per
+ * instance before the grid; the 5 ms tick holds five, 0.70). The tick does not follow the instance count:
+ * a fixed rule keeps running instances in their slots when reload or
+ * discovery adds or removes others. */
 uint64_t tickgrid_choose_tick_us(uint64_t shortest_interval_ms)
 {
-    uint64_t us = shortest_interval_ms * 10; /* ms * 1000 / 100 */
+    uint64_t us = shortest_interval_ms * 50; /* ms * 1000 / 20 */
     if (us < 1000)
         us = 1000;
     if (us > 10000)
@@ -58,10 +60,10 @@ uint64_t tickgrid_choose_tick_us(uint64_t shortest_interval_ms)
 
 static void set_slack(struct tickgrid *g)
 {
-    /* libevent's coarse clock can wake us up to one of its steps early:
-     * that tick still runs (its lateness counts as 0) rather than costing
-     * one more wake-up */
-    g->slack_us = g->tick_us / 2 > g->coarse_us ? g->tick_us / 2 : g->coarse_us;
+    /* a wake-up a little early (a coarse clock's step, or the 1 ms of
+     * epoll_wait) still runs its tick, with lateness 0, rather than costing
+     * one more wake-up; half a tick never reaches the next one */
+    g->slack_us = g->tick_us / 2;
 }
 
 static bool before(const struct grid_entry *a, const struct grid_entry *b) { return a->due_us < b->due_us; }
@@ -146,11 +148,6 @@ struct tickgrid *tickgrid_new(struct event_base *base, uint64_t tick_us, grid_fi
         abort(); /* libevent fails only out of memory */
     g->epoch_us = now_mono_us();
     g->tick_us = tick_us ? tick_us : 1;
-    struct timespec res = {0, 0};
-#ifdef CLOCK_MONOTONIC_COARSE
-    clock_getres(CLOCK_MONOTONIC_COARSE, &res);
-#endif
-    g->coarse_us = (uint64_t)res.tv_sec * 1000000u + (uint64_t)res.tv_nsec / 1000u;
     set_slack(g);
     g->fire = fire;
     g->arg = arg;

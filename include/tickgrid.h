@@ -32,8 +32,8 @@ struct tickgrid *tickgrid_new(struct event_base *base, uint64_t tick_us, grid_fi
 void tickgrid_free(struct tickgrid *g);
 
 /* The tick for a set of instances whose shortest interval is
- * shortest_interval_ms: a hundredth of it, from 1 ms to 10 ms (why: see
- * tickgrid.c). Pure. */
+ * shortest_interval_ms: 10 ms, or a twentieth of it when less, at least
+ * 1 ms (why: see tickgrid.c). Pure. */
 uint64_t tickgrid_choose_tick_us(uint64_t shortest_interval_ms);
 /* Changes the tick; queued entries keep their due times, later ones fall on
  * the new grid (same epoch). */

@@ -57,7 +57,7 @@ def secs(iv):
 def run(tmp, n, interval, window):
     r = RedisServer(tmp, "redis-%d" % n, args=["--maxclients", str(n + 100)])
     a = Agent(tmp, [{"name": "r%d" % i, "address": "127.0.0.1:%d" % r.port} for i in range(n)],
-              defaults={"interval": interval, "timeout": "500ms"}, log_level="error")
+              defaults={"interval": interval, "timeout": "%dms" % min(500, int(secs(interval) * 800))}, log_level="error")
     pid = a.proc.pid
     try:
         # every instance connected and past its first polls (COMMAND INFO,

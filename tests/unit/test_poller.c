@@ -48,7 +48,8 @@ END_TEST
 START_TEST(tick_choice)
 {
     ck_assert_uint_eq(tickgrid_choose_tick_us(1000), 10000);  /* 1 s: 10 ms */
-    ck_assert_uint_eq(tickgrid_choose_tick_us(500), 5000);    /* a hundredth */
+    ck_assert_uint_eq(tickgrid_choose_tick_us(200), 10000);
+    ck_assert_uint_eq(tickgrid_choose_tick_us(100), 5000);    /* a twentieth */
     ck_assert_uint_eq(tickgrid_choose_tick_us(60000), 10000); /* at most 10 ms */
     ck_assert_uint_eq(tickgrid_choose_tick_us(10), 1000);     /* at least 1 ms */
 }
