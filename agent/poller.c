@@ -7,7 +7,9 @@
  * A poll: [connect -> AUTH -> CLIENT SETNAME, pipelined] -> INFO <sections>.
  * The deadline covers all of it. A failed poll closes the connection; the
  * next connect waits out an exponential backoff with jitter, counted in
- * ticks so a down instance costs one timer per interval.
+ * ticks so a down instance costs one slot per interval. Every poll's due
+ * time is its slot rounded up onto the tick grid (tickgrid.c), shared by all
+ * instances: one wake-up sends all the polls of a tick.
  */
 #include "poller.h"
 
@@ -28,6 +30,7 @@
 #include "log.h"
 #include "prom.h"
 #include "render.h"
+#include "tickgrid.h"
 #include "util.h"
 
 const char *const poller_info_sections[] = {
@@ -100,10 +103,11 @@ struct target {
     const struct instance_cfg *cfg; /* in the generation last applied */
     char *prefix;          /* rendered label prefix */
     SSL_CTX *ssl;          /* rediss:// only */
-    struct event *tick, *deadline;
+    struct grid_entry slot; /* its next poll on the poller's tick grid */
+    struct event *deadline;
     struct session *s;     /* NULL while not connected */
     bool polling;
-    uint64_t next_due_us;  /* monotonic, when the next tick is scheduled */
+    uint64_t next_due_us;  /* monotonic, its slot before rounding up to the grid */
     uint64_t poll_start_us;
     uint64_t retry_at_us;  /* no connect before this (backoff) */
     unsigned fails;        /* consecutive failed polls */
@@ -129,6 +133,7 @@ struct poller {
     struct event_base *base;
     struct evdns_base *dns;
     struct registry *reg;
+    struct tickgrid *grid; /* every poll's due time, one timer */
     struct target **t;  /* in configuration order: t[i]->idx == i */
     size_t n;
     size_t n_up;        /* targets whose last poll succeeded */
@@ -574,17 +579,17 @@ static void schedule_tick(struct target *t, uint64_t now)
     t->next_due_us += iv;
     if (t->next_due_us <= now) /* fell behind (suspend, overload): skip, don't burst */
         t->next_due_us = now + iv - (now - t->next_due_us) % iv;
-    uint64_t d = t->next_due_us - now;
-    struct timeval tv = {(time_t)(d / 1000000), (suseconds_t)(d % 1000000)};
-    evtimer_add(t->tick, &tv);
+    tickgrid_add(t->p->grid, &t->slot, t->next_due_us);
 }
 
-static void tick_cb(evutil_socket_t fd, short what, void *arg)
+/* A target's tick has come (the grid runs every target due in that tick in
+ * one wake-up). */
+static void tick_cb(struct grid_entry *e, uint64_t now, void *arg)
 {
-    (void)fd, (void)what;
-    struct target *t = arg;
-    uint64_t now = now_mono_us();
-    t->st.lateness_s = now > t->next_due_us ? (double)(now - t->next_due_us) / 1e6 : 0;
+    (void)arg;
+    struct target *t = (struct target *)(void *)((char *)e - offsetof(struct target, slot));
+    /* against the grid time: how late the wake-up was, not the rounding */
+    t->st.lateness_s = now > e->due_us ? (double)(now - e->due_us) / 1e6 : 0;
     record_lateness(t->st.lateness_s);
     schedule_tick(t, now);
     if (t->polling)
@@ -632,11 +637,13 @@ struct poller *poller_new(struct event_base *base, struct registry *reg)
     struct poller *p = xcalloc(1, sizeof *p);
     p->base = base;
     p->reg = reg;
+    p->grid = tickgrid_new(base, tickgrid_choose_tick_us(1000), tick_cb, p);
     p->dns = evdns_base_new(base, EVDNS_BASE_INITIALIZE_NAMESERVERS | EVDNS_BASE_DISABLE_WHEN_INACTIVE);
     if (!p->dns) /* no usable resolv.conf: /etc/hosts and literals still work */
         p->dns = evdns_base_new(base, EVDNS_BASE_DISABLE_WHEN_INACTIVE);
     if (!p->dns) {
         log_error("poller", "cannot create the DNS resolver");
+        tickgrid_free(p->grid);
         free(p);
         return NULL;
     }
@@ -690,8 +697,7 @@ static void set_tls(struct target *t)
 static void arm_first(struct target *t, uint64_t now, uint64_t off)
 {
     t->next_due_us = now + off;
-    struct timeval tv = {(time_t)(off / 1000000), (suseconds_t)(off % 1000000)};
-    evtimer_add(t->tick, &tv);
+    tickgrid_add(t->p->grid, &t->slot, t->next_due_us);
 }
 
 static struct target *target_new(struct poller *p, const struct instance_cfg *cfg, const struct advice_cfg *adv)
@@ -702,7 +708,6 @@ static struct target *target_new(struct poller *p, const struct instance_cfg *cf
     t->adv = advisor_new(adv, cfg->name);
     set_prefix(t);
     set_tls(t);
-    t->tick = evtimer_new(p->base, tick_cb, t);
     t->deadline = evtimer_new(p->base, deadline_cb, t);
     return t;
 }
@@ -729,8 +734,7 @@ static void target_free(struct target *t)
 {
     drop_connection(t);
     forget_server(t);
-    if (t->tick)
-        event_free(t->tick);
+    tickgrid_del(t->p->grid, &t->slot);
     if (t->deadline)
         event_free(t->deadline);
     if (t->ssl)
@@ -790,7 +794,6 @@ static bool target_update(struct target *t, const struct instance_cfg *nc, uint6
     if (relabel)
         set_prefix(t);
     if (resched) {
-        evtimer_del(t->tick);
         arm_first(t, now, 0);
     }
     return relabel;
@@ -814,9 +817,15 @@ void poller_apply(struct poller *p, const struct config *cfg)
     bool *kept = xcalloc(p->n ? p->n : 1, sizeof *kept);
     uint64_t now = now_mono_us();
     size_t n_new = 0, k_new = 0;
-    for (size_t i = 0; i < n; i++)
+    uint64_t shortest = 0;
+    for (size_t i = 0; i < n; i++) {
         if (find_target(p, cfg->instances[i].name) < 0)
             n_new++;
+        if (!shortest || cfg->instances[i].interval_ms < shortest)
+            shortest = cfg->instances[i].interval_ms;
+    }
+    if (n) /* before any slot is placed: the tick follows the shortest interval */
+        tickgrid_set_tick(p->grid, tickgrid_choose_tick_us(shortest));
     for (size_t i = 0; i < n; i++) {
         const struct instance_cfg *ic = &cfg->instances[i];
         names[i] = ic->name;
@@ -884,5 +893,6 @@ void poller_free(struct poller *p)
     for (int k = 0; k < 3; k++)
         redisFreeCommand(p->info_cmd[k]);
     evdns_base_free(p->dns, 0);
+    tickgrid_free(p->grid);
     free(p);
 }

@@ -1,8 +1,9 @@
 /*
  * poller.h - drives every configured instance from one libevent loop:
- * per-instance timers spread over the interval, a persistent connection,
- * one INFO per poll under a hard deadline, exponential backoff with jitter
- * after failures. After each poll it renders the instance once and
+ * polls spread over the interval on a tick grid shared by all instances
+ * (tickgrid.h: the polls of one tick go out in one wake-up), a persistent
+ * connection, one INFO per poll under a hard deadline, exponential backoff
+ * with jitter after failures. After each poll it renders the instance once and
  * publishes the result to the registry. All mutable per-instance state
  * lives here and is touched only by the event-loop thread.
  */
@@ -22,7 +23,8 @@ struct poller;
 struct poller *poller_new(struct event_base *base, struct registry *reg);
 /* Makes the instances of cfg the polled set, matched to the running ones by
  * name: new ones get a slot and their first polls spread over their
- * interval; removed ones close their connection and leave the registry (in
+ * interval (rounded up onto the grid, whose tick follows the shortest
+ * interval); removed ones close their connection and leave the registry (in
  * the same registry_set, so a scrape sees the old set or the new one);
  * unchanged ones keep their connection, previous sample and counters; a
  * change of connection settings (address, credentials, TLS, reply cap)
@@ -40,7 +42,8 @@ void poller_status(const struct poller *p, size_t *up, size_t *total, bool *roun
 void poller_free(struct poller *p);
 
 /* Appends redpulse_poll_delay_seconds (a histogram): how late every poll since
- * start began after its scheduled time, over all instances. Thread-safe. */
+ * start began after its scheduled time (its grid time), over all instances.
+ * Thread-safe. */
 struct buf;
 void poller_render_lateness(struct buf *b);
 

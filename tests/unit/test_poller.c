@@ -1,10 +1,14 @@
 /* test_poller.c - the pure parts of the poller: the reconnect backoff
- * schedule (1, 2, 4 s ... capped at eight intervals and at 60 s). The
- * schedule as it happens, with jitter, at a fake peer: integration_pollstates. */
+ * schedule (1, 2, 4 s ... capped at eight intervals and at 60 s), and the
+ * tick grid on a real event loop. The schedule as it happens, with jitter, at
+ * a fake peer: integration_pollstates; the grid's spread at a real server:
+ * integration_ticks. */
 #include <check.h>
 
 #include "poller.h"
 #include "testutil.h"
+#include "tickgrid.h"
+#include "util.h"
 
 START_TEST(backoff_schedule)
 {
@@ -41,12 +45,78 @@ START_TEST(backoff_caps_at_60s)
 }
 END_TEST
 
+START_TEST(tick_choice)
+{
+    ck_assert_uint_eq(tickgrid_choose_tick_us(1000), 10000);  /* 1 s: 10 ms */
+    ck_assert_uint_eq(tickgrid_choose_tick_us(200), 10000);
+    ck_assert_uint_eq(tickgrid_choose_tick_us(100), 5000);    /* a twentieth */
+    ck_assert_uint_eq(tickgrid_choose_tick_us(60000), 10000); /* at most 10 ms */
+    ck_assert_uint_eq(tickgrid_choose_tick_us(10), 1000);     /* at least 1 ms */
+}
+END_TEST
+
+struct fired {
+    struct grid_entry *e[8];
+    uint64_t at[8];
+    int n;
+};
+
+static void on_fire(struct grid_entry *e, uint64_t now, void *arg)
+{
+    struct fired *f = arg;
+    ck_assert_int_lt(f->n, 8);
+    f->e[f->n] = e;
+    f->at[f->n++] = now;
+}
+
+START_TEST(grid_groups_a_tick)
+{
+    struct event_base *base = event_base_new();
+    struct fired f = {.n = 0};
+    struct tickgrid *g = tickgrid_new(base, 10000, on_fire, &f);
+    uint64_t now = now_mono_us();
+    uint64_t tick = tickgrid_ceil(g, now + 30000); /* a grid time 30-40 ms away */
+    ck_assert_uint_eq(tickgrid_ceil(g, tick), tick);
+    ck_assert_uint_eq(tickgrid_ceil(g, tick - 9999), tick);
+    ck_assert_uint_eq(tickgrid_ceil(g, tick + 1), tick + 10000);
+    struct grid_entry a = {0}, b = {0}, c = {0}, d = {0}, gone = {0};
+    tickgrid_add(g, &d, tick + 20000);  /* two ticks later */
+    tickgrid_add(g, &a, tick - 9000);   /* three slots of one tick */
+    tickgrid_add(g, &b, tick);
+    tickgrid_add(g, &c, tick - 1);
+    tickgrid_add(g, &gone, tick - 5000);
+    tickgrid_del(g, &gone);             /* never fires */
+    tickgrid_add(g, &c, tick - 2);      /* re-queued, not twice */
+    ck_assert_uint_eq(tickgrid_count(g), 4);
+    ck_assert_uint_eq(a.due_us, tick);
+    uint64_t give_up = now + 5000000;
+    while (f.n < 4 && now_mono_us() < give_up)
+        event_base_loop(base, EVLOOP_ONCE);
+    ck_assert_int_eq(f.n, 4);
+    /* the three of one tick in one pass (one wake-up, the same now), the
+     * fourth two ticks later, none early by more than the slack */
+    ck_assert_uint_eq(f.at[0], f.at[1]);
+    ck_assert_uint_eq(f.at[1], f.at[2]);
+    ck_assert_ptr_eq(f.e[3], &d);
+    ck_assert_uint_gt(f.at[3], f.at[0]);
+    ck_assert_uint_ge(f.at[0] + 5000, tick);
+    ck_assert_uint_ge(f.at[3] + 5000, tick + 20000);
+    for (int i = 0; i < 4; i++)
+        ck_assert_ptr_ne(f.e[i], &gone);
+    ck_assert_uint_eq(tickgrid_count(g), 0);
+    tickgrid_free(g);
+    event_base_free(base);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("poller");
     TCase *tc = tcase_create("core");
     tcase_add_test(tc, backoff_schedule);
     tcase_add_test(tc, backoff_caps_at_60s);
+    tcase_add_test(tc, tick_choice);
+    tcase_add_test(tc, grid_groups_a_tick);
     suite_add_tcase(s, tc);
     return testutil_run(s);
 }
