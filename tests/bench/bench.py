@@ -23,7 +23,7 @@ import sys
 import time
 import urllib.request
 
-from benchlib import (TMP, cleanup, collectd, cpu_s, exporter, free_port, free_ports, get, info, pct, redis,
+from benchlib import (TMP, cleanup, collectd, cpu_s, cpu_s_process, exporter, free_port, free_ports, get, info, pct, redis,
                       redis_cpu, redpulse, rss_kib, samples, wait_for)
 
 BIN, OUT = sys.argv[1], sys.argv[2]
@@ -240,9 +240,9 @@ def scale(n, servers, alerts=True, advice=True):
     time.sleep(SCALE_SETTLE)
     h0 = lateness_hist(base)
     # the CPU and memory of polling alone: nothing is scraped in this window
-    c0, t0 = cpu_s(p.pid), time.monotonic()
+    c0, t0 = cpu_s_process(p.pid), time.monotonic()
     time.sleep(SCALE_WIN)
-    c1, t1 = cpu_s(p.pid), time.monotonic()
+    c1, t1 = cpu_s_process(p.pid), time.monotonic()
     rss = rss_kib(p.pid)
     cpu = (c1 - c0) / (t1 - t0)
     h1 = lateness_hist(base)
@@ -282,6 +282,7 @@ def cost(n, servers, on=None):
     for k, v in runs.items():
         fig["cost.%s.cpu_per" % k] = statistics.median(r["cpu_per"] for r in v)
         fig["cost.%s.rss" % k] = statistics.median(r["rss"] for r in v)
+        fig["cost.%s.rounds" % k] = [(r["cpu_per"], r["rss"]) for r in v]
     fig["cost.alerts_pct"] = 100 * (fig["cost.on.cpu_per"] / fig["cost.alerts_off.cpu_per"] - 1)
     fig["cost.alerts_kb"] = (fig["cost.on.rss"] - fig["cost.alerts_off.rss"]) / n
     fig["cost.advice_pct"] = 100 * (fig["cost.on.cpu_per"] / fig["cost.advice_off.cpu_per"] - 1)
@@ -534,6 +535,9 @@ def main():
                   f["cost.alerts_off.cpu_per"] * 1e6, f["cost.alerts_off.rss"] / 1024, f["cost.alerts_pct"],
                   f["cost.alerts_kb"], f["cost.advice_off.cpu_per"] * 1e6, f["cost.advice_off.rss"] / 1024,
                   f["cost.advice_pct"], f["cost.advice_kb"]))
+        for k in ("on", "alerts_off", "advice_off"):
+            print("  %s, each round: %s" % (k, ", ".join("%.1f µs %.1f MB" % (c * 1e6, m / 1024)
+                                                       for c, m in f["cost.%s.rounds" % k])))
         return
     runs = []
     for i in range(RUNS):
