@@ -15,7 +15,7 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "integration"))
 import harness  # noqa: E402
-from harness import Agent, RedisServer, Tmp, wait_for  # noqa: E402
+from harness import Agent, RedisServer, Tmp, info_calls, wait_for  # noqa: E402
 
 CLK = os.sysconf("SC_CLK_TCK")
 
@@ -38,16 +38,6 @@ def ctxt(pid):
             if "ctxt_switches" in line:
                 n += int(line.split()[1])
     return n
-
-
-def info_calls(r):
-    c = r.client()
-    s = c.cmd("INFO", "commandstats")
-    c.close()
-    for line in s.splitlines():
-        if line.startswith("cmdstat_info:"):
-            return int(line.split("calls=")[1].split(",")[0])
-    return 0
 
 
 def secs(iv):

@@ -61,6 +61,17 @@ def free_port():
     return port
 
 
+def info_calls(r):
+    """How many INFO commands RedisServer r has served (its commandstats)."""
+    c = r.client()
+    s = c.cmd("INFO", "commandstats")
+    c.close()
+    for line in s.splitlines():
+        if line.startswith("cmdstat_info:"):
+            return int(line.split("calls=")[1].split(",")[0])
+    return 0
+
+
 def wait_for(pred, timeout, step=0.05, what="condition"):
     end = time.monotonic() + timeout
     last = None

@@ -12,19 +12,9 @@ import sys
 import time
 import unittest
 
-from harness import Agent, RedisServer, Tmp, main, value, wait_for
+from harness import Agent, RedisServer, Tmp, info_calls, main, value, wait_for
 
 SANITIZED = os.environ.get("REDPULSE_SANITIZED") == "1"
-
-
-def info_calls(r):
-    c = r.client()
-    s = c.cmd("INFO", "commandstats")
-    c.close()
-    for line in s.splitlines():
-        if line.startswith("cmdstat_info:"):
-            return int(line.split("calls=")[1].split(",")[0])
-    return 0
 
 
 def monitor_info_times(port, seconds):
