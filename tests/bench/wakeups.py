@@ -15,7 +15,7 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "integration"))
 import harness  # noqa: E402
-from harness import Agent, RedisServer, Tmp, info_calls, wait_for  # noqa: E402
+from harness import Agent, RedisServer, Tmp, info_calls, main_thread_switches, wait_for  # noqa: E402
 
 CLK = os.sysconf("SC_CLK_TCK")
 
@@ -29,15 +29,6 @@ def cpu_s(pid):
 def minflt(pid):
     with open("/proc/%d/stat" % pid) as f:
         return int(f.read().rsplit(")", 1)[1].split()[7])
-
-
-def ctxt(pid):
-    n = 0
-    with open("/proc/%d/task/%d/status" % (pid, pid)) as f:
-        for line in f:
-            if "ctxt_switches" in line:
-                n += int(line.split()[1])
-    return n
 
 
 def secs(iv):
@@ -54,9 +45,9 @@ def run(tmp, n, interval, window):
         # CONFIG GET), and the heap grown to its steady size (at 10,000
         # instances it grows for about three rounds: page faults until then)
         wait_for(lambda: info_calls(r) >= 4 * n, 6 * secs(interval) + 30, step=0.5, what="four rounds")
-        i0, c0, x0, f0, t0 = info_calls(r), cpu_s(pid), ctxt(pid), minflt(pid), time.monotonic()
+        i0, c0, x0, f0, t0 = info_calls(r), cpu_s(pid), main_thread_switches(pid), minflt(pid), time.monotonic()
         time.sleep(window)
-        i1, c1, x1, f1, t1 = info_calls(r), cpu_s(pid), ctxt(pid), minflt(pid), time.monotonic()
+        i1, c1, x1, f1, t1 = info_calls(r), cpu_s(pid), main_thread_switches(pid), minflt(pid), time.monotonic()
         polls = i1 - i0 - 1  # our own INFO between the two
         print("N=%-6d interval=%-5s polls/s=%7.1f  agent CPU %6.1f us/poll (%5.2f%% of a core)  "
               "loop ctx switches %.3f/poll  page faults %.2f/poll" % (

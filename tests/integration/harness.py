@@ -72,6 +72,17 @@ def info_calls(r):
     return 0
 
 
+def main_thread_switches(pid):
+    """Context switches (voluntary + involuntary) of pid's main thread: its
+    event loop's wake-ups."""
+    n = 0
+    with open("/proc/%d/task/%d/status" % (pid, pid)) as f:
+        for line in f:
+            if "ctxt_switches" in line:
+                n += int(line.split()[1])
+    return n
+
+
 def wait_for(pred, timeout, step=0.05, what="condition"):
     end = time.monotonic() + timeout
     last = None

@@ -12,7 +12,7 @@ import sys
 import time
 import unittest
 
-from harness import Agent, RedisServer, Tmp, info_calls, main, value, wait_for
+from harness import Agent, RedisServer, Tmp, info_calls, main, main_thread_switches, value, wait_for
 
 SANITIZED = os.environ.get("REDPULSE_SANITIZED") == "1"
 
@@ -39,15 +39,6 @@ def monitor_info_times(port, seconds):
         if line.startswith(b"+") and b'] "INFO"' in line and b'"server"' in line:
             times.append(float(line[1:].split(b" ", 1)[0]))
     return times
-
-
-def main_thread_switches(pid):
-    n = 0
-    with open("/proc/%d/task/%d/status" % (pid, pid)) as f:
-        for line in f:
-            if "ctxt_switches" in line:
-                n += int(line.split()[1])
-    return n
 
 
 class Ticks(unittest.TestCase):
