@@ -312,7 +312,14 @@ static void on_transition(struct hub *h, struct alert_inst *in, size_t k, enum a
     case TR_NONE:
         break;
     }
-    h->dirty = true;
+    /* A pending alert that comes and goes (a figure hovering at the threshold
+     * of a rule with a long `for`, on thousands of instances) must not
+     * rewrite the state file at every poll: losing it to a crash only
+     * restarts its `for`. */
+    if (tr == TR_PENDING || tr == TR_CANCELLED)
+        h->dirty_lazy = true;
+    else
+        h->dirty = true;
 }
 
 /* ---- restore ------------------------------------------------------------ */

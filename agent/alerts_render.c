@@ -42,6 +42,9 @@ void alerts_render_metrics(struct buf *b)
     pthread_mutex_lock(&h->mu);
     buf_puts(b, "# HELP redpulse_alert_rules Alert rules loaded and enabled\n# TYPE redpulse_alert_rules gauge\n");
     buf_printf(b, "redpulse_alert_rules %zu\n", h->cfg->n_enabled);
+    buf_puts(b, "# HELP redpulse_alert_state_writes_total Writes of the alert state file\n"
+                "# TYPE redpulse_alert_state_writes_total counter\n");
+    buf_printf(b, "redpulse_alert_state_writes_total %llu\n", (unsigned long long)h->state_writes);
     buf_puts(b, "# HELP redpulse_alerts Active alerts, shaped like Prometheus' ALERTS: 1 per pending or firing "
                 "alert\n# TYPE redpulse_alerts gauge\n");
     for (size_t i = 0; i < h->n_act; i++) {

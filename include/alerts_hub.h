@@ -86,7 +86,10 @@ struct hub {
     size_t n_eps;
     struct outbox *ob;     /* [cfg->n_recv] */
     uint64_t seq;
-    bool dirty;            /* the state file is behind */
+    bool dirty;            /* the state file is behind on what a restart must not lose:
+                            * firing, resolved, the outbox (saved within 50 ms) */
+    bool dirty_lazy;       /* ... only on pending alerts (saved within LAZY_SAVE_S) */
+    uint64_t state_writes; /* state file writes so far (redpulse_alert_state_writes_total) */
     bool stop;
     double stop_by;        /* after stop: wall clock when the last flush gives up */
     char *state_path;      /* <state_dir>/alerts.json */

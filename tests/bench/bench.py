@@ -15,6 +15,8 @@ Environment: BENCH_RUNS (3), BENCH_QUICK=1 (short windows, scale 1000 only: a
 smoke run, its figures are noise), BENCH_SCALES ("1000 10000"),
 BENCH_SECTIONS (any of "h2h peers scale", all by default), BENCH_ONLY=cost
 (only the alert/advisor cost rows), BENCH_COST_ROUNDS (1 per run)."""
+import collections
+import json
 import os
 import signal
 import statistics
@@ -245,6 +247,12 @@ def scale(n, servers, alerts=True, advice=True):
     c1, t1 = cpu_s_process(p.pid), time.monotonic()
     rss = rss_kib(p.pid)
     cpu = (c1 - c0) / (t1 - t0)
+    # pending or firing at the end of the window, by rule: the cost rows
+    # compare agents that have none
+    active = collections.Counter(a["alertname"] for a in json.loads(get(base + "/api/v1/alerts")[1])["alerts"])
+    if active:
+        print("  %d instances, alerts %s, advice %s: active alerts %s" % (n, alerts, advice, dict(active)),
+              file=sys.stderr, flush=True)
     h1 = lateness_hist(base)
     diff = {le: h1[le] - h0.get(le, 0) for le in h1}
     total = diff["+Inf"]
@@ -252,7 +260,7 @@ def scale(n, servers, alerts=True, advice=True):
                    if diff[le] >= 0.99 * total), float("inf"))
     lat_s = [get(base + "/scrape?target=i%05d" % (k % n))[0] for k in range(10 * N_LAT)]
     res = {"cpu": cpu, "cpu_per": (c1 - c0) / total if total else float("nan"), "rss": rss,
-           "rss_per": rss / n, "late99": late99, "late_n": total, "s99": pct(lat_s, 99), "s50": pct(lat_s, 50)}
+           "rss_per": rss / n, "active_alerts": sum(active.values()), "late99": late99, "late_n": total, "s99": pct(lat_s, 99), "s50": pct(lat_s, 50)}
     if n == 1000 and alerts and advice:
         # keep sizes, not bodies: 50 bodies of 14 MB held by this client made
         # its own page faults part of the measured latency (p99 x2)
@@ -265,23 +273,34 @@ def scale(n, servers, alerts=True, advice=True):
     return res
 
 
-def cost(n, servers, on=None):
+def fresh_servers(k=4):
+    """k new redis-servers: each cost agent gets its own, so that none sees
+    the fragmentation the clients of the one before left behind (it holds
+    the built-in RedisFragmentation rule pending on thousands of
+    instances, and made one agent in three a different measurement)."""
+    ports = free_ports(k)
+    return ports, [redis(pt, maxclients=20000) for pt in ports]
+
+
+def cost(n):
     """The cost of the built-in alert rules (issue 10: at most 10% more agent
     CPU per poll, 2 KB more per instance) and of the advisor (issue 13: at
     most 5% more CPU per poll) at n instances: the same run with each switched
-    off, in interleaved turns. on: a measurement with both on already made
-    in this run (the scale row), used as the first "both on" round."""
-    runs = {"on": [on] if on else [], "alerts_off": [], "advice_off": []}
+    off, in interleaved turns, each agent on fresh servers."""
+    runs = {"on": [], "alerts_off": [], "advice_off": []}
     rounds = int(os.environ.get("BENCH_COST_ROUNDS", "1"))
-    for r in range(rounds):
-        if r > 0 or not on:
-            runs["on"].append(scale(n, servers))
-        runs["alerts_off"].append(scale(n, servers, alerts=False))
-        runs["advice_off"].append(scale(n, servers, advice=False))
+    for _ in range(rounds):
+        for k, kw in (("on", {}), ("alerts_off", {"alerts": False}), ("advice_off", {"advice": False})):
+            ports, srv = fresh_servers()
+            runs[k].append(scale(n, ports, **kw))
+            for p in srv:
+                p.terminate()
+                p.wait()
     fig = {"cost.n": n, "cost.rounds": rounds}
     for k, v in runs.items():
         fig["cost.%s.cpu_per" % k] = statistics.median(r["cpu_per"] for r in v)
         fig["cost.%s.rss" % k] = statistics.median(r["rss"] for r in v)
+        fig["cost.%s.active" % k] = max(r["active_alerts"] for r in v)
         fig["cost.%s.rounds" % k] = [(r["cpu_per"], r["rss"]) for r in v]
     fig["cost.alerts_pct"] = 100 * (fig["cost.on.cpu_per"] / fig["cost.alerts_off.cpu_per"] - 1)
     fig["cost.alerts_kb"] = (fig["cost.on.rss"] - fig["cost.alerts_off.rss"]) / n
@@ -294,16 +313,14 @@ def scale_section(scales):
     servers = free_ports(4)
     srv = [redis(s, maxclients=20000) for s in servers]
     fig = {}
-    last = None
     for n in scales:
         r = scale(n, servers)
-        last = r
         for k, v in r.items():
             fig["scale.%d.%s" % (n, k)] = v
-    fig.update(cost(scales[-1], servers, on=last))
     for s in srv:
         s.terminate()
         s.wait()
+    fig.update(cost(scales[-1]))
     return fig
 
 
@@ -405,8 +422,8 @@ def report(runs, scales):
             "Trimmed so that one whole run takes about 11 minutes and three fit in about 35: ") + "measured windows of"
            " %.0f s at 100 polls/s and %.0f s for the collectd comparisons (they were 20 s, one run only), the"
            " servers' idle CPU over %.0f s (was 30 s), scale rows %s with a %.0f s window (5,000 dropped; was"
-           " 30 s), and the alert/advisor cost rows with one round per run whose \"both on\" measurement is the"
-           " largest scale row (was 3 rounds of 3 extra agents): over 3 runs that is still 3 rounds. The"
+           " 30 s), and the alert/advisor cost rows with one round of three agents per run (was 3 rounds): over"
+           " 3 runs that is still 3 rounds. The"
            " collectd fault figures are in faults.md (`BENCH_ONLY=faults tests/bench/run.sh`)." % (
                W_H2H, W_PEER, IDLE, " and ".join(str(x) for x in scales), SCALE_WIN), ""]
     if "h2h" in SECTIONS:
@@ -491,11 +508,13 @@ def report(runs, scales):
                 agg([{"x": x} for x in slope], "x", lambda x: "%.1f KB" % x), a, b,
                 agg([{"x": x} for x in base], "x", lambda x: "%.1f MB" % x))]
         g = lambda k, f: agg(runs, k, f)  # noqa: E731
-        out += ["", "Cost at %d instances (10 s interval, %s round(s) per run: the scale row above is the first"
-                " \"both on\" round; agent CPU per poll and RSS): both on %s, %s; alert rules off %s, %s (the rules"
+        out += ["", "Cost at %d instances (10 s interval, %s round(s) per run, each agent on 4 fresh redis-servers,"
+                " at most %d alerts pending or firing at the end of a window; agent CPU per poll and RSS): both on"
+                " %s, %s; alert rules off %s, %s (the rules"
                 " cost %s CPU per poll, %s per instance); advisor off %s, %s (the advisor costs %s CPU per poll,"
                 " %s per instance)." % (
-                    scales[-1], runs[0].get("cost.rounds"), g("cost.on.cpu_per", us),
+                    scales[-1], runs[0].get("cost.rounds"), max(r["cost.on.active"] for r in runs),
+                    g("cost.on.cpu_per", us),
                     g("cost.on.rss", lambda x: "%.1f MB" % (x / 1024)), g("cost.alerts_off.cpu_per", us),
                     g("cost.alerts_off.rss", lambda x: "%.1f MB" % (x / 1024)),
                     g("cost.alerts_pct", lambda x: "%+.1f%%" % x), g("cost.alerts_kb", lambda x: "%+.2f KB" % x),
@@ -525,10 +544,7 @@ def report(runs, scales):
 def main():
     scales = [int(x) for x in os.environ.get("BENCH_SCALES", "1000" if QUICK else "1000 10000").split()]
     if os.environ.get("BENCH_ONLY") == "cost":  # just the alert and advisor cost rows
-        servers = free_ports(4)
-        for s in servers:
-            redis(s, maxclients=20000)
-        f = cost(scales[-1], servers)
+        f = cost(scales[-1])
         print("Cost at %d instances (%d rounds): both on %.1f µs, %.1f MB; alert rules off %.1f µs, %.1f MB (%+.1f%%"
               " CPU per poll, %+.2f KB per instance); advisor off %.1f µs, %.1f MB (%+.1f%%, %+.2f KB)." % (
                   f["cost.n"], f["cost.rounds"], f["cost.on.cpu_per"] * 1e6, f["cost.on.rss"] / 1024,

@@ -728,6 +728,74 @@ START_TEST(silence_that_ends_lets_the_alert_through)
 }
 END_TEST
 
+static uint64_t state_writes(void)
+{
+    pthread_mutex_lock(&alerts_hub->mu);
+    uint64_t n = alerts_hub->state_writes;
+    pthread_mutex_unlock(&alerts_hub->mu);
+    return n;
+}
+
+/* A rule over a bgsave status that fails at every other poll (the last one
+ * failing) for about a second (100 polls, 10 ms apart); returns the state
+ * file writes made meanwhile. for_s: the rule's `for`. */
+static uint64_t writes_while_flapping(const char *dir, const char *for_s)
+{
+    char json[1024];
+    snprintf(json, sizeof json,
+             "{\"instances\": [{\"name\": \"cache-1\", \"address\": \"127.0.0.1:6379\"}],"
+             " \"alerts\": {\"builtin\": false, \"state_dir\": \"%s\","
+             "  \"rules\": [{\"name\": \"Bgsave\", \"figure\": \"info.persistence.rdb_last_bgsave_status\","
+             "              \"op\": \"==\", \"threshold\": 0, \"for\": \"%s\"}]}}",
+             dir, for_s);
+    struct config_errors e;
+    struct config *c = parse(json, &e);
+    ck_assert_msg(c != NULL, "%s", e.text.p);
+    ck_assert_int_eq(alerts_start(c), 0);
+    for (int i = 0; i < 100 && state_writes() == 0; i++) /* the first save, at start */
+        usleep(10000);
+    uint64_t w0 = state_writes();
+    ck_assert_uint_eq(w0, 1);
+    struct alert_inst *slot = NULL;
+    double t0 = (double)time(NULL);
+    for (int i = 0; i < 100; i++) {
+        poll_with(&slot, c, i % 2 ? "info-redis-7.0.15-bgsave-error.txt" : "info-redis-7.0.15-master.txt", true,
+                  t0 + i * 0.01);
+        usleep(10000);
+    }
+    usleep(200000);
+    uint64_t w = state_writes() - w0;
+    alerts_stop();
+    config_free(c);
+    return w;
+}
+
+START_TEST(pending_churn_is_saved_lazily)
+{
+    char dir[64], path[96], cmd[160];
+    snprintf(dir, sizeof dir, "/tmp/rp-alerts-churn-%ld", (long)getpid());
+    /* 50 pending alerts that come and go within a second: at most one
+     * write (within 5 s of the first change; here at stop, not counted) */
+    uint64_t lazy = writes_while_flapping(dir, "1h");
+    ck_assert_msg(lazy <= 1, "%llu state writes for pending alerts only", (unsigned long long)lazy);
+    /* the last one is saved at stop: pending, not lost */
+    snprintf(path, sizeof path, "%s/alerts.json", dir);
+    FILE *f = fopen(path, "r");
+    ck_assert_ptr_nonnull(f);
+    char text[8192];
+    size_t len = fread(text, 1, sizeof text - 1, f);
+    text[len] = 0;
+    fclose(f);
+    ck_assert_msg(strstr(text, "\"Bgsave\""), "%s", text);
+    /* the same flapping of a rule that fires at once: 50 firings and 50
+     * resolutions, each saved within 50 ms (shared by those that come together) */
+    uint64_t urgent = writes_while_flapping(dir, "0s");
+    ck_assert_msg(urgent >= 5, "%llu state writes for 100 firings and resolutions", (unsigned long long)urgent);
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    ck_assert_int_eq(system(cmd), 0);
+}
+END_TEST
+
 START_TEST(plans_by_name_and_forget)
 {
     char dir[64], json[1024];
@@ -831,6 +899,7 @@ int main(void)
     tcase_add_test(tc, state_write_is_atomic);
     tcase_add_test(tc, silence_that_ends_lets_the_alert_through);
     tcase_add_test(tc, plans_by_name_and_forget);
+    tcase_add_test(tc, pending_churn_is_saved_lazily);
     suite_add_tcase(s, tc);
     return testutil_run(s);
 }
