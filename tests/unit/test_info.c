@@ -2,6 +2,7 @@
  * every supported Redis/Valkey version, and on malformed input. */
 #include <check.h>
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -456,6 +457,44 @@ START_TEST(peer_sized_work_is_linear)
 }
 END_TEST
 
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* The key hash, a word at a time: keys that differ in one byte (in a whole
+ * word or in the tail), or only in length, hash apart, and 40,000 INFO-like
+ * keys spread over the slot bits as over a table's 1,024 slots. */
+START_TEST(key_hash_spreads)
+{
+    ck_assert(info_hash("used_memory", 11) != info_hash("used_memorz", 11));
+    ck_assert(info_hash("cmdstat_get", 11) != info_hash("cmdstat_gew", 11));
+    ck_assert(info_hash("abcdefgh", 8) != info_hash("bbcdefgh", 8));
+    ck_assert(info_hash("abc", 3) != info_hash("abc\0", 4));
+    ck_assert(info_hash("", 0) != info_hash("\0", 1));
+    enum { N = 40000, SLOTS = 1024 };
+    uint64_t *h = malloc(N * sizeof *h);
+    unsigned *bucket = calloc(SLOTS, sizeof *bucket);
+    char k[64];
+    for (int i = 0; i < N; i++) {
+        int n = snprintf(k, sizeof k, i % 2 ? "cmdstat_c%d" : "errorstat_%dX", i);
+        h[i] = info_hash(k, (size_t)n);
+        bucket[h[i] & (SLOTS - 1)]++;
+    }
+    qsort(h, N, sizeof *h, cmp_u64);
+    for (int i = 1; i < N; i++)
+        ck_assert_msg(h[i] != h[i - 1], "two keys share a 64-bit hash");
+    unsigned max = 0;
+    for (int i = 0; i < SLOTS; i++)
+        max = bucket[i] > max ? bucket[i] : max;
+    /* 39 a slot on average; a uniform spread stays well under twice that */
+    ck_assert_msg(max < 2 * N / SLOTS, "fullest slot %u of mean %d", max, N / SLOTS);
+    free(h);
+    free(bucket);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("info");
@@ -472,6 +511,7 @@ int main(void)
     tcase_add_test(tc, section_span);
     tcase_add_test(tc, nested_bounded_per_family);
     tcase_add_test(tc, peer_sized_work_is_linear);
+    tcase_add_test(tc, key_hash_spreads);
     suite_add_tcase(s, tc);
     return testutil_run(s);
 }
