@@ -57,7 +57,7 @@ extern const char *const poller_info_sections[];
 
 /* The reconnect delay after `fails` failed polls in a row, before jitter
  * (the poller adds +-20%): none after one (the next tick retries), then 1 s,
- * 2 s, 4 s ... capped at eight intervals and at 60 s, never under one
+ * 2 s, 4 s ... capped at two intervals and at 60 s, never under one
  * interval. Pure. */
 uint64_t poller_backoff_ms(unsigned fails, uint64_t interval_ms);
 

@@ -202,7 +202,7 @@ def hung_and_outage(out):
     out += ["| delay from a server's return (its first INFO answered) to the first read of it served: median (range)"
             " | %s | %s |" % (m(delays["rp"]), m(delays["cd"])),
             "| the five delays | %s | %s |" % (f(delays["rp"]), f(delays["cd"])), "",
-            "redpulse retries a failed instance with an exponential backoff capped at 8 intervals (±20% jitter);"
+            "redpulse retries a failed instance with an exponential backoff capped at 2 intervals (±20% jitter);"
             " collectd doubles a failing read callback's interval (up to its `MaxReadInterval`, 86400 s by"
             " default).", ""]
     for p in procs:

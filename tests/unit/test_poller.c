@@ -1,5 +1,5 @@
 /* test_poller.c - the pure parts of the poller: the reconnect backoff
- * schedule (1, 2, 4 s ... capped at eight intervals and at 60 s), and the
+ * schedule (1, 2, 4 s ... capped at two intervals and at 60 s), and the
  * tick grid on a real event loop. The schedule as it happens, with jitter, at
  * a fake peer: integration_pollstates; the grid's spread at a real server:
  * integration_ticks. */
@@ -15,30 +15,33 @@ START_TEST(backoff_schedule)
     /* one failure: the next tick retries */
     ck_assert_uint_eq(poller_backoff_ms(0, 1000), 0);
     ck_assert_uint_eq(poller_backoff_ms(1, 1000), 0);
-    /* then doubling from a second, up to eight intervals */
+    /* then doubling from a second, up to two intervals */
     ck_assert_uint_eq(poller_backoff_ms(2, 1000), 1000);
     ck_assert_uint_eq(poller_backoff_ms(3, 1000), 2000);
-    ck_assert_uint_eq(poller_backoff_ms(4, 1000), 4000);
-    ck_assert_uint_eq(poller_backoff_ms(5, 1000), 8000);
-    ck_assert_uint_eq(poller_backoff_ms(6, 1000), 8000);
-    ck_assert_uint_eq(poller_backoff_ms(1000, 1000), 8000);
+    ck_assert_uint_eq(poller_backoff_ms(4, 1000), 2000);
+    ck_assert_uint_eq(poller_backoff_ms(1000, 1000), 2000);
+    ck_assert_uint_eq(poller_backoff_ms(2, 5000), 1000);
+    ck_assert_uint_eq(poller_backoff_ms(4, 5000), 4000);
+    ck_assert_uint_eq(poller_backoff_ms(5, 5000), 8000);
+    ck_assert_uint_eq(poller_backoff_ms(6, 5000), 10000);
+    ck_assert_uint_eq(poller_backoff_ms(40, 5000), 10000);
 }
 END_TEST
 
 START_TEST(backoff_caps_at_60s)
 {
-    /* 10 s interval: eight intervals would be 80 s; 60 s is the cap */
+    /* 40 s interval: two intervals would be 80 s; 60 s is the cap */
     uint64_t prev = 0;
     for (unsigned f = 2; f < 10; f++) {
-        uint64_t ms = poller_backoff_ms(f, 10000);
+        uint64_t ms = poller_backoff_ms(f, 40000);
         ck_assert_uint_ge(ms, prev); /* never shrinks while failing */
         prev = ms;
     }
-    ck_assert_uint_eq(poller_backoff_ms(7, 10000), 32000);
-    ck_assert_uint_eq(poller_backoff_ms(8, 10000), 60000);
-    ck_assert_uint_eq(poller_backoff_ms(40, 10000), 60000);
-    /* 7.5 s: eight intervals are exactly 60 s */
-    ck_assert_uint_eq(poller_backoff_ms(9, 7500), 60000);
+    ck_assert_uint_eq(poller_backoff_ms(7, 40000), 32000);
+    ck_assert_uint_eq(poller_backoff_ms(8, 40000), 60000);
+    ck_assert_uint_eq(poller_backoff_ms(40, 40000), 60000);
+    /* 30 s: two intervals are exactly 60 s */
+    ck_assert_uint_eq(poller_backoff_ms(9, 30000), 60000);
     /* an interval over 60 s: never under one interval */
     ck_assert_uint_eq(poller_backoff_ms(20, 120000), 120000);
     ck_assert_uint_eq(poller_backoff_ms(2, 120000), 1000);
