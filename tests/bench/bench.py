@@ -14,7 +14,9 @@ target of issue 16 as met or not in each run, with the figures that decide it.
 Environment: BENCH_RUNS (3), BENCH_QUICK=1 (short windows, scale 1000 only: a
 smoke run, its figures are noise), BENCH_SCALES ("1000 10000"),
 BENCH_SECTIONS (any of "h2h peers scale", all by default), BENCH_ONLY=cost
-(only the alert/advisor cost rows), BENCH_COST_ROUNDS (1 per run)."""
+(only the alert/advisor cost rows), BENCH_COST_ROUNDS (1 per run),
+BENCH_FROM (a JSON file of earlier runs, written to $TMPDIR/redpulse-bench-
+runs.json after each run: only the report is made)."""
 import collections
 import json
 import os
@@ -556,10 +558,15 @@ def main():
                                                        for c, m in f["cost.%s.rounds" % k])))
         return
     runs = []
-    for i in range(RUNS):
+    if os.environ.get("BENCH_FROM"):  # the report again from the figures of earlier runs
+        with open(os.environ["BENCH_FROM"]) as f:
+            runs = json.load(f)
+    for i in range(0 if runs else RUNS):
         r = one_run(scales)
         runs.append(r)
         print("run %d of %d: %.0f s" % (i + 1, RUNS, r["secs"]), file=sys.stderr, flush=True)
+        with open(os.path.join(TMP, "..", "redpulse-bench-runs.json"), "w") as f:
+            json.dump(runs, f)  # kept in case the report fails: BENCH_FROM=this file
     text = report(runs, scales)
     print(text)
     if not QUICK:  # a smoke run's figures are noise: results.md keeps the last full run's
