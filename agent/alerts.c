@@ -410,9 +410,10 @@ static void put_notif(struct buf *b, const struct notif *n)
     buf_puts(b, "}}");
 }
 
-void hub_serialize(const struct hub *h, struct buf *b)
+void hub_serialize(const struct hub *h, bool clean, struct buf *b)
 {
-    buf_printf(b, "{\"version\":1,\"seq\":%llu,\"alerts\":[", (unsigned long long)h->seq);
+    buf_printf(b, "{\"version\":1,\"seq\":%llu,\"clean\":%s,\"alerts\":[", (unsigned long long)h->seq,
+               clean ? "true" : "false");
     for (size_t i = 0; i < h->n_act; i++) {
         const struct hub_alert *a = h->act[i];
         if (i)
@@ -563,6 +564,13 @@ static void restore(struct hub *h)
     }
     double seq = jnum(root, "seq");
     h->seq = seq >= 0 && seq < 9e15 ? (uint64_t)seq : 0;
+    /* Pending alerts are saved lazily (within 5 s): after a crash the file
+     * may still hold one whose condition ended since, so its `for` starts
+     * again now rather than from a time the condition did not hold since.
+     * The last save of a clean stop holds everything. */
+    bool clean = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(root, "clean"));
+    double now = (double)now_real_us() / 1e6;
+    size_t restarted = 0;
     for (const cJSON *a = alerts->child; a; a = a->next) {
         saved = xrealloc(saved, (n_saved + 1) * sizeof *saved);
         struct saved *s = &saved[n_saved++];
@@ -574,6 +582,11 @@ static void restore(struct hub *h)
         s->st.active_since = jnum(a, "since");
         s->st.last_true = jnum(a, "last_true");
         s->n = notif_from_json(cJSON_GetObjectItemCaseSensitive(a, "alert"));
+        if (!clean && s->st.phase == AP_PENDING) {
+            s->st.active_since = s->st.last_true = now;
+            s->n->starts_at = now;
+            restarted++;
+        }
     }
     for (const cJSON *e = eps->child; e; e = e->next)
         ep_put(h, jstr(e, "instance"), jstr(e, "rule"), (uint32_t)jnum(e, "episode"));
@@ -595,8 +608,8 @@ static void restore(struct hub *h)
         }
     }
     cJSON_Delete(root);
-    log_info("alerts", "state restored from %s: %zu active alerts, %zu undelivered notifications", h->state_path,
-             n_saved, queued);
+    log_info("alerts", "state restored from %s: %zu active alerts, %zu undelivered notifications%s", h->state_path,
+             n_saved, queued, restarted ? " (not a clean stop: the `for` of the pending ones starts again)" : "");
 }
 
 /* Saved alerts whose instance or rule is gone: resolve them now. */

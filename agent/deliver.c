@@ -335,15 +335,17 @@ static void consider(struct hub *h, size_t r, double now)
     }
 }
 
-static void save_state(struct hub *h)
+/* Writes the state file; returns false when the write failed. The lock is
+ * held on entry and exit, released for the disk. final: the last save of a
+ * clean stop. */
+static bool save_state(struct hub *h, bool final)
 {
-    /* lock held on entry and exit; released for the disk */
     struct buf b = BUF_INIT;
-    hub_serialize(h, &b);
+    hub_serialize(h, final, &b);
     h->dirty = h->dirty_lazy = false;
-    h->state_writes++;
     pthread_mutex_unlock(&h->mu);
-    if (state_write_atomic(h->state_path, b.p, b.len) < 0) {
+    bool ok = state_write_atomic(h->state_path, b.p, b.len) == 0;
+    if (!ok) {
         static double last_warn;
         double t = now_s();
         if (t - last_warn > 60) {
@@ -353,6 +355,11 @@ static void save_state(struct hub *h)
     }
     buf_free(&b);
     pthread_mutex_lock(&h->mu);
+    if (ok)
+        h->state_writes++;
+    else
+        h->dirty = true; /* nothing is lost: tried again (SAVE_RETRY_S) */
+    return ok;
 }
 
 void deliver_remap(struct hub *h)
@@ -382,12 +389,15 @@ void deliver_remap(struct hub *h)
 
 /* Changes that come together share one write of the state file: those a
  * restart must not lose within SAVE_EVERY_S, and no sooner than SAVE_DUTY
- * times the last write took (thousands of alerts changing at once spend at
- * most a fifth of this thread's time on the disk); pending alerts coming and
- * going within LAZY_SAVE_S. */
+ * times the last write took (thousands of alerts changing at once keep this
+ * thread on the disk at most a quarter of the time), but never later than
+ * SAVE_MAX_S; pending alerts coming and going within LAZY_SAVE_S. A failed
+ * write is tried again after SAVE_RETRY_S. */
 #define SAVE_EVERY_S 0.05
 #define SAVE_DUTY 4.0
+#define SAVE_MAX_S 1.0
 #define LAZY_SAVE_S 5.0
+#define SAVE_RETRY_S 1.0
 /* At stop, what is queued (and due within it) gets this long to go out;
  * whatever is still undelivered then stays in the saved outbox. */
 #define STOP_GRACE_S 2.0
@@ -406,7 +416,8 @@ static bool flushing(const struct hub *h, double now)
 static void *thread_main(void *arg)
 {
     struct hub *h = arg;
-    double last_save = 0, save_took = 0;
+    /* monotonic seconds: a step of the wall clock moves no save */
+    double last_save = -INFINITY, save_took = 0, retry_at = -INFINITY;
     pthread_mutex_lock(&h->mu);
     while (!h->stop || flushing(h, now_s())) {
         deliver_remap(h);
@@ -424,14 +435,16 @@ static void *thread_main(void *arg)
         for (size_t r = 0; r < h->cfg->n_recv; r++)
             consider(h, r, now);
         int wait_ms = 250;
-        double due = h->dirty ? last_save + fmax(SAVE_EVERY_S, SAVE_DUTY * save_took)
+        double mono = (double)now_mono_us() / 1e6;
+        double due = h->dirty ? fmax(last_save + fmin(fmax(SAVE_EVERY_S, SAVE_DUTY * save_took), SAVE_MAX_S), retry_at)
                    : h->dirty_lazy ? last_save + LAZY_SAVE_S : INFINITY;
-        if (now >= due) {
-            save_state(h);
-            last_save = now;
-            save_took = now_s() - now;
-        } else if (due - now < 0.25) {
-            wait_ms = (int)((due - now) * 1000) + 1;
+        if (mono >= due) {
+            if (!save_state(h, false))
+                retry_at = mono + SAVE_RETRY_S;
+            last_save = mono;
+            save_took = (double)now_mono_us() / 1e6 - mono;
+        } else if (due - mono < 0.25) {
+            wait_ms = (int)((due - mono) * 1000) + 1;
         }
         pthread_mutex_unlock(&h->mu);
         curl_multi_poll(D.multi, NULL, 0, wait_ms, NULL);
@@ -459,7 +472,7 @@ static void *thread_main(void *arg)
     for (size_t r = 0; r < h->cfg->n_recv; r++)
         if (D.att[r].reqs)
             free_attempt(&D.att[r]);
-    save_state(h);
+    save_state(h, true);
     pthread_mutex_unlock(&h->mu);
     return NULL;
 }

@@ -35,49 +35,73 @@ static const char *const sfield_keys[INFO_SFIELD_COUNT] = {
 #undef X
 };
 
-/* Keys and names come from the peer, so the hash is keyed: a random seed per
- * process in the starting state, each 8-byte word of the key folded in by
- * a multiplication (a bijection, so two keys of one length differing in a
- * word differ after it), and murmur3's final mix so every bit of the state
- * reaches the slot bits. Names chosen offline to collide in a table (and
- * make its lookups linear) cannot be chosen without the seed. A word at a
- * time, not a byte: FNV-1a's byte loop, a multiply chain, was a quarter of
- * the parse of an INFO reply. */
-static uint64_t hash_seed;
+/* Keys and names come from the peer, so the hash is keyed: SipHash-1-3 (as
+ * Python's str hash; Redis uses SipHash-1-2) with a random 128-bit key per
+ * process. Names chosen offline to collide in a table (and make its lookups
+ * linear) cannot be chosen without the key. It takes the key 8 bytes at a
+ * time: FNV-1a's byte loop (a multiply chain) was a quarter of the parse of
+ * an INFO reply in perf, and SipHash-1-3 parses 5% faster (poll_micro,
+ * 12.3 against 12.9 µs a poll); a plain multiply-and-fold of words had
+ * collisions that held for every seed (a flip of bit 63 in one word undone
+ * by flips in the next). */
+static uint64_t hash_key[2];
 
 static void seed_hash(void)
 {
-    uint64_t s = 0;
-    if (getrandom(&s, sizeof s, GRND_NONBLOCK) != (ssize_t)sizeof s)
-        s = (uint64_t)time(NULL) * 0x9e3779b97f4a7c15ull ^ (uint64_t)getpid() ^ (uint64_t)(uintptr_t)&s;
-    hash_seed = s;
+    uint64_t k[2] = {0, 0};
+    if (getrandom(k, sizeof k, GRND_NONBLOCK) != (ssize_t)sizeof k) {
+        k[0] = (uint64_t)time(NULL) * 0x9e3779b97f4a7c15ull ^ (uint64_t)getpid();
+        k[1] = (uint64_t)(uintptr_t)&k * 0xc2b2ae3d27d4eb4full ^ (uint64_t)clock();
+    }
+    hash_key[0] = k[0];
+    hash_key[1] = k[1];
 }
 
-static uint64_t fold(uint64_t h, uint64_t w)
+static inline uint64_t rotl(uint64_t x, int b) { return (x << b) | (x >> (64 - b)); }
+
+static inline uint64_t le64(const char *p)
 {
-    h = (h ^ w) * 0x9fb21c651e98df25ull;
-    return h ^ (h >> 32);
+    uint64_t w;
+    memcpy(&w, p, 8);
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+    w = __builtin_bswap64(w);
+#endif
+    return w;
 }
 
-static uint64_t hash_bytes(const char *s, size_t n)
+#define SIPROUND                                                                                                   \
+    do {                                                                                                           \
+        v0 += v1; v1 = rotl(v1, 13); v1 ^= v0; v0 = rotl(v0, 32);                                                  \
+        v2 += v3; v3 = rotl(v3, 16); v3 ^= v2;                                                                     \
+        v0 += v3; v3 = rotl(v3, 21); v3 ^= v0;                                                                     \
+        v2 += v1; v1 = rotl(v1, 17); v1 ^= v2; v2 = rotl(v2, 32);                                                  \
+    } while (0)
+
+uint64_t info_siphash(const uint64_t k[2], const char *s, size_t n, int c_rounds, int d_rounds)
 {
-    uint64_t h = hash_seed ^ ((uint64_t)n * 0x9e3779b97f4a7c15ull), w;
+    uint64_t v0 = 0x736f6d6570736575ull ^ k[0], v1 = 0x646f72616e646f6dull ^ k[1];
+    uint64_t v2 = 0x6c7967656e657261ull ^ k[0], v3 = 0x7465646279746573ull ^ k[1];
+    uint64_t last = (uint64_t)n << 56;
     for (; n >= 8; s += 8, n -= 8) {
-        memcpy(&w, s, 8);
-        h = fold(h, w);
+        uint64_t m = le64(s);
+        v3 ^= m;
+        for (int r = 0; r < c_rounds; r++)
+            SIPROUND;
+        v0 ^= m;
     }
-    if (n) { /* byte by byte: a short memcpy into w stalls on store forwarding */
-        w = 0;
-        for (size_t i = 0; i < n; i++)
-            w |= (uint64_t)(unsigned char)s[i] << (8 * i);
-        h = fold(h, w);
-    }
-    h ^= h >> 33;
-    h *= 0xff51afd7ed558ccdull;
-    h ^= h >> 33;
-    h *= 0xc4ceb9fe1a85ec53ull;
-    return h ^ (h >> 33);
+    for (size_t i = 0; i < n; i++) /* byte by byte: a short memcpy would stall on store forwarding */
+        last |= (uint64_t)(unsigned char)s[i] << (8 * i);
+    v3 ^= last;
+    for (int r = 0; r < c_rounds; r++)
+        SIPROUND;
+    v0 ^= last;
+    v2 ^= 0xff;
+    for (int r = 0; r < d_rounds; r++)
+        SIPROUND;
+    return v0 ^ v1 ^ v2 ^ v3;
 }
+
+static uint64_t hash_bytes(const char *s, size_t n) { return info_siphash(hash_key, s, n, 1, 3); }
 
 /* Every key looked up by name, in a hash table built once; a key can be both
  * a numeric field and an indexed string (process_id). */

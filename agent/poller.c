@@ -172,9 +172,10 @@ uint64_t poller_backoff_ms(unsigned fails, uint64_t interval_ms)
 {
     if (fails <= 1)
         return 0; /* a single blip: retry at the next tick */
-    /* two intervals: a server that comes back is read again within two
-     * intervals (eight held a 20 s outage's return unseen for up to 8.6 s
-     * at 1 s), and a down instance costs at most half a healthy one */
+    /* two intervals: a server that comes back is read again within 2.4
+     * intervals and a tick (eight held a 20 s outage's return unseen for up
+     * to 8.6 s at 1 s), and a down instance costs at most half a healthy one
+     * (up to 30 s intervals, where the 60 s cap takes over) */
     uint64_t cap = interval_ms * 2;
     if (cap > 60000)
         cap = 60000;

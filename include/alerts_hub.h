@@ -89,7 +89,7 @@ struct hub {
     bool dirty;            /* the state file is behind on what a restart must not lose:
                             * firing, resolved, the outbox (saved within 50 ms) */
     bool dirty_lazy;       /* ... only on pending alerts (saved within LAZY_SAVE_S) */
-    uint64_t state_writes; /* state file writes so far (redpulse_alert_state_writes_total) */
+    uint64_t state_writes; /* state file writes done (redpulse_alert_state_writes_total) */
     bool stop;
     double stop_by;        /* after stop: wall clock when the last flush gives up */
     char *state_path;      /* <state_dir>/alerts.json */
@@ -113,8 +113,9 @@ void hub_enqueue(struct hub *h, size_t r, struct notif *n);
 bool hub_silenced(const struct alerts_cfg *a, const struct notif *n, double now);
 
 /* Serialises the hub's durable part (active alerts, resolved list,
- * outboxes) as JSON into b. Lock held. */
-void hub_serialize(const struct hub *h, struct buf *b);
+ * outboxes) as JSON into b; clean: the last save of a clean stop (pending
+ * alerts keep their `for` across it). Lock held. */
+void hub_serialize(const struct hub *h, bool clean, struct buf *b);
 /* Writes b to path atomically: temp file in the same directory, fsync,
  * rename, fsync of the directory. Returns 0, or -1 (errno set). */
 int state_write_atomic(const char *path, const char *data, size_t len);

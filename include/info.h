@@ -182,6 +182,9 @@ bool info_nested_key(const char *key);
 /* A hash of n bytes keyed with a random seed per process, for tables of
  * strings a peer chooses (so it cannot choose them to collide). */
 uint64_t info_hash(const char *s, size_t n);
+/* SipHash-c-d of s[0..n) under key k (info_hash is SipHash-1-3 under the
+ * process' random key); for tests against the reference vectors. */
+uint64_t info_siphash(const uint64_t k[2], const char *s, size_t n, int c_rounds, int d_rounds);
 
 /* Static metadata of a known field. */
 const char *info_field_key(enum info_field f);

@@ -14,9 +14,11 @@ target of issue 16 as met or not in each run, with the figures that decide it.
 Environment: BENCH_RUNS (3), BENCH_QUICK=1 (short windows, scale 1000 only: a
 smoke run, its figures are noise), BENCH_SCALES ("1000 10000"),
 BENCH_SECTIONS (any of "h2h peers scale", all by default), BENCH_ONLY=cost
-(only the alert/advisor cost rows), BENCH_COST_ROUNDS (1 per run),
+(only the alert/advisor cost rows), BENCH_COST_ROUNDS (1 per run: three
+agents side by side, measured over the same 4 one-minute windows),
 BENCH_FROM (a JSON file of earlier runs, written to $TMPDIR/redpulse-bench-
-runs.json after each run: only the report is made)."""
+runs-PID.json after each run: only the report is made, with BENCH_SCALES and
+BENCH_SECTIONS as in those runs)."""
 import collections
 import json
 import os
@@ -227,7 +229,9 @@ def lateness_hist(base):
     return out
 
 
-def scale(n, servers, alerts=True, advice=True):
+def scale_agent(n, servers, alerts=True, advice=True):
+    """redpulse with n instances spread over servers, 10 s interval; returns
+    (process, base URL) once every instance has been polled once."""
     insts = [{"name": "i%05d" % k, "address": "127.0.0.1:%d" % servers[k % len(servers)]} for k in range(n)]
     # alerts: the built-in rule set, evaluated after every poll (the default)
     al = {"state_dir": os.path.join(TMP, "state-%d-%d-%d-%d" % (n, alerts, advice, time.monotonic_ns()))}
@@ -241,6 +245,16 @@ def scale(n, servers, alerts=True, advice=True):
     # all instances connected and polled once (spread over the first 10 s)
     wait_for(lambda: get(base + "/readyz")[0] >= 0 and urllib.request.urlopen(base + "/readyz").status == 200,
              60, step=0.5, what="first round of polls")
+    return p, base
+
+
+def active_alerts(base):
+    """Pending or firing alerts by rule."""
+    return collections.Counter(a["alertname"] for a in json.loads(get(base + "/api/v1/alerts")[1])["alerts"])
+
+
+def scale(n, servers, alerts=True, advice=True):
+    p, base = scale_agent(n, servers, alerts, advice)
     time.sleep(SCALE_SETTLE)
     h0 = lateness_hist(base)
     # the CPU and memory of polling alone: nothing is scraped in this window
@@ -251,7 +265,7 @@ def scale(n, servers, alerts=True, advice=True):
     cpu = (c1 - c0) / (t1 - t0)
     # pending or firing at the end of the window, by rule: the cost rows
     # compare agents that have none
-    active = collections.Counter(a["alertname"] for a in json.loads(get(base + "/api/v1/alerts")[1])["alerts"])
+    active = active_alerts(base)
     if active:
         print("  %d instances, alerts %s, advice %s: active alerts %s" % (n, alerts, advice, dict(active)),
               file=sys.stderr, flush=True)
@@ -277,36 +291,77 @@ def scale(n, servers, alerts=True, advice=True):
 
 def fresh_servers(k=4):
     """k new redis-servers: each cost agent gets its own, so that none sees
-    the fragmentation the clients of the one before left behind (it holds
-    the built-in RedisFragmentation rule pending on thousands of
-    instances, and made one agent in three a different measurement)."""
+    the fragmentation the clients of another left behind (it holds the
+    built-in RedisFragmentation rule pending on thousands of instances)."""
     ports = free_ports(k)
     return ports, [redis(pt, maxclients=20000) for pt in ports]
+
+
+# windows of a whole minute: each holds one CONFIG GET of every instance
+# (config_interval), which 25 s windows held for some agents and not others
+COST_WINDOWS, COST_WIN = (2, 20.0) if QUICK else (4, 60.0)
 
 
 def cost(n):
     """The cost of the built-in alert rules (issue 10: at most 10% more agent
     CPU per poll, 2 KB more per instance) and of the advisor (issue 13: at
-    most 5% more CPU per poll) at n instances: the same run with each switched
-    off, in interleaved turns, each agent on fresh servers."""
-    runs = {"on": [], "alerts_off": [], "advice_off": []}
+    most 5% more CPU per poll) at n instances. Three agents, each on its own
+    fresh servers: everything on, the alert rules off, the advisor off. They
+    run side by side and are measured over the same windows, so the drift of
+    this machine's speed (a third over minutes) is the same for all three;
+    each window gives the two ratios, and the figures are their medians.
+    Polls are counted as n x window / interval (the servers' command count
+    confirms it: one INFO per poll and one CONFIG GET per instance a
+    minute; a window off by more than 5% is printed)."""
+    variants = [("on", {}), ("alerts_off", {"alerts": False}), ("advice_off", {"advice": False})]
     rounds = int(os.environ.get("BENCH_COST_ROUNDS", "1"))
+    fig = {"cost.n": n, "cost.rounds": rounds * COST_WINDOWS}
+    per = {k: [] for k, _ in variants}
+    rss = {k: [] for k, _ in variants}
+    active = {k: 0 for k, _ in variants}
     for _ in range(rounds):
-        for k, kw in (("on", {}), ("alerts_off", {"alerts": False}), ("advice_off", {"advice": False})):
+        agents = []
+        for k, kw in variants:
             ports, srv = fresh_servers()
-            runs[k].append(scale(n, ports, **kw))
-            for p in srv:
-                p.terminate()
-                p.wait()
-    fig = {"cost.n": n, "cost.rounds": rounds}
-    for k, v in runs.items():
-        fig["cost.%s.cpu_per" % k] = statistics.median(r["cpu_per"] for r in v)
-        fig["cost.%s.rss" % k] = statistics.median(r["rss"] for r in v)
-        fig["cost.%s.active" % k] = max(r["active_alerts"] for r in v)
-        fig["cost.%s.rounds" % k] = [(r["cpu_per"], r["rss"]) for r in v]
-    fig["cost.alerts_pct"] = 100 * (fig["cost.on.cpu_per"] / fig["cost.alerts_off.cpu_per"] - 1)
+            p, base = scale_agent(n, ports, **kw)
+            agents.append((k, p, base, ports, srv))
+        time.sleep(SCALE_SETTLE)
+        for w in range(COST_WINDOWS):
+            i0 = {k: [info(pt) for pt in ports] for k, _, _, ports, _ in agents}
+            c0 = {k: cpu_s_process(p.pid) for k, p, _, _, _ in agents}
+            t0 = time.monotonic()
+            time.sleep(COST_WIN)
+            c1 = {k: cpu_s_process(p.pid) for k, p, _, _, _ in agents}
+            t1 = time.monotonic()
+            i1 = {k: [info(pt) for pt in ports] for k, _, _, ports, _ in agents}
+            polls = n * (t1 - t0) / 10.0
+            for k, p, _, ports, _ in agents:
+                per[k].append((c1[k] - c0[k]) / polls)
+                served = sum(int(b["total_commands_processed"]) - int(a["total_commands_processed"]) - 1
+                             for a, b in zip(i0[k], i1[k]))
+                if abs(served / (polls * (1 + 10.0 / 60)) - 1) > 0.05:
+                    print("  cost %s, window %d: %d commands for %.0f polls" % (k, w, served, polls),
+                          file=sys.stderr, flush=True)
+        for k, p, base, _, srv in agents:
+            rss[k].append(rss_kib(p.pid))
+            a = active_alerts(base)
+            active[k] = max(active[k], sum(a.values()))
+            if a:
+                print("  cost %s: active alerts %s" % (k, dict(a)), file=sys.stderr, flush=True)
+            p.terminate()
+            p.wait()
+            for r in srv:
+                r.terminate()
+                r.wait()
+    for k, _ in variants:
+        fig["cost.%s.cpu_per" % k] = statistics.median(per[k])
+        fig["cost.%s.rss" % k] = statistics.median(rss[k])
+        fig["cost.%s.active" % k] = active[k]
+        fig["cost.%s.rounds" % k] = [(c, rss[k][i // COST_WINDOWS]) for i, c in enumerate(per[k])]
+    # paired: each window's ratio, then their median
+    fig["cost.alerts_pct"] = 100 * (statistics.median(a / b for a, b in zip(per["on"], per["alerts_off"])) - 1)
+    fig["cost.advice_pct"] = 100 * (statistics.median(a / b for a, b in zip(per["on"], per["advice_off"])) - 1)
     fig["cost.alerts_kb"] = (fig["cost.on.rss"] - fig["cost.alerts_off.rss"]) / n
-    fig["cost.advice_pct"] = 100 * (fig["cost.on.cpu_per"] / fig["cost.advice_off.cpu_per"] - 1)
     fig["cost.advice_kb"] = (fig["cost.on.rss"] - fig["cost.advice_off.rss"]) / n
     return fig
 
@@ -424,8 +479,8 @@ def report(runs, scales):
             "Trimmed so that one whole run takes about 11 minutes and three fit in about 35: ") + "measured windows of"
            " %.0f s at 100 polls/s and %.0f s for the collectd comparisons (they were 20 s, one run only), the"
            " servers' idle CPU over %.0f s (was 30 s), scale rows %s with a %.0f s window (5,000 dropped; was"
-           " 30 s), and the alert/advisor cost rows with one round of three agents per run (was 3 rounds): over"
-           " 3 runs that is still 3 rounds. The"
+           " 30 s), and the alert/advisor cost rows from three agents side by side, measured over the same windows."
+           " The"
            " collectd fault figures are in faults.md (`BENCH_ONLY=faults tests/bench/run.sh`)." % (
                W_H2H, W_PEER, IDLE, " and ".join(str(x) for x in scales), SCALE_WIN), ""]
     if "h2h" in SECTIONS:
@@ -510,12 +565,13 @@ def report(runs, scales):
                 agg([{"x": x} for x in slope], "x", lambda x: "%.1f KB" % x), a, b,
                 agg([{"x": x} for x in base], "x", lambda x: "%.1f MB" % x))]
         g = lambda k, f: agg(runs, k, f)  # noqa: E731
-        out += ["", "Cost at %d instances (10 s interval, %s round(s) per run, each agent on 4 fresh redis-servers,"
-                " at most %d alerts pending or firing at the end of a window; agent CPU per poll and RSS): both on"
+        out += ["", "Cost at %d instances (10 s interval; three agents side by side, each on 4 fresh redis-servers,"
+                " measured over the same %s windows of %.0f s per run, the cost being the median of the windows'"
+                " ratios; at most %d alerts pending or firing at the end; agent CPU per poll and RSS): both on"
                 " %s, %s; alert rules off %s, %s (the rules"
                 " cost %s CPU per poll, %s per instance); advisor off %s, %s (the advisor costs %s CPU per poll,"
                 " %s per instance)." % (
-                    scales[-1], runs[0].get("cost.rounds"), max(r["cost.on.active"] for r in runs),
+                    scales[-1], runs[0].get("cost.rounds"), COST_WIN, max(r.get("cost.on.active", 0) for r in runs),
                     g("cost.on.cpu_per", us),
                     g("cost.on.rss", lambda x: "%.1f MB" % (x / 1024)), g("cost.alerts_off.cpu_per", us),
                     g("cost.alerts_off.rss", lambda x: "%.1f MB" % (x / 1024)),
@@ -547,14 +603,14 @@ def main():
     scales = [int(x) for x in os.environ.get("BENCH_SCALES", "1000" if QUICK else "1000 10000").split()]
     if os.environ.get("BENCH_ONLY") == "cost":  # just the alert and advisor cost rows
         f = cost(scales[-1])
-        print("Cost at %d instances (%d rounds): both on %.1f µs, %.1f MB; alert rules off %.1f µs, %.1f MB (%+.1f%%"
+        print("Cost at %d instances (%d windows): both on %.1f µs, %.1f MB; alert rules off %.1f µs, %.1f MB (%+.1f%%"
               " CPU per poll, %+.2f KB per instance); advisor off %.1f µs, %.1f MB (%+.1f%%, %+.2f KB)." % (
                   f["cost.n"], f["cost.rounds"], f["cost.on.cpu_per"] * 1e6, f["cost.on.rss"] / 1024,
                   f["cost.alerts_off.cpu_per"] * 1e6, f["cost.alerts_off.rss"] / 1024, f["cost.alerts_pct"],
                   f["cost.alerts_kb"], f["cost.advice_off.cpu_per"] * 1e6, f["cost.advice_off.rss"] / 1024,
                   f["cost.advice_pct"], f["cost.advice_kb"]))
         for k in ("on", "alerts_off", "advice_off"):
-            print("  %s, each round: %s" % (k, ", ".join("%.1f µs %.1f MB" % (c * 1e6, m / 1024)
+            print("  %s, each window: %s" % (k, ", ".join("%.1f µs %.1f MB" % (c * 1e6, m / 1024)
                                                        for c, m in f["cost.%s.rounds" % k])))
         return
     runs = []
@@ -565,8 +621,10 @@ def main():
         r = one_run(scales)
         runs.append(r)
         print("run %d of %d: %.0f s" % (i + 1, RUNS, r["secs"]), file=sys.stderr, flush=True)
-        with open(os.path.join(TMP, "..", "redpulse-bench-runs.json"), "w") as f:
+        keep = os.path.join(os.path.dirname(TMP), "redpulse-bench-runs-%d.json" % os.getpid())
+        with open(keep, "w") as f:
             json.dump(runs, f)  # kept in case the report fails: BENCH_FROM=this file
+        print("figures so far: %s" % keep, file=sys.stderr, flush=True)
     text = report(runs, scales)
     print(text)
     if not QUICK:  # a smoke run's figures are noise: results.md keeps the last full run's
