@@ -736,11 +736,9 @@ static uint64_t state_writes(void)
     return n;
 }
 
-/* A rule over a bgsave status that fails at every other poll (the last one
- * failing) for about a second (100 polls, 10 ms apart); returns the state
- * file writes made meanwhile. for_s: the rule's `for`; lazy_wait: then
- * wait for (and check) the lazy write of what changed. */
-static uint64_t writes_while_flapping(const char *dir, const char *for_s, bool lazy_wait)
+/* One instance and one rule, Bgsave (the bgsave status is 0), with `for`
+ * for_s, state under dir. */
+static struct config *bgsave_rule(const char *dir, const char *for_s)
 {
     char json[1024];
     snprintf(json, sizeof json,
@@ -752,6 +750,16 @@ static uint64_t writes_while_flapping(const char *dir, const char *for_s, bool l
     struct config_errors e;
     struct config *c = parse(json, &e);
     ck_assert_msg(c != NULL, "%s", e.text.p);
+    return c;
+}
+
+/* A rule over a bgsave status that fails at every other poll (the last one
+ * failing) for about a second (100 polls, 10 ms apart); returns the state
+ * file writes made meanwhile. for_s: the rule's `for`; lazy_wait: then
+ * wait for (and check) the lazy write of what changed. */
+static uint64_t writes_while_flapping(const char *dir, const char *for_s, bool lazy_wait)
+{
+    struct config *c = bgsave_rule(dir, for_s);
     ck_assert_int_eq(alerts_start(c), 0);
     for (int i = 0; i < 100 && state_writes() == 0; i++) /* the first save, at start */
         usleep(10000);
@@ -821,18 +829,10 @@ static double active_since(const char *rule)
  * behind) it starts again, so the alert never fires early. */
 START_TEST(pending_for_restarts_after_a_crash)
 {
-    char dir[64], path[96], json[1024], cmd[160];
+    char dir[64], path[96], cmd[160];
     snprintf(dir, sizeof dir, "/tmp/rp-alerts-crash-%ld", (long)getpid());
     snprintf(path, sizeof path, "%s/alerts.json", dir);
-    snprintf(json, sizeof json,
-             "{\"instances\": [{\"name\": \"cache-1\", \"address\": \"127.0.0.1:6379\"}],"
-             " \"alerts\": {\"builtin\": false, \"state_dir\": \"%s\","
-             "  \"rules\": [{\"name\": \"Bgsave\", \"figure\": \"info.persistence.rdb_last_bgsave_status\","
-             "              \"op\": \"==\", \"threshold\": 0, \"for\": \"1h\"}]}}",
-             dir);
-    struct config_errors e;
-    struct config *c = parse(json, &e);
-    ck_assert_msg(c != NULL, "%s", e.text.p);
+    struct config *c = bgsave_rule(dir, "1h");
     for (int crash = 0; crash < 2; crash++) {
         char file[2048];
         /* a pending alert since an hour less a minute ago */
