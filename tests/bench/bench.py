@@ -21,6 +21,7 @@ runs-PID.json after each run: only the report is made, with BENCH_SCALES and
 BENCH_SECTIONS as in those runs)."""
 import collections
 import json
+import math
 import os
 import signal
 import statistics
@@ -30,7 +31,7 @@ import time
 import urllib.request
 
 from benchlib import (TMP, cleanup, collectd, cpu_s, cpu_s_process, exporter, free_port, free_ports, get, info, pct, redis,
-                      redis_cpu, redpulse, rss_kib, samples, wait_for)
+                      redis_cpu, redpulse, rss_kib, samples, stop, wait_for)
 
 BIN, OUT = sys.argv[1], sys.argv[2]
 QUICK = os.environ.get("BENCH_QUICK") == "1"
@@ -312,10 +313,10 @@ def cost(n):
     each window gives the two ratios, and the figures are their medians.
     Polls are counted as n x window / interval (the servers' command count
     confirms it: one INFO per poll and one CONFIG GET per instance a
-    minute; a window off by more than 5% is printed)."""
+    minute; a window outside that by more than 5% is printed)."""
     variants = [("on", {}), ("alerts_off", {"alerts": False}), ("advice_off", {"advice": False})]
     rounds = int(os.environ.get("BENCH_COST_ROUNDS", "1"))
-    fig = {"cost.n": n, "cost.rounds": rounds * COST_WINDOWS}
+    fig = {"cost.n": n, "cost.windows": rounds * COST_WINDOWS}
     per = {k: [] for k, _ in variants}
     rss = {k: [] for k, _ in variants}
     active = {k: 0 for k, _ in variants}
@@ -339,7 +340,9 @@ def cost(n):
                 per[k].append((c1[k] - c0[k]) / polls)
                 served = sum(int(b["total_commands_processed"]) - int(a["total_commands_processed"]) - 1
                              for a, b in zip(i0[k], i1[k]))
-                if abs(served / (polls * (1 + 10.0 / 60)) - 1) > 0.05:
+                # one INFO per poll, and a CONFIG GET of every instance in
+                # each minute begun (all of them close together)
+                if not 0.95 * polls <= served <= 1.05 * (polls + n * math.ceil(COST_WIN / 60)):
                     print("  cost %s, window %d: %d commands for %.0f polls" % (k, w, served, polls),
                           file=sys.stderr, flush=True)
         for k, p, base, _, srv in agents:
@@ -348,16 +351,13 @@ def cost(n):
             active[k] = max(active[k], sum(a.values()))
             if a:
                 print("  cost %s: active alerts %s" % (k, dict(a)), file=sys.stderr, flush=True)
-            p.terminate()
-            p.wait()
-            for r in srv:
-                r.terminate()
-                r.wait()
+            for q in [p] + srv:
+                stop(q)
     for k, _ in variants:
         fig["cost.%s.cpu_per" % k] = statistics.median(per[k])
         fig["cost.%s.rss" % k] = statistics.median(rss[k])
         fig["cost.%s.active" % k] = active[k]
-        fig["cost.%s.rounds" % k] = [(c, rss[k][i // COST_WINDOWS]) for i, c in enumerate(per[k])]
+        fig["cost.%s.windows" % k] = [(c, rss[k][i // COST_WINDOWS]) for i, c in enumerate(per[k])]
     # paired: each window's ratio, then their median
     fig["cost.alerts_pct"] = 100 * (statistics.median(a / b for a, b in zip(per["on"], per["alerts_off"])) - 1)
     fig["cost.advice_pct"] = 100 * (statistics.median(a / b for a, b in zip(per["on"], per["advice_off"])) - 1)
@@ -367,16 +367,14 @@ def cost(n):
 
 
 def scale_section(scales):
-    servers = free_ports(4)
-    srv = [redis(s, maxclients=20000) for s in servers]
+    servers, srv = fresh_servers()
     fig = {}
     for n in scales:
         r = scale(n, servers)
         for k, v in r.items():
             fig["scale.%d.%s" % (n, k)] = v
     for s in srv:
-        s.terminate()
-        s.wait()
+        stop(s)
     fig.update(cost(scales[-1]))
     return fig
 
@@ -571,7 +569,7 @@ def report(runs, scales):
                 " %s, %s; alert rules off %s, %s (the rules"
                 " cost %s CPU per poll, %s per instance); advisor off %s, %s (the advisor costs %s CPU per poll,"
                 " %s per instance)." % (
-                    scales[-1], runs[0].get("cost.rounds"), COST_WIN, max(r.get("cost.on.active", 0) for r in runs),
+                    scales[-1], runs[0].get("cost.windows"), COST_WIN, max(r.get("cost.on.active", 0) for r in runs),
                     g("cost.on.cpu_per", us),
                     g("cost.on.rss", lambda x: "%.1f MB" % (x / 1024)), g("cost.alerts_off.cpu_per", us),
                     g("cost.alerts_off.rss", lambda x: "%.1f MB" % (x / 1024)),
@@ -605,13 +603,13 @@ def main():
         f = cost(scales[-1])
         print("Cost at %d instances (%d windows): both on %.1f µs, %.1f MB; alert rules off %.1f µs, %.1f MB (%+.1f%%"
               " CPU per poll, %+.2f KB per instance); advisor off %.1f µs, %.1f MB (%+.1f%%, %+.2f KB)." % (
-                  f["cost.n"], f["cost.rounds"], f["cost.on.cpu_per"] * 1e6, f["cost.on.rss"] / 1024,
+                  f["cost.n"], f["cost.windows"], f["cost.on.cpu_per"] * 1e6, f["cost.on.rss"] / 1024,
                   f["cost.alerts_off.cpu_per"] * 1e6, f["cost.alerts_off.rss"] / 1024, f["cost.alerts_pct"],
                   f["cost.alerts_kb"], f["cost.advice_off.cpu_per"] * 1e6, f["cost.advice_off.rss"] / 1024,
                   f["cost.advice_pct"], f["cost.advice_kb"]))
         for k in ("on", "alerts_off", "advice_off"):
             print("  %s, each window: %s" % (k, ", ".join("%.1f µs %.1f MB" % (c * 1e6, m / 1024)
-                                                       for c, m in f["cost.%s.rounds" % k])))
+                                                       for c, m in f["cost.%s.windows" % k])))
         return
     runs = []
     if os.environ.get("BENCH_FROM"):  # the report again from the figures of earlier runs

@@ -36,11 +36,7 @@ def cpu_s(pid):
                 pass
     except OSError:
         pass
-    if seen:
-        return total / 1e9
-    with open("/proc/%d/stat" % pid) as f:
-        x = f.read().rsplit(")", 1)[1].split()
-    return (int(x[11]) + int(x[12])) / CLK
+    return total / 1e9 if seen else cpu_s_process(pid)
 
 
 def cpu_s_process(pid):
