@@ -150,6 +150,85 @@ static const struct lookup *find_known(const char *key, size_t n, uint64_t h)
     return l->key ? l : NULL;
 }
 
+/* The keys of a reply come in the order of the last reply parsed, poll after
+ * poll and from one instance of a version to the next; the table above is
+ * 24 KB read at random, and between two polls the caches have gone to the
+ * kernel and the server: in perf of 100 polls a second, the load of a
+ * table slot was 70% of the parse's own time. So the keys of the last reply
+ * parsed on this thread are kept in order, with what the table said of
+ * them, and each key of a reply is first compared with the one at a cursor
+ * in that list: on a match the cursor moves on, past one line removed when
+ * the next entry matches, and it waits when a line was added. The list is
+ * read in order and the prefetcher has it. A key found before is matched by
+ * its hash, its length and its bytes; one the table did not hold, by its
+ * hash and length (the key of the hash is secret, so no peer can make a
+ * known key collide with an unknown one). */
+struct seq_key {
+    uint64_t hash;
+    const char *key; /* the table's, NULL when the table did not hold it */
+    uint32_t len;
+    int16_t fid, sid;
+};
+#define SEQ_MAX 512 /* lines of a reply that are remembered; the rest use the table */
+struct seq {
+    struct seq_key k[2][SEQ_MAX];
+    size_t n[2];
+    int cur; /* k[cur]: the last reply's keys */
+};
+static _Thread_local struct seq key_seq;
+
+struct seq_cursor {
+    const struct seq_key *old;
+    size_t n_old, c;
+    struct seq_key *next;
+    size_t n_next;
+};
+
+static void seq_begin(struct seq_cursor *q)
+{
+    struct seq *sq = &key_seq;
+    q->old = sq->k[sq->cur];
+    q->n_old = sq->n[sq->cur];
+    q->c = 0;
+    q->next = sq->k[!sq->cur];
+    q->n_next = 0;
+}
+
+static void seq_end(const struct seq_cursor *q)
+{
+    struct seq *sq = &key_seq;
+    sq->cur = !sq->cur;
+    sq->n[sq->cur] = q->n_next;
+}
+
+static bool seq_match(const struct seq_key *e, const char *key, size_t n, uint64_t h)
+{
+    return e->hash == h && e->len == n && (!e->key || memcmp(e->key, key, n) == 0);
+}
+
+/* The table's answer for key (n bytes, hash h): fid and sid, -1 when not. */
+static void seq_lookup(struct seq_cursor *q, const char *key, size_t n, uint64_t h, int *fid, int *sid)
+{
+    const struct seq_key *hit = NULL;
+    if (q->c < q->n_old && seq_match(&q->old[q->c], key, n, h))
+        hit = &q->old[q->c++];
+    else if (q->c + 1 < q->n_old && seq_match(&q->old[q->c + 1], key, n, h)) {
+        hit = &q->old[q->c + 1];
+        q->c += 2;
+    }
+    struct seq_key e;
+    if (hit) {
+        e = *hit;
+    } else {
+        const struct lookup *lk = find_known(key, n, h);
+        e = (struct seq_key){h, lk ? lk->key : NULL, (uint32_t)n, lk ? lk->fid : -1, lk ? lk->sid : -1};
+    }
+    if (q->n_next < SEQ_MAX)
+        q->next[q->n_next++] = e;
+    *fid = e.fid;
+    *sid = e.sid;
+}
+
 const char *info_field_key(enum info_field f) { return field_meta[f].key; }
 
 uint64_t info_hash(const char *s, size_t n)
@@ -562,6 +641,8 @@ struct info_sample *info_parse_max(const char *text, size_t len, size_t max_nest
     memset(local, 0, sizeof local);
     size_t nseen = 0;
 
+    struct seq_cursor sq;
+    seq_begin(&sq);
     const char *section = "";
     char *p = s->text, *end = s->text + len;
     while (p < end) {
@@ -653,13 +734,15 @@ struct info_sample *info_parse_max(const char *text, size_t len, size_t max_nest
             /* used_memory_peak_perc:50.76% */
             e->is_num = value_number(val, val[vlen - 1] == '%' ? vlen - 1 : vlen, &e->num);
         }
-        const struct lookup *lk = find_known(key, klen, h);
-        if (lk && lk->sid >= 0)
-            s->sval[lk->sid] = val;
-        if (lk && lk->fid >= 0)
-            s->known[lk->fid] = (int32_t)s->n_entries;
+        int fid, sid;
+        seq_lookup(&sq, key, klen, h, &fid, &sid);
+        if (sid >= 0)
+            s->sval[sid] = val;
+        if (fid >= 0)
+            s->known[fid] = (int32_t)s->n_entries;
         s->n_entries++;
     }
+    seq_end(&sq);
     if (seen != local)
         free(seen);
     free(caps.rep_slot);

@@ -2,6 +2,7 @@
  * every supported Redis/Valkey version, and on malformed input. */
 #include <check.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -531,6 +532,111 @@ START_TEST(key_hash_spreads)
 }
 END_TEST
 
+/* What the parser remembers of the last reply's key order (a guess checked
+ * before the table is asked) never changes a result: every reply below is
+ * parsed after others of other shapes and compared with its parse on a new
+ * thread, which remembers nothing. */
+struct fresh_parse {
+    const char *text;
+    size_t len;
+    struct info_sample *s;
+};
+
+static void *parse_on_thread(void *arg)
+{
+    struct fresh_parse *fp = arg;
+    fp->s = info_parse(fp->text, fp->len);
+    return NULL;
+}
+
+static void assert_same_parse(const char *text, size_t len, const char *what)
+{
+    struct fresh_parse fp = {text, len, NULL};
+    pthread_t th;
+    ck_assert_int_eq(pthread_create(&th, NULL, parse_on_thread, &fp), 0);
+    pthread_join(th, NULL);
+    struct info_sample *a = fp.s, *b = info_parse(text, len);
+    ck_assert_uint_eq(a->n_entries, b->n_entries);
+    ck_assert_uint_eq(a->malformed, b->malformed);
+    for (int f = 0; f < INFO_FIELD_COUNT; f++) {
+        ck_assert_msg(info_has(a, (enum info_field)f) == info_has(b, (enum info_field)f), "%s: %s known apart", what,
+                      info_field_key((enum info_field)f));
+        double x = info_num(a, (enum info_field)f), y = info_num(b, (enum info_field)f);
+        ck_assert_msg((isnan(x) && isnan(y)) || x == y, "%s: %s differs", what, info_field_key((enum info_field)f));
+    }
+    for (int k = 0; k < INFO_SFIELD_COUNT; k++) {
+        const char *x = info_sval(a, (enum info_sfield)k), *y = info_sval(b, (enum info_sfield)k);
+        ck_assert_msg((!x && !y) || (x && y && strcmp(x, y) == 0), "%s: string field %d differs", what, k);
+    }
+    info_sample_free(a);
+    info_sample_free(b);
+}
+
+/* text without its line n (0-based), or with `add` put before it */
+static char *edit_line(const char *text, size_t len, size_t n, const char *add, size_t *out_len)
+{
+    struct buf b = BUF_INIT;
+    const char *p = text, *end = text + len;
+    for (size_t i = 0; p < end; i++) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        const char *next = nl ? nl + 1 : end;
+        if (i == n && add)
+            buf_puts(&b, add);
+        if (i != n || add)
+            buf_append(&b, p, (size_t)(next - p));
+        p = next;
+    }
+    return buf_steal(&b, out_len);
+}
+
+START_TEST(key_order_memory_never_changes_a_result)
+{
+    static const char *const names[] = {"info-redis-7.0.15-master.txt", "info-redis-5.0.0.txt",
+                                        "info-valkey-8.0.1.txt", "info-redis-7.0.15-bgsave-error.txt",
+                                        "info-redis-7.4.0.txt"};
+    size_t len[5];
+    char *t[5];
+    for (int i = 0; i < 5; i++)
+        t[i] = read_fixture(names[i], &len[i]);
+    /* one version after another, and back */
+    for (int round = 0; round < 2; round++)
+        for (int i = 0; i < 5; i++)
+            assert_same_parse(t[i], len[i], names[i]);
+    /* one line taken out, one put in, one replaced (known by unknown of the
+     * same length, unknown by known), at every place of the reply */
+    for (size_t n = 0; n < 120; n += 3) {
+        size_t l1, l2, l3, l4;
+        char *del = edit_line(t[0], len[0], n, NULL, &l1);
+        char *add = edit_line(t[0], len[0], n, "zz_unknown_key:7\r\n", &l2);
+        char *rep = edit_line(del, l1, n, "used_memorz:42\r\n", &l3);
+        char *rep2 = edit_line(del, l1, n, "used_memory:43\r\n", &l4);
+        assert_same_parse(t[0], len[0], "master");
+        assert_same_parse(del, l1, "line taken out");
+        assert_same_parse(t[0], len[0], "master again");
+        assert_same_parse(add, l2, "line put in");
+        assert_same_parse(rep, l3, "known key replaced by an unknown one");
+        assert_same_parse(rep2, l4, "a line replaced by a known key");
+        assert_same_parse(rep, l3, "and back");
+        free(del);
+        free(add);
+        free(rep);
+        free(rep2);
+    }
+    /* a reply longer than what is remembered, then a usual one */
+    struct buf big = BUF_INIT;
+    buf_append(&big, t[0], len[0]);
+    for (int i = 0; i < 700; i++)
+        buf_printf(&big, "cmdstat_c%d:calls=%d,usec=1,usec_per_call=1.00\r\n", i, i);
+    buf_puts(&big, "used_memory_rss:5\r\n"); /* a duplicate, past the remembered part */
+    assert_same_parse(big.p, big.len, "long reply");
+    assert_same_parse(big.p, big.len, "long reply again");
+    assert_same_parse(t[0], len[0], "master after the long reply");
+    buf_free(&big);
+    for (int i = 0; i < 5; i++)
+        free(t[i]);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("info");
@@ -550,6 +656,7 @@ int main(void)
     tcase_add_test(tc, key_hash_spreads);
     tcase_add_test(tc, siphash_reference_vectors);
     tcase_add_test(tc, key_hash_has_no_seed_free_collisions);
+    tcase_add_test(tc, key_order_memory_never_changes_a_result);
     suite_add_tcase(s, tc);
     return testutil_run(s);
 }
