@@ -138,6 +138,15 @@ slow:;
     return n > 0 ? (size_t)n : 0;
 }
 
+void buf_put_u64(struct buf *b, unsigned long long u)
+{
+    char tmp[24], *e = tmp + sizeof tmp, *q = e;
+    do
+        *--q = (char)('0' + u % 10);
+    while (u /= 10);
+    buf_append(b, q, (size_t)(e - q));
+}
+
 void buf_put_double(struct buf *b, double v)
 {
     char tmp[40];
@@ -153,14 +162,9 @@ void buf_put_double(struct buf *b, double v)
     if (fabs(v) < 9e18 && v == (double)(long long)v) {
         /* integers are most of what INFO sends */
         long long x = (long long)v;
-        unsigned long long u = x < 0 ? 0ull - (unsigned long long)x : (unsigned long long)x;
-        char *e = tmp + sizeof tmp, *q = e;
-        do
-            *--q = (char)('0' + u % 10);
-        while (u /= 10);
         if (x < 0)
-            *--q = '-';
-        buf_append(b, q, (size_t)(e - q));
+            buf_putc(b, '-');
+        buf_put_u64(b, x < 0 ? 0ull - (unsigned long long)x : (unsigned long long)x);
         return;
     }
     n = fmt_g15(tmp, v); /* every decimal INFO sends reads back as written */

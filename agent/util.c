@@ -149,6 +149,8 @@ static bool parse_other(const char *s, double *out)
         return false; /* not a number at all: the common string case */
     if (!*s || *s == ' ' || *s == '\t')
         return false;
+    if (s[strspn(s, "0123456789.eE+-")]) /* "7.0.15" passes the first test; "1.83M" too */
+        return false;
     char *end;
     errno = 0;
     double v = strtod(s, &end);
