@@ -162,7 +162,10 @@ static const struct lookup *find_known(const char *key, size_t n, uint64_t h)
  * read in order and the prefetcher has it. A key found before is matched by
  * its hash, its length and its bytes; one the table did not hold, by its
  * hash and length (the key of the hash is secret, so no peer can make a
- * known key collide with an unknown one). */
+ * known key collide with an unknown one). Measured (the bench's
+ * head-to-head setup, 10 connections at 100 ms, six interleaved 8 s
+ * rounds, Release): 168.6 against 148.6 µs of agent CPU a poll, and the
+ * parse's own share of the agent's time in perf from 12.4% to 4.5%. */
 struct seq_key {
     uint64_t hash;
     const char *key; /* the table's, NULL when the table did not hold it */
