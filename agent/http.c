@@ -144,7 +144,7 @@ void http_render_metrics(struct registry *reg, const char *target, struct buf *o
         buf_puts(out, "# HELP redpulse_instances Configured Redis instances\n"
                       "# TYPE redpulse_instances gauge\n");
         buf_printf(out, "redpulse_instances %zu\n", v.n);
-        poller_render_lateness(out);
+        poller_render_self(out);
         reload_render_metrics(out);
         discover_render_metrics(out);
         selfstat_render(out);

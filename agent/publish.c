@@ -115,7 +115,15 @@ struct table {
 struct registry {
     pthread_mutex_t lock;  /* guards tab (the pointer) and every slot's frag */
     struct table *tab;
+    void (*on_read)(void *arg); /* set while no reader runs */
+    void *on_read_arg;
 };
+
+void registry_on_read(struct registry *r, void (*fn)(void *arg), void *arg)
+{
+    r->on_read = fn;
+    r->on_read_arg = arg;
+}
 
 static void slot_unref(struct slot *s)
 {
@@ -275,6 +283,8 @@ void registry_relabel(struct registry *r, size_t i, const char *prefix)
 
 void registry_view_take(struct registry *r, struct registry_view *v)
 {
+    if (r->on_read)
+        r->on_read(r->on_read_arg);
     pthread_mutex_lock(&r->lock);
     struct table *t = r->tab;
     atomic_fetch_add(&t->refs, 1);
@@ -298,6 +308,8 @@ void registry_view_release(struct registry_view *v)
 
 struct frag *registry_get_name(struct registry *r, const char *name)
 {
+    if (r->on_read)
+        r->on_read(r->on_read_arg);
     struct frag *f = NULL;
     pthread_mutex_lock(&r->lock);
     long i = table_find(r->tab, name);

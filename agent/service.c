@@ -323,6 +323,7 @@ out:
     /* HTTP first (stops accepting, finishes what is in flight, bounded),
      * then the Redis connections. A delivery queue, once there is one,
      * gets its bounded flush here, between the two. */
+    poller_close_reads(sv.poller); /* what a request in flight waits for */
     http_stop(sv.http);
     log_debug("main", "HTTP stopped");
     poller_free(sv.poller);

@@ -4,7 +4,9 @@
  * Endpoints: /metrics, /scrape?target=NAME, /api/v1/instances[/NAME], /,
  * /healthz, /readyz. Handlers only read published frags from the registry:
  * a request never waits on Redis and never takes a lock the poller holds
- * for longer than a pointer swap. A login that needs bcrypt suspends its
+ * for longer than a pointer swap; it waits for the loop only to have polls
+ * not rendered yet rendered (registry_on_read, poller.c "Rendered when
+ * read"), 2 s at most, then takes what is published. A login that needs bcrypt suspends its
  * connection while auth's workers hash; the threads go on serving others.
  * Bodies not yet sent are bounded by http.max_body_memory (503 past it).
  * Only GET and HEAD are served.

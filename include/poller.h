@@ -3,8 +3,9 @@
  * polls spread over the interval on a tick grid shared by all instances
  * (tickgrid.h: the polls of one tick go out in one wake-up), a persistent
  * connection, one INFO per poll under a hard deadline, exponential backoff
- * with jitter after failures. After each poll it renders the instance once and
- * publishes the result to the registry. All mutable per-instance state
+ * with jitter after failures. A poll is rendered (Prometheus text and JSON)
+ * and published to the registry when a reader first asks for it, at most
+ * once a poll (poller.c, "Rendered when read"). All mutable per-instance state
  * lives here and is touched only by the event-loop thread.
  */
 #ifndef REDPULSE_POLLER_H
@@ -42,10 +43,13 @@ void poller_status(const struct poller *p, size_t *up, size_t *total, bool *roun
 void poller_free(struct poller *p);
 
 /* Appends redpulse_poll_delay_seconds (a histogram): how late every poll since
- * start began after its scheduled time (its grid time), over all instances.
- * Thread-safe. */
+ * start began after its scheduled time (its grid time), over all instances;
+ * and redpulse_renders_total. Thread-safe. */
 struct buf;
-void poller_render_lateness(struct buf *b);
+void poller_render_self(struct buf *b);
+/* At the loop's end, before HTTP stops: renders what waits, and readers
+ * from then on take what is published without asking the loop. */
+void poller_close_reads(struct poller *p);
 
 /* The INFO sections requested in one command (Redis >= 7.0 takes several;
  * older servers get "INFO all" after their first syntax error), and

@@ -95,6 +95,13 @@ void registry_publish(struct registry *r, size_t i, struct frag *f);
  * follow at once; the JSON object at the next poll). Loop thread only. */
 void registry_relabel(struct registry *r, size_t i, const char *prefix);
 
+/* Sets what a reader calls first (registry_view_take, registry_get_name):
+ * the poller's, which has the polls not yet rendered rendered before the
+ * reader goes on (poller.c, "Rendered when read"). fn(arg) must return at
+ * once on the thread that renders. NULL: none. Before readers start or
+ * after they stop. */
+void registry_on_read(struct registry *r, void (*fn)(void *arg), void *arg);
+
 /* A reader's consistent copy: one table and a reference to every slot's frag
  * (NULL where nothing is published yet), all taken under one lock hold.
  * names[i] stays valid until registry_view_release. */
@@ -104,11 +111,12 @@ struct registry_view {
     struct frag **frags;
     void *table; /* the table held */
 };
-/* Fills v; any thread. Release it with registry_view_release. */
+/* Fills v (after the on_read call); any thread. Release it with
+ * registry_view_release. */
 void registry_view_take(struct registry *r, struct registry_view *v);
 void registry_view_release(struct registry_view *v);
 /* Reference to the frag of the slot named name, or NULL (unknown name or
- * nothing published yet). Any thread. */
+ * nothing published yet), after the on_read call. Any thread. */
 struct frag *registry_get_name(struct registry *r, const char *name);
 /* True when every slot has a frag with polled set. Any thread. */
 bool registry_all_polled(struct registry *r);

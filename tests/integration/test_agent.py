@@ -375,5 +375,39 @@ class SingleAgentCases(unittest.TestCase):
             srv.stop()
 
 
+    def test_rendered_when_read(self):
+        """A poll is rendered when /metrics (or the JSON API) first reads
+        it, at most once: a dozen polls between two reads are one render
+        (two if one failed: those are rendered at once), and what a read
+        serves is the last poll, not the one rendered at the read before."""
+        srv = RedisServer(self.tmp.path, "lazy")
+        try:
+            agent = Agent(self.tmp.path, [{"name": "l", "address": "127.0.0.1:%d" % srv.port}],
+                          defaults={"interval": "100ms", "timeout": "90ms"})
+            wait_for(lambda: agent.get("/readyz")[0] == 200, 5, what="ready")
+            renders = lambda m: value(m, "redpulse_renders_total")  # noqa: E731
+            m0 = agent.metrics()
+            c = srv.client()
+            for k in range(7):
+                c.cmd("SET", "k%d" % k, "v")
+            c.close()
+            time.sleep(1.5)
+            m = agent.metrics()
+            now = time.time()
+            polls = value(m, "redpulse_polls_total", target="l")
+            self.assertGreaterEqual(polls - value(m0, "redpulse_polls_total", target="l"), 6, "polls between the reads")
+            self.assertIn(renders(m) - renders(m0), (1, 2), "polls between two reads: one render")
+            self.assertLess(now - value(m, "redpulse_last_poll_timestamp_seconds", target="l"), 0.6,
+                            "the last poll is served, not the one of the read before")
+            self.assertEqual(value(m, "redis_db_keys", target="l", db="db0"), 7)
+            time.sleep(1.5)
+            j = agent.instance("l")  # the JSON API reads through the same render
+            self.assertTrue(j["up"])
+            self.assertGreaterEqual(j["polls"], polls + 6)
+            self.assertLess(time.time() - j["last_poll_timestamp"], 0.6)
+            self.assertEqual(agent.stop(), 0)
+        finally:
+            srv.stop()
+
 if __name__ == "__main__":
     harness.main()
