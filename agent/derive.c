@@ -259,6 +259,19 @@ void derive(const struct info_sample *prev, uint64_t prev_us, const struct info_
     }
 }
 
+bool derived_rebind(struct derived *d, const struct info_sample *cur)
+{
+    if (d->n_cmds != cur->n_cmds || d->n_errs != cur->n_errs || d->n_replicas != cur->n_replicas)
+        return false;
+    for (size_t i = 0; i < d->n_cmds; i++)
+        d->cmds[i].cmd = cur->cmds[i].cmd;
+    for (size_t i = 0; i < d->n_errs; i++)
+        d->errs[i].err = cur->errs[i].err;
+    for (size_t i = 0; i < d->n_replicas; i++)
+        d->replicas[i].r = &cur->replicas[i];
+    return true;
+}
+
 void derived_clear(struct derived *d)
 {
     free(d->cmds);

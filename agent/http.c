@@ -547,10 +547,8 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
         const char *name = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "target");
         if (!name || !*name)
             return send_text(c, MHD_HTTP_BAD_REQUEST, "missing ?target=NAME (a configured instance name)\n");
-        struct frag *f = registry_get_name(s->reg, name);
-        if (!f)
+        if (!registry_has_name(s->reg, name))
             return send_text(c, MHD_HTTP_NOT_FOUND, "unknown target: only configured instance names are accepted\n");
-        frag_unref(f);
         http_render_metrics(s->reg, name, &b);
         return send_buf_s(s, c, MHD_HTTP_OK, CT_PROM, &b, gz);
     }

@@ -157,8 +157,10 @@ static const struct lookup *find_known(const char *key, size_t n, uint64_t h)
  * table slot was 70% of the parse's own time. So the keys of the last reply
  * parsed on this thread are kept in order, with what the table said of
  * them, and each key of a reply is first compared with the one at a cursor
- * in that list: on a match the cursor moves on, past one line removed when
- * the next entry matches, and it waits when a line was added. The list is
+ * in that list: on a match the cursor moves on, past up to SEQ_AHEAD lines
+ * removed when one of the next entries matches (a master's replica lines,
+ * a replica's master_* lines: instances of every kind share this thread),
+ * and it waits when a line was added. The list is
  * read in order and the prefetcher has it. A key found before is matched by
  * its hash, its length and its bytes; one the table did not hold, by its
  * hash and length (the key of the hash is secret, so no peer can make a
@@ -173,6 +175,7 @@ struct seq_key {
     int16_t fid, sid;
 };
 #define SEQ_MAX 512 /* lines of a reply that are remembered; the rest use the table */
+#define SEQ_AHEAD 8 /* entries looked at past the cursor, hashes first */
 struct seq {
     struct seq_key k[2][SEQ_MAX];
     size_t n[2];
@@ -213,12 +216,12 @@ static bool seq_match(const struct seq_key *e, const char *key, size_t n, uint64
 static void seq_lookup(struct seq_cursor *q, const char *key, size_t n, uint64_t h, int *fid, int *sid)
 {
     const struct seq_key *hit = NULL;
-    if (q->c < q->n_old && seq_match(&q->old[q->c], key, n, h))
-        hit = &q->old[q->c++];
-    else if (q->c + 1 < q->n_old && seq_match(&q->old[q->c + 1], key, n, h)) {
-        hit = &q->old[q->c + 1];
-        q->c += 2;
-    }
+    for (size_t k = q->c; k < q->n_old && k <= q->c + SEQ_AHEAD; k++)
+        if (seq_match(&q->old[k], key, n, h)) {
+            hit = &q->old[k];
+            q->c = k + 1;
+            break;
+        }
     struct seq_key e;
     if (hit) {
         e = *hit;

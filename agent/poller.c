@@ -139,10 +139,10 @@ struct target {
     struct latency_values *latency; /* allocated when LATENCY LATEST first answers */
     struct advisor *adv;            /* write-tuning findings; NULL when advice is off */
     struct alert_inst *alerts; /* alert rule states (owned by alerts.c) */
-    /* the last poll, not rendered yet (its registry slot has the poll before) */
+    /* the last poll, not rendered yet (its registry slot has the poll before):
+     * a good one, whose text is info_text */
     bool pending;
-    struct info_sample *pend_s; /* NULL: a failed poll */
-    struct derived pend_d;      /* refers to pend_s */
+    struct derived pend_d; /* its figures; names rebound at the render */
 };
 
 struct poller {
@@ -160,13 +160,15 @@ struct poller {
     struct buf scratch; /* render_frag's working buffer, reused by every poll */
     /* rendered when read: the readers' requests and the loop's answers */
     pthread_t loop_thread;
-    struct event *render_ev; /* a timer of 0: the render pass, in steps */
+    struct event *render_ev; /* the render pass, in steps */
     size_t render_pos;       /* where the pass goes on */
+    size_t pass_left;        /* targets the pass has still to visit; 0: none running */
+    uint64_t pass_gen;       /* the last request the running pass answers */
     atomic_size_t n_pending; /* targets with a poll not rendered */
     pthread_mutex_t rlock;   /* guards the three below */
     pthread_cond_t rdone;
     uint64_t req_gen, done_gen; /* requests made; the last one answered */
-    bool closing;               /* no pass any more: readers take what is there */
+    bool held;                  /* the loop cannot answer: readers take what is there */
     /* the poll's INFO, encoded once: [0] the sections, [1] the same with
      * latencystats, [2] INFO all (servers refusing several sections) */
     char *info_cmd[3];
@@ -191,12 +193,16 @@ static enum cmd_class classify(void *ctx, const char *cmd)
  * a poll: the render was a quarter of the agent's CPU a poll (measured: the
  * bench's head-to-head setup, 10 connections at 100 ms, 6 interleaved 8 s
  * rounds, 205 against 272 µs without it), and Prometheus usually scrapes
- * less often than the write path wants to be polled. The poll's sample and
- * figures wait in the target (they are what render_frag reads, with the
- * target's own state, all on this thread); a reader that finds polls
+ * less often than the write path wants to be polled. The poll's figures
+ * wait in the target, and its INFO text is the one the target keeps for the
+ * JSON API: the render parses it again (the full sample, about 20 KB, would
+ * have to wait in its place). It reads the target's own state with them,
+ * all on this thread. A reader that finds polls
  * waiting asks the loop for a render pass and waits for it (a timer of 0,
  * in steps of at most RENDER_STEP_US so that polls due go out between
- * them), or for RENDER_WAIT_S and then takes what is there. Rendered at
+ * them), or for RENDER_WAIT_S and then takes what is there; so does a
+ * reader while the loop waits on the HTTP threads itself (a reload of the
+ * HTTP settings, the stop: poller_hold_reads). Rendered at
  * once: the first poll of a target, failed polls (up goes to 0 now), and
  * what is waiting when settings change. The alert rules and the advisor
  * still see every poll as it ends.
@@ -216,33 +222,30 @@ static void drop_pending(struct target *t)
     if (!t->pending)
         return;
     derived_clear(&t->pend_d);
-    info_sample_free(t->pend_s);
-    t->pend_s = NULL;
     t->pending = false;
     atomic_fetch_sub(&t->p->n_pending, 1);
 }
 
 static void flush_pending(struct target *t)
 {
-    if (t->pending)
-        render_now(t, t->pend_s, t->pend_s ? &t->pend_d : NULL);
+    if (!t->pending)
+        return;
+    struct info_sample *s = info_parse_max(t->info_text->data, t->info_text->len, t->cfg->max_nested_entries);
+    render_now(t, s, derived_rebind(&t->pend_d, s) ? &t->pend_d : NULL);
+    info_sample_free(s);
     drop_pending(t);
 }
 
-/* The end of every poll, failed ones too (the down rule). Takes s and d
- * (d is left empty). */
-static void publish(struct target *t, struct info_sample *s, struct derived *d)
+/* The end of every poll, failed ones too (the down rule). Takes d (left
+ * empty) when the render waits for a reader. */
+static void publish(struct target *t, const struct info_sample *s, struct derived *d)
 {
     alerts_after_poll(&t->alerts, t->cfg, &t->st, s, d, &t->config);
     drop_pending(t);
-    if (!s || t->st.polls <= 1) {
+    if (!s || t->st.polls <= 1 || !t->info_text) {
         render_now(t, s, d);
-        if (d)
-            derived_clear(d);
-        info_sample_free(s);
         return;
     }
-    t->pend_s = s;
     t->pend_d = *d;
     memset(d, 0, sizeof *d);
     t->pending = true;
@@ -258,33 +261,49 @@ static void answer_readers(struct poller *p, uint64_t gen)
     pthread_mutex_unlock(&p->rlock);
 }
 
-/* One step of the render pass: every waiting poll rendered, or the step's
- * time used up (the next step follows the polls due). A request made before
- * the pass began is answered when nothing waits any more. */
+/* One step of the render pass. A pass visits every target once, rendering
+ * what waits, and then answers the requests made before it began; it goes
+ * on in steps after the polls due when a step has used RENDER_STEP_US. */
 static void render_step(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd, (void)what;
     struct poller *p = arg;
-    pthread_mutex_lock(&p->rlock);
-    uint64_t gen = p->req_gen;
-    pthread_mutex_unlock(&p->rlock);
+    if (!p->pass_left) { /* a new pass */
+        pthread_mutex_lock(&p->rlock);
+        p->pass_gen = p->req_gen;
+        pthread_mutex_unlock(&p->rlock);
+        p->pass_left = p->n;
+    }
     uint64_t start = now_mono_us();
     size_t done = 0;
-    /* no poll ends during a step: one sweep finds every one waiting */
-    for (size_t k = 0; k < p->n && atomic_load(&p->n_pending); k++) {
+    while (p->pass_left && atomic_load(&p->n_pending)) {
         if (p->render_pos >= p->n)
             p->render_pos = 0;
         struct target *t = p->t[p->render_pos++];
+        p->pass_left--;
         if (!t->pending)
             continue;
         flush_pending(t);
-        if (++done % 16 == 0 && atomic_load(&p->n_pending) && now_mono_us() - start >= RENDER_STEP_US) {
+        if (++done % 16 == 0 && p->pass_left && atomic_load(&p->n_pending) &&
+            now_mono_us() - start >= RENDER_STEP_US) {
             struct timeval zero = {0, 0};
             evtimer_add(p->render_ev, &zero);
             return;
         }
     }
-    answer_readers(p, gen);
+    p->pass_left = 0;
+    answer_readers(p, p->pass_gen);
+    pthread_mutex_lock(&p->rlock);
+    uint64_t later = p->req_gen; /* made while the pass ran */
+    pthread_mutex_unlock(&p->rlock);
+    if (later > p->pass_gen) {
+        if (atomic_load(&p->n_pending)) {
+            struct timeval zero = {0, 0};
+            evtimer_add(p->render_ev, &zero); /* another pass, after the polls due */
+        } else {
+            answer_readers(p, later);
+        }
+    }
 }
 
 /* registry_on_read: has what waits rendered before a reader goes on. */
@@ -294,34 +313,34 @@ static void render_for_reader(void *arg)
     if (!atomic_load(&p->n_pending) || pthread_equal(pthread_self(), p->loop_thread))
         return;
     pthread_mutex_lock(&p->rlock);
-    if (p->closing) {
+    if (p->held) {
         pthread_mutex_unlock(&p->rlock);
         return;
     }
     uint64_t gen = ++p->req_gen;
     pthread_mutex_unlock(&p->rlock);
-    struct timeval zero = {0, 0};
-    evtimer_add(p->render_ev, &zero); /* wakes the loop (libevent's thread support) */
+    /* wakes the loop (libevent's thread support); nothing when already
+     * active (an evtimer_add would move a timer that is due back to the
+     * heap: each reader could put the pass off again) */
+    event_active(p->render_ev, EV_TIMEOUT, 1);
     struct timespec until;
     clock_gettime(CLOCK_MONOTONIC, &until);
     until.tv_sec += RENDER_WAIT_S;
     pthread_mutex_lock(&p->rlock);
     int rc = 0;
-    while (p->done_gen < gen && !p->closing && rc != ETIMEDOUT)
+    while (p->done_gen < gen && !p->held && rc != ETIMEDOUT)
         rc = pthread_cond_timedwait(&p->rdone, &p->rlock, &until);
     pthread_mutex_unlock(&p->rlock);
     if (rc == ETIMEDOUT)
-        log_debug("poller", "render pass not done within %d s: serving the polls rendered before", RENDER_WAIT_S);
+        log_warn("poller", "render pass not done within %d s: serving the polls rendered before", RENDER_WAIT_S);
 }
 
-void poller_close_reads(struct poller *p)
+void poller_hold_reads(struct poller *p, bool hold)
 {
     if (!p)
         return;
-    for (size_t i = 0; i < p->n; i++)
-        flush_pending(p->t[i]);
     pthread_mutex_lock(&p->rlock);
-    p->closing = true;
+    p->held = hold;
     pthread_cond_broadcast(&p->rdone);
     pthread_mutex_unlock(&p->rlock);
 }
@@ -472,10 +491,12 @@ static void finish(struct target *t, enum outcome o, const char *detail, struct 
     }
     if (t->adv)
         advise_poll(t->adv, &t->config, s, &d, t->st.last_poll_ts);
+    publish(t, s, &d); /* may take d: rendered when read */
+    derived_clear(&d);
     info_sample_free(t->last);
-    t->last = info_compact(s); /* what the next poll's rates need */
+    t->last = info_compact(s); /* the full sample is not needed any more */
+    info_sample_free(s);
     t->last_us = now;
-    publish(t, s, &d); /* takes s: rendered when read */
     count_up(t, was_up, first);
 }
 
@@ -947,9 +968,13 @@ static bool same_labels(const struct instance_cfg *a, const struct instance_cfg 
  * frag until its first poll replaces it. */
 static bool target_update(struct target *t, const struct instance_cfg *nc, uint64_t now)
 {
-    flush_pending(t); /* with the settings it was polled with */
     const struct instance_cfg *oc = t->cfg;
     bool reconnect = !same_connection(oc, nc);
+    /* what waits is rendered from the kept INFO text (which a new server
+     * forgets), parsed with the bound it was polled with; the rest of what
+     * changes (labels, interval) applies to it as it will to the next poll */
+    if (reconnect || oc->max_nested_entries != nc->max_nested_entries)
+        flush_pending(t);
     bool relabel = !same_labels(oc, nc);
     bool resched = oc->interval_ms != nc->interval_ms;
     t->cfg = nc;

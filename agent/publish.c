@@ -306,6 +306,14 @@ void registry_view_release(struct registry_view *v)
     memset(v, 0, sizeof *v);
 }
 
+bool registry_has_name(struct registry *r, const char *name)
+{
+    pthread_mutex_lock(&r->lock);
+    bool has = table_find(r->tab, name) >= 0;
+    pthread_mutex_unlock(&r->lock);
+    return has;
+}
+
 struct frag *registry_get_name(struct registry *r, const char *name)
 {
     if (r->on_read)

@@ -172,7 +172,10 @@ static void reload(struct service *sv)
                                "current certificate stays\n");
         } else {
             char err[256];
+            /* the old server's requests finish first: none waits for this thread */
+            poller_hold_reads(sv->poller, true);
             struct http_server *h = http_apply(sv->http, c, err, sizeof err);
+            poller_hold_reads(sv->poller, false);
             if (h) {
                 sv->http = h;
                 cfg_gen_unref(sv->http_gen);
@@ -323,7 +326,7 @@ out:
     /* HTTP first (stops accepting, finishes what is in flight, bounded),
      * then the Redis connections. A delivery queue, once there is one,
      * gets its bounded flush here, between the two. */
-    poller_close_reads(sv.poller); /* what a request in flight waits for */
+    poller_hold_reads(sv.poller, true); /* a request in flight waits for no render */
     http_stop(sv.http);
     log_debug("main", "HTTP stopped");
     poller_free(sv.poller);

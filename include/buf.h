@@ -56,9 +56,9 @@ void buf_vprintf(struct buf *b, const char *fmt, va_list ap) __attribute__((form
 /* Appends a double the way Prometheus and JSON both accept it: integers
  * without exponent or fraction, others exactly as printf's "%.15g" would,
  * NaN/Inf as "NaN"/"+Inf"/"-Inf" (callers writing JSON must not pass those). */
+void buf_put_double(struct buf *b, double v);
 /* Appends u in decimal (what printf("%llu") writes, without printf). */
 void buf_put_u64(struct buf *b, unsigned long long u);
-void buf_put_double(struct buf *b, double v);
 /* Writes v as "%.15g" would to out (at least 32 bytes), without printf in
  * the common cases; returns the length. For finite v. */
 size_t fmt_g15(char *out, double v);

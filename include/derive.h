@@ -10,9 +10,11 @@
 #ifndef REDPULSE_DERIVE_H
 #define REDPULSE_DERIVE_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "cmdclass.h"
+
 #include "info.h"
 
 enum derived_id {
@@ -69,6 +71,11 @@ void derive(const struct info_sample *prev, uint64_t prev_us, const struct info_
             uint64_t cur_us, double now_real, derive_classify_fn classify, void *ctx,
             struct derived *out);
 void derived_clear(struct derived *d);
+/* Points d's command and error names and its replicas into cur, a new parse
+ * of the text of the sample d was derived from (the parse is a function of
+ * the text: the same lists in the same order), after that sample was freed.
+ * False, and d untouched, when cur's list lengths are not d's. */
+bool derived_rebind(struct derived *d, const struct info_sample *cur);
 
 /* Metadata of a figure. */
 const char *derived_group(enum derived_id id);

@@ -47,9 +47,11 @@ void poller_free(struct poller *p);
  * and redpulse_renders_total. Thread-safe. */
 struct buf;
 void poller_render_self(struct buf *b);
-/* At the loop's end, before HTTP stops: renders what waits, and readers
- * from then on take what is published without asking the loop. */
-void poller_close_reads(struct poller *p);
+/* hold: readers take what is published without asking the loop (nor
+ * waiting for it) until poller_hold_reads(p, false); readers waiting are
+ * released. For when the loop thread waits on the HTTP threads: a reload
+ * of the HTTP settings, the stop. Any thread. */
+void poller_hold_reads(struct poller *p, bool hold);
 
 /* The INFO sections requested in one command (Redis >= 7.0 takes several;
  * older servers get "INFO all" after their first syntax error), and

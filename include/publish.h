@@ -115,6 +115,8 @@ struct registry_view {
  * registry_view_release. */
 void registry_view_take(struct registry *r, struct registry_view *v);
 void registry_view_release(struct registry_view *v);
+/* Whether a slot is named name (no on_read call). Any thread. */
+bool registry_has_name(struct registry *r, const char *name);
 /* Reference to the frag of the slot named name, or NULL (unknown name or
  * nothing published yet), after the on_read call. Any thread. */
 struct frag *registry_get_name(struct registry *r, const char *name);

@@ -338,11 +338,62 @@ START_TEST(old_servers)
 }
 END_TEST
 
+/* A render after the sample was freed: a new parse of the same text gets
+ * the derived figures' names and replicas pointed into it, figures kept;
+ * a parse of another text (a list of another length) is refused. */
+START_TEST(rebind_to_a_new_parse)
+{
+    size_t len;
+    char *t = read_fixture(M, &len);
+    struct buf text = BUF_INIT;
+    buf_append(&text, t, len);
+    buf_puts(&text, "slave0:ip=10.0.0.1,port=6380,state=online,offset=100,lag=0\r\n"
+                    "slave1:ip=10.0.0.2,port=6380,state=online,offset=90,lag=1\r\n");
+    struct info_sample *a = mutate(M, none), *b = info_parse(text.p, text.len);
+    struct derived d;
+    derive(a, SEC, b, 2 * SEC, 0, NULL, NULL, &d);
+    ck_assert_uint_gt(d.n_cmds, 3);
+    ck_assert_uint_eq(d.n_replicas, 2);
+    char **names = xcalloc(d.n_cmds, sizeof *names);
+    for (size_t i = 0; i < d.n_cmds; i++)
+        names[i] = xstrdup(d.cmds[i].cmd);
+    double cps = d.v[DV_COMMANDS_PER_SECOND], lag = d.replicas[1].lag_bytes, first = d.cmds[0].calls_per_second;
+    info_sample_free(b);
+    struct info_sample *b2 = info_parse(text.p, text.len);
+    ck_assert(derived_rebind(&d, b2));
+    for (size_t i = 0; i < d.n_cmds; i++) {
+        ck_assert_ptr_eq(d.cmds[i].cmd, b2->cmds[i].cmd);
+        ck_assert_str_eq(d.cmds[i].cmd, names[i]);
+        free(names[i]);
+    }
+    for (size_t i = 0; i < d.n_errs; i++)
+        ck_assert_ptr_eq(d.errs[i].err, b2->errs[i].err);
+    ck_assert_ptr_eq(d.replicas[0].r, &b2->replicas[0]);
+    ck_assert_str_eq(d.replicas[1].r->ip, "10.0.0.2");
+    ck_assert(near(d.replicas[1].lag_bytes, lag));
+    ck_assert(near(d.v[DV_COMMANDS_PER_SECOND], cps));
+    ck_assert(isnan(first) ? isnan(d.cmds[0].calls_per_second) : near(d.cmds[0].calls_per_second, first));
+    /* one replica less: not the text d came from */
+    struct info_sample *c = info_parse(text.p, text.len - strlen("slave1:ip=10.0.0.2,port=6380,state=online,offset=90,lag=1\r\n"));
+    const struct info_replica *r0 = d.replicas[0].r;
+    ck_assert(!derived_rebind(&d, c));
+    ck_assert_ptr_eq(d.replicas[0].r, r0);
+    free(names);
+    derived_clear(&d);
+    info_sample_free(a);
+    info_sample_free(b2);
+    info_sample_free(c);
+    buf_free(&text);
+    free(t);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("derive");
     TCase *tc = tcase_create("core");
     tcase_add_test(tc, rates_and_split);
+    tcase_add_test(tc, rebind_to_a_new_parse);
     tcase_add_test(tc, server_flags_win);
     tcase_add_test(tc, builtin_table);
     tcase_add_test(tc, restart_and_reset_are_baselines);

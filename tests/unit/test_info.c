@@ -617,6 +617,19 @@ START_TEST(key_order_memory_never_changes_a_result)
         assert_same_parse(rep, l3, "known key replaced by an unknown one");
         assert_same_parse(rep2, l4, "a line replaced by a known key");
         assert_same_parse(rep, l3, "and back");
+        char *cut = del;
+        size_t lc = l1;
+        for (int k = 0; k < 5; k++) { /* six lines in a row taken out */
+            size_t l;
+            char *c2 = edit_line(cut, lc, n, NULL, &l);
+            if (cut != del)
+                free(cut);
+            cut = c2;
+            lc = l;
+        }
+        assert_same_parse(t[0], len[0], "master before six lines out");
+        assert_same_parse(cut, lc, "six lines taken out");
+        free(cut);
         free(del);
         free(add);
         free(rep);
