@@ -489,7 +489,7 @@ def report(runs, scales):
                ", BENCH_QUICK=1: short windows, figures are noise" if QUICK else "", spread, ROUNDS,
                ", ".join("%.0f s" % r["secs"] for r in runs)), "",
            ("Smoke run (BENCH_QUICK=1): " if QUICK else
-            "Trimmed so that one whole run takes about 11 minutes and three fit in about 35: ") + "measured windows of"
+            "Trimmed so that one whole run takes about 15 minutes and three fit in about 45: ") + "measured windows of"
            " %.0f s at 100 polls/s and %.0f s for the collectd comparisons (they were 20 s, one run only), the"
            " servers' idle CPU over %.0f s (was 30 s), scale rows %s with a %.0f s window (5,000 dropped; was"
            " 30 s), and the alert/advisor cost rows from three agents side by side, measured over the same windows."
