@@ -4,10 +4,12 @@
  * Endpoints: /metrics, /scrape?target=NAME, /api/v1/instances[/NAME], /,
  * /healthz, /readyz. Handlers only read published frags from the registry:
  * a request never waits on Redis and never takes a lock the poller holds
- * for longer than a pointer swap; it waits for the loop only to have polls
- * not rendered yet rendered (registry_on_read, poller.c "Rendered when
- * read"), 2 s at most, then takes what is published. A login that needs bcrypt suspends its
- * connection while auth's workers hash; the threads go on serving others.
+ * for longer than a pointer swap. It waits for the loop only to have the
+ * polls not rendered yet rendered (registry_on_read, poller.c "Rendered
+ * when read"), 2 s at most, and not while the loop waits on these threads
+ * (poller_hold_reads); then it takes what is published. A login that needs
+ * bcrypt suspends its connection while auth's workers hash; the threads go
+ * on serving others.
  * Bodies not yet sent are bounded by http.max_body_memory (503 past it).
  * Only GET and HEAD are served.
  */
