@@ -192,7 +192,7 @@ static enum cmd_class classify(void *ctx, const char *cmd)
  * when a reader (/metrics, /scrape, the JSON API) asks for it, at most once
  * a poll: the render was a quarter of the agent's CPU a poll (measured: the
  * bench's head-to-head setup, 10 connections at 100 ms, 6 interleaved 8 s
- * rounds, 205 against 272 µs without it), and Prometheus usually scrapes
+ * rounds: 272 µs a poll with it, 205 without), and Prometheus usually scrapes
  * less often than the write path wants to be polled. The poll's figures
  * wait in the target, and its INFO text is the one the target keeps for the
  * JSON API: the render parses it again (the full sample, about 20 KB, would
