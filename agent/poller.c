@@ -204,7 +204,8 @@ static enum cmd_class classify(void *ctx, const char *cmd)
  * reader while the loop waits on the HTTP threads itself (a reload of the
  * HTTP settings, the stop: poller_hold_reads). Rendered at
  * once: the first poll of a target, failed polls (up goes to 0 now), and
- * what is waiting when settings change. The alert rules and the advisor
+ * what is waiting when a settings change reconnects or changes the nesting
+ * bound (target_update). The alert rules and the advisor
  * still see every poll as it ends.
  */
 #define RENDER_STEP_US 5000
@@ -261,6 +262,13 @@ static void answer_readers(struct poller *p, uint64_t gen)
     pthread_mutex_unlock(&p->rlock);
 }
 
+/* The pass goes on in a next step, after the polls due. */
+static void render_later(struct poller *p)
+{
+    struct timeval zero = {0, 0};
+    evtimer_add(p->render_ev, &zero);
+}
+
 /* One step of the render pass. A pass visits every target once, rendering
  * what waits, and then answers the requests made before it began; it goes
  * on in steps after the polls due when a step has used RENDER_STEP_US. */
@@ -286,8 +294,7 @@ static void render_step(evutil_socket_t fd, short what, void *arg)
         flush_pending(t);
         if (++done % 16 == 0 && p->pass_left && atomic_load(&p->n_pending) &&
             now_mono_us() - start >= RENDER_STEP_US) {
-            struct timeval zero = {0, 0};
-            evtimer_add(p->render_ev, &zero);
+            render_later(p);
             return;
         }
     }
@@ -297,12 +304,10 @@ static void render_step(evutil_socket_t fd, short what, void *arg)
     uint64_t later = p->req_gen; /* made while the pass ran */
     pthread_mutex_unlock(&p->rlock);
     if (later > p->pass_gen) {
-        if (atomic_load(&p->n_pending)) {
-            struct timeval zero = {0, 0};
-            evtimer_add(p->render_ev, &zero); /* another pass, after the polls due */
-        } else {
+        if (atomic_load(&p->n_pending))
+            render_later(p); /* another pass */
+        else
             answer_readers(p, later);
-        }
     }
 }
 

@@ -579,16 +579,24 @@ static size_t outbox_len(size_t r)
     return n;
 }
 
-static int active_phase(const char *rule)
+/* The phase (-1 when none) and start of rule's active alert, under the lock. */
+static int active_get(const char *rule, double *since)
 {
     int ph = -1;
+    double t = NAN;
     pthread_mutex_lock(&alerts_hub->mu);
     for (size_t i = 0; i < alerts_hub->n_act; i++)
-        if (strcmp(alerts_hub->cfg->rules[alerts_hub->act[i]->rule].name, rule) == 0)
+        if (strcmp(alerts_hub->cfg->rules[alerts_hub->act[i]->rule].name, rule) == 0) {
             ph = alerts_hub->act[i]->phase;
+            t = alerts_hub->act[i]->since;
+        }
     pthread_mutex_unlock(&alerts_hub->mu);
+    if (since)
+        *since = t;
     return ph;
 }
+
+static int active_phase(const char *rule) { return active_get(rule, NULL); }
 
 static void poll_with(struct alert_inst **slot, const struct config *c, const char *fixture_name, bool up,
                       double now)
@@ -815,12 +823,8 @@ END_TEST
 
 static double active_since(const char *rule)
 {
-    double t = NAN;
-    pthread_mutex_lock(&alerts_hub->mu);
-    for (size_t i = 0; i < alerts_hub->n_act; i++)
-        if (strcmp(alerts_hub->cfg->rules[alerts_hub->act[i]->rule].name, rule) == 0)
-            t = alerts_hub->act[i]->since;
-    pthread_mutex_unlock(&alerts_hub->mu);
+    double t;
+    active_get(rule, &t);
     return t;
 }
 
