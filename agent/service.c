@@ -257,20 +257,14 @@ int service_run(const char *config_path, bool level_fixed)
      * would move them into the heap after the first free and keep the RSS. */
     mallopt(M_MMAP_THRESHOLD, 256 * 1024);
     evthread_use_pthreads();
-    /* EVENT_BASE_FLAG_PRECISE_TIMER (timerfd): the poller's tick grid
-     * (tickgrid.c) shares wake-ups itself now, and the coarse clock (4 ms
-     * steps) only added wake-ups to it: libevent woke before the grid time
-     * and waited again. Measured (tests/bench/wakeups.py, Release, 200
-     * instances at 1 s): 1.5 loop context switches a poll precise, 1.86
-     * coarse; 1,000 at 1 s: 0.38 and 0.41. (Before the grid, per-instance
-     * timers, the coarse clock was the cheaper: 2.0 against 3.0 at 5,000
-     * instances, since it let timers due together share a wake-up.) */
-    struct event_config *ec = event_config_new();
-    if (ec)
-        event_config_set_flag(ec, EVENT_BASE_FLAG_PRECISE_TIMER);
-    sv.base = ec ? event_base_new_with_config(ec) : NULL;
-    if (ec)
-        event_config_free(ec);
+    /* libevent's own clock, the coarse one: the poller's tick grid has its
+     * own timerfd (tickgrid.c), and the loop's other timers (deadlines,
+     * retries) need no better than its 4 ms. The precise clock
+     * (EVENT_BASE_FLAG_PRECISE_TIMER) sets its timerfd before every
+     * epoll_wait: two timerfd_settime a lone poll, where the grid's own
+     * timerfd needs one (strace -c, 10 connections at 100 ms: 996 for 499
+     * polls with it, 498 for 498 without; each about 1.4 µs here). */
+    sv.base = event_base_new();
     sv.reg = registry_new(NULL, 0); /* the poller fills it */
     int rc = 1;
     char err[256];

@@ -4,6 +4,9 @@
  * a fake peer: integration_pollstates; the grid's spread at a real server:
  * integration_ticks. */
 #include <check.h>
+#include <stdbool.h>
+#include <sys/resource.h>
+#include <unistd.h>
 
 #include "poller.h"
 #include "testutil.h"
@@ -72,11 +75,25 @@ static void on_fire(struct grid_entry *e, uint64_t now, void *arg)
     f->at[f->n++] = now;
 }
 
-START_TEST(grid_groups_a_tick)
+static void guard_cb(evutil_socket_t fd, short what, void *arg) { (void)fd, (void)what, (void)arg; }
+
+/* no_fd: the grid is made with no descriptor to spare (its libevent timer) */
+static void grid_run(bool no_fd)
 {
     struct event_base *base = event_base_new();
     struct fired f = {.n = 0};
+    struct rlimit was;
+    ck_assert_int_eq(getrlimit(RLIMIT_NOFILE, &was), 0);
+    if (no_fd) { /* the lowest free descriptor is the limit: none to spare */
+        int next = dup(0);
+        ck_assert_int_ge(next, 0);
+        close(next);
+        struct rlimit none = {(rlim_t)next, was.rlim_max};
+        ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &none), 0);
+        ck_assert_int_lt(dup(0), 0);
+    }
     struct tickgrid *g = tickgrid_new(base, 10000, on_fire, &f);
+    ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &was), 0);
     uint64_t now = now_mono_us();
     uint64_t tick = tickgrid_ceil(g, now + 30000); /* a grid time 30-40 ms away */
     ck_assert_uint_eq(tickgrid_ceil(g, tick), tick);
@@ -107,8 +124,29 @@ START_TEST(grid_groups_a_tick)
     for (int i = 0; i < 4; i++)
         ck_assert_ptr_ne(f.e[i], &gone);
     ck_assert_uint_eq(tickgrid_count(g), 0);
+    /* the timer that fired last is not set again: it does not wake the
+     * loop (a timerfd left expired would, at once and for ever) */
+    struct event *guard = evtimer_new(base, guard_cb, NULL);
+    struct timeval tv = {0, 30000};
+    evtimer_add(guard, &tv);
+    uint64_t t0 = now_mono_us();
+    event_base_loop(base, EVLOOP_ONCE);
+    ck_assert_uint_ge(now_mono_us() - t0, 20000);
+    ck_assert_int_eq(f.n, 4);
+    event_free(guard);
     tickgrid_free(g);
     event_base_free(base);
+}
+
+START_TEST(grid_groups_a_tick)
+{
+    grid_run(false);
+}
+END_TEST
+
+START_TEST(grid_without_a_descriptor_to_spare)
+{
+    grid_run(true);
 }
 END_TEST
 
@@ -120,6 +158,7 @@ int main(void)
     tcase_add_test(tc, backoff_caps_at_60s);
     tcase_add_test(tc, tick_choice);
     tcase_add_test(tc, grid_groups_a_tick);
+    tcase_add_test(tc, grid_without_a_descriptor_to_spare);
     suite_add_tcase(s, tc);
     return testutil_run(s);
 }
