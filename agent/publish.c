@@ -36,6 +36,19 @@ void rstr_unref(struct rstr *r)
         free(r);
 }
 
+/* A frag's info moves on to newer polls' texts (registry_set_info): this
+ * lock guards that pointer, for the swap and a reader's reference, nothing
+ * else. */
+static pthread_mutex_t info_lock = PTHREAD_MUTEX_INITIALIZER;
+
+struct rstr *frag_info(const struct frag *g)
+{
+    pthread_mutex_lock(&info_lock);
+    struct rstr *r = rstr_ref(g->info);
+    pthread_mutex_unlock(&info_lock);
+    return r;
+}
+
 struct frag *frag_ref(struct frag *f)
 {
     if (f)
@@ -255,6 +268,19 @@ void registry_publish(struct registry *r, size_t i, struct frag *f)
     frag_unref(old);
 }
 
+void registry_set_info(struct registry *r, size_t i, struct rstr *info)
+{
+    struct frag *f = r->tab->slots[i]->frag; /* only this thread replaces it */
+    if (!f || f->info == info)
+        return;
+    rstr_ref(info);
+    pthread_mutex_lock(&info_lock);
+    struct rstr *old = f->info;
+    f->info = info;
+    pthread_mutex_unlock(&info_lock);
+    rstr_unref(old);
+}
+
 void registry_relabel(struct registry *r, size_t i, const char *prefix)
 {
     const struct frag *g = r->tab->slots[i]->frag; /* only this thread replaces it */
@@ -275,7 +301,9 @@ void registry_relabel(struct registry *r, size_t i, const char *prefix)
     struct buf b = BUF_INIT;
     buf_append(&b, g->tails, prom_len);
     buf_append(&b, g->json_head, g->json_head_len);
-    struct frag *f = frag_new(b.p, prom_len, g->json_head_len, off, text_len, prefix, g->info, g->polled);
+    struct rstr *info = frag_info(g);
+    struct frag *f = frag_new(b.p, prom_len, g->json_head_len, off, text_len, prefix, info, g->polled);
+    rstr_unref(info);
     buf_free(&b);
     free(off);
     registry_publish(r, i, f);

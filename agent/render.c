@@ -746,10 +746,12 @@ void frag_append_json(const struct frag *f, struct buf *b)
 {
     buf_append(b, f->json_head, f->json_head_len);
     buf_puts(b, ",\"sections\":");
-    if (f->info) {
-        struct info_sample *s = info_parse(f->info->data, f->info->len);
+    struct rstr *info = frag_info(f);
+    if (info) {
+        struct info_sample *s = info_parse(info->data, info->len);
         json_sections(b, s);
         info_sample_free(s);
+        rstr_unref(info);
     } else {
         buf_puts(b, "{}");
     }

@@ -42,7 +42,9 @@ struct frag {
     size_t text_len;               /* bytes of all families once expanded */
     const char *json_head;         /* JSON object text up to (excluding) "sections" */
     size_t json_head_len;
-    struct rstr *info;             /* raw text of the last good INFO (shared); may be NULL.
+    struct rstr *info;             /* raw text of the last good INFO (shared); may be NULL;
+                                    * read it with frag_info(): the one field
+                                    * that changes after publishing (registry_set_info).
                                     * Its JSON "sections" are rendered on request: the
                                     * API is read rarely, polls happen all the time. */
     const void *fam_off;           /* FAM_COUNT + 1 offsets: uint16_t, or uint32_t when wide */
@@ -66,6 +68,9 @@ struct frag *frag_new(const char *text, size_t prom_len, size_t json_len, const 
 void frag_expand(const struct frag *g, int f, struct buf *out);
 struct frag *frag_ref(struct frag *f);  /* NULL-safe */
 void frag_unref(struct frag *f);        /* NULL-safe; frees at zero */
+/* g's INFO text, with a reference for the caller (rstr_unref it), or NULL.
+ * Any thread. */
+struct rstr *frag_info(const struct frag *g);
 
 struct registry;
 
@@ -91,6 +96,12 @@ size_t registry_size(const struct registry *r);
 long registry_find(struct registry *r, const char *name);
 /* Replaces slot i's frag; takes ownership of f. Loop thread only. */
 void registry_publish(struct registry *r, size_t i, struct frag *f);
+/* Moves slot i's published frag on to info, the text of a newer good poll
+ * (referenced; the frag's old text unref'd): a poll waiting for its render
+ * (poller.c, "Rendered when read") then keeps one INFO text, not two, and
+ * the JSON API's "sections" are the newest poll's. Nothing when the slot
+ * has no frag. Loop thread only. */
+void registry_set_info(struct registry *r, size_t i, struct rstr *info);
 /* Republishes slot i's frag with a new label prefix (the Prometheus lines
  * follow at once; the JSON object at the next poll). Loop thread only. */
 void registry_relabel(struct registry *r, size_t i, const char *prefix);

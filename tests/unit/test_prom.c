@@ -654,6 +654,57 @@ START_TEST(registry_grows_and_shrinks)
 }
 END_TEST
 
+static const char *section_value(const struct frag *f, const char *section, const char *key, struct buf *b)
+{
+    buf_reset(b);
+    frag_append_json(f, b);
+    cJSON *j = cJSON_Parse(b->p);
+    ck_assert_ptr_nonnull(j);
+    cJSON *v = cJSON_GetObjectItem(cJSON_GetObjectItem(cJSON_GetObjectItem(j, "sections"), section), key);
+    static char out[64];
+    snprintf(out, sizeof out, "%s", cJSON_IsString(v) ? v->valuestring : "?");
+    cJSON_Delete(j);
+    return out;
+}
+
+/* A published frag moves on to a newer poll's INFO text (the poller's one
+ * copy while a render waits); a reader's reference keeps the text it took. */
+START_TEST(registry_moves_info_on)
+{
+    const char *names[] = {"m1"};
+    struct registry *reg = registry_new(names, 1);
+    struct instance_cfg cfg;
+    char *prefix;
+    registry_publish(reg, 0, render_fixture("m1", "info-redis-7.0.15-master.txt", OUTCOME_OK, NULL, &cfg, &prefix));
+    struct registry_view v;
+    registry_view_take(reg, &v);
+    struct buf b = BUF_INIT;
+    ck_assert_str_eq(section_value(v.frags[0], "server", "redis_version", &b), "7.0.15");
+    struct rstr *old = frag_info(v.frags[0]);
+    ck_assert_int_eq(atomic_load(&old->refs), 2); /* the frag's and ours */
+    static const char newer[] = "# Server\r\nredis_version:7.2.4\r\n";
+    struct rstr *n = rstr_new(newer, sizeof newer - 1);
+    registry_set_info(reg, 0, n);
+    ck_assert_int_eq(atomic_load(&old->refs), 1); /* let go by the frag */
+    ck_assert_int_eq(atomic_load(&n->refs), 2);
+    ck_assert_str_eq(section_value(v.frags[0], "server", "redis_version", &b), "7.2.4");
+    ck_assert(memcmp(old->data, "# Server", 8) == 0); /* still ours */
+    registry_set_info(reg, 0, n); /* the same text: no change */
+    ck_assert_int_eq(atomic_load(&n->refs), 2);
+    registry_relabel(reg, 0, "target=\"m1\",zone=\"z\"");
+    struct frag *g = registry_get_name(reg, "m1");
+    ck_assert_ptr_ne(g, v.frags[0]);
+    ck_assert_str_eq(section_value(g, "server", "redis_version", &b), "7.2.4");
+    frag_unref(g);
+    registry_view_release(&v);
+    rstr_unref(old);
+    rstr_unref(n);
+    buf_free(&b);
+    registry_free(reg);
+    free(prefix);
+}
+END_TEST
+
 START_TEST(accept_encoding)
 {
     ck_assert(http_accepts_gzip("gzip"));
@@ -695,6 +746,7 @@ int main(void)
     tcase_add_test(tc, json_values);
     tcase_add_test(tc, registry_assembly);
     tcase_add_test(tc, registry_grows_and_shrinks);
+    tcase_add_test(tc, registry_moves_info_on);
     tcase_add_test(tc, accept_encoding);
     tcase_add_test(tc, family_names_unique);
     suite_add_tcase(s, tc);
