@@ -205,9 +205,10 @@ static enum cmd_class classify(void *ctx, const char *cmd)
  * them), or for RENDER_WAIT_S and then takes what is there; so does a
  * reader while the loop waits on the HTTP threads itself (a reload of the
  * HTTP settings, the stop: poller_hold_reads). Rendered at
- * once: the first poll of a target, failed polls (up goes to 0 now), and
- * what is waiting when a settings change reconnects or changes the nesting
- * bound (target_update). The alert rules and the advisor
+ * once: the first poll of a target, failed polls (up goes to 0 now), the
+ * first good one after them, a new baseline (publish), and what is waiting
+ * when a settings change reconnects or changes the nesting bound
+ * (target_update). The alert rules and the advisor
  * still see every poll as it ends.
  */
 #define RENDER_STEP_US 5000
@@ -240,12 +241,16 @@ static void flush_pending(struct target *t)
 }
 
 /* The end of every poll, failed ones too (the down rule). Takes d (left
- * empty) when the render waits for a reader. */
-static void publish(struct target *t, const struct info_sample *s, struct derived *d)
+ * empty) when the render waits for a reader. Rendered at once besides the
+ * first poll and failed ones: the first good poll after a failure, and a
+ * new baseline (a restart, another server, counters reset), so that the
+ * published head is never a failure's or another run's while the JSON
+ * API's sections are already this poll's text (registry_set_info). */
+static void publish(struct target *t, const struct info_sample *s, struct derived *d, bool was_up)
 {
     alerts_after_poll(&t->alerts, t->cfg, &t->st, s, d, &t->config);
     drop_pending(t);
-    if (!s || t->st.polls <= 1 || !t->info_text) {
+    if (!s || t->st.polls <= 1 || !t->info_text || !was_up || d->event != DERIVE_OK) {
         render_now(t, s, d);
         return;
     }
@@ -484,7 +489,7 @@ static void finish(struct target *t, enum outcome o, const char *detail, struct 
         }
     }
     if (o != OUTCOME_OK) {
-        publish(t, NULL, NULL);
+        publish(t, NULL, NULL, was_up);
         count_up(t, was_up, first);
         return;
     }
@@ -499,7 +504,7 @@ static void finish(struct target *t, enum outcome o, const char *detail, struct 
     }
     if (t->adv)
         advise_poll(t->adv, &t->config, s, &d, t->st.last_poll_ts);
-    publish(t, s, &d); /* may take d: rendered when read */
+    publish(t, s, &d, was_up); /* may take d: rendered when read */
     derived_clear(&d);
     info_sample_free(t->last);
     t->last = info_compact(s); /* the full sample is not needed any more */

@@ -14,7 +14,7 @@
  * at one grid time from different callbacks land apart and, on the precise
  * clock, fire in different wake-ups (not measured: the reason alone). Here
  * the pass that wakes runs every entry due in its tick whatever the clocks
- * did, and with the precise clock (service.c) it is 1.47-1.54 and 0.38.
+ * did, and with libevent's precise clock it was 1.47-1.54 and 0.38.
  *
  * The timer is the grid's own timerfd, set to the next due time (absolute,
  * CLOCK_MONOTONIC) when that changes: once a tick with something due. A
@@ -176,12 +176,17 @@ struct tickgrid *tickgrid_new(struct event_base *base, uint64_t tick_us, grid_fi
 {
     struct tickgrid *g = xcalloc(1, sizeof *g);
     g->tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
-    if (g->tfd >= 0)
+    if (g->tfd >= 0) {
         g->timer = event_new(base, g->tfd, EV_READ | EV_PERSIST, on_timer, g);
-    else /* out of descriptors: libevent's timer does the same job */
+        if (!g->timer || event_add(g->timer, NULL) != 0) { /* epoll's limit */
+            if (g->timer)
+                event_free(g->timer);
+            close(g->tfd);
+            g->tfd = -1;
+        }
+    }
+    if (g->tfd < 0) /* out of descriptors: libevent's timer does the same job */
         g->timer = evtimer_new(base, on_timer, g);
-    if (g->timer && g->tfd >= 0 && event_add(g->timer, NULL) != 0)
-        abort();
     if (!g->timer)
         abort(); /* libevent fails only out of memory */
     g->epoch_us = now_mono_us();

@@ -3,11 +3,12 @@
  *
  * A frag is one instance's output from one poll: Prometheus sample lines in
  * tail form (prom.h) cut into per-family byte ranges, the instance's label
- * prefix, and a JSON object. Frags are immutable once
- * published and reference-counted, so an HTTP thread takes references under
- * a short lock and assembles its response without holding anything the
- * poller needs. A scrape is a copy of bytes already rendered, with the family
- * name and the label prefix put back on each line (prom_expand).
+ * prefix, and a JSON object. Frags are immutable once published, but for
+ * their INFO text (which moves on to newer polls', registry_set_info), and
+ * reference-counted, so an HTTP thread takes references under a short lock
+ * and assembles its response without holding anything the poller needs. A
+ * scrape is a copy of bytes already rendered, with the family name and the
+ * label prefix put back on each line (prom_expand).
  */
 #ifndef REDPULSE_PUBLISH_H
 #define REDPULSE_PUBLISH_H
@@ -19,7 +20,8 @@
 
 #include "prom.h"
 
-/* An immutable reference-counted string (shared between frags). */
+/* An immutable reference-counted string (an INFO text, shared by the
+ * poller and frags). */
 struct rstr {
     atomic_long refs;
     size_t len;

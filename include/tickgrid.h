@@ -1,9 +1,9 @@
 /*
  * tickgrid.h - the poller's clock: every due time lies on one grid of
- * ticks (a common epoch, a tick of a few milliseconds), and one libevent
- * timer per grid wakes the loop once per tick that has something due, which
- * then runs everything due in that tick. Entries are kept in a binary
- * min-heap by due time. Loop thread only.
+ * ticks (a common epoch, a tick of a few milliseconds), and one timer per
+ * grid (its own timerfd, watched by libevent) wakes the loop once per tick
+ * that has something due, which then runs everything due in that tick.
+ * Entries are kept in a binary min-heap by due time. Loop thread only.
  */
 #ifndef REDPULSE_TICKGRID_H
 #define REDPULSE_TICKGRID_H

@@ -668,7 +668,8 @@ static const char *section_value(const struct frag *f, const char *section, cons
 }
 
 /* A published frag moves on to a newer poll's INFO text (the poller's one
- * copy while a render waits); a reader's reference keeps the text it took. */
+ * copy while a render waits); a reference from frag_info() keeps the text
+ * it took (a reference to the frag does not). */
 START_TEST(registry_moves_info_on)
 {
     const char *names[] = {"m1"};
