@@ -197,10 +197,10 @@ static enum cmd_class classify(void *ctx, const char *cmd)
  * wait in the target, and its INFO text is the one the target keeps for the
  * JSON API: the render parses it again (the full sample, about 20 KB, would
  * have to wait in its place). The published frag is moved on to that text
- * at once (registry_set_info): one copy an instance, not two (RSS at 4,000
- * instances read every 10 s: 31.6-37.4 KB an instance against 35.4-42.5). It reads the target's own state with them,
- * all on this thread. A reader that finds polls
- * waiting asks the loop for a render pass and waits for it (a timer of 0,
+ * at once (registry_set_info): one copy an instance, not two (the bench's
+ * RSS slope: 33.5 KB an instance against 35.8). The render reads the target's own
+ * state with the figures, all on this thread. A reader that finds polls waiting
+ * asks the loop for a render pass and waits for it (a timer of 0,
  * in steps of at most RENDER_STEP_US so that polls due go out between
  * them), or for RENDER_WAIT_S and then takes what is there; so does a
  * reader while the loop waits on the HTTP threads itself (a reload of the
