@@ -250,7 +250,7 @@ static void publish(struct target *t, const struct info_sample *s, struct derive
 {
     alerts_after_poll(&t->alerts, t->cfg, &t->st, s, d, &t->config);
     drop_pending(t);
-    if (!s || t->st.polls <= 1 || !t->info_text || !was_up || d->event != DERIVE_OK) {
+    if (!s || !was_up || d->event != DERIVE_OK) { /* !was_up: the first poll too */
         render_now(t, s, d);
         return;
     }

@@ -41,7 +41,7 @@ struct tickgrid {
     uint64_t epoch_us, tick_us;
     uint64_t slack_us;  /* a wake-up this early still runs the tick */
     uint64_t armed_us;  /* due time the timer is set for; 0: not set;
-                         * FIRED: the timerfd expired, not set again yet */
+                         * FIRED: it went off, not set again yet */
     bool firing;        /* in the fire pass: re-arm once at its end */
     struct grid_entry **heap;
     size_t n, cap;
@@ -120,47 +120,41 @@ static void sift_down(struct tickgrid *g, size_t i)
 
 #define FIRED UINT64_MAX
 
-/* Sets the timerfd to expire at due (CLOCK_MONOTONIC, as now_mono_us), or
- * disarms it (0). Either clears an expiry not read (the kernel zeroes the
- * count): no read() is needed, and a fired timer is set again or disarmed
- * before the loop waits (FIRED), or epoll would report it again. */
-static void tfd_set(struct tickgrid *g, uint64_t due)
+/* Sets the timer to go off at due (now_mono_us's clock), or disarms it (0).
+ * Setting the timerfd (absolute, CLOCK_MONOTONIC) clears an expiry not
+ * read (the kernel zeroes the count): no read() is needed, and a timer that
+ * went off is set again or disarmed before the loop waits (FIRED), or epoll
+ * would report it again. */
+static void timer_set(struct tickgrid *g, uint64_t due)
 {
-    struct itimerspec its = {{0, 0}, {(time_t)(due / 1000000), (long)(due % 1000000) * 1000}};
-    timerfd_settime(g->tfd, TFD_TIMER_ABSTIME, &its, NULL); /* fails only on bad arguments */
+    g->armed_us = due;
+    if (g->tfd >= 0) {
+        struct itimerspec its = {{0, 0}, {(time_t)(due / 1000000), (long)(due % 1000000) * 1000}};
+        timerfd_settime(g->tfd, TFD_TIMER_ABSTIME, &its, NULL); /* fails only on bad arguments */
+    } else if (!due) {
+        evtimer_del(g->timer);
+    } else {
+        uint64_t now = now_mono_us();
+        uint64_t d = due > now ? due - now : 0;
+        struct timeval tv = {(time_t)(d / 1000000), (suseconds_t)(d % 1000000)};
+        evtimer_add(g->timer, &tv);
+    }
 }
 
 static void rearm(struct tickgrid *g)
 {
     if (g->firing)
         return;
-    if (!g->n) {
-        if (g->armed_us && g->tfd >= 0)
-            tfd_set(g, 0);
-        else if (g->armed_us)
-            evtimer_del(g->timer);
-        g->armed_us = 0;
-        return;
-    }
-    uint64_t due = g->heap[0]->due_us;
-    if (due == g->armed_us)
-        return;
-    g->armed_us = due;
-    if (g->tfd >= 0) {
-        tfd_set(g, due);
-        return;
-    }
-    uint64_t now = now_mono_us();
-    uint64_t d = due > now ? due - now : 0;
-    struct timeval tv = {(time_t)(d / 1000000), (suseconds_t)(d % 1000000)};
-    evtimer_add(g->timer, &tv);
+    uint64_t due = g->n ? g->heap[0]->due_us : 0;
+    if (due != g->armed_us)
+        timer_set(g, due);
 }
 
 static void on_timer(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd, (void)what;
     struct tickgrid *g = arg;
-    g->armed_us = g->tfd >= 0 ? FIRED : 0;
+    g->armed_us = FIRED; /* set again or disarmed at the end of the pass */
     g->firing = true;
     uint64_t now = now_mono_us();
     while (g->n && g->heap[0]->due_us <= now + g->slack_us) {
