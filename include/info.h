@@ -89,10 +89,12 @@ enum info_nested_family {
 };
 
 /* A hash index over the names of one list (commands, error types): slots
- * hold list index + 1, 0 when empty. NULL slots: no index (short list). */
+ * hold list index + 1, 0 when empty. mask 0: no index (a short list,
+ * searched). */
 struct info_index {
     uint32_t *slot;
     size_t mask;
+    size_t cap; /* slots allocated (info_parse_again reuses them) */
 };
 
 struct info_sample {
@@ -118,6 +120,9 @@ struct info_sample {
      * skipped (not entries either) */
     size_t dropped[INFO_NF_COUNT];
     struct info_index cmd_index, err_index; /* for info_find_cmd / info_find_err */
+    /* what the buffers above can hold, for info_parse_again (0: unknown,
+     * reallocated before use) */
+    size_t cap_text, cap_entries, cap_cmds, cap_errs, cap_lats, cap_dbs, cap_replicas;
 };
 
 /* One key=value pair of a nested INFO value, as pointers into the value. */
@@ -135,6 +140,13 @@ struct info_sample *info_parse(const char *text, size_t len);
  * (no entry either) and counted in ->dropped. A peer chooses how many it sends: the lists feed per-poll work
  * and series, so the poller bounds them. Linear in len, whatever the text. */
 struct info_sample *info_parse_max(const char *text, size_t len, size_t max_nested);
+/* The same into s, reusing its buffers (what s held is gone), and returns
+ * it; s NULL: a new sample. For a thread that parses poll after poll: once
+ * the buffers have grown to a usual reply, a parse allocates nothing, and
+ * it writes to memory the last parse left in the caches. */
+struct info_sample *info_parse_again(struct info_sample *s, const char *text, size_t len, size_t max_nested);
+/* Heap bytes held by s's buffers (for deciding to keep one for reuse). */
+size_t info_sample_heap(const struct info_sample *s);
 /* Name of a nested family ("commandstats"...), for messages. */
 const char *info_nested_family_name(enum info_nested_family f);
 /* Frees a sample; safe on NULL. */

@@ -549,6 +549,64 @@ static void *parse_on_thread(void *arg)
     return NULL;
 }
 
+static bool same_num(double x, double y) { return (isnan(x) && isnan(y)) || x == y; }
+static bool same_str(const char *x, const char *y) { return (!x && !y) || (x && y && strcmp(x, y) == 0); }
+
+/* b holds what a holds, entry by entry and list by list. */
+static void assert_same_sample(const struct info_sample *a, const struct info_sample *b, const char *what)
+{
+    ck_assert_msg(a->n_entries == b->n_entries, "%s: %zu entries against %zu", what, a->n_entries, b->n_entries);
+    ck_assert_uint_eq(a->malformed, b->malformed);
+    ck_assert_int_eq(memcmp(a->dropped, b->dropped, sizeof a->dropped), 0);
+    for (size_t i = 0; i < a->n_entries; i++) {
+        const struct info_entry *x = &a->entries[i], *y = &b->entries[i];
+        ck_assert_msg(strcmp(x->key, y->key) == 0 && strcmp(x->val, y->val) == 0 && strcmp(x->section, y->section) == 0 &&
+                          x->is_num == y->is_num && same_num(x->num, y->num),
+                      "%s: entry %zu (%s) differs", what, i, x->key);
+    }
+    for (int f = 0; f < INFO_FIELD_COUNT; f++) {
+        ck_assert_msg(info_has(a, (enum info_field)f) == info_has(b, (enum info_field)f), "%s: %s known apart", what,
+                      info_field_key((enum info_field)f));
+        ck_assert_msg(same_num(info_num(a, (enum info_field)f), info_num(b, (enum info_field)f)), "%s: %s differs",
+                      what, info_field_key((enum info_field)f));
+        ck_assert_msg(same_str(info_num_text(a, (enum info_field)f), info_num_text(b, (enum info_field)f)),
+                      "%s: text of %s differs", what, info_field_key((enum info_field)f));
+    }
+    for (int k = 0; k < INFO_SFIELD_COUNT; k++)
+        ck_assert_msg(same_str(info_sval(a, (enum info_sfield)k), info_sval(b, (enum info_sfield)k)),
+                      "%s: string field %d differs", what, k);
+    ck_assert_uint_eq(a->n_cmds, b->n_cmds);
+    for (size_t i = 0; i < a->n_cmds; i++) {
+        const struct info_cmdstat *x = &a->cmds[i], *y = info_find_cmd(b, a->cmds[i].cmd, SIZE_MAX);
+        ck_assert_msg(y && same_num(x->calls, y->calls) && same_num(x->usec, y->usec) &&
+                          same_num(x->failed_calls, y->failed_calls) && y == &b->cmds[i],
+                      "%s: cmdstat_%s differs", what, x->cmd);
+    }
+    ck_assert_uint_eq(a->n_errs, b->n_errs);
+    for (size_t i = 0; i < a->n_errs; i++) {
+        const struct info_errstat *y = info_find_err(b, a->errs[i].err, SIZE_MAX);
+        ck_assert_msg(y == &b->errs[i] && same_num(a->errs[i].count, y->count), "%s: errorstat_%s differs", what,
+                      a->errs[i].err);
+    }
+    ck_assert_uint_eq(a->n_lats, b->n_lats);
+    for (size_t i = 0; i < a->n_lats; i++)
+        ck_assert(strcmp(a->lats[i].cmd, b->lats[i].cmd) == 0 && a->lats[i].n == b->lats[i].n &&
+                  memcmp(a->lats[i].usec, b->lats[i].usec, sizeof a->lats[i].usec) == 0);
+    ck_assert_uint_eq(a->n_dbs, b->n_dbs);
+    for (size_t i = 0; i < a->n_dbs; i++)
+        ck_assert(strcmp(a->dbs[i].name, b->dbs[i].name) == 0 && same_num(a->dbs[i].keys, b->dbs[i].keys) &&
+                  same_num(a->dbs[i].expires, b->dbs[i].expires));
+    ck_assert_uint_eq(a->n_replicas, b->n_replicas);
+    for (size_t i = 0; i < a->n_replicas; i++)
+        ck_assert(strcmp(a->replicas[i].ip, b->replicas[i].ip) == 0 && same_num(a->replicas[i].lag, b->replicas[i].lag));
+}
+
+/* One sample reused by every parse of assert_same_parse, whatever came
+ * before it (as the poller reuses one for all instances). */
+static struct info_sample *reused;
+
+/* A parse on a fresh thread (no memory of earlier key orders), one on this
+ * thread and one into the reused sample hold the same. */
 static void assert_same_parse(const char *text, size_t len, const char *what)
 {
     struct fresh_parse fp = {text, len, NULL};
@@ -556,18 +614,9 @@ static void assert_same_parse(const char *text, size_t len, const char *what)
     ck_assert_int_eq(pthread_create(&th, NULL, parse_on_thread, &fp), 0);
     pthread_join(th, NULL);
     struct info_sample *a = fp.s, *b = info_parse(text, len);
-    ck_assert_uint_eq(a->n_entries, b->n_entries);
-    ck_assert_uint_eq(a->malformed, b->malformed);
-    for (int f = 0; f < INFO_FIELD_COUNT; f++) {
-        ck_assert_msg(info_has(a, (enum info_field)f) == info_has(b, (enum info_field)f), "%s: %s known apart", what,
-                      info_field_key((enum info_field)f));
-        double x = info_num(a, (enum info_field)f), y = info_num(b, (enum info_field)f);
-        ck_assert_msg((isnan(x) && isnan(y)) || x == y, "%s: %s differs", what, info_field_key((enum info_field)f));
-    }
-    for (int k = 0; k < INFO_SFIELD_COUNT; k++) {
-        const char *x = info_sval(a, (enum info_sfield)k), *y = info_sval(b, (enum info_sfield)k);
-        ck_assert_msg((!x && !y) || (x && y && strcmp(x, y) == 0), "%s: string field %d differs", what, k);
-    }
+    assert_same_sample(a, b, what);
+    reused = info_parse_again(reused, text, len, SIZE_MAX);
+    assert_same_sample(a, reused, what);
     info_sample_free(a);
     info_sample_free(b);
 }
@@ -647,6 +696,73 @@ START_TEST(key_order_memory_never_changes_a_result)
     buf_free(&big);
     for (int i = 0; i < 5; i++)
         free(t[i]);
+    info_sample_free(reused);
+    reused = NULL;
+}
+END_TEST
+
+/* A reused sample keeps its buffers for a reply that fits them, grows for
+ * one that does not, and starts from anything info_parse* or info_compact
+ * made: what it held before never shows in what it holds now. */
+START_TEST(parse_again_reuses_buffers)
+{
+    size_t len;
+    char *t = read_fixture("info-redis-7.0.15-master.txt", &len);
+    struct info_sample *fresh = info_parse(t, len);
+    struct info_sample *s = info_parse_again(NULL, t, len, SIZE_MAX);
+    const char *text = s->text;
+    const struct info_entry *entries = s->entries;
+    size_t heap = info_sample_heap(s);
+    ck_assert_uint_gt(heap, len);
+    s = info_parse_again(s, t, len, SIZE_MAX);
+    ck_assert_ptr_eq(s->text, text); /* nothing reallocated */
+    ck_assert_ptr_eq(s->entries, entries);
+    ck_assert_uint_eq(info_sample_heap(s), heap);
+    assert_same_sample(fresh, s, "the same reply again");
+
+    /* a short reply after it: the old lists must not show through */
+    const char *small = "# Server\r\nredis_version:7.0.15\r\nrole:master\r\nrole:slave\r\n"
+                        "cmdstat_get:calls=3,usec=4\r\nused_memory:100\r\nused_memory:200\r\n";
+    struct info_sample *sf = info_parse(small, strlen(small));
+    s = info_parse_again(s, small, strlen(small), SIZE_MAX);
+    assert_same_sample(sf, s, "a short reply after a long one");
+    ck_assert_uint_eq(s->n_cmds, 1);
+    ck_assert_ptr_null(info_find_cmd(s, "set", SIZE_MAX)); /* the long reply's, gone */
+    ck_assert_str_eq(info_sval(s, INFO_S_ROLE), "master"); /* a string field's duplicate: the first wins */
+    ck_assert(info_num(s, INFO_USED_MEMORY) == 100);
+    ck_assert_uint_eq(s->malformed, 2);
+    ck_assert(!info_has(s, INFO_USED_MEMORY_RSS));
+
+    /* longer than anything before: the buffers grow */
+    struct buf big = BUF_INIT;
+    buf_append(&big, t, len);
+    for (int i = 0; i < 300; i++)
+        buf_printf(&big, "cmdstat_c%d:calls=%d,usec=1\r\nerrorstat_E%d:count=%d\r\n", i, i + 1, i, i + 1);
+    struct info_sample *bf = info_parse(big.p, big.len);
+    s = info_parse_again(s, big.p, big.len, SIZE_MAX);
+    assert_same_sample(bf, s, "a longer reply");
+    ck_assert_uint_gt(info_sample_heap(s), heap);
+
+    /* a bound on the lists, then none */
+    struct info_sample *bb = info_parse_max(big.p, big.len, 10);
+    s = info_parse_again(s, big.p, big.len, 10);
+    assert_same_sample(bb, s, "the lists bounded");
+    s = info_parse_again(s, t, len, SIZE_MAX);
+    assert_same_sample(fresh, s, "the first reply again");
+
+    /* from a compact sample */
+    struct info_sample *c = info_compact(bf);
+    c = info_parse_again(c, t, len, SIZE_MAX);
+    assert_same_sample(fresh, c, "parsed into a compact sample");
+
+    info_sample_free(c);
+    info_sample_free(bb);
+    info_sample_free(bf);
+    info_sample_free(sf);
+    info_sample_free(s);
+    info_sample_free(fresh);
+    buf_free(&big);
+    free(t);
 }
 END_TEST
 
@@ -670,6 +786,7 @@ int main(void)
     tcase_add_test(tc, siphash_reference_vectors);
     tcase_add_test(tc, key_hash_has_no_seed_free_collisions);
     tcase_add_test(tc, key_order_memory_never_changes_a_result);
+    tcase_add_test(tc, parse_again_reuses_buffers);
     suite_add_tcase(s, tc);
     return testutil_run(s);
 }
