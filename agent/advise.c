@@ -125,6 +125,7 @@ static struct advice_finding *hold(struct advisor *a, int c, enum advice_severit
     f->written = now;
     free(f->json);
     f->json = NULL; /* rebuilt from the new texts when next rendered */
+    a->json_stale = true;
     return f;
 }
 
@@ -302,6 +303,9 @@ static uint32_t arm(const struct advisor *a, const struct config_values *cv)
 /* Builds the JSON of the findings whose texts were just written. */
 static void write_json(struct advisor *a)
 {
+    if (!a->json_stale) /* the usual poll: nothing written (the findings are cold memory at scale) */
+        return;
+    a->json_stale = false;
     for (int c = 0; c < ADV_COUNT; c++) {
         struct advice_finding *f = a->f[c];
         if (!f || f->json)

@@ -130,6 +130,7 @@ struct advisor {
     uint32_t armed;   /* bit per check: settings make it possible */
     uint8_t quiet[ADV_COUNT]; /* polls in a row without the condition */
     struct advice_finding *f[ADV_COUNT]; /* allocated while it holds */
+    bool json_stale;  /* a finding's texts were written since its JSON was */
     size_t n_holding;
     /* counters of the previous poll (for rates derive does not compute) */
     double prev_cmds, prev_reads, prev_conns, prev_rejected, prev_rewrites, prev_forks;

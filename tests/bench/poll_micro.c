@@ -1,10 +1,12 @@
 /*
  * poll_micro.c - what one poll costs redpulse in user space, without the
  * network: parse an INFO reply, derive the figures against the previous
- * sample, run the alert rules (the built-in set), render the frag, keep the
- * compact sample. Prints microseconds per
- * poll for each step, hot (the same instance over and over) and cold (each
- * poll on another of 2,000 instances, as at scale).
+ * sample, run the alert rules (the built-in set) and the advisor (its
+ * default checks, no settings known), render the frag (the agent renders
+ * when read: not every poll), keep the compact sample. The parse reuses one
+ * sample's buffers, as the poller does. Prints microseconds per poll for
+ * each step, hot (the same instance over and over) and cold (each poll on
+ * another of 2,000 instances, as at scale).
  *
  *   poll_micro INFO_FILE [ITERATIONS]
  *
@@ -15,6 +17,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "advise.h"
 #include "alerts.h"
 #include "buf.h"
 #include "cmdclass.h"
@@ -80,7 +83,10 @@ int main(int argc, char **argv)
         struct info_sample **prev = calloc(n, sizeof *prev);
         struct frag **frags = calloc(n, sizeof *frags);
         struct info_sample *parsed = NULL; /* reused, as the poller does */
-        double t_parse = 0, t_derive = 0, t_alerts = 0, t_render = 0, t_compact = 0;
+        struct advisor **adv = calloc(n, sizeof *adv); /* the default checks; no settings known */
+        for (size_t k = 0; k < n; k++)
+            adv[k] = advisor_new(NULL, "i");
+        double t_parse = 0, t_derive = 0, t_alerts = 0, t_advice = 0, t_render = 0, t_compact = 0;
         uint64_t now = 1;
         for (long i = 0; i < iters; i++) {
             size_t k = (size_t)i % n;
@@ -93,6 +99,8 @@ int main(int argc, char **argv)
             derive(prev[k], now - 100000, s, now, st.last_poll_ts, classify, NULL, &d);
             uint64_t ta = now_mono_us();
             alerts_after_poll(&slots[k], &acfg->instances[k], &st, s, &d, NULL);
+            uint64_t tb = now_mono_us();
+            advise_poll(adv[k], NULL, s, &d, st.last_poll_ts + (double)now / 1e6);
             uint64_t t2 = now_mono_us();
             struct render_input in = {&cfg, pre.p, s, &st, raw, &d, NULL, NULL, &scratch, NULL};
             struct frag *fr = render_frag(&in);
@@ -107,19 +115,23 @@ int main(int argc, char **argv)
             uint64_t t4 = now_mono_us();
             t_parse += (double)(t1 - t0);
             t_derive += (double)(ta - t1);
-            t_alerts += (double)(t2 - ta);
+            t_alerts += (double)(tb - ta);
+            t_advice += (double)(t2 - tb);
             t_render += (double)(t3 - t2);
             t_compact += (double)(t4 - t3);
         }
-        printf("%s (%zu instance%s, %ld polls): parse %.2f µs, derive %.2f µs, alert rules %.2f µs, render %.2f µs, "
-               "compact %.2f µs; total %.2f µs per poll\n",
+        printf("%s (%zu instance%s, %ld polls): parse %.2f µs, derive %.2f µs, alert rules %.2f µs, advisor %.2f µs, "
+               "render %.2f µs, compact %.2f µs; total %.2f µs per poll\n",
                mode ? "cold" : "hot", n, n > 1 ? "s" : "", iters, t_parse / iters, t_derive / iters, t_alerts / iters,
-               t_render / iters, t_compact / iters, (t_parse + t_derive + t_alerts + t_render + t_compact) / iters);
+               t_advice / iters, t_render / iters, t_compact / iters,
+               (t_parse + t_derive + t_alerts + t_advice + t_render + t_compact) / iters);
         for (size_t k = 0; k < n; k++) {
+            advisor_free(adv[k]);
             info_sample_free(prev[k]);
             frag_unref(frags[k]);
         }
         info_sample_free(parsed);
+        free(adv);
         free(prev);
         free(frags);
     }
