@@ -259,6 +259,16 @@ void derive(const struct info_sample *prev, uint64_t prev_us, const struct info_
     }
 }
 
+void derived_unbind(struct derived *d)
+{
+    for (size_t i = 0; i < d->n_cmds; i++)
+        d->cmds[i].cmd = NULL;
+    for (size_t i = 0; i < d->n_errs; i++)
+        d->errs[i].err = NULL;
+    for (size_t i = 0; i < d->n_replicas; i++)
+        d->replicas[i].r = NULL;
+}
+
 bool derived_rebind(struct derived *d, const struct info_sample *cur)
 {
     if (d->n_cmds != cur->n_cmds || d->n_errs != cur->n_errs || d->n_replicas != cur->n_replicas)

@@ -697,7 +697,7 @@ struct info_sample *info_parse_again(struct info_sample *s, const char *text, si
     bool has_nul = memchr(s->text, '\0', len) != NULL;
 
     /* keys seen, to drop duplicate lines: on the stack for a usual reply */
-    struct seen_slot local[256]; /* keys outside the table: about 80 in a reply */
+    struct seen_slot local[256]; /* keys outside the table: about 80 in the reference reply */
     size_t nslots = sizeof local / sizeof local[0];
     struct seen_slot *seen = local;
     memset(local, 0, sizeof local);
@@ -748,7 +748,9 @@ struct info_sample *info_parse_again(struct info_sample *s, const char *text, si
         }
         /* a key of the table is matched in the last reply's order by its
          * bytes, unhashed, and is a duplicate when its field is already set;
-         * only the others are hashed and kept in the set of keys seen */
+         * only the others are hashed and kept in the set of keys seen. The
+         * order remembered takes in duplicate and malformed lines too: it
+         * only guides the lookup, never changes its answer. */
         int fid, sid;
         uint64_t h = 0;
         if (!seq_known(&sq, key, klen, &fid, &sid)) {

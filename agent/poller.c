@@ -158,7 +158,7 @@ struct poller {
     void *on_change_arg;
     bool round_done;    /* every target has finished a poll */
     struct buf scratch; /* render_frag's working buffer, reused by every poll */
-    struct info_sample *parsed; /* every parse's buffers, reused (parse_reply) */
+    struct info_sample *parsed; /* every parse's buffers, reused (parse_text) */
     /* rendered when read: the readers' requests and the loop's answers */
     pthread_t loop_thread;
     struct event *render_ev; /* the render pass, in steps */
@@ -232,7 +232,9 @@ static void drop_pending(struct target *t)
 }
 
 /* Past this, the buffers of the parse (a usual reply's take about 30 KB)
- * are let go after use rather than kept for the next. */
+ * are let go after use rather than kept for the next; below it they only
+ * grow, so a big reply (the nested lists are bounded, not the text) can
+ * leave up to this much held until the agent stops. */
 #define PARSED_KEEP_BYTES (1u << 20)
 
 /* text parsed into the poller's reused sample: one parse at a time (loop
@@ -281,6 +283,7 @@ static void publish(struct target *t, const struct info_sample *s, struct derive
         return;
     }
     t->pend_d = *d;
+    derived_unbind(&t->pend_d); /* s goes back for reuse: rebound to a new parse when rendered */
     memset(d, 0, sizeof *d);
     t->pending = true;
     atomic_fetch_add(&t->p->n_pending, 1);
@@ -446,7 +449,8 @@ static void count_up(struct target *t, bool was_up, bool first)
         p->on_change(p->on_change_arg);
 }
 
-/* Ends the current poll. sample is adopted on success. close: drop the
+/* Ends the current poll. On success s (from parse_text) goes back for reuse
+ * and raw is adopted. close: drop the
  * connection (every failure that leaves it in an unknown state). */
 static void finish(struct target *t, enum outcome o, const char *detail, struct info_sample *s,
                    struct rstr *raw, bool close)

@@ -71,10 +71,14 @@ void derive(const struct info_sample *prev, uint64_t prev_us, const struct info_
             uint64_t cur_us, double now_real, derive_classify_fn classify, void *ctx,
             struct derived *out);
 void derived_clear(struct derived *d);
+/* Sets d's pointers into its sample (command and error names, replicas) to
+ * NULL, for keeping d after that sample is freed or reused: a read before
+ * derived_rebind is then a NULL dereference, not another instance's names. */
+void derived_unbind(struct derived *d);
 /* Points d's command and error names and its replicas into cur, a new parse
  * of the text of the sample d was derived from (the parse is a function of
- * the text: the same lists in the same order), after that sample was freed.
- * False, and d untouched, when cur's list lengths are not d's. */
+ * the text: the same lists in the same order), after that sample was freed
+ * or reused. False, and d untouched, when cur's list lengths are not d's. */
 bool derived_rebind(struct derived *d, const struct info_sample *cur);
 
 /* Metadata of a figure. */

@@ -143,7 +143,8 @@ struct info_sample *info_parse_max(const char *text, size_t len, size_t max_nest
 /* The same into s, reusing its buffers (what s held is gone), and returns
  * it; s NULL: a new sample. For a thread that parses poll after poll: once
  * the buffers have grown to a usual reply, a parse allocates nothing, and
- * it writes to memory the last parse left in the caches. */
+ * it writes to memory the last parse left in the caches. text must not
+ * point into s. */
 struct info_sample *info_parse_again(struct info_sample *s, const char *text, size_t len, size_t max_nested);
 /* Heap bytes held by s's buffers (for deciding to keep one for reuse). */
 size_t info_sample_heap(const struct info_sample *s);

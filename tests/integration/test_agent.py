@@ -428,5 +428,59 @@ class SingleAgentCases(unittest.TestCase):
         finally:
             srv.stop()
 
+    def test_waiting_renders_keep_their_own_lists(self):
+        """Every poll is parsed into one buffer the poller reuses; a poll
+        waiting for its render is parsed again from its own text when read.
+        Two instances with different commands, errors and replicas, polled
+        many times between reads: each read serves each instance's own
+        lists, never the other's (nor the other's names for its figures)."""
+        a = RedisServer(self.tmp.path, "lists-a")
+        b = RedisServer(self.tmp.path, "lists-b")
+        rep = RedisServer(self.tmp.path, "lists-rep", args=["--replicaof", "127.0.0.1", str(a.port)])
+        try:
+            ca, cb = a.client(), b.client()
+            for k in range(5):
+                ca.cmd("SET", "k%d" % k, "v")
+                cb.cmd("HSET", "h", "f%d" % k, "v")
+                cb.cmd("LPUSH", "l", "x")
+            self.assertRaises(RuntimeError, ca.cmd, "NOSUCHCOMMAND")  # errorstat_ERR on a only
+            self.assertRaises(RuntimeError, cb.cmd, "INCR", "h")  # errorstat_WRONGTYPE on b only
+            wait_for(lambda: "slave0:" in ca.cmd("INFO", "replication"), 10, what="replica attached")
+            agent = Agent(self.tmp.path, [{"name": "a", "address": "127.0.0.1:%d" % a.port},
+                                          {"name": "b", "address": "127.0.0.1:%d" % b.port}],
+                          defaults={"interval": "100ms", "timeout": "90ms"})
+            wait_for(lambda: agent.get("/readyz")[0] == 200, 5, what="ready")
+            for _ in range(3):
+                for k in range(5):  # calls between every two polls: the per-command rates are there
+                    ca.cmd("SET", "k%d" % k, "w")
+                    cb.cmd("LPUSH", "l", "y")
+                time.sleep(0.8)
+                m = agent.metrics()
+                cmds = lambda t, name: {d["cmd"] for d, _ in series(m, name, target=t)}  # noqa: E731
+                for name in ("redis_commands_total", "redis_command_calls_per_second"):
+                    self.assertIn("set", cmds("a", name), name)
+                    self.assertNotIn("hset", cmds("a", name), name)
+                    self.assertNotIn("lpush", cmds("a", name), name)
+                    self.assertIn("lpush", cmds("b", name), name)
+                    self.assertNotIn("set", cmds("b", name), name)
+                errs = lambda t: {d["err"] for d, _ in series(m, "redis_errors_total", target=t)}  # noqa: E731
+                self.assertEqual(errs("a"), {"ERR"})
+                self.assertEqual(errs("b"), {"WRONGTYPE"})
+                for name in ("redis_connected_slave_lag_seconds", "redis_connected_slave_lag_bytes"):
+                    self.assertEqual(len(series(m, name, target="a")), 1, name)
+                    self.assertEqual(series(m, name, target="b"), [], name)
+                eps = lambda t: {d["err"] for d, _ in series(m, "redis_errors_per_second", target=t)}  # noqa: E731
+                self.assertEqual(eps("a"), {"ERR"})
+                self.assertEqual(eps("b"), {"WRONGTYPE"})
+                self.assertEqual(value(m, "redis_connected_slaves", target="a"), 1)
+                self.assertEqual(value(m, "redis_connected_slaves", target="b"), 0)
+            self.assertEqual(agent.stop(), 0)
+            ca.close()
+            cb.close()
+        finally:
+            rep.stop()
+            b.stop()
+            a.stop()
+
 if __name__ == "__main__":
     harness.main()

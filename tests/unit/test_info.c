@@ -579,7 +579,8 @@ static void assert_same_sample(const struct info_sample *a, const struct info_sa
     for (size_t i = 0; i < a->n_cmds; i++) {
         const struct info_cmdstat *x = &a->cmds[i], *y = info_find_cmd(b, a->cmds[i].cmd, SIZE_MAX);
         ck_assert_msg(y && same_num(x->calls, y->calls) && same_num(x->usec, y->usec) &&
-                          same_num(x->failed_calls, y->failed_calls) && y == &b->cmds[i],
+                          same_num(x->failed_calls, y->failed_calls) &&
+                          same_num(x->rejected_calls, y->rejected_calls) && y == &b->cmds[i],
                       "%s: cmdstat_%s differs", what, x->cmd);
     }
     ck_assert_uint_eq(a->n_errs, b->n_errs);
@@ -589,16 +590,27 @@ static void assert_same_sample(const struct info_sample *a, const struct info_sa
                       a->errs[i].err);
     }
     ck_assert_uint_eq(a->n_lats, b->n_lats);
-    for (size_t i = 0; i < a->n_lats; i++)
-        ck_assert(strcmp(a->lats[i].cmd, b->lats[i].cmd) == 0 && a->lats[i].n == b->lats[i].n &&
-                  memcmp(a->lats[i].usec, b->lats[i].usec, sizeof a->lats[i].usec) == 0);
+    for (size_t i = 0; i < a->n_lats; i++) {
+        const struct info_latency *x = &a->lats[i], *y = &b->lats[i];
+        ck_assert(strcmp(x->cmd, y->cmd) == 0 && x->n == y->n);
+        for (int q = 0; q < x->n; q++)
+            ck_assert_msg(x->q[q] == y->q[q] && x->usec[q] == y->usec[q] && x->utext_len[q] == y->utext_len[q] &&
+                              !x->utext[q] == !y->utext[q] &&
+                              (!x->utext[q] || memcmp(x->utext[q], y->utext[q], x->utext_len[q]) == 0),
+                          "%s: latency of %s differs", what, x->cmd);
+    }
     ck_assert_uint_eq(a->n_dbs, b->n_dbs);
     for (size_t i = 0; i < a->n_dbs; i++)
         ck_assert(strcmp(a->dbs[i].name, b->dbs[i].name) == 0 && same_num(a->dbs[i].keys, b->dbs[i].keys) &&
-                  same_num(a->dbs[i].expires, b->dbs[i].expires));
+                  same_num(a->dbs[i].expires, b->dbs[i].expires) &&
+                  same_num(a->dbs[i].avg_ttl_ms, b->dbs[i].avg_ttl_ms) &&
+                  same_num(a->dbs[i].subexpiry, b->dbs[i].subexpiry));
     ck_assert_uint_eq(a->n_replicas, b->n_replicas);
-    for (size_t i = 0; i < a->n_replicas; i++)
-        ck_assert(strcmp(a->replicas[i].ip, b->replicas[i].ip) == 0 && same_num(a->replicas[i].lag, b->replicas[i].lag));
+    for (size_t i = 0; i < a->n_replicas; i++) {
+        const struct info_replica *x = &a->replicas[i], *y = &b->replicas[i];
+        ck_assert(strcmp(x->ip, y->ip) == 0 && strcmp(x->port, y->port) == 0 && strcmp(x->state, y->state) == 0 &&
+                  same_num(x->offset, y->offset) && same_num(x->lag, y->lag));
+    }
 }
 
 /* One sample reused by every parse of assert_same_parse, whatever came
