@@ -231,7 +231,7 @@ static void drop_pending(struct target *t)
     atomic_fetch_sub(&t->p->n_pending, 1);
 }
 
-/* Past this, the buffers of the parse (a usual reply's take about 30 KB)
+/* Past this, the buffers of the parse (a few tens of KB for a usual reply)
  * are let go after use rather than kept for the next; below it they only
  * grow, so a big reply (the nested lists are bounded, not the text) can
  * leave up to this much held until the agent stops. */
