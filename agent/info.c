@@ -218,27 +218,28 @@ static bool seq_match(const struct seq_key *e, const char *key, size_t n, uint64
     return e->hash == h && e->len == n && (!e->key || memcmp(e->key, key, n) == 0);
 }
 
+/* Takes e as the answer for the line at hand: kept for the next reply's
+ * order, its fid and sid given out. */
+static void seq_record(struct seq_cursor *q, const struct seq_key *e, int *fid, int *sid)
+{
+    if (q->n_next < SEQ_MAX)
+        q->next[q->n_next++] = *e;
+    *fid = e->fid;
+    *sid = e->sid;
+}
+
 /* The table's answer for key (n bytes, hash h): fid and sid, -1 when not. */
 static void seq_lookup(struct seq_cursor *q, const char *key, size_t n, uint64_t h, int *fid, int *sid)
 {
-    const struct seq_key *hit = NULL;
     for (size_t k = q->c; k < q->n_old && k <= q->c + SEQ_AHEAD; k++)
         if (seq_match(&q->old[k], key, n, h)) {
-            hit = &q->old[k];
             q->c = k + 1;
-            break;
+            seq_record(q, &q->old[k], fid, sid);
+            return;
         }
-    struct seq_key e;
-    if (hit) {
-        e = *hit;
-    } else {
-        const struct lookup *lk = find_known(key, n, h);
-        e = (struct seq_key){h, lk ? lk->key : NULL, (uint32_t)n, lk ? lk->fid : -1, lk ? lk->sid : -1};
-    }
-    if (q->n_next < SEQ_MAX)
-        q->next[q->n_next++] = e;
-    *fid = e.fid;
-    *sid = e.sid;
+    const struct lookup *lk = find_known(key, n, h);
+    struct seq_key e = {h, lk ? lk->key : NULL, (uint32_t)n, lk ? lk->fid : -1, lk ? lk->sid : -1};
+    seq_record(q, &e, fid, sid);
 }
 
 /* The table's answer for key (n bytes) when it is a key of the table found
@@ -250,10 +251,7 @@ static bool seq_known(struct seq_cursor *q, const char *key, size_t n, int *fid,
         const struct seq_key *e = &q->old[k];
         if (e->key && e->len == n && memcmp(e->key, key, n) == 0) {
             q->c = k + 1;
-            if (q->n_next < SEQ_MAX)
-                q->next[q->n_next++] = *e;
-            *fid = e->fid;
-            *sid = e->sid;
+            seq_record(q, e, fid, sid);
             return true;
         }
     }
@@ -660,11 +658,11 @@ static void sample_reset(struct info_sample *s)
 {
     struct info_sample keep = *s;
     memset(s, 0, sizeof *s);
-#define KEEP(f) s->f = keep.f
-    KEEP(text), KEEP(cap_text), KEEP(known), KEEP(entries), KEEP(cap_entries), KEEP(cmds), KEEP(cap_cmds);
-    KEEP(errs), KEEP(cap_errs), KEEP(lats), KEEP(cap_lats), KEEP(dbs), KEEP(cap_dbs), KEEP(replicas);
-    KEEP(cap_replicas), KEEP(cmd_index.slot), KEEP(cmd_index.cap), KEEP(err_index.slot), KEEP(err_index.cap);
-#undef KEEP
+#define KEPT(f) s->f = keep.f
+    KEPT(text), KEPT(cap_text), KEPT(known), KEPT(entries), KEPT(cap_entries), KEPT(cmds), KEPT(cap_cmds);
+    KEPT(errs), KEPT(cap_errs), KEPT(lats), KEPT(cap_lats), KEPT(dbs), KEPT(cap_dbs), KEPT(replicas);
+    KEPT(cap_replicas), KEPT(cmd_index.slot), KEPT(cmd_index.cap), KEPT(err_index.slot), KEPT(err_index.cap);
+#undef KEPT
 }
 
 struct info_sample *info_parse_again(struct info_sample *s, const char *text, size_t len, size_t max_nested)

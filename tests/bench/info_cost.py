@@ -7,12 +7,10 @@ the kinds interleaved. A benchmark: prints figures, asserts nothing.
     tests/bench/info_cost.py [COUNT]
 """
 import os
-import socket
 import sys
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from benchlib import cleanup, free_port, redis  # noqa: E402
+from benchlib import Resp, cleanup, cpu_s_process, free_port, redis  # noqa: E402
 
 SECTIONS = "server clients memory persistence stats replication cpu commandstats errorstats cluster keyspace"
 KINDS = [("PING", ["PING"]),
@@ -22,38 +20,19 @@ KINDS = [("PING", ["PING"]),
          ("INFO all", ["INFO", "all"])]
 
 
-def encode(args):
-    return b"*%d\r\n" % len(args) + b"".join(b"$%d\r\n%s\r\n" % (len(a), a.encode()) for a in args)
-
-
-def read_reply(f):
-    line = f.readline()
-    if line[:1] == b"$":
-        f.read(int(line[1:]) + 2)
-
-
-def cpu_s(pid):
-    with open("/proc/%d/stat" % pid) as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def main():
     count = int(sys.argv[1]) if len(sys.argv) > 1 else 20000
     port = free_port()
     srv = redis(port)
-    s = socket.create_connection(("127.0.0.1", port))
-    f = s.makefile("rb")
+    c = Resp(port)
     res = {k: [] for k, _ in KINDS}
     for _ in range(3):
         for name, args in KINDS:
-            cmd = encode(args)
-            c0 = cpu_s(srv.pid)
+            c0 = cpu_s_process(srv.pid)  # Redis's own count (utime + stime)
             for _ in range(count):
-                s.sendall(cmd)
-                read_reply(f)
-            res[name].append((cpu_s(srv.pid) - c0) / count * 1e6)
-    s.close()
+                c.cmd(*args)
+            res[name].append((cpu_s_process(srv.pid) - c0) / count * 1e6)
+    c.close()
     for name, xs in res.items():
         print("%-32s %s µs of Redis CPU per command (3 rounds)" % (name, " ".join("%.1f" % x for x in sorted(xs))))
     cleanup()
