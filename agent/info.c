@@ -884,9 +884,18 @@ static double field_value(const struct info_sample *s, enum info_field f)
     }
 }
 
-struct info_sample *info_compact(const struct info_sample *s)
+struct info_sample *info_compact(const struct info_sample *s) { return info_compact_again(NULL, s); }
+
+struct info_sample *info_compact_again(struct info_sample *c, const struct info_sample *s)
 {
-    struct info_sample *c = xcalloc(1, sizeof *c);
+    if (c && c->known) { /* a full sample: its entries would answer info_has() */
+        info_sample_free(c);
+        c = NULL;
+    }
+    if (c)
+        sample_reset(c);
+    else
+        c = xcalloc(1, sizeof *c);
     size_t arena = 1;
     for (int k = 0; k < INFO_SFIELD_COUNT; k++)
         arena += s->sval[k] ? strlen(s->sval[k]) + 1 : 0;
@@ -894,8 +903,12 @@ struct info_sample *info_compact(const struct info_sample *s)
         arena += strlen(s->cmds[i].cmd) + 1;
     for (size_t i = 0; i < s->n_errs; i++)
         arena += strlen(s->errs[i].err) + 1;
-    char *a = c->text = xmalloc(arena);
-    c->cap_text = arena;
+    if (c->cap_text < arena) {
+        free(c->text);
+        c->text = xmalloc(arena);
+        c->cap_text = arena;
+    }
+    char *a = c->text;
     *a = '\0';
 #define KEEP(dst, src)                     \
     do {                                   \
@@ -909,8 +922,11 @@ struct info_sample *info_compact(const struct info_sample *s)
             KEEP(c->sval[k], s->sval[k]);
     memcpy(c->val, s->val, sizeof c->val);
     if (s->n_cmds) {
-        c->cmds = xmalloc(s->n_cmds * sizeof *c->cmds);
-        c->cap_cmds = s->n_cmds;
+        if (c->cap_cmds < s->n_cmds) {
+            free(c->cmds);
+            c->cmds = xmalloc(s->n_cmds * sizeof *c->cmds);
+            c->cap_cmds = s->n_cmds;
+        }
         for (size_t i = 0; i < s->n_cmds; i++) {
             c->cmds[i] = s->cmds[i];
             KEEP(c->cmds[i].cmd, s->cmds[i].cmd);
@@ -918,8 +934,11 @@ struct info_sample *info_compact(const struct info_sample *s)
         c->n_cmds = s->n_cmds;
     }
     if (s->n_errs) {
-        c->errs = xmalloc(s->n_errs * sizeof *c->errs);
-        c->cap_errs = s->n_errs;
+        if (c->cap_errs < s->n_errs) {
+            free(c->errs);
+            c->errs = xmalloc(s->n_errs * sizeof *c->errs);
+            c->cap_errs = s->n_errs;
+        }
         for (size_t i = 0; i < s->n_errs; i++) {
             c->errs[i] = s->errs[i];
             KEEP(c->errs[i].err, s->errs[i].err);

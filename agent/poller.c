@@ -536,8 +536,7 @@ static void finish(struct target *t, enum outcome o, const char *detail, struct 
         advise_poll(t->adv, &t->config, s, &d, t->st.last_poll_ts);
     publish(t, s, &d, was_up); /* may take d: rendered when read */
     derived_clear(&d);
-    info_sample_free(t->last);
-    t->last = info_compact(s); /* the full sample is not needed any more */
+    t->last = info_compact_again(t->last, s); /* the full sample is not needed any more */
     parsed_done(t->p, s);
     t->last_us = now;
     count_up(t, was_up, first);

@@ -158,6 +158,11 @@ void info_sample_free(struct info_sample *s);
  * keyspace, latency and replica lists are empty and info_has()/info_str()
  * answer "absent". It keeps malformed and dropped counts. */
 struct info_sample *info_compact(const struct info_sample *s);
+/* The same into c, a compact sample (or NULL: a new one), reusing its
+ * buffers, and returns it: a target's previous sample is replaced by the
+ * next poll's without an allocation once its buffers fit. A full sample
+ * passed as c is freed and a new one made. c must not be s. */
+struct info_sample *info_compact_again(struct info_sample *c, const struct info_sample *s);
 
 /* Value of a known field: the number, STATUS fields as 1/0 ("ok"/"up" -> 1),
  * NaN when absent or not numeric. */

@@ -1,16 +1,27 @@
 #!/usr/bin/env python3
-"""What an INFO costs Redis itself, without waking it from idle: a fresh
-redis-server answers COUNT commands of each kind back to back on one
-connection, and its own CPU (from /proc) is divided by COUNT. Three rounds,
-the kinds interleaved. A benchmark: prints figures, asserts nothing.
+"""What an INFO costs Redis itself. A benchmark: prints figures, asserts
+nothing.
 
     tests/bench/info_cost.py [COUNT]
+        back to back: a fresh redis-server answers COUNT commands of each
+        kind on one connection, and its own CPU (from /proc) is divided by
+        COUNT. Three rounds, the kinds interleaved.
+
+    tests/bench/info_cost.py --spread [RATE [SECONDS]]
+        spread, as a poller sends them: RATE commands a second (default 100)
+        for SECONDS (default 10) of each kind, the server idle in between,
+        and a window of nothing sent in each round; that window's CPU per
+        second is subtracted. What is left is what answering costs a server
+        woken for it: a PING is the wake-up and the event loop alone, the
+        INFO kinds add producing their sections from cold caches. Three
+        rounds; the server's CPU from its threads' schedstat (ns).
 """
 import os
 import sys
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from benchlib import Resp, cleanup, cpu_s_process, free_port, redis  # noqa: E402
+from benchlib import Resp, cleanup, cpu_s, cpu_s_process, free_port, redis  # noqa: E402
 
 SECTIONS = "server clients memory persistence stats replication cpu commandstats errorstats cluster keyspace"
 KINDS = [("PING", ["PING"]),
@@ -20,11 +31,7 @@ KINDS = [("PING", ["PING"]),
          ("INFO all", ["INFO", "all"])]
 
 
-def main():
-    count = int(sys.argv[1]) if len(sys.argv) > 1 else 20000
-    port = free_port()
-    srv = redis(port)
-    c = Resp(port)
+def back_to_back(srv, c, count):
     res = {k: [] for k, _ in KINDS}
     for _ in range(3):
         for name, args in KINDS:
@@ -32,9 +39,48 @@ def main():
             for _ in range(count):
                 c.cmd(*args)
             res[name].append((cpu_s_process(srv.pid) - c0) / count * 1e6)
-    c.close()
     for name, xs in res.items():
         print("%-32s %s µs of Redis CPU per command (3 rounds)" % (name, " ".join("%.1f" % x for x in sorted(xs))))
+
+
+def spread(srv, c, rate, secs):
+    n = int(rate * secs)
+    res = {k: [] for k, _ in KINDS}
+    idle = []
+    for _ in range(3):
+        c0, t0 = cpu_s(srv.pid), time.monotonic()
+        time.sleep(secs)
+        idle.append((cpu_s(srv.pid) - c0) / (time.monotonic() - t0))
+        for name, args in KINDS:
+            c0, t0 = cpu_s(srv.pid), time.monotonic()
+            for i in range(n):
+                c.cmd(*args)
+                d = t0 + (i + 1) / rate - time.monotonic()
+                if d > 0:
+                    time.sleep(d)
+            t = time.monotonic() - t0
+            res[name].append(((cpu_s(srv.pid) - c0) - idle[-1] * t) / n * 1e6)
+    print("idle: %s µs of Redis CPU per second (3 rounds)" % " ".join("%.0f" % (x * 1e6) for x in sorted(idle)))
+    for name, xs in res.items():
+        print("%-32s %s µs of Redis CPU per command at %g a second, idle subtracted (3 rounds)"
+              % (name, " ".join("%.1f" % x for x in sorted(xs)), rate))
+
+
+def main():
+    args = sys.argv[1:]
+    port = free_port()
+    srv = redis(port)
+    c = Resp(port)
+    for i in range(1000):  # some keys and commands, as a server in use has
+        c.cmd("SET", "k%d" % i, "v")
+        c.cmd("GET", "k%d" % i)
+    c.cmd("HSET", "h", "f", "v")
+    c.cmd("LPUSH", "l", "x")
+    if args and args[0] == "--spread":
+        spread(srv, c, float(args[1]) if len(args) > 1 else 100.0, float(args[2]) if len(args) > 2 else 10.0)
+    else:
+        back_to_back(srv, c, int(args[0]) if args else 20000)
+    c.close()
     cleanup()
 
 

@@ -109,8 +109,7 @@ int main(int argc, char **argv)
             frags[k] = fr;
             derived_clear(&d);
             uint64_t t3 = now_mono_us();
-            info_sample_free(prev[k]);
-            prev[k] = info_compact(s);
+            prev[k] = info_compact_again(prev[k], s);
             parsed = s;
             uint64_t t4 = now_mono_us();
             t_parse += (double)(t1 - t0);

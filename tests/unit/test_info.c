@@ -778,6 +778,63 @@ START_TEST(parse_again_reuses_buffers)
 }
 END_TEST
 
+/* A compact sample made again into the last one keeps its buffers when the
+ * new lists and strings fit, grows when they do not, and holds exactly what
+ * a fresh info_compact of the same sample holds: never the old lists. */
+START_TEST(compact_again_reuses_buffers)
+{
+    size_t len;
+    char *t = read_fixture("info-redis-7.0.15-master.txt", &len);
+    struct info_sample *full = info_parse(t, len);
+    struct info_sample *c = info_compact_again(NULL, full), *fresh = info_compact(full);
+    assert_same_sample(fresh, c, "compact");
+    const char *arena = c->text;
+    const struct info_cmdstat *cmds = c->cmds;
+    c = info_compact_again(c, full);
+    ck_assert_ptr_eq(c->text, arena); /* nothing reallocated */
+    ck_assert_ptr_eq(c->cmds, cmds);
+    assert_same_sample(fresh, c, "compact again");
+
+    /* fewer commands, another role: the old ones must not show through */
+    const char *small = "# Server\r\nrole:slave\r\ncmdstat_get:calls=3,usec=4\r\nused_memory:100\r\n";
+    struct info_sample *sf = info_parse(small, strlen(small)), *csf = info_compact(sf);
+    c = info_compact_again(c, sf);
+    assert_same_sample(csf, c, "a short sample after a long one");
+    ck_assert_uint_eq(c->n_cmds, 1);
+    ck_assert_ptr_null(info_find_cmd(c, "set", SIZE_MAX));
+    ck_assert_str_eq(info_sval(c, INFO_S_ROLE), "slave");
+    ck_assert(isnan(info_num(c, INFO_USED_MEMORY_RSS)));
+    ck_assert_uint_eq(c->n_errs, 0);
+
+    /* more commands and errors than before: the buffers grow */
+    struct buf big = BUF_INIT;
+    buf_append(&big, t, len);
+    for (int i = 0; i < 300; i++)
+        buf_printf(&big, "cmdstat_c%d:calls=%d,usec=1\r\nerrorstat_E%d:count=%d\r\n", i, i + 1, i, i + 1);
+    struct info_sample *bf = info_parse(big.p, big.len), *cbf = info_compact(bf);
+    c = info_compact_again(c, bf);
+    assert_same_sample(cbf, c, "a longer sample");
+    ck_assert(info_find_cmd(c, "c299", 0) && info_find_cmd(c, "c299", 0)->calls == 300);
+
+    /* a full sample passed in: freed, a compact one made */
+    struct info_sample *f2 = info_parse(t, len);
+    f2 = info_compact_again(f2, full);
+    ck_assert_ptr_null(f2->known);
+    assert_same_sample(fresh, f2, "compact into a full sample");
+
+    info_sample_free(f2);
+    info_sample_free(cbf);
+    info_sample_free(bf);
+    info_sample_free(csf);
+    info_sample_free(sf);
+    info_sample_free(fresh);
+    info_sample_free(c);
+    info_sample_free(full);
+    buf_free(&big);
+    free(t);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("info");
@@ -799,6 +856,7 @@ int main(void)
     tcase_add_test(tc, key_hash_has_no_seed_free_collisions);
     tcase_add_test(tc, key_order_memory_never_changes_a_result);
     tcase_add_test(tc, parse_again_reuses_buffers);
+    tcase_add_test(tc, compact_again_reuses_buffers);
     suite_add_tcase(s, tc);
     return testutil_run(s);
 }
