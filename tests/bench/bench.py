@@ -15,7 +15,8 @@ Environment: BENCH_RUNS (3), BENCH_QUICK=1 (short windows, scale 1000 only: a
 smoke run, its figures are noise), BENCH_SCALES ("1000 10000"),
 BENCH_SECTIONS (any of "h2h peers scale", all by default), BENCH_ONLY=cost
 (only the alert/advisor cost rows), BENCH_COST_ROUNDS (1 per run: three
-agents side by side, measured over the same 4 one-minute windows),
+agents side by side, measured over the same 3 one-minute windows, the
+three variants rotating over them by reload),
 BENCH_FROM (a JSON file of earlier runs, written to $TMPDIR/redpulse-bench-
 runs-PID.json after each run: only the report is made, with BENCH_SCALES and
 BENCH_SECTIONS as in those runs)."""
@@ -240,9 +241,10 @@ def lateness_hist(base):
     return out
 
 
-def scale_agent(n, servers, alerts=True, advice=True):
+def scale_agent(n, servers, alerts=True, advice=True, runtime=None):
     """redpulse with n instances spread over servers, 10 s interval; returns
-    (process, base URL) once every instance has been polled once."""
+    (process, base URL) once every instance has been polled once. runtime:
+    a new directory for its $RUNTIME_DIRECTORY (for set_variant)."""
     insts = [{"name": "i%05d" % k, "address": "127.0.0.1:%d" % servers[k % len(servers)]} for k in range(n)]
     # alerts: the built-in rule set, evaluated after every poll (the default)
     al = {"state_dir": os.path.join(TMP, "state-%d-%d-%d-%d" % (n, alerts, advice, time.monotonic_ns()))}
@@ -251,7 +253,9 @@ def scale_agent(n, servers, alerts=True, advice=True):
     extra = {"http": {"max_connections": 256}, "alerts": al}
     if not advice:  # the write-tuning advisor (on by default)
         extra["advice"] = {"enabled": False}
-    p, port = redpulse(BIN, insts, "10s", extra)
+    if runtime:
+        os.makedirs(runtime)
+    p, port = redpulse(BIN, insts, "10s", extra, env=dict(os.environ, RUNTIME_DIRECTORY=runtime) if runtime else None)
     base = "http://127.0.0.1:%d" % port
     # all instances connected and polled once (spread over the first 10 s)
     wait_for(lambda: get(base + "/readyz")[0] >= 0 and urllib.request.urlopen(base + "/readyz").status == 200,
@@ -323,22 +327,49 @@ def fresh_servers(k=4):
 
 
 # windows of a whole minute: each holds one CONFIG GET of every instance
-# (config_interval), which 25 s windows held for some agents and not others
-COST_WINDOWS, COST_WIN = (2, 20.0) if QUICK else (4, 60.0)
+# (config_interval), which 25 s windows held for some agents and not others.
+# Three: one per place in the rotation below.
+COST_WINDOWS, COST_WIN = (3, 20.0) if QUICK else (3, 60.0)
+COST_VARIANTS = [("on", {}), ("alerts_off", {"alerts": False}), ("advice_off", {"advice": False})]
+
+
+def set_variant(p, base, run, kw):
+    """Reloads the agent p (at base) into a cost variant: its configuration
+    file rewritten (alerts.builtin, advice.enabled) and `redpulse --reload`,
+    which returns when the reload has ended (and fails when it failed)."""
+    path = os.path.join(TMP, "redpulse-%s.json" % base.rsplit(":", 1)[1])
+    with open(path) as f:
+        cfg = json.load(f)
+    cfg["alerts"].pop("builtin", None)
+    cfg.pop("advice", None)
+    if kw.get("alerts") is False:
+        cfg["alerts"]["builtin"] = False
+    if kw.get("advice") is False:
+        cfg["advice"] = {"enabled": False}
+    with open(path, "w") as f:
+        json.dump(cfg, f)
+    subprocess.run([BIN, "--reload", str(p.pid), "--reload-timeout", "120"], check=True,
+                   env=dict(os.environ, RUNTIME_DIRECTORY=run), stdout=subprocess.DEVNULL)
 
 
 def cost(n):
     """The cost of the built-in alert rules (issue 10: at most 10% more agent
     CPU per poll, 2 KB more per instance) and of the advisor (issue 13: at
     most 5% more CPU per poll) at n instances. Three agents, each on its own
-    fresh servers: everything on, the alert rules off, the advisor off. They
-    run side by side and are measured over the same windows, so the drift of
-    this machine's speed (a third over minutes) is the same for all three;
-    each window gives the two ratios, and the figures are their medians.
+    fresh servers, run side by side and are measured over the same windows,
+    so the drift of this machine's speed (a third over minutes) is the same
+    for all three; each window gives the two ratios, and the figures are
+    their medians. The three variants (everything on, the alert rules off,
+    the advisor off) rotate over the three agents, one place a window, by
+    reloading their configuration: one process ran slower than another with
+    the same binary and configuration (the same-seconds floor ratio, six
+    8 s rounds each: 1.70x against 1.83x medians), and with the variants
+    fixed to processes all the windows of a run leaned the same way. The
+    memory figures are taken before the first reload, each agent as started.
     Polls are counted as n x window / interval (the servers' command count
     confirms it: one INFO per poll and one CONFIG GET per instance a
     minute; a window outside that by more than 5% is printed)."""
-    variants = [("on", {}), ("alerts_off", {"alerts": False}), ("advice_off", {"advice": False})]
+    variants = COST_VARIANTS
     rounds = int(os.environ.get("BENCH_COST_ROUNDS", "1"))
     fig = {"cost.n": n, "cost.windows": rounds * COST_WINDOWS}
     per = {k: [] for k, _ in variants}
@@ -348,33 +379,41 @@ def cost(n):
         agents = []
         for k, kw in variants:
             ports, srv = fresh_servers()
-            p, base = scale_agent(n, ports, **kw)
-            agents.append((k, p, base, ports, srv))
+            run = os.path.join(TMP, "run-%s-%d" % (k, time.monotonic_ns()))
+            p, base = scale_agent(n, ports, runtime=run, **kw)
+            agents.append((p, base, ports, srv, run))
         time.sleep(SCALE_SETTLE)
+        for (k, _), (p, _, _, _, _) in zip(variants, agents):
+            rss[k].append(rss_kib(p.pid))
         for w in range(COST_WINDOWS):
-            i0 = {k: [info(pt) for pt in ports] for k, _, _, ports, _ in agents}
-            c0 = {k: cpu_s_process(p.pid) for k, p, _, _, _ in agents}
+            # agent i runs variant (i + w) mod 3 in window w
+            who = {variants[(i + w) % len(variants)][0]: a for i, a in enumerate(agents)}
+            if w:
+                for i, (p, base, _, _, run) in enumerate(agents):
+                    set_variant(p, base, run, variants[(i + w) % len(variants)][1])
+                time.sleep(12)  # every instance polled once more under its new settings (10 s interval)
+            i0 = {k: [info(pt) for pt in a[2]] for k, a in who.items()}
+            c0 = {k: cpu_s_process(a[0].pid) for k, a in who.items()}
             t0 = time.monotonic()
             time.sleep(COST_WIN)
-            c1 = {k: cpu_s_process(p.pid) for k, p, _, _, _ in agents}
+            c1 = {k: cpu_s_process(a[0].pid) for k, a in who.items()}
             t1 = time.monotonic()
-            i1 = {k: [info(pt) for pt in ports] for k, _, _, ports, _ in agents}
+            i1 = {k: [info(pt) for pt in a[2]] for k, a in who.items()}
             polls = n * (t1 - t0) / 10.0
-            for k, p, _, ports, _ in agents:
+            for k, a in who.items():
                 per[k].append((c1[k] - c0[k]) / polls)
-                served = sum(int(b["total_commands_processed"]) - int(a["total_commands_processed"]) - 1
-                             for a, b in zip(i0[k], i1[k]))
+                served = sum(int(b["total_commands_processed"]) - int(x["total_commands_processed"]) - 1
+                             for x, b in zip(i0[k], i1[k]))
                 # one INFO per poll, and a CONFIG GET of every instance in
                 # each minute begun (all of them close together)
                 if not 0.95 * polls <= served <= 1.05 * (polls + n * math.ceil(COST_WIN / 60)):
                     print("  cost %s, window %d: %d commands for %.0f polls" % (k, w, served, polls),
                           file=sys.stderr, flush=True)
-        for k, p, base, _, srv in agents:
-            rss[k].append(rss_kib(p.pid))
-            a = active_alerts(base)
-            active[k] = max(active[k], sum(a.values()))
-            if a:
-                print("  cost %s: active alerts %s" % (k, dict(a)), file=sys.stderr, flush=True)
+                act = active_alerts(a[1])
+                active[k] = max(active[k], sum(act.values()))
+                if act:
+                    print("  cost %s, window %d: active alerts %s" % (k, w, dict(act)), file=sys.stderr, flush=True)
+        for p, _, _, srv, _ in agents:
             for q in [p] + srv:
                 stop(q)
     for k, _ in variants:
@@ -598,7 +637,9 @@ def report(runs, scales):
         g = lambda k, f: agg(runs, k, f)  # noqa: E731
         out += ["", "Cost at %d instances (10 s interval; three agents side by side, each on 4 fresh redis-servers,"
                 " measured over the same %s windows of %.0f s per run, the cost being the median of the windows'"
-                " ratios; at most %d alerts pending or firing at the end; agent CPU per poll and RSS): both on"
+                " ratios; the three variants rotating over the three agents, one place a window, by reloading their"
+                " configuration; RSS taken before the first reload; at most %d alerts pending or firing at the end of a"
+                " window; agent CPU per poll and RSS): both on"
                 " %s, %s; alert rules off %s, %s (the rules"
                 " cost %s CPU per poll, %s per instance); advisor off %s, %s (the advisor costs %s CPU per poll,"
                 " %s per instance)." % (

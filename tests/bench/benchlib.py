@@ -118,8 +118,9 @@ def pct(xs, p):
     return xs[min(len(xs) - 1, int(round(p / 100.0 * (len(xs) - 1))))]
 
 
-def redpulse(binary, instances, interval, extra=None, timeout="2s"):
-    """redpulse on a free port with these instances ({"name", "address"})."""
+def redpulse(binary, instances, interval, extra=None, timeout="2s", env=None):
+    """redpulse on a free port with these instances ({"name", "address"});
+    env: its environment, when not this one's."""
     port = free_port()
     cfg = {"listen": "127.0.0.1:%d" % port, "defaults": {"interval": interval, "timeout": timeout},
            "http": {"max_connections": 256}, "instances": instances}
@@ -127,7 +128,7 @@ def redpulse(binary, instances, interval, extra=None, timeout="2s"):
     path = os.path.join(TMP, "redpulse-%d.json" % port)
     with open(path, "w") as f:
         json.dump(cfg, f)
-    p = start([binary, "--config", path, "--log-level", "error"])
+    p = start([binary, "--config", path, "--log-level", "error"], env=env)
     wait_for(lambda: p.poll() is None and get("http://127.0.0.1:%d/healthz" % port)[0] >= 0, 10, what="redpulse")
     return p, port
 

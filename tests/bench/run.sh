@@ -20,7 +20,8 @@
 # BENCH_ONLY=cost: only the cost of the alert rules and of the advisor at the
 #   largest scale: three agents side by side (all on, alert rules off,
 #   advisor off) measured over the same windows (BENCH_COST_ROUNDS rounds of
-#   4 one-minute windows, default 1; about 6 minutes).
+#   3 one-minute windows, default 1, the three rotating over the agents by
+#   reload; about 6 minutes).
 # BENCH_ONLY=faults: collectd and redpulse under faults (hung instances, an
 #   outage, values of one instance served for another), tests/bench/faults.md
 #   (collectd_faults.py; about 3 minutes).
