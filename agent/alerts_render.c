@@ -34,21 +34,15 @@ static void lbl_open(struct buf *b, bool first, const char *name)
     buf_puts(b, "=\"");
 }
 
-void alerts_render_metrics(struct buf *b)
+/* The redpulse_alerts family: every active alert, or instance's only. */
+static void put_alerts(struct buf *b, const struct hub *h, const char *instance)
 {
-    struct hub *h = alerts_hub;
-    if (!h)
-        return;
-    pthread_mutex_lock(&h->mu);
-    buf_puts(b, "# HELP redpulse_alert_rules Alert rules loaded and enabled\n# TYPE redpulse_alert_rules gauge\n");
-    buf_printf(b, "redpulse_alert_rules %zu\n", h->cfg->n_enabled);
-    buf_puts(b, "# HELP redpulse_alert_state_writes_total Writes of the alert state file\n"
-                "# TYPE redpulse_alert_state_writes_total counter\n");
-    buf_printf(b, "redpulse_alert_state_writes_total %llu\n", (unsigned long long)h->state_writes);
     buf_puts(b, "# HELP redpulse_alerts Active alerts, shaped like Prometheus' ALERTS: 1 per pending or firing "
                 "alert\n# TYPE redpulse_alerts gauge\n");
     for (size_t i = 0; i < h->n_act; i++) {
         const struct hub_alert *a = h->act[i];
+        if (instance && strcmp(a->instance, instance) != 0)
+            continue;
         const struct alert_rule *r = &h->cfg->rules[a->rule];
         buf_puts(b, "redpulse_alerts");
         lbl_open(b, true, PL(ALERTNAME));
@@ -60,6 +54,30 @@ void alerts_render_metrics(struct buf *b)
         lbl_open(b, false, PL(ALERTSTATE));
         buf_printf(b, "%s\"} 1\n", a->phase == AP_FIRING ? "firing" : "pending");
     }
+}
+
+void alerts_render_instance_metrics(struct buf *b, const char *instance)
+{
+    struct hub *h = alerts_hub;
+    if (!h)
+        return;
+    pthread_mutex_lock(&h->mu);
+    put_alerts(b, h, instance);
+    pthread_mutex_unlock(&h->mu);
+}
+
+void alerts_render_metrics(struct buf *b)
+{
+    struct hub *h = alerts_hub;
+    if (!h)
+        return;
+    pthread_mutex_lock(&h->mu);
+    buf_puts(b, "# HELP redpulse_alert_rules Alert rules loaded and enabled\n# TYPE redpulse_alert_rules gauge\n");
+    buf_printf(b, "redpulse_alert_rules %zu\n", h->cfg->n_enabled);
+    buf_puts(b, "# HELP redpulse_alert_state_writes_total Writes of the alert state file\n"
+                "# TYPE redpulse_alert_state_writes_total counter\n");
+    buf_printf(b, "redpulse_alert_state_writes_total %llu\n", (unsigned long long)h->state_writes);
+    put_alerts(b, h, NULL);
     static const char *const res[] = {"success", "failed", "refused"};
     buf_puts(b, "# HELP redpulse_notifications_total Notification requests per receiver by result: success (2xx), "
                 "failed (retried: network error, 5xx, 408, 429), refused (other 4xx: final)\n"

@@ -152,6 +152,7 @@ void http_render_metrics(struct registry *reg, const char *target, struct buf *o
         registry_view_release(&v);
     } else {
         frag_unref(one);
+        alerts_render_instance_metrics(out, target); /* its own alerts: what the fleet dashboard counts */
     }
 }
 

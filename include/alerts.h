@@ -184,10 +184,12 @@ void alerts_forget(struct alert_inst **slot);
 bool alerts_reload(const struct config *cfg);
 
 /* Renderers for the HTTP threads (any thread; each takes the hub lock for a
- * copy): the /metrics families, the /api/v1/alerts body, one instance's
- * active alerts as a JSON array, and an HTML list of firing alerts. Each
- * appends nothing (or an empty list) when alerts are not started. */
+ * copy): the /metrics families, one instance's redpulse_alerts family (for
+ * /scrape?target=), the /api/v1/alerts body, one instance's active alerts
+ * as a JSON array, and an HTML list of firing alerts. Each appends nothing
+ * (or an empty list) when alerts are not started. */
 void alerts_render_metrics(struct buf *b);
+void alerts_render_instance_metrics(struct buf *b, const char *instance);
 void alerts_render_api(struct buf *b);
 void alerts_render_instance(struct buf *b, const char *instance);
 void alerts_render_landing(struct buf *b);

@@ -330,6 +330,9 @@ def fresh_servers(k=4):
 # (config_interval), which 25 s windows held for some agents and not others.
 # Three: one per place in the rotation below.
 COST_WINDOWS, COST_WIN = (3, 20.0) if QUICK else (3, 60.0)
+# after a reload: one CONFIG GET of every instance (config_interval 60 s)
+# and one poll (10 s) under the new settings
+COST_SETTLE = 25.0 if QUICK else 72.0
 COST_VARIANTS = [("on", {}), ("alerts_off", {"alerts": False}), ("advice_off", {"advice": False})]
 
 
@@ -362,10 +365,16 @@ def cost(n):
     their medians. The three variants (everything on, the alert rules off,
     the advisor off) rotate over the three agents, one place a window, by
     reloading their configuration: one process ran slower than another with
-    the same binary and configuration (the same-seconds floor ratio, six
-    8 s rounds each: 1.70x against 1.83x medians), and with the variants
-    fixed to processes all the windows of a run leaned the same way. The
-    memory figures are taken before the first reload, each agent as started.
+    the same binary and configuration (measured ad hoc in the head-to-head
+    setup, the agent's CPU per poll against the floor's beside it, six 8 s
+    rounds each: 1.70x against 1.83x medians), and with the variants fixed
+    to processes all the windows of a run leaned the same way. After a
+    reload the measuring waits for a whole minute of CONFIG GETs: an advisor
+    switched on anew reads the host's settings for every instance at the
+    instance's next CONFIG GET, once and not again for host_interval (10
+    minutes), which the agents started with it did before their first
+    window. The memory figures are taken at the end of the first window,
+    before any reload, each agent as started.
     Polls are counted as n x window / interval (the servers' command count
     confirms it: one INFO per poll and one CONFIG GET per instance a
     minute; a window outside that by more than 5% is printed)."""
@@ -383,15 +392,13 @@ def cost(n):
             p, base = scale_agent(n, ports, runtime=run, **kw)
             agents.append((p, base, ports, srv, run))
         time.sleep(SCALE_SETTLE)
-        for (k, _), (p, _, _, _, _) in zip(variants, agents):
-            rss[k].append(rss_kib(p.pid))
         for w in range(COST_WINDOWS):
             # agent i runs variant (i + w) mod 3 in window w
             who = {variants[(i + w) % len(variants)][0]: a for i, a in enumerate(agents)}
             if w:
                 for i, (p, base, _, _, run) in enumerate(agents):
                     set_variant(p, base, run, variants[(i + w) % len(variants)][1])
-                time.sleep(12)  # every instance polled once more under its new settings (10 s interval)
+                time.sleep(COST_SETTLE)
             i0 = {k: [info(pt) for pt in a[2]] for k, a in who.items()}
             c0 = {k: cpu_s_process(a[0].pid) for k, a in who.items()}
             t0 = time.monotonic()
@@ -413,6 +420,9 @@ def cost(n):
                 active[k] = max(active[k], sum(act.values()))
                 if act:
                     print("  cost %s, window %d: active alerts %s" % (k, w, dict(act)), file=sys.stderr, flush=True)
+            if w == 0:  # before any reload
+                for (k, _), (p, _, _, _, _) in zip(variants, agents):
+                    rss[k].append(rss_kib(p.pid))
         for p, _, _, srv, _ in agents:
             for q in [p] + srv:
                 stop(q)

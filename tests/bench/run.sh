@@ -21,7 +21,7 @@
 #   largest scale: three agents side by side (all on, alert rules off,
 #   advisor off) measured over the same windows (BENCH_COST_ROUNDS rounds of
 #   3 one-minute windows, default 1, the three rotating over the agents by
-#   reload; about 6 minutes).
+#   reload; about 7 minutes).
 # BENCH_ONLY=faults: collectd and redpulse under faults (hung instances, an
 #   outage, values of one instance served for another), tests/bench/faults.md
 #   (collectd_faults.py; about 3 minutes).

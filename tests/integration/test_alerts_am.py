@@ -131,6 +131,14 @@ class AlertsAlertmanager(unittest.TestCase):
             m = a.metrics()
             self.assertEqual(value(m, "redpulse_alerts", alertname="RedisBgsaveFailed", target="bg",
                                    alertstate="firing"), 1)
+            # /scrape?target= carries the instance's own alerts too (the
+            # fleet dashboard's alert panels under the multi-target jobs)
+            status, _, body = a.get("/scrape?target=bg")
+            rc, out = promtool_check(body.decode())
+            self.assertEqual(out.strip(), "", out)
+            sm = a.metrics("/scrape?target=bg")
+            self.assertEqual(value(sm, "redpulse_alerts", alertname="RedisBgsaveFailed", target="bg",
+                                   alertstate="firing"), 1)
             self.assertGreaterEqual(value(m, "redpulse_notifications_total", receiver="am", result="success"), 1)
             # saves work again: the alert resolves in Alertmanager
             os.rmdir(dump)

@@ -120,6 +120,12 @@ class AlertsReload(unittest.TestCase):
             m = self.agent.metrics()
             self.assertTrue(series(m, "redpulse_notifications_total", receiver="hook2", result="success"))
             self.assertFalse(series(m, "redpulse_notifications_total", receiver="hook"))
+            # /scrape?target= carries that instance's alerts and no other's
+            for t, want in (("a", {("Blocked", "a", "firing")}), ("d", {("RedisDown", "d", "firing")}), ("c", set())):
+                got = {(lb["alertname"], lb["target"], lb["alertstate"])
+                       for lb, _ in series(self.agent.metrics("/scrape?target=" + t), "redpulse_alerts")}
+                self.assertEqual({x for x in got if x[0] in ("Blocked", "RedisDown")}, want, t)
+                self.assertLessEqual({x[1] for x in got}, {t}, t)
             self.assertEqual(notes(self.rec, "RedisDown", receiver="hook"), [("d", "firing")])
             # a state_dir change takes a restart: logged, the running settings stay
             cfg = dict(cfg, state_dir=os.path.join(self.tmp.path, "elsewhere"))

@@ -204,28 +204,26 @@ class Dashboards(unittest.TestCase):
         queries = panel_queries(os.path.join(DASH, "redpulse-fleet.json"))
         self.assertGreaterEqual(len(queries), 25)
         everyone = "|".join(NAMES)  # what Grafana sends for several selected values
-        # redpulse's own alerts are on the agent's /metrics only (pattern 1,
-        # job redpulse), not on /scrape?target= (pattern 2): the docs say so
-        agent_only = {("Alerts firing", "A"), ("Firing alerts", "A")}
-        self.assertTrue(agent_only <= {(t, r) for t, r, _, _ in queries})
+        # redpulse's own alerts are on the agent's /metrics (pattern 1, job
+        # redpulse) and each target's on its /scrape?target= (pattern 2)
+        self.assertTrue({("Alerts firing", "A"), ("Firing alerts", "A")} <= {(t, r) for t, r, _, _ in queries})
         for job in JOBS:
             for title, ref, expr, instant in queries:
                 q = self.substitute(expr, job, everyone)
                 with self.subTest(job=job, panel=title, ref=ref):
-                    if job == "redis" and (title, ref) in agent_only:
-                        self.assertEqual(self.query(q, instant), [], "pattern 2 now carries alerts: %s" % q)
-                    else:
-                        self.assertTrue(self.returns_data(q, instant), "no data: %s" % q)
+                    self.assertTrue(self.returns_data(q, instant), "no data: %s" % q)
         # the broken instance's failed BGSAVE and MISCONF refusals are in the
-        # table, and for it only (others may show e.g. RedisSlowFork on a busy machine)
+        # table, and for it only (others may show e.g. RedisSlowFork on a busy
+        # machine), under both jobs
         expr = dict(((t, r), e) for t, r, e, _ in queries)[("Firing alerts", "A")]
-        rows = self.query(self.substitute(expr, "redpulse", everyone))
-        got = {(r["metric"]["alertname"], r["metric"]["target"], r["metric"]["severity"]) for r in rows}
-        self.assertLessEqual({("RedisBgsaveFailed", "broken", "critical"),
-                              ("RedisWritesRefusedMisconf", "broken", "critical")}, got)
-        for name, target, _ in got:
-            if name in ("RedisBgsaveFailed", "RedisWritesRefusedMisconf"):
-                self.assertEqual(target, "broken", got)
+        for job in JOBS:
+            rows = self.query(self.substitute(expr, job, everyone))
+            got = {(r["metric"]["alertname"], r["metric"]["target"], r["metric"]["severity"]) for r in rows}
+            self.assertLessEqual({("RedisBgsaveFailed", "broken", "critical"),
+                                  ("RedisWritesRefusedMisconf", "broken", "critical")}, got, job)
+            for name, target, _ in got:
+                if name in ("RedisBgsaveFailed", "RedisWritesRefusedMisconf"):
+                    self.assertEqual(target, "broken", (job, got))
 
     def test_write_path_queries_return_data(self):
         """One instance at a time (single-select target): every query has data

@@ -816,6 +816,27 @@ START_TEST(compact_again_reuses_buffers)
     assert_same_sample(cbf, c, "a longer sample");
     ck_assert(info_find_cmd(c, "c299", 0) && info_find_cmd(c, "c299", 0)->calls == 300);
 
+    /* from one indexed list to another of other names, the source freed
+     * first: the compact sample holds its own copies of the names */
+    struct buf other = BUF_INIT;
+    for (int i = 0; i < 40; i++)
+        buf_printf(&other, "cmdstat_o%d:calls=%d,usec=1\r\n", i, i + 7);
+    struct info_sample *of = info_parse(other.p, other.len), *cof = info_compact(of);
+    c = info_compact_again(c, of);
+    info_sample_free(of);
+    assert_same_sample(cof, c, "another indexed list, its source freed");
+    ck_assert_ptr_null(info_find_cmd(c, "c5", 0)); /* the last list's names are gone from the index */
+    ck_assert(info_find_cmd(c, "o39", 0) && info_find_cmd(c, "o39", 0)->calls == 46);
+    /* down to no commands at all */
+    struct info_sample *none = info_parse("used_memory:1\r\n", 15), *cnone = info_compact(none);
+    c = info_compact_again(c, none);
+    assert_same_sample(cnone, c, "no commands after some");
+    ck_assert_ptr_null(info_find_cmd(c, "o1", 0));
+    info_sample_free(cnone);
+    info_sample_free(none);
+    info_sample_free(cof);
+    buf_free(&other);
+
     /* a full sample passed in: freed, a compact one made */
     struct info_sample *f2 = info_parse(t, len);
     f2 = info_compact_again(f2, full);

@@ -6,6 +6,8 @@
 #include <check.h>
 #include <fcntl.h>
 #include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -151,6 +153,71 @@ START_TEST(grid_without_a_descriptor_to_spare)
 }
 END_TEST
 
+enum { MANY = 2000 };
+
+struct order {
+    struct grid_entry *base;
+    int fired[MANY];
+    uint64_t last_due;
+    int n;
+    bool in_order;
+};
+
+static void on_fire_many(struct grid_entry *e, uint64_t now, void *arg)
+{
+    (void)now;
+    struct order *o = arg;
+    o->in_order &= e->due_us >= o->last_due;
+    o->last_due = e->due_us;
+    o->fired[e - o->base]++;
+    o->n++;
+}
+
+/* Many entries, removed from and re-queued anywhere in the heap: every one
+ * still queued fires once, in due order, and none removed fires. */
+START_TEST(grid_heap_keeps_order)
+{
+    struct event_base *base = event_base_new();
+    static struct grid_entry e[MANY];
+    memset(e, 0, sizeof e);
+    static struct order o;
+    memset(&o, 0, sizeof o);
+    o.base = e;
+    o.in_order = true;
+    struct tickgrid *g = tickgrid_new(base, 1, on_fire_many, &o); /* 1 µs ticks: due times kept as given */
+    uint64_t now = now_mono_us();
+    srand(7);
+    bool queued[MANY];
+    for (int i = 0; i < MANY; i++) {
+        tickgrid_add(g, &e[i], now + 20000 + (uint64_t)(rand() % 60000));
+        queued[i] = true;
+    }
+    for (int k = 0; k < MANY / 3; k++) { /* out of the middle, the top, anywhere */
+        int i = rand() % MANY;
+        tickgrid_del(g, &e[i]);
+        queued[i] = false;
+    }
+    for (int k = 0; k < MANY / 4; k++) { /* moved, or back in */
+        int i = rand() % MANY;
+        tickgrid_add(g, &e[i], now + 20000 + (uint64_t)(rand() % 60000));
+        queued[i] = true;
+    }
+    int want = 0;
+    for (int i = 0; i < MANY; i++)
+        want += queued[i];
+    ck_assert_uint_eq(tickgrid_count(g), (size_t)want);
+    uint64_t give_up = now + 5000000;
+    while (o.n < want && now_mono_us() < give_up)
+        event_base_loop(base, EVLOOP_ONCE);
+    ck_assert_int_eq(o.n, want);
+    ck_assert(o.in_order);
+    for (int i = 0; i < MANY; i++)
+        ck_assert_int_eq(o.fired[i], queued[i] ? 1 : 0);
+    tickgrid_free(g);
+    event_base_free(base);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("poller");
@@ -160,6 +227,7 @@ int main(void)
     tcase_add_test(tc, tick_choice);
     tcase_add_test(tc, grid_groups_a_tick);
     tcase_add_test(tc, grid_without_a_descriptor_to_spare);
+    tcase_add_test(tc, grid_heap_keeps_order);
     suite_add_tcase(s, tc);
     return testutil_run(s);
 }
