@@ -549,7 +549,7 @@ def report(runs, scales):
                ", BENCH_QUICK=1: short windows, figures are noise" if QUICK else "", spread, ROUNDS,
                ", ".join("%.0f s" % r["secs"] for r in runs)), "",
            ("Smoke run (BENCH_QUICK=1): " if QUICK else
-            "Trimmed so that one whole run takes about 15 minutes and three fit in about 45: ") + "measured windows of"
+            "Trimmed so that one whole run takes about 17 minutes and three fit in about 51: ") + "measured windows of"
            " %.0f s at 100 polls/s and %.0f s for the collectd comparisons (they were 20 s, one run only), the"
            " servers' idle CPU over %.0f s (was 30 s), scale rows %s with a %.0f s window (5,000 dropped; was"
            " 30 s), and the alert/advisor cost rows from three agents side by side, measured over the same windows."
@@ -648,7 +648,7 @@ def report(runs, scales):
         out += ["", "Cost at %d instances (10 s interval; three agents side by side, each on 4 fresh redis-servers,"
                 " measured over the same %s windows of %.0f s per run, the cost being the median of the windows'"
                 " ratios; the three variants rotating over the three agents, one place a window, by reloading their"
-                " configuration; RSS taken before the first reload; at most %d alerts pending or firing at the end of a"
+                " configuration; RSS at the end of the first window, before any reload; at most %d alerts pending or firing at the end of a"
                 " window; agent CPU per poll and RSS): both on"
                 " %s, %s; alert rules off %s, %s (the rules"
                 " cost %s CPU per poll, %s per instance); advisor off %s, %s (the advisor costs %s CPU per poll,"

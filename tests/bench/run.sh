@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Benchmark harness (not part of the test suite; it gates nothing). Installs
 # what it needs, builds redpulse (Release), and prints BENCH_RUNS whole runs
-# (default 3, one after the other, about 15 minutes each), every figure as
+# (default 3, one after the other, about 17 minutes each), every figure as
 # the median of the runs with their range, and issue 16's targets as met or
 # not in each run:
 #   1. redpulse vs redis_exporter 1.45 (Debian's prometheus-redis-exporter)
