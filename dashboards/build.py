@@ -243,14 +243,14 @@ def fleet():
     firing = "redpulse_alerts%s == 1" % sel('alertstate="firing"')
     L.add(stat("Alerts firing", "redpulse's own alerts firing now over the selected instances (its built-in "
                "write-path rules and yours, as the agent evaluates them every poll). Bad: above 0; the "
-               "'Firing alerts' table says which. No data means none firing, or that the agent's own /metrics "
-               "(pattern 1 of prometheus.yml) is not scraped: /scrape?target= does not carry alerts.",
+               "'Firing alerts' table says which. No data means none firing: the agent's own /metrics (pattern 1 "
+               "of prometheus.yml) carries every instance's alerts, /scrape?target= its target's.",
                [tgt("A", "sum(%s)" % firing)], "short",
                thresholds=[{"color": "green", "value": None}, {"color": "red", "value": 1}]), 6, 7)
     L.add(table("Firing alerts", "One row per alert redpulse fires now: rule, instance, severity. Bad: any row; "
                 "act on critical first, the rule's description in docs/alerts.md (or the agent's "
                 "/api/v1/alerts) names the cause and the setting to check, e.g. RedisBgsaveFailed: disk space "
-                "and permissions of the RDB directory. Needs the agent's own /metrics scraped (pattern 1).",
+                "and permissions of the RDB directory.",
                 [tgt("A", firing, instant=True, fmt="table")],
                 "short", hide=["Value", "alertstate"],
                 overrides=[override_name("severity", custom={"displayMode": "color-text"}, mappings=[
