@@ -351,6 +351,18 @@ static void kv_copy(char *dst, size_t cap, const struct info_kv *kv)
         }                                                                  \
     } while (0)
 
+/* arr holds at least need elements afterwards; what it held is not kept
+ * (a reused buffer about to be overwritten) */
+#define FIT(arr, cap, need)                                                \
+    do {                                                                   \
+        size_t need_ = (need);                                             \
+        if ((cap) < need_) {                                               \
+            free(arr);                                                     \
+            (arr) = xmalloc(need_ * sizeof *(arr));                        \
+            (cap) = need_;                                                 \
+        }                                                                  \
+    } while (0)
+
 struct caps {
     size_t max_nested;      /* per family; the rest is dropped */
     uint32_t *rep_slot;     /* replicas seen: index + 1 by (ip, port, state) */
@@ -606,11 +618,7 @@ static void index_build(struct info_index *x, const struct info_sample *s, size_
     size_t slots = 64;
     while (slots < n * 2)
         slots *= 2;
-    if (x->cap < slots) {
-        free(x->slot);
-        x->slot = xmalloc(slots * sizeof *x->slot);
-        x->cap = slots;
-    }
+    FIT(x->slot, x->cap, slots);
     memset(x->slot, 0, slots * sizeof *x->slot);
     x->mask = slots - 1;
     for (size_t i = 0; i < n; i++) {
@@ -680,16 +688,8 @@ struct info_sample *info_parse_again(struct info_sample *s, const char *text, si
         s->known[i] = -1;
     /* one entry per line: INFO lines average 25-30 bytes, so this is one
      * allocation for a usual reply instead of six doublings */
-    if (s->cap_entries < len / 24 + 16) {
-        s->cap_entries = len / 24 + 16;
-        free(s->entries);
-        s->entries = xmalloc(s->cap_entries * sizeof *s->entries);
-    }
-    if (s->cap_text < len + 1) {
-        s->cap_text = len + 1;
-        free(s->text);
-        s->text = xmalloc(len + 1);
-    }
+    FIT(s->entries, s->cap_entries, len / 24 + 16);
+    FIT(s->text, s->cap_text, len + 1);
     memcpy(s->text, text, len);
     s->text[len] = '\0';
     bool has_nul = memchr(s->text, '\0', len) != NULL;
@@ -903,11 +903,7 @@ struct info_sample *info_compact_again(struct info_sample *c, const struct info_
         arena += strlen(s->cmds[i].cmd) + 1;
     for (size_t i = 0; i < s->n_errs; i++)
         arena += strlen(s->errs[i].err) + 1;
-    if (c->cap_text < arena) {
-        free(c->text);
-        c->text = xmalloc(arena);
-        c->cap_text = arena;
-    }
+    FIT(c->text, c->cap_text, arena);
     char *a = c->text;
     *a = '\0';
 #define KEEP(dst, src)                     \
@@ -922,11 +918,7 @@ struct info_sample *info_compact_again(struct info_sample *c, const struct info_
             KEEP(c->sval[k], s->sval[k]);
     memcpy(c->val, s->val, sizeof c->val);
     if (s->n_cmds) {
-        if (c->cap_cmds < s->n_cmds) {
-            free(c->cmds);
-            c->cmds = xmalloc(s->n_cmds * sizeof *c->cmds);
-            c->cap_cmds = s->n_cmds;
-        }
+        FIT(c->cmds, c->cap_cmds, s->n_cmds);
         for (size_t i = 0; i < s->n_cmds; i++) {
             c->cmds[i] = s->cmds[i];
             KEEP(c->cmds[i].cmd, s->cmds[i].cmd);
@@ -934,11 +926,7 @@ struct info_sample *info_compact_again(struct info_sample *c, const struct info_
         c->n_cmds = s->n_cmds;
     }
     if (s->n_errs) {
-        if (c->cap_errs < s->n_errs) {
-            free(c->errs);
-            c->errs = xmalloc(s->n_errs * sizeof *c->errs);
-            c->cap_errs = s->n_errs;
-        }
+        FIT(c->errs, c->cap_errs, s->n_errs);
         for (size_t i = 0; i < s->n_errs; i++) {
             c->errs[i] = s->errs[i];
             KEEP(c->errs[i].err, s->errs[i].err);
