@@ -343,7 +343,7 @@ static bool scan(struct resp_scan *sc, const char *data, size_t len, size_t max,
             sc->skip -= take;
             sc->wire += take;
             i += take;
-            if (sc->skip == 0)
+            if (sc->skip == 0 && scan_cost(sc) <= max) /* as for lines: however the bytes were cut */
                 scan_elem_end(sc);
             break;
         }

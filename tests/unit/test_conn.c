@@ -139,6 +139,18 @@ START_TEST(cap_is_exact)
     ck_assert_int_eq(feed_steps(buf, len, 7, cap - 1, &n, &fed), OUTCOME_REPLY_TOO_LARGE);
     ck_assert_int_eq(n, 0);
     ck_assert_uint_le(fed, (size_t)hl + 7); /* refused at its header */
+    /* an array whose last string's CRLF takes it over: 18 bytes on the wire
+     * and three elements weigh 66, however the read is cut (a whole read
+     * once let it through: the reply ended before the cap was checked) */
+    const char *arr = "*2\r\n$2\r\nab\r\n$0\r\n\r\n";
+    size_t steps[] = {1, 3, 18};
+    for (size_t i = 0; i < sizeof steps / sizeof *steps; i++) {
+        ck_assert_int_eq(feed_steps(arr, 18, steps[i], 18 + 3 * RESP_ELEM_COST, &n, &fed), OUTCOME_OK);
+        ck_assert_int_eq(n, 1);
+        ck_assert_int_eq(feed_steps(arr, 18, steps[i], 18 + 3 * RESP_ELEM_COST - 1, &n, &fed),
+                         OUTCOME_REPLY_TOO_LARGE);
+        ck_assert_int_eq(n, 0);
+    }
 }
 END_TEST
 
