@@ -46,9 +46,12 @@ static struct disc_node *add_node(struct disc_nodes *ns)
     return n;
 }
 
+/* A string value; one holding a NUL is not a name, an address or a flag
+ * (C would read it cut short: "10.0.0.1\0..." as 10.0.0.1). */
 static bool is_str(const redisReply *r)
 {
-    return r && (r->type == REDIS_REPLY_STRING || r->type == REDIS_REPLY_STATUS) && r->str;
+    return r && (r->type == REDIS_REPLY_STRING || r->type == REDIS_REPLY_STATUS) && r->str &&
+           !memchr(r->str, '\0', r->len);
 }
 
 /* The value of key in a RESP2 flat key/value array, or NULL. */
@@ -243,7 +246,7 @@ int discover_parse_sentinel_masters(const redisReply *r, struct disc_masters *ou
         const char *ip = name ? kv_str(m, "ip") : NULL;
         const char *flags = name ? kv_str(m, "flags") : NULL;
         uint16_t port = name ? kv_port(m, "port") : 0;
-        if (!name || !ip || !port) {
+        if (!name || !*name || !ip || !*ip || !port) {
             snprintf(err, errlen, "SENTINEL MASTERS: entry %zu lacks name, ip or port", i);
             return -1;
         }
@@ -270,7 +273,7 @@ int discover_parse_sentinel_replicas(const redisReply *r, const char *master, st
         const redisReply *m = r->element[i];
         const char *ip = is_kv_array(m) ? kv_str(m, "ip") : NULL;
         uint16_t port = ip ? kv_port(m, "port") : 0;
-        if (!ip || !port) {
+        if (!ip || !*ip || !port) {
             snprintf(err, errlen, "SENTINEL REPLICAS %s: entry %zu lacks ip or port", master, i);
             return -1;
         }

@@ -7,7 +7,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 secs=${FUZZ_SECONDS:-45}
-targets=(info config resp http prom)
+targets=(info config resp http prom discover)
 
 CC=clang cmake -S . -B build-fuzz -DREDPULSE_FUZZ=ON -DREDPULSE_WERROR=ON -DBUILD_TESTING=ON \
     -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null

@@ -199,6 +199,53 @@ START_TEST(sentinel_replies)
 }
 END_TEST
 
+/* A reply built from RESP text (len bytes: it may hold NULs). */
+static redisReply *reply_of(const char *resp, size_t len)
+{
+    redisReader *r = resp_reader_new();
+    ck_assert_int_eq(redisReaderFeed(r, resp, len), REDIS_OK);
+    void *reply = NULL;
+    ck_assert_int_eq(redisReaderGetReply(r, &reply), REDIS_OK);
+    ck_assert_ptr_nonnull(reply);
+    resp_reader_free(r);
+    return reply;
+}
+
+/* A hostile Sentinel: an empty ip, or one with a NUL inside (C would read
+ * "10.0.0.1\0evil" as 10.0.0.1), is no address; the entry is refused with
+ * its reason (fuzz_discover found the empty one getting through). */
+START_TEST(sentinel_bad_addresses)
+{
+    static const char empty_ip[] = "*1\r\n*4\r\n$2\r\nip\r\n$0\r\n\r\n$4\r\nport\r\n$4\r\n6379\r\n";
+    static const char nul_ip[] = "*1\r\n*4\r\n$2\r\nip\r\n$10\r\n10.0.0.1\0x\r\n$4\r\nport\r\n$4\r\n6379\r\n";
+    static const char good_ip[] = "*1\r\n*4\r\n$2\r\nip\r\n$8\r\n10.0.0.1\r\n$4\r\nport\r\n$4\r\n6379\r\n";
+    static const char empty_master[] = "*1\r\n*6\r\n$4\r\nname\r\n$1\r\nm\r\n$2\r\nip\r\n$0\r\n\r\n"
+                                       "$4\r\nport\r\n$4\r\n6379\r\n";
+    char err[200];
+    struct disc_nodes ns = {0};
+    struct disc_masters ms = {0};
+    redisReply *r = reply_of(empty_ip, sizeof empty_ip - 1);
+    ck_assert_int_eq(discover_parse_sentinel_replicas(r, "m", &ns, err, sizeof err), -1);
+    ck_assert_ptr_nonnull(strstr(err, "entry 0 lacks ip or port"));
+    freeReplyObject(r);
+    r = reply_of(nul_ip, sizeof nul_ip - 1);
+    ck_assert_int_eq(discover_parse_sentinel_replicas(r, "m", &ns, err, sizeof err), -1);
+    freeReplyObject(r);
+    ck_assert_uint_eq(ns.n, 0);
+    r = reply_of(good_ip, sizeof good_ip - 1);
+    ck_assert_int_eq(discover_parse_sentinel_replicas(r, "m", &ns, err, sizeof err), 0);
+    ck_assert_uint_eq(ns.n, 1);
+    ck_assert_str_eq(ns.v[0].host, "10.0.0.1");
+    freeReplyObject(r);
+    disc_nodes_free(&ns);
+    r = reply_of(empty_master, sizeof empty_master - 1);
+    ck_assert_int_eq(discover_parse_sentinel_masters(r, &ms, err, sizeof err), -1);
+    ck_assert_ptr_nonnull(strstr(err, "entry 0 lacks name, ip or port"));
+    ck_assert_uint_eq(ms.n, 0);
+    freeReplyObject(r);
+}
+END_TEST
+
 START_TEST(name_template_and_shard_hash)
 {
     struct buf b = BUF_INIT;
@@ -340,6 +387,7 @@ int main(void)
     tcase_add_test(tc, cluster_failed_node);
     tcase_add_test(tc, cluster_nodes_flags_and_garbage);
     tcase_add_test(tc, sentinel_replies);
+    tcase_add_test(tc, sentinel_bad_addresses);
     tcase_add_test(tc, name_template_and_shard_hash);
     tcase_add_test(tc, config_sections);
     tcase_add_test(tc, config_errors_located);
