@@ -14,17 +14,25 @@
 #include "conn.h"
 #include "discover.h"
 
-/* The one reply in fixture name, parsed by the hiredis reader. */
-static redisReply *load_reply(const char *name)
+/* The one reply in len bytes of RESP (they may hold NULs), parsed by the
+ * hiredis reader. */
+static redisReply *reply_of(const char *resp, size_t len)
 {
-    size_t len;
-    char *raw = read_fixture(name, &len);
     redisReader *r = resp_reader_new();
-    ck_assert_int_eq(redisReaderFeed(r, raw, len), REDIS_OK);
+    ck_assert_int_eq(redisReaderFeed(r, resp, len), REDIS_OK);
     void *reply = NULL;
     ck_assert_int_eq(redisReaderGetReply(r, &reply), REDIS_OK);
     ck_assert_ptr_nonnull(reply);
     resp_reader_free(r);
+    return reply;
+}
+
+/* The one reply in fixture name. */
+static redisReply *load_reply(const char *name)
+{
+    size_t len;
+    char *raw = read_fixture(name, &len);
+    redisReply *reply = reply_of(raw, len);
     free(raw);
     return reply;
 }
@@ -198,18 +206,6 @@ START_TEST(sentinel_replies)
     freeReplyObject(rc);
 }
 END_TEST
-
-/* A reply built from RESP text (len bytes: it may hold NULs). */
-static redisReply *reply_of(const char *resp, size_t len)
-{
-    redisReader *r = resp_reader_new();
-    ck_assert_int_eq(redisReaderFeed(r, resp, len), REDIS_OK);
-    void *reply = NULL;
-    ck_assert_int_eq(redisReaderGetReply(r, &reply), REDIS_OK);
-    ck_assert_ptr_nonnull(reply);
-    resp_reader_free(r);
-    return reply;
-}
 
 /* A hostile Sentinel: an empty ip, or one with a NUL inside (C would read
  * "10.0.0.1\0evil" as 10.0.0.1), is no address; the entry is refused with
