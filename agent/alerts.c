@@ -650,6 +650,18 @@ static void resolve_orphans(struct hub *h, const struct config *cfg)
 
 /* ---- the engine --------------------------------------------------------- */
 
+/* <dir>/alerts.json, the directory made when missing (a warning when it
+ * cannot be: the state is then kept in memory only). */
+static char *state_file(const char *dir)
+{
+    struct stat sb;
+    if (stat(dir, &sb) != 0 && mkdir(dir, 0750) != 0)
+        log_warn("alerts", "state_dir %s: %s; alert state will not survive a restart", dir, strerror(errno));
+    struct buf p = BUF_INIT;
+    buf_printf(&p, "%s/alerts.json", dir);
+    return buf_steal(&p, NULL);
+}
+
 int alerts_start(const struct config *cfg)
 {
     if (alerts_hub || !cfg->alerts)
@@ -659,13 +671,7 @@ int alerts_start(const struct config *cfg)
     pthread_cond_init(&h->cv, NULL);
     h->cfg = cfg->alerts;
     h->ob = xcalloc(h->cfg->n_recv + 1, sizeof *h->ob);
-    struct buf p = BUF_INIT;
-    buf_printf(&p, "%s/alerts.json", h->cfg->state_dir);
-    h->state_path = buf_steal(&p, NULL);
-    struct stat sb;
-    if (stat(h->cfg->state_dir, &sb) != 0 && mkdir(h->cfg->state_dir, 0750) != 0)
-        log_warn("alerts", "state_dir %s: %s; alert state will not survive a restart", h->cfg->state_dir,
-                 strerror(errno));
+    h->state_path = state_file(h->cfg->state_dir);
     restore(h);
     resolve_orphans(h, cfg);
     alerts_hub = h;
@@ -723,6 +729,7 @@ void alerts_stop(void)
     saved = NULL;
     n_saved = 0;
     free(h->state_path);
+    free(h->moved_from);
     free(h->recv_map);
     pthread_mutex_destroy(&h->mu);
     pthread_cond_destroy(&h->cv);
@@ -1030,13 +1037,19 @@ bool alerts_reload(const struct config *cfg)
     if (!cfg->alerts || cfg->alerts->src_hash == h->cfg->src_hash)
         return false;
     const struct alerts_cfg *old = h->cfg, *nw = cfg->alerts;
-    if (strcmp(old->state_dir, nw->state_dir) != 0) {
-        log_warn("alerts", "alerts.state_dir changed, which a reload does not apply: still running the alert "
-                 "settings redpulse started with; restart redpulse to apply them");
-        return false;
-    }
+    /* a new state_dir: the state in memory is written there at once, and
+     * the old file removed once it is (deliver.c, save_state) */
+    char *moved = strcmp(old->state_dir, nw->state_dir) != 0 ? state_file(nw->state_dir) : NULL;
     double now = (double)now_real_us() / 1e6;
     pthread_mutex_lock(&h->mu);
+    if (moved) {
+        if (h->moved_from) /* moved twice before a write: the file is still at the first place */
+            free(h->state_path);
+        else
+            h->moved_from = h->state_path;
+        h->state_path = moved;
+        log_info("alerts", "state_dir changed: alert state now kept in %s", moved);
+    }
     h->cfg = nw;
     remap_receivers(h, old);
     for (struct alert_inst *in = insts; in; in = in->next)

@@ -13,6 +13,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "alerts_hub.h"
 #include "log.h"
@@ -343,13 +344,14 @@ static bool save_state(struct hub *h, bool final)
     struct buf b = BUF_INIT;
     hub_serialize(h, final, &b);
     h->dirty = h->dirty_lazy = false;
+    char *path = xstrdup(h->state_path); /* a reload may move it meanwhile */
     pthread_mutex_unlock(&h->mu);
-    bool ok = state_write_atomic(h->state_path, b.p, b.len) == 0;
+    bool ok = state_write_atomic(path, b.p, b.len) == 0;
     if (!ok) {
         static double last_warn;
         double t = now_s();
         if (t - last_warn > 60) {
-            log_warn("alerts", "cannot write state file %s: %s", h->state_path, strerror(errno));
+            log_warn("alerts", "cannot write state file %s: %s", path, strerror(errno));
             last_warn = t;
         }
     }
@@ -359,6 +361,15 @@ static bool save_state(struct hub *h, bool final)
         h->state_writes++;
     else
         h->dirty = true; /* nothing is lost: tried again (SAVE_RETRY_S) */
+    if (ok && h->moved_from && strcmp(path, h->state_path) == 0) {
+        /* state_dir moved by a reload: the state is whole at the new place */
+        if (strcmp(h->moved_from, path) != 0 && unlink(h->moved_from) != 0 && errno != ENOENT)
+            log_warn("alerts", "state moved to %s; cannot remove the old file %s: %s", path, h->moved_from,
+                     strerror(errno));
+        free(h->moved_from);
+        h->moved_from = NULL;
+    }
+    free(path);
     return ok;
 }
 

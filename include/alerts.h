@@ -172,15 +172,16 @@ void alerts_forget(struct alert_inst **slot);
 /* A reload is applying cfg (event-loop thread, after poller_apply, while
  * the running generation is still alive). Kept instances take cfg's
  * instance settings. When cfg's `alerts` section differs from the running
- * one (and keeps its state_dir), the engine swaps to it under the hub lock:
+ * one, the engine swaps to it under the hub lock:
  * each instance's rules are compiled again, alert states carry over by
  * (instance, rule name), alerts of rules gone are resolved; receivers are
  * matched by name (outboxes and counters kept, those of receivers removed
  * dropped and logged; the delivery thread moves its attempts). Returns true
  * then: cfg->alerts must outlive the engine from now on (hold its
- * generation) and the previous one is no longer used. A state_dir change is
- * logged as needing a restart and nothing of the section is applied
- * (returns false). */
+ * generation) and the previous one is no longer used. A new state_dir is
+ * made if missing and the state written there at once; the old file is
+ * removed after that write succeeds (never before: a new directory that
+ * cannot be written keeps the old file and the write is retried). */
 bool alerts_reload(const struct config *cfg);
 
 /* Renderers for the HTTP threads (any thread; each takes the hub lock for a

@@ -92,7 +92,9 @@ struct hub {
     uint64_t state_writes; /* state file writes done (redpulse_alert_state_writes_total) */
     bool stop;
     double stop_by;        /* after stop: wall clock when the last flush gives up */
-    char *state_path;      /* <state_dir>/alerts.json */
+    char *state_path;      /* <state_dir>/alerts.json (the lock guards it: a reload moves it) */
+    char *moved_from;      /* a reload moved state_dir: the old file, removed after the first
+                            * good write at state_path; NULL: none */
     int *recv_map;         /* a reload changed the receivers: [cfg->n_recv] the index each had
                             * in the delivery thread's view (-1: new), until it takes it in */
     size_t map_n_old;      /* receivers in that view */

@@ -7,7 +7,7 @@ at a position the start configuration did not have); an instance the reload
 removes has its firing alert resolved; a changed threshold applies (the
 alert resolves, and fires again when changed back) while alerts of rules
 kept stay firing unsent; a receiver renamed gets what is firing; a changed
-state_dir is logged as needing a restart and the running settings stay."""
+state_dir moves the state file while the rest of the section applies."""
 import json
 import os
 import re
@@ -127,15 +127,35 @@ class AlertsReload(unittest.TestCase):
                 self.assertEqual({x for x in got if x[0] in ("Blocked", "RedisDown")}, want, t)
                 self.assertLessEqual({x[1] for x in got}, {t}, t)
             self.assertEqual(notes(self.rec, "RedisDown", receiver="hook"), [("d", "firing")])
-            # a state_dir change takes a restart: logged, the running settings stay
-            cfg = dict(cfg, state_dir=os.path.join(self.tmp.path, "elsewhere"))
+            # a state_dir change moves the state file, and the rest of the
+            # section applies with it (the receiver renamed back)
+            old_file = os.path.join(self.agent.cfg["alerts"]["state_dir"], "alerts.json")
+            self.assertTrue(os.path.exists(old_file))
+            new_dir = os.path.join(self.tmp.path, "elsewhere")
+            cfg["receivers"][0]["name"] = "hook"
+            cfg = dict(cfg, state_dir=new_dir)
             self.reload(self.inst("cad"), 1, alerts=cfg)
-            wait_for(lambda: "restart redpulse to apply" in self.agent.log_text(), 5, what="restart needed logged")
+            new_file = os.path.join(new_dir, "alerts.json")
+            wait_for(lambda: os.path.exists(new_file) and not os.path.exists(old_file), 10,
+                     what="state file moved")
+
+            def saved_firing():
+                with open(new_file) as f:
+                    st = json.load(f)
+                return sorted((a["instance"], a["rule"]) for a in st["alerts"] if a["phase"] == 2)
+            self.assertIn(("a", "Blocked"), saved_firing())
+            self.assertIn(("d", "RedisDown"), saved_firing())
             self.assertTrue(self.firing("a", "Blocked"))
+            wait_for(lambda: series(self.agent.metrics(), "redpulse_notifications_total", receiver="hook",
+                                    result="success"), 10, what="the receiver renamed back applied")
+            self.assertNotIn("restart redpulse", self.agent.log_text())
         finally:
             for b in blockers:
                 b.close()
         self.assertEqual(self.agent.stop(), 0)
+        with open(new_file) as f:  # the last save of the stop went to the new place
+            self.assertTrue(json.load(f)["clean"])
+        self.assertFalse(os.path.exists(old_file))
 
 
 if __name__ == "__main__":
