@@ -214,6 +214,14 @@ static void keep_resolved(struct hub *h, const struct notif *n)
         am |= h->cfg->recv[r].type == RECV_ALERTMANAGER;
     if (!am)
         return;
+    /* one per fingerprint, the latest: a flapping rule keeps one entry, not
+     * one per episode in every re-send and state file write for 15 minutes */
+    for (size_t i = 0; i < h->n_resolved; i++)
+        if (strcmp(h->resolved[i]->fp, n->fp) == 0) {
+            notif_free(h->resolved[i]);
+            h->resolved[i] = notif_dup(n);
+            return;
+        }
     h->resolved = xrealloc(h->resolved, (h->n_resolved + 1) * sizeof *h->resolved);
     h->resolved[h->n_resolved++] = notif_dup(n);
 }

@@ -186,7 +186,9 @@ static double backoff_s(const struct alert_receiver *rc, unsigned fails, double 
     double cap = (double)rc->max_backoff_ms / 1000.0;
     double d = fails > 30 ? cap : fmin(cap, pow(2, (double)fails - 1));
     d = d / 2 + d / 2 * ((double)rand() / RAND_MAX); /* jitter: a fleet does not retry in step */
-    return fmax(d, retry_after);
+    /* a receiver's Retry-After is honoured up to max_backoff: one far in
+     * the future (a proxy's mistake, or a date) must not stop it for good */
+    return fmax(d, fmin(retry_after, cap));
 }
 
 /* An attempt of receiver r has all its answers. Hub lock held. */
@@ -314,19 +316,24 @@ static void consider(struct hub *h, size_t r, double now)
     }
     if (rc->type == RECV_ALERTMANAGER && now >= o->next_resend) {
         /* Alertmanager keeps nothing across its restarts: firing alerts are
-         * re-sent every resend_interval, resolved ones for 15 minutes */
+         * re-sent every resend_interval, resolved ones for 15 minutes. The
+         * resolved go first: Alertmanager takes a batch in order and keeps
+         * the last of a fingerprint when the two do not overlap in time, so
+         * an alert that resolved and fired again must come after its old
+         * end (sent the other way, it read as resolved until that end aged
+         * out, while firing here) */
         struct notif **v = NULL;
         size_t n = 0;
+        for (size_t i = 0; i < h->n_resolved; i++) {
+            v = xrealloc(v, (n + 1) * sizeof *v);
+            v[n++] = h->resolved[i];
+        }
         for (size_t i = 0; i < h->n_act; i++) {
             struct hub_alert *a = h->act[i];
             if (a->phase == AP_FIRING && a->routed[r] && !a->silenced) {
                 v = xrealloc(v, (n + 1) * sizeof *v);
                 v[n++] = a->n;
             }
-        }
-        for (size_t i = 0; i < h->n_resolved; i++) {
-            v = xrealloc(v, (n + 1) * sizeof *v);
-            v[n++] = h->resolved[i];
         }
         if (n)
             start_attempt(h, r, v, n, 0, now);

@@ -3,8 +3,9 @@
 prometheus-alertmanager, an HA pair) and a real redis-server: a bgsave that fails because
 a directory stands where the dump file goes shows up in Alertmanager's
 /api/v2/alerts with our labels within `for` + two poll intervals, making saves
-work again resolves it there, and the writes the server then refuses with
-MISCONF are an alert of their own."""
+work again resolves it there, a second failure stays active there through the
+re-sends, and the writes the server then refuses with MISCONF are an alert of
+their own."""
 import json
 import os
 import subprocess
@@ -149,6 +150,23 @@ class AlertsAlertmanager(unittest.TestCase):
             wait_for(lambda: self.am2.find("RedisBgsaveFailed", "bg") is None, 2.0, what="resolved in the second")
             self.assertNotIn("RedisBgsaveFailed",
                              {x["alertname"] for x in json.loads(a.get("/api/v1/alerts")[2])["alerts"]})
+            # it fails again within 15 minutes: episode 2 stays active in
+            # Alertmanager through the re-sends (every 2 s), which carry the
+            # resolved episode 1 as well (sent after it, it read as resolved)
+            os.remove(dump)  # the good save's file
+            os.mkdir(dump)
+            c.cmd("BGSAVE")
+            wait_for(lambda: c.info("persistence")["rdb_last_bgsave_status"] == "err", 10, what="bgsave to fail again")
+            wait_for(lambda: self.am.find("RedisBgsaveFailed", "bg"), 2 * INTERVAL + 1.0, what="episode 2 in Alertmanager")
+            sent = value(a.metrics(), "redpulse_notifications_total", receiver="am", result="success")
+            deadline = time.time() + 7.0
+            while time.time() < deadline:
+                for am in (self.am, self.am2):
+                    got = am.find("RedisBgsaveFailed", "bg")
+                    self.assertTrue(got and got["status"]["state"] == "active", got)
+                time.sleep(0.25)
+            self.assertGreaterEqual(value(a.metrics(), "redpulse_notifications_total", receiver="am", result="success"),
+                                    sent + 2, "re-sends went out meanwhile")
             c.close()
         finally:
             self.assertEqual(a.stop(), 0)  # clean exit (and no leaks in the sanitizer build)

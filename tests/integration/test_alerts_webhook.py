@@ -144,17 +144,20 @@ class WebhookDelivery(unittest.TestCase):
             fp = healthy.delivered()[0][0]
             wait_for(lambda: value(a.metrics(), "redpulse_notifications_total", receiver="flaky", result="failed") >= 2,
                      5, what="flaky refused twice")
-            # up, but: 503, 503, 429 Retry-After 2, a hang past the timeout, then 200
-            flaky.up([503, 503, (429, 2), "hang"])
+            # up, but: 503, 503 Retry-After of 31 years, 429 Retry-After 2, a
+            # hang past the timeout, then 200
+            flaky.up([503, (503, 999999999), (429, 2), "hang"])
             wait_for(lambda: flaky.delivered(), 20, what="firing finally delivered to flaky")
             self.assertEqual(flaky.delivered(), [(fp, 1, "firing")])
             log = list(flaky.log)
-            self.assertEqual([r["action"] for r in log], [503, 503, (429, 2), "hang", 200])
+            self.assertEqual([r["action"] for r in log], [503, (503, 999999999), (429, 2), "hang", 200])
             self.assertEqual(log[-1]["auth"], "Bearer s3cret")
             self.assertEqual(log[-1]["key"], "%s-1-firing" % fp)
             self.assertEqual(log[-1]["body"]["version"], "4")
-            # the schedule: after the 429 the agent waits Retry-After (2 s)
+            # the schedule: after the 429 the agent waits Retry-After (2 s);
+            # one far off is honoured up to max_backoff (2 s), not for good
             self.assertGreaterEqual(log[3]["t"] - log[2]["t"], 1.9)
+            self.assertLess(log[2]["t"] - log[1]["t"], 2.6)
             # never sooner than half the capped exponential step (jitter)
             for i in range(1, len(log)):
                 self.assertGreaterEqual(log[i]["t"] - log[i - 1]["t"], 0.25)
