@@ -374,7 +374,7 @@ static struct notif *notif_from_json(const cJSON *o)
     double sa = jnum(o, "starts_at"), ea = jnum(o, "ends_at"), iv = jnum(o, "interval");
     const cJSON *res = cJSON_GetObjectItemCaseSensitive(o, "resolved");
     /* ranges first: converting an out-of-range double to an integer is UB */
-    if (!fp || strlen(fp) != 16 || !(seq >= 0 && seq < 9e15) || !(ep >= 0 && ep <= 4294967295.0) ||
+    if (!fp || strlen(fp) != 16 || strspn(fp, "0123456789abcdef") != 16 || !(seq >= 0 && seq < 9e15) || !(ep >= 0 && ep <= 4294967295.0) ||
         !isfinite(created) || !isfinite(sa) || !isfinite(ea) || !isfinite(iv) || !cJSON_IsBool(res))
         return NULL;
     struct notif *n = xcalloc(1, sizeof *n);
@@ -777,6 +777,11 @@ static struct alert_inst *inst_new(struct hub *h, const struct instance_cfg *ic)
             if (strcmp(r->name, s->rule) != 0)
                 continue;
             s->claimed = true;
+            if (active_of(in, k)) { /* a second entry for one alert (the file was edited): the first holds */
+                log_warn("alerts", "state file: %s/%s listed twice; the second entry is dropped", s->instance,
+                         s->rule);
+                break;
+            }
             in->st[k] = s->st;
             struct hub_alert *a = new_hub_alert(h, r, pe->rule, ic, NAN, pe->threshold);
             notif_free(a->n);

@@ -298,7 +298,8 @@ static void apply_rule(struct conf_ctx *c, const cJSON *obj, struct alert_rule *
         char *s = NULL;
         double d;
         if (strcmp(k, "name") == 0) {
-            conf_take(c, o, ch, sub, &r->name, &u, &b); /* a label value: any text */
+            if (conf_take(c, o, ch, sub, &r->name, &u, &b) == 0 && !utf8_valid(r->name)) /* a label value */
+                conf_err(c, ch, 0, sub, "the rule name must be UTF-8 (it is the alertname label)");
         } else if (strcmp(k, "figure") == 0) {
             src->figure = ch;
             if (conf_take(c, o, ch, sub, &s, &u, &b) == 0) {
@@ -343,6 +344,8 @@ static void apply_rule(struct conf_ctx *c, const cJSON *obj, struct alert_rule *
         } else if (strcmp(k, "severity") == 0) {
             if (conf_take(c, o, ch, sub, &r->severity, &u, &b) == 0 && !r->severity[0])
                 conf_err(c, ch, 0, sub, "severity must not be empty");
+            else if (r->severity && !utf8_valid(r->severity))
+                conf_err(c, ch, 0, sub, "severity must be UTF-8 (it is a label)");
         } else if (strcmp(k, "enabled") == 0) {
             conf_take(c, o, ch, sub, NULL, &u, &r->enabled);
         } else if (strcmp(k, "labels") == 0) {
@@ -499,9 +502,10 @@ static void parse_receiver(struct conf_ctx *c, const cJSON *obj, struct alert_re
         uint64_t u = 0;
         bool b;
         const char *k = o->key;
-        if (strcmp(k, "name") == 0)
-            conf_take(c, o, ch, sub, &r->name, &u, &b);
-        else if (strcmp(k, "type") == 0)
+        if (strcmp(k, "name") == 0) {
+            if (conf_take(c, o, ch, sub, &r->name, &u, &b) == 0 && !utf8_valid(r->name))
+                conf_err(c, ch, 0, sub, "the receiver name must be UTF-8 (it is the receiver label)");
+        } else if (strcmp(k, "type") == 0)
             conf_take(c, o, ch, sub, &type, &u, &b);
         else if (strcmp(k, "url") == 0) {
             if (conf_take(c, o, ch, sub, &url, &u, &b) == 0)

@@ -13,17 +13,6 @@
 #include "prom.h"
 #include "util.h"
 
-static void lbl_escape(struct buf *b, const char *s)
-{
-    for (; *s; s++) {
-        if (*s == '\\' || *s == '"')
-            buf_putc(b, '\\'), buf_putc(b, *s);
-        else if (*s == '\n')
-            buf_puts(b, "\\n");
-        else
-            buf_putc(b, *s);
-    }
-}
 
 /* ` name="` (after the family name and '{', or after the previous value):
  * label names come from labels.def only. */
@@ -46,11 +35,11 @@ static void put_alerts(struct buf *b, const struct hub *h, const char *instance)
         const struct alert_rule *r = &h->cfg->rules[a->rule];
         buf_puts(b, "redpulse_alerts");
         lbl_open(b, true, PL(ALERTNAME));
-        lbl_escape(b, r->name);
+        prom_escape(b, r->name);
         lbl_open(b, false, PL(TARGET));
-        lbl_escape(b, a->instance);
+        prom_escape(b, a->instance);
         lbl_open(b, false, PL(SEVERITY));
-        lbl_escape(b, r->severity);
+        prom_escape(b, r->severity);
         lbl_open(b, false, PL(ALERTSTATE));
         buf_printf(b, "%s\"} 1\n", a->phase == AP_FIRING ? "firing" : "pending");
     }
@@ -87,7 +76,7 @@ void alerts_render_metrics(struct buf *b)
             uint64_t v = k == 0 ? h->ob[r].ok : k == 1 ? h->ob[r].failed : h->ob[r].final;
             buf_puts(b, "redpulse_notifications_total");
             lbl_open(b, true, PL(RECEIVER));
-            lbl_escape(b, h->cfg->recv[r].name);
+            prom_escape(b, h->cfg->recv[r].name);
             lbl_open(b, false, PL(RESULT));
             buf_printf(b, "%s\"} %llu\n", res[k], (unsigned long long)v);
         }
@@ -96,7 +85,7 @@ void alerts_render_metrics(struct buf *b)
     for (size_t r = 0; r < h->cfg->n_recv; r++) {
         buf_puts(b, "redpulse_notifications_dropped_total");
         lbl_open(b, true, PL(RECEIVER));
-        lbl_escape(b, h->cfg->recv[r].name);
+        prom_escape(b, h->cfg->recv[r].name);
         buf_printf(b, "\"} %llu\n", (unsigned long long)h->ob[r].dropped);
     }
     buf_puts(b, "# HELP redpulse_notification_queue_length Notifications waiting for delivery per receiver\n"
@@ -104,7 +93,7 @@ void alerts_render_metrics(struct buf *b)
     for (size_t r = 0; r < h->cfg->n_recv; r++) {
         buf_puts(b, "redpulse_notification_queue_length");
         lbl_open(b, true, PL(RECEIVER));
-        lbl_escape(b, h->cfg->recv[r].name);
+        prom_escape(b, h->cfg->recv[r].name);
         buf_printf(b, "\"} %zu\n", h->ob[r].n);
     }
     buf_puts(b, "# HELP redpulse_notification_latency_seconds Duration of notification requests per receiver\n"
@@ -116,7 +105,7 @@ void alerts_render_metrics(struct buf *b)
             cum += k < HUB_LAT_BUCKETS ? o->lat_count[k] : 0;
             buf_puts(b, "redpulse_notification_latency_seconds_bucket");
             lbl_open(b, true, PL(RECEIVER));
-            lbl_escape(b, h->cfg->recv[r].name);
+            prom_escape(b, h->cfg->recv[r].name);
             lbl_open(b, false, PL(LE));
             if (k < HUB_LAT_BUCKETS) {
                 buf_put_double(b, hub_lat_bounds[k]);
@@ -127,12 +116,12 @@ void alerts_render_metrics(struct buf *b)
         }
         buf_puts(b, "redpulse_notification_latency_seconds_sum");
         lbl_open(b, true, PL(RECEIVER));
-        lbl_escape(b, h->cfg->recv[r].name);
+        prom_escape(b, h->cfg->recv[r].name);
         buf_puts(b, "\"} ");
         buf_put_double(b, o->lat_sum);
         buf_puts(b, "\nredpulse_notification_latency_seconds_count");
         lbl_open(b, true, PL(RECEIVER));
-        lbl_escape(b, h->cfg->recv[r].name);
+        prom_escape(b, h->cfg->recv[r].name);
         buf_printf(b, "\"} %llu\n", (unsigned long long)o->lat_total);
     }
     pthread_mutex_unlock(&h->mu);

@@ -18,7 +18,7 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import BIN, Agent, RedisServer, Tmp, value, wait_for  # noqa: E402
+from harness import BIN, Agent, RedisServer, Tmp, series, value, wait_for  # noqa: E402
 
 
 class Receiver:
@@ -332,6 +332,59 @@ class WebhookDelivery(unittest.TestCase):
         finally:
             b.close()
             rec.close()
+            s.stop()
+
+    def test_edited_state_file_cannot_hurt(self):
+        """A state file edited by hand: an alert listed twice is taken once
+        (before, the second became an alert no instance owned, listed twice
+        in /metrics, and a reload to fewer rules read past the rule table);
+        a fingerprint that is not 16 hex digits (it goes into a header) makes
+        the file malformed."""
+        s = RedisServer(self.tmp.path, "r")
+        state = os.path.join(self.tmp.path, "state")
+        path = os.path.join(state, "alerts.json")
+        rules = [{"name": "x%d" % i, "figure": "info.clients.blocked_clients", "op": ">=", "threshold": 9}
+                 for i in range(3)] + [{"name": "Conn", "figure": "info.clients.connected_clients", "op": ">=",
+                                        "threshold": 1}]
+        cfg = {"builtin": False, "state_dir": state, "rules": rules}
+        inst = [{"name": "r", "address": "127.0.0.1:%d" % s.port}]
+        defaults = {"interval": "300ms", "timeout": "200ms"}
+        a = Agent(self.tmp.path, inst, defaults=defaults, extra={"alerts": cfg})
+        wait_for(lambda: json.loads(a.get("/api/v1/alerts")[2])["alerts"], 5, what="Conn firing")
+        self.assertEqual(a.stop(), 0)
+        with open(path) as f:
+            st = json.load(f)
+        self.assertEqual([x["rule"] for x in st["alerts"]], ["Conn"])
+        st["alerts"].append(json.loads(json.dumps(st["alerts"][0])))
+        with open(path, "w") as f:
+            json.dump(st, f)
+        a = Agent(self.tmp.path, inst, defaults=defaults, extra={"alerts": cfg})
+        try:
+            wait_for(lambda: "listed twice" in a.log_text(), 5, what="the second entry dropped")
+            self.assertEqual(len(json.loads(a.get("/api/v1/alerts")[2])["alerts"]), 1)
+            self.assertEqual(len(series(a.metrics(), "redpulse_alerts", alertname="Conn")), 1)
+            # a reload to fewer rules: the alert of the rule gone is resolved
+            new = json.load(open(a.path))
+            new["alerts"]["rules"] = [{"name": "Other", "figure": "info.clients.blocked_clients", "op": ">=",
+                                       "threshold": 9}]
+            with open(a.path, "w") as f:
+                json.dump(new, f)
+            a.proc.send_signal(signal.SIGHUP)
+            wait_for(lambda: "configuration reloaded" in a.log_text(), 5, what="reloaded")
+            wait_for(lambda: not json.loads(a.get("/api/v1/alerts")[2])["alerts"], 5, what="Conn resolved")
+            wait_for(lambda: not [x for x in json.load(open(path))["alerts"]], 5, what="the file without it")
+        finally:
+            self.assertEqual(a.stop(), 0)  # alive, clean exit (the sanitizer build: no read past the rules)
+        # a fingerprint that is not hex: the file is malformed, moved aside
+        st["alerts"] = st["alerts"][:1]
+        st["alerts"][0]["alert"]["fp"] = 'a","x":1,"\r\nX:yz'
+        with open(path, "w") as f:
+            json.dump(st, f)
+        a = Agent(self.tmp.path, inst, defaults=defaults, extra={"alerts": cfg})
+        try:
+            wait_for(lambda: "an entry is malformed" in a.log_text(), 5, what="the bad fingerprint refused")
+        finally:
+            self.assertEqual(a.stop(), 0)
             s.stop()
 
     def test_corrupt_state_file_is_moved_aside(self):

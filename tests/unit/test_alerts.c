@@ -169,6 +169,21 @@ START_TEST(every_error_located)
 }
 END_TEST
 
+/* Rule names, severities and receiver names are label values: bytes that
+ * are not UTF-8 would make Prometheus refuse every scrape. */
+START_TEST(label_texts_must_be_utf8)
+{
+    const char *json = "{" INST ",\n"
+                       " \"alerts\": {\"receivers\": [{\"name\": \"recv\xff\", \"type\": \"webhook\", \"url\": \"http://h/x\"}],\n"
+                       "  \"rules\": [{\"name\": \"bad\xff\xferule\", \"figure\": \"up\", \"threshold\": 1, \"severity\": \"sev\xc3\"}]}}";
+    const char *needles[] = {
+        "alerts.receivers[0].name (line 3, column 36): the receiver name must be UTF-8 (it is the receiver label)",
+        "alerts.rules[0].name (line 4, column 22): the rule name must be UTF-8 (it is the alertname label)",
+        "alerts.rules[0].severity (line 4, column 79): severity must be UTF-8 (it is a label)", NULL};
+    expect_errors(json, 3, needles);
+}
+END_TEST
+
 START_TEST(receivers_parse)
 {
     char tok[64];
@@ -961,6 +976,7 @@ int main(void)
     tcase_add_test(tc, builtin_set_loads);
     tcase_add_test(tc, overrides_and_plans);
     tcase_add_test(tc, every_error_located);
+    tcase_add_test(tc, label_texts_must_be_utf8);
     tcase_add_test(tc, receivers_parse);
     tcase_add_test(tc, pending_then_firing_after_for);
     tcase_add_test(tc, keep_firing_for);
