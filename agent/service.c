@@ -118,6 +118,8 @@ static void on_watchdog(evutil_socket_t fd, short what, void *arg)
 
 static bool same_str(const char *a, const char *b) { return a == b || (a && b && strcmp(a, b) == 0); }
 
+/* Every field of the HTTP section: one not compared here would be kept
+ * from the old generation while the reload said it applied. */
 static bool same_http(const struct http_cfg *a, const struct http_cfg *b)
 {
     if (!(same_str(a->listen, b->listen) && a->max_connections == b->max_connections &&
@@ -125,7 +127,8 @@ static bool same_http(const struct http_cfg *a, const struct http_cfg *b)
           a->connection_memory_limit == b->connection_memory_limit && a->threads == b->threads &&
           same_str(a->tls_cert_file, b->tls_cert_file) && same_str(a->tls_key_file, b->tls_key_file) &&
           same_str(a->tls_client_ca_file, b->tls_client_ca_file) && a->tls_min_version == b->tls_min_version &&
-          a->n_users == b->n_users))
+          a->n_users == b->n_users && a->login_cache_ttl_ms == b->login_cache_ttl_ms &&
+          a->max_body_memory == b->max_body_memory))
         return false;
     for (size_t i = 0; i < a->n_users; i++)
         if (strcmp(a->users[i].name, b->users[i].name) || strcmp(a->users[i].value, b->users[i].value))

@@ -178,6 +178,17 @@ class Reload(unittest.TestCase):
         with self.assertRaises(OSError):
             socket.create_connection(("127.0.0.1", old_port), timeout=2).close()
         self.assertIn("serving http://127.0.0.1:%d/ with the new settings" % new_port, ag.log_text())
+        # each HTTP setting is applied by a reload, the body budget and the
+        # login cache too (they were compared with nothing, kept while the
+        # reload said it applied)
+        for key, val in (("max_body_memory", 1 << 20), ("login_cache_ttl", "7s")):
+            served = ag.log_text().count("with the new settings")
+            cfg["http"] = dict(cfg.get("http", {}), **{key: val})
+            with open(ag.path, "w") as f:
+                json.dump(cfg, f)
+            self.sighup()
+            self.assertEqual(ag.log_text().count("with the new settings"), served + 1, key)
+            self.assertEqual(ag.get("/metrics")[0], 200)
         # an address that cannot be bound keeps the running server
         blocker = socket.socket()
         blocker.bind(("127.0.0.1", 0))
