@@ -245,6 +245,16 @@ static bool body_reserve(struct http_server *s, size_t len)
     return true;
 }
 
+/* A Host header that can stand for this agent's address: a name, IPv4 or
+ * [IPv6], and a port. It is copied once per target group into
+ * /api/v1/targets: 20 KB of it made a 6 MB answer from 300 groups. */
+static bool host_ok(const char *h)
+{
+    size_t n = h ? strlen(h) : 0;
+    return n > 0 && n <= 263 && /* a 253-character name, ':' and a port */
+           strspn(h, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-_:[]") == n;
+}
+
 /* A refusal that tells the client when to come back. */
 static enum MHD_Result send_retry(struct MHD_Connection *c, unsigned status, const char *msg, const char *after)
 {
@@ -581,18 +591,18 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
     }
     if (strcmp(url, "/api/v1/advice") == 0) {
         advice_api_json(s->reg, &b);
-        return send_buf(c, MHD_HTTP_OK, CT_JSON, &b, gz);
+        return send_buf_s(s, c, MHD_HTTP_OK, CT_JSON, &b, gz);
     }
     if (strcmp(url, "/api/v1/alerts") == 0) {
         alerts_render_api(&b);
-        return send_buf(c, MHD_HTTP_OK, CT_JSON, &b, gz);
+        return send_buf_s(s, c, MHD_HTTP_OK, CT_JSON, &b, gz);
     }
     if (strcmp(url, "/api/v1/targets") == 0) {
         /* Prometheus http_sd_configs: the targets are this agent, as the
          * client reached it (Host), else the listen address */
         const char *host = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_HOST);
-        discover_render_targets(host && *host ? host : s->cfg->http.listen, &b);
-        return send_buf(c, MHD_HTTP_OK, CT_JSON, &b, gz);
+        discover_render_targets(host_ok(host) ? host : s->cfg->http.listen, &b);
+        return send_buf_s(s, c, MHD_HTTP_OK, CT_JSON, &b, gz);
     }
     if (strcmp(url, "/healthz") == 0)
         return send_text(c, MHD_HTTP_OK, "ok\n");

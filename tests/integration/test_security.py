@@ -526,6 +526,18 @@ class HttpLimits(unittest.TestCase):
                         .startswith(b"HTTP/1.1 405"))
         self.assertTrue(self.raw(b"GET /nope HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
                         .startswith(b"HTTP/1.1 404"))
+        # /api/v1/targets names the agent as the client reached it, but only
+        # a Host that is an address: a long or odd one is not copied into
+        # every target group (20 KB of it made a 6 MB answer from 300)
+        listen = "127.0.0.1:%d" % self.agent.port
+        for host, want in (("redpulse.example:9121", "redpulse.example:9121"), ("[::1]:9121", "[::1]:9121"),
+                           ("a" * 8000, listen), ('x"y', listen), ("x y", listen)):
+            out = self.raw(b"GET /api/v1/targets HTTP/1.1\r\nHost: " + host.encode() +
+                           b"\r\nConnection: close\r\n\r\n")
+            self.assertTrue(out.startswith(b"HTTP/1.1 200"), out[:100])
+            groups = json.loads(out.split(b"\r\n\r\n", 1)[1])
+            self.assertTrue(groups)
+            self.assertEqual({t for g in groups for t in g["targets"]}, {want}, host[:20])
 
     def scrape_from_other_address(self):
         t0 = time.monotonic()
