@@ -1,7 +1,8 @@
 /*
  * cmdclass.c - write/read classification of commands. The learned map is a
- * small sorted array per connection (tens of commands); the built-in table
- * is two sorted lists searched with bsearch.
+ * sorted array per connection (a few hundred commands at most, bounded by
+ * CMDCLASS_MAP_MAX); the built-in table is two sorted lists searched with
+ * bsearch.
  */
 #include "cmdclass.h"
 
@@ -89,28 +90,39 @@ void cmdclass_map_free(struct cmdclass_map *m)
     free(m);
 }
 
-static int cmp_entry(const void *key, const void *elem)
+/* Where cmd is, or would go, in the map's sorted array. */
+static size_t lower_bound(const struct cmdclass_map *m, const char *cmd)
 {
-    return strcmp((const char *)key, ((const struct entry *)elem)->name);
+    size_t lo = 0, hi = m->n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (strcmp(m->v[mid].name, cmd) < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
 }
 
 static struct entry *find(const struct cmdclass_map *m, const char *cmd)
 {
-    return m && m->n ? bsearch(cmd, m->v, m->n, sizeof *m->v, cmp_entry) : NULL;
+    size_t i = m ? lower_bound(m, cmd) : 0;
+    return m && i < m->n && strcmp(m->v[i].name, cmd) == 0 ? &m->v[i] : NULL;
 }
 
+/* cmd's entry, added (asked, no answer yet) when new; NULL when new and the
+ * map is full. The memmove is at most CMDCLASS_MAP_MAX entries (64 KB). */
 static struct entry *insert(struct cmdclass_map *m, const char *cmd)
 {
-    struct entry *e = find(m, cmd);
-    if (e)
-        return e;
+    size_t i = lower_bound(m, cmd);
+    if (i < m->n && strcmp(m->v[i].name, cmd) == 0)
+        return &m->v[i];
+    if (m->n >= CMDCLASS_MAP_MAX)
+        return NULL;
     if (m->n == m->cap) {
         m->cap = m->cap ? m->cap * 2 : 32;
         m->v = xrealloc(m->v, m->cap * sizeof *m->v);
     }
-    size_t i = 0;
-    while (i < m->n && strcmp(m->v[i].name, cmd) < 0)
-        i++;
     memmove(m->v + i + 1, m->v + i, (m->n - i) * sizeof *m->v);
     m->v[i] = (struct entry){xstrdup(cmd), CMD_UNKNOWN};
     m->n++;
@@ -129,7 +141,7 @@ enum cmd_class cmdclass_classify(const struct cmdclass_map *m, const char *cmd)
     return c != CMD_UNKNOWN ? c : cmdclass_builtin(cmd);
 }
 
-void cmdclass_map_mark_asked(struct cmdclass_map *m, const char *cmd) { insert(m, cmd); }
+int cmdclass_map_mark_asked(struct cmdclass_map *m, const char *cmd) { return insert(m, cmd) ? 0 : -1; }
 
 int cmdclass_map_known(const struct cmdclass_map *m, const char *cmd) { return find(m, cmd) != NULL; }
 
@@ -155,7 +167,10 @@ size_t cmdclass_map_learn(struct cmdclass_map *m, const char *const *names, size
             else if (strcasecmp(f->str, "readonly") == 0 && cls != CMD_WRITE)
                 cls = CMD_READ;
         }
-        insert(m, names[i])->cls = cls;
+        struct entry *e = insert(m, names[i]); /* asked, so there unless the caller skipped that */
+        if (!e)
+            continue;
+        e->cls = cls;
         learned++;
     }
     return learned;

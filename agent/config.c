@@ -112,14 +112,28 @@ struct pending { /* one instance while being merged */
     const char *const *only; /* config_draft_apply: the keys to take; NULL: all */
 };
 
-static void labels_set(struct instance_cfg *cfg, const char *name, const char *value)
+/* Labels an instance may have from the file, those of "defaults" included:
+ * every series of the instance carries them all (Prometheus' label_limit
+ * is the same idea), and setting one searches those already set. Discovery
+ * adds its few (role, cluster...) on top. */
+#define MAX_LABELS 64
+
+static struct label *labels_find(const struct instance_cfg *cfg, const char *name)
 {
     for (size_t i = 0; i < cfg->n_labels; i++)
-        if (strcmp(cfg->labels[i].name, name) == 0) {
-            free(cfg->labels[i].value);
-            cfg->labels[i].value = xstrdup(value);
-            return;
-        }
+        if (strcmp(cfg->labels[i].name, name) == 0)
+            return &cfg->labels[i];
+    return NULL;
+}
+
+static void labels_set(struct instance_cfg *cfg, const char *name, const char *value)
+{
+    struct label *l = labels_find(cfg, name);
+    if (l) {
+        free(l->value);
+        l->value = xstrdup(value);
+        return;
+    }
     cfg->labels = xrealloc(cfg->labels, (cfg->n_labels + 1) * sizeof *cfg->labels);
     cfg->labels[cfg->n_labels++] = (struct label){xstrdup(name), xstrdup(value)};
 }
@@ -186,6 +200,12 @@ static void apply_labels(struct conf_ctx *c, const cJSON *obj, struct pending *p
         if (!utf8_valid(ch->valuestring)) {
             conf_err(c, ch, 0, sub, "label value is not valid UTF-8");
             continue;
+        }
+        if (p->cfg.n_labels >= MAX_LABELS && !labels_find(&p->cfg, ch->string)) {
+            /* once: the rest of the object would only repeat it */
+            conf_err(c, ch, 1, sub, "too many labels: at most %d an instance, those from \"defaults\" included",
+                     MAX_LABELS);
+            return;
         }
         labels_set(&p->cfg, ch->string, ch->valuestring);
     }
@@ -749,21 +769,60 @@ static int cmp_names(const void *a, const void *b)
     return strcmp(x->name, y->name);
 }
 
-/* Reports keys repeated within one object: cJSON keeps both silently. */
+/* A member of an object and its place in it, for check_dup_keys. */
+struct keyref {
+    const char *name;
+    size_t idx;
+};
+
+static int cmp_keyref(const void *a, const void *b)
+{
+    const struct keyref *x = a, *y = b;
+    int r = strcmp(x->name, y->name);
+    return r ? r : (x->idx > y->idx) - (x->idx < y->idx);
+}
+
+/* dup[i] = whether member i of obj repeats an earlier member's key. Sorted
+ * by (key, place), every member equal to the one before it is a repeat:
+ * n log n, where comparing each key with all the earlier ones made an
+ * instance of 40,000 keys take 16 s to check. NULL when nothing repeats. */
+static bool *repeated_keys(const cJSON *obj)
+{
+    size_t n = 0;
+    for (const cJSON *ch = obj->child; ch; ch = ch->next)
+        n++;
+    if (n < 2)
+        return NULL;
+    struct keyref *v = xcalloc(n, sizeof *v);
+    size_t i = 0;
+    for (const cJSON *ch = obj->child; ch; ch = ch->next, i++)
+        v[i] = (struct keyref){ch->string, i};
+    qsort(v, n, sizeof *v, cmp_keyref);
+    bool *dup = NULL;
+    for (i = 1; i < n; i++)
+        if (strcmp(v[i - 1].name, v[i].name) == 0) {
+            if (!dup)
+                dup = xcalloc(n, sizeof *dup);
+            dup[v[i].idx] = true;
+        }
+    free(v);
+    return dup;
+}
+
+/* Reports keys repeated within one object: cJSON keeps both silently. In
+ * document order, each where it repeats, the nodes inside in between. */
 static void check_dup_keys(struct conf_ctx *c, const cJSON *node, const char *path, int depth)
 {
     if (!node || depth > 64)
         return;
     char sub[256];
+    bool *dup = cJSON_IsObject(node) ? repeated_keys(node) : NULL;
     int idx = 0;
     for (const cJSON *ch = node->child; ch; ch = ch->next, idx++) {
         if (cJSON_IsObject(node)) {
             conf_join_path(sub, sizeof sub, path, ch->string);
-            for (const cJSON *prev = node->child; prev != ch; prev = prev->next)
-                if (strcmp(prev->string, ch->string) == 0) {
-                    conf_err(c, ch, 1, sub, "duplicate key \"%s\"", ch->string);
-                    break;
-                }
+            if (dup && dup[idx])
+                conf_err(c, ch, 1, sub, "duplicate key \"%s\"", ch->string);
         } else {
             char idxs[16];
             snprintf(idxs, sizeof idxs, "[%d]", idx);
@@ -771,6 +830,7 @@ static void check_dup_keys(struct conf_ctx *c, const cJSON *node, const char *pa
         }
         check_dup_keys(c, ch, sub, depth + 1);
     }
+    free(dup);
 }
 
 struct config *config_parse(const char *json, size_t len, const char *origin,

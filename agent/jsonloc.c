@@ -2,7 +2,10 @@
  * jsonloc.c - a position index for cJSON trees. The walk trusts the text's
  * structure because cJSON has already accepted it, but it still checks every
  * bound so a tree/text mismatch can only lose positions, never read past the
- * end.
+ * end. Line and column are worked out during the walk, whose offsets only
+ * go forward: one pass over the text in all, however many errors are
+ * reported (a rescan from the start for each error made a file with 20,000
+ * bad labels take seconds to check).
  */
 #include "jsonloc.h"
 
@@ -11,9 +14,13 @@
 
 #include "util.h"
 
+struct pos {
+    unsigned line, col; /* 1-based; line 0: none */
+};
+
 struct loc {
     const cJSON *node;
-    size_t key_off, val_off; /* key_off == SIZE_MAX: no key */
+    struct pos key, val; /* key.line == 0: no key */
 };
 
 struct jsonloc {
@@ -21,6 +28,8 @@ struct jsonloc {
     size_t len;
     struct loc *v;
     size_t n, cap;
+    size_t at;      /* the walk's line counting has reached text[at]... */
+    struct pos cur; /* ...which is here */
 };
 
 static void skip_ws(const struct jsonloc *l, size_t *pos)
@@ -43,13 +52,29 @@ static void skip_string(const struct jsonloc *l, size_t *pos)
         (*pos)++;
 }
 
+/* The line and column of off, counting on from the last offset asked
+ * (offsets must not go back). Stops at a NUL byte like jsonloc_linecol. */
+static struct pos pos_of(struct jsonloc *l, size_t off)
+{
+    if (off == SIZE_MAX)
+        return (struct pos){0, 0};
+    for (; l->at < off && l->at < l->len && l->text[l->at]; l->at++) {
+        if (l->text[l->at] == '\n')
+            l->cur.line++, l->cur.col = 1;
+        else
+            l->cur.col++;
+    }
+    return l->cur;
+}
+
 static void add(struct jsonloc *l, const cJSON *node, size_t key_off, size_t val_off)
 {
     if (l->n == l->cap) {
         l->cap = l->cap ? l->cap * 2 : 64;
         l->v = xrealloc(l->v, l->cap * sizeof *l->v);
     }
-    l->v[l->n++] = (struct loc){node, key_off, val_off};
+    struct pos k = pos_of(l, key_off); /* the key comes before its value */
+    l->v[l->n++] = (struct loc){node, k, pos_of(l, val_off)};
 }
 
 static void walk(struct jsonloc *l, const cJSON *node, size_t key_off, size_t *pos, int depth)
@@ -99,6 +124,7 @@ struct jsonloc *jsonloc_build(const char *text, size_t len, const cJSON *root)
     struct jsonloc *l = xcalloc(1, sizeof *l);
     l->text = text;
     l->len = len;
+    l->cur = (struct pos){1, 1};
     size_t pos = 0;
     walk(l, root, SIZE_MAX, &pos, 0);
     qsort(l->v, l->n, sizeof *l->v, cmp_loc);
@@ -121,14 +147,15 @@ void jsonloc_linecol(const char *text, size_t off, unsigned *line, unsigned *col
 int jsonloc_find(const struct jsonloc *l, const cJSON *node, int key, unsigned *line,
                  unsigned *col)
 {
-    struct loc k = {node, 0, 0};
+    struct loc k = {node, {0, 0}, {0, 0}};
     const struct loc *f = l ? bsearch(&k, l->v, l->n, sizeof *l->v, cmp_loc) : NULL;
     if (!f) {
         *line = *col = 0;
         return -1;
     }
-    size_t off = (key && f->key_off != SIZE_MAX) ? f->key_off : f->val_off;
-    jsonloc_linecol(l->text, off, line, col);
+    struct pos p = key && f->key.line ? f->key : f->val;
+    *line = p.line;
+    *col = p.col;
     return 0;
 }
 

@@ -100,7 +100,7 @@ struct session {
     int npend;
     bool info_all;            /* server rejected multi-section INFO */
     struct cmdclass_map *classes; /* what the server said about command flags */
-    bool command_refused;
+    bool command_refused;     /* or the map is full: COMMAND INFO is not asked any more */
     char **asking;            /* [MAX_ASK] names in the COMMAND INFO in flight (allocated while asking) */
     size_t n_asking;
     bool config_refused, latency_refused;
@@ -583,7 +583,14 @@ static void send_extras(struct target *t, uint64_t now)
         const char *argv[MAX_ASK + 2] = {"COMMAND", "INFO"};
         for (size_t i = 0; i < s->n_cmds && se->n_asking < MAX_ASK; i++)
             if (!cmdclass_map_known(se->classes, s->cmds[i].cmd)) {
-                cmdclass_map_mark_asked(se->classes, s->cmds[i].cmd);
+                if (cmdclass_map_mark_asked(se->classes, s->cmds[i].cmd) < 0) {
+                    /* the map is full: no real server has that many
+                     * commands. Stop asking, as when COMMAND is refused */
+                    log_info("poller", "%s: more than %d command names on this connection; using the built-in "
+                             "command table for the others", t->cfg->name, CMDCLASS_MAP_MAX);
+                    se->command_refused = true;
+                    break;
+                }
                 if (!se->asking)
                     se->asking = xcalloc(MAX_ASK, sizeof *se->asking);
                 se->asking[se->n_asking] = xstrdup(s->cmds[i].cmd);

@@ -4,7 +4,9 @@ same agent: replies far larger than max_reply_bytes in every shape (nested
 arrays, a flat array, an array of 2^31 elements) are cut off as soon as they
 cross the cap with the agent's memory barely moving; 50,000 commandstats
 lines in a new order at every poll cost a bounded CPU time per poll and do
-not delay the healthy instance's polls; a transient error does not switch a
+not delay the healthy instance's polls; new command names in every INFO stop
+being asked about (COMMAND INFO) once a connection has learned 4096, so
+its map stops growing; a transient error does not switch a
 collection off, and a reconnect probes the server afresh (an upgrade from a
 Redis 6-style peer to a real 7.0 server behind the same address)."""
 import os
@@ -14,7 +16,7 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from fakepeer import FakePeer  # noqa: E402
+from fakepeer import FakePeer, bulk  # noqa: E402
 from harness import Agent, RedisServer, Tmp, series, value, wait_for  # noqa: E402
 
 SANITIZED = bool(os.environ.get("REDPULSE_SANITIZED"))
@@ -175,6 +177,70 @@ class PeerControlledWork(unittest.TestCase):
         self.assertIn("hostile: INFO has more than max_nested_entries (1000) lines of a family; left out: "
                       "commandstats 49", self.agent.log_text())
         self.assertEqual(value(m, "redpulse_info_nested_entries_dropped_total", target="healthy"), 0)
+
+
+class NewNamesPeer(FakePeer):
+    """Every INFO adds NEW commandstats lines of names never seen before
+    (190 bytes each), and COMMAND INFO answers nil for every name: the
+    agent asked about each, and its map of the connection grew for as long
+    as the connection held (~140 KB/s at a 100 ms interval)."""
+    NEW = 1000
+
+    def __init__(self):
+        self.infos = 0
+        self.asked = []  # the names of each COMMAND INFO, in order
+        super().__init__("ok")
+
+    def _answer(self, c, cmd):
+        name = cmd[0].upper() if cmd else ""
+        if name == "COMMAND":
+            with self.lock:
+                self.asked.append(cmd[2:])
+            c.sendall(b"*%d\r\n" % len(cmd[2:]) + b"*-1\r\n" * len(cmd[2:]))
+            return True
+        if name != "INFO":
+            return super()._answer(c, cmd)
+        with self.lock:
+            self.infos += 1
+            n = self.infos
+        lines = b"".join(b"cmdstat_%s:calls=1,usec=1,usec_per_call=1.00,rejected_calls=0,failed_calls=0\r\n"
+                         % (b"p%d_%d_" % (n, i)).ljust(190, b"x") for i in range(self.NEW))
+        c.sendall(bulk(self.info.rstrip(b"\r\n") + b"\r\n# Commandstats\r\n" + lines))
+        return True
+
+
+class CommandNamesBounded(unittest.TestCase):
+    MAP_MAX = 4096  # CMDCLASS_MAP_MAX in include/cmdclass.h
+
+    def test_stops_asking_once_the_map_is_full(self):
+        tmp = Tmp()
+        peer = NewNamesPeer()
+        agent = Agent(tmp.path, [{"name": "names", "address": "127.0.0.1:%d" % peer.port, "interval": "150ms",
+                                  "timeout": "120ms"}], log_level="info")
+        try:
+            # 64 names a poll: full after about 64 polls on one connection
+            wait_for(lambda: "names: more than 4096 command names on this connection; using the built-in "
+                     "command table for the others" in agent.log_text(), 60, step=0.2, what="the map is full")
+            with peer.lock:
+                asked, infos = list(peer.asked), peer.infos
+            names = [n for a in asked for n in a]
+            self.assertEqual(len(names), self.MAP_MAX)  # every name asked once, and then no more
+            self.assertEqual(len(set(names)), self.MAP_MAX)
+            self.assertTrue(all(len(a) <= 64 for a in asked))
+            rss = agent.rss_kib()
+            wait_for(lambda: peer.infos >= infos + 20, 30, step=0.2, what="20 more polls")
+            with peer.lock:
+                self.assertEqual(len(peer.asked), len(asked), "COMMAND INFO asked again once the map was full")
+            print("map full after %d polls; RSS %d kB -> %d kB over 20 more polls"
+                  % (infos, rss, agent.rss_kib()), file=sys.stderr)
+            self.assertEqual(peer.connections, 1)  # all on one connection: one map
+            self.assertTrue(agent.instance("names")["up"])
+            self.assertEqual(agent.log_text().count("command names on this connection"), 1)
+        finally:
+            peer.stop()
+            rc = agent.stop()
+            tmp.cleanup()
+        self.assertEqual(rc, 0)
 
 
 class TransientErrors(unittest.TestCase):

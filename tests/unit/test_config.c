@@ -257,6 +257,93 @@ START_TEST(defaults_and_file)
 }
 END_TEST
 
+/* A configuration whose "defaults" have n_def labels d0... and whose one
+ * instance has d0 again, then n_inst labels i0... (caller frees). */
+static char *labels_config(int n_def, int n_inst)
+{
+    struct buf j = BUF_INIT;
+    buf_puts(&j, "{\"defaults\": {\"labels\": {");
+    for (int i = 0; i < n_def; i++)
+        buf_printf(&j, "%s\"d%d\": \"v\"", i ? ", " : "", i);
+    buf_puts(&j, "}},\n \"instances\": [{\"name\": \"a\", \"address\": \"h:1\", \"labels\": {\"d0\": \"again\"");
+    for (int i = 0; i < n_inst; i++)
+        buf_printf(&j, ", \"i%d\": \"v\"", i);
+    buf_puts(&j, "}}]}");
+    return buf_steal(&j, NULL);
+}
+
+/* Labels an instance may have: 64, those from "defaults" counted in; the
+ * first one over is a located error naming the limit, reported once. */
+START_TEST(label_limit)
+{
+    char *json = labels_config(40, 24); /* 64: d0 again is no new one */
+    struct config_errors e;
+    struct config *c = parse(json, &e);
+    ck_assert_msg(c != NULL, "%s", e.text.p);
+    ck_assert_uint_eq(c->instances[0].n_labels, 64);
+    ck_assert_str_eq(c->instances[0].labels[0].value, "again");
+    config_free(c);
+    config_errors_free(&e);
+    free(json);
+    /* two over: one error, at the first of them (i24) */
+    json = labels_config(40, 26);
+    char want[160];
+    snprintf(want, sizeof want, "instances[0].labels.i24 (line 2, column %u): too many labels: at most 64 an instance",
+             (unsigned)(strstr(json, "\"i24\"") - strchr(json, '\n')));
+    const char *n[] = {want, "those from \"defaults\" included", NULL};
+    expect_errors(json, 1, n);
+    free(json);
+    /* and in "defaults" alone */
+    json = labels_config(65, 0);
+    const char *n2[] = {"defaults.labels.d64 (line 1, column", "at most 64", NULL};
+    expect_errors(json, 1, n2);
+    free(json);
+}
+END_TEST
+
+/* A large file still parses, and a duplicate key is found wherever it is:
+ * the last member of 20,000 instances, the last of an object of 20,000
+ * keys repeating its first (their checks are n log n now, not n^2; the
+ * test asserts results only, never time). */
+START_TEST(large_file)
+{
+    enum { N = 20000 };
+    struct buf j = BUF_INIT;
+    buf_puts(&j, "{\"instances\": [\n");
+    for (int i = 0; i < N; i++)
+        buf_printf(&j, "{\"name\": \"i%d\", \"address\": \"h:%d\"}%s\n", i, 1 + i % 60000, i < N - 1 ? "," : "");
+    buf_puts(&j, "]}\n");
+    struct config_errors e;
+    struct config *c = parse(j.p, &e);
+    ck_assert_msg(c != NULL, "%.500s", e.text.p);
+    ck_assert_uint_eq(c->n_instances, N);
+    ck_assert_str_eq(c->instances[N - 1].name, "i19999");
+    config_free(c);
+    config_errors_free(&e);
+    /* the last instance repeats "name" at its end (line N + 1) */
+    buf_reset(&j);
+    buf_puts(&j, "{\"instances\": [\n");
+    for (int i = 0; i < N; i++)
+        buf_printf(&j, "{\"name\": \"i%d\", \"address\": \"h:%d\"%s}%s\n", i, 1 + i % 60000,
+                   i < N - 1 ? "" : ", \"name\": \"z\"", i < N - 1 ? "," : "");
+    buf_puts(&j, "]}\n");
+    const char *n[] = {"instances[19999].name (line 20001, column 42): duplicate key \"name\"", NULL};
+    expect_errors(j.p, 1, n);
+    /* an object of N keys (a labels object, over the label limit too)
+     * whose last key repeats its first, and one in the middle repeated */
+    buf_reset(&j);
+    buf_puts(&j, "{\"instances\": [{\"name\": \"a\", \"address\": \"h:1\", \"labels\": {\n");
+    for (int i = 0; i < N; i++)
+        buf_printf(&j, "\"k%d\": \"v\",\n", i);
+    buf_puts(&j, "\"k10000\": \"v\",\n\"k0\": \"v\"}}]}\n");
+    const char *n2[] = {"instances[0].labels.k10000 (line 20002, column 1): duplicate key \"k10000\"",
+                        "instances[0].labels.k0 (line 20003, column 1): duplicate key \"k0\"",
+                        "instances[0].labels.k64 (line 66, column 1): too many labels", NULL};
+    expect_errors(j.p, 3, n2);
+    buf_free(&j);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("config");
@@ -267,6 +354,8 @@ int main(void)
     tcase_add_test(tc, syntax_errors);
     tcase_add_test(tc, addresses);
     tcase_add_test(tc, defaults_and_file);
+    tcase_add_test(tc, label_limit);
+    tcase_add_test(tc, large_file);
     suite_add_tcase(s, tc);
     return testutil_run(s);
 }

@@ -160,6 +160,86 @@ START_TEST(builtin_table)
 }
 END_TEST
 
+/* A COMMAND INFO reply of n elements: [name, -1, [flag]] each, or nil
+ * where flag is NULL. Freed with freeReplyObject. */
+static redisReply *command_info_reply(const char *const *names, const char *const *flags, size_t n)
+{
+    redisReply *r = xcalloc(1, sizeof *r);
+    r->type = REDIS_REPLY_ARRAY;
+    r->elements = n;
+    r->element = xcalloc(n, sizeof *r->element);
+    for (size_t i = 0; i < n; i++) {
+        redisReply *c = r->element[i] = xcalloc(1, sizeof *c);
+        if (!flags[i]) {
+            c->type = REDIS_REPLY_NIL;
+            continue;
+        }
+        c->type = REDIS_REPLY_ARRAY;
+        c->elements = 3;
+        c->element = xcalloc(3, sizeof *c->element);
+        c->element[0] = xcalloc(1, sizeof(redisReply));
+        *c->element[0] = (redisReply){.type = REDIS_REPLY_STRING, .str = xstrdup(names[i]), .len = strlen(names[i])};
+        c->element[1] = xcalloc(1, sizeof(redisReply));
+        *c->element[1] = (redisReply){.type = REDIS_REPLY_INTEGER, .integer = -1};
+        redisReply *f = c->element[2] = xcalloc(1, sizeof *f);
+        f->type = REDIS_REPLY_ARRAY;
+        f->elements = 1;
+        f->element = xcalloc(1, sizeof *f->element);
+        f->element[0] = xcalloc(1, sizeof(redisReply));
+        *f->element[0] = (redisReply){.type = REDIS_REPLY_STATUS, .str = xstrdup(flags[i]), .len = strlen(flags[i])};
+    }
+    return r;
+}
+
+/* The map of one connection holds CMDCLASS_MAP_MAX names: a peer naming
+ * new commands in every INFO cannot grow it for as long as the connection
+ * lasts. Past the bound names are neither recorded nor learned, and
+ * classify falls back to the built-in table for them. */
+START_TEST(map_is_bounded)
+{
+    struct cmdclass_map *m = cmdclass_map_new();
+    char name[32];
+    /* filled in a scrambled order (7919 is prime to 4096): the array stays sorted */
+    for (size_t i = 0; i < CMDCLASS_MAP_MAX; i++) {
+        snprintf(name, sizeof name, "c%05zu", i * 7919 % CMDCLASS_MAP_MAX);
+        ck_assert_int_eq(cmdclass_map_mark_asked(m, name), 0);
+    }
+    for (size_t i = 0; i < CMDCLASS_MAP_MAX; i++) {
+        snprintf(name, sizeof name, "c%05zu", i);
+        ck_assert_msg(cmdclass_map_known(m, name), "%s", name);
+    }
+    ck_assert_int_eq(cmdclass_map_mark_asked(m, "c00000"), 0); /* already there: fine */
+    /* full: new names are refused, before, among and after the others */
+    const char *over[] = {"a-new", "c00001x", "set", "get", "zzz"};
+    for (size_t i = 0; i < sizeof over / sizeof *over; i++) {
+        ck_assert_int_eq(cmdclass_map_mark_asked(m, over[i]), -1);
+        ck_assert(!cmdclass_map_known(m, over[i]));
+    }
+    for (size_t i = 0; i < 1000; i++) { /* and it stays that way */
+        snprintf(name, sizeof name, "d%05zu", i);
+        ck_assert_int_eq(cmdclass_map_mark_asked(m, name), -1);
+        ck_assert(!cmdclass_map_known(m, name));
+    }
+    /* names past the bound: the built-in table */
+    ck_assert_int_eq(cmdclass_map_get(m, "set"), CMD_UNKNOWN);
+    ck_assert_int_eq(cmdclass_classify(m, "set"), CMD_WRITE);
+    ck_assert_int_eq(cmdclass_classify(m, "get"), CMD_READ);
+    ck_assert_int_eq(cmdclass_classify(m, "zzz"), CMD_OTHER);
+    /* a reply still teaches the names in the map, and not the others */
+    const char *names[] = {"c00007", "set", "c04095", "c00008"};
+    const char *flags[] = {"write", "readonly", "readonly", NULL};
+    redisReply *r = command_info_reply(names, flags, 4);
+    ck_assert_uint_eq(cmdclass_map_learn(m, names, 4, r), 2);
+    freeReplyObject(r);
+    ck_assert_int_eq(cmdclass_classify(m, "c00007"), CMD_WRITE);
+    ck_assert_int_eq(cmdclass_classify(m, "c04095"), CMD_READ);
+    ck_assert_int_eq(cmdclass_map_get(m, "c00008"), CMD_UNKNOWN); /* nil: asked, not learned */
+    ck_assert_int_eq(cmdclass_classify(m, "set"), CMD_WRITE);       /* the built-in table, not the reply */
+    ck_assert(!cmdclass_map_known(m, "set"));
+    cmdclass_map_free(m);
+}
+END_TEST
+
 START_TEST(restart_and_reset_are_baselines)
 {
     struct info_sample *a = mutate(M, none);
@@ -396,6 +476,7 @@ int main(void)
     tcase_add_test(tc, rebind_to_a_new_parse);
     tcase_add_test(tc, server_flags_win);
     tcase_add_test(tc, builtin_table);
+    tcase_add_test(tc, map_is_bounded);
     tcase_add_test(tc, restart_and_reset_are_baselines);
     tcase_add_test(tc, memory_doctor);
     tcase_add_test(tc, persistence_health);
