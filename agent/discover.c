@@ -35,7 +35,7 @@
     X(NOT_SENTINEL, "not_sentinel")     /* SENTINEL refused: not a Sentinel */                           \
     X(UNKNOWN_MASTER, "unknown_master") /* a master name the Sentinel does not know */                   \
     X(ERROR_REPLY, "error_reply")                                                                        \
-    X(BAD_REPLY, "bad_reply")           /* a reply that does not parse */
+    X(BAD_REPLY, "bad_reply")           /* a reply that does not parse, or past DISC_MAX_NODES */
 enum dres {
 #define X(id, s) DR_##id,
     DISC_RESULTS(X)
@@ -74,6 +74,7 @@ struct source {
     enum dreq *pend;          /* replies expected, in order ... */
     size_t *pend_arg;         /* ... with an index into masters for RQ_REPLICAS */
     size_t npend, cap_pend;
+    size_t pend_head;         /* the next reply's entry (a queue, not a memmove per reply) */
     bool use_nodes;           /* this seed knows no CLUSTER SHARDS */
     unsigned fails;
     /* the round in flight */
@@ -84,7 +85,7 @@ struct source {
     char unknown[256];        /* sentinel: master names not known, for the error */
     /* what it knows */
     struct known *known;
-    size_t n_known;
+    size_t n_known, cap_known;
     bool failing;
     bool refreshed;           /* a refresh has ended (either way) */
     /* metrics (loop thread; copied into the published text) */
@@ -373,12 +374,29 @@ static void known_clear(struct known *k)
     config_instance_clear(&k->cfg);
 }
 
-static struct known *find_known(struct source *s, const char *key)
+/* What a source knows, by key, for one merge: a refresh of N nodes costs
+ * O(N), not N scans of the known list (30,000 nodes held the loop 14 s).
+ * Slots hold an index into s->known plus one; 0 is empty. */
+struct known_index {
+    size_t *slot;
+    size_t cap;
+};
+
+static void known_index_init(struct known_index *ix, size_t n)
 {
-    for (size_t i = 0; i < s->n_known; i++)
-        if (strcmp(s->known[i].key, key) == 0)
-            return &s->known[i];
-    return NULL;
+    ix->cap = 16;
+    while (ix->cap < n * 2)
+        ix->cap *= 2;
+    ix->slot = xcalloc(ix->cap, sizeof *ix->slot);
+}
+
+/* The slot of key: its entry, or the empty slot where it goes. */
+static size_t *known_slot(const struct source *s, const struct known_index *ix, const char *key)
+{
+    size_t i = discover_name_hash(key) & (ix->cap - 1);
+    while (ix->slot[i] && strcmp(s->known[ix->slot[i] - 1].key, key) != 0)
+        i = (i + 1) & (ix->cap - 1);
+    return &ix->slot[i];
 }
 
 static bool same_flag(const char *a, const char *b) { return a == b || (a && b && strcmp(a, b) == 0); }
@@ -422,18 +440,64 @@ static bool covered(const struct source *s, const struct known *k)
     return false;
 }
 
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Past DISC_MAX_NODES after a merge, the nodes this refresh did not list
+ * (kept until remove_after) go early, those healthy longest ago first: a
+ * seed listing a new set every refresh would otherwise pile up a limit's
+ * worth per refresh. The listed ones (at most the limit) all stay. */
+static void trim_unlisted(struct source *s)
+{
+    size_t over = s->n_known - DISC_MAX_NODES, n = 0;
+    uint64_t *ok = xcalloc(s->n_known, sizeof *ok);
+    for (size_t i = 0; i < s->n_known; i++)
+        if (!s->known[i].seen)
+            ok[n++] = s->known[i].ok_us;
+    qsort(ok, n, sizeof *ok, cmp_u64);
+    /* n >= over: the listed ones are at most the limit. Those healthy
+     * before cut go, and as many of those at cut as it takes. */
+    uint64_t cut = ok[over - 1];
+    size_t ties = over;
+    for (size_t i = 0; i < over; i++)
+        ties -= ok[i] < cut;
+    free(ok);
+    size_t w = 0;
+    for (size_t i = 0; i < s->n_known; i++) {
+        struct known *k = &s->known[i];
+        bool drop = !k->seen && (k->ok_us < cut || (k->ok_us == cut && ties > 0));
+        if (drop) {
+            ties -= k->ok_us == cut;
+            known_clear(k);
+            continue;
+        }
+        s->known[w++] = *k;
+    }
+    s->n_known = w;
+    log_warn("discover", "%s: %zu nodes no longer listed removed before remove_after: a source knows at most %d",
+             s->name, over, DISC_MAX_NODES);
+}
+
 /* Merges the nodes of a successful round into what the source knows.
  * Returns true when the set of instances or their labels changed. */
 static bool merge(struct source *s, uint64_t now)
 {
     bool changed = false;
     const struct disc_source_cfg *sc = s->cfg;
-    for (size_t i = 0; i < s->n_known; i++)
+    struct known_index ix;
+    known_index_init(&ix, s->n_known + s->got.n);
+    for (size_t i = 0; i < s->n_known; i++) {
         s->known[i].seen = false;
+        *known_slot(s, &ix, s->known[i].key) = i + 1;
+    }
     for (size_t i = 0; i < s->got.n; i++) {
         const struct disc_node *n = &s->got.v[i];
         char *key = addr_key(n->host, n->port);
-        struct known *k = find_known(s, key);
+        size_t *slot = known_slot(s, &ix, key);
+        struct known *k = *slot ? &s->known[*slot - 1] : NULL;
         if (k && k->seen) { /* listed twice (a Sentinel in mid-failover): the first wins */
             free(key);
             continue;
@@ -444,8 +508,12 @@ static bool merge(struct source *s, uint64_t now)
                 free(key);
                 continue;
             }
-            s->known = xrealloc(s->known, (s->n_known + 1) * sizeof *s->known);
+            if (s->n_known == s->cap_known) {
+                s->cap_known = s->cap_known ? 2 * s->cap_known : 16;
+                s->known = xrealloc(s->known, s->cap_known * sizeof *s->known);
+            }
             k = &s->known[s->n_known++];
+            *slot = s->n_known;
             memset(k, 0, sizeof *k);
             k->key = key;
             k->host = xstrdup(n->host);
@@ -474,23 +542,29 @@ static bool merge(struct source *s, uint64_t now)
         if (!n->down)
             k->ok_us = now;
     }
-    /* nodes not listed, or listed as failed, go after remove_after */
-    for (size_t i = 0; i < s->n_known;) {
+    free(ix.slot);
+    /* nodes not listed, or listed as failed, go after remove_after (the
+     * kept ones close up in one pass) */
+    size_t w = 0;
+    for (size_t i = 0; i < s->n_known; i++) {
         struct known *k = &s->known[i];
-        if (!k->seen && covered(s, k))
+        bool unlisted = !k->seen && covered(s, k);
+        if (unlisted)
             set_flag(s, k, "gone");
-        if ((!k->seen && covered(s, k)) || (k->flag && strcmp(k->flag, "gone") != 0 && k->ok_us != now)) {
-            if (now - k->ok_us >= sc->remove_after_ms * 1000) {
-                log_info("discover", "%s: %s (%s) removed: %s for %llums", s->name, k->cfg.name, k->key,
-                         k->flag ? k->flag : "gone", (unsigned long long)sc->remove_after_ms);
-                known_clear(k);
-                memmove(k, k + 1, (s->n_known - i - 1) * sizeof *k);
-                s->n_known--;
-                changed = true;
-                continue;
-            }
+        if ((unlisted || (k->flag && strcmp(k->flag, "gone") != 0 && k->ok_us != now)) &&
+            now - k->ok_us >= sc->remove_after_ms * 1000) {
+            log_info("discover", "%s: %s (%s) removed: %s for %llums", s->name, k->cfg.name, k->key,
+                     k->flag ? k->flag : "gone", (unsigned long long)sc->remove_after_ms);
+            known_clear(k);
+            changed = true;
+            continue;
         }
-        i++;
+        s->known[w++] = *k;
+    }
+    s->n_known = w;
+    if (s->n_known > DISC_MAX_NODES) {
+        trim_unlisted(s);
+        changed = true;
     }
     return changed;
 }
@@ -507,7 +581,7 @@ static void round_reset(struct source *s)
     s->answered = NULL;
     s->n_answered = 0;
     s->unknown[0] = '\0';
-    s->npend = 0;
+    s->npend = s->pend_head = 0;
 }
 
 static void drop_conn(struct source *s)
@@ -600,9 +674,21 @@ static void push(struct source *s, enum dreq k, size_t arg)
 
 static bool starts_with(const char *s, const char *p) { return strncmp(s, p, strlen(p)) == 0; }
 
+/* Fails the round (-1, the reason in err) once its nodes pass the limit. */
+static int over_limit(const struct source *s, char *err, size_t errlen)
+{
+    if (s->got.n <= DISC_MAX_NODES)
+        return 0;
+    snprintf(err, errlen, "topology lists more than %d nodes", DISC_MAX_NODES);
+    return -1;
+}
+
 /* SENTINEL MASTERS answered: the followed masters become nodes, and their
- * replicas are asked for (pipelined). */
-static void on_masters(struct source *s)
+ * replicas are asked for (pipelined), once per name: the first entry of a
+ * name wins, as in merge(), and a Sentinel listing one master 3,000 times
+ * cannot have 3,000 REPLICAS replies held for the round. Returns 0, or -1
+ * (err) when the nodes pass the limit. */
+static int on_masters(struct source *s, char *err, size_t errlen)
 {
     const struct disc_source_cfg *sc = s->cfg;
     size_t nu = 0;
@@ -615,44 +701,47 @@ static void on_masters(struct source *s)
             snprintf(s->unknown + l, sizeof s->unknown - l, "%s\"%s\"", nu++ ? ", " : "", sc->masters[i]);
         }
     }
+    struct strset asked; /* names borrowed from s->masters */
+    strset_init(&asked, s->masters.n);
+    int rc = 0;
     for (size_t k = 0; k < s->masters.n; k++) {
         const struct disc_master *m = &s->masters.v[k];
         bool follow = sc->n_masters == 0;
         for (size_t i = 0; i < sc->n_masters; i++)
             follow |= strcmp(m->name, sc->masters[i]) == 0;
-        if (!follow)
+        if (!follow || !strset_add(&asked, m->name))
             continue;
-        struct disc_node *n;
-        s->got.v = xrealloc(s->got.v, (s->got.n + 1) * sizeof *s->got.v);
-        n = &s->got.v[s->got.n++];
-        memset(n, 0, sizeof *n);
+        struct disc_node *n = disc_nodes_add(&s->got);
         n->host = xstrdup(m->host);
         n->port = m->port;
         n->master = true;
         n->shard = xstrdup(m->name);
         n->flag = m->flag ? xstrdup(m->flag) : NULL;
         n->down = m->down;
+        rc = over_limit(s, err, errlen);
+        if (rc < 0)
+            break;
         s->answered = xrealloc(s->answered, (s->n_answered + 1) * sizeof *s->answered);
         s->answered[s->n_answered++] = xstrdup(m->name);
         const char *argv[] = {"SENTINEL", "REPLICAS", m->name};
         conn_command(s->conn, 3, argv);
         push(s, RQ_REPLICAS, k);
     }
+    free(asked.v);
+    return rc;
 }
 
 static void on_reply(void *arg, redisReply *r)
 {
     struct source *s = arg;
     char err[256];
-    if (!s->busy || s->npend == 0) {
+    if (!s->busy || s->pend_head == s->npend) {
         round_end(s, DR_BAD_REPLY, "reply without a request");
         return;
     }
-    enum dreq k = s->pend[0];
-    size_t karg = s->pend_arg[0];
-    memmove(s->pend, s->pend + 1, (s->npend - 1) * sizeof *s->pend);
-    memmove(s->pend_arg, s->pend_arg + 1, (s->npend - 1) * sizeof *s->pend_arg);
-    s->npend--;
+    enum dreq k = s->pend[s->pend_head];
+    size_t karg = s->pend_arg[s->pend_head];
+    s->pend_head++;
     if (r->type == REDIS_REPLY_ERROR) {
         snprintf(err, sizeof err, "%.200s", r->str ? r->str : "");
         if (k == RQ_AUTH || starts_with(err, "NOAUTH") || starts_with(err, "WRONGPASS")) {
@@ -693,17 +782,19 @@ static void on_reply(void *arg, redisReply *r)
     case RQ_MASTERS:
         rc = discover_parse_sentinel_masters(r, &s->masters, err, sizeof err);
         if (rc == 0)
-            on_masters(s);
+            rc = on_masters(s, err, sizeof err);
         break;
     case RQ_REPLICAS:
         rc = discover_parse_sentinel_replicas(r, s->masters.v[karg].name, &s->got, err, sizeof err);
         break;
     }
+    if (rc == 0) /* what every reply of the round gathered so far */
+        rc = over_limit(s, err, sizeof err);
     if (rc < 0) {
         round_end(s, DR_BAD_REPLY, err);
         return;
     }
-    if (s->npend == 0) {
+    if (s->pend_head == s->npend) {
         if (s->unknown[0]) {
             snprintf(err, sizeof err, "the Sentinel does not know master %.200s", s->unknown);
             round_end(s, DR_UNKNOWN_MASTER, err);

@@ -38,9 +38,12 @@ void disc_masters_free(struct disc_masters *ms)
     ms->n = 0;
 }
 
-static struct disc_node *add_node(struct disc_nodes *ns)
+struct disc_node *disc_nodes_add(struct disc_nodes *ns)
 {
-    ns->v = xrealloc(ns->v, (ns->n + 1) * sizeof *ns->v);
+    /* the capacity is the next power of two of n (there is no field for it):
+     * a reply of N nodes costs log N reallocs, not N copies of a growing array */
+    if ((ns->n & (ns->n - 1)) == 0)
+        ns->v = xrealloc(ns->v, (ns->n ? 2 * ns->n : 1) * sizeof *ns->v);
     struct disc_node *n = &ns->v[ns->n++];
     memset(n, 0, sizeof *n);
     return n;
@@ -129,7 +132,7 @@ int discover_parse_shards(const redisReply *r, bool tls, struct disc_nodes *out,
             }
             if (!host || !*host || strcmp(host, "?") == 0 || !port)
                 continue; /* no address to poll */
-            struct disc_node *n = add_node(out);
+            struct disc_node *n = disc_nodes_add(out);
             n->id = xstrdup(id);
             n->host = xstrdup(host);
             n->port = port;
@@ -203,7 +206,7 @@ int discover_parse_nodes(const char *text, size_t len, struct disc_nodes *out, c
             continue; /* neither role yet (a handshake with no role): nothing to label */
         if (!*f[1] || port == 0 || has_flag(flags, "noaddr"))
             continue;
-        struct disc_node *n = add_node(out);
+        struct disc_node *n = disc_nodes_add(out);
         n->id = xstrdup(f[0]);
         n->host = xstrdup(f[1]);
         n->port = (uint16_t)port;
@@ -278,7 +281,7 @@ int discover_parse_sentinel_replicas(const redisReply *r, const char *master, st
             return -1;
         }
         const char *flags = kv_str(m, "flags");
-        struct disc_node *n = add_node(out);
+        struct disc_node *n = disc_nodes_add(out);
         n->host = xstrdup(ip);
         n->port = port;
         n->master = false;

@@ -88,6 +88,16 @@ struct disc_nodes {
 };
 
 void disc_nodes_free(struct disc_nodes *ns);
+/* Appends a zeroed node to ns and returns it (valid until the next append).
+ * The array grows by doubling, so every append to ns must come through here. */
+struct disc_node *disc_nodes_add(struct disc_nodes *ns);
+
+/* The most nodes one source may list in a refresh, and may know at once.
+ * The agent is sized for 10,000 instances (docs/performance.md); a refresh
+ * listing more ends as a bad reply and changes nothing, and past it after
+ * a merge the nodes no longer listed go before remove_after, so a hostile
+ * or broken seed cannot make the agent hold, and poll, an unbounded set. */
+#define DISC_MAX_NODES 10000
 
 /* CLUSTER SHARDS (Redis 7.0+, RESP2 arrays of key/value pairs) into out
  * (appended). tls: take each node's "tls-port". Returns 0, or -1 with a

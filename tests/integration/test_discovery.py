@@ -5,7 +5,9 @@ and removed after remove_after), a Sentinel watching a master and a replica
 (SENTINEL FAILOVER), /api/v1/targets consumed by a real Prometheus through
 http_sd_configs, two agents sharing 100 instances by the name hash, and bad
 sources (unreachable, not a cluster, not a Sentinel, unknown master) that
-each get a metric and a log line while polling goes on."""
+each get a metric and a log line while polling goes on; and, from scripted
+peers, topologies past the per-source node limit and a Sentinel naming one
+master many times."""
 import json
 import os
 import re
@@ -89,12 +91,12 @@ def one(node, *args):
         c.close()
 
 
-class OldSeed:
-    """A seed as Redis < 7.0 answers (a server this suite cannot run): no
-    CLUSTER SHARDS; CLUSTER NODES passed through from a real node."""
+class ScriptedPeer:
+    """A Cluster seed or a Sentinel that says what answer(cmd) returns (RESP
+    bytes): for what a real server cannot be made to say. Every command it
+    receives is kept in asked, upper-cased."""
 
-    def __init__(self, real):
-        self.real = real
+    def __init__(self):
         self.sock = socket.socket()
         self.sock.bind(("127.0.0.1", 0))
         self.sock.listen(8)
@@ -118,20 +120,60 @@ class OldSeed:
                 if cmd is None:
                     return
                 self.asked.append(" ".join(cmd).upper())
-                if [a.upper() for a in cmd] == ["CLUSTER", "SHARDS"]:
-                    c.sendall(b"-ERR Unknown subcommand or wrong number of arguments for 'SHARDS'. "
-                              b"Try CLUSTER HELP.\r\n")
-                elif [a.upper() for a in cmd] == ["CLUSTER", "NODES"]:
-                    c.sendall(bulk(one(self.real, "CLUSTER", "NODES")))
-                else:
-                    c.sendall(b"-ERR unknown command\r\n")
+                c.sendall(self.answer(cmd))
         except OSError:
             return
         finally:
             c.close()
 
+    def answer(self, cmd):
+        return b"-ERR unknown command\r\n"
+
     def close(self):
         self.sock.close()
+
+
+def resp(v):
+    """v (lists of strings and numbers) as a RESP reply."""
+    if isinstance(v, list):
+        return b"*%d\r\n" % len(v) + b"".join(resp(x) for x in v)
+    return bulk(str(v))
+
+
+class NodesSeed(ScriptedPeer):
+    """A seed as Redis < 7.0 answers: no CLUSTER SHARDS; CLUSTER NODES is
+    what nodes() returns."""
+
+    def __init__(self, nodes):
+        self.nodes = nodes
+        super().__init__()
+
+    def answer(self, cmd):
+        words = [a.upper() for a in cmd]
+        if words == ["CLUSTER", "SHARDS"]:
+            return b"-ERR Unknown subcommand or wrong number of arguments for 'SHARDS'. Try CLUSTER HELP.\r\n"
+        if words == ["CLUSTER", "NODES"]:
+            return bulk(self.nodes())
+        return super().answer(cmd)
+
+
+class FakeSentinel(ScriptedPeer):
+    """SENTINEL MASTERS lists masters ([(name, port)], on 127.0.0.1, in that
+    order, repeats kept); SENTINEL REPLICAS <name> lists replicas[name]
+    (ports)."""
+
+    def __init__(self, masters, replicas):
+        self.masters, self.replicas = masters, replicas
+        super().__init__()
+
+    def answer(self, cmd):
+        words = [a.upper() for a in cmd]
+        if words == ["SENTINEL", "MASTERS"]:
+            return resp([["name", n, "ip", "127.0.0.1", "port", p, "flags", "master"] for n, p in self.masters])
+        if words[:2] == ["SENTINEL", "REPLICAS"] and len(cmd) == 3:
+            ports = self.replicas.get(cmd[2], [])
+            return resp([["ip", "127.0.0.1", "port", p, "flags", "slave"] for p in ports])
+        return super().answer(cmd)
 
 
 class Cluster(unittest.TestCase):
@@ -304,7 +346,7 @@ class Cluster(unittest.TestCase):
         self.assertNotIn("removed:", self.agent.log_text())
 
     def test_4c_cluster_nodes_before_7(self):
-        seed = OldSeed(self.nodes[1])
+        seed = NodesSeed(lambda: one(self.nodes[1], "CLUSTER", "NODES"))
         agent = Agent(self.tmp.path, [], extra={"discovery": [{
             "type": "cluster", "name": "old", "seeds": ["127.0.0.1:%d" % seed.port], "refresh": "1s",
             "timeout": "500ms", "defaults": {"interval": "500ms", "timeout": "250ms"}}]})
@@ -542,6 +584,137 @@ class BadSources(unittest.TestCase):
                 closed.close()
         finally:
             tmp.cleanup()
+
+
+LIMIT = 10000  # DISC_MAX_NODES in include/discover.h: the most nodes one source may list
+
+
+def refreshes(agent, source, result):
+    return series(agent.metrics(), "redpulse_discovery_refreshes_total", source=source, result=result)[0][1]
+
+
+class Limits(unittest.TestCase):
+    """Topologies no real server can be made to list, from scripted peers:
+    more nodes than one source may hold, and a Sentinel naming one master
+    many times. The nodes that poll are real servers."""
+
+    def setUp(self):
+        self.tmp = Tmp()
+        self.a = server(self.tmp.path, "a")
+        self.b = server(self.tmp.path, "b")
+        self.peer = None
+        self.agent = None
+
+    def tearDown(self):
+        try:
+            if self.agent:
+                self.assertEqual(self.agent.stop(), 0)
+        finally:
+            if self.peer:
+                self.peer.close()
+            self.a.stop()
+            self.b.stop()
+            self.tmp.cleanup()
+
+    def fake_ports(self, n):
+        """n ports on 127.0.0.1, none of them a real server's here."""
+        return [p for p in range(1, n + 3) if p not in (self.a.port, self.b.port)][:n]
+
+    def start(self, kind, name, remove_after="0s", interval="500ms"):
+        """An agent whose one source asks self.peer; by default a node a
+        good refresh no longer lists goes at once."""
+        self.agent = Agent(self.tmp.path, [], extra={"discovery": [{
+            "type": kind, "name": name, ("seeds" if kind == "cluster" else "sentinels"):
+            ["127.0.0.1:%d" % self.peer.port], "refresh": "1s", "timeout": "500ms", "remove_after": remove_after,
+            "defaults": {"interval": interval, "timeout": "250ms"}}]})
+
+    def roles(self):
+        return {k: v["role"] for k, v in labels_by_name(self.agent).items()}
+
+    def assert_kept(self, source, want):
+        """After a refresh over the limit: counted and logged as a bad reply,
+        and the source's set as it was (nothing added, flagged or removed)."""
+        m = self.agent.metrics()
+        self.assertGreaterEqual(refreshes(self.agent, source, "bad_reply"), 1)  # and retried with backoff
+        self.assertRegex(self.agent.log_text(), r"%s: refresh from redis://127\.0\.0\.1:%d failed \(bad_reply\): "
+                         r"topology lists more than %d nodes" % (source, self.peer.port, LIMIT))
+        self.assertEqual(self.roles(), want)
+        self.assertEqual(series(m, "redpulse_discovery_instances", source=source)[0][1], len(want))
+        self.assertEqual(series(m, "redpulse_discovery_node_flagged"), [])
+        self.assertEqual({d["target"]: v for d, v in series(m, "redis_up")}, {n: 1 for n in want})
+        self.assertEqual(self.agent.log_text().count("%s: found " % source), len(want))
+
+    def test_cluster_listing_more_than_the_limit(self):
+        one_node = "%s 127.0.0.1:%d@1 master - 0 0 1 connected 0-16383\n" % ("a" * 40, self.a.port)
+        too_many = "".join("n%d 127.0.0.1:%d@1 master - 0 0 1 connected\n" % (p, p)
+                           for p in self.fake_ports(LIMIT + 1))
+        text = [one_node]
+        self.peer = NodesSeed(lambda: text[0])
+        self.start("cluster", "big")
+        want = {"big-127.0.0.1-%d" % self.a.port: "master"}
+        wait_for(lambda: self.roles() == want, 10, step=0.1, what="the one node found")
+        wait_for(lambda: series(self.agent.metrics(), "redis_up")[0][1] == 1, 10, step=0.1, what="it polled")
+        text[0] = too_many
+        wait_for(lambda: refreshes(self.agent, "big", "bad_reply") >= 1, 10, step=0.1, what="a refresh over the limit")
+        self.assert_kept("big", want)
+        ok = refreshes(self.agent, "big", "ok")
+        text[0] = one_node
+        wait_for(lambda: refreshes(self.agent, "big", "ok") > ok, 10, step=0.1, what="a good refresh again")
+        self.assertEqual(self.roles(), want)
+        self.assertIn("big: refresh works again", self.agent.log_text())
+
+    def test_cluster_new_set_every_refresh(self):
+        """A seed listing new nodes every refresh: those no longer listed are
+        kept for remove_after only while the source knows at most the limit;
+        past it the ones healthy longest ago go first, never a listed one."""
+        ports = self.fake_ports(LIMIT + LIMIT // 5)
+        sets = [ports[:LIMIT * 6 // 10], ports[LIMIT * 6 // 10:LIMIT * 9 // 10], ports[LIMIT * 9 // 10:]]
+        text = [""]
+        self.peer = NodesSeed(lambda: text[0])
+        self.start("cluster", "rot", remove_after="1h", interval="60s")  # 10,000 unreachable ones, polled thinly
+        total = 0
+        for ps in sets:
+            text[0] = "".join("n%d 127.0.0.1:%d@1 master - 0 0 1 connected\n" % (p, p) for p in ps)
+            total = min(total + len(ps), LIMIT)
+            wait_for(lambda: len(targets(self.agent)) == total, 15, step=0.1, what="%d nodes known" % total)
+        self.assertIn("rot: %d nodes no longer listed removed before remove_after: a source knows at most %d" %
+                      (LIMIT // 5, LIMIT), self.agent.log_text())
+        names = set(labels_by_name(self.agent))
+        self.assertEqual(len(names), LIMIT)
+        self.assertTrue(names >= {"rot-127.0.0.1-%d" % p for p in sets[1] + sets[2]})
+        body = self.agent.get("/metrics")[2]  # the text, not parsed: 10,000 instances' worth
+        self.assertIn(b'redpulse_discovery_refreshes_total{source="rot",result="bad_reply"} 0\n', body)
+
+    def test_sentinel_asks_each_master_once(self):
+        """SENTINEL MASTERS naming "m" 300 times: one SENTINEL REPLICAS m a
+        refresh, not 300 replies held for it."""
+        masters = [("m", self.a.port)] * 300
+        self.peer = FakeSentinel(masters, {"m": [self.b.port]})
+        self.start("sentinel", "sen")
+        want = {"sen-127.0.0.1-%d" % self.a.port: "master", "sen-127.0.0.1-%d" % self.b.port: "replica"}
+        wait_for(lambda: self.roles() == want, 10, step=0.1, what="master and replica found")
+        wait_for(lambda: refreshes(self.agent, "sen", "ok") >= 2, 10, step=0.1, what="two refreshes")
+        self.assertEqual(self.agent.stop(), 0)
+        self.agent = None
+        rounds, asked = self.peer.asked.count("SENTINEL MASTERS"), self.peer.asked.count("SENTINEL REPLICAS M")
+        self.assertGreaterEqual(rounds, 2)
+        self.assertIn(asked, (rounds - 1, rounds))  # once a round (the last may have stopped before asking)
+        self.assertEqual(len(self.peer.asked), rounds + asked)
+
+    def test_sentinel_gathering_more_than_the_limit(self):
+        """The limit counts the nodes of every reply of the round: two masters
+        with half the limit of replicas each pass it together."""
+        self.peer = FakeSentinel([("m", self.a.port)], {"m": [self.b.port]})
+        self.start("sentinel", "sen")
+        want = {"sen-127.0.0.1-%d" % self.a.port: "master", "sen-127.0.0.1-%d" % self.b.port: "replica"}
+        wait_for(lambda: self.roles() == want, 10, step=0.1, what="master and replica found")
+        wait_for(lambda: len(series(self.agent.metrics(), "redis_up")) == 2 and
+                 all(v == 1 for _, v in series(self.agent.metrics(), "redis_up")), 10, step=0.1, what="both polled")
+        ports = self.fake_ports(LIMIT + 1)  # 2 masters + 10,000 replicas; b listed no more
+        self.peer.replicas = {"m": ports[:LIMIT // 2], "m2": ports[LIMIT // 2:LIMIT]}
+        self.peer.masters = [("m", self.a.port), ("m2", ports[LIMIT])]
+        wait_for(lambda: refreshes(self.agent, "sen", "bad_reply") >= 1, 10, step=0.1, what="a refresh over the limit")
+        self.assert_kept("sen", want)
 
 
 if __name__ == "__main__":
