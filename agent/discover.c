@@ -233,11 +233,19 @@ struct strset {
     size_t cap;
 };
 
+/* Slots of an open-addressing table for n keys: a power of two, at most
+ * half full. */
+static size_t table_cap(size_t n)
+{
+    size_t cap = 16;
+    while (cap < n * 2)
+        cap *= 2;
+    return cap;
+}
+
 static void strset_init(struct strset *s, size_t n)
 {
-    s->cap = 16;
-    while (s->cap < n * 2)
-        s->cap *= 2;
+    s->cap = table_cap(n);
     s->v = xcalloc(s->cap, sizeof *s->v);
 }
 
@@ -384,9 +392,7 @@ struct known_index {
 
 static void known_index_init(struct known_index *ix, size_t n)
 {
-    ix->cap = 16;
-    while (ix->cap < n * 2)
-        ix->cap *= 2;
+    ix->cap = table_cap(n);
     ix->slot = xcalloc(ix->cap, sizeof *ix->slot);
 }
 
