@@ -467,6 +467,12 @@ void hub_serialize(const struct hub *h, bool clean, struct buf *b)
     buf_puts(b, "}}\n");
 }
 
+bool same_file(const char *a, const char *b)
+{
+    struct stat sa, sb;
+    return stat(a, &sa) == 0 && stat(b, &sb) == 0 && sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+}
+
 int state_write_atomic(const char *path, const char *data, size_t len)
 {
     char tmp[4096];
@@ -1052,7 +1058,9 @@ bool alerts_reload(const struct config *cfg)
     const struct alerts_cfg *old = h->cfg, *nw = cfg->alerts;
     /* a new state_dir: the state in memory is written there at once, and
      * the old file removed once it is (deliver.c, save_state) */
-    char *moved = strcmp(old->state_dir, nw->state_dir) != 0 ? state_file(nw->state_dir) : NULL;
+    char *moved = strcmp(old->state_dir, nw->state_dir) != 0 && !same_file(old->state_dir, nw->state_dir)
+                      ? state_file(nw->state_dir)
+                      : NULL;
     double now = (double)now_real_us() / 1e6;
     pthread_mutex_lock(&h->mu);
     if (moved) {

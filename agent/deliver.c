@@ -368,13 +368,21 @@ static bool save_state(struct hub *h, bool final)
         h->state_writes++;
     else
         h->dirty = true; /* nothing is lost: tried again (SAVE_RETRY_S) */
-    if (ok && h->moved_from && strcmp(path, h->state_path) == 0) {
+    bool current = strcmp(path, h->state_path) == 0;
+    if (ok && h->moved_from && current) {
         /* state_dir moved by a reload: the state is whole at the new place */
-        if (strcmp(h->moved_from, path) != 0 && unlink(h->moved_from) != 0 && errno != ENOENT)
+        if (strcmp(h->moved_from, path) != 0 && !same_file(h->moved_from, path) && unlink(h->moved_from) != 0 &&
+            errno != ENOENT)
             log_warn("alerts", "state moved to %s; cannot remove the old file %s: %s", path, h->moved_from,
                      strerror(errno));
         free(h->moved_from);
         h->moved_from = NULL;
+    } else if (ok && !current && !same_file(path, h->state_path) &&
+               !(h->moved_from && strcmp(path, h->moved_from) == 0)) {
+        /* written where a second reload moved away from during the write:
+         * a stale copy a later start must not find (the first place, in
+         * moved_from, goes with the next write) */
+        unlink(path);
     }
     free(path);
     return ok;

@@ -20,6 +20,7 @@
 #include <string.h>
 
 #include "conn.h"
+#include "info.h"
 #include "log.h"
 #include "poller.h"
 #include "prom.h"
@@ -249,10 +250,16 @@ static void strset_init(struct strset *s, size_t n)
     s->v = xcalloc(s->cap, sizeof *s->v);
 }
 
+/* The slot a string a peer chose starts probing at: a keyed hash
+ * (info_hash), so node addresses cannot be chosen to collide and make the
+ * tables linear (FNV-1a, the shard hash, is public and unkeyed: 10,000
+ * addresses in one slot are found in seconds). */
+static size_t slot_of(const char *str, size_t cap) { return (size_t)info_hash(str, strlen(str)) & (cap - 1); }
+
 /* Adds str; returns false when it was there already. */
 static bool strset_add(struct strset *s, const char *str)
 {
-    size_t i = discover_name_hash(str) & (s->cap - 1);
+    size_t i = slot_of(str, s->cap);
     for (; s->v[i]; i = (i + 1) & (s->cap - 1))
         if (strcmp(s->v[i], str) == 0)
             return false;
@@ -399,7 +406,7 @@ static void known_index_init(struct known_index *ix, size_t n)
 /* The slot of key: its entry, or the empty slot where it goes. */
 static size_t *known_slot(const struct source *s, const struct known_index *ix, const char *key)
 {
-    size_t i = discover_name_hash(key) & (ix->cap - 1);
+    size_t i = slot_of(key, ix->cap);
     while (ix->slot[i] && strcmp(s->known[ix->slot[i] - 1].key, key) != 0)
         i = (i + 1) & (ix->cap - 1);
     return &ix->slot[i];

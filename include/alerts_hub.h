@@ -121,6 +121,10 @@ void hub_serialize(const struct hub *h, bool clean, struct buf *b);
 /* Writes b to path atomically: temp file in the same directory, fsync,
  * rename, fsync of the directory. Returns 0, or -1 (errno set). */
 int state_write_atomic(const char *path, const char *data, size_t len);
+/* True when a and b name one existing file or directory ("/d" and "/d/",
+ * a symlink and its target): a state_dir "moved" there must not remove the
+ * file it just wrote. */
+bool same_file(const char *a, const char *b);
 
 /* ---- payloads (notify.c; pure) ---- */
 

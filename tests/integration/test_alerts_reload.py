@@ -131,6 +131,14 @@ class AlertsReload(unittest.TestCase):
             # section applies with it (the receiver renamed back)
             old_file = os.path.join(self.agent.cfg["alerts"]["state_dir"], "alerts.json")
             self.assertTrue(os.path.exists(old_file))
+            # the same directory written another way is no move: the file
+            # stays (a string compare once removed the file just written)
+            w = value(self.agent.metrics(), "redpulse_alert_state_writes_total")
+            self.reload(self.inst("cad"), 1, alerts=dict(cfg, state_dir=self.agent.cfg["alerts"]["state_dir"] + "/."))
+            self.assertNotIn("state_dir changed", self.agent.log_text())
+            wait_for(lambda: value(self.agent.metrics(), "redpulse_alert_state_writes_total") > w, 10,
+                     what="a state write after that reload")
+            self.assertTrue(os.path.exists(old_file))
             new_dir = os.path.join(self.tmp.path, "elsewhere")
             cfg["receivers"][0]["name"] = "hook"
             cfg = dict(cfg, state_dir=new_dir)

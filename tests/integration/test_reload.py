@@ -19,7 +19,7 @@ import unittest
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import BIN, Agent, RedisServer, Tmp, free_port, promtool_check, series, value, wait_for  # noqa: E402
+from harness import BIN, Agent, RedisServer, Tmp, free_port, parse_prom, promtool_check, series, value, wait_for  # noqa: E402
 
 DEFAULTS = {"interval": "500ms", "timeout": "400ms"}
 def basic(user, pw):
@@ -189,6 +189,32 @@ class Reload(unittest.TestCase):
             self.sighup()
             self.assertEqual(ag.log_text().count("with the new settings"), served + 1, key)
             self.assertEqual(ag.get("/metrics")[0], 200)
+        # and it is in force: the login cache at 1 s hashes a good login
+        # again after a second (at 1 m it would still be cached)
+        cfg["http"] = dict(cfg["http"], basic_auth_users={"prom": pw}, login_cache_ttl="1m")
+        with open(ag.path, "w") as f:
+            json.dump(cfg, f)
+        self.sighup()
+        auth = basic("prom", "s3cret")
+
+        def bcrypts():
+            status, _, body = ag.get("/metrics", headers=auth)
+            self.assertEqual(status, 200)
+            return value(parse_prom(body.decode()), "redpulse_http_bcrypt_checks_total")
+        b0 = bcrypts()
+        time.sleep(1.2)
+        self.assertEqual(bcrypts(), b0, "cached for a minute")
+        cfg["http"]["login_cache_ttl"] = "1s"
+        with open(ag.path, "w") as f:
+            json.dump(cfg, f)
+        self.sighup()
+        b1 = bcrypts()
+        time.sleep(1.2)
+        self.assertEqual(bcrypts(), b1 + 1, "cached for a second only")
+        cfg["http"].pop("basic_auth_users")
+        with open(ag.path, "w") as f:
+            json.dump(cfg, f)
+        self.sighup()
         # an address that cannot be bound keeps the running server
         blocker = socket.socket()
         blocker.bind(("127.0.0.1", 0))
