@@ -3,7 +3,8 @@
 flood from one address while Prometheus scrapes from another (bcrypt never
 runs on the connection threads, failed logins are limited per address and
 counted), and fifty slow readers of a large /metrics (the bodies held for
-them are bounded by http.max_body_memory, the rest get 503, counted)."""
+them are bounded by http.max_body_memory, the rest get 503, counted), and
+a slow reader of a large /api/v1/alerts held under the same budget."""
 import base64
 import errno
 import http.client
@@ -197,6 +198,51 @@ class SlowReaders(unittest.TestCase):
                 return m if m[("redpulse_http_body_bytes_in_flight", ())] < size else None
             m = wait_for(freed, 15, step=0.2, what="bodies freed")
             self.assertEqual(m[("redpulse_http_body_memory_refusals_total", ())], refused + own[0])
+            self.assertEqual(a.stop(), 0)
+            redis.stop()
+        finally:
+            tmp.cleanup()
+
+    def test_api_bodies_count_against_the_budget(self):
+        """/api/v1/alerts (like advice and targets) is held for a slow reader
+        under the same budget: its body counts, and past it the next reader
+        is refused (before, these bodies counted nothing)."""
+        tmp = Tmp()
+        try:
+            redis = RedisServer(tmp.path, "r")
+            big = "x" * 400000  # a long annotation: ~12 MB of /api/v1/alerts, far past the socket buffers
+            rules = [{"name": "Big%d" % i, "figure": "info.clients.connected_clients", "op": ">=", "threshold": 1,
+                      "annotations": {"description": big}} for i in range(30)]
+            a = Agent(tmp.path, [{"name": "r", "address": "127.0.0.1:%d" % redis.port}],
+                      defaults={"interval": "1s", "timeout": "500ms"}, log_level="info",
+                      extra={"http": {"max_body_memory": 1 << 20, "idle_timeout": "5s"},
+                             "alerts": {"builtin": False, "state_dir": os.path.join(tmp.path, "state"),
+                                        "rules": rules}})
+            wait_for(lambda: len(json.loads(a.get("/api/v1/alerts")[2])["alerts"]) == 30, 10,
+                     what="30 alerts firing")
+            socks, codes = [], []
+            for i in range(2):
+                sk = socket.socket()
+                sk.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # reads the status line, then nothing
+                sk.settimeout(10)
+                sk.connect(("127.0.0.1", a.port))
+                sk.sendall(b"GET /api/v1/alerts HTTP/1.1\r\nHost: x\r\n\r\n")
+                h = b""
+                while b"\r\n" not in h:
+                    h += sk.recv(64)
+                codes.append(h[9:12])
+                socks.append(sk)
+            self.assertEqual(codes, [b"200", b"503"])
+            self.assertEqual(a.get("/metrics")[0], 503)  # the held alerts body fills the budget
+            for sk in socks:
+                sk.close()
+
+            def after():
+                status, _, body = a.get("/metrics")
+                return parse_prom(body.decode()) if status == 200 else None
+            m = wait_for(after, 10, step=0.2, what="the held body freed")
+            self.assertGreaterEqual(m[("redpulse_http_body_memory_refusals_total", ())], 2)
+            self.assertLess(m[("redpulse_http_body_bytes_in_flight", ())], 1 << 20)
             self.assertEqual(a.stop(), 0)
             redis.stop()
         finally:
