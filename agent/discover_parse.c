@@ -253,7 +253,8 @@ int discover_parse_sentinel_masters(const redisReply *r, struct disc_masters *ou
             snprintf(err, errlen, "SENTINEL MASTERS: entry %zu lacks name, ip or port", i);
             return -1;
         }
-        out->v = xrealloc(out->v, (out->n + 1) * sizeof *out->v);
+        if ((out->n & (out->n - 1)) == 0) /* capacity: n's next power of two, as in disc_nodes_add */
+            out->v = xrealloc(out->v, (out->n ? 2 * out->n : 1) * sizeof *out->v);
         struct disc_master *dm = &out->v[out->n++];
         memset(dm, 0, sizeof *dm);
         dm->name = xstrdup(name);

@@ -120,7 +120,8 @@ struct disc_masters {
     size_t n;
 };
 void disc_masters_free(struct disc_masters *ms);
-/* SENTINEL MASTERS into out. Returns 0 or -1 with a reason. */
+/* SENTINEL MASTERS into out (appended; out's capacity is implied by its n,
+ * so only this function appends to it). Returns 0 or -1 with a reason. */
 int discover_parse_sentinel_masters(const redisReply *r, struct disc_masters *out, char *err, size_t errlen);
 /* SENTINEL REPLICAS <master> into out (appended; shard = master). Returns 0
  * or -1 with a reason. */
