@@ -762,11 +762,13 @@ static void http_defaults(struct http_cfg *h)
     h->max_body_memory = 256ull << 20;
 }
 
+/* By name, then by place in the file: the first of a name is the one kept. */
 static int cmp_names(const void *a, const void *b)
 {
     const struct instance_cfg *x = *(const struct instance_cfg *const *)a;
     const struct instance_cfg *y = *(const struct instance_cfg *const *)b;
-    return strcmp(x->name, y->name);
+    int r = strcmp(x->name, y->name);
+    return r ? r : (x > y) - (x < y);
 }
 
 /* A member of an object and its place in it, for check_dup_keys. */
@@ -941,6 +943,10 @@ struct config *config_parse(const char *json, size_t len, const char *origin,
     } else {
         int n = cJSON_GetArraySize(instances);
         cfg->instances = xcalloc((size_t)n, sizeof *cfg->instances);
+        /* each instance's object and its place in the list (elements that
+         * are not objects leave none), for the duplicate names below */
+        const cJSON **objs = xcalloc((size_t)n, sizeof *objs);
+        int *elem = xcalloc((size_t)n, sizeof *elem);
         int i = 0;
         for (const cJSON *inst = instances->child; inst; inst = inst->next, i++) {
             char path[64];
@@ -953,6 +959,8 @@ struct config *config_parse(const char *json, size_t len, const char *origin,
             pending_copy(&p, &defaults);
             apply_instance_obj(&c, inst, &p, path, false);
             finish_instance(&c, &p, inst, path);
+            objs[cfg->n_instances] = inst;
+            elem[cfg->n_instances] = i;
             cfg->instances[cfg->n_instances++] = p.cfg;
             pending_free(&p);
         }
@@ -965,14 +973,16 @@ struct config *config_parse(const char *json, size_t len, const char *origin,
         qsort(v, nv, sizeof *v, cmp_names);
         for (size_t k = 1; k < nv; k++)
             if (strcmp(v[k - 1]->name, v[k]->name) == 0) {
-                size_t idx = (size_t)(v[k] - cfg->instances);
+                size_t at = (size_t)(v[k] - cfg->instances), first = (size_t)(v[k - 1] - cfg->instances);
                 char path[64];
-                snprintf(path, sizeof path, "instances[%zu].name", idx);
-                const cJSON *node = cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(instances, (int)idx), "name");
-                conf_err(&c, node, 0, path, "duplicate instance name \"%s\" (also instances[%zu])",
-                       v[k]->name, (size_t)(v[k - 1] - cfg->instances));
+                snprintf(path, sizeof path, "instances[%d].name", elem[at]);
+                const cJSON *node = cJSON_GetObjectItemCaseSensitive(objs[at], "name");
+                conf_err(&c, node, 0, path, "duplicate instance name \"%s\" (also instances[%d])", v[k]->name,
+                         elem[first]);
             }
         free(v);
+        free(objs);
+        free(elem);
     }
     if (advice) { /* after the instances: it names them */
         const char **names = xcalloc(cfg->n_instances + 1, sizeof *names);

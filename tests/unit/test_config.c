@@ -161,6 +161,23 @@ START_TEST(all_errors_reported)
 }
 END_TEST
 
+/* A duplicate name is located at the repeat, by its place in the list,
+ * also when an element before it is not an instance at all (the place was
+ * once the instance's index among the objects: the wrong element). */
+START_TEST(duplicate_names_located)
+{
+    const char *json = "{\"instances\": [1,\n"
+                       " {\"name\": \"a\", \"address\": \"127.0.0.1:1\"},\n"
+                       " {\"name\": \"b\", \"address\": \"127.0.0.1:2\"},\n"
+                       " {\"name\": \"a\", \"address\": \"127.0.0.1:3\"},\n"
+                       " {\"name\": \"a\", \"address\": \"127.0.0.1:4\"}]}";
+    const char *n[] = {"instances[0] (line 1, column 16): expected an object, got a number",
+                       "instances[3].name (line 4, column 11): duplicate instance name \"a\" (also instances[1])",
+                       "instances[4].name (line 5, column 11): duplicate instance name \"a\" (also instances[3])", NULL};
+    expect_errors(json, 3, n);
+}
+END_TEST
+
 START_TEST(syntax_errors)
 {
     const char *n1[] = {"test.json (line 2, column 16): invalid JSON", NULL};
@@ -351,6 +368,7 @@ int main(void)
     tcase_add_test(tc, full_valid);
     tcase_add_test(tc, issue_example_location);
     tcase_add_test(tc, all_errors_reported);
+    tcase_add_test(tc, duplicate_names_located);
     tcase_add_test(tc, syntax_errors);
     tcase_add_test(tc, addresses);
     tcase_add_test(tc, defaults_and_file);
