@@ -374,8 +374,8 @@ static struct notif *notif_from_json(const cJSON *o)
     double sa = jnum(o, "starts_at"), ea = jnum(o, "ends_at"), iv = jnum(o, "interval");
     const cJSON *res = cJSON_GetObjectItemCaseSensitive(o, "resolved");
     /* ranges first: converting an out-of-range double to an integer is UB */
-    if (!fp || strlen(fp) != 16 || strspn(fp, "0123456789abcdef") != 16 || !(seq >= 0 && seq < 9e15) || !(ep >= 0 && ep <= 4294967295.0) ||
-        !isfinite(created) || !isfinite(sa) || !isfinite(ea) || !isfinite(iv) || !cJSON_IsBool(res))
+    if (!fp || strlen(fp) != 16 || strspn(fp, "0123456789abcdef") != 16 || !(seq >= 0 && seq < 9e15) ||
+        !(ep >= 0 && ep <= 4294967295.0) || !isfinite(created) || !isfinite(sa) || !isfinite(ea) || !isfinite(iv) || !cJSON_IsBool(res))
         return NULL;
     struct notif *n = xcalloc(1, sizeof *n);
     memcpy(n->fp, fp, 17);

@@ -13,7 +13,6 @@
 #include "prom.h"
 #include "util.h"
 
-
 /* ` name="` (after the family name and '{', or after the previous value):
  * label names come from labels.def only. */
 static void lbl_open(struct buf *b, bool first, const char *name)

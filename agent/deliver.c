@@ -322,18 +322,14 @@ static void consider(struct hub *h, size_t r, double now)
          * an alert that resolved and fired again must come after its old
          * end (sent the other way, it read as resolved until that end aged
          * out, while firing here) */
-        struct notif **v = NULL;
+        struct notif **v = xmalloc((h->n_resolved + h->n_act + 1) * sizeof *v);
         size_t n = 0;
-        for (size_t i = 0; i < h->n_resolved; i++) {
-            v = xrealloc(v, (n + 1) * sizeof *v);
+        for (size_t i = 0; i < h->n_resolved; i++)
             v[n++] = h->resolved[i];
-        }
         for (size_t i = 0; i < h->n_act; i++) {
             struct hub_alert *a = h->act[i];
-            if (a->phase == AP_FIRING && a->routed[r] && !a->silenced) {
-                v = xrealloc(v, (n + 1) * sizeof *v);
+            if (a->phase == AP_FIRING && a->routed[r] && !a->silenced)
                 v[n++] = a->n;
-            }
         }
         if (n)
             start_attempt(h, r, v, n, 0, now);

@@ -38,12 +38,17 @@ void disc_masters_free(struct disc_masters *ms)
     ms->n = 0;
 }
 
+/* v (n elements of size bytes) with room for one more. The capacity is the
+ * next power of two of n (the lists have no field for it): a reply of N
+ * entries costs log N reallocs, not N copies of a growing array. */
+static void *room_for_one(void *v, size_t n, size_t size)
+{
+    return (n & (n - 1)) == 0 ? xrealloc(v, (n ? 2 * n : 1) * size) : v;
+}
+
 struct disc_node *disc_nodes_add(struct disc_nodes *ns)
 {
-    /* the capacity is the next power of two of n (there is no field for it):
-     * a reply of N nodes costs log N reallocs, not N copies of a growing array */
-    if ((ns->n & (ns->n - 1)) == 0)
-        ns->v = xrealloc(ns->v, (ns->n ? 2 * ns->n : 1) * sizeof *ns->v);
+    ns->v = room_for_one(ns->v, ns->n, sizeof *ns->v);
     struct disc_node *n = &ns->v[ns->n++];
     memset(n, 0, sizeof *n);
     return n;
@@ -253,8 +258,7 @@ int discover_parse_sentinel_masters(const redisReply *r, struct disc_masters *ou
             snprintf(err, errlen, "SENTINEL MASTERS: entry %zu lacks name, ip or port", i);
             return -1;
         }
-        if ((out->n & (out->n - 1)) == 0) /* capacity: n's next power of two, as in disc_nodes_add */
-            out->v = xrealloc(out->v, (out->n ? 2 * out->n : 1) * sizeof *out->v);
+        out->v = room_for_one(out->v, out->n, sizeof *out->v);
         struct disc_master *dm = &out->v[out->n++];
         memset(dm, 0, sizeof *dm);
         dm->name = xstrdup(name);

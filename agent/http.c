@@ -246,7 +246,7 @@ static bool body_reserve(struct http_server *s, size_t len)
 }
 
 /* A Host header that can stand for this agent's address: a name, IPv4 or
- * [IPv6], and a port. It is copied once per target group into
+ * [IPv6], with or without a port. It is copied once per target group into
  * /api/v1/targets: 20 KB of it made a 6 MB answer from 300 groups. */
 static bool host_ok(const char *h)
 {

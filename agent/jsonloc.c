@@ -53,7 +53,7 @@ static void skip_string(const struct jsonloc *l, size_t *pos)
 }
 
 /* The line and column of off, counting on from the last offset asked
- * (offsets must not go back). Stops at a NUL byte like jsonloc_linecol. */
+ * (offsets must not go back). Stops at a NUL byte. */
 static struct pos pos_of(struct jsonloc *l, size_t off)
 {
     if (off == SIZE_MAX)
@@ -133,15 +133,10 @@ struct jsonloc *jsonloc_build(const char *text, size_t len, const cJSON *root)
 
 void jsonloc_linecol(const char *text, size_t off, unsigned *line, unsigned *col)
 {
-    unsigned ln = 1, cl = 1;
-    for (size_t i = 0; i < off && text[i]; i++) {
-        if (text[i] == '\n')
-            ln++, cl = 1;
-        else
-            cl++;
-    }
-    *line = ln;
-    *col = cl;
+    struct jsonloc l = {.text = text, .len = SIZE_MAX, .cur = {1, 1}}; /* to the offset or a NUL */
+    struct pos p = pos_of(&l, off);
+    *line = p.line;
+    *col = p.col;
 }
 
 int jsonloc_find(const struct jsonloc *l, const cJSON *node, int key, unsigned *line,
