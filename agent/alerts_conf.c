@@ -755,16 +755,29 @@ void alerts_plan_compile(const struct alerts_cfg *a, const struct instance_cfg *
     }
 }
 
-/* FNV-1a 64 of the section's text as parsed: equal hashes, same settings. */
-static uint64_t section_hash(const cJSON *node)
+static uint64_t fnv_more(uint64_t h, const char *s)
 {
-    char *t = node ? cJSON_PrintUnformatted(node) : NULL;
-    uint64_t h = 14695981039346656037ULL;
-    for (const char *p = t ? t : ""; *p; p++) {
+    for (const char *p = s ? s : ""; *p; p++) {
         h ^= (unsigned char)*p;
         h *= 1099511628211ULL;
     }
+    h ^= 0xff; /* ends the string: "ab","c" differs from "a","bc" */
+    h *= 1099511628211ULL;
+    return h;
+}
+
+/* FNV-1a 64 of the section's text as parsed and of the secrets its
+ * receivers read from files: equal hashes, same settings. A token file
+ * rotated under an unchanged section is a change (the reload applies it). */
+static uint64_t section_hash(const cJSON *node, const struct alerts_cfg *a)
+{
+    char *t = node ? cJSON_PrintUnformatted(node) : NULL;
+    uint64_t h = fnv_more(14695981039346656037ULL, t);
     cJSON_free(t);
+    for (size_t r = 0; r < a->n_recv; r++) {
+        h = fnv_more(h, a->recv[r].bearer);
+        h = fnv_more(h, a->recv[r].basic_pass);
+    }
     return h;
 }
 
@@ -919,7 +932,7 @@ struct alerts_cfg *alerts_cfg_parse(struct conf_ctx *c, const cJSON *node, const
         alerts_cfg_free(a);
         return NULL;
     }
-    a->src_hash = section_hash(node);
+    a->src_hash = section_hash(node, a);
     return a;
 }
 

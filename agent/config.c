@@ -927,9 +927,15 @@ struct config *config_parse(const char *json, size_t len, const char *origin,
         }
     }
     {
+        /* located where it was given: top-level "listen" or "http.listen" */
         struct buf why = BUF_INIT;
+        const cJSON *at = cJSON_GetObjectItemCaseSensitive(root, "listen");
+        const char *path = "listen";
+        const cJSON *http_obj = cJSON_GetObjectItemCaseSensitive(root, "http");
+        if (!at && cJSON_IsObject(http_obj) && (at = cJSON_GetObjectItemCaseSensitive(http_obj, "listen")))
+            path = "http.listen";
         if (check_listen(cfg->http.listen, &why) < 0)
-            conf_err(&c, cJSON_GetObjectItemCaseSensitive(root, "listen"), 0, "listen", "%s", why.p);
+            conf_err(&c, at, 0, path, "%s", why.p);
         buf_free(&why);
     }
     if (!instances && any_source) {

@@ -72,8 +72,10 @@ static void set_fd_budget(const struct http_cfg *h, size_t n_instances)
 
 static void apply_log_level(const struct service *sv, const struct config *cfg)
 {
-    enum log_level lvl;
-    if (!sv->level_fixed && cfg->log_level && log_parse_level(cfg->log_level, &lvl) == 0)
+    /* a file without log_level means the default: a reload that removes
+     * the key goes back to it, not to the level before */
+    enum log_level lvl = LOG_INFO;
+    if (!sv->level_fixed && (!cfg->log_level || log_parse_level(cfg->log_level, &lvl) == 0))
         log_set_level(lvl);
 }
 

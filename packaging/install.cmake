@@ -42,9 +42,9 @@ set(REDPULSE_SBINDIR \"${CMAKE_INSTALL_SBINDIR}\")")
 install(SCRIPT packaging/install_paths.cmake)
 
 # ---- Debian package -------------------------------------------------------
-# Runtime dependencies come from dpkg-shlibdeps on the binary; procps is for
-# /bin/kill in ExecReload=. tests/packaging/test_package.py checks them
-# against ldd of the installed binary.
+# Runtime dependencies come from dpkg-shlibdeps on the binary, nothing else
+# (ExecReload= runs redpulse --reload, no /bin/kill).
+# tests/packaging/test_package.py checks them against ldd of the installed binary.
 set(CPACK_GENERATOR DEB)
 set(CPACK_PACKAGE_NAME redpulse)
 set(CPACK_PACKAGE_VERSION ${PROJECT_VERSION})
@@ -60,7 +60,6 @@ set(CPACK_DEBIAN_FILE_NAME DEB-DEFAULT)
 set(CPACK_DEBIAN_PACKAGE_SECTION admin)
 set(CPACK_DEBIAN_PACKAGE_PRIORITY optional)
 set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS ON)
-set(CPACK_DEBIAN_PACKAGE_DEPENDS "procps")
 set(CPACK_DEBIAN_PACKAGE_SUGGESTS "redis-server, prometheus")
 set(CPACK_DEBIAN_PACKAGE_CONTROL_EXTRA
   ${CMAKE_SOURCE_DIR}/packaging/debian/conffiles ${CMAKE_SOURCE_DIR}/packaging/debian/postinst

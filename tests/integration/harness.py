@@ -307,7 +307,8 @@ class Agent:
         e = dict(os.environ)
         e.update(env or {})
         self.logf = open(self.log, "w")
-        self.proc = subprocess.Popen([BIN, "--config", self.path, "--log-level", log_level],
+        level = ["--log-level", log_level] if log_level else []  # None: the file's log_level rules
+        self.proc = subprocess.Popen([BIN, "--config", self.path] + level,
                                      stdout=self.logf, stderr=subprocess.STDOUT, env=e, preexec_fn=preexec_fn)
         _LIVE.append(self.proc)
         # our own process must be the one answering (a port picked by

@@ -361,6 +361,34 @@ class PartialReload(unittest.TestCase):
         self.assertEqual(series(m, "redpulse_config_hash")[0][0]["hash"], fnv1a64(new))
         self.assertEqual(ag.stop(), 0, ag.log_text())
 
+    def test_log_level_follows_the_file(self):
+        """Without --log-level the file's log_level applies, and a reload
+        that removes the key goes back to the default (info): it used to
+        keep the level before (debug here)."""
+        tmp = Tmp()
+        self.addCleanup(tmp.cleanup)
+        redis = RedisServer(tmp.path, "r")
+        self.addCleanup(redis.stop)
+        ag = Agent(tmp.path, [inst("a", redis)], defaults=DEFAULTS, log_level=None, extra={"log_level": "debug"})
+        self.addCleanup(ag.stop)
+        wait_for(lambda: "a: connected to" in ag.log_text(), 5, what="a debug line")
+        cfg = json.load(open(ag.path))
+        del cfg["log_level"]
+        with open(ag.path + ".new", "w") as f:
+            json.dump(cfg, f)
+        os.replace(ag.path + ".new", ag.path)
+        ag.proc.send_signal(signal.SIGHUP)
+        wait_for(lambda: "configuration reloaded" in ag.log_text(), 10, what="reload")
+        seen = ag.log_text().count("a: connected to")
+        # a reconnect: logged at debug level only
+        c0 = value(ag.metrics(), "redpulse_connects_total", target="a")
+        v = redis.client()
+        v.cmd("CLIENT", "KILL", "SKIPME", "yes")
+        v.close()
+        wait_for(lambda: value(ag.metrics(), "redpulse_connects_total", target="a") > c0, 5, what="reconnected")
+        self.assertEqual(ag.log_text().count("a: connected to"), seen)
+        self.assertEqual(ag.stop(), 0, ag.log_text())
+
 
 class FdBudgetOnReload(unittest.TestCase):
     """The descriptor budget for Redis connections follows a reload that

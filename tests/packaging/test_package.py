@@ -150,7 +150,7 @@ def inspect(deb):
 
 def check_depends(depends):
     """Every library the binary NEEDs is in Depends by its package, and
-    every Depends entry is one of those (or procps, for /bin/kill)."""
+    every Depends entry is one of those."""
     step("Depends against readelf NEEDED + ldd + dpkg -S")
     needed = re.findall(r"\(NEEDED\)\s+Shared library: \[([^\]]+)\]", run(["readelf", "-d", BIN]).stdout)
     assert needed, "no NEEDED entries in " + BIN
@@ -178,7 +178,7 @@ def check_depends(depends):
         assert owner, "no package owns %s (%s)" % (lib, where[lib])
         owners.add(owner)
         assert owner in dep_pkgs, "%s comes from %s, which Depends lacks: %s" % (lib, owner, depends)
-    extra = dep_pkgs - owners - {"procps"}
+    extra = dep_pkgs - owners
     assert not extra, "Depends names packages the binary does not need: %s" % extra
     print("  %d NEEDED libraries from %d packages, all in Depends" % (len(needed), len(owners)))
 

@@ -118,6 +118,17 @@ START_TEST(issue_example_location)
 }
 END_TEST
 
+START_TEST(http_listen_located)
+{
+    /* a bad http.listen is named and located as given (it was reported as
+     * "listen", without a position) */
+    const char *json = "{\"http\": {\"listen\": \"nope\"},\n"
+                       " \"instances\": [{\"name\": \"a\", \"address\": \"h:1\"}]}\n";
+    const char *n[] = {"http.listen (line 1, column 21): expected host:port", NULL};
+    expect_errors(json, 1, n);
+}
+END_TEST
+
 START_TEST(all_errors_reported)
 {
     const char *json = "{\"listen\": \"nope\", \"bogus\": 1,\n"
@@ -368,6 +379,7 @@ int main(void)
     tcase_add_test(tc, full_valid);
     tcase_add_test(tc, issue_example_location);
     tcase_add_test(tc, all_errors_reported);
+    tcase_add_test(tc, http_listen_located);
     tcase_add_test(tc, duplicate_names_located);
     tcase_add_test(tc, syntax_errors);
     tcase_add_test(tc, addresses);
