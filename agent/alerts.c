@@ -203,7 +203,7 @@ static void send_to_routes(struct hub *h, struct hub_alert *a, const struct noti
             c->seq = ++h->seq;
             c->created = now;
             hub_enqueue(h, r, c);
-            a->last_sent[r] = now;
+            a->last_sent[r] = (double)now_mono_us() / 1e6; /* repeats are timed on it (deliver.c) */
         }
 }
 
@@ -260,8 +260,11 @@ static void set_active(struct alert_inst *in, size_t k, struct hub_alert *a)
     in->h[k] = a;
 }
 
+/* The rule states run on the monotonic clock (rule_step); what is shown
+ * and saved is wall-clock time. off: the poll's wall-clock time minus its
+ * monotonic one, to go from the first to the second. */
 static void on_transition(struct hub *h, struct alert_inst *in, size_t k, enum alert_tr tr, double value,
-                          double now)
+                          double now, double off)
 {
     const struct plan_entry *pe = &in->plan.e[k];
     const struct alert_rule *r = &h->cfg->rules[pe->rule];
@@ -277,8 +280,8 @@ static void on_transition(struct hub *h, struct alert_inst *in, size_t k, enum a
         }
         a->phase = st->phase;
         a->episode = st->episode;
-        a->since = st->active_since;
-        a->last_true = st->last_true;
+        a->since = st->active_since + off;
+        a->last_true = st->last_true + off;
         a->value = value;
         if (tr == TR_FIRING) {
             /* annotations show the value at the time of firing */
@@ -286,7 +289,7 @@ static void on_transition(struct hub *h, struct alert_inst *in, size_t k, enum a
             notif_free(a->n);
             a->n = fresh;
             a->n->episode = st->episode;
-            a->n->starts_at = st->active_since;
+            a->n->starts_at = a->since;
             a->silenced = hub_silenced(h->cfg, a->n, now);
             send_to_routes(h, a, a->n, now);
             log_info("alerts", "%s: %s firing (value %g, threshold %g)%s", in->ic->name, r->name, value,
@@ -750,7 +753,16 @@ void alerts_stop(void)
     free(h);
 }
 
-static struct alert_inst *inst_new(struct hub *h, const struct instance_cfg *ic)
+/* A wall-clock time t from the state file on the monotonic clock of the
+ * poll st: as long before the poll as the wall clock says, never after it
+ * (the clock may have been set back since it was saved). */
+static double mono_of(const struct poll_stats *st, double t)
+{
+    double ago = st->last_poll_ts - t;
+    return st->last_poll_mono - (ago > 0 ? ago : 0);
+}
+
+static struct alert_inst *inst_new(struct hub *h, const struct instance_cfg *ic, const struct poll_stats *st)
 {
     struct alert_inst *in = xcalloc(1, sizeof *in);
     /* by name, against the rules the engine runs: an instance a reload
@@ -789,6 +801,8 @@ static struct alert_inst *inst_new(struct hub *h, const struct instance_cfg *ic)
                 break;
             }
             in->st[k] = s->st;
+            in->st[k].active_since = mono_of(st, s->st.active_since);
+            in->st[k].last_true = mono_of(st, s->st.last_true);
             struct hub_alert *a = new_hub_alert(h, r, pe->rule, ic, NAN, pe->threshold);
             notif_free(a->n);
             a->n = notif_dup(s->n);
@@ -800,7 +814,7 @@ static struct alert_inst *inst_new(struct hub *h, const struct instance_cfg *ic)
             a->silenced = hub_silenced(h->cfg, a->n, now);
             if (a->phase == AP_FIRING) /* told before the restart: no second firing */
                 for (size_t r2 = 0; r2 < h->cfg->n_recv; r2++)
-                    a->last_sent[r2] = now;
+                    a->last_sent[r2] = (double)now_mono_us() / 1e6;
             set_active(in, k, a);
             in->n_active++;
             break;
@@ -820,13 +834,13 @@ void alerts_after_poll(struct alert_inst **slot, const struct instance_cfg *ic, 
     struct alert_inst *in = *slot;
     if (!in) {
         pthread_mutex_lock(&h->mu);
-        in = *slot = inst_new(h, ic);
+        in = *slot = inst_new(h, ic, st);
         pthread_mutex_unlock(&h->mu);
     }
     in->ic = ic; /* a reload may have moved the instance to a new generation */
     bool up = st->last_outcome == OUTCOME_OK && s && d;
     struct rule_input ri = {up, up ? s : NULL, up ? d : NULL, cv};
-    double now = st->last_poll_ts;
+    double now = st->last_poll_ts, mono = st->last_poll_mono;
     bool locked = false;
     for (size_t k = 0; k < in->plan.n; k++) {
         const struct plan_entry *pe = &in->plan.e[k];
@@ -835,7 +849,7 @@ void alerts_after_poll(struct alert_inst **slot, const struct instance_cfg *ic, 
         double v = figure_value(&r->fig, &ri, pe->slot >= 0 ? &in->prev[pe->slot] : &scratch);
         struct rule_params p = r->p;
         p.threshold = pe->threshold;
-        enum alert_tr tr = rule_step(&p, &in->st[k], pe->slot >= 0 ? &in->base[pe->slot] : NULL, v, now);
+        enum alert_tr tr = rule_step(&p, &in->st[k], pe->slot >= 0 ? &in->base[pe->slot] : NULL, v, mono);
         if (tr == TR_NONE && !active_of(in, k))
             continue;
         if (!locked) {
@@ -845,10 +859,10 @@ void alerts_after_poll(struct alert_inst **slot, const struct instance_cfg *ic, 
         if (tr == TR_NONE) {
             if (!isnan(v))
                 in->h[k]->value = v;
-            in->h[k]->last_true = in->st[k].last_true;
+            in->h[k]->last_true = in->st[k].last_true + (now - mono);
             continue;
         }
-        on_transition(h, in, k, tr, v, now);
+        on_transition(h, in, k, tr, v, now, now - mono);
     }
     if (locked) {
         bool wake = h->dirty;

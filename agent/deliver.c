@@ -57,6 +57,11 @@ static struct {
 } D;
 
 static double now_s(void) { return (double)now_real_us() / 1e6; }
+/* Waits (backoff, re-send, repeat, the stop's grace) are measured on the
+ * monotonic clock: a step of the wall clock (NTP at boot, a VM resumed)
+ * must neither hold a receiver back for as long as the step nor send
+ * everything at once. What goes into notifications is wall-clock time. */
+static double mono_s(void) { return (double)now_mono_us() / 1e6; }
 
 static size_t on_body(char *p, size_t sz, size_t n, void *arg)
 {
@@ -150,7 +155,7 @@ static void start_attempt(struct hub *h, size_t r, struct notif *const *v, size_
     at->n_done = 0;
     at->max_seq = max_seq;
     at->n_notifs = n;
-    at->started = now;
+    at->started = mono_s();
     for (size_t u = 0; u < rc->n_urls; u++) {
         struct req *q = &at->reqs[u];
         q->recv = r;
@@ -192,7 +197,8 @@ static double backoff_s(const struct alert_receiver *rc, unsigned fails, double 
 }
 
 /* An attempt of receiver r has all its answers. Hub lock held. */
-static void finish_attempt(struct hub *h, size_t r, double now)
+/* mono: now on the monotonic clock (mono_s). */
+static void finish_attempt(struct hub *h, size_t r, double mono)
 {
     const struct alert_receiver *rc = &h->cfg->recv[r];
     struct attempt *at = &D.att[r];
@@ -218,7 +224,7 @@ static void finish_attempt(struct hub *h, size_t r, double now)
             bad = q;
         }
     }
-    double lat = now - at->started;
+    double lat = mono - at->started;
     size_t bk = 0;
     while (bk < HUB_LAT_BUCKETS && lat > hub_lat_bounds[bk])
         bk++;
@@ -236,7 +242,7 @@ static void finish_attempt(struct hub *h, size_t r, double now)
         o->failed++;
         o->fails++;
         double wait = backoff_s(rc, o->fails, retry_after);
-        o->next_try = now + wait;
+        o->next_try = mono + wait;
         if (bad->status)
             log_warn("deliver", "%s: HTTP %ld (%.100s); retry %u in %.1fs", rc->name, bad->status, bad->resp,
                      o->fails, wait);
@@ -260,18 +266,19 @@ static void finish_attempt(struct hub *h, size_t r, double now)
             o->n -= k;
             h->dirty = true;
         } else {
-            o->next_resend = now + (double)rc->resend_ms / 1000.0;
+            o->next_resend = mono + (double)rc->resend_ms / 1000.0;
         }
     }
     free_attempt(at);
 }
 
-/* What receiver r should send now, if anything. Hub lock held. */
-static void consider(struct hub *h, size_t r, double now)
+/* What receiver r should send now (wall clock; mono: the same moment on
+ * the monotonic clock), if anything. Hub lock held. */
+static void consider(struct hub *h, size_t r, double now, double mono)
 {
     const struct alert_receiver *rc = &h->cfg->recv[r];
     struct outbox *o = &h->ob[r];
-    if (D.att[r].reqs || now < o->next_try)
+    if (D.att[r].reqs || mono < o->next_try)
         return;
     for (size_t i = 0; i < h->n_act; i++) {
         /* silences end: an alert that fired under one is sent now */
@@ -284,7 +291,7 @@ static void consider(struct hub *h, size_t r, double now)
             c->seq = ++h->seq;
             c->created = now;
             hub_enqueue(h, r, c);
-            a->last_sent[r] = now;
+            a->last_sent[r] = mono;
             h->dirty = true;
         }
     }
@@ -293,13 +300,13 @@ static void consider(struct hub *h, size_t r, double now)
         for (size_t i = 0; i < h->n_act; i++) {
             struct hub_alert *a = h->act[i];
             if (a->phase != AP_FIRING || !a->routed[r] || a->silenced || !a->last_sent[r] ||
-                now - a->last_sent[r] < (double)rc->repeat_ms / 1000.0)
+                mono - a->last_sent[r] < (double)rc->repeat_ms / 1000.0)
                 continue;
             struct notif *c = notif_dup(a->n);
             c->seq = ++h->seq;
             c->created = now;
             hub_enqueue(h, r, c);
-            a->last_sent[r] = now;
+            a->last_sent[r] = mono;
             h->dirty = true;
         }
     }
@@ -314,7 +321,7 @@ static void consider(struct hub *h, size_t r, double now)
         start_attempt(h, r, o->v, n, o->v[n - 1]->seq, now);
         return;
     }
-    if (rc->type == RECV_ALERTMANAGER && now >= o->next_resend) {
+    if (rc->type == RECV_ALERTMANAGER && mono >= o->next_resend) {
         /* Alertmanager keeps nothing across its restarts: firing alerts are
          * re-sent every resend_interval, resolved ones for 15 minutes. The
          * resolved go first: Alertmanager takes a batch in order and keeps
@@ -334,7 +341,7 @@ static void consider(struct hub *h, size_t r, double now)
         if (n)
             start_attempt(h, r, v, n, 0, now);
         else
-            o->next_resend = now + (double)rc->resend_ms / 1000.0;
+            o->next_resend = mono + (double)rc->resend_ms / 1000.0;
         free(v);
     }
 }
@@ -424,10 +431,11 @@ void deliver_remap(struct hub *h)
  * whatever is still undelivered then stays in the saved outbox. */
 #define STOP_GRACE_S 2.0
 
-/* After stop: a request in flight, or a notification due before stop_by. */
-static bool flushing(const struct hub *h, double now)
+/* After stop: a request in flight, or a notification due before stop_by
+ * (mono: now on the monotonic clock). */
+static bool flushing(const struct hub *h, double mono)
 {
-    if (now >= h->stop_by)
+    if (mono >= h->stop_by)
         return false;
     for (size_t r = 0; r < h->cfg->n_recv; r++)
         if (D.att[r].reqs || (h->ob[r].n && h->ob[r].next_try < h->stop_by))
@@ -441,7 +449,7 @@ static void *thread_main(void *arg)
     /* monotonic seconds: a step of the wall clock moves no save */
     double last_save = -INFINITY, save_took = 0, retry_at = -INFINITY;
     pthread_mutex_lock(&h->mu);
-    while (!h->stop || flushing(h, now_s())) {
+    while (!h->stop || flushing(h, mono_s())) {
         deliver_remap(h);
         double now = now_s();
         size_t kept = 0;
@@ -454,8 +462,9 @@ static void *thread_main(void *arg)
             }
         }
         h->n_resolved = kept;
+        double mono_now = mono_s();
         for (size_t r = 0; r < h->cfg->n_recv; r++)
-            consider(h, r, now);
+            consider(h, r, now, mono_now);
         int wait_ms = 250;
         double mono = (double)now_mono_us() / 1e6;
         double due = h->dirty ? fmax(last_save + fmin(fmax(SAVE_EVERY_S, SAVE_DUTY * save_took), SAVE_MAX_S), retry_at)
@@ -487,7 +496,7 @@ static void *thread_main(void *arg)
             q->done = true;
             struct attempt *at = &D.att[q->recv];
             if (++at->n_done == at->n_reqs)
-                finish_attempt(h, q->recv, now_s());
+                finish_attempt(h, q->recv, mono_s());
         }
     }
     deliver_remap(h);
@@ -529,7 +538,7 @@ void deliver_stop(struct hub *h)
         return;
     pthread_mutex_lock(&h->mu);
     h->stop = true;
-    h->stop_by = now_s() + STOP_GRACE_S;
+    h->stop_by = mono_s() + STOP_GRACE_S;
     pthread_mutex_unlock(&h->mu);
     curl_multi_wakeup(D.multi);
     pthread_join(D.th, NULL);

@@ -475,6 +475,7 @@ static void finish(struct target *t, enum outcome o, const char *detail, struct 
     t->st.polled = true;
     t->st.last_outcome = o;
     t->st.last_poll_ts = (double)now_real_us() / 1e6;
+    t->st.last_poll_mono = (double)now / 1e6;
     t->st.last_duration_s = (double)(now - t->poll_start_us) / 1e6;
     if (o == OUTCOME_OK) {
         t->fails = 0;

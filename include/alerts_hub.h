@@ -46,7 +46,8 @@ struct hub_alert {
     double value, threshold, interval_s;
     bool silenced;
     struct notif *n;       /* labels, annotations, fingerprint (status firing) */
-    double *last_sent;     /* [n_recv] when last queued or sent to each receiver; 0: never */
+    double *last_sent;     /* [n_recv] when last queued or sent to each receiver
+                            * (monotonic clock); 0: never */
     bool *routed;          /* [n_recv] receivers this alert goes to */
 };
 
@@ -59,9 +60,9 @@ struct outbox {
     struct notif **v;
     size_t n, cap;
     uint64_t dropped;      /* overflowed: the oldest were dropped */
-    double next_try;       /* wall clock: no attempt before (backoff) */
+    double next_try;       /* monotonic clock: no attempt before (backoff) */
     unsigned fails;        /* consecutive failed attempts */
-    double next_resend;    /* alertmanager: the next full re-send */
+    double next_resend;    /* alertmanager: the next full re-send (monotonic clock) */
     uint64_t ok, failed, final; /* requests: delivered, failed (retried), refused (final 4xx) */
     uint64_t lat_count[HUB_LAT_BUCKETS], lat_total; /* latency histogram (hub_lat_bounds) */
     double lat_sum;
@@ -91,7 +92,7 @@ struct hub {
     bool dirty_lazy;       /* ... only on pending alerts (saved within LAZY_SAVE_S) */
     uint64_t state_writes; /* state file writes done (redpulse_alert_state_writes_total) */
     bool stop;
-    double stop_by;        /* after stop: wall clock when the last flush gives up */
+    double stop_by;        /* after stop: when the last flush gives up (monotonic clock) */
     char *state_path;      /* <state_dir>/alerts.json (the lock guards it: a reload moves it) */
     char *moved_from;      /* a reload moved state_dir: the old file, removed after the first
                             * good write at state_path; NULL: none */

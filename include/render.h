@@ -23,6 +23,8 @@ struct poll_stats {
     uint64_t polls, connects;
     uint64_t errors[OUTCOME_COUNT];
     double last_poll_ts, last_success_ts, last_duration_s;
+    double last_poll_mono; /* the last poll's end on the monotonic clock, seconds:
+                            * the alert rules measure their durations with it */
     enum outcome last_outcome;
     char last_error[200]; /* human detail of the last failure, "" when ok */
     size_t reply_bytes;

@@ -107,8 +107,8 @@ struct alert_state {
     uint8_t phase;        /* enum alert_phase */
     uint32_t episode;     /* firings so far: the n-th firing is episode n */
     double value;         /* last value seen */
-    double active_since;  /* wall-clock seconds: pending began (Prometheus' ActiveAt) */
-    double last_true;     /* wall-clock seconds the condition last held */
+    double active_since;  /* pending began (Prometheus' ActiveAt), on rule_step's clock */
+    double last_true;     /* the condition last held, on rule_step's clock */
 };
 
 /* EWMA baseline of a relative rule. */
@@ -122,7 +122,9 @@ enum alert_tr { TR_NONE, TR_PENDING, TR_FIRING, TR_RESOLVED, TR_CANCELLED };
 const char *alert_tr_str(enum alert_tr t);
 const char *alert_phase_str(enum alert_phase p);
 
-/* One evaluation at wall-clock time now (seconds) of value (NaN: missing).
+/* One evaluation at time now (seconds on a clock no one sets: the poll's
+ * last_poll_mono, so that a step of the wall clock neither fires a `for`
+ * early nor holds one back) of value (NaN: missing).
  * b is the baseline of a relative rule (NULL otherwise): it is compared
  * against first, then updated with value. Returns the transition made. */
 enum alert_tr rule_step(const struct rule_params *p, struct alert_state *st, struct baseline *b, double value,

@@ -61,6 +61,7 @@ int main(int argc, char **argv)
     struct poll_stats st = {0};
     st.polled = true;
     st.last_poll_ts = 1.7e9;
+    st.last_poll_mono = 1000;
 
     /* COLD instances with the built-in alert rules, state in /tmp */
     struct buf js = BUF_INIT;

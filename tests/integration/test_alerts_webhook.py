@@ -334,6 +334,90 @@ class WebhookDelivery(unittest.TestCase):
             rec.close()
             s.stop()
 
+    def test_rotated_token_file_applies_on_reload(self):
+        """A receiver's bearer_token_file rewritten under an unchanged
+        alerts section: the reload sends the new token (before, the section's
+        text was all a reload compared, so the old token stayed until a
+        restart while the reload reported success)."""
+        s = RedisServer(self.tmp.path, "r")
+        r = Receiver()
+        r.up()
+        tok = os.path.join(self.tmp.path, "token")
+        with open(tok, "w") as f:
+            f.write("first\n")
+        cfg = {"builtin": False, "state_dir": os.path.join(self.tmp.path, "state"),
+               "receivers": [{"name": "h", "type": "webhook", "url": "http://127.0.0.1:%d/h" % r.port,
+                              "bearer_token_file": tok}],
+               "rules": [{"name": "Blocked", "figure": "info.clients.blocked_clients", "op": ">=", "threshold": 1}]}
+        inst = [{"name": "r", "address": "127.0.0.1:%d" % s.port}]
+        a = Agent(self.tmp.path, inst, defaults={"interval": "300ms", "timeout": "200ms"}, extra={"alerts": cfg})
+        try:
+            b = Blocker(s.port)
+            wait_for(lambda: len(r.delivered()) == 1, 5, what="firing delivered")
+            self.assertEqual(r.log[-1]["auth"], "Bearer first")
+            with open(tok, "w") as f:
+                f.write("second\n")
+            a.proc.send_signal(signal.SIGHUP)
+            wait_for(lambda: "configuration reloaded" in a.log_text(), 5, what="reloaded")
+            b.close()
+            wait_for(lambda: len(r.delivered()) == 2, 5, what="resolved delivered")
+            self.assertEqual(r.delivered()[1][2], "resolved")
+            self.assertEqual(r.log[-1]["auth"], "Bearer second")
+        finally:
+            r.close()
+            self.assertEqual(a.stop(), 0)
+            s.stop()
+
+    def test_wall_clock_steps_hold_nothing_back(self):
+        """The wall clock set back under the agent (NTP at boot, a VM
+        resumed; faked with clockshift.c, the machine's clock is left alone):
+        a pending alert still fires after its `for`, and a receiver's retry
+        after a 503 still comes after its backoff. Both were measured on the
+        wall clock and waited an extra hour for each hour it went back."""
+        lib = os.environ.get("CLOCKSHIFT_LIB")
+        if not lib or not os.path.exists(lib):
+            self.skipTest("CLOCKSHIFT_LIB (the build's libclockshift.so) not set")
+        s = RedisServer(self.tmp.path, "r")
+        r = Receiver()
+        r.up([503])
+        shift = os.path.join(self.tmp.path, "clockshift")
+        with open(shift, "w") as f:
+            f.write("0")
+        env = {"LD_PRELOAD": lib, "CLOCKSHIFT_FILE": shift,
+               # the sanitizer build: its runtime need not come first
+               "ASAN_OPTIONS": ":".join(x for x in (os.environ.get("ASAN_OPTIONS"), "verify_asan_link_order=0") if x)}
+        cfg = {"builtin": False, "state_dir": os.path.join(self.tmp.path, "state"),
+               "receivers": [{"name": "h", "type": "webhook", "url": "http://127.0.0.1:%d/h" % r.port,
+                              "timeout": "1s", "max_backoff": "2s"}],
+               "rules": [{"name": "Blocked", "figure": "info.clients.blocked_clients", "op": ">=", "threshold": 1,
+                          "for": "3s"}]}
+        inst = [{"name": "r", "address": "127.0.0.1:%d" % s.port}]
+        a = Agent(self.tmp.path, inst, defaults={"interval": "300ms", "timeout": "200ms"}, extra={"alerts": cfg},
+                  env=env)
+        b = None
+        try:
+            def state():
+                al = json.loads(a.get("/api/v1/alerts")[2])["alerts"]
+                return al[0]["state"] if al else None
+            b = Blocker(s.port)
+            wait_for(lambda: state() == "pending", 5, what="pending")
+            t = time.monotonic()
+            with open(shift, "w") as f:
+                f.write("-3600")  # an hour back while pending
+            wait_for(lambda: r.log, 8, what="the firing alert sent (after its `for` of 3 s)")
+            self.assertGreaterEqual(time.monotonic() - t, 1.5)  # not at once either
+            self.assertEqual(r.log[0]["action"], 503)
+            with open(shift, "w") as f:
+                f.write("-7200")  # another hour back while the receiver backs off
+            wait_for(lambda: r.delivered(), 6, what="the retry after the 503 (backoff at most 2 s)")
+            self.assertEqual(r.delivered()[0][2], "firing")
+        finally:
+            if b:
+                b.close()
+            r.close()
+            self.assertEqual(a.stop(), 0)
+            s.stop()
+
     def test_edited_state_file_cannot_hurt(self):
         """A state file edited by hand: an alert listed twice is taken once
         (before, the second became an alert no instance owned, listed twice

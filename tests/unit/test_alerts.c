@@ -613,13 +613,15 @@ static int active_get(const char *rule, double *since)
 
 static int active_phase(const char *rule) { return active_get(rule, NULL); }
 
-static void poll_with(struct alert_inst **slot, const struct config *c, const char *fixture_name, bool up,
-                      double now)
+/* A poll ending at wall-clock time now and monotonic time mono. */
+static void poll_at(struct alert_inst **slot, const struct config *c, const char *fixture_name, bool up,
+                    double now, double mono)
 {
     struct poll_stats st = {0};
     st.polled = true;
     st.last_outcome = up ? OUTCOME_OK : OUTCOME_CONNECT_REFUSED;
     st.last_poll_ts = now;
+    st.last_poll_mono = mono;
     struct info_sample *s = up ? fixture(fixture_name) : NULL;
     struct derived d;
     if (s)
@@ -629,6 +631,13 @@ static void poll_with(struct alert_inst **slot, const struct config *c, const ch
         derived_clear(&d);
         info_sample_free(s);
     }
+}
+
+/* A poll at now, the two clocks in step. */
+static void poll_with(struct alert_inst **slot, const struct config *c, const char *fixture_name, bool up,
+                      double now)
+{
+    poll_at(slot, c, fixture_name, up, now, now);
 }
 
 START_TEST(agent_restart_from_state_file)
@@ -775,6 +784,43 @@ static struct config *bgsave_rule(const char *dir, const char *for_s)
     ck_assert_msg(c != NULL, "%s", e.text.p);
     return c;
 }
+
+/* `for` and its start measure time on the monotonic clock: the wall clock
+ * set back an hour does not hold a pending alert back (it stayed pending
+ * for the hour), set forward an hour it does not fire one at once; what is
+ * shown (since) is wall-clock time. */
+START_TEST(wall_clock_steps_move_no_for)
+{
+    char dir[64];
+    snprintf(dir, sizeof dir, "/tmp/rp-alerts-clock-%ld", (long)getpid());
+    struct config *c = bgsave_rule(dir, "30s");
+    ck_assert_int_eq(alerts_start(c), 0);
+    struct alert_inst *slot = NULL;
+    double t0 = (double)time(NULL), since = 0;
+    const char *bad = "info-redis-7.0.15-bgsave-error.txt", *good = "info-redis-7.0.15-master.txt";
+    poll_at(&slot, c, bad, true, t0, 1000);
+    ck_assert_int_eq(active_get("Bgsave", &since), AP_PENDING);
+    ck_assert(fabs(since - t0) < 1e-6);
+    poll_at(&slot, c, bad, true, t0 - 3600 + 20, 1020); /* set back an hour */
+    ck_assert_int_eq(active_phase("Bgsave"), AP_PENDING);
+    poll_at(&slot, c, bad, true, t0 - 3600 + 31, 1031); /* 31 s on the monotonic clock */
+    ck_assert_int_eq(active_get("Bgsave", &since), AP_FIRING);
+    ck_assert(fabs(since - (t0 - 3600)) < 1e-6); /* when it began, in the wall clock now */
+    poll_at(&slot, c, good, true, t0 - 3600 + 40, 1040);
+    ck_assert_int_eq(active_phase("Bgsave"), -1); /* resolved */
+    poll_at(&slot, c, bad, true, t0, 1050);
+    ck_assert_int_eq(active_phase("Bgsave"), AP_PENDING);
+    poll_at(&slot, c, bad, true, t0 + 3600, 1055); /* set forward an hour */
+    ck_assert_int_eq(active_phase("Bgsave"), AP_PENDING);
+    poll_at(&slot, c, bad, true, t0 + 3600 + 30, 1085);
+    ck_assert_int_eq(active_phase("Bgsave"), AP_FIRING);
+    alerts_stop();
+    config_free(c);
+    char cmd[160];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    ck_assert_int_eq(system(cmd), 0);
+}
+END_TEST
 
 /* A rule over a bgsave status that fails at every other poll (the last one
  * failing) for about a second (100 polls, 10 ms apart); returns the state
@@ -992,6 +1038,7 @@ int main(void)
     tcase_add_test(tc, agent_restart_from_state_file);
     tcase_add_test(tc, state_write_is_atomic);
     tcase_add_test(tc, silence_that_ends_lets_the_alert_through);
+    tcase_add_test(tc, wall_clock_steps_move_no_for);
     tcase_add_test(tc, plans_by_name_and_forget);
     tcase_add_test(tc, pending_churn_is_saved_lazily);
     tcase_add_test(tc, pending_for_restarts_after_a_crash);

@@ -1,0 +1,61 @@
+/*
+ * clockshift.c - a test fake for a fault no real server produces: the wall
+ * clock stepped (NTP at boot, a VM resumed, an operator's `date -s`) under a
+ * running agent, without touching the machine's clock. Preloaded
+ * (LD_PRELOAD) into the agent, it adds to CLOCK_REALTIME the number of
+ * seconds written in the file named by $CLOCKSHIFT_FILE (read again at most
+ * every 20 ms; missing or unreadable: no shift). The monotonic clock is left
+ * alone: that is the point.
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* RTLD_NEXT */
+#endif
+#include <dlfcn.h>
+#include <fcntl.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <time.h>
+#include <unistd.h>
+
+typedef int (*clock_fn)(clockid_t, struct timespec *);
+
+static atomic_llong shift_ns;       /* the shift in force */
+static atomic_llong next_read_ns;   /* monotonic: when the file is read again */
+
+static long long read_shift_ns(void)
+{
+    const char *path = getenv("CLOCKSHIFT_FILE");
+    if (!path)
+        return 0;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    char buf[64];
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0)
+        return 0;
+    buf[n] = '\0';
+    return (long long)(strtod(buf, NULL) * 1e9);
+}
+
+int clock_gettime(clockid_t id, struct timespec *ts)
+{
+    static clock_fn real;
+    if (!real)
+        real = (clock_fn)dlsym(RTLD_NEXT, "clock_gettime");
+    int r = real(id, ts);
+    if (r != 0 || (id != CLOCK_REALTIME && id != CLOCK_REALTIME_COARSE))
+        return r;
+    struct timespec m;
+    real(CLOCK_MONOTONIC, &m);
+    long long mono = (long long)m.tv_sec * 1000000000LL + m.tv_nsec;
+    if (mono >= atomic_load(&next_read_ns)) {
+        atomic_store(&shift_ns, read_shift_ns());
+        atomic_store(&next_read_ns, mono + 20000000LL);
+    }
+    long long t = (long long)ts->tv_sec * 1000000000LL + ts->tv_nsec + atomic_load(&shift_ns);
+    ts->tv_sec = (time_t)(t / 1000000000LL);
+    ts->tv_nsec = (long)(t % 1000000000LL);
+    return 0;
+}
