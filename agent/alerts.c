@@ -523,12 +523,31 @@ static void move_aside(const char *path, const char *why)
                   strerror(errno));
 }
 
+/* A state file that is there but cannot be read (EACCES, EIO, a directory,
+ * a symlink to nothing, a symlink loop) is moved aside as a corrupt one is:
+ * started empty with it in place, the first write would rename the empty
+ * state over it (or over the symlink) and lose its firing alerts, outboxes
+ * and episode counts for good. Only nothing at the path is a first start. */
+static void unreadable(const char *path, int err)
+{
+    struct stat sb;
+    if (lstat(path, &sb) != 0) {
+        if (err != ENOENT) /* nothing there to keep: state_dir itself is unusable */
+            log_warn("alerts", "cannot read state file %s: %s", path, strerror(err));
+        return;
+    }
+    struct buf why = BUF_INIT;
+    buf_printf(&why, "cannot be read: %s%s", strerror(err),
+               S_ISLNK(sb.st_mode) && err == ENOENT ? " (a symlink whose target is missing)" : "");
+    move_aside(path, why.p);
+    buf_free(&why);
+}
+
 static void restore(struct hub *h)
 {
     FILE *f = fopen(h->state_path, "rb");
     if (!f) {
-        if (errno != ENOENT)
-            log_warn("alerts", "cannot read state file %s: %s", h->state_path, strerror(errno));
+        unreadable(h->state_path, errno);
         return;
     }
     struct buf b = BUF_INIT;
@@ -536,6 +555,13 @@ static void restore(struct hub *h)
     size_t n;
     while ((n = fread(tmp, 1, sizeof tmp, f)) > 0)
         buf_append(&b, tmp, n);
+    if (ferror(f)) { /* EISDIR, EIO: what was read is not the file */
+        int e = errno;
+        fclose(f);
+        buf_free(&b);
+        unreadable(h->state_path, e);
+        return;
+    }
     fclose(f);
     cJSON *root = b.p ? cJSON_ParseWithLength(b.p, b.len) : NULL;
     buf_free(&b);
@@ -672,7 +698,7 @@ static void resolve_orphans(struct hub *h, const struct config *cfg)
 static char *state_file(const char *dir)
 {
     struct stat sb;
-    if (stat(dir, &sb) != 0 && mkdir(dir, 0750) != 0)
+    if (stat(dir, &sb) != 0 && mkdir(dir, STATE_DIR_MODE) != 0)
         log_warn("alerts", "state_dir %s: %s; alert state will not survive a restart", dir, strerror(errno));
     struct buf p = BUF_INIT;
     buf_printf(&p, "%s/alerts.json", dir);

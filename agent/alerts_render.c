@@ -65,6 +65,9 @@ void alerts_render_metrics(struct buf *b)
     buf_puts(b, "# HELP redpulse_alert_state_writes_total Writes of the alert state file\n"
                 "# TYPE redpulse_alert_state_writes_total counter\n");
     buf_printf(b, "redpulse_alert_state_writes_total %llu\n", (unsigned long long)h->state_writes);
+    buf_puts(b, "# HELP redpulse_alert_state_write_failures_total State file writes that failed (retried every "
+                "second)\n# TYPE redpulse_alert_state_write_failures_total counter\n");
+    buf_printf(b, "redpulse_alert_state_write_failures_total %llu\n", (unsigned long long)h->state_write_failures);
     put_alerts(b, h, NULL);
     static const char *const res[] = {"success", "failed", "refused"};
     buf_puts(b, "# HELP redpulse_notifications_total Notification requests per receiver by result: success (2xx), "

@@ -13,6 +13,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "alerts_hub.h"
@@ -346,6 +347,53 @@ static void consider(struct hub *h, size_t r, double now, double mono)
     }
 }
 
+/* Changes that come together share one write of the state file: those a
+ * restart must not lose within SAVE_EVERY_S, and no sooner than SAVE_DUTY
+ * times the last write took (thousands of alerts changing at once keep this
+ * thread on the disk at most a quarter of the time), but never later than
+ * SAVE_MAX_S; pending alerts coming and going within LAZY_SAVE_S. A failed
+ * write is tried again after SAVE_RETRY_S. */
+#define SAVE_EVERY_S 0.05
+#define SAVE_DUTY 4.0
+#define SAVE_MAX_S 1.0
+#define LAZY_SAVE_S 5.0
+#define SAVE_RETRY_S 1.0
+/* At stop, what is queued (and due within it) gets this long to go out;
+ * whatever is still undelivered then stays in the saved outbox. */
+#define STOP_GRACE_S 2.0
+/* A failed state write is warned of at once, then at most this often
+ * while the failures go on (it is tried again every SAVE_RETRY_S). */
+#define SAVE_WARN_EVERY_S 60.0
+
+/* state_write_atomic(path), and once more when it failed because the
+ * directory is gone (state_dir deleted at run time: it is made only at start
+ * and at a reload, so every write would fail until a restart). Returns 0,
+ * or -1 with errno set. */
+static int write_state(const char *path, const char *data, size_t len)
+{
+    if (state_write_atomic(path, data, len) == 0)
+        return 0;
+    int e = errno;
+    const char *sl = strrchr(path, '/');
+    if (e != ENOENT || !sl || sl == path)
+        return -1;
+    char *dir = xstrndup(path, (size_t)(sl - path)); /* state_path is <state_dir>/alerts.json */
+    struct stat sb;
+    int rc = -1;
+    if (stat(dir, &sb) != 0 && errno == ENOENT) {
+        if (mkdir(dir, STATE_DIR_MODE) == 0 || errno == EEXIST) {
+            log_warn("alerts", "state_dir %s was gone: made it again", dir);
+            rc = state_write_atomic(path, data, len);
+            e = errno;
+        } else {
+            e = errno;
+        }
+    }
+    free(dir);
+    errno = e;
+    return rc;
+}
+
 /* Writes the state file; returns false when the write failed. The lock is
  * held on entry and exit, released for the disk. final: the last save of a
  * clean stop. */
@@ -356,21 +404,32 @@ static bool save_state(struct hub *h, bool final)
     h->dirty = h->dirty_lazy = false;
     char *path = xstrdup(h->state_path); /* a reload may move it meanwhile */
     pthread_mutex_unlock(&h->mu);
-    bool ok = state_write_atomic(path, b.p, b.len) == 0;
-    if (!ok) {
-        static double last_warn;
-        double t = now_s();
-        if (t - last_warn > 60) {
-            log_warn("alerts", "cannot write state file %s: %s", path, strerror(errno));
-            last_warn = t;
-        }
-    }
+    bool ok = write_state(path, b.p, b.len) == 0;
+    int e = errno;
     buf_free(&b);
+    /* the limiter is this thread's alone, on the monotonic clock (a step of
+     * the wall clock must not silence it), and starts again after a good
+     * write: a new failure is told at once */
+    double mono = (double)now_mono_us() / 1e6;
+    if (!ok) {
+        if (!h->state_fails || mono - h->state_warned >= SAVE_WARN_EVERY_S) {
+            log_warn("alerts", "cannot write state file %s: %s (tried again every %gs)", path, strerror(e),
+                     SAVE_RETRY_S);
+            h->state_warned = mono;
+        }
+        h->state_fails++;
+    } else if (h->state_fails) {
+        log_info("alerts", "alert state writes resumed: %s written after %u failed attempts", path,
+                 h->state_fails);
+        h->state_fails = 0;
+    }
     pthread_mutex_lock(&h->mu);
-    if (ok)
+    if (ok) {
         h->state_writes++;
-    else
+    } else {
+        h->state_write_failures++;
         h->dirty = true; /* nothing is lost: tried again (SAVE_RETRY_S) */
+    }
     bool current = strcmp(path, h->state_path) == 0;
     if (ok && h->moved_from && current) {
         /* state_dir moved by a reload: the state is whole at the new place */
@@ -415,21 +474,6 @@ void deliver_remap(struct hub *h)
     free(h->recv_map);
     h->recv_map = NULL;
 }
-
-/* Changes that come together share one write of the state file: those a
- * restart must not lose within SAVE_EVERY_S, and no sooner than SAVE_DUTY
- * times the last write took (thousands of alerts changing at once keep this
- * thread on the disk at most a quarter of the time), but never later than
- * SAVE_MAX_S; pending alerts coming and going within LAZY_SAVE_S. A failed
- * write is tried again after SAVE_RETRY_S. */
-#define SAVE_EVERY_S 0.05
-#define SAVE_DUTY 4.0
-#define SAVE_MAX_S 1.0
-#define LAZY_SAVE_S 5.0
-#define SAVE_RETRY_S 1.0
-/* At stop, what is queued (and due within it) gets this long to go out;
- * whatever is still undelivered then stays in the saved outbox. */
-#define STOP_GRACE_S 2.0
 
 /* After stop: a request in flight, or a notification due before stop_by
  * (mono: now on the monotonic clock). */

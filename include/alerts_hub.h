@@ -91,6 +91,9 @@ struct hub {
                             * firing, resolved, the outbox (saved within 50 ms) */
     bool dirty_lazy;       /* ... only on pending alerts (saved within LAZY_SAVE_S) */
     uint64_t state_writes; /* state file writes done (redpulse_alert_state_writes_total) */
+    uint64_t state_write_failures; /* ... that failed (redpulse_alert_state_write_failures_total) */
+    unsigned state_fails;  /* delivery thread only: failed writes since the last good one */
+    double state_warned;   /* delivery thread only: monotonic s of the last warning of them */
     bool stop;
     double stop_by;        /* after stop: when the last flush gives up (monotonic clock) */
     char *state_path;      /* <state_dir>/alerts.json (the lock guards it: a reload moves it) */
@@ -119,6 +122,10 @@ bool hub_silenced(const struct alerts_cfg *a, const struct notif *n, double now)
  * outboxes) as JSON into b; clean: the last save of a clean stop (pending
  * alerts keep their `for` across it). Lock held. */
 void hub_serialize(const struct hub *h, bool clean, struct buf *b);
+/* The mode state_dir is made with: at start, at a reload that moves it, and
+ * again by the delivery thread when it is deleted at run time. */
+#define STATE_DIR_MODE 0750
+
 /* Writes b to path atomically: temp file in the same directory, fsync,
  * rename, fsync of the directory. Returns 0, or -1 (errno set). */
 int state_write_atomic(const char *path, const char *data, size_t len);

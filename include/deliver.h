@@ -5,7 +5,9 @@
  * itself), retries what can succeed later (network errors, 5xx, 408, 429:
  * capped exponential backoff with jitter, at least Retry-After), gives up on
  * what cannot (other 4xx: logged with the start of the body, counted), and
- * writes the state file whenever the hub is dirty. Like Alertmanager's
+ * writes the state file whenever the hub is dirty (a failed write is
+ * counted and tried again every second; a state_dir deleted meanwhile is
+ * made again). Like Alertmanager's
  * notification log, a notification leaves its outbox only once delivered or
  * finally refused.
  */

@@ -9,6 +9,7 @@ answering 400 is not retried; a tiny queue counts exactly what it dropped."""
 import http.server
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -496,6 +497,120 @@ class WebhookDelivery(unittest.TestCase):
             finally:
                 self.assertEqual(a.stop(), 0)
         s.stop()
+
+    BLOCKED = [{"name": "Blocked", "figure": "info.clients.blocked_clients", "op": ">=", "threshold": 1}]
+
+    @staticmethod
+    def saved_rules(path):
+        """The rules of the alerts in state file path; None while it is missing."""
+        try:
+            with open(path) as f:
+                return [x["rule"] for x in json.load(f)["alerts"]]
+        except FileNotFoundError:
+            return None
+
+    def test_unreadable_state_file_is_moved_aside_not_overwritten(self):
+        """alerts.json a symlink to a file that is not there: fopen says
+        ENOENT as for no file at all, so the agent started empty without a
+        word and its first write replaced the symlink (the state it pointed
+        to, on a disk not mounted yet, was lost). A state path that exists
+        but cannot be read is moved aside as a corrupt one, the reason
+        logged."""
+        s = RedisServer(self.tmp.path, "r")
+        state = os.path.join(self.tmp.path, "state")
+        os.makedirs(state)
+        path = os.path.join(state, "alerts.json")
+        target = os.path.join(self.tmp.path, "not-mounted", "alerts.json")
+        os.symlink(target, path)
+        cfg = {"builtin": False, "state_dir": state, "rules": self.BLOCKED}
+        a = Agent(self.tmp.path, [{"name": "r", "address": "127.0.0.1:%d" % s.port}],
+                  defaults={"interval": "300ms", "timeout": "200ms"}, extra={"alerts": cfg})
+        b = None
+        try:
+            wait_for(lambda: "moved to" in a.log_text(), 5, what="the dangling symlink moved aside")
+            line = [x for x in a.log_text().splitlines() if "moved to" in x][0]
+            self.assertIn(path, line)
+            self.assertIn("cannot be read: No such file or directory", line)  # the reason, strerror's words
+            aside = [f for f in os.listdir(state) if f.startswith("alerts.json.corrupt-")]
+            self.assertEqual(len(aside), 1, os.listdir(state))
+            self.assertEqual(os.readlink(os.path.join(state, aside[0])), target)  # the symlink itself, kept
+            b = Blocker(s.port)
+            wait_for(lambda: self.saved_rules(path) == ["Blocked"], 5, what="the alert in the new state file")
+            self.assertFalse(os.path.islink(path))
+            self.assertTrue(os.path.isfile(path))
+        finally:
+            if b:
+                b.close()
+            self.assertEqual(a.stop(), 0)
+            s.stop()
+
+    def test_state_dir_deleted_at_run_time_is_made_again(self):
+        """state_dir deleted while the agent runs (a cleanup job, a tmpfs
+        remounted): it was made only at start, so every write failed with
+        ENOENT until a restart. The write makes it again and goes on."""
+        s = RedisServer(self.tmp.path, "r")
+        state = os.path.join(self.tmp.path, "state")
+        path = os.path.join(state, "alerts.json")
+        cfg = {"builtin": False, "state_dir": state, "rules": self.BLOCKED}
+        a = Agent(self.tmp.path, [{"name": "r", "address": "127.0.0.1:%d" % s.port}],
+                  defaults={"interval": "300ms", "timeout": "200ms"}, extra={"alerts": cfg})
+        b = None
+        try:
+            wait_for(lambda: value(a.metrics(), "redpulse_alert_state_writes_total") >= 1, 5, what="the first write")
+            log = a.log_text()
+            self.assertNotIn("moved to", log)  # nothing at the path: a first start, silent
+            self.assertNotIn("cannot read state file", log)
+            shutil.rmtree(state)
+            b = Blocker(s.port)
+            wait_for(lambda: self.saved_rules(path) == ["Blocked"], 5, what="alerts.json again, with the alert")
+            self.assertIn("state_dir %s was gone: made it again" % state, a.log_text())
+            self.assertEqual(value(a.metrics(), "redpulse_alert_state_write_failures_total"), 0)
+        finally:
+            if b:
+                b.close()
+            self.assertEqual(a.stop(), 0)
+            s.stop()
+
+    def test_state_write_failures_are_counted_and_recover(self):
+        """state_dir replaced by a regular file: every write fails (ENOTDIR),
+        is counted and retried every second, warned of once; once the file
+        is gone the agent makes the directory again, a write succeeds, the
+        failures stop and "resumed" is logged."""
+        s = RedisServer(self.tmp.path, "r")
+        state = os.path.join(self.tmp.path, "state")
+        path = os.path.join(state, "alerts.json")
+        cfg = {"builtin": False, "state_dir": state, "rules": self.BLOCKED}
+        a = Agent(self.tmp.path, [{"name": "r", "address": "127.0.0.1:%d" % s.port}],
+                  defaults={"interval": "300ms", "timeout": "200ms"}, extra={"alerts": cfg})
+        failures = lambda: value(a.metrics(), "redpulse_alert_state_write_failures_total")  # noqa: E731
+        writes = lambda: value(a.metrics(), "redpulse_alert_state_writes_total")  # noqa: E731
+        b = None
+        try:
+            wait_for(lambda: writes() >= 1, 5, what="the first write")
+            self.assertEqual(failures(), 0)
+            shutil.rmtree(state)
+            with open(state, "w") as f:
+                f.write("not a directory\n")
+            w = writes()
+            b = Blocker(s.port)  # Blocked fires: a write that must fail
+            wait_for(lambda: failures() >= 3, 10, what="failed writes, retried")
+            self.assertEqual(writes(), w)
+            log = a.log_text()
+            self.assertIn("cannot write state file %s: Not a directory" % path, log)
+            self.assertEqual(log.count("cannot write state file"), 1, "rate-limited: one warning, not one a second")
+            os.unlink(state)
+            wait_for(lambda: self.saved_rules(path) == ["Blocked"], 5, what="the alert written once the file is gone")
+            wait_for(lambda: "alert state writes resumed" in a.log_text(), 5, what="resumed logged")
+            self.assertGreater(writes(), w)
+            f = failures()
+            time.sleep(2.5)  # two retry periods and more
+            self.assertEqual(failures(), f, "no failure after the good write")
+            self.assertEqual(a.log_text().count("alert state writes resumed"), 1)
+        finally:
+            if b:
+                b.close()
+            self.assertEqual(a.stop(), 0)
+            s.stop()
 
 
 if __name__ == "__main__":
