@@ -834,8 +834,11 @@ static struct alert_inst *inst_new(struct hub *h, const struct instance_cfg *ic,
             a->n = notif_dup(s->n);
             a->phase = s->st.phase;
             a->episode = s->st.episode;
-            a->since = s->st.active_since;
-            a->last_true = s->st.last_true;
+            /* shown and sent as wall-clock times, never later than now
+             * (an end before its start would be refused) */
+            a->since = fmin(s->st.active_since, st->last_poll_ts);
+            a->last_true = fmin(s->st.last_true, st->last_poll_ts);
+            a->n->starts_at = fmin(a->n->starts_at, st->last_poll_ts);
             double now = (double)now_real_us() / 1e6;
             a->silenced = hub_silenced(h->cfg, a->n, now);
             if (a->phase == AP_FIRING) /* told before the restart: no second firing */
@@ -886,6 +889,8 @@ void alerts_after_poll(struct alert_inst **slot, const struct instance_cfg *ic, 
             if (!isnan(v))
                 in->h[k]->value = v;
             in->h[k]->last_true = in->st[k].last_true + (now - mono);
+            if (in->st[k].phase == AP_PENDING) /* saved as it is: in the wall clock of now */
+                in->h[k]->since = in->st[k].active_since + (now - mono);
             continue;
         }
         on_transition(h, in, k, tr, v, now, now - mono);

@@ -380,12 +380,15 @@ static int write_state(const char *path, const char *data, size_t len)
     char *dir = xstrndup(path, (size_t)(sl - path)); /* state_path is <state_dir>/alerts.json */
     struct stat sb;
     int rc = -1;
+    /* only a directory that is not there at all (a dangling symlink, as
+     * systemd's StateDirectory= makes, says EEXIST: left alone, and the
+     * failure goes on quietly under the rate-limited warning) */
     if (stat(dir, &sb) != 0 && errno == ENOENT) {
-        if (mkdir(dir, STATE_DIR_MODE) == 0 || errno == EEXIST) {
+        if (mkdir(dir, STATE_DIR_MODE) == 0) {
             log_warn("alerts", "state_dir %s was gone: made it again", dir);
             rc = state_write_atomic(path, data, len);
             e = errno;
-        } else {
+        } else if (errno != EEXIST) {
             e = errno;
         }
     }
@@ -408,20 +411,24 @@ static bool save_state(struct hub *h, bool final)
     int e = errno;
     buf_free(&b);
     /* the limiter is this thread's alone, on the monotonic clock (a step of
-     * the wall clock must not silence it), and starts again after a good
-     * write: a new failure is told at once */
+     * the wall clock must not silence it): one warning a minute at most,
+     * good writes in between or not (a disk failing every other write
+     * would say so twice a second), and "resumed" only after a warning */
     double mono = (double)now_mono_us() / 1e6;
     if (!ok) {
-        if (!h->state_fails || mono - h->state_warned >= SAVE_WARN_EVERY_S) {
+        if (!h->state_warned_streak && (!h->state_warned || mono - h->state_warned >= SAVE_WARN_EVERY_S)) {
             log_warn("alerts", "cannot write state file %s: %s (tried again every %gs)", path, strerror(e),
                      SAVE_RETRY_S);
             h->state_warned = mono;
+            h->state_warned_streak = true;
         }
         h->state_fails++;
     } else if (h->state_fails) {
-        log_info("alerts", "alert state writes resumed: %s written after %u failed attempts", path,
-                 h->state_fails);
+        if (h->state_warned_streak)
+            log_info("alerts", "alert state writes resumed: %s written after %u failed attempts", path,
+                     h->state_fails);
         h->state_fails = 0;
+        h->state_warned_streak = false;
     }
     pthread_mutex_lock(&h->mu);
     if (ok) {

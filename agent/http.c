@@ -903,6 +903,17 @@ fail:
     return NULL;
 }
 
+/* Listening beyond loopback without TLS or without basic auth: said at
+ * start and at every reload of the HTTP settings. */
+static void warn_if_open(const struct http_server *s, const struct config *cfg)
+{
+    bool loopback = (s->addr.ss_family == AF_INET && ((const struct sockaddr_in *)&s->addr)->sin_addr.s_addr == htonl(INADDR_LOOPBACK)) ||
+                    (s->addr.ss_family == AF_INET6 && IN6_IS_ADDR_LOOPBACK(&((const struct sockaddr_in6 *)&s->addr)->sin6_addr));
+    if (!loopback && (!s->tls || !s->auth))
+        log_warn("http", "listening on %s without %s: anyone who reaches it can read the metrics", cfg->http.listen,
+                 !s->tls && !s->auth ? "TLS or basic auth" : !s->tls ? "TLS" : "basic auth");
+}
+
 struct http_server *http_start(const struct config *cfg, struct registry *reg, char *err,
                                size_t errlen)
 {
@@ -919,11 +930,7 @@ struct http_server *http_start(const struct config *cfg, struct registry *reg, c
                  s->client_ca_pem ? " or the client CA file is not PEM" : "");
         goto fail;
     }
-    bool loopback = (s->addr.ss_family == AF_INET && ((struct sockaddr_in *)&s->addr)->sin_addr.s_addr == htonl(INADDR_LOOPBACK)) ||
-                    (s->addr.ss_family == AF_INET6 && IN6_IS_ADDR_LOOPBACK(&((struct sockaddr_in6 *)&s->addr)->sin6_addr));
-    if (!loopback && (!s->tls || !s->auth))
-        log_warn("http", "listening on %s without %s: anyone who reaches it can read the metrics", cfg->http.listen,
-                 !s->tls && !s->auth ? "TLS or basic auth" : !s->tls ? "TLS" : "basic auth");
+    warn_if_open(s, cfg);
     return s;
 fail:
     atomic_store(&tls_current, NULL);
@@ -1034,6 +1041,7 @@ struct http_server *http_apply(struct http_server *old, const struct config *cfg
     free(old);
     log_info("http", "serving http%s://%s/ with the new settings%s", s->tls ? "s" : "", cfg->http.listen,
              same_addr ? " (same listening socket)" : "");
+    warn_if_open(s, cfg);
     return s;
 fail:
     atomic_store(&tls_current, was);

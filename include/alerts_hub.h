@@ -93,7 +93,8 @@ struct hub {
     uint64_t state_writes; /* state file writes done (redpulse_alert_state_writes_total) */
     uint64_t state_write_failures; /* ... that failed (redpulse_alert_state_write_failures_total) */
     unsigned state_fails;  /* delivery thread only: failed writes since the last good one */
-    double state_warned;   /* delivery thread only: monotonic s of the last warning of them */
+    double state_warned;   /* delivery thread only: monotonic s of the last warning of them; 0: none */
+    bool state_warned_streak; /* delivery thread only: the failures since the last good write were warned of */
     bool stop;
     double stop_by;        /* after stop: when the last flush gives up (monotonic clock) */
     char *state_path;      /* <state_dir>/alerts.json (the lock guards it: a reload moves it) */

@@ -117,15 +117,20 @@ class WebhookDelivery(unittest.TestCase):
     def tearDown(self):
         self.tmp.cleanup()
 
+    def secret(self, name, text):
+        """A secret file (token, password) under the test's directory: its path."""
+        path = os.path.join(self.tmp.path, name)
+        with open(path, "w") as f:
+            f.write(text + "\n")
+        return path
+
     def test_outages_and_sigkill_lose_nothing(self):
         s = RedisServer(self.tmp.path, "r")
         flaky, healthy, strict, tiny = (Receiver() for _ in range(4))
         strict.default = 400
         healthy.up()
         strict.up()
-        tok = os.path.join(self.tmp.path, "token")
-        with open(tok, "w") as f:
-            f.write("s3cret\n")
+        tok = self.secret("token", "s3cret")
         state = os.path.join(self.tmp.path, "state")
         hook = lambda name, r, **kw: dict({"name": name, "type": "webhook", "url": "http://127.0.0.1:%d/h" % r.port,
                                            "timeout": "1s", "max_backoff": "2s"}, **kw)  # noqa: E731
@@ -275,9 +280,7 @@ class WebhookDelivery(unittest.TestCase):
         s = RedisServer(self.tmp.path, "r")
         hook = Receiver()
         hook.up()
-        pw = os.path.join(self.tmp.path, "pw")
-        with open(pw, "w") as f:
-            f.write("hunter2\n")
+        pw = self.secret("pw", "hunter2")
         cfg = {"builtin": False, "state_dir": os.path.join(self.tmp.path, "state"),
                "receivers": [{"name": "hook", "type": "webhook", "url": "http://127.0.0.1:%d/h" % hook.port,
                               "repeat_interval": "0s", "basic_auth": {"username": "am", "password_file": pw}}],
@@ -343,9 +346,7 @@ class WebhookDelivery(unittest.TestCase):
         s = RedisServer(self.tmp.path, "r")
         r = Receiver()
         r.up()
-        tok = os.path.join(self.tmp.path, "token")
-        with open(tok, "w") as f:
-            f.write("first\n")
+        tok = self.secret("token", "first")
         cfg = {"builtin": False, "state_dir": os.path.join(self.tmp.path, "state"),
                "receivers": [{"name": "h", "type": "webhook", "url": "http://127.0.0.1:%d/h" % r.port,
                               "bearer_token_file": tok}],
@@ -356,8 +357,7 @@ class WebhookDelivery(unittest.TestCase):
             b = Blocker(s.port)
             wait_for(lambda: len(r.delivered()) == 1, 5, what="firing delivered")
             self.assertEqual(r.log[-1]["auth"], "Bearer first")
-            with open(tok, "w") as f:
-                f.write("second\n")
+            self.secret("token", "second")
             a.proc.send_signal(signal.SIGHUP)
             wait_for(lambda: "configuration reloaded" in a.log_text(), 5, what="reloaded")
             b.close()
@@ -382,8 +382,12 @@ class WebhookDelivery(unittest.TestCase):
         r = Receiver()
         r.up([503])
         shift = os.path.join(self.tmp.path, "clockshift")
-        with open(shift, "w") as f:
-            f.write("0")
+
+        def set_shift(seconds):  # whole or not at all: the fake reads it every 20 ms
+            with open(shift + ".new", "w") as f:
+                f.write(str(seconds))
+            os.replace(shift + ".new", shift)
+        set_shift(0)
         env = {"LD_PRELOAD": lib, "CLOCKSHIFT_FILE": shift,
                # the sanitizer build: its runtime need not come first
                "ASAN_OPTIONS": ":".join(x for x in (os.environ.get("ASAN_OPTIONS"), "verify_asan_link_order=0") if x)}
@@ -397,19 +401,22 @@ class WebhookDelivery(unittest.TestCase):
                   env=env)
         b = None
         try:
-            def state():
+            def alert():
                 al = json.loads(a.get("/api/v1/alerts")[2])["alerts"]
-                return al[0]["state"] if al else None
+                return al[0] if al else {}
             b = Blocker(s.port)
-            wait_for(lambda: state() == "pending", 5, what="pending")
+            wait_for(lambda: alert().get("state") == "pending", 5, what="pending")
             t = time.monotonic()
-            with open(shift, "w") as f:
-                f.write("-3600")  # an hour back while pending
+            set_shift(-3600)  # an hour back while pending
+            # the agent's wall clock moved: the pending alert's since
+            # (shown in the clock of now) is an hour earlier
+            wait_for(lambda: alert().get("since", "9") < time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(
+                time.time() - 3000)), 3, what="the shift in force in the agent")
             wait_for(lambda: r.log, 8, what="the firing alert sent (after its `for` of 3 s)")
             self.assertGreaterEqual(time.monotonic() - t, 1.5)  # not at once either
             self.assertEqual(r.log[0]["action"], 503)
-            with open(shift, "w") as f:
-                f.write("-7200")  # another hour back while the receiver backs off
+            time.sleep(0.3)  # the 503 is in, and its retry set (after 0.5 s at the earliest)
+            set_shift(-7200)  # another hour back while the receiver backs off
             wait_for(lambda: r.delivered(), 6, what="the retry after the 503 (backoff at most 2 s)")
             self.assertEqual(r.delivered()[0][2], "firing")
         finally:
@@ -509,6 +516,19 @@ class WebhookDelivery(unittest.TestCase):
         except FileNotFoundError:
             return None
 
+    def blocked_agent(self, s, state):
+        """An agent on server s whose one rule, Blocked, keeps its state in state."""
+        cfg = {"builtin": False, "state_dir": state, "rules": self.BLOCKED}
+        return Agent(self.tmp.path, [{"name": "r", "address": "127.0.0.1:%d" % s.port}],
+                     defaults={"interval": "300ms", "timeout": "200ms"}, extra={"alerts": cfg})
+
+    def stop_all(self, a, s, b):
+        """Ends a test: the blocker b (if any), the agent a (clean exit), the server s."""
+        if b:
+            b.close()
+        self.assertEqual(a.stop(), 0)
+        s.stop()
+
     def test_unreadable_state_file_is_moved_aside_not_overwritten(self):
         """alerts.json a symlink to a file that is not there: fopen says
         ENOENT as for no file at all, so the agent started empty without a
@@ -522,9 +542,7 @@ class WebhookDelivery(unittest.TestCase):
         path = os.path.join(state, "alerts.json")
         target = os.path.join(self.tmp.path, "not-mounted", "alerts.json")
         os.symlink(target, path)
-        cfg = {"builtin": False, "state_dir": state, "rules": self.BLOCKED}
-        a = Agent(self.tmp.path, [{"name": "r", "address": "127.0.0.1:%d" % s.port}],
-                  defaults={"interval": "300ms", "timeout": "200ms"}, extra={"alerts": cfg})
+        a = self.blocked_agent(s, state)
         b = None
         try:
             wait_for(lambda: "moved to" in a.log_text(), 5, what="the dangling symlink moved aside")
@@ -539,10 +557,7 @@ class WebhookDelivery(unittest.TestCase):
             self.assertFalse(os.path.islink(path))
             self.assertTrue(os.path.isfile(path))
         finally:
-            if b:
-                b.close()
-            self.assertEqual(a.stop(), 0)
-            s.stop()
+            self.stop_all(a, s, b)
 
     def test_state_dir_deleted_at_run_time_is_made_again(self):
         """state_dir deleted while the agent runs (a cleanup job, a tmpfs
@@ -551,9 +566,7 @@ class WebhookDelivery(unittest.TestCase):
         s = RedisServer(self.tmp.path, "r")
         state = os.path.join(self.tmp.path, "state")
         path = os.path.join(state, "alerts.json")
-        cfg = {"builtin": False, "state_dir": state, "rules": self.BLOCKED}
-        a = Agent(self.tmp.path, [{"name": "r", "address": "127.0.0.1:%d" % s.port}],
-                  defaults={"interval": "300ms", "timeout": "200ms"}, extra={"alerts": cfg})
+        a = self.blocked_agent(s, state)
         b = None
         try:
             wait_for(lambda: value(a.metrics(), "redpulse_alert_state_writes_total") >= 1, 5, what="the first write")
@@ -566,10 +579,7 @@ class WebhookDelivery(unittest.TestCase):
             self.assertIn("state_dir %s was gone: made it again" % state, a.log_text())
             self.assertEqual(value(a.metrics(), "redpulse_alert_state_write_failures_total"), 0)
         finally:
-            if b:
-                b.close()
-            self.assertEqual(a.stop(), 0)
-            s.stop()
+            self.stop_all(a, s, b)
 
     def test_state_write_failures_are_counted_and_recover(self):
         """state_dir replaced by a regular file: every write fails (ENOTDIR),
@@ -579,9 +589,7 @@ class WebhookDelivery(unittest.TestCase):
         s = RedisServer(self.tmp.path, "r")
         state = os.path.join(self.tmp.path, "state")
         path = os.path.join(state, "alerts.json")
-        cfg = {"builtin": False, "state_dir": state, "rules": self.BLOCKED}
-        a = Agent(self.tmp.path, [{"name": "r", "address": "127.0.0.1:%d" % s.port}],
-                  defaults={"interval": "300ms", "timeout": "200ms"}, extra={"alerts": cfg})
+        a = self.blocked_agent(s, state)
         failures = lambda: value(a.metrics(), "redpulse_alert_state_write_failures_total")  # noqa: E731
         writes = lambda: value(a.metrics(), "redpulse_alert_state_writes_total")  # noqa: E731
         b = None
@@ -607,10 +615,7 @@ class WebhookDelivery(unittest.TestCase):
             self.assertEqual(failures(), f, "no failure after the good write")
             self.assertEqual(a.log_text().count("alert state writes resumed"), 1)
         finally:
-            if b:
-                b.close()
-            self.assertEqual(a.stop(), 0)
-            s.stop()
+            self.stop_all(a, s, b)
 
 
 if __name__ == "__main__":

@@ -385,7 +385,11 @@ class PartialReload(unittest.TestCase):
         v = redis.client()
         v.cmd("CLIENT", "KILL", "SKIPME", "yes")
         v.close()
+        p0 = value(ag.metrics(), "redpulse_polls_total", target="a")
         wait_for(lambda: value(ag.metrics(), "redpulse_connects_total", target="a") > c0, 5, what="reconnected")
+        # a poll done on the new connection: it was connected (and would
+        # have logged it) before its reply came
+        wait_for(lambda: value(ag.metrics(), "redpulse_polls_total", target="a") >= p0 + 2, 5, what="polled again")
         self.assertEqual(ag.log_text().count("a: connected to"), seen)
         self.assertEqual(ag.stop(), 0, ag.log_text())
 

@@ -624,6 +624,36 @@ class ExposureWarnings(unittest.TestCase):
         finally:
             tmp.cleanup()
 
+    def test_warning_on_reload(self):
+        """A reload that moves the listener off loopback, still without TLS
+        or basic auth, warns as a start does (it said nothing)."""
+        tmp = Tmp()
+        try:
+            port = free_port()
+            path = os.path.join(tmp.path, "reload.json")
+            cfg = {"listen": "127.0.0.1:%d" % port, "instances": [{"name": "r", "address": "127.0.0.1:1"}],
+                   "alerts": {"state_dir": os.path.join(tmp.path, "state")}}
+            with open(path, "w") as f:
+                json.dump(cfg, f)
+            log = path + ".log"
+            with open(log, "w") as lf:
+                p = subprocess.Popen([BIN, "--config", path], stdout=lf, stderr=subprocess.STDOUT)
+            try:
+                wait_for(lambda: "serving http" in read(log) or p.poll() is not None, 20, what="agent started")
+                self.assertNotIn("listening on", read(log))
+                cfg["listen"] = "0.0.0.0:%d" % free_port()
+                with open(path + ".new", "w") as f:
+                    json.dump(cfg, f)
+                os.replace(path + ".new", path)
+                p.send_signal(signal.SIGHUP)
+                wait_for(lambda: "with the new settings" in read(log) or p.poll() is not None, 20, what="reloaded")
+                self.assertIn("listening on %s without TLS or basic auth" % cfg["listen"], read(log))
+            finally:
+                p.send_signal(signal.SIGTERM)
+                self.assertEqual(p.wait(10), 0, read(log))
+        finally:
+            tmp.cleanup()
+
 
 class SighupAtStart(unittest.TestCase):
     """A SIGHUP while the agent starts (here: while it makes the dummy hash

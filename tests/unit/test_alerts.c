@@ -613,6 +613,14 @@ static int active_get(const char *rule, double *since)
 
 static int active_phase(const char *rule) { return active_get(rule, NULL); }
 
+/* Removes a test's state directory and what is in it. */
+static void remove_dir(const char *dir)
+{
+    char cmd[160];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    ck_assert_int_eq(system(cmd), 0);
+}
+
 /* A poll ending at wall-clock time now and monotonic time mono. */
 static void poll_at(struct alert_inst **slot, const struct config *c, const char *fixture_name, bool up,
                     double now, double mono)
@@ -633,11 +641,12 @@ static void poll_at(struct alert_inst **slot, const struct config *c, const char
     }
 }
 
-/* A poll at now, the two clocks in step. */
+/* A poll at now; the monotonic clock a million seconds behind the wall
+ * clock, so that a time of one read as the other shows. */
 static void poll_with(struct alert_inst **slot, const struct config *c, const char *fixture_name, bool up,
                       double now)
 {
-    poll_at(slot, c, fixture_name, up, now, now);
+    poll_at(slot, c, fixture_name, up, now, now - 1e6);
 }
 
 START_TEST(agent_restart_from_state_file)
@@ -718,9 +727,7 @@ START_TEST(agent_restart_from_state_file)
     pthread_mutex_unlock(&alerts_hub->mu);
     alerts_stop();
     config_free(c);
-    char cmd[160];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-    ck_assert_int_eq(system(cmd), 0);
+    remove_dir(dir);
 }
 END_TEST
 
@@ -754,9 +761,7 @@ START_TEST(silence_that_ends_lets_the_alert_through)
     ck_assert_uint_eq(outbox_len(0), 1);
     alerts_stop();
     config_free(c);
-    char cmd[160];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-    ck_assert_int_eq(system(cmd), 0);
+    remove_dir(dir);
 }
 END_TEST
 
@@ -816,9 +821,7 @@ START_TEST(wall_clock_steps_move_no_for)
     ck_assert_int_eq(active_phase("Bgsave"), AP_FIRING);
     alerts_stop();
     config_free(c);
-    char cmd[160];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-    ck_assert_int_eq(system(cmd), 0);
+    remove_dir(dir);
 }
 END_TEST
 
@@ -857,7 +860,7 @@ static uint64_t writes_while_flapping(const char *dir, const char *for_s, bool l
 
 START_TEST(pending_churn_is_saved_lazily)
 {
-    char dir[64], path[96], cmd[160];
+    char dir[64], path[96];
     snprintf(dir, sizeof dir, "/tmp/rp-alerts-churn-%ld", (long)getpid());
     /* an alert going pending and back 50 times within a second: at most
      * one write then, and one within 5 s of the first change */
@@ -877,8 +880,7 @@ START_TEST(pending_churn_is_saved_lazily)
      * a slow disk spaces them, up to 1 s): more than the lazy ones */
     uint64_t urgent = writes_while_flapping(dir, "0s", false);
     ck_assert_msg(urgent >= 2, "%llu state writes for 100 firings and resolutions", (unsigned long long)urgent);
-    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-    ck_assert_int_eq(system(cmd), 0);
+    remove_dir(dir);
 }
 END_TEST
 
@@ -930,8 +932,7 @@ START_TEST(pending_for_restarts_after_a_crash)
         alerts_stop();
     }
     config_free(c);
-    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-    ck_assert_int_eq(system(cmd), 0);
+    remove_dir(dir);
 }
 END_TEST
 
@@ -980,9 +981,7 @@ START_TEST(plans_by_name_and_forget)
     ck_assert_uint_eq(outbox_len(0), 2);
     alerts_stop();
     config_free(c);
-    char cmd[160];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-    ck_assert_int_eq(system(cmd), 0);
+    remove_dir(dir);
 }
 END_TEST
 
