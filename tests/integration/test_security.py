@@ -582,10 +582,9 @@ class ExposureWarnings(unittest.TestCase):
     """A non-loopback listen address without TLS or basic auth, and a
     world-readable TLS key, are warned about at start."""
 
-    def run_agent(self, tmp, cfg):
-        path = os.path.join(tmp.path, "w-%d.json" % cfg["listen_port"])
-        port = cfg.pop("listen_port")
-        cfg["listen"] = "0.0.0.0:%d" % port
+    def start_agent(self, path, cfg):
+        """The agent on configuration cfg (written to path), once it serves:
+        (process, its log's path)."""
         with open(path, "w") as f:
             json.dump(cfg, f)
         log = path + ".log"
@@ -593,9 +592,21 @@ class ExposureWarnings(unittest.TestCase):
             p = subprocess.Popen([BIN, "--config", path], stdout=lf, stderr=subprocess.STDOUT)
         try:
             wait_for(lambda: "serving http" in read(log) or p.poll() is not None, 20, what="agent started")
-        finally:
-            p.send_signal(signal.SIGTERM)
-            self.assertEqual(p.wait(10), 0, read(log))
+        except AssertionError:
+            self.stop_agent(p, log)
+            raise
+        return p, log
+
+    def stop_agent(self, p, log):
+        p.send_signal(signal.SIGTERM)
+        self.assertEqual(p.wait(10), 0, read(log))
+
+    def run_agent(self, tmp, cfg):
+        path = os.path.join(tmp.path, "w-%d.json" % cfg["listen_port"])
+        port = cfg.pop("listen_port")
+        cfg["listen"] = "0.0.0.0:%d" % port
+        p, log = self.start_agent(path, cfg)
+        self.stop_agent(p, log)
         return read(log)
 
     def test_warnings(self):
@@ -633,13 +644,8 @@ class ExposureWarnings(unittest.TestCase):
             path = os.path.join(tmp.path, "reload.json")
             cfg = {"listen": "127.0.0.1:%d" % port, "instances": [{"name": "r", "address": "127.0.0.1:1"}],
                    "alerts": {"state_dir": os.path.join(tmp.path, "state")}}
-            with open(path, "w") as f:
-                json.dump(cfg, f)
-            log = path + ".log"
-            with open(log, "w") as lf:
-                p = subprocess.Popen([BIN, "--config", path], stdout=lf, stderr=subprocess.STDOUT)
+            p, log = self.start_agent(path, cfg)
             try:
-                wait_for(lambda: "serving http" in read(log) or p.poll() is not None, 20, what="agent started")
                 self.assertNotIn("listening on", read(log))
                 cfg["listen"] = "0.0.0.0:%d" % free_port()
                 with open(path + ".new", "w") as f:
@@ -649,8 +655,7 @@ class ExposureWarnings(unittest.TestCase):
                 wait_for(lambda: "with the new settings" in read(log) or p.poll() is not None, 20, what="reloaded")
                 self.assertIn("listening on %s without TLS or basic auth" % cfg["listen"], read(log))
             finally:
-                p.send_signal(signal.SIGTERM)
-                self.assertEqual(p.wait(10), 0, read(log))
+                self.stop_agent(p, log)
         finally:
             tmp.cleanup()
 
