@@ -755,16 +755,9 @@ void alerts_plan_compile(const struct alerts_cfg *a, const struct instance_cfg *
     }
 }
 
-static uint64_t fnv_more(uint64_t h, const char *s)
-{
-    for (const char *p = s ? s : ""; *p; p++) {
-        h ^= (unsigned char)*p;
-        h *= 1099511628211ULL;
-    }
-    h ^= 0xff; /* ends the string: "ab","c" differs from "a","bc" */
-    h *= 1099511628211ULL;
-    return h;
-}
+/* h over s (NULL: "") and a 0xff after it, which ends it: "ab","c" differs
+ * from "a","bc" */
+static uint64_t fnv_more(uint64_t h, const char *s) { return fnv1a_str(fnv1a_str(h, s ? s : ""), "\xff"); }
 
 /* FNV-1a 64 of the section's text as parsed and of the secrets its
  * receivers read from files: equal hashes, same settings. A token file
@@ -772,7 +765,7 @@ static uint64_t fnv_more(uint64_t h, const char *s)
 static uint64_t section_hash(const cJSON *node, const struct alerts_cfg *a)
 {
     char *t = node ? cJSON_PrintUnformatted(node) : NULL;
-    uint64_t h = fnv_more(14695981039346656037ULL, t);
+    uint64_t h = fnv_more(FNV1A_BASIS, t);
     cJSON_free(t);
     for (size_t r = 0; r < a->n_recv; r++) {
         h = fnv_more(h, a->recv[r].bearer);

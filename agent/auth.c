@@ -171,9 +171,7 @@ static int limit_slot(struct auth *a, const struct sockaddr *sa)
     size_t len = addr_bytes(sa, b);
     if (!len)
         return -1;
-    uint64_t h = 1469598103934665603ull ^ a->limit_seed; /* FNV-1a, keyed */
-    for (size_t i = 0; i < len; i++)
-        h = (h ^ b[i]) * 1099511628211ull;
+    uint64_t h = fnv1a(1469598103934665603ull ^ a->limit_seed, b, len); /* FNV-1a, keyed */
     h ^= h >> 29;
     uint64_t now = now_mono_us();
     int take = -1;

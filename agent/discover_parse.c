@@ -333,15 +333,7 @@ int discover_expand_name(const char *tmpl, const char *prefix, const char *sourc
     return 0;
 }
 
-uint64_t discover_name_hash(const char *name)
-{
-    uint64_t h = 14695981039346656037ull;
-    for (const unsigned char *p = (const unsigned char *)name; *p; p++) {
-        h ^= *p;
-        h *= 1099511628211ull;
-    }
-    return h;
-}
+uint64_t discover_name_hash(const char *name) { return fnv1a_str(FNV1A_BASIS, name); }
 
 bool discover_shard_owns(const char *name, unsigned index, unsigned count)
 {

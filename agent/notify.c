@@ -34,23 +34,14 @@ void notify_time(char *out, size_t len, double t)
              tm.tm_hour, tm.tm_min, tm.tm_sec, ms);
 }
 
-static uint64_t fnv(uint64_t h, const char *s)
-{
-    for (; *s; s++) {
-        h ^= (unsigned char)*s;
-        h *= 1099511628211ull;
-    }
-    return h;
-}
-
 void notify_fingerprint(char out[17], const struct label *l, size_t n)
 {
-    uint64_t h = 14695981039346656037ull;
+    uint64_t h = FNV1A_BASIS;
     for (size_t i = 0; i < n; i++) {
-        h = fnv(h, l[i].name);
-        h = fnv(h, "\xff");
-        h = fnv(h, l[i].value);
-        h = fnv(h, "\xff");
+        h = fnv1a_str(h, l[i].name);
+        h = fnv1a_str(h, "\xff");
+        h = fnv1a_str(h, l[i].value);
+        h = fnv1a_str(h, "\xff");
     }
     snprintf(out, 17, "%016llx", (unsigned long long)h);
 }
@@ -61,11 +52,11 @@ void notify_idempotency_key(char *out, size_t len, struct notif *const *v, size_
         snprintf(out, len, "%s-%u-%s", v[0]->fp, (unsigned)v[0]->episode, v[0]->resolved ? "resolved" : "firing");
         return;
     }
-    uint64_t h = 14695981039346656037ull;
+    uint64_t h = FNV1A_BASIS;
     for (size_t i = 0; i < n; i++) {
         char k[64];
         snprintf(k, sizeof k, "%s-%u-%d;", v[i]->fp, (unsigned)v[i]->episode, v[i]->resolved);
-        h = fnv(h, k);
+        h = fnv1a_str(h, k);
     }
     snprintf(out, len, "batch-%016llx", (unsigned long long)h);
 }

@@ -22,16 +22,6 @@ static atomic_int last_ok = 1;
 static atomic_llong last_ok_ms; /* Unix milliseconds of the last success */
 static atomic_ullong running_hash;
 
-static uint64_t fnv1a(const char *p, size_t n)
-{
-    uint64_t h = 14695981039346656037ull;
-    for (size_t i = 0; i < n; i++) {
-        h ^= (unsigned char)p[i];
-        h *= 1099511628211ull;
-    }
-    return h;
-}
-
 /* The whole file, with plain read(2): a FIFO or a slow file system blocks
  * here, on the loop thread, which is what the watchdog is for. */
 static int read_file(const char *path, struct buf *out, struct config_errors *errs)
@@ -70,13 +60,13 @@ static int read_file(const char *path, struct buf *out, struct config_errors *er
 struct cfg_gen *cfg_gen_load(const char *path, struct config_errors *errs)
 {
     struct config *c = NULL;
-    uint64_t h = fnv1a("", 0);
+    uint64_t h = FNV1A_BASIS; /* of an empty file */
     if (!path) {
         c = config_default();
     } else {
         struct buf b = BUF_INIT;
         if (read_file(path, &b, errs) == 0) {
-            h = fnv1a(b.p ? b.p : "", b.len);
+            h = fnv1a(FNV1A_BASIS, b.p ? b.p : "", b.len);
             c = config_parse(b.p ? b.p : "", b.len, path, errs);
         }
         if (b.p)

@@ -58,6 +58,18 @@ uint64_t now_mono_us(void)
     return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
 }
 
+uint64_t fnv1a(uint64_t h, const void *p, size_t n)
+{
+    const unsigned char *b = p;
+    for (size_t i = 0; i < n; i++) {
+        h ^= b[i];
+        h *= 1099511628211ULL;
+    }
+    return h;
+}
+
+uint64_t fnv1a_str(uint64_t h, const char *s) { return fnv1a(h, s, strlen(s)); }
+
 uint64_t now_real_us(void)
 {
     struct timespec ts;

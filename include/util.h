@@ -22,6 +22,14 @@ uint64_t now_mono_us(void);
 /* Wall clock in microseconds since the epoch: for timestamps shown to users. */
 uint64_t now_real_us(void);
 
+/* FNV-1a 64, public and unkeyed: for fingerprints, the shard split and
+ * change detection, never for a table a peer can fill (info_hash is keyed).
+ * fnv1a goes on from h over the n bytes at p, fnv1a_str over the string s;
+ * start from FNV1A_BASIS. */
+#define FNV1A_BASIS 14695981039346656037ULL
+uint64_t fnv1a(uint64_t h, const void *p, size_t n);
+uint64_t fnv1a_str(uint64_t h, const char *s);
+
 /* Parses a duration such as "250ms", "1s", "1m30s", "2h" into milliseconds.
  * Units: ms, s, m, h; a bare number is rejected. Returns 0, or -1 with a short
  * reason in *why (a static string). */
