@@ -183,7 +183,7 @@ int advise_cli_main(int argc, char **argv)
     if (!file || !file->advice)
         advice_opts_default(&hc.global);
     a = advisor_new(&hc, addr);
-    double now = (double)now_real_us() / 1e6;
+    double now = now_real_s();
     advise_on_config(a, &inst, &cv, s1, now);
     struct derived d;
     derive(NULL, 0, s1, t1, now, classify, NULL, &d);
@@ -195,7 +195,7 @@ int advise_cli_main(int argc, char **argv)
         ;
     if (!(s2 = info(c, &t2)))
         goto out;
-    now = (double)now_real_us() / 1e6;
+    now = now_real_s();
     derive(s1, t1, s2, t2, now, classify, NULL, &d);
     advise_poll(a, &cv, s2, &d, now);
     derived_clear(&d);

@@ -203,7 +203,7 @@ static void send_to_routes(struct hub *h, struct hub_alert *a, const struct noti
             c->seq = ++h->seq;
             c->created = now;
             hub_enqueue(h, r, c);
-            a->last_sent[r] = (double)now_mono_us() / 1e6; /* repeats are timed on it (deliver.c) */
+            a->last_sent[r] = now_mono_s(); /* repeats are timed on it (deliver.c) */
         }
 }
 
@@ -612,7 +612,7 @@ static void restore(struct hub *h)
      * again now rather than from a time the condition did not hold since.
      * The last save of a clean stop holds everything. */
     bool clean = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(root, "clean"));
-    double now = (double)now_real_us() / 1e6;
+    double now = now_real_s();
     size_t restarted = 0;
     for (const cJSON *a = alerts->child; a; a = a->next) {
         saved = xrealloc(saved, (n_saved + 1) * sizeof *saved);
@@ -658,7 +658,7 @@ static void restore(struct hub *h)
 /* Saved alerts whose instance or rule is gone: resolve them now. */
 static void resolve_orphans(struct hub *h, const struct config *cfg)
 {
-    double now = (double)now_real_us() / 1e6;
+    double now = now_real_s();
     for (size_t i = 0; i < n_saved; i++) {
         bool found = false;
         for (size_t k = 0; k < cfg->n_instances && !found; k++) {
@@ -839,11 +839,11 @@ static struct alert_inst *inst_new(struct hub *h, const struct instance_cfg *ic,
             a->since = fmin(s->st.active_since, st->last_poll_ts);
             a->last_true = fmin(s->st.last_true, st->last_poll_ts);
             a->n->starts_at = fmin(a->n->starts_at, st->last_poll_ts);
-            double now = (double)now_real_us() / 1e6;
+            double now = now_real_s();
             a->silenced = hub_silenced(h->cfg, a->n, now);
             if (a->phase == AP_FIRING) /* told before the restart: no second firing */
                 for (size_t r2 = 0; r2 < h->cfg->n_recv; r2++)
-                    a->last_sent[r2] = (double)now_mono_us() / 1e6;
+                    a->last_sent[r2] = now_mono_s();
             set_active(in, k, a);
             in->n_active++;
             break;
@@ -934,7 +934,7 @@ void alerts_forget(struct alert_inst **slot)
     if (!h || !in)
         return;
     *slot = NULL;
-    double now = (double)now_real_us() / 1e6;
+    double now = now_real_s();
     pthread_mutex_lock(&h->mu);
     for (size_t k = 0; k < in->plan.n; k++)
         if (active_of(in, k))
@@ -1106,7 +1106,7 @@ bool alerts_reload(const struct config *cfg)
     char *moved = strcmp(old->state_dir, nw->state_dir) != 0 && !same_file(old->state_dir, nw->state_dir)
                       ? state_file(nw->state_dir)
                       : NULL;
-    double now = (double)now_real_us() / 1e6;
+    double now = now_real_s();
     pthread_mutex_lock(&h->mu);
     if (moved) {
         if (h->moved_from) /* moved twice before a write: the file is still at the first place */

@@ -4,6 +4,11 @@
  * Alertmanager's notify/util.go has it, and the state file written off the
  * event loop. Ordering: a receiver's outbox is sent head first, and a failed
  * head blocks the ones behind it, so firing always arrives before resolved.
+ * Waits (backoff, re-send, repeat, the stop's grace) are measured on the
+ * monotonic clock (now_mono_s): a step of the wall clock (NTP at boot, a VM
+ * resumed) must neither hold a receiver back for as long as the step nor
+ * send everything at once. What goes into notifications is wall-clock time
+ * (now_real_s).
  */
 #include "deliver.h"
 
@@ -56,13 +61,6 @@ static struct {
     struct attempt *att; /* [n_recv]; reqs NULL when idle */
     bool running;
 } D;
-
-static double now_s(void) { return (double)now_real_us() / 1e6; }
-/* Waits (backoff, re-send, repeat, the stop's grace) are measured on the
- * monotonic clock: a step of the wall clock (NTP at boot, a VM resumed)
- * must neither hold a receiver back for as long as the step nor send
- * everything at once. What goes into notifications is wall-clock time. */
-static double mono_s(void) { return (double)now_mono_us() / 1e6; }
 
 static size_t on_body(char *p, size_t sz, size_t n, void *arg)
 {
@@ -156,7 +154,7 @@ static void start_attempt(struct hub *h, size_t r, struct notif *const *v, size_
     at->n_done = 0;
     at->max_seq = max_seq;
     at->n_notifs = n;
-    at->started = mono_s();
+    at->started = now_mono_s();
     for (size_t u = 0; u < rc->n_urls; u++) {
         struct req *q = &at->reqs[u];
         q->recv = r;
@@ -198,7 +196,7 @@ static double backoff_s(const struct alert_receiver *rc, unsigned fails, double 
 }
 
 /* An attempt of receiver r has all its answers. Hub lock held. */
-/* mono: now on the monotonic clock (mono_s). */
+/* mono: now on the monotonic clock (now_mono_s). */
 static void finish_attempt(struct hub *h, size_t r, double mono)
 {
     const struct alert_receiver *rc = &h->cfg->recv[r];
@@ -414,7 +412,7 @@ static bool save_state(struct hub *h, bool final)
      * the wall clock must not silence it): one warning a minute at most,
      * good writes in between or not (a disk failing every other write
      * would say so twice a second), and "resumed" only after a warning */
-    double mono = (double)now_mono_us() / 1e6;
+    double mono = now_mono_s();
     if (!ok) {
         if (!h->state_warned_streak && (!h->state_warned || mono - h->state_warned >= SAVE_WARN_EVERY_S)) {
             log_warn("alerts", "cannot write state file %s: %s (tried again every %gs)", path, strerror(e),
@@ -500,9 +498,9 @@ static void *thread_main(void *arg)
     /* monotonic seconds: a step of the wall clock moves no save */
     double last_save = -INFINITY, save_took = 0, retry_at = -INFINITY;
     pthread_mutex_lock(&h->mu);
-    while (!h->stop || flushing(h, mono_s())) {
+    while (!h->stop || flushing(h, now_mono_s())) {
         deliver_remap(h);
-        double now = now_s();
+        double now = now_real_s();
         size_t kept = 0;
         for (size_t i = 0; i < h->n_resolved; i++) {
             if (now - h->resolved[i]->ends_at > RESOLVED_KEEP_S) {
@@ -513,18 +511,18 @@ static void *thread_main(void *arg)
             }
         }
         h->n_resolved = kept;
-        double mono_now = mono_s();
+        double mono_now = now_mono_s();
         for (size_t r = 0; r < h->cfg->n_recv; r++)
             consider(h, r, now, mono_now);
         int wait_ms = 250;
-        double mono = (double)now_mono_us() / 1e6;
+        double mono = now_mono_s();
         double due = h->dirty ? fmax(last_save + fmin(fmax(SAVE_EVERY_S, SAVE_DUTY * save_took), SAVE_MAX_S), retry_at)
                    : h->dirty_lazy ? last_save + LAZY_SAVE_S : INFINITY;
         if (mono >= due) {
             if (!save_state(h, false))
                 retry_at = mono + SAVE_RETRY_S;
             last_save = mono;
-            save_took = (double)now_mono_us() / 1e6 - mono;
+            save_took = now_mono_s() - mono;
         } else if (due - mono < 0.25) {
             wait_ms = (int)((due - mono) * 1000) + 1;
         }
@@ -547,7 +545,7 @@ static void *thread_main(void *arg)
             q->done = true;
             struct attempt *at = &D.att[q->recv];
             if (++at->n_done == at->n_reqs)
-                finish_attempt(h, q->recv, mono_s());
+                finish_attempt(h, q->recv, now_mono_s());
         }
     }
     deliver_remap(h);
@@ -589,7 +587,7 @@ void deliver_stop(struct hub *h)
         return;
     pthread_mutex_lock(&h->mu);
     h->stop = true;
-    h->stop_by = mono_s() + STOP_GRACE_S;
+    h->stop_by = now_mono_s() + STOP_GRACE_S;
     pthread_mutex_unlock(&h->mu);
     curl_multi_wakeup(D.multi);
     pthread_join(D.th, NULL);
@@ -610,7 +608,7 @@ int deliver_test_receiver(const struct alerts_cfg *a, const char *name, FILE *ou
     }
     const struct alert_receiver *rc = &a->recv[r];
     curl_global_init(CURL_GLOBAL_DEFAULT);
-    double now = now_s();
+    double now = now_real_s();
     struct notif n = {0};
     struct label labels[] = {{(char *)"alertname", (char *)"RedpulseTestNotification"},
                              {(char *)"severity", (char *)"none"},

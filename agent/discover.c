@@ -622,7 +622,7 @@ static void round_end(struct source *s, enum dres r, const char *detail)
         /* unknown master names: the masters that did answer are applied */
         bool changed = merge(s, now_mono_us());
         if (r == DR_OK) {
-            s->last_success_ts = (double)now_real_us() / 1e6;
+            s->last_success_ts = now_real_s();
             if (s->failing)
                 log_info("discover", "%s: refresh works again (%s): %zu instances", s->name, seed, s->n_known);
             s->failing = false;

@@ -474,7 +474,7 @@ static void finish(struct target *t, enum outcome o, const char *detail, struct 
     t->st.polls++;
     t->st.polled = true;
     t->st.last_outcome = o;
-    t->st.last_poll_ts = (double)now_real_us() / 1e6;
+    t->st.last_poll_ts = now_real_s();
     t->st.last_poll_mono = (double)now / 1e6;
     t->st.last_duration_s = (double)(now - t->poll_start_us) / 1e6;
     if (o == OUTCOME_OK) {
@@ -755,7 +755,7 @@ static void on_reply(void *arg, redisReply *r)
             log_debug("poller", "%s: unexpected CONFIG GET reply", t->cfg->name);
         }
         if (t->adv && !is_err && (se->npend == 0 || se->pend[0] != P_CONFIG)) /* the last of them (Redis < 7) */
-            advise_on_config(t->adv, t->cfg, &t->config, t->last, (double)now_real_us() / 1e6);
+            advise_on_config(t->adv, t->cfg, &t->config, t->last, now_real_s());
         return;
     case P_LATENCY:
         if (is_err && collect_refusal_permanent(detail)) {

@@ -206,8 +206,6 @@ out:
     return rc;
 }
 
-static double mono_s(void) { return (double)now_mono_us() / 1e6; }
-
 /* Sleeps until the directory changes or max_s passes (inotify; without it,
  * a short sleep). */
 static void wait_change(int ino, double max_s)
@@ -257,7 +255,7 @@ int reloadctl_client(const char *pid_arg, const char *timeout_arg)
         ino = -1;
     }
     struct status st = {0};
-    double deadline = mono_s() + timeout;
+    double deadline = now_mono_s() + timeout;
     int rc = 3;
     /* 1. PID's own status: its sequence number before the signal */
     for (;;) {
@@ -267,7 +265,7 @@ int reloadctl_client(const char *pid_arg, const char *timeout_arg)
             fprintf(stderr, "redpulse: no process %ld\n", pid);
             goto out;
         }
-        double left = deadline - mono_s();
+        double left = deadline - now_mono_s();
         if (left <= 0) {
             fprintf(stderr, "redpulse: process %ld published no reload status in %s within %g s (not "
                             "redpulse, still starting, or started with another RUNTIME_DIRECTORY); not "
@@ -294,7 +292,7 @@ int reloadctl_client(const char *pid_arg, const char *timeout_arg)
             fprintf(stderr, "redpulse: process %ld exited during the reload\n", pid);
             goto out;
         }
-        double left = deadline - mono_s();
+        double left = deadline - now_mono_s();
         if (left <= 0) {
             fprintf(stderr, "redpulse: process %ld did not finish reloading within %g s (it may still be "
                             "reading the configuration); its outcome will be in its log and in "

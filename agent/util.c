@@ -58,6 +58,9 @@ uint64_t now_mono_us(void)
     return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
 }
 
+double now_mono_s(void) { return (double)now_mono_us() / 1e6; }
+double now_real_s(void) { return (double)now_real_us() / 1e6; }
+
 uint64_t fnv1a(uint64_t h, const void *p, size_t n)
 {
     const unsigned char *b = p;

@@ -21,6 +21,9 @@ char *xstrndup(const char *s, size_t n);
 uint64_t now_mono_us(void);
 /* Wall clock in microseconds since the epoch: for timestamps shown to users. */
 uint64_t now_real_us(void);
+/* The same two in seconds. */
+double now_mono_s(void);
+double now_real_s(void);
 
 /* FNV-1a 64, public and unkeyed: for fingerprints, the shard split and
  * change detection, never for a table a peer can fill (info_hash is keyed).
