@@ -19,7 +19,9 @@ agents side by side, measured over the same 3 one-minute windows, the
 three variants rotating over them by reload),
 BENCH_FROM (a JSON file of earlier runs, written to $TMPDIR/redpulse-bench-
 runs-PID.json after each run: only the report is made, with BENCH_SCALES and
-BENCH_SECTIONS as in those runs)."""
+BENCH_SECTIONS as in those runs), BENCH_BASELINE (the previous table's runs
+to compare with; default results.json beside results.md, which a full bench
+rewrites with its own runs and BENCH_COMMIT or the checked-out commit)."""
 import collections
 import json
 import math
@@ -476,6 +478,7 @@ def one_run(scales):
     if "scale" in SECTIONS:
         fig.update(scale_section(scales))
     fig["secs"] = time.monotonic() - fig.pop("t0")
+    fig["end"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     return fig
 
 
@@ -539,13 +542,103 @@ def targets(r):
     return out
 
 
-def report(runs, scales):
+# ---- "nothing else in the table worse": against the previous table ---------
+
+def own_figures(r):
+    """redpulse's figures in one run, each one where lower is better, as
+    name -> (value, format): its own costs and its ratios to the floor and to
+    the peers. Figures that are not costs (samples, polls counted, /metrics
+    sizes) are left out."""
+    mb = lambda x: "%.1f MB" % (x / 1024)  # noqa: E731
+    x2 = lambda x: "%.2f×" % x  # noqa: E731
+    f = {}
+    h2h = {"cpu": ("agent CPU per poll", us), "rcpu": ("Redis CPU per poll", us),
+           "cmds": ("Redis commands per poll", lambda x: "%.3f" % x),
+           "conns": ("new Redis connections per poll", lambda x: "%.3f" % x), "rss": ("RSS", mb),
+           "m50": ("/metrics p50", ms), "m99": ("/metrics p99", ms), "s50": ("/scrape p50", ms),
+           "s99": ("/scrape p99", ms)}
+
+    def put(name, v, fm):
+        if v is not None:
+            f[name] = (v, fm)
+
+    def div(a, b):
+        return a / b if a and b else None
+    one = "one instance at 100 polls/s: "
+    for k, (name, fm) in h2h.items():
+        put(one + name, r.get("h2h.rp." + k), fm)
+    put(one + "agent CPU per poll beside the floor", r.get("h2h.pair.rp"), us)
+    put(one + "ratio to the floor", div(r.get("h2h.rp.cpu"), r.get("h2h.floor")), x2)
+    put(one + "ratio to the floor beside it", r.get("h2h.pair.ratio"), x2)
+    for k in ("cpu", "rcpu"):
+        put(one + h2h[k][0] + ", ratio to redis_exporter", div(r.get("h2h.rp." + k), r.get("h2h.ex." + k)),
+            lambda x: "1/%.1f" % (1 / x))
+    for tag, title in PEERS:
+        where = title.split(",")[0] + ": "
+        for k in ("cpu", "rcpu", "cmds", "conns", "rss", "m50", "m99"):
+            put(where + h2h[k][0], r.get("%s.rp.%s" % (tag, k)), h2h[k][1])
+        for k in ("cpu", "rcpu", "rss"):
+            put(where + h2h[k][0] + ", ratio to collectd", div(r.get("%s.rp.%s" % (tag, k)),
+                                                               r.get("%s.cd.%s" % (tag, k))), x2)
+    names = {"cpu": ("agent CPU", lambda x: "%.1f%% of a core" % (100 * x)), "cpu_per": ("agent CPU per poll", us),
+             "rss": ("RSS", mb), "rss_per": ("RSS per instance", lambda x: "%.1f KB" % x),
+             "late99": ("poll lateness p99", ms), "s50": ("/scrape p50", ms), "s99": ("/scrape p99", ms),
+             "m99": ("/metrics p99", ms), "gz99": ("/metrics gzip p99", ms), "render_per": ("render at read", us)}
+    for key in sorted(k for k in r if k.startswith("scale.")):
+        _, n, what = key.split(".", 2)
+        if what in names:
+            put("%s instances at 10 s: %s" % (n, names[what][0]), r[key], names[what][1])
+    pct = lambda x: "%+.1f%%" % x  # noqa: E731
+    kb = lambda x: "%+.2f KB" % x  # noqa: E731
+    for key, name, fm in (("cost.alerts_pct", "alert rules' CPU per poll", pct),
+                          ("cost.alerts_kb", "alert rules' memory per instance", kb),
+                          ("cost.advice_pct", "advisor's CPU per poll", pct),
+                          ("cost.advice_kb", "advisor's memory per instance", kb)):
+        put(name, r.get(key), fm)
+    return f
+
+
+def compare(runs, prev):
+    """The target "nothing else in the table worse than today", read against
+    the previous table's runs (prev: results.json as the last full bench left
+    it). A figure is worse when its median is above the previous table's
+    whole range (min-max over its runs): the machine's drift between two
+    benches moves figures within a table's range, and a median above it is
+    more than that. Higher medians within the range are named too."""
+    if not prev:
+        return ("\"Nothing else in the table worse than today\": no earlier figures kept (results.json), not"
+                " checked.")
+    new = [own_figures(r) for r in runs]
+    old = [own_figures(r) for r in prev.get("runs", [])]
+    worse, higher, n = [], [], 0
+    for name in new[0]:
+        xs = [f[name][0] for f in new if name in f]
+        ys = [f[name][0] for f in old if name in f]
+        if not xs or not ys:
+            continue
+        n += 1
+        fm = new[0][name][1]
+        m, pm = statistics.median(xs), statistics.median(ys)
+        if m > max(ys):
+            worse.append("%s %s (was %s, %s–%s)" % (name, fm(m), fm(pm), fm(min(ys)), fm(max(ys))))
+        elif m > pm:
+            higher.append(name)
+    text = ("\"Nothing else in the table worse than today\", against the previous table (%s, %d runs; %d of"
+            " redpulse's figures and ratios, lower is better; worse: a median above that table's whole"
+            " range): " % (prev.get("commit", "?"), len(old), n))
+    text += "**not met**, %d worse: %s." % (len(worse), "; ".join(worse)) if worse else "met, none worse."
+    if higher:
+        text += " A higher median within the previous range: %s." % "; ".join(higher)
+    return text
+
+
+def report(runs, scales, prev=None):
     n = len(runs)
     spread = "median of %d runs (min–max)" % n if n > 1 else "one run"
     out = ["# redpulse benchmark", "",
            "Machine: %d cores; %s. Command: `tests/bench/run.sh` (BENCH_RUNS=%d%s). Every figure: %s; each run's"
            " figure is itself the median of %d interleaved rounds. Wall time per run: %s." % (
-               os.cpu_count(), time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), n,
+               os.cpu_count(), runs[-1].get("end") or time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), n,
                ", BENCH_QUICK=1: short windows, figures are noise" if QUICK else "", spread, ROUNDS,
                ", ".join("%.0f s" % r["secs"] for r in runs)), "",
            ("Smoke run (BENCH_QUICK=1): " if QUICK else
@@ -684,8 +777,7 @@ def report(runs, scales):
             cells.append("n/a: " + why if met is None else ("met: " if met else "**not met**: ") + why)
         met = sum(1 for tr in per_run if tr[i][1])
         out.append("| %s | %d of %d runs | %s |" % (name, met, n, " | ".join(cells)))
-    out += ["", "Not checked here: \"nothing else in the table worse than today\" (compare with the previous"
-            " results.md by eye)."]
+    out += ["", compare(runs, prev)]
     return "\n".join(out) + "\n"
 
 
@@ -715,11 +807,24 @@ def main():
         with open(keep, "w") as f:
             json.dump(runs, f)  # kept in case the report fails: BENCH_FROM=this file
         print("figures so far: %s" % keep, file=sys.stderr, flush=True)
-    text = report(runs, scales)
+    # the previous table's runs, for "nothing else worse" (BENCH_BASELINE: another file of them)
+    kept = os.path.splitext(OUT)[0] + ".json"
+    prev = None
+    if os.path.exists(os.environ.get("BENCH_BASELINE", kept)):
+        with open(os.environ.get("BENCH_BASELINE", kept)) as f:
+            prev = json.load(f)
+    text = report(runs, scales, prev)
     print(text)
     if not QUICK:  # a smoke run's figures are noise: results.md keeps the last full run's
         with open(OUT, "w") as f:
             f.write(text)
+        commit = os.environ.get("BENCH_COMMIT") or subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+        with open(kept, "w") as f:
+            json.dump({"commit": commit, "date": runs[-1].get("end") or time.strftime("%Y-%m-%d %H:%M UTC",
+                                                                                      time.gmtime()),
+                       "runs": runs}, f, indent=0)
+            f.write("\n")
 
 
 try:

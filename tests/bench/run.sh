@@ -12,7 +12,10 @@
 #      one instance each at 100 ms;
 #   3. redpulse alone with 1,000 / 10,000 instances at a 10 s interval, and
 #      the cost of the alert rules and of the advisor at the largest scale.
-# Results go to stdout and tests/bench/results.md.
+# Results go to stdout and tests/bench/results.md, the runs' figures to
+# tests/bench/results.json: the next bench compares its own with them (the
+# target "nothing else in the table worse"). BENCH_FROM=FILE: the report
+# again from kept runs, nothing measured.
 # BENCH_QUICK=1: a smoke run (short windows, scale 1000 only, one run, about
 #   5 minutes); its figures are noise.
 # BENCH_RUNS=N: N whole runs (default 3). BENCH_SCALES overrides the instance
