@@ -7,8 +7,9 @@
  * read again at most every 20 ms; a file missing or not a number leaves the
  * shift as it was (start: none). Write the file whole (rename into place).
  * The monotonic clock is left alone: that is the point. time() and
- * gettimeofday() are not shifted (redpulse reads the wall clock through
- * clock_gettime; its log lines' timestamps are the exception).
+ * gettimeofday() are shifted too (redpulse reads the wall clock through
+ * clock_gettime, but its log lines' timestamps and its libraries use those),
+ * so that no reading of the wall clock in the process escapes the step.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE /* RTLD_NEXT */
@@ -18,6 +19,7 @@
 #include <fcntl.h>
 #include <stdatomic.h>
 #include <stdlib.h>
+#include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -79,5 +81,24 @@ int clock_gettime(clockid_t id, struct timespec *ts)
     ts->tv_sec = (time_t)(t / 1000000000LL);
     ts->tv_nsec = (long)(t % 1000000000LL);
     errno = saved;
+    return 0;
+}
+
+time_t time(time_t *out)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    if (out)
+        *out = ts.tv_sec;
+    return ts.tv_sec;
+}
+
+int gettimeofday(struct timeval *restrict tv, void *restrict tz)
+{
+    (void)tz; /* obsolete: nothing in the process asks for a timezone here */
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    tv->tv_sec = ts.tv_sec; /* glibc declares tv nonnull */
+    tv->tv_usec = (suseconds_t)(ts.tv_nsec / 1000);
     return 0;
 }

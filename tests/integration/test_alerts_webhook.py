@@ -6,9 +6,11 @@ killed with SIGKILL and started again on the same state directory. Every
 (fingerprint, episode) arrives firing then resolved, in order; retries keep to
 the backoff schedule; a healthy receiver sees no extra requests; a receiver
 answering 400 is not retried; a tiny queue counts exactly what it dropped."""
+import calendar
 import http.server
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -419,6 +421,11 @@ class WebhookDelivery(unittest.TestCase):
             set_shift(-7200)  # another hour back while the receiver backs off
             wait_for(lambda: r.delivered(), 6, what="the retry after the 503 (backoff at most 2 s)")
             self.assertEqual(r.delivered()[0][2], "firing")
+            # the fake steps every wall clock of the process, time() too (the
+            # log's timestamps): the 503 was logged an hour or more back
+            stamps = re.findall(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ) warn", a.log_text(), re.M)
+            self.assertTrue(any(calendar.timegm(time.strptime(x, "%Y-%m-%dT%H:%M:%SZ")) < time.time() - 3000
+                                for x in stamps), stamps)
         finally:
             if b:
                 b.close()
