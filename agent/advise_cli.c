@@ -5,20 +5,26 @@
  * (CONFIG GET), the same checks and words as the daemon, host checks when the
  * server is on this host. Blocking hiredis calls: nothing else runs here.
  * Exit status: 0 no warning or critical finding, 1 warnings, 2 critical,
- * 3 could not advise (usage, connection, refused commands).
+ * 3 could not advise (usage, connection, AUTH or INFO failed, or CONFIG GET
+ * failed and nothing above info was found).
  */
+#include <errno.h>
 #include <getopt.h>
 #include <hiredis/hiredis.h>
 #include <math.h>
+#include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "advise.h"
 #include "cmdclass.h"
 #include "config.h"
+#include "conn.h"
 #include "util.h"
 
 static const char usage[] =
@@ -40,46 +46,248 @@ static enum cmd_class classify(void *ctx, const char *cmd)
     return cmdclass_builtin(cmd);
 }
 
-/* INFO as a sample; NULL (after saying why) on failure. */
-static struct info_sample *info(redisContext *c, uint64_t *at)
+/*
+ * The connection. Each sample has its own (connect, AUTH, commands, close):
+ * nothing sits idle through --seconds, so a server's `timeout` shorter than
+ * the measurement cannot close it under us. Replies are read as the daemon
+ * reads them: the framing scan of conn.c caps a reply at MAX_REPLY bytes
+ * whatever its shape, and each command has one deadline for all of its
+ * exchange, not one per read (a peer dripping a byte at a time ends there).
+ */
+#define MAX_REPLY (1u << 20) /* the daemon's default max_reply_bytes */
+#define DEADLINE_MS 5000     /* connect, and each command's whole exchange */
+
+struct cli {
+    const struct instance_cfg *inst;
+    const char *addr, *pw;
+    redisContext *c;
+};
+
+/* A peer's text, fit for a terminal: control characters become spaces,
+ * bytes that are not UTF-8 '?', at most cap - 1 bytes. */
+static const char *peer_text(char *dst, size_t cap, const char *s, size_t n)
 {
-    redisReply *r = redisCommand(c, "INFO all");
-    if (!r || r->type != REDIS_REPLY_STRING) {
-        fprintf(stderr, "redpulse: INFO failed: %s\n", r && r->str ? r->str : c->errstr);
-        if (r)
-            freeReplyObject(r);
-        return NULL;
+    size_t o = 0;
+    for (size_t i = 0; i < n && o + 4 < cap; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        size_t l = ch >= 0x80 && n - i >= 4 ? utf8_seq_len((const unsigned char *)s + i) : ch >= 0x80 ? 0 : 1;
+        if (ch < 0x20 || ch == 0x7f)
+            dst[o++] = ' ';
+        else if (l == 0)
+            dst[o++] = '?';
+        else {
+            memcpy(dst + o, s + i, l);
+            o += l;
+            i += l - 1;
+        }
     }
-    *at = now_mono_us();
-    struct info_sample *s = info_parse(r->str, r->len);
-    freeReplyObject(r);
+    if (o + 4 >= cap && n > 0)
+        memcpy(dst + o - 3, "...", 3);
+    dst[o] = '\0';
+    return dst;
+}
+
+static const char *type_name(int type)
+{
+    switch (type) {
+    case REDIS_REPLY_STRING: return "a bulk string";
+    case REDIS_REPLY_ARRAY: return "an array";
+    case REDIS_REPLY_INTEGER: return "an integer";
+    case REDIS_REPLY_NIL: return "a nil";
+    case REDIS_REPLY_STATUS: return "a status";
+    case REDIS_REPLY_ERROR: return "an error";
+    default: return "an unknown reply";
+    }
+}
+
+/* What one command got back: the reply's type and text (strings, status,
+ * errors); an array goes to on_array while the reply is alive. */
+struct answer {
+    int type; /* 0: none (the exchange failed: why says so) */
+    char *text;
+    size_t len;
+    int (*on_array)(void *arg, const redisReply *r);
+    void *arg;
+    char why[200];
+};
+
+static bool take(void *arg, redisReply *r)
+{
+    struct answer *a = arg;
+    a->type = r->type;
+    if (r->type == REDIS_REPLY_STRING || r->type == REDIS_REPLY_STATUS || r->type == REDIS_REPLY_ERROR) {
+        a->text = xmalloc(r->len + 1);
+        memcpy(a->text, r->str, r->len);
+        a->text[r->len] = '\0';
+        a->len = r->len;
+    } else if (r->type == REDIS_REPLY_ARRAY && a->on_array) {
+        a->on_array(a->arg, r);
+    }
+    return false; /* one reply per command */
+}
+
+static int ms_left(uint64_t deadline_us)
+{
+    uint64_t now = now_mono_us();
+    return now >= deadline_us ? 0 : (int)((deadline_us - now + 999) / 1000);
+}
+
+/* Sends argv and reads its reply into *a; false (a->why set) when the
+ * exchange fails: timeout, closed, too large, not RESP. */
+static bool command(struct cli *k, int argc, const char **argv, struct answer *a)
+{
+    uint64_t deadline = now_mono_us() + DEADLINE_MS * 1000ull;
+    char *cmd = NULL;
+    int len = redisFormatCommandArgv(&cmd, argc, argv, NULL);
+    int fd = k->c->fd;
+    bool ok = false;
+    redisReader *rd = resp_reader_new();
+    if (len < 0 || !rd) {
+        snprintf(a->why, sizeof a->why, "out of memory");
+        goto done;
+    }
+    for (int sent = 0; sent < len;) {
+        struct pollfd pf = {fd, POLLOUT, 0};
+        if (poll(&pf, 1, ms_left(deadline)) == 0) {
+            snprintf(a->why, sizeof a->why, "the command was not sent within %d s", DEADLINE_MS / 1000);
+            goto done;
+        }
+        ssize_t w = send(fd, cmd + sent, (size_t)(len - sent), MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (w < 0 && errno != EAGAIN && errno != EINTR) {
+            snprintf(a->why, sizeof a->why, "sending: %s", strerror(errno));
+            goto done;
+        }
+        sent += w > 0 ? (int)w : 0;
+    }
+    char buf[16384];
+    while (!a->type) {
+        struct pollfd pf = {fd, POLLIN, 0};
+        int left = ms_left(deadline);
+        if (left == 0 || poll(&pf, 1, left) == 0) {
+            snprintf(a->why, sizeof a->why, "no whole reply within %d s", DEADLINE_MS / 1000);
+            goto done;
+        }
+        ssize_t n = recv(fd, buf, sizeof buf, MSG_DONTWAIT);
+        if (n == 0) {
+            snprintf(a->why, sizeof a->why, "the server closed the connection");
+            goto done;
+        }
+        if (n < 0) {
+            if (errno == EAGAIN || errno == EINTR)
+                continue;
+            snprintf(a->why, sizeof a->why, "reading: %s", strerror(errno));
+            goto done;
+        }
+        char detail[160];
+        if (resp_feed(rd, buf, (size_t)n, MAX_REPLY, take, a, detail, sizeof detail) != OUTCOME_OK) {
+            snprintf(a->why, sizeof a->why, "%s", detail);
+            goto done;
+        }
+    }
+    ok = true;
+done:
+    resp_reader_free(rd);
+    if (cmd)
+        redisFreeCommand(cmd);
+    return ok;
+}
+
+static void answer_clear(struct answer *a)
+{
+    free(a->text);
+    memset(a, 0, sizeof *a);
+}
+
+/* An error reply's text (cleaned), or "answered with <type>", for messages. */
+static const char *what_came(const struct answer *a, char *dst, size_t cap)
+{
+    char t[160];
+    if (a->type == REDIS_REPLY_ERROR)
+        snprintf(dst, cap, "%s", peer_text(t, sizeof t, a->text, a->len));
+    else
+        snprintf(dst, cap, "answered with %s", type_name(a->type));
+    return dst;
+}
+
+static void close_session(struct cli *k)
+{
+    if (k->c)
+        redisFree(k->c);
+    k->c = NULL;
+}
+
+/* Connects and authenticates; false after saying why. */
+static bool open_session(struct cli *k)
+{
+    struct timeval tv = {DEADLINE_MS / 1000, 0};
+    k->c = k->inst->kind == ADDR_UNIX ? redisConnectUnixWithTimeout(k->inst->path, tv)
+                                      : redisConnectWithTimeout(k->inst->host, k->inst->port, tv);
+    if (!k->c || k->c->err) {
+        fprintf(stderr, "redpulse: cannot connect to %s: %s\n", k->addr, k->c ? k->c->errstr : "out of memory");
+        close_session(k);
+        return false;
+    }
+    if (!k->pw)
+        return true;
+    const char *argv[3] = {"AUTH", k->inst->username ? k->inst->username : k->pw, k->pw};
+    struct answer a = {0};
+    bool ok = command(k, k->inst->username ? 3 : 2, argv, &a) && a.type == REDIS_REPLY_STATUS;
+    if (!ok) {
+        char w[200];
+        fprintf(stderr, "redpulse: AUTH failed: %s\n", a.type ? what_came(&a, w, sizeof w) : a.why);
+        close_session(k);
+    }
+    answer_clear(&a);
+    return ok;
+}
+
+/* INFO as a sample; NULL (after saying why) on failure. */
+static struct info_sample *info(struct cli *k, uint64_t *at)
+{
+    const char *argv[2] = {"INFO", "all"};
+    struct answer a = {0};
+    struct info_sample *s = NULL;
+    char w[200];
+    if (!command(k, 2, argv, &a))
+        fprintf(stderr, "redpulse: INFO failed: %s\n", a.why);
+    else if (a.type == REDIS_REPLY_ERROR)
+        fprintf(stderr, "redpulse: INFO refused: %s\n", what_came(&a, w, sizeof w));
+    else if (a.type != REDIS_REPLY_STRING)
+        fprintf(stderr, "redpulse: INFO answered with %s, not the bulk string of its text\n", type_name(a.type));
+    else {
+        *at = now_mono_us();
+        s = info_parse(a.text, a.len);
+        if (!info_sval(s, INFO_S_REDIS_VERSION)) {
+            fprintf(stderr, "redpulse: the INFO reply has no redis_version: not the INFO of a Redis server\n");
+            info_sample_free(s);
+            s = NULL;
+        }
+    }
+    answer_clear(&a);
     return s;
 }
 
-static void config_get(redisContext *c, const struct info_sample *s, struct config_values *cv)
+static int merge_config(void *arg, const redisReply *r) { return collect_config_reply(arg, r); }
+
+/* The settings; false (after saying why) when they could not be read. */
+static bool config_get(struct cli *k, const struct info_sample *s, struct config_values *cv)
 {
     const char *argv[CFGP_COUNT + 2];
     const char *v = info_sval(s, INFO_S_REDIS_VERSION);
-    if (v && atoi(v) >= 7) {
-        int n = collect_config_argv("CONFIG", argv);
-        redisReply *r = redisCommandArgv(c, n, argv, NULL);
-        if (r && r->type != REDIS_REPLY_ERROR)
-            collect_config_reply(cv, r);
-        else
-            fprintf(stderr, "redpulse: CONFIG GET refused (%s): the checks of settings are skipped\n",
-                    r && r->str ? r->str : c->errstr);
-        if (r)
-            freeReplyObject(r);
-        return;
+    bool several = v && atoi(v) >= 7;
+    for (int p = 0; p < (several ? 1 : CFGP_COUNT); p++) {
+        int n = several ? collect_config_argv("CONFIG", argv) : collect_config_argv_one("CONFIG", (enum cfg_param)p, argv);
+        struct answer a = {.on_array = merge_config, .arg = cv};
+        char w[200];
+        bool ok = command(k, n, argv, &a) && a.type == REDIS_REPLY_ARRAY;
+        if (!ok)
+            fprintf(stderr, "redpulse: CONFIG GET %s: the checks of settings are skipped\n",
+                    !a.type ? a.why : a.type == REDIS_REPLY_ERROR ? what_came(&a, w, sizeof w) : type_name(a.type));
+        answer_clear(&a);
+        if (!ok)
+            return false;
     }
-    for (int p = 0; p < CFGP_COUNT; p++) {
-        int n = collect_config_argv_one("CONFIG", (enum cfg_param)p, argv);
-        redisReply *r = redisCommandArgv(c, n, argv, NULL);
-        if (r && r->type == REDIS_REPLY_ARRAY)
-            collect_config_reply(cv, r);
-        if (r)
-            freeReplyObject(r);
-    }
+    return true;
 }
 
 static void print_wrapped(const char *label, const char *text)
@@ -134,7 +342,14 @@ int advise_cli_main(int argc, char **argv)
     struct instance_cfg inst = {0};
     struct buf why = BUF_INIT;
     if (config_parse_address(addr, &inst, &why) < 0 || inst.tls.enabled) {
-        fprintf(stderr, "redpulse: %s: %s\n", addr, inst.tls.enabled ? "rediss:// is not supported by --advise" : why.p);
+        /* a password in the address is not echoed, and the way to give one here is named */
+        const char *scheme = strstr(addr, "://"), *at = scheme ? strrchr(scheme + 3, '@') : NULL;
+        const char *colon = at ? memchr(scheme + 3, ':', (size_t)(at - scheme - 3)) : NULL;
+        if (colon)
+            fprintf(stderr, "redpulse: %.*s:***%s: passwords are not accepted in the address; give the password in "
+                    "an environment variable named by --password-env\n", (int)(colon - addr), addr, at);
+        else
+            fprintf(stderr, "redpulse: %s: %s\n", addr, inst.tls.enabled ? "rediss:// is not supported by --advise" : why.p);
         buf_free(&why);
         free(inst.host), free(inst.path), free(inst.username);
         config_free(file);
@@ -142,37 +357,22 @@ int advise_cli_main(int argc, char **argv)
     }
     buf_free(&why);
     inst.name = (char *)addr;
-    struct timeval tv = {5, 0};
-    redisContext *c = inst.kind == ADDR_UNIX ? redisConnectUnixWithTimeout(inst.path, tv)
-                                             : redisConnectWithTimeout(inst.host, inst.port, tv);
+    signal(SIGPIPE, SIG_IGN); /* a peer gone mid-send is an error to report, not the end of the process */
+    struct cli cl = {&inst, addr, NULL, NULL};
     int rc = 3;
     struct info_sample *s1 = NULL, *s2 = NULL;
     struct config_values cv = {0};
     struct advisor *a = NULL;
-    if (!c || c->err) {
-        fprintf(stderr, "redpulse: cannot connect to %s: %s\n", addr, c ? c->errstr : "out of memory");
-        goto out;
-    }
-    redisSetTimeout(c, tv);
-    const char *pw = pw_env ? getenv(pw_env) : NULL;
-    if (pw_env && (!pw || !*pw)) {
+    cl.pw = pw_env ? getenv(pw_env) : NULL;
+    if (pw_env && (!cl.pw || !*cl.pw)) {
         fprintf(stderr, "redpulse: environment variable %s is not set or empty\n", pw_env);
         goto out;
     }
-    if (pw) {
-        redisReply *r = inst.username ? redisCommand(c, "AUTH %s %s", inst.username, pw) : redisCommand(c, "AUTH %s", pw);
-        bool ok = r && r->type != REDIS_REPLY_ERROR;
-        if (!ok)
-            fprintf(stderr, "redpulse: AUTH failed: %s\n", r && r->str ? r->str : c->errstr);
-        if (r)
-            freeReplyObject(r);
-        if (!ok)
-            goto out;
-    }
     uint64_t t1, t2;
-    if (!(s1 = info(c, &t1)))
+    if (!open_session(&cl) || !(s1 = info(&cl, &t1)))
         goto out;
-    config_get(c, s1, &cv);
+    bool settings = config_get(&cl, s1, &cv);
+    close_session(&cl); /* nothing held open through the measurement */
     /* the file's advice section, for an instance of no particular name */
     struct advice_cfg hc = {.enabled = true, .host_root = (char *)"/", .host_interval = ADVICE_HOST_INTERVAL};
     if (file && file->advice)
@@ -193,8 +393,9 @@ int advise_cli_main(int argc, char **argv)
     struct timespec ts = {(time_t)seconds, (long)((seconds - floor(seconds)) * 1e9)};
     while (nanosleep(&ts, &ts) != 0)
         ;
-    if (!(s2 = info(c, &t2)))
+    if (!open_session(&cl) || !(s2 = info(&cl, &t2)))
         goto out;
+    close_session(&cl);
     now = now_real_s();
     derive(s1, t1, s2, t2, now, classify, NULL, &d);
     advise_poll(a, &cv, s2, &d, now);
@@ -203,11 +404,11 @@ int advise_cli_main(int argc, char **argv)
     const char *ver = info_sval(s2, INFO_S_REDIS_VERSION), *role = info_sval(s2, INFO_S_ROLE);
     printf("redpulse advice for %s (Redis %s, %s), measured over %.0f s; host checks: %s\n", addr, ver ? ver : "?",
            role ? role : "?", seconds, a->local == 1 ? "yes" : "no (not on this host)");
-    if (!cv.have)
-        printf("(settings unknown: CONFIG GET was refused)\n");
+    if (!settings)
+        printf("(settings unknown: CONFIG GET failed, see above; the checks of settings did not run)\n");
     int worst = advisor_worst(a);
     if (a->n_holding == 0)
-        printf("\nNo findings.\n");
+        printf(settings ? "\nNo findings.\n" : "\nNo findings among the checks that ran.\n");
     for (int sev = ADV_CRITICAL; sev >= ADV_INFO; sev--)
         for (int k = 0; k < ADV_COUNT; k++) {
             const struct advice_finding *f = a->f[k];
@@ -224,14 +425,15 @@ int advise_cli_main(int argc, char **argv)
             print_wrapped("change:", f->recommendation);
             print_wrapped("trade-off:", f->tradeoff);
         }
-    rc = worst == ADV_CRITICAL ? 2 : worst == ADV_WARNING ? 1 : 0;
+    /* an all-clear needs every check to have run: without the settings
+     * it is "could not advise" (warnings and critical findings still say so) */
+    rc = worst == ADV_CRITICAL ? 2 : worst == ADV_WARNING ? 1 : settings ? 0 : 3;
 out:
     advisor_free(a);
     config_values_clear(&cv);
     info_sample_free(s1);
     info_sample_free(s2);
-    if (c)
-        redisFree(c);
+    close_session(&cl);
     free(inst.host), free(inst.path), free(inst.username);
     config_free(file);
     return rc;

@@ -8,9 +8,11 @@
 
 #include <arpa/inet.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 const char *hostfacts_thp_str(enum thp_mode m)
@@ -18,7 +20,10 @@ const char *hostfacts_thp_str(enum thp_mode m)
     return m == THP_ALWAYS ? "always" : m == THP_MADVISE ? "madvise" : m == THP_NEVER ? "never" : "unknown";
 }
 
-/* Reads root/rel into buf (NUL-terminated); returns bytes or -1. */
+/* Reads root/rel into buf (NUL-terminated); returns bytes or -1. Only a
+ * regular file is read (the kernel's files under /proc and /sys are): under
+ * a host_root of someone's making, a FIFO there would otherwise block the
+ * loop thread in open() or read(), polls and SIGTERM with it. */
 static ssize_t read_small(const char *root, const char *rel, char *buf, size_t n)
 {
     char path[1024];
@@ -27,9 +32,14 @@ static ssize_t read_small(const char *root, const char *rel, char *buf, size_t n
         rl--;
     if (snprintf(path, sizeof path, "%.*s/%s", (int)(rl == 1 && root[0] == '/' ? 0 : rl), root, rel) >= (int)sizeof path)
         return -1;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
     if (fd < 0)
         return -1;
+    struct stat st;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        close(fd);
+        return -1;
+    }
     size_t got = 0;
     while (got < n - 1) {
         ssize_t r = read(fd, buf + got, n - 1 - got);
@@ -56,6 +66,10 @@ enum thp_mode hostfacts_parse_thp(const char *text)
         return THP_NEVER;
     return THP_UNKNOWN;
 }
+
+/* v when lo <= v <= hi, else -1 (unknown): a value the kernel never
+ * writes must not become one it does, as a cast to int would make it. */
+static long in_range(long v, long lo, long hi) { return v >= lo && v <= hi ? v : -1; }
 
 static long parse_long(const char *s, long bad)
 {
@@ -90,9 +104,9 @@ void hostfacts_read_kernel(const char *root, struct host_facts *out)
     if (read_small(root, "sys/kernel/mm/transparent_hugepage/enabled", buf, sizeof buf) > 0)
         out->thp = hostfacts_parse_thp(buf);
     if (read_small(root, "proc/sys/vm/overcommit_memory", buf, sizeof buf) > 0)
-        out->overcommit_memory = (int)parse_long(buf, -1);
+        out->overcommit_memory = (int)in_range(parse_long(buf, -1), 0, 2); /* the kernel takes 0, 1, 2 */
     if (read_small(root, "proc/sys/net/core/somaxconn", buf, sizeof buf) > 0)
-        out->somaxconn = parse_long(buf, -1);
+        out->somaxconn = in_range(parse_long(buf, -1), 0, INT_MAX);
 }
 
 void hostfacts_read(const char *root, long pid, struct host_facts *out)

@@ -20,7 +20,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from fakepeer import FakePeer, bulk  # noqa: E402
-from harness import BIN, Agent, RedisServer, Tmp, promtool_check, series, wait_for  # noqa: E402
+from harness import BIN, Agent, RedisServer, Tmp, promtool_check, series, value, wait_for  # noqa: E402
 from loadgen import LoadGen  # noqa: E402
 
 CONFIG_INTERVAL = 1.0
@@ -453,6 +453,138 @@ class Advise(unittest.TestCase):
             self.assertIn(want, names)
         per_round = len(set(names))
         self.assertEqual(len(set(names[:per_round])), per_round, names)  # the first round: each once
+
+
+class HostilePeer(FakePeer):
+    """Peers the one-shot report must survive: a 2 GB bulk string announced,
+    a 2^31-element array announced, a reply dripped a byte a second, an
+    integer for INFO, an error with terminal escapes and a forged line, and
+    a server that answers everything with "hello"."""
+    REPLIES = {"bigbulk": b"$2000000000\r\n", "bigarray": b"*2147483647\r\n", "integer": b":1\r\n",
+               "escapes": b"-ERR \x1b[31mred\x1b[0m\nforged line\r\n", "hello": b"$5\r\nhello\r\n"}
+
+    def __init__(self, mode):
+        super().__init__(mode)
+
+    def _answer(self, c, cmd):
+        if self.mode == "drip":
+            for b in bulk(self.info):
+                c.sendall(bytes([b]))
+                time.sleep(1)
+                if self.stopping:
+                    return False
+            return True
+        c.sendall(self.REPLIES[self.mode])
+        if self.mode in ("bigbulk", "bigarray"):
+            time.sleep(0.2)
+            try:
+                while not self.stopping:  # as much as the reader will take
+                    c.sendall(b"x" * 65536)
+            except OSError:
+                pass
+            return False
+        return True
+
+
+class AdviseCli(unittest.TestCase):
+    """`redpulse --advise` against servers and peers that are not on its
+    side: it ends, within its deadlines, with exit 3 and a message that
+    names the problem, and never claims an all-clear it did not check."""
+
+    def setUp(self):
+        self.tmp = Tmp()
+        self.cleanups = []
+
+    def tearDown(self):
+        for f in reversed(self.cleanups):
+            f()
+        self.tmp.cleanup()
+
+    def run_cli(self, address, *args, env=None, timeout=30):
+        t = time.monotonic()
+        p = subprocess.run([BIN, "--advise", address] + list(args), capture_output=True, timeout=timeout,
+                           env=env)
+        return p.returncode, p.stdout.decode(), p.stderr.decode(), time.monotonic() - t
+
+    def test_server_timeout_shorter_than_the_measurement(self):
+        # the connection sat idle through --seconds: the server closed it,
+        # and the next send killed the report with SIGPIPE (exit 141, no word)
+        s = RedisServer(self.tmp.path, "t", args=["--timeout", "1"], unix=True)
+        self.cleanups.append(s.stop)
+        root = host_tree(os.path.join(self.tmp.path, "host"), [s])
+        rc, out, err, _ = self.run_cli("unix://" + s.unix, "--seconds", "3", "--host-root", root)
+        self.assertIn(rc, (0, 1, 2), out + err)
+        self.assertIn("redpulse advice for unix://", out)
+
+    def test_hostile_peers(self):
+        modes = {"bigbulk": "reply larger than 1048576 bytes", "bigarray": "reply larger than 1048576 bytes",
+                 "integer": "INFO answered with an integer", "escapes": "INFO refused: ERR",
+                 "hello": "not the INFO of a Redis server", "drip": "no whole reply within 5 s"}
+        peers = {m: HostilePeer(m) for m in modes}
+        for p in peers.values():
+            self.cleanups.append(p.stop)
+        procs = {m: (time.monotonic(), subprocess.Popen(
+            [BIN, "--advise", "redis://127.0.0.1:%d" % p.port, "--seconds", "1"], stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE)) for m, p in peers.items()}
+        for m, (t, pr) in procs.items():
+            out, err = pr.communicate(timeout=30)
+            took = time.monotonic() - t
+            err = err.decode()
+            self.assertEqual(pr.returncode, 3, (m, out, err))
+            self.assertIn(modes[m], err, m)
+            self.assertNotIn("\x1b", err, m)  # the peer's escapes do not reach the terminal
+            self.assertEqual(err.count("\n"), 1, (m, err))  # nor its line breaks: one message, one line
+            self.assertLess(took, 8 if m == "drip" else 3, m)  # one deadline for the whole reply: 5 s
+
+    def test_settings_refused_is_no_all_clear(self):
+        s = RedisServer(self.tmp.path, "acl", args=DEFAULT_SAVE)
+        self.cleanups.append(s.stop)
+        root = host_tree(os.path.join(self.tmp.path, "host"), [s])
+        c = s.client()
+        c.cmd("ACL", "SETUSER", "mon", "on", ">pw", "+info", "+ping", "~*")
+        c.close()
+        addr = "redis://127.0.0.1:%d" % s.port
+        rc, out, err, _ = self.run_cli(addr, "--seconds", "1", "--host-root", root)
+        self.assertEqual(rc, 0, out + err)  # all checked: the one informational finding
+        self.assertIn("INFO latency_monitor_off", out)
+        env = dict(os.environ, PWV="pw")
+        rc, out, err, _ = self.run_cli("redis://mon@127.0.0.1:%d" % s.port, "--seconds", "1", "--host-root", root,
+                                       "--password-env", "PWV", env=env)
+        self.assertEqual(rc, 3, out + err)  # was 0 and "No findings."
+        self.assertIn("CONFIG GET NOPERM", err)
+        self.assertIn("No findings among the checks that ran", out)
+        self.assertNotIn("No findings.", out)
+
+    def test_password_in_the_address_is_not_echoed(self):
+        rc, out, err, _ = self.run_cli("redis://u:s3cret@127.0.0.1:1", "--seconds", "1")
+        self.assertEqual(rc, 3)
+        self.assertNotIn("s3cret", err)
+        self.assertIn("redis://u:***@127.0.0.1:1", err)
+        self.assertIn("--password-env", err)
+
+    def test_fifo_under_host_root(self):
+        # a FIFO where a kernel file should be: open() blocked for good, in
+        # the report and on the agent's loop thread (polls and SIGTERM stopped)
+        s = RedisServer(self.tmp.path, "f")
+        self.cleanups.append(s.stop)
+        root = host_tree(os.path.join(self.tmp.path, "host"), [s])
+        os.unlink(os.path.join(root, "proc/sys/net/core/somaxconn"))
+        os.mkfifo(os.path.join(root, "proc/sys/net/core/somaxconn"))
+        rc, out, err, took = self.run_cli("redis://127.0.0.1:%d" % s.port, "--seconds", "1", "--host-root", root)
+        self.assertIn(rc, (0, 1, 2), out + err)
+        self.assertLess(took, 10)
+        a = Agent(self.tmp.path, [{"name": "f", "address": "redis://127.0.0.1:%d" % s.port}],
+                  defaults={"interval": "200ms", "timeout": "150ms", "config_interval": "1s"},
+                  extra={"advice": {"host_root": root, "host_interval": "1s"}}, log_level="info")
+        try:
+            wait_for(lambda: "with host checks" in a.log_text(), 10, what="the host checks")
+            before = value(a.metrics(), "redpulse_polls_total")
+            time.sleep(1.5)  # the host checks run every second: polls go on past them
+            self.assertGreater(value(a.metrics(), "redpulse_polls_total"), before + 3)
+        finally:
+            t = time.monotonic()
+            self.assertEqual(a.stop(), 0)
+            self.assertLess(time.monotonic() - t, 10)
 
 
 if __name__ == "__main__":

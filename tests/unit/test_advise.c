@@ -9,6 +9,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "advise.h"
 #include "buf.h"
@@ -376,6 +378,48 @@ START_TEST(host_checks)
 }
 END_TEST
 
+static void put_file(const char *root, const char *rel, const char *text)
+{
+    char path[600], dir[700];
+    snprintf(path, sizeof path, "%s/%s", root, rel);
+    snprintf(dir, sizeof dir, "mkdir -p \"$(dirname '%s')\"", path);
+    ck_assert_int_eq(system(dir), 0);
+    if (text) {
+        FILE *f = fopen(path, "w");
+        ck_assert(f);
+        fputs(text, f);
+        fclose(f);
+    } else {
+        ck_assert_int_eq(mkfifo(path, 0600), 0); /* a FIFO nobody writes */
+    }
+}
+
+/* A host_root of someone's making: values the kernel never writes are
+ * unknown (4294967297 was read as 1 through a cast to int), and a FIFO in
+ * place of a file is not read (it blocked the loop thread in open()). */
+START_TEST(host_facts_hostile_root)
+{
+    char root[] = "/tmp/redpulse-hostroot-XXXXXX";
+    ck_assert(mkdtemp(root));
+    put_file(root, "proc/sys/vm/overcommit_memory", "4294967297\n");
+    put_file(root, "proc/sys/net/core/somaxconn", "99999999999\n");
+    put_file(root, "sys/kernel/mm/transparent_hugepage/enabled", NULL);
+    struct host_facts h;
+    hostfacts_read_kernel(root, &h); /* returns: the FIFO is not opened for reading */
+    ck_assert_int_eq(h.overcommit_memory, -1);
+    ck_assert_int_eq(h.somaxconn, -1);
+    ck_assert_int_eq(h.thp, THP_UNKNOWN);
+    put_file(root, "proc/sys/vm/overcommit_memory", "2\n");
+    put_file(root, "proc/sys/net/core/somaxconn", "4096\n");
+    hostfacts_read_kernel(root, &h);
+    ck_assert_int_eq(h.overcommit_memory, 2);
+    ck_assert_int_eq(h.somaxconn, 4096);
+    char rm[128];
+    snprintf(rm, sizeof rm, "rm -rf '%s'", root);
+    ck_assert_int_eq(system(rm), 0);
+}
+END_TEST
+
 START_TEST(host_facts_and_locality)
 {
     char root[512];
@@ -640,6 +684,7 @@ int main(void)
     tcase_add_test(tc, host_step_caches);
     tcase_add_test(tc, clearing_and_switching_off);
     tcase_add_test(tc, no_false_positives);
+    tcase_add_test(tc, host_facts_hostile_root);
     tcase_add_test(tc, json_output);
     tcase_add_test(tc, config_section);
     suite_add_tcase(s, tc);
