@@ -24,6 +24,7 @@ static int fd = -1;
 static struct sockaddr_un addr;
 static socklen_t addr_len;
 static uint64_t watchdog_usec;
+static char where[sizeof addr.sun_path + 1]; /* NOTIFY_SOCKET as given, for messages */
 
 int sdnotify_init(void)
 {
@@ -51,6 +52,7 @@ int sdnotify_init(void)
                   sizeof addr.sun_path - (e[0] == '/'));
         return -1;
     }
+    snprintf(where, sizeof where, "%s", e);
     memset(&addr, 0, sizeof addr);
     addr.sun_family = AF_UNIX;
     memcpy(addr.sun_path, e, l);
@@ -82,8 +84,20 @@ void sdnotify_send(const char *fmt, ...)
         return;
     if ((size_t)n >= sizeof msg)
         n = sizeof msg - 1;
-    if (sendto(fd, msg, (size_t)n, MSG_NOSIGNAL, (const struct sockaddr *)&addr, addr_len) < 0)
-        log_debug("systemd", "notification not sent: %s", strerror(errno));
+    if (sendto(fd, msg, (size_t)n, MSG_NOSIGNAL, (const struct sockaddr *)&addr, addr_len) < 0) {
+        /* READY=1 and STOPPING=1 lost are a start or a stop systemd waits
+         * out: always said; the others (status, watchdog) once, then at
+         * debug level */
+        static bool warned;
+        const char *nl = memchr(msg, '\n', (size_t)n);
+        int first = nl ? (int)(nl - msg) : n;
+        bool state = strncmp(msg, "READY=1", 7) == 0 || strncmp(msg, "STOPPING=1", 10) == 0;
+        if (state || !warned)
+            log_warn("systemd", "notification %.*s not sent to %s: %s", first, msg, where, strerror(errno));
+        else
+            log_debug("systemd", "notification %.*s not sent: %s", first, msg, strerror(errno));
+        warned = true;
+    }
 }
 
 void sdnotify_reloading(void)

@@ -311,7 +311,8 @@ int service_run(const char *config_path, bool level_fixed)
     uint64_t wd = sdnotify_watchdog_usec();
     if (wd) { /* fed from the loop itself, at half the interval systemd asked for */
         sv.watchdog = event_new(sv.base, -1, EV_PERSIST, on_watchdog, NULL);
-        struct timeval tv = {(time_t)(wd / 2 / 1000000), (suseconds_t)(wd / 2 % 1000000)};
+        uint64_t half = wd / 2 < 1000 ? 1000 : wd / 2; /* a zero timeout would never fire again */
+        struct timeval tv = {(time_t)(half / 1000000), (suseconds_t)(half % 1000000)};
         event_add(sv.watchdog, &tv);
         sdnotify_send("WATCHDOG=1");
     }
@@ -333,9 +334,19 @@ out:
     log_debug("main", "Redis connections closed");
     alerts_stop(); /* after the poller: it holds pointers into alert state; a last save */
     cfg_gen_unref(sv.alerts_gen);
+    /* freeing the signal events puts back the default actions: a SIGHUP
+     * (a reload asked for too late) would then end the process with 129
+     * and leave the reload status file behind. Blocked around the swap,
+     * then ignored: one that came in between is dropped. */
+    sigset_t hup, was;
+    sigemptyset(&hup);
+    sigaddset(&hup, SIGHUP);
+    sigprocmask(SIG_BLOCK, &hup, &was);
     for (int i = 0; i < 3; i++)
         if (sv.sig[i])
             event_free(sv.sig[i]);
+    signal(SIGHUP, SIG_IGN);
+    sigprocmask(SIG_SETMASK, &was, NULL);
     if (sv.watchdog)
         event_free(sv.watchdog);
     if (sv.status_tick)

@@ -80,7 +80,7 @@ class Notify(unittest.TestCase):
         self.redis.stop()
         self.tmp.cleanup()
 
-    def start(self, notify_socket, alerts=None):
+    def start(self, notify_socket, alerts=None, watchdog_usec=WATCHDOG_USEC):
         self.t0 = time.monotonic()
         insts = [{"name": "r", "address": "127.0.0.1:%d" % self.redis.port},
                  {"name": "hung", "address": "127.0.0.1:%d" % self.hang.port,
@@ -88,7 +88,7 @@ class Notify(unittest.TestCase):
         # no built-in rules unless asked: STATUS= is compared to the letter
         return Agent(self.tmp.path, insts, defaults={"interval": "1s", "timeout": "500ms"},
                      extra={"alerts": alerts or {"builtin": False}},
-                     env={"NOTIFY_SOCKET": notify_socket, "WATCHDOG_USEC": str(WATCHDOG_USEC)}, log_level="info")
+                     env={"NOTIFY_SOCKET": notify_socket, "WATCHDOG_USEC": str(watchdog_usec)}, log_level="info")
 
     def test_status_counts_firing_alerts(self):
         rule = {"name": "Reachable", "figure": "up", "op": "==", "threshold": 1}
@@ -189,6 +189,44 @@ class Notify(unittest.TestCase):
         ag = self.start(path)
         self.assertEqual(ag.stop(), 0, ag.log_text())
         self.assertIn("NOTIFY_SOCKET=\"%s\" is 108 bytes: a socket address holds at most 107" % path, ag.log_text())
+
+    def test_ready_not_delivered_is_said(self):
+        """READY=1 that systemd never got is a start it waits out: the log
+        says so at warning level (it was at debug level only)."""
+        path = os.path.join(self.tmp.path, "nobody-listens.sock")
+        ag = self.start(path)
+        wait_for(lambda: "ready:" in ag.log_text(), 10, what="the first round")
+        self.assertEqual(ag.stop(), 0, ag.log_text())
+        self.assertRegex(ag.log_text(), r"warn systemd: notification READY=1 not sent to %s: No such file" %
+                         re.escape(path))
+        self.assertRegex(ag.log_text(), r"warn systemd: notification STOPPING=1 not sent")
+
+    def test_tiny_watchdog_interval(self):
+        """WATCHDOG_USEC=1: half of it is no time at all, and a timer of
+        zero was never armed again (two pings, then systemd's kill). The
+        agent pings as often as it can, every millisecond."""
+        ag = self.start(os.path.join(self.tmp.path, "notify.sock"), watchdog_usec=1)
+        self.ns.first("READY=1")
+        t = time.monotonic()
+        time.sleep(0.5)
+        self.assertGreater(len(self.ns.watchdogs(t, t + 0.5)), 20)
+        self.assertEqual(ag.stop(), 0, ag.log_text())
+
+    def test_sighup_while_stopping(self):
+        """A reload asked for while the agent stops is dropped: the process
+        still exits 0 (the default action of SIGHUP, back once the signal
+        events were freed, ended it with 129)."""
+        ag = self.start(os.path.join(self.tmp.path, "notify.sock"))
+        self.ns.first("READY=1")
+        ag.proc.send_signal(signal.SIGTERM)
+        while ag.proc.poll() is None:  # as many as can be sent, up to the exit
+            try:
+                os.kill(ag.proc.pid, signal.SIGHUP)
+            except ProcessLookupError:
+                break
+        rc = ag.proc.wait(10)
+        ag.logf.close()
+        self.assertEqual(rc, 0, ag.log_text())
 
 
 class Stop(unittest.TestCase):
