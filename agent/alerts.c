@@ -192,19 +192,24 @@ static struct hub_alert *new_hub_alert(struct hub *h, const struct alert_rule *r
     return a;
 }
 
-/* Queues n for every receiver a goes to (unless silenced). */
-static void send_to_routes(struct hub *h, struct hub_alert *a, const struct notif *n, double now)
+/* Queues n for every receiver a goes to (unless silenced); a resolved n
+ * also for every receiver told of the firing, wherever the alert goes now
+ * and silenced or not: a reload that moved it elsewhere, or a silence
+ * added since, must not leave a receiver with a firing alert that never
+ * ends. True when n went to at least one. */
+static bool send_to_routes(struct hub *h, struct hub_alert *a, const struct notif *n, double now)
 {
-    if (a->silenced)
-        return;
+    bool any = false;
     for (size_t r = 0; r < h->cfg->n_recv; r++)
-        if (a->routed[r]) {
+        if ((a->routed[r] && !a->silenced) || (n->resolved && a->last_sent[r])) {
+            any = true;
             struct notif *c = notif_dup(n);
             c->seq = ++h->seq;
             c->created = now;
             hub_enqueue(h, r, c);
             a->last_sent[r] = now_mono_s(); /* repeats are timed on it (deliver.c) */
         }
+    return any;
 }
 
 static void keep_resolved(struct hub *h, const struct notif *n)
@@ -307,8 +312,7 @@ static void on_transition(struct hub *h, struct alert_inst *in, size_t k, enum a
             n->starts_at = a->since;
             n->ends_at = now;
             a->silenced = hub_silenced(h->cfg, n, now);
-            send_to_routes(h, a, n, now);
-            if (!a->silenced)
+            if (send_to_routes(h, a, n, now))
                 keep_resolved(h, n);
             notif_free(n);
             log_info("alerts", "%s: %s resolved (value %g)", in->ic->name, r->name, value);
@@ -342,6 +346,7 @@ struct saved {
     struct alert_state st;
     struct notif *n;
     bool claimed;
+    cJSON *told; /* names of the receivers told of its firing; NULL: a file from before, all of them */
 };
 static struct saved *saved;
 static size_t n_saved;
@@ -376,9 +381,11 @@ static struct notif *notif_from_json(const cJSON *o)
     double seq = jnum(o, "seq"), created = jnum(o, "created"), ep = jnum(o, "episode");
     double sa = jnum(o, "starts_at"), ea = jnum(o, "ends_at"), iv = jnum(o, "interval");
     const cJSON *res = cJSON_GetObjectItemCaseSensitive(o, "resolved");
+    const cJSON *rep = cJSON_GetObjectItemCaseSensitive(o, "repeat"); /* absent: false */
     /* ranges first: converting an out-of-range double to an integer is UB */
     if (!fp || strlen(fp) != 16 || strspn(fp, "0123456789abcdef") != 16 || !(seq >= 0 && seq < 9e15) ||
-        !(ep >= 0 && ep <= 4294967295.0) || !isfinite(created) || !isfinite(sa) || !isfinite(ea) || !isfinite(iv) || !cJSON_IsBool(res))
+        !(ep >= 0 && ep <= 4294967295.0) || !isfinite(created) || !isfinite(sa) || !isfinite(ea) || !isfinite(iv) ||
+        !cJSON_IsBool(res) || (rep && !cJSON_IsBool(rep)))
         return NULL;
     struct notif *n = xcalloc(1, sizeof *n);
     memcpy(n->fp, fp, 17);
@@ -389,6 +396,7 @@ static struct notif *notif_from_json(const cJSON *o)
     n->ends_at = ea;
     n->interval_s = iv;
     n->resolved = cJSON_IsTrue(res);
+    n->repeat = cJSON_IsTrue(rep);
     if (labels_from_json(cJSON_GetObjectItemCaseSensitive(o, "labels"), &n->labels, &n->n_labels) < 0 ||
         labels_from_json(cJSON_GetObjectItemCaseSensitive(o, "annotations"), &n->ann, &n->n_ann) < 0) {
         notif_free(n);
@@ -399,10 +407,10 @@ static struct notif *notif_from_json(const cJSON *o)
 
 static void put_notif(struct buf *b, const struct notif *n)
 {
-    buf_printf(b, "{\"fp\":\"%s\",\"seq\":%llu,\"created\":%.3f,\"episode\":%u,\"resolved\":%s,"
+    buf_printf(b, "{\"fp\":\"%s\",\"seq\":%llu,\"created\":%.3f,\"episode\":%u,\"resolved\":%s,%s"
                   "\"starts_at\":%.3f,\"ends_at\":%.3f,\"interval\":%.3f,\"labels\":{",
                n->fp, (unsigned long long)n->seq, n->created, (unsigned)n->episode, n->resolved ? "true" : "false",
-               n->starts_at, n->ends_at, n->interval_s);
+               n->repeat ? "\"repeat\":true," : "", n->starts_at, n->ends_at, n->interval_s);
     for (size_t i = 0; i < n->n_labels; i++) {
         if (i)
             buf_putc(b, ',');
@@ -433,8 +441,15 @@ void hub_serialize(const struct hub *h, bool clean, struct buf *b)
         buf_put_json_str(b, a->instance);
         buf_puts(b, ",\"rule\":");
         buf_put_json_str(b, h->cfg->rules[a->rule].name);
-        buf_printf(b, ",\"phase\":%d,\"episode\":%u,\"since\":%.3f,\"last_true\":%.3f,\"alert\":", a->phase,
+        buf_printf(b, ",\"phase\":%d,\"episode\":%u,\"since\":%.3f,\"last_true\":%.3f,\"told\":[", a->phase,
                    (unsigned)a->episode, a->since, a->last_true);
+        for (size_t r = 0, k = 0; r < h->cfg->n_recv; r++)
+            if (a->last_sent[r]) {
+                if (k++)
+                    buf_putc(b, ',');
+                buf_put_json_str(b, h->cfg->recv[r].name);
+            }
+        buf_puts(b, "],\"alert\":");
         put_notif(b, a->n);
         buf_putc(b, '}');
     }
@@ -543,6 +558,20 @@ static void unreadable(const char *path, int err)
     buf_free(&why);
 }
 
+/* A time from the state file, taken as at most now (a clock set back
+ * since, or an edited file: an end in the future never ages out) and at
+ * least the epoch. */
+static double clamp_time(double t, double now) { return t > now ? now : t > 0 ? t : 0; }
+
+static struct notif *clamp_times(struct notif *n, double now)
+{
+    n->created = clamp_time(n->created, now);
+    n->starts_at = clamp_time(n->starts_at, now);
+    if (n->ends_at) /* 0: still firing */
+        n->ends_at = clamp_time(n->ends_at, now);
+    return n;
+}
+
 static void restore(struct hub *h)
 {
     FILE *f = fopen(h->state_path, "rb");
@@ -581,8 +610,12 @@ static void restore(struct hub *h)
         struct notif *t = notif_from_json(cJSON_GetObjectItemCaseSensitive(a, "alert"));
         double ph = jnum(a, "phase");
         double ep = jnum(a, "episode");
+        const cJSON *told = cJSON_GetObjectItemCaseSensitive(a, "told");
         bad = !t || !jstr(a, "instance") || !jstr(a, "rule") || !(ph == AP_PENDING || ph == AP_FIRING) ||
-              !(ep >= 0 && ep <= 4294967295.0) || !isfinite(jnum(a, "since")) || !isfinite(jnum(a, "last_true"));
+              !(ep >= 0 && ep <= 4294967295.0) || !isfinite(jnum(a, "since")) || !isfinite(jnum(a, "last_true")) ||
+              (told && !cJSON_IsArray(told));
+        for (const cJSON *x = told ? told->child : NULL; x && !bad; x = x->next)
+            bad = !cJSON_IsString(x);
         notif_free(t);
     }
     for (const cJSON *e = eps->child; e && !bad; e = e->next)
@@ -607,6 +640,9 @@ static void restore(struct hub *h)
     }
     double seq = jnum(root, "seq");
     h->seq = seq >= 0 && seq < 9e15 ? (uint64_t)seq : 0;
+    /* the outbox is numbered again below, in its order, from here on: seq
+     * values of an edited file that do not rise would keep a delivered
+     * batch from ever leaving its queue */
     /* Pending alerts are saved lazily (within 5 s): after a crash the file
      * may still hold one whose condition ended since, so its `for` starts
      * again now rather than from a time the condition did not hold since.
@@ -622,9 +658,12 @@ static void restore(struct hub *h)
         s->rule = xstrdup(jstr(a, "rule"));
         s->st.phase = (uint8_t)jnum(a, "phase");
         s->st.episode = (uint32_t)jnum(a, "episode");
-        s->st.active_since = jnum(a, "since");
-        s->st.last_true = jnum(a, "last_true");
+        s->st.active_since = clamp_time(jnum(a, "since"), now);
+        s->st.last_true = clamp_time(jnum(a, "last_true"), now);
         s->n = notif_from_json(cJSON_GetObjectItemCaseSensitive(a, "alert"));
+        clamp_times(s->n, now);
+        const cJSON *told = cJSON_GetObjectItemCaseSensitive(a, "told");
+        s->told = told ? cJSON_Duplicate(told, 1) : NULL;
         if (!clean && s->st.phase == AP_PENDING) {
             s->st.active_since = s->st.last_true = now;
             s->n->starts_at = now;
@@ -635,7 +674,7 @@ static void restore(struct hub *h)
         ep_put(h, jstr(e, "instance"), jstr(e, "rule"), (uint32_t)jnum(e, "episode"));
     for (const cJSON *a = res->child; a; a = a->next) {
         h->resolved = xrealloc(h->resolved, (h->n_resolved + 1) * sizeof *h->resolved);
-        h->resolved[h->n_resolved++] = notif_from_json(a);
+        h->resolved[h->n_resolved++] = clamp_times(notif_from_json(a), now);
     }
     size_t queued = 0;
     for (const cJSON *q = ob->child; q; q = q->next) {
@@ -645,8 +684,22 @@ static void restore(struct hub *h)
                      "configured, are dropped", cJSON_GetArraySize(q), q->string);
             continue;
         }
+        /* past the receiver's queue_size the oldest go, as on overflow:
+         * skipped here rather than each pushed out of a full queue */
+        size_t have = (size_t)cJSON_GetArraySize(q), cap = h->cfg->recv[r].queue_size, skip = have > cap ? have - cap : 0;
+        if (skip) {
+            h->ob[r].dropped += skip;
+            log_warn("alerts", "state file: %zu undelivered notifications for receiver \"%s\", more than its "
+                     "queue_size (%zu): the %zu oldest are dropped", have, q->string, cap, skip);
+        }
         for (const cJSON *a = q->child; a; a = a->next) {
-            hub_enqueue(h, (size_t)r, notif_from_json(a));
+            if (skip) {
+                skip--;
+                continue;
+            }
+            struct notif *nf = clamp_times(notif_from_json(a), now);
+            nf->seq = ++h->seq;
+            hub_enqueue(h, (size_t)r, nf);
             queued++;
         }
     }
@@ -767,6 +820,7 @@ void alerts_stop(void)
         free(saved[i].instance);
         free(saved[i].rule);
         notif_free(saved[i].n);
+        cJSON_Delete(saved[i].told);
     }
     free(saved);
     saved = NULL;
@@ -786,6 +840,20 @@ static double mono_of(const struct poll_stats *st, double t)
 {
     double ago = st->last_poll_ts - t;
     return st->last_poll_mono - (ago > 0 ? ago : 0);
+}
+
+/* Whether the receiver called name was told of a saved alert's firing:
+ * named in its list, or any receiver when the file has no list (written
+ * before there was one). A receiver added while the agent was stopped is
+ * in no list, and is told now (deliver.c). */
+static bool told_of(const cJSON *told, const char *name)
+{
+    if (!told)
+        return true;
+    for (const cJSON *x = told->child; x; x = x->next)
+        if (strcmp(x->valuestring, name) == 0)
+            return true;
+    return false;
 }
 
 static struct alert_inst *inst_new(struct hub *h, const struct instance_cfg *ic, const struct poll_stats *st)
@@ -843,7 +911,8 @@ static struct alert_inst *inst_new(struct hub *h, const struct instance_cfg *ic,
             a->silenced = hub_silenced(h->cfg, a->n, now);
             if (a->phase == AP_FIRING) /* told before the restart: no second firing */
                 for (size_t r2 = 0; r2 < h->cfg->n_recv; r2++)
-                    a->last_sent[r2] = now_mono_s();
+                    if (told_of(s->told, h->cfg->recv[r2].name))
+                        a->last_sent[r2] = now_mono_s();
             set_active(in, k, a);
             in->n_active++;
             break;
@@ -914,8 +983,7 @@ static void drop_active(struct hub *h, struct hub_alert *a, const char *rule, do
         n->episode = a->episode;
         n->starts_at = a->since;
         n->ends_at = now;
-        send_to_routes(h, a, n, now);
-        if (!a->silenced)
+        if (send_to_routes(h, a, n, now))
             keep_resolved(h, n);
         notif_free(n);
         log_info("alerts", "%s: %s resolved (%s)", a->instance, rule, why);

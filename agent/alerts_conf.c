@@ -116,12 +116,16 @@ static int take_labels(struct conf_ctx *c, const cJSON *obj, const char *path, b
     for (const cJSON *ch = obj->child; ch; ch = ch->next) {
         conf_join_path(sub, sizeof sub, path, ch->string);
         if (label_names && !is_label_name(ch->string)) {
-            conf_err(c, ch, 1, sub, "invalid label name \"%s\"", ch->string);
+            if (utf8_valid(ch->string))
+                conf_err(c, ch, 1, sub, "invalid label name \"%s\"", ch->string);
+            else /* not echoed: the message itself would not be UTF-8 */
+                conf_err(c, ch, 1, sub, "invalid label name (bytes that are not UTF-8)");
             rc = -1;
             continue;
         }
         if (!cJSON_IsString(ch) || !utf8_valid(ch->valuestring)) {
-            conf_err(c, ch, 0, sub, "expected a UTF-8 string, got %s", conf_type_name(ch));
+            conf_err(c, ch, 0, sub, "expected a UTF-8 string, got %s",
+                     cJSON_IsString(ch) ? "bytes that are not UTF-8" : conf_type_name(ch));
             rc = -1;
             continue;
         }

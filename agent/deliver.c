@@ -302,6 +302,7 @@ static void consider(struct hub *h, size_t r, double now, double mono)
                 mono - a->last_sent[r] < (double)rc->repeat_ms / 1000.0)
                 continue;
             struct notif *c = notif_dup(a->n);
+            c->repeat = true; /* its own Idempotency-Key (notify.c) */
             c->seq = ++h->seq;
             c->created = now;
             hub_enqueue(h, r, c);

@@ -20,13 +20,14 @@
 
 void notify_time(char *out, size_t len, double t)
 {
-    if (!(t > 0)) {
+    struct tm tm;
+    if (t > 253402300799.0) /* past 9999-12-31T23:59:59: RFC 3339 has four digits of year */
+        t = 253402300799.0;
+    time_t s = (time_t)(t > 0 ? t : 0); /* in range: the conversion is defined */
+    if (!(t > 0) || !gmtime_r(&s, &tm)) {
         snprintf(out, len, "0001-01-01T00:00:00Z"); /* Go's zero time: "not set" */
         return;
     }
-    time_t s = (time_t)t;
-    struct tm tm;
-    gmtime_r(&s, &tm);
     int ms = (int)((t - (double)s) * 1000);
     if (ms > 999)
         ms = 999;
@@ -49,13 +50,21 @@ void notify_fingerprint(char out[17], const struct label *l, size_t n)
 void notify_idempotency_key(char *out, size_t len, struct notif *const *v, size_t n)
 {
     if (n == 1) {
-        snprintf(out, len, "%s-%u-%s", v[0]->fp, (unsigned)v[0]->episode, v[0]->resolved ? "resolved" : "firing");
+        /* a repeat is a message of its own, told apart by when it was made
+         * (kept with it through retries and restarts): a receiver that
+         * drops keys it has seen would drop every repeat otherwise */
+        if (v[0]->repeat)
+            snprintf(out, len, "%s-%u-firing-repeat-%lld", v[0]->fp, (unsigned)v[0]->episode,
+                     (long long)(v[0]->created * 1000));
+        else
+            snprintf(out, len, "%s-%u-%s", v[0]->fp, (unsigned)v[0]->episode, v[0]->resolved ? "resolved" : "firing");
         return;
     }
     uint64_t h = FNV1A_BASIS;
     for (size_t i = 0; i < n; i++) {
-        char k[64];
-        snprintf(k, sizeof k, "%s-%u-%d;", v[i]->fp, (unsigned)v[i]->episode, v[i]->resolved);
+        char k[96];
+        snprintf(k, sizeof k, "%s-%u-%d-%lld;", v[i]->fp, (unsigned)v[i]->episode, v[i]->resolved,
+                 v[i]->repeat ? (long long)(v[i]->created * 1000) : 0LL);
         h = fnv1a_str(h, k);
     }
     snprintf(out, len, "batch-%016llx", (unsigned long long)h);

@@ -22,6 +22,7 @@ struct notif {
     uint64_t seq;          /* creation order, over all receivers */
     double created;        /* wall clock: same-second notifications are batched */
     bool resolved;
+    bool repeat;           /* a repeat of a firing already told (repeat_interval) */
     uint32_t episode;      /* the n-th firing of this fingerprint */
     char fp[17];           /* fingerprint: 16 hex digits of a hash of the labels */
     double starts_at, ends_at; /* ends_at 0 while firing */

@@ -625,5 +625,159 @@ class WebhookDelivery(unittest.TestCase):
             self.stop_all(a, s, b)
 
 
+RFC3339 = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$")
+
+
+def notif(fp, seq, t, resolved=False, **kw):
+    """One outbox entry of the state file, as the agent writes them."""
+    n = {"fp": fp, "seq": seq, "created": t, "episode": 1, "resolved": resolved, "starts_at": t,
+         "ends_at": t if resolved else 0, "interval": 1, "labels": {"alertname": "Edited", "n": fp},
+         "annotations": {}}
+    n.update(kw)
+    return n
+
+
+class StateAndRouting(unittest.TestCase):
+    """What a state file edited by hand and receivers that move (a
+    restart, a reload, a silence) do to who is told what (review)."""
+
+    def setUp(self):
+        self.tmp = Tmp()
+        self.redis = RedisServer(self.tmp.path, "r")
+        self.state = os.path.join(self.tmp.path, "state")
+        self.recv = []
+
+    def tearDown(self):
+        for r in self.recv:
+            r.close()
+        self.redis.stop()
+        self.tmp.cleanup()
+
+    def receiver(self):
+        r = Receiver()
+        r.up()
+        self.recv.append(r)
+        return r
+
+    @staticmethod
+    def hook(name, r, **kw):
+        return dict({"name": name, "type": "webhook", "url": "http://127.0.0.1:%d/h" % r.port, "timeout": "1s",
+                     "max_backoff": "2s"}, **kw)
+
+    def agent(self, receivers, rules=(), extra=None):
+        cfg = {"builtin": False, "state_dir": self.state, "receivers": receivers, "rules": list(rules)}
+        cfg.update(extra or {})
+        return Agent(self.tmp.path, [{"name": "r", "address": "127.0.0.1:%d" % self.redis.port}],
+                     defaults={"interval": "200ms", "timeout": "150ms"}, extra={"alerts": cfg}, log_level="info")
+
+    def write_state(self, doc):
+        os.makedirs(self.state, exist_ok=True)
+        with open(os.path.join(self.state, "alerts.json"), "w") as f:
+            json.dump(doc, f)
+
+    def test_edited_outbox_is_delivered_once_with_valid_times(self):
+        """seq values that do not rise kept a delivered batch in its queue:
+        the same request again at once, forever (about 2,200 a second);
+        times far out of range were undefined behaviour and came out as
+        "-219246529-65409-22096T08:29:52.-214748"; more entries than
+        queue_size were pushed through the queue one by one."""
+        now = time.time()
+        h = self.receiver()
+        odd = [notif("%016x" % 1, 2, now), notif("%016x" % 2, 1, now), notif("%016x" % 3, 0, now),
+               notif("%016x" % 4, 0, 1e300, resolved=True, starts_at=-1e300, ends_at=1e300)]
+        self.write_state({"version": 1, "seq": 0, "clean": True, "alerts": [], "episodes": [], "resolved": [],
+                          "outbox": {"h": odd}})
+        a = self.agent([self.hook("h", h)])
+        try:
+            wait_for(lambda: len(h.delivered()) >= 4, 5, what="the restored outbox")
+            time.sleep(1)  # a loop would have sent thousands by now
+            with h.lock:
+                n_req = len(h.log)
+            self.assertLessEqual(n_req, 4)
+            self.assertEqual(sorted(fp for fp, _, _ in h.delivered()), ["%016x" % i for i in (1, 2, 3, 4)])
+            for r in h.log:
+                for al in r["body"]["alerts"]:
+                    for k in ("startsAt", "endsAt"):
+                        self.assertRegex(al[k], RFC3339)
+                        self.assertLessEqual(al[k][:4], time.strftime("%Y"), al)  # never later than now
+        finally:
+            self.assertEqual(a.stop(), 0)
+        self.write_state({"version": 1, "seq": 0, "clean": True, "alerts": [], "episodes": [], "resolved": [],
+                          "outbox": {"h": [notif("%016x" % i, i, now) for i in range(1, 2001)]}})
+        t = time.monotonic()
+        a = self.agent([self.hook("h", h, queue_size=100)])
+        try:
+            wait_for(lambda: "the 1900 oldest are dropped" in a.log_text(), 5, what="the overflow said")
+            self.assertIn("100 undelivered notifications", a.log_text())
+            self.assertLess(time.monotonic() - t, 5)
+        finally:
+            self.assertEqual(a.stop(), 0)
+
+    def test_receiver_added_while_stopped_is_told(self):
+        """The state file said nothing of who was told, so a restart took
+        every receiver as told: one added while the agent was stopped never
+        got the firing, and later got a resolved for an alert it never saw."""
+        x, y = self.receiver(), self.receiver()
+        rule = {"name": "Conn", "figure": "info.clients.connected_clients", "op": ">=", "threshold": 1}
+        a = self.agent([self.hook("x", x)], [rule])
+        wait_for(lambda: x.delivered(), 5, what="x told")
+        self.assertEqual(a.stop(), 0)
+        a = self.agent([self.hook("x", x), self.hook("y", y)], [rule])
+        try:
+            wait_for(lambda: y.delivered(), 5, what="y told of what fires")
+            self.assertEqual([st for _, _, st in y.delivered()], ["firing"])
+            time.sleep(0.5)
+            self.assertEqual([st for _, _, st in x.delivered()], ["firing"])  # x: not told twice
+        finally:
+            self.assertEqual(a.stop(), 0)
+
+    def test_resolved_reaches_everyone_told(self):
+        """A reload that moved a firing alert from x to y, and a silence
+        added after it fired at z: the resolved went only to the routes of
+        the moment, unsilenced, so x and z kept a firing alert forever."""
+        x, y, z = self.receiver(), self.receiver(), self.receiver()
+        b = Blocker(self.redis.port)
+        rules = [{"name": "Blocked", "figure": "info.clients.blocked_clients", "op": ">=", "threshold": 1,
+                  "receivers": ["x", "z"]}]
+        recvs = [self.hook("x", x), self.hook("y", y), self.hook("z", z)]
+        a = self.agent(recvs, rules)
+        try:
+            wait_for(lambda: x.delivered() and z.delivered(), 5, what="x and z told")
+            rules[0]["receivers"] = ["y"]
+            sil = {"matchers": {"alertname": "Blocked"}, "starts_at": "2020-01-01T00:00:00Z",
+                   "ends_at": "2100-01-01T00:00:00Z"}
+            cfg = dict(a.cfg, alerts={"builtin": False, "state_dir": self.state, "receivers": recvs,
+                                      "rules": rules, "silences": [sil]})
+            with open(a.path, "w") as f:
+                json.dump(cfg, f)
+            a.proc.send_signal(signal.SIGHUP)
+            wait_for(lambda: "configuration reloaded" in a.log_text(), 5, what="the reload")
+            b.close()
+            b = None
+            wait_for(lambda: [st for _, _, st in x.delivered()] == ["firing", "resolved"] and
+                     [st for _, _, st in z.delivered()] == ["firing", "resolved"], 6, what="x and z told of the end")
+            self.assertEqual(y.delivered(), [])  # silenced where it goes now: y never saw it fire, nor end
+        finally:
+            if b:
+                b.close()
+            self.assertEqual(a.stop(), 0)
+
+    def test_repeats_have_keys_of_their_own(self):
+        """repeat_interval re-sends reused the first Idempotency-Key: a
+        receiver that drops keys it has seen (as the docs advise) dropped
+        every repeat."""
+        h = self.receiver()
+        rule = {"name": "Conn", "figure": "info.clients.connected_clients", "op": ">=", "threshold": 1}
+        a = self.agent([self.hook("h", h, repeat_interval="1s")], [rule])
+        try:
+            wait_for(lambda: len(h.log) >= 3, 8, what="two repeats")
+            keys = [r["key"] for r in h.log[:3]]
+            self.assertEqual(len(set(keys)), 3, keys)
+            self.assertRegex(keys[0], r"^[0-9a-f]{16}-1-firing$")
+            self.assertRegex(keys[1], r"^[0-9a-f]{16}-1-firing-repeat-\d+$")
+        finally:
+            self.assertEqual(a.stop(), 0)
+
+
 if __name__ == "__main__":
     unittest.main()
