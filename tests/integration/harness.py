@@ -10,6 +10,7 @@ import socket
 import subprocess
 import tempfile
 import time
+import unittest
 import urllib.error
 import urllib.request
 
@@ -434,6 +435,20 @@ class Tmp:
 
     def cleanup(self):
         shutil.rmtree(self.path, ignore_errors=True)
+
+
+class TmpTestCase(unittest.TestCase):
+    """A test with a directory of its own (self.tmp) and self.cleanups,
+    called last first at the end whatever happened."""
+
+    def setUp(self):
+        self.tmp = Tmp()
+        self.cleanups = []
+
+    def tearDown(self):
+        for f in reversed(self.cleanups):
+            f()
+        self.tmp.cleanup()
 
 
 # ---- skips that cannot hide -------------------------------------------------

@@ -20,7 +20,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from fakepeer import FakePeer, bulk  # noqa: E402
-from harness import BIN, Agent, RedisServer, Tmp, promtool_check, series, value, wait_for  # noqa: E402
+from harness import BIN, Agent, RedisServer, TmpTestCase, promtool_check, series, value, wait_for  # noqa: E402
 from loadgen import LoadGen  # noqa: E402
 
 CONFIG_INTERVAL = 1.0
@@ -135,16 +135,7 @@ class Redis6Config(FakePeer):
         return super()._answer(c, cmd)
 
 
-class Advise(unittest.TestCase):
-    def setUp(self):
-        self.tmp = Tmp()
-        self.cleanups = []
-
-    def tearDown(self):
-        for f in reversed(self.cleanups):
-            f()
-        self.tmp.cleanup()
-
+class Advise(TmpTestCase):
     def server(self, name, args=()):
         s = RedisServer(self.tmp.path, name, args=list(args))
         self.cleanups.append(s.stop)
@@ -486,19 +477,10 @@ class HostilePeer(FakePeer):
         return True
 
 
-class AdviseCli(unittest.TestCase):
+class AdviseCli(TmpTestCase):
     """`redpulse --advise` against servers and peers that are not on its
     side: it ends, within its deadlines, with exit 3 and a message that
     names the problem, and never claims an all-clear it did not check."""
-
-    def setUp(self):
-        self.tmp = Tmp()
-        self.cleanups = []
-
-    def tearDown(self):
-        for f in reversed(self.cleanups):
-            f()
-        self.tmp.cleanup()
 
     def run_cli(self, address, *args, env=None, timeout=30):
         t = time.monotonic()

@@ -11,7 +11,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
-from harness import Agent, RedisServer, Resp, Tmp, promtool_check, value, wait_for  # noqa: E402
+from harness import Agent, RedisServer, Resp, TmpTestCase, promtool_check, value, wait_for  # noqa: E402
 from loadgen import LoadGen  # noqa: E402
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -48,16 +48,7 @@ class Polls:
         return j
 
 
-class WritePath(unittest.TestCase):
-    def setUp(self):
-        self.tmp = Tmp()
-        self.cleanups = []
-
-    def tearDown(self):
-        for f in reversed(self.cleanups):
-            f()
-        self.tmp.cleanup()
-
+class WritePath(TmpTestCase):
     def server(self, name, args=()):
         s = RedisServer(self.tmp.path, name, args=list(args))
         self.cleanups.append(s.stop)

@@ -16,7 +16,7 @@ import unittest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
 from fakepeer import FakePeer, bulk  # noqa: E402
-from harness import Agent, RedisServer, Tmp, value, wait_for  # noqa: E402
+from harness import Agent, RedisServer, Tmp, TmpTestCase, value, wait_for  # noqa: E402
 from loadgen import LoadGen  # noqa: E402
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
@@ -51,16 +51,7 @@ class Polls:
         return j
 
 
-class WriteServer(unittest.TestCase):
-    def setUp(self):
-        self.tmp = Tmp()
-        self.cleanups = []
-
-    def tearDown(self):
-        for f in reversed(self.cleanups):
-            f()
-        self.tmp.cleanup()
-
+class WriteServer(TmpTestCase):
     def server(self, name, args=()):
         s = RedisServer(self.tmp.path, name, args=list(args))
         self.cleanups.append(s.stop)
