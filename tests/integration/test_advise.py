@@ -444,6 +444,17 @@ class Advise(TmpTestCase):
             self.assertIn(want, names)
         per_round = len(set(names))
         self.assertEqual(len(set(names[:per_round])), per_round, names)  # the first round: each once
+        # the one-shot report asks the same way, one setting a command, and checks them
+        with peer.lock:
+            peer.commands.clear()
+        p = subprocess.run([BIN, "--advise", "redis://127.0.0.1:%d" % peer.port, "--seconds", "1", "--host-root",
+                            self.tmp.path], capture_output=True, timeout=60)
+        out = p.stdout.decode()
+        self.assertEqual(p.returncode, 0, out + p.stderr.decode())
+        self.assertIn("INFO tcp_keepalive_off", out)
+        with peer.lock:
+            gets = [cmd for cmd in peer.commands if cmd and cmd[0].upper() == "CONFIG"]
+        self.assertEqual(sorted(g[2] for g in gets), sorted(set(names)))
 
 
 class HostilePeer(FakePeer):
