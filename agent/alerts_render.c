@@ -71,7 +71,7 @@ void alerts_render_metrics(struct buf *b)
     put_alerts(b, h, NULL);
     static const char *const res[] = {"success", "failed", "refused"};
     buf_puts(b, "# HELP redpulse_notifications_total Notification requests per receiver by result: success (2xx), "
-                "failed (retried: network error, 5xx, 408, 429), refused (other 4xx: final)\n"
+                "failed (retried: network error, 3xx, 5xx, 408, 429), refused (other 4xx: final)\n"
                 "# TYPE redpulse_notifications_total counter\n");
     for (size_t r = 0; r < h->cfg->n_recv; r++)
         for (int k = 0; k < 3; k++) {

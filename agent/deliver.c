@@ -1,9 +1,13 @@
 /*
  * deliver.c - the delivery thread (see deliver.h): one libcurl multi handle,
- * at most one request in flight per receiver, classification of answers as
- * Alertmanager's notify/util.go has it, and the state file written off the
- * event loop. Ordering: a receiver's outbox is sent head first, and a failed
- * head blocks the ones behind it, so firing always arrives before resolved.
+ * at most one request in flight per receiver URL, classification of answers
+ * as Alertmanager's notify/util.go has it, and the state file written off the
+ * event loop. Ordering: each URL of a receiver is sent its outbox head first,
+ * and a failed head blocks the ones behind it for that URL, so firing always
+ * arrives before resolved. The URLs of one receiver (an HA set of
+ * Alertmanagers) share the outbox but go at their own pace, each with its own
+ * backoff, as Prometheus sends every Alertmanager each notification on its
+ * own: a notification leaves the outbox once every URL has had it.
  * Waits (backoff, re-send, repeat, the stop's grace) are measured on the
  * monotonic clock (now_mono_s): a step of the wall clock (NTP at boot, a VM
  * resumed) must neither hold a receiver back for as long as the step nor
@@ -28,37 +32,52 @@
 #define MAX_BATCH 64
 #define RESOLVED_KEEP_S (15 * 60)
 #define BODY_KEEP 512
+#define URL_LOG_MAX 200
 
 const double hub_lat_bounds[HUB_LAT_BUCKETS] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10};
 
-/* One request of a receiver, to one of its URLs. */
+/* One request to one URL of a receiver: a batch from its outbox, or an
+ * Alertmanager re-send. */
 struct req {
     CURL *easy;
     struct curl_slist *hdrs;
     char *body;
     char resp[BODY_KEEP + 1];
     size_t resp_len;
-    size_t recv;
-    bool done;
-    long status;     /* 0: no HTTP answer */
+    char err[CURL_ERROR_SIZE]; /* libcurl's detail of a failure ("transfer closed with ...") */
+    size_t recv, url;          /* where the answer goes (a reload renumbers them) */
+    long status;               /* 0: no HTTP answer */
     CURLcode cc;
     curl_off_t retry_after;
+    size_t end;                /* outbox entries [0, end) are covered once this succeeds */
+    bool resend;               /* an Alertmanager re-send: covers no outbox entry */
+    size_t n_notifs;
+    double started;            /* monotonic */
 };
 
-/* A receiver's attempt: a batch of its outbox (or an Alertmanager re-send),
- * to each of its URLs. */
-struct attempt {
-    struct req *reqs;
-    size_t n_reqs, n_done;
-    uint64_t max_seq; /* outbox entries up to this seq are covered; 0: a re-send */
-    size_t n_notifs;
-    double started;
+/* One URL of a receiver: how far it has got through the receiver's outbox,
+ * its request in flight and its own backoff. */
+struct dest {
+    char *url;          /* a copy: a reload matches URLs by their text */
+    struct req *q;      /* in flight; NULL: idle */
+    size_t done;        /* the outbox's first `done` entries went here (delivered or refused for good) */
+    double next_try;    /* monotonic clock: no attempt before (backoff) */
+    unsigned fails;     /* consecutive failed attempts */
+    double next_resend; /* alertmanager: the next full re-send (monotonic clock) */
+};
+
+/* The delivery thread's view of one receiver; n_d 0 until first looked at. */
+struct rstate {
+    struct dest *d;        /* [n_d], one per URL, in the configuration's order */
+    size_t n_d;
+    uint64_t ident;        /* hash of type, headers and credentials: a reload that changes them starts afresh */
+    uint64_t seen_dropped; /* the outbox's dropped counter when last looked at */
 };
 
 static struct {
     pthread_t th;
     CURLM *multi;
-    struct attempt *att; /* [n_recv]; reqs NULL when idle */
+    struct rstate *rs; /* [n_recv] */
     bool running;
 } D;
 
@@ -90,6 +109,9 @@ static CURL *make_easy(const struct alert_receiver *rc, const char *url, struct 
     buf_free(&u);
     curl_easy_setopt(e, CURLOPT_POSTFIELDS, r->body);
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    /* redirects are not followed: a POST carrying credentials must not be
+     * sent on to wherever a receiver (or whoever answers in its place)
+     * points; a 3xx is a retried failure that logs its Location instead */
     curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
     curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L);
     curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L);
@@ -98,6 +120,7 @@ static CURL *make_easy(const struct alert_receiver *rc, const char *url, struct 
     curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)rc->connect_timeout_ms);
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
     curl_easy_setopt(e, CURLOPT_WRITEDATA, r);
+    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, r->err);
     curl_easy_setopt(e, CURLOPT_PRIVATE, r);
     curl_easy_setopt(e, CURLOPT_USERAGENT, "redpulse/" REDPULSE_VERSION);
     struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
@@ -128,6 +151,59 @@ static CURL *make_easy(const struct alert_receiver *rc, const char *url, struct 
     return e;
 }
 
+/* How an answer is taken, as Alertmanager's notify/util.go has it, but for
+ * 3xx: a redirect is not followed (make_easy) and not final either, since
+ * the receiver (or its URL here) can be fixed while the notifications wait. */
+enum verdict { V_OK, V_RETRY, V_FINAL };
+
+static enum verdict classify(CURLcode cc, long status)
+{
+    if (cc != CURLE_OK || status == 0)
+        return V_RETRY; /* a transfer that failed after a status line too */
+    if (status >= 200 && status < 300)
+        return V_OK;
+    if ((status >= 300 && status < 400) || status >= 500 || status == 408 || status == 429)
+        return V_RETRY;
+    return V_FINAL;
+}
+
+/* s (a URL from the configuration or a Location header) as a log line may
+ * show it: any user:password@ hidden, control characters as '?', cut at
+ * URL_LOG_MAX bytes. */
+static void put_url_for_log(struct buf *b, const char *s)
+{
+    const char *start = s, *scheme = strstr(s, "://");
+    if (scheme) {
+        const char *host = scheme + 3;
+        size_t auth_end = strcspn(host, "/?#");
+        const char *at = memchr(host, '@', auth_end);
+        if (at) {
+            buf_append(b, s, (size_t)(host - s));
+            buf_puts(b, "<credentials>");
+            start = at;
+        }
+    }
+    size_t n = 0;
+    for (const char *p = start; *p && n < URL_LOG_MAX; p++, n++)
+        buf_putc(b, (unsigned char)*p < 0x20 || *p == 0x7f ? '?' : *p);
+    if (strlen(start) > URL_LOG_MAX)
+        buf_puts(b, "...");
+}
+
+/* "name" or, for an Alertmanager receiver, "name (URL)": which of its
+ * Alertmanagers a line is about. Webhook and Slack URLs stay out of the log
+ * (a Slack incoming-webhook URL is itself the secret); such a receiver has
+ * one URL, so its name says which. */
+static void put_dest_name(struct buf *b, const struct alert_receiver *rc, size_t u)
+{
+    buf_puts(b, rc->name);
+    if (rc->type == RECV_ALERTMANAGER && u < rc->n_urls) {
+        buf_puts(b, " (");
+        put_url_for_log(b, rc->urls[u]);
+        buf_putc(b, ')');
+    }
+}
+
 static void body_for(struct buf *b, const struct alerts_cfg *a, size_t r, struct notif *const *v, size_t n,
                      double now)
 {
@@ -139,50 +215,95 @@ static void body_for(struct buf *b, const struct alerts_cfg *a, size_t r, struct
     }
 }
 
-/* Starts an attempt for receiver r with notifications v[0..n). Hub lock held. */
-static void start_attempt(struct hub *h, size_t r, struct notif *const *v, size_t n, uint64_t max_seq, double now)
+/* What makes a receiver's requests go elsewhere or as someone else: its
+ * type, headers and credentials (the URLs are compared one by one). */
+static uint64_t recv_ident(const struct alert_receiver *rc)
 {
-    const struct alert_receiver *rc = &h->cfg->recv[r];
-    struct attempt *at = &D.att[r];
-    struct buf b = BUF_INIT;
-    body_for(&b, h->cfg, r, v, n, now);
-    char idem[64];
-    notify_idempotency_key(idem, sizeof idem, v, n);
-    char *body = buf_steal(&b, NULL);
-    at->reqs = xcalloc(rc->n_urls, sizeof *at->reqs);
-    at->n_reqs = rc->n_urls;
-    at->n_done = 0;
-    at->max_seq = max_seq;
-    at->n_notifs = n;
-    at->started = now_mono_s();
-    for (size_t u = 0; u < rc->n_urls; u++) {
-        struct req *q = &at->reqs[u];
-        q->recv = r;
-        q->body = xstrdup(body);
-        q->easy = make_easy(rc, rc->urls[u], q, idem);
-        if (!q->easy || curl_multi_add_handle(D.multi, q->easy) != CURLM_OK) {
-            q->done = true;
-            q->cc = CURLE_OUT_OF_MEMORY;
-            at->n_done++;
-        }
+    uint64_t h = fnv1a(FNV1A_BASIS, &rc->type, sizeof rc->type);
+    const char *parts[3] = {rc->bearer, rc->basic_user, rc->basic_pass};
+    for (size_t i = 0; i < rc->n_headers; i++) {
+        h = fnv1a(h, rc->headers[i].name, strlen(rc->headers[i].name) + 1);
+        h = fnv1a(h, rc->headers[i].value, strlen(rc->headers[i].value) + 1);
     }
-    free(body);
+    for (size_t i = 0; i < 3; i++)
+        h = parts[i] ? fnv1a(h, parts[i], strlen(parts[i]) + 1) : fnv1a(h, "\377", 1);
+    return h;
 }
 
-static void free_attempt(struct attempt *at)
+static void free_req(struct req *q)
 {
-    for (size_t i = 0; i < at->n_reqs; i++) {
-        struct req *q = &at->reqs[i];
-        if (q->easy) {
-            curl_multi_remove_handle(D.multi, q->easy);
-            curl_easy_cleanup(q->easy);
-        }
-        curl_slist_free_all(q->hdrs);
-        free(q->body);
+    if (!q)
+        return;
+    if (q->easy) {
+        curl_multi_remove_handle(D.multi, q->easy); /* takes its pending message too */
+        curl_easy_cleanup(q->easy);
     }
-    free(at->reqs);
-    at->reqs = NULL;
-    at->n_reqs = at->n_done = 0;
+    curl_slist_free_all(q->hdrs);
+    free(q->body);
+    free(q);
+}
+
+static void rstate_free(struct rstate *s)
+{
+    for (size_t u = 0; u < s->n_d; u++) {
+        free_req(s->d[u].q);
+        free(s->d[u].url);
+    }
+    free(s->d);
+    memset(s, 0, sizeof *s);
+}
+
+/* Receiver r's view, made at first sight, and caught up with the outbox:
+ * entries leave it only from the head, by trim_outbox below or by an
+ * overflow (counted in dropped), so a URL's place moves back by what
+ * overflowed since. Hub lock held. */
+static struct rstate *rstate_of(struct hub *h, size_t r)
+{
+    const struct alert_receiver *rc = &h->cfg->recv[r];
+    struct outbox *o = &h->ob[r];
+    struct rstate *s = &D.rs[r];
+    if (!s->n_d) {
+        s->n_d = rc->n_urls;
+        s->d = xcalloc(s->n_d + 1, sizeof *s->d);
+        for (size_t u = 0; u < s->n_d; u++)
+            s->d[u].url = xstrdup(rc->urls[u]);
+        s->ident = recv_ident(rc);
+        s->seen_dropped = o->dropped;
+    }
+    uint64_t gone = o->dropped > s->seen_dropped ? o->dropped - s->seen_dropped : 0;
+    s->seen_dropped = o->dropped;
+    for (size_t u = 0; u < s->n_d; u++) {
+        struct dest *d = &s->d[u];
+        d->done = d->done > gone ? d->done - gone : 0;
+        if (d->done > o->n)
+            d->done = o->n;
+        if (d->q && !d->q->resend)
+            d->q->end = d->q->end > gone ? d->q->end - gone : 0;
+    }
+    return s;
+}
+
+/* The outbox entries every URL of receiver r has had leave it. Hub lock
+ * held. */
+static void trim_outbox(struct hub *h, size_t r, struct rstate *s)
+{
+    struct outbox *o = &h->ob[r];
+    size_t k = o->n;
+    for (size_t u = 0; u < s->n_d; u++)
+        if (s->d[u].done < k)
+            k = s->d[u].done;
+    if (!k)
+        return;
+    for (size_t i = 0; i < k; i++)
+        notif_free(o->v[i]);
+    memmove(o->v, o->v + k, (o->n - k) * sizeof *o->v);
+    o->n -= k;
+    for (size_t u = 0; u < s->n_d; u++) {
+        s->d[u].done -= k;
+        if (s->d[u].q && !s->d[u].q->resend)
+            s->d[u].q->end = s->d[u].q->end > k ? s->d[u].q->end - k : 0;
+    }
+    h->dirty = true;
 }
 
 static double backoff_s(const struct alert_receiver *rc, unsigned fails, double retry_after)
@@ -195,35 +316,17 @@ static double backoff_s(const struct alert_receiver *rc, unsigned fails, double 
     return fmax(d, fmin(retry_after, cap));
 }
 
-/* An attempt of receiver r has all its answers. Hub lock held. */
-/* mono: now on the monotonic clock (now_mono_s). */
-static void finish_attempt(struct hub *h, size_t r, double mono)
+/* URL u of receiver r has its answer (or its request could not be made).
+ * Hub lock held; mono: now on the monotonic clock. */
+static void finish_req(struct hub *h, size_t r, size_t u, double mono)
 {
     const struct alert_receiver *rc = &h->cfg->recv[r];
-    struct attempt *at = &D.att[r];
     struct outbox *o = &h->ob[r];
-    enum { OK, RETRY, FINAL } res = OK;
-    double retry_after = 0;
-    const struct req *bad = NULL;
-    for (size_t i = 0; i < at->n_reqs; i++) {
-        const struct req *q = &at->reqs[i];
-        int k;
-        if (q->cc != CURLE_OK || q->status == 0)
-            k = RETRY;
-        else if (q->status >= 200 && q->status < 300)
-            k = OK;
-        else if (q->status >= 500 || q->status == 408 || q->status == 429)
-            k = RETRY;
-        else
-            k = FINAL;
-        if (q->retry_after > 0)
-            retry_after = fmax(retry_after, (double)q->retry_after);
-        if (k > (int)res) {
-            res = k;
-            bad = q;
-        }
-    }
-    double lat = mono - at->started;
+    struct rstate *s = rstate_of(h, r);
+    struct dest *d = &s->d[u];
+    struct req *q = d->q;
+    enum verdict v = classify(q->cc, q->status);
+    double lat = mono - q->started;
     size_t bk = 0;
     while (bk < HUB_LAT_BUCKETS && lat > hub_lat_bounds[bk])
         bk++;
@@ -231,44 +334,91 @@ static void finish_attempt(struct hub *h, size_t r, double mono)
         o->lat_count[bk]++;
     o->lat_total++;
     o->lat_sum += lat;
-    if (res == OK) {
+    struct buf who = BUF_INIT;
+    put_dest_name(&who, rc, u);
+    if (v == V_OK) {
         o->ok++;
-        if (o->fails)
-            log_info("deliver", "%s: delivered again after %u failed attempts", rc->name, o->fails);
-        o->fails = 0;
-        o->next_try = 0;
-    } else if (res == RETRY) {
+        if (d->fails)
+            log_info("deliver", "%s: delivered again after %u failed attempts", who.p, d->fails);
+        d->fails = 0;
+        d->next_try = 0;
+    } else if (v == V_RETRY) {
         o->failed++;
-        o->fails++;
-        double wait = backoff_s(rc, o->fails, retry_after);
-        o->next_try = mono + wait;
-        if (bad->status)
-            log_warn("deliver", "%s: HTTP %ld (%.100s); retry %u in %.1fs", rc->name, bad->status, bad->resp,
-                     o->fails, wait);
-        else
-            log_warn("deliver", "%s: %s; retry %u in %.1fs", rc->name, curl_easy_strerror(bad->cc), o->fails, wait);
+        d->fails++;
+        double wait = backoff_s(rc, d->fails, q->retry_after > 0 ? (double)q->retry_after : 0);
+        d->next_try = mono + wait;
+        if (q->cc != CURLE_OK) {
+            /* checked first: a transfer can fail after a good status line */
+            struct buf st = BUF_INIT;
+            if (q->status)
+                buf_printf(&st, " after HTTP %ld", q->status);
+            log_warn("deliver", "%s: %s%s%s%s%s; retry %u in %.1fs", who.p, curl_easy_strerror(q->cc),
+                     q->err[0] ? " (" : "", q->err, q->err[0] ? ")" : "", st.p ? st.p : "", d->fails, wait);
+            buf_free(&st);
+        } else if (q->status >= 300 && q->status < 400) {
+            char *loc = NULL;
+            struct buf lb = BUF_INIT;
+            if (q->easy && curl_easy_getinfo(q->easy, CURLINFO_REDIRECT_URL, &loc) == CURLE_OK && loc)
+                put_url_for_log(&lb, loc);
+            log_warn("deliver", "%s: HTTP %ld redirects to %s (redirects are not followed: fix the URL); retry %u "
+                     "in %.1fs", who.p, q->status, lb.p ? lb.p : "(no Location)", d->fails, wait);
+            buf_free(&lb);
+        } else if (q->status) {
+            log_warn("deliver", "%s: HTTP %ld (%.100s); retry %u in %.1fs", who.p, q->status, q->resp, d->fails,
+                     wait);
+        } else {
+            log_warn("deliver", "%s: no answer; retry %u in %.1fs", who.p, d->fails, wait);
+        }
     } else {
         o->final++;
-        o->fails = 0;
-        o->next_try = 0;
-        log_error("deliver", "%s: HTTP %ld refused %zu notifications for good: %.200s", rc->name, bad->status,
-                  at->n_notifs, bad->resp);
+        d->fails = 0;
+        d->next_try = 0;
+        log_error("deliver", "%s: HTTP %ld refused %zu notifications for good: %.200s", who.p, q->status,
+                  q->n_notifs, q->resp);
     }
-    if (res != RETRY) {
-        if (at->max_seq) {
-            /* delivered or refused: they leave the outbox (those already
-             * dropped by an overflow meanwhile are gone anyway) */
-            size_t k = 0;
-            while (k < o->n && o->v[k]->seq <= at->max_seq)
-                notif_free(o->v[k++]);
-            memmove(o->v, o->v + k, (o->n - k) * sizeof *o->v);
-            o->n -= k;
-            h->dirty = true;
+    buf_free(&who);
+    if (v != V_RETRY) {
+        if (!q->resend) {
+            /* delivered or refused: this URL is past them (those already
+             * dropped by an overflow meanwhile are gone anyway); they leave
+             * the outbox once every URL is */
+            if (q->end > d->done)
+                d->done = q->end < o->n ? q->end : o->n;
         } else {
-            o->next_resend = mono + (double)rc->resend_ms / 1000.0;
+            d->next_resend = mono + (double)rc->resend_ms / 1000.0;
         }
     }
-    free_attempt(at);
+    free_req(q);
+    d->q = NULL;
+    trim_outbox(h, r, s);
+}
+
+/* Starts a request to URL u of receiver r with notifications v[0..n);
+ * end: the outbox entries it covers, from the head (resend: none). Hub lock
+ * held. */
+static void start_req(struct hub *h, size_t r, size_t u, struct notif *const *v, size_t n, size_t end, bool resend,
+                      double now)
+{
+    const struct alert_receiver *rc = &h->cfg->recv[r];
+    struct dest *d = &D.rs[r].d[u];
+    struct req *q = xcalloc(1, sizeof *q);
+    struct buf b = BUF_INIT;
+    body_for(&b, h->cfg, r, v, n, now);
+    char idem[64];
+    notify_idempotency_key(idem, sizeof idem, v, n);
+    q->body = buf_steal(&b, NULL);
+    q->recv = r;
+    q->url = u;
+    q->end = end;
+    q->resend = resend;
+    q->n_notifs = n;
+    q->started = now_mono_s();
+    d->q = q;
+    q->easy = make_easy(rc, rc->urls[u], q, idem);
+    if (!q->easy || curl_multi_add_handle(D.multi, q->easy) != CURLM_OK) {
+        q->cc = CURLE_OUT_OF_MEMORY; /* a failed attempt like any other: backoff */
+        finish_req(h, r, u, now_mono_s());
+    }
 }
 
 /* What receiver r should send now (wall clock; mono: the same moment on
@@ -277,7 +427,12 @@ static void consider(struct hub *h, size_t r, double now, double mono)
 {
     const struct alert_receiver *rc = &h->cfg->recv[r];
     struct outbox *o = &h->ob[r];
-    if (D.att[r].reqs || mono < o->next_try)
+    struct rstate *s = rstate_of(h, r);
+    trim_outbox(h, r, s);
+    bool ready = false;
+    for (size_t u = 0; u < s->n_d; u++)
+        ready |= !s->d[u].q && mono >= s->d[u].next_try;
+    if (!ready)
         return;
     for (size_t i = 0; i < h->n_act; i++) {
         /* silences end: an alert that fired under one is sent now */
@@ -310,40 +465,50 @@ static void consider(struct hub *h, size_t r, double now, double mono)
             h->dirty = true;
         }
     }
-    if (o->n) {
-        /* the head, and whatever arose in the same second behind it */
-        size_t n = 1;
-        if (rc->type == RECV_ALERTMANAGER)
-            n = o->n < MAX_BATCH ? o->n : MAX_BATCH;
-        else
-            while (n < o->n && n < MAX_BATCH && floor(o->v[n]->created) == floor(o->v[0]->created))
-                n++;
-        start_attempt(h, r, o->v, n, o->v[n - 1]->seq, now);
-        return;
-    }
-    if (rc->type == RECV_ALERTMANAGER && mono >= o->next_resend) {
-        /* Alertmanager keeps nothing across its restarts: firing alerts are
-         * re-sent every resend_interval, resolved ones for 15 minutes. The
-         * resolved go first: Alertmanager takes a batch in order and keeps
-         * the last of a fingerprint when the two do not overlap in time, so
-         * an alert that resolved and fired again must come after its old
-         * end (sent the other way, it read as resolved until that end aged
-         * out, while firing here) */
-        struct notif **v = xmalloc((h->n_resolved + h->n_act + 1) * sizeof *v);
-        size_t n = 0;
-        for (size_t i = 0; i < h->n_resolved; i++)
-            v[n++] = h->resolved[i];
-        for (size_t i = 0; i < h->n_act; i++) {
-            struct hub_alert *a = h->act[i];
-            if (a->phase == AP_FIRING && a->routed[r] && !a->silenced)
-                v[n++] = a->n;
+    s = rstate_of(h, r); /* what was queued just now may have overflowed */
+    struct notif **rv = NULL; /* the re-send, made once for every URL due */
+    size_t rn = 0;
+    for (size_t u = 0; u < s->n_d; u++) {
+        struct dest *d = &s->d[u];
+        if (d->q || mono < d->next_try)
+            continue;
+        if (d->done < o->n) {
+            /* its head, and whatever arose in the same second behind it */
+            struct notif **v = o->v + d->done;
+            size_t left = o->n - d->done, n = 1;
+            if (rc->type == RECV_ALERTMANAGER)
+                n = left < MAX_BATCH ? left : MAX_BATCH;
+            else
+                while (n < left && n < MAX_BATCH && floor(v[n]->created) == floor(v[0]->created))
+                    n++;
+            start_req(h, r, u, v, n, d->done + n, false, now);
+            continue;
         }
-        if (n)
-            start_attempt(h, r, v, n, 0, now);
+        if (rc->type != RECV_ALERTMANAGER || mono < d->next_resend)
+            continue;
+        if (!rv) {
+            /* Alertmanager keeps nothing across its restarts: firing alerts
+             * are re-sent every resend_interval, resolved ones for 15
+             * minutes. The resolved go first: Alertmanager takes a batch in
+             * order and keeps the last of a fingerprint when the two do not
+             * overlap in time, so an alert that resolved and fired again
+             * must come after its old end (sent the other way, it read as
+             * resolved until that end aged out, while firing here) */
+            rv = xmalloc((h->n_resolved + h->n_act + 1) * sizeof *rv);
+            for (size_t i = 0; i < h->n_resolved; i++)
+                rv[rn++] = h->resolved[i];
+            for (size_t i = 0; i < h->n_act; i++) {
+                struct hub_alert *a = h->act[i];
+                if (a->phase == AP_FIRING && a->routed[r] && !a->silenced)
+                    rv[rn++] = a->n;
+            }
+        }
+        if (rn)
+            start_req(h, r, u, rv, rn, 0, true, now);
         else
-            o->next_resend = mono + (double)rc->resend_ms / 1000.0;
-        free(v);
+            d->next_resend = mono + (double)rc->resend_ms / 1000.0;
     }
+    free(rv);
 }
 
 /* Changes that come together share one write of the state file: those a
@@ -456,40 +621,103 @@ static bool save_state(struct hub *h, bool final)
     return ok;
 }
 
+/* Receiver r (index r from now on) of the new configuration, kept by a
+ * reload with view s: a URL it keeps, with the same headers and
+ * credentials, goes on where it was (its request in flight, its backoff);
+ * any other starts afresh: what was in flight to an old URL or with the old
+ * credentials is cancelled (it could hang to its timeout), the backoff is
+ * reset, and a new URL is sent the outbox from its head. Hub lock held. */
+static void rstate_rebind(struct rstate *s, const struct alert_receiver *rc, size_t r)
+{
+    if (!s->n_d)
+        return; /* never looked at: made from the new settings at first sight */
+    uint64_t ident = recv_ident(rc);
+    bool same = ident == s->ident && rc->n_urls == s->n_d;
+    for (size_t u = 0; same && u < s->n_d; u++)
+        same = strcmp(s->d[u].url, rc->urls[u]) == 0;
+    if (!same) {
+        struct dest *nd = xcalloc(rc->n_urls + 1, sizeof *nd);
+        bool *taken = xcalloc(s->n_d + 1, sizeof *taken);
+        size_t reset = 0;
+        for (size_t u = 0; u < rc->n_urls; u++) {
+            size_t j = 0;
+            while (j < s->n_d && (taken[j] || strcmp(s->d[j].url, rc->urls[u]) != 0))
+                j++;
+            if (j == s->n_d) {
+                nd[u].url = xstrdup(rc->urls[u]);
+                continue;
+            }
+            taken[j] = true;
+            nd[u] = s->d[j];
+            if (ident != s->ident) {
+                /* what it has had stays had; the rest starts afresh */
+                reset += nd[u].q || nd[u].fails;
+                free_req(nd[u].q);
+                nd[u].q = NULL;
+                nd[u].fails = 0;
+                nd[u].next_try = 0;
+            }
+        }
+        for (size_t j = 0; j < s->n_d; j++)
+            if (!taken[j]) {
+                reset += s->d[j].q || s->d[j].fails;
+                free_req(s->d[j].q);
+                free(s->d[j].url);
+            }
+        free(taken);
+        free(s->d);
+        s->d = nd;
+        s->n_d = rc->n_urls;
+        s->ident = ident;
+        log_info("deliver", "%s: URLs or credentials changed: %zu requests in flight or waiting to retry start "
+                 "afresh", rc->name, reset);
+    }
+    for (size_t u = 0; u < s->n_d; u++)
+        if (s->d[u].q) {
+            s->d[u].q->recv = r;
+            s->d[u].q->url = u;
+        }
+}
+
 void deliver_remap(struct hub *h)
 {
     if (!h->recv_map)
         return;
-    struct attempt *att = xcalloc(h->cfg->n_recv + 1, sizeof *att);
+    struct rstate *rs = xcalloc(h->cfg->n_recv + 1, sizeof *rs);
     bool *kept = xcalloc(h->map_n_old + 1, sizeof *kept);
     for (size_t r = 0; r < h->cfg->n_recv; r++) {
         int o = h->recv_map[r];
         if (o < 0)
             continue;
-        att[r] = D.att[o];
+        rs[r] = D.rs[o];
         kept[o] = true;
-        for (size_t i = 0; i < att[r].n_reqs; i++)
-            att[r].reqs[i].recv = r;
+        rstate_rebind(&rs[r], &h->cfg->recv[r], r);
     }
     for (size_t o = 0; o < h->map_n_old; o++)
-        if (!kept[o] && D.att[o].reqs)
-            free_attempt(&D.att[o]); /* its receiver is gone */
+        if (!kept[o])
+            rstate_free(&D.rs[o]); /* its receiver is gone: so are its requests */
     free(kept);
-    free(D.att);
-    D.att = att;
+    free(D.rs);
+    D.rs = rs;
     free(h->recv_map);
     h->recv_map = NULL;
 }
 
 /* After stop: a request in flight, or a notification due before stop_by
  * (mono: now on the monotonic clock). */
-static bool flushing(const struct hub *h, double mono)
+static bool flushing(struct hub *h, double mono)
 {
     if (mono >= h->stop_by)
         return false;
-    for (size_t r = 0; r < h->cfg->n_recv; r++)
-        if (D.att[r].reqs || (h->ob[r].n && h->ob[r].next_try < h->stop_by))
+    deliver_remap(h);
+    for (size_t r = 0; r < h->cfg->n_recv; r++) {
+        const struct rstate *s = &D.rs[r];
+        if (h->ob[r].n && !s->n_d)
             return true;
+        for (size_t u = 0; u < s->n_d; u++)
+            if (s->d[u].q || (s->d[u].done < h->ob[r].n && s->d[u].next_try < h->stop_by))
+                return true;
+    }
     return false;
 }
 
@@ -543,16 +771,12 @@ static void *thread_main(void *arg)
             q->cc = m->data.result;
             curl_easy_getinfo(m->easy_handle, CURLINFO_RESPONSE_CODE, &q->status);
             curl_easy_getinfo(m->easy_handle, CURLINFO_RETRY_AFTER, &q->retry_after);
-            q->done = true;
-            struct attempt *at = &D.att[q->recv];
-            if (++at->n_done == at->n_reqs)
-                finish_attempt(h, q->recv, now_mono_s());
+            finish_req(h, q->recv, q->url, now_mono_s());
         }
     }
     deliver_remap(h);
     for (size_t r = 0; r < h->cfg->n_recv; r++)
-        if (D.att[r].reqs)
-            free_attempt(&D.att[r]);
+        rstate_free(&D.rs[r]); /* what is still in flight stays in the saved outbox */
     save_state(h, true);
     pthread_mutex_unlock(&h->mu);
     return NULL;
@@ -564,11 +788,12 @@ int deliver_start(struct hub *h)
     D.multi = curl_multi_init();
     if (!D.multi)
         return -1;
-    D.att = xcalloc(h->cfg->n_recv + 1, sizeof *D.att);
+    D.rs = xcalloc(h->cfg->n_recv + 1, sizeof *D.rs);
     h->dirty = true; /* a first save: proves the directory is writable */
     if (pthread_create(&D.th, NULL, thread_main, h) != 0) {
         curl_multi_cleanup(D.multi);
-        free(D.att);
+        free(D.rs);
+        D.rs = NULL;
         D.multi = NULL;
         return -1;
     }
@@ -594,8 +819,8 @@ void deliver_stop(struct hub *h)
     pthread_join(D.th, NULL);
     curl_multi_cleanup(D.multi);
     D.multi = NULL;
-    free(D.att);
-    D.att = NULL;
+    free(D.rs);
+    D.rs = NULL;
     D.running = false;
     curl_global_cleanup();
 }
@@ -645,11 +870,21 @@ int deliver_test_receiver(const struct alerts_cfg *a, const char *name, FILE *ou
             fprintf(out, "%s: %s\n", rc->urls[u], curl_easy_strerror(cc));
             rc_out = 1;
         } else {
-            const char *verdict = status >= 200 && status < 300 ? "delivered"
-                                  : status >= 500 || status == 408 || status == 429 ? "failed (would be retried)"
-                                                                                      : "refused (final)";
-            fprintf(out, "%s: HTTP %ld, %s\n%s%s", rc->urls[u], status, verdict, q.resp,
-                    q.resp_len && q.resp[q.resp_len - 1] != '\n' ? "\n" : "");
+            enum verdict vd = classify(cc, status);
+            const char *verdict = vd == V_OK      ? "delivered"
+                                  : vd == V_RETRY ? "failed (would be retried)"
+                                                  : "refused (final)";
+            fprintf(out, "%s: HTTP %ld, %s\n", rc->urls[u], status, verdict);
+            char *loc = NULL;
+            if (status >= 300 && status < 400 && curl_easy_getinfo(e, CURLINFO_REDIRECT_URL, &loc) == CURLE_OK) {
+                struct buf lb = BUF_INIT;
+                if (loc)
+                    put_url_for_log(&lb, loc);
+                fprintf(out, "redirects to %s (redirects are not followed: fix the URL)\n",
+                        lb.p ? lb.p : "(no Location)");
+                buf_free(&lb);
+            }
+            fprintf(out, "%s%s", q.resp, q.resp_len && q.resp[q.resp_len - 1] != '\n' ? "\n" : "");
             if (!(status >= 200 && status < 300))
                 rc_out = 1;
         }

@@ -56,15 +56,16 @@ struct hub_alert {
 #define HUB_LAT_BUCKETS 10
 extern const double hub_lat_bounds[HUB_LAT_BUCKETS];
 
-/* A receiver's undelivered notifications, oldest first, and its health. */
+/* A receiver's undelivered notifications, oldest first, and its counters.
+ * Shared by the receiver's URLs: the delivery thread keeps, per URL, how
+ * many entries from the head it has had (and its backoff), so entries leave
+ * only from the head: once every URL has had them (deliver.c), or by an
+ * overflow, which counts them in dropped. */
 struct outbox {
     struct notif **v;
     size_t n, cap;
     uint64_t dropped;      /* overflowed: the oldest were dropped */
-    double next_try;       /* monotonic clock: no attempt before (backoff) */
-    unsigned fails;        /* consecutive failed attempts */
-    double next_resend;    /* alertmanager: the next full re-send (monotonic clock) */
-    uint64_t ok, failed, final; /* requests: delivered, failed (retried), refused (final 4xx) */
+    uint64_t ok, failed, final; /* requests (one per URL): delivered, failed (retried), refused (final 4xx) */
     uint64_t lat_count[HUB_LAT_BUCKETS], lat_total; /* latency histogram (hub_lat_bounds) */
     double lat_sum;
 };
@@ -109,8 +110,10 @@ struct hub {
 /* The process' hub while alerts run (NULL otherwise). */
 extern struct hub *alerts_hub;
 
-/* The delivery thread takes in h->recv_map (lock held): its attempts move
- * to the new receiver indexes, those of receivers removed are abandoned. */
+/* The delivery thread takes in h->recv_map (lock held): its per-URL state
+ * moves to the new receiver indexes; the requests of receivers removed, and
+ * of URLs removed or whose headers or credentials changed, are cancelled
+ * (such a URL starts afresh, with no backoff). */
 void deliver_remap(struct hub *h);
 
 /* Appends n (adopted) to receiver r's outbox; drops the oldest beyond its

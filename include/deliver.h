@@ -1,9 +1,11 @@
 /*
  * deliver.h - the delivery thread: sends the outboxes of the alert hub to
  * webhooks, Alertmanagers and Slack with libcurl's multi interface (one
- * request in flight per receiver, so a hanging receiver delays only
- * itself), retries what can succeed later (network errors, 5xx, 408, 429:
- * capped exponential backoff with jitter, at least Retry-After), gives up on
+ * request in flight per receiver URL, each URL of a receiver at its own
+ * pace with its own backoff, so a hanging receiver or Alertmanager delays
+ * only itself), retries what can succeed later (network errors, 3xx: not
+ * followed, 5xx, 408, 429: capped exponential backoff with jitter, at least
+ * Retry-After), gives up on
  * what cannot (other 4xx: logged with the start of the body, counted), and
  * writes the state file whenever the hub is dirty (a failed write is
  * counted and tried again every second; a state_dir deleted meanwhile is
