@@ -817,6 +817,12 @@ void deliver_stop(struct hub *h)
     pthread_mutex_unlock(&h->mu);
     curl_multi_wakeup(D.multi);
     pthread_join(D.th, NULL);
+    pthread_mutex_lock(&h->mu);
+    for (size_t r = 0; r < h->cfg->n_recv; r++) /* what the grace did not get out is not lost: said so */
+        if (h->ob[r].n)
+            log_warn("alerts", "receiver \"%s\": %zu undelivered notifications at stop, left in the outbox (the "
+                     "state file keeps it for the next start)", h->cfg->recv[r].name, h->ob[r].n);
+    pthread_mutex_unlock(&h->mu);
     curl_multi_cleanup(D.multi);
     D.multi = NULL;
     free(D.rs);

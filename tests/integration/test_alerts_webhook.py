@@ -762,6 +762,19 @@ class StateAndRouting(unittest.TestCase):
                 b.close()
             self.assertEqual(a.stop(), 0)
 
+    def test_undelivered_at_stop_is_said(self):
+        """What the stop's grace did not get out stays in the outbox for the
+        next start, and the log says how much (it said nothing)."""
+        h = Receiver()  # down: connections refused
+        self.recv.append(h)
+        rule = {"name": "Conn", "figure": "info.clients.connected_clients", "op": ">=", "threshold": 1}
+        a = self.agent([self.hook("h", h)], [rule])
+        wait_for(lambda: "retry" in a.log_text(), 5, what="a failed attempt")
+        self.assertEqual(a.stop(), 0)
+        self.assertIn('receiver "h": 1 undelivered notifications at stop, left in the outbox', a.log_text())
+        with open(os.path.join(self.state, "alerts.json")) as f:
+            self.assertEqual(len(json.load(f)["outbox"]["h"]), 1)
+
     def test_repeats_have_keys_of_their_own(self):
         """repeat_interval re-sends reused the first Idempotency-Key: a
         receiver that drops keys it has seen (as the docs advise) dropped
