@@ -91,7 +91,8 @@ static void warn_loose(const char *what, const char *path)
 {
     struct stat st;
     if (stat(path, &st) == 0 && (st.st_mode & S_IROTH))
-        log_warn("config", "%s \"%s\" is world-readable; chmod 600 it", what, path);
+        log_warn("config", "%s \"%s\" is world-readable: make it readable by redpulse's user only (under the "
+                 "packaged unit, a dynamic user, load it with LoadCredential=: see redpulse.service)", what, path);
 }
 
 

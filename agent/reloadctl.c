@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/inotify.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -85,7 +86,10 @@ static void publish(void)
     struct buf tmp = BUF_INIT, path = BUF_INIT;
     buf_printf(&tmp, "%s/." STATUS_NAME ".tmp", dir);
     buf_printf(&path, "%s/" STATUS_NAME, dir);
-    int fd = open(tmp.p, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    /* made anew, never through what is at the path: a symlink planted
+     * there must not have the daemon write where it points */
+    unlink(tmp.p);
+    int fd = open(tmp.p, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
     int rc = fd < 0 ? -1 : write_all(fd, b.p, b.len);
     if (fd >= 0 && close(fd) != 0)
         rc = -1;
@@ -105,9 +109,39 @@ static void publish(void)
     buf_free(&path);
 }
 
+/* The directory to publish in, made (mode 0700) when missing; NULL after
+ * saying why when another user could write in it: the status could be
+ * forged (a reload reported done that is not) or its temporary file
+ * replaced. */
+static char *checked_dir(char *d)
+{
+    struct stat st;
+    if (!d)
+        return NULL;
+    if (mkdir(d, 0700) != 0 && errno != EEXIST) {
+        log_warn("reload", "RUNTIME_DIRECTORY %s cannot be made: %s; redpulse --reload cannot follow reloads", d,
+                 strerror(errno));
+        free(d);
+        return NULL;
+    }
+    if (stat(d, &st) != 0) {
+        log_warn("reload", "RUNTIME_DIRECTORY %s: %s; redpulse --reload cannot follow reloads", d, strerror(errno));
+        free(d);
+        return NULL;
+    }
+    if (!S_ISDIR(st.st_mode) || st.st_uid != geteuid() || (st.st_mode & 022)) {
+        log_error("reload", "RUNTIME_DIRECTORY %s is not a directory of this user writable by it alone (owner %ld, "
+                  "mode %04o): no reload status is published there; redpulse --reload cannot follow reloads",
+                  d, (long)st.st_uid, (unsigned)(st.st_mode & 07777));
+        free(d);
+        return NULL;
+    }
+    return d;
+}
+
 void reloadctl_open(uint64_t hash)
 {
-    dir = runtime_dir();
+    dir = checked_dir(runtime_dir());
     last_hash = hash;
     publish();
 }

@@ -266,5 +266,60 @@ class ReloadWait(unittest.TestCase):
         self.assertEqual(self.targets(), ["a", "b"])
 
 
+class RuntimeDirectory(unittest.TestCase):
+    """Where the daemon publishes its reloads (review): a directory missing
+    is made (mode 0700: the man page's example without systemd did not
+    work), one that other users can write in is refused, and a symlink
+    planted at the temporary file is not written through."""
+
+    def setUp(self):
+        self.tmp = Tmp()
+        self.r = RedisServer(self.tmp.path, "r")
+
+    def tearDown(self):
+        self.r.stop()
+        self.tmp.cleanup()
+
+    def agent(self, run_dir):
+        return Agent(self.tmp.path, [{"name": "a", "address": "127.0.0.1:%d" % self.r.port}], defaults=DEFAULTS,
+                     env={"RUNTIME_DIRECTORY": run_dir})
+
+    def test_missing_is_made(self):
+        d = os.path.join(self.tmp.path, "run-new")
+        a = self.agent(d)
+        try:
+            wait_for(lambda: os.path.exists(os.path.join(d, "reload-status")), 5, what="the status published")
+            self.assertEqual(os.stat(d).st_mode & 0o777, 0o700)
+        finally:
+            self.assertEqual(a.stop(), 0)
+
+    def test_writable_by_others_is_refused(self):
+        d = os.path.join(self.tmp.path, "run-open")
+        os.mkdir(d)
+        os.chmod(d, 0o777)
+        a = self.agent(d)
+        try:
+            wait_for(lambda: "no reload status is published there" in a.log_text(), 5, what="the refusal")
+            self.assertIn("mode 0777", a.log_text())
+            self.assertEqual(os.listdir(d), [])
+        finally:
+            self.assertEqual(a.stop(), 0)
+
+    def test_planted_symlink_is_not_followed(self):
+        d = os.path.join(self.tmp.path, "run")
+        os.mkdir(d, 0o700)
+        victim = os.path.join(self.tmp.path, "victim")
+        with open(victim, "w") as f:
+            f.write("precious\n")
+        os.symlink(victim, os.path.join(d, ".reload-status.tmp"))
+        a = self.agent(d)
+        try:
+            wait_for(lambda: os.path.exists(os.path.join(d, "reload-status")), 5, what="the status published")
+            with open(victim) as f:
+                self.assertEqual(f.read(), "precious\n")
+        finally:
+            self.assertEqual(a.stop(), 0)
+
+
 if __name__ == "__main__":
     unittest.main()

@@ -29,6 +29,12 @@ REQUIRED = [
     r"^ExecReload=/usr/sbin/redpulse --reload \$MAINPID$",
     r"^ExecStart=/usr/sbin/redpulse --config /etc/redpulse/redpulse.json$",
     r"^WantedBy=multi-user.target$",
+    # the advisor's host checks read /proc/PID of redis-server, another user:
+    # "invisible" hid it (review), and with it every host check
+    r"^ProtectProc=default$",
+    # the bcrypt workers lower their priority (auth.c): @resources is denied,
+    # setpriority allowed back after it
+    r"^SystemCallFilter=setpriority$",
 ]
 
 
