@@ -602,9 +602,12 @@ def compare(runs, prev):
     """The target "nothing else in the table worse than today", read against
     the previous table's runs (prev: results.json as the last full bench left
     it). A figure is worse when its median is above the previous table's
-    whole range (min-max over its runs): the machine's drift between two
-    benches moves figures within a table's range, and a median above it is
-    more than that. Higher medians within the range are named too."""
+    whole range (min-max over its runs) by more than 1% of its median: the
+    machine's drift between two benches moves figures within a table's
+    range, and a median above it is more than that (the 1% keeps a figure
+    whose runs were all alike, 1.000 commands a poll or an RSS in pages,
+    from counting rounding as worse). Higher medians within the range are
+    named too."""
     if not prev:
         return ("\"Nothing else in the table worse than today\": no earlier figures kept (results.json), not"
                 " checked.")
@@ -619,13 +622,13 @@ def compare(runs, prev):
         n += 1
         fm = new[0][name][1]
         m, pm = statistics.median(xs), statistics.median(ys)
-        if m > max(ys):
+        if m > max(ys) + 0.01 * abs(pm):  # 1%: below the figures' resolution (RSS in 4 KB pages, counts)
             worse.append("%s %s (was %s, %s–%s)" % (name, fm(m), fm(pm), fm(min(ys)), fm(max(ys))))
         elif m > pm:
             higher.append(name)
     text = ("\"Nothing else in the table worse than today\", against the previous table (%s, %d runs; %d of"
             " redpulse's figures and ratios, lower is better; worse: a median above that table's whole"
-            " range): " % (prev.get("commit", "?"), len(old), n))
+            " range by more than 1%%): " % (prev.get("commit", "?"), len(old), n))
     text += "**not met**, %d worse: %s." % (len(worse), "; ".join(worse)) if worse else "met, none worse."
     if higher:
         text += " A higher median within the previous range: %s." % "; ".join(higher)
