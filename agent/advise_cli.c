@@ -342,9 +342,16 @@ int advise_cli_main(int argc, char **argv)
     struct instance_cfg inst = {0};
     struct buf why = BUF_INIT;
     if (config_parse_address(addr, &inst, &why) < 0 || inst.tls.enabled) {
-        /* a password in the address is not echoed, and the way to give one here is named */
-        const char *scheme = strstr(addr, "://"), *at = scheme ? strrchr(scheme + 3, '@') : NULL;
-        const char *colon = at ? memchr(scheme + 3, ':', (size_t)(at - scheme - 3)) : NULL;
+        /* a password in the address is not echoed, and the way to give one
+         * here is named: userinfo as config_parse_address reads it, the
+         * authority (after any scheme, up to the first '/') to its last '@' */
+        const char *scheme = strstr(addr, "://"), *auth = scheme ? scheme + 3 : addr;
+        size_t alen = strcspn(auth, "/");
+        const char *at = NULL;
+        for (const char *p = auth; p < auth + alen; p++)
+            if (*p == '@')
+                at = p;
+        const char *colon = at ? memchr(auth, ':', (size_t)(at - auth)) : NULL;
         if (colon)
             fprintf(stderr, "redpulse: %.*s:***%s: passwords are not accepted in the address; give the password in "
                     "an environment variable named by --password-env\n", (int)(colon - addr), addr, at);

@@ -192,16 +192,22 @@ static struct hub_alert *new_hub_alert(struct hub *h, const struct alert_rule *r
     return a;
 }
 
-/* Queues n for every receiver a goes to (unless silenced); a resolved n
- * also for every receiver told of the firing, wherever the alert goes now
- * and silenced or not: a reload that moved it elsewhere, or a silence
+/* Queues a firing n for every receiver a goes to (unless silenced); a
+ * resolved n for every receiver told of the firing, wherever the alert goes
+ * now and silenced or not (a reload that moved it elsewhere, or a silence
  * added since, must not leave a receiver with a firing alert that never
- * ends. True when n went to at least one. */
+ * ends), and never to one that was not told (a webhook added by a reload,
+ * or while the agent was stopped, is told by the delivery thread: the end
+ * may come first). Alertmanager learns of active alerts from the periodic
+ * re-send too, so an unsilenced one it is routed gets the end as well.
+ * True when n went to at least one. */
 static bool send_to_routes(struct hub *h, struct hub_alert *a, const struct notif *n, double now)
 {
     bool any = false;
-    for (size_t r = 0; r < h->cfg->n_recv; r++)
-        if ((a->routed[r] && !a->silenced) || (n->resolved && a->last_sent[r])) {
+    for (size_t r = 0; r < h->cfg->n_recv; r++) {
+        bool routed = a->routed[r] && !a->silenced;
+        bool to = n->resolved ? a->last_sent[r] || (routed && h->cfg->recv[r].type == RECV_ALERTMANAGER) : routed;
+        if (to) {
             any = true;
             struct notif *c = notif_dup(n);
             c->seq = ++h->seq;
@@ -209,6 +215,7 @@ static bool send_to_routes(struct hub *h, struct hub_alert *a, const struct noti
             hub_enqueue(h, r, c);
             a->last_sent[r] = now_mono_s(); /* repeats are timed on it (deliver.c) */
         }
+    }
     return any;
 }
 

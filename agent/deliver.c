@@ -775,6 +775,21 @@ static void *thread_main(void *arg)
         }
     }
     deliver_remap(h);
+    for (size_t r = 0; r < h->cfg->n_recv; r++) { /* what the grace did not get out is not lost: said so */
+        /* not had by some URL yet (the outbox keeps what one Alertmanager of
+         * several had until all had it; the state file keeps no per-URL
+         * progress, so those go to every URL again at the next start) */
+        size_t n = h->ob[r].n, left = D.rs[r].n_d ? 0 : n;
+        for (size_t u = 0; u < D.rs[r].n_d; u++) {
+            size_t had = D.rs[r].d[u].done < n ? D.rs[r].d[u].done : n;
+            if (n - had > left)
+                left = n - had;
+        }
+        if (left)
+            log_warn("alerts", "receiver \"%s\": %zu undelivered notifications at stop, left in the outbox (the "
+                     "state file keeps it for the next start, when every URL is sent the %zu it holds)",
+                     h->cfg->recv[r].name, left, n);
+    }
     for (size_t r = 0; r < h->cfg->n_recv; r++)
         rstate_free(&D.rs[r]); /* what is still in flight stays in the saved outbox */
     save_state(h, true);
@@ -817,12 +832,6 @@ void deliver_stop(struct hub *h)
     pthread_mutex_unlock(&h->mu);
     curl_multi_wakeup(D.multi);
     pthread_join(D.th, NULL);
-    pthread_mutex_lock(&h->mu);
-    for (size_t r = 0; r < h->cfg->n_recv; r++) /* what the grace did not get out is not lost: said so */
-        if (h->ob[r].n)
-            log_warn("alerts", "receiver \"%s\": %zu undelivered notifications at stop, left in the outbox (the "
-                     "state file keeps it for the next start)", h->cfg->recv[r].name, h->ob[r].n);
-    pthread_mutex_unlock(&h->mu);
     curl_multi_cleanup(D.multi);
     D.multi = NULL;
     free(D.rs);

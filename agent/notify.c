@@ -47,6 +47,15 @@ void notify_fingerprint(char out[17], const struct label *l, size_t n)
     snprintf(out, 17, "%016llx", (unsigned long long)h);
 }
 
+/* When n was made, in whole milliseconds, rounded: the state file keeps
+ * `created` to the millisecond ("%.3f"), and a key truncated from the
+ * double came out a millisecond off after a restart for half the values. */
+static long long created_ms(const struct notif *n)
+{
+    double ms = n->created * 1000;
+    return ms > 0 && ms < 9e18 ? llround(ms) : 0;
+}
+
 void notify_idempotency_key(char *out, size_t len, struct notif *const *v, size_t n)
 {
     if (n == 1) {
@@ -54,8 +63,7 @@ void notify_idempotency_key(char *out, size_t len, struct notif *const *v, size_
          * (kept with it through retries and restarts): a receiver that
          * drops keys it has seen would drop every repeat otherwise */
         if (v[0]->repeat)
-            snprintf(out, len, "%s-%u-firing-repeat-%lld", v[0]->fp, (unsigned)v[0]->episode,
-                     (long long)(v[0]->created * 1000));
+            snprintf(out, len, "%s-%u-firing-repeat-%lld", v[0]->fp, (unsigned)v[0]->episode, created_ms(v[0]));
         else
             snprintf(out, len, "%s-%u-%s", v[0]->fp, (unsigned)v[0]->episode, v[0]->resolved ? "resolved" : "firing");
         return;
@@ -64,7 +72,7 @@ void notify_idempotency_key(char *out, size_t len, struct notif *const *v, size_
     for (size_t i = 0; i < n; i++) {
         char k[96];
         snprintf(k, sizeof k, "%s-%u-%d-%lld;", v[i]->fp, (unsigned)v[i]->episode, v[i]->resolved,
-                 v[i]->repeat ? (long long)(v[i]->created * 1000) : 0LL);
+                 v[i]->repeat ? created_ms(v[i]) : 0LL);
         h = fnv1a_str(h, k);
     }
     snprintf(out, len, "batch-%016llx", (unsigned long long)h);

@@ -39,7 +39,8 @@ static const char *const result_names[] = {"ok", "partial", "failed"};
 
 /* ---- daemon side ---- */
 
-static char *dir; /* NULL: not publishing */
+static char *dir;     /* NULL: not publishing */
+static int dir_fd = -1; /* dir, opened once: every file is made relative to it, never by path */
 static uint64_t seq;
 static bool running;
 static enum reloadctl_result last_result = RELOADCTL_OK;
@@ -83,37 +84,35 @@ static void publish(void)
             buf_printf(&b, "error %.*s\n", (int)l, p);
         p += l + (p[l] == '\n');
     }
-    struct buf tmp = BUF_INIT, path = BUF_INIT;
-    buf_printf(&tmp, "%s/." STATUS_NAME ".tmp", dir);
-    buf_printf(&path, "%s/" STATUS_NAME, dir);
-    /* made anew, never through what is at the path: a symlink planted
-     * there must not have the daemon write where it points */
-    unlink(tmp.p);
-    int fd = open(tmp.p, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+    static const char tmp[] = "." STATUS_NAME ".tmp";
+    /* made anew in the directory checked at start, never through what is
+     * at the name: a symlink planted there must not have the daemon write
+     * where it points */
+    unlinkat(dir_fd, tmp, 0);
+    int fd = openat(dir_fd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
     int rc = fd < 0 ? -1 : write_all(fd, b.p, b.len);
     if (fd >= 0 && close(fd) != 0)
         rc = -1;
     if (rc == 0)
-        rc = rename(tmp.p, path.p);
+        rc = renameat(dir_fd, tmp, dir_fd, STATUS_NAME);
     if (rc != 0) {
         if (!write_failed)
-            log_warn("reload", "cannot write %s: %s; redpulse --reload cannot follow reloads", path.p,
+            log_warn("reload", "cannot write %s/" STATUS_NAME ": %s; redpulse --reload cannot follow reloads", dir,
                      strerror(errno));
-        unlink(tmp.p);
+        unlinkat(dir_fd, tmp, 0);
     } else if (write_failed) {
-        log_info("reload", "%s written again", path.p);
+        log_info("reload", "%s/" STATUS_NAME " written again", dir);
     }
     write_failed = rc != 0;
     buf_free(&b);
-    buf_free(&tmp);
-    buf_free(&path);
 }
 
-/* The directory to publish in, made (mode 0700) when missing; NULL after
- * saying why when another user could write in it: the status could be
- * forged (a reload reported done that is not) or its temporary file
- * replaced. */
-static char *checked_dir(char *d)
+/* The directory to publish in, made (mode 0700) when missing and opened
+ * (*fd; not through a symlink), its checks made on what was opened, so a
+ * directory swapped in later is not written to; NULL after saying why when
+ * another user could write in it: the status could be forged (a reload
+ * reported done that is not) or its temporary file replaced. */
+static char *checked_dir(char *d, int *fd)
 {
     struct stat st;
     if (!d)
@@ -124,8 +123,13 @@ static char *checked_dir(char *d)
         free(d);
         return NULL;
     }
-    if (stat(d, &st) != 0) {
-        log_warn("reload", "RUNTIME_DIRECTORY %s: %s; redpulse --reload cannot follow reloads", d, strerror(errno));
+    *fd = open(d, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (*fd < 0 || fstat(*fd, &st) != 0) {
+        log_warn("reload", "RUNTIME_DIRECTORY %s: %s%s; redpulse --reload cannot follow reloads", d, strerror(errno),
+                 errno == ELOOP || errno == ENOTDIR ? " (a symlink, or not a directory)" : "");
+        if (*fd >= 0)
+            close(*fd);
+        *fd = -1;
         free(d);
         return NULL;
     }
@@ -133,6 +137,8 @@ static char *checked_dir(char *d)
         log_error("reload", "RUNTIME_DIRECTORY %s is not a directory of this user writable by it alone (owner %ld, "
                   "mode %04o): no reload status is published there; redpulse --reload cannot follow reloads",
                   d, (long)st.st_uid, (unsigned)(st.st_mode & 07777));
+        close(*fd);
+        *fd = -1;
         free(d);
         return NULL;
     }
@@ -141,7 +147,7 @@ static char *checked_dir(char *d)
 
 void reloadctl_open(uint64_t hash)
 {
-    dir = checked_dir(runtime_dir());
+    dir = checked_dir(runtime_dir(), &dir_fd);
     last_hash = hash;
     publish();
 }
@@ -165,11 +171,10 @@ void reloadctl_end(enum reloadctl_result r, uint64_t hash, const char *errors)
 
 void reloadctl_close(void)
 {
-    if (dir) {
-        struct buf path = BUF_INIT;
-        buf_printf(&path, "%s/" STATUS_NAME, dir);
-        unlink(path.p);
-        buf_free(&path);
+    if (dir_fd >= 0) {
+        unlinkat(dir_fd, STATUS_NAME, 0);
+        close(dir_fd);
+        dir_fd = -1;
     }
     free(dir);
     free(last_errors);

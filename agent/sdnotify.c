@@ -96,7 +96,7 @@ void sdnotify_send(const char *fmt, ...)
             log_warn("systemd", "notification %.*s not sent to %s: %s", first, msg, where, strerror(errno));
         else
             log_debug("systemd", "notification %.*s not sent: %s", first, msg, strerror(errno));
-        warned = true;
+        warned |= !state; /* READY=1 and STOPPING=1 do not use up the others' one warning */
     }
 }
 

@@ -19,9 +19,11 @@ agents side by side, measured over the same 3 one-minute windows, the
 three variants rotating over them by reload),
 BENCH_FROM (a JSON file of earlier runs, written to $TMPDIR/redpulse-bench-
 runs-PID.json after each run: only the report is made, with BENCH_SCALES and
-BENCH_SECTIONS as in those runs), BENCH_BASELINE (the previous table's runs
-to compare with; default results.json beside results.md, which a full bench
-rewrites with its own runs and BENCH_COMMIT or the checked-out commit)."""
+BENCH_SECTIONS as in those runs; results.json is rewritten with them only
+when BENCH_COMMIT names the commit they were measured at), BENCH_BASELINE
+(the previous table's runs to compare with; default results.json beside
+results.md, which a full bench rewrites with its own runs and BENCH_COMMIT
+or the checked-out commit; the same file as BENCH_FROM is refused)."""
 import collections
 import json
 import math
@@ -802,6 +804,8 @@ def main():
     if os.environ.get("BENCH_FROM"):  # the report again from the figures of earlier runs
         with open(os.environ["BENCH_FROM"]) as f:
             runs = json.load(f)
+        if isinstance(runs, dict):  # results.json: the runs and their commit
+            runs = runs["runs"]
     for i in range(0 if runs else RUNS):
         r = one_run(scales)
         runs.append(r)
@@ -813,8 +817,12 @@ def main():
     # the previous table's runs, for "nothing else worse" (BENCH_BASELINE: another file of them)
     kept = os.path.splitext(OUT)[0] + ".json"
     prev = None
-    if os.path.exists(os.environ.get("BENCH_BASELINE", kept)):
-        with open(os.environ.get("BENCH_BASELINE", kept)) as f:
+    base = os.environ.get("BENCH_BASELINE", kept)
+    if os.environ.get("BENCH_FROM") and os.path.exists(base) and os.path.samefile(base, os.environ["BENCH_FROM"]):
+        sys.exit("BENCH_FROM and the baseline (%s) are the same runs: compared with themselves, nothing would be"
+                 " worse; set BENCH_BASELINE to the previous table's runs" % base)
+    if os.path.exists(base):
+        with open(base) as f:
             prev = json.load(f)
     text = report(runs, scales, prev)
     print(text)
@@ -823,6 +831,10 @@ def main():
             f.write(text)
         commit = os.environ.get("BENCH_COMMIT") or subprocess.run(
             ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+        if os.environ.get("BENCH_FROM") and not os.environ.get("BENCH_COMMIT"):
+            print("BENCH_FROM without BENCH_COMMIT: %s is left as it was (the runs' commit is not known)" % kept,
+                  file=sys.stderr)
+            return
         with open(kept, "w") as f:
             json.dump({"commit": commit, "date": runs[-1].get("end") or time.strftime("%Y-%m-%d %H:%M UTC",
                                                                                       time.gmtime()),

@@ -554,6 +554,12 @@ class AdviseCli(TmpTestCase):
         self.assertNotIn("s3cret", err)
         self.assertIn("redis://u:***@127.0.0.1:1", err)
         self.assertIn("--password-env", err)
+        rc, out, err, _ = self.run_cli("u:s3cret@127.0.0.1:1", "--seconds", "1")  # no scheme: echoed before
+        self.assertEqual(rc, 3)
+        self.assertNotIn("s3cret", err)
+        rc, out, err, _ = self.run_cli("redis://h:99999/a@b", "--seconds", "1")  # an '@' past the host is no password
+        self.assertEqual(rc, 3)
+        self.assertIn('invalid port "99999"', err)
 
     def test_fifo_under_host_root(self):
         # a FIFO where a kernel file should be: open() blocked for good, in

@@ -731,6 +731,26 @@ class StateAndRouting(unittest.TestCase):
         finally:
             self.assertEqual(a.stop(), 0)
 
+    def test_no_lone_resolved_for_a_receiver_never_told(self):
+        """An alert that ended while the agent was stopped resolves at the
+        first poll: the receiver told of it gets the end, one added while
+        the agent was stopped gets nothing (it got a resolved for an alert
+        it never saw)."""
+        x, y = self.receiver(), self.receiver()
+        b = Blocker(self.redis.port)
+        rule = {"name": "Blocked", "figure": "info.clients.blocked_clients", "op": ">=", "threshold": 1}
+        a = self.agent([self.hook("x", x)], [rule])
+        wait_for(lambda: x.delivered(), 5, what="x told")
+        self.assertEqual(a.stop(), 0)
+        b.close()
+        a = self.agent([self.hook("x", x), self.hook("y", y)], [rule])
+        try:
+            wait_for(lambda: [st for _, _, st in x.delivered()] == ["firing", "resolved"], 5, what="x told of the end")
+            time.sleep(0.5)
+            self.assertEqual(y.delivered(), [])
+        finally:
+            self.assertEqual(a.stop(), 0)
+
     def test_resolved_reaches_everyone_told(self):
         """A reload that moved a firing alert from x to y, and a silence
         added after it fired at z: the resolved went only to the routes of

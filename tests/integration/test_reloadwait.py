@@ -305,6 +305,20 @@ class RuntimeDirectory(unittest.TestCase):
         finally:
             self.assertEqual(a.stop(), 0)
 
+    def test_symlink_to_a_directory_is_refused(self):
+        """The directory is opened once, not through a symlink, and checked
+        as opened: one swapped in by a symlink later is never written to."""
+        real = os.path.join(self.tmp.path, "elsewhere")
+        os.mkdir(real, 0o700)
+        d = os.path.join(self.tmp.path, "run-link")
+        os.symlink(real, d)
+        a = self.agent(d)
+        try:
+            wait_for(lambda: "a symlink, or not a directory" in a.log_text(), 5, what="the refusal")
+            self.assertEqual(os.listdir(real), [])
+        finally:
+            self.assertEqual(a.stop(), 0)
+
     def test_planted_symlink_is_not_followed(self):
         d = os.path.join(self.tmp.path, "run")
         os.mkdir(d, 0o700)

@@ -181,6 +181,13 @@ START_TEST(label_texts_must_be_utf8)
         "alerts.rules[0].name (line 4, column 22): the rule name must be UTF-8 (it is the alertname label)",
         "alerts.rules[0].severity (line 4, column 79): severity must be UTF-8 (it is a label)", NULL};
     expect_errors(json, 3, needles);
+    /* a label name that is not UTF-8 goes into no message, its path either */
+    const char *json2 = "{" INST ",\n"
+                        " \"alerts\": {\"rules\": [{\"name\": \"R\", \"figure\": \"up\", \"threshold\": 1,\n"
+                        "  \"labels\": {\"\xff\xfe\x1b" "ab\": \"x\"}}]}}";
+    const char *needles2[] = {"alerts.rules[0].labels.???ab (line 4, column 14): invalid label name (bytes that are not "
+                              "UTF-8)", NULL};
+    expect_errors(json2, 1, needles2);
 }
 END_TEST
 
@@ -556,6 +563,22 @@ START_TEST(webhook_payload_v4)
     ck_assert_str_eq(key, want);
     notify_idempotency_key(key, sizeof key, v, 2);
     ck_assert(strncmp(key, "batch-", 6) == 0);
+    /* a repeat's key survives the state file, which keeps `created` to the
+     * millisecond ("%.3f"): a key truncated from the double was a
+     * millisecond off after the round trip for about half the values */
+    struct notif rep = *v[0];
+    rep.repeat = true;
+    struct notif *rv[] = {&rep};
+    for (int i = 0; i < 1000; i++) {
+        char before[64], after[64], text[64];
+        rep.created = 1796000000.0 + i * 0.0007391;
+        notify_idempotency_key(before, sizeof before, rv, 1);
+        snprintf(text, sizeof text, "%.3f", rep.created);
+        rep.created = strtod(text, NULL);
+        notify_idempotency_key(after, sizeof after, rv, 1);
+        ck_assert_str_eq(before, after);
+        ck_assert(strstr(before, "-3-firing-repeat-"));
+    }
     /* Alertmanager API v2: firing valid for 4 x max(interval 5 s, resend 60 s) */
     buf_reset(&b);
     notify_am_body(&b, NULL, v, 2, 1796000100.0, 60);
