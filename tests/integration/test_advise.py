@@ -444,7 +444,9 @@ class Advise(TmpTestCase):
             self.assertIn(want, names)
         per_round = len(set(names))
         self.assertEqual(len(set(names[:per_round])), per_round, names)  # the first round: each once
-        # the one-shot report asks the same way, one setting a command, and checks them
+        # the one-shot report asks the same way, one setting a command, and
+        # checks them (the agent stopped first: its own rounds go on otherwise)
+        self.assertEqual(a.stop(), 0)
         with peer.lock:
             peer.commands.clear()
         p = subprocess.run([BIN, "--advise", "redis://127.0.0.1:%d" % peer.port, "--seconds", "1", "--host-root",
