@@ -64,26 +64,19 @@ struct cli {
 };
 
 /* A peer's text, fit for a terminal: control characters become spaces,
- * bytes that are not UTF-8 '?', at most cap - 1 bytes. */
+ * bytes that are not UTF-8 '?', at most cap - 1 bytes ("..." when cut). */
 static const char *peer_text(char *dst, size_t cap, const char *s, size_t n)
 {
-    size_t o = 0;
-    for (size_t i = 0; i < n && o + 4 < cap; i++) {
-        unsigned char ch = (unsigned char)s[i];
-        size_t l = ch >= 0x80 && n - i >= 4 ? utf8_seq_len((const unsigned char *)s + i) : ch >= 0x80 ? 0 : 1;
-        if (ch < 0x20 || ch == 0x7f)
-            dst[o++] = ' ';
-        else if (l == 0)
-            dst[o++] = '?';
-        else {
-            memcpy(dst + o, s + i, l);
-            o += l;
-            i += l - 1;
-        }
-    }
-    if (o + 4 >= cap && n > 0)
-        memcpy(dst + o - 3, "...", 3);
+    size_t o = n < cap ? n : cap - 1;
+    memcpy(dst, s, o);
     dst[o] = '\0';
+    utf8_clean(dst, o, ' ');
+    if (o < n && o >= 3) {
+        size_t e = o - 3; /* "..." starts on a character's first byte */
+        while (e > 0 && ((unsigned char)dst[e] & 0xc0) == 0x80)
+            e--;
+        memcpy(dst + e, "...", 4);
+    }
     return dst;
 }
 

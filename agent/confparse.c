@@ -43,15 +43,8 @@ const struct conf_opt *conf_find_opt(const struct conf_opt *t, size_t n, const c
 void __attribute__((noinline)) conf_join_path(char *dst, size_t n, const char *a, const char *b)
 {
     snprintf(dst, n, "%s%s%s", a, *a && *b != '[' ? "." : "", b);
-    /* a key from the file goes into messages: bytes that are not UTF-8,
-     * and control characters, become '?' (a message is one clean line) */
-    for (unsigned char *p = (unsigned char *)dst; *p; p++) {
-        size_t l = *p >= 0x80 ? utf8_seq_len(p) : 1;
-        if (*p < 0x20 || *p == 0x7f || l == 0)
-            *p = '?';
-        else
-            p += l - 1;
-    }
+    /* a key from the file goes into messages: one clean line */
+    utf8_clean(dst, strlen(dst), '?');
 }
 
 const char *conf_type_name(const cJSON *v)

@@ -234,6 +234,20 @@ size_t utf8_seq_len(const unsigned char *p)
     return n;
 }
 
+void utf8_clean(char *s, size_t n, char ctrl)
+{
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        size_t l = c >= 0x80 ? utf8_seq_len((const unsigned char *)s + i) : 1;
+        if (c < 0x20 || c == 0x7f)
+            s[i] = ctrl;
+        else if (l == 0)
+            s[i] = '?';
+        else
+            i += l - 1;
+    }
+}
+
 bool utf8_valid(const char *s)
 {
     for (const unsigned char *p = (const unsigned char *)s; *p; p++)

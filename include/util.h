@@ -55,6 +55,11 @@ size_t utf8_seq_len(const unsigned char *p);
 /* True when the NUL-terminated s is valid UTF-8. */
 bool utf8_valid(const char *s);
 
+/* Makes s[0..n) (s[n] must be '\0'; NULs before it count as control
+ * characters) fit for one line of a message, in place: control characters
+ * and DEL become ctrl, bytes that are not UTF-8 '?'. */
+void utf8_clean(char *s, size_t n, char ctrl);
+
 /* True when s is a valid Prometheus label name that does not start with "__". */
 bool is_label_name(const char *s);
 

@@ -462,10 +462,12 @@ class Advise(TmpTestCase):
 class HostilePeer(FakePeer):
     """Peers the one-shot report must survive: a 2 GB bulk string announced,
     a 2^31-element array announced, a reply dripped a byte a second, an
-    integer for INFO, an error with terminal escapes and a forged line, and
-    a server that answers everything with "hello"."""
+    integer for INFO, an error with terminal escapes and a forged line, an
+    error too long for a message, and a server that answers everything with
+    "hello"."""
     REPLIES = {"bigbulk": b"$2000000000\r\n", "bigarray": b"*2147483647\r\n", "integer": b":1\r\n",
-               "escapes": b"-ERR \x1b[31mred\x1b[0m\nforged line\r\n", "hello": b"$5\r\nhello\r\n"}
+               "escapes": "-ERR \x1b[31mred\x1b[0m\nforged line \u20ac\r\n".encode(), "hello": b"$5\r\nhello\r\n",
+               "long": b"-ERR " + "\u20ac".encode() * 300 + b"\r\n"}
 
     def __init__(self, mode):
         super().__init__(mode)
@@ -513,19 +515,31 @@ class AdviseCli(TmpTestCase):
 
     def test_hostile_peers(self):
         modes = {"bigbulk": "reply larger than 1048576 bytes", "bigarray": "reply larger than 1048576 bytes",
-                 "integer": "INFO answered with an integer", "escapes": "INFO refused: ERR",
-                 "hello": "not the INFO of a Redis server", "drip": "no whole reply within 5 s"}
+                 "integer": "INFO answered with an integer", "escapes": "forged line \u20ac",
+                 "hello": "not the INFO of a Redis server", "drip": "no whole reply within 5 s",
+                 "long": "INFO refused: ERR \u20ac\u20ac"}
         peers = {m: HostilePeer(m) for m in modes}
         for p in peers.values():
             self.cleanups.append(p.stop)
         procs = {m: (time.monotonic(), subprocess.Popen(
             [BIN, "--advise", "redis://127.0.0.1:%d" % p.port, "--seconds", "1"], stdout=subprocess.PIPE,
             stderr=subprocess.PIPE)) for m, p in peers.items()}
+        ends = {}
+
+        def wait(m, t, pr):  # each report's own time, not the time until the slowest before it ended
+            ends[m] = pr.communicate(timeout=30) + (time.monotonic() - t,)
+        waiters = [threading.Thread(target=wait, args=(m, t, pr)) for m, (t, pr) in procs.items()]
+        for w in waiters:
+            w.start()
+        for w in waiters:
+            w.join()
         for m, (t, pr) in procs.items():
-            out, err = pr.communicate(timeout=30)
-            took = time.monotonic() - t
-            err = err.decode()
+            out, err, took = ends[m]
+            err = err.decode()  # strict: a cut error text ends on a whole character
             self.assertEqual(pr.returncode, 3, (m, out, err))
+            if m == "long":
+                self.assertIn("\u20ac...", err)
+                self.assertNotIn("?", err)
             self.assertIn(modes[m], err, m)
             self.assertNotIn("\x1b", err, m)  # the peer's escapes do not reach the terminal
             self.assertEqual(err.count("\n"), 1, (m, err))  # nor its line breaks: one message, one line

@@ -636,14 +636,6 @@ static int active_get(const char *rule, double *since)
 
 static int active_phase(const char *rule) { return active_get(rule, NULL); }
 
-/* Removes a test's state directory and what is in it. */
-static void remove_dir(const char *dir)
-{
-    char cmd[160];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-    ck_assert_int_eq(system(cmd), 0);
-}
-
 /* A poll ending at wall-clock time now and monotonic time mono. */
 static void poll_at(struct alert_inst **slot, const struct config *c, const char *fixture_name, bool up,
                     double now, double mono)
@@ -750,7 +742,7 @@ START_TEST(agent_restart_from_state_file)
     pthread_mutex_unlock(&alerts_hub->mu);
     alerts_stop();
     config_free(c);
-    remove_dir(dir);
+    testutil_remove_dir(dir);
 }
 END_TEST
 
@@ -784,7 +776,7 @@ START_TEST(silence_that_ends_lets_the_alert_through)
     ck_assert_uint_eq(outbox_len(0), 1);
     alerts_stop();
     config_free(c);
-    remove_dir(dir);
+    testutil_remove_dir(dir);
 }
 END_TEST
 
@@ -844,7 +836,7 @@ START_TEST(wall_clock_steps_move_no_for)
     ck_assert_int_eq(active_phase("Bgsave"), AP_FIRING);
     alerts_stop();
     config_free(c);
-    remove_dir(dir);
+    testutil_remove_dir(dir);
 }
 END_TEST
 
@@ -903,7 +895,7 @@ START_TEST(pending_churn_is_saved_lazily)
      * a slow disk spaces them, up to 1 s): more than the lazy ones */
     uint64_t urgent = writes_while_flapping(dir, "0s", false);
     ck_assert_msg(urgent >= 2, "%llu state writes for 100 firings and resolutions", (unsigned long long)urgent);
-    remove_dir(dir);
+    testutil_remove_dir(dir);
 }
 END_TEST
 
@@ -955,7 +947,7 @@ START_TEST(pending_for_restarts_after_a_crash)
         alerts_stop();
     }
     config_free(c);
-    remove_dir(dir);
+    testutil_remove_dir(dir);
 }
 END_TEST
 
@@ -1004,7 +996,7 @@ START_TEST(plans_by_name_and_forget)
     ck_assert_uint_eq(outbox_len(0), 2);
     alerts_stop();
     config_free(c);
-    remove_dir(dir);
+    testutil_remove_dir(dir);
 }
 END_TEST
 

@@ -1,4 +1,4 @@
-/* testutil.c - fixture loading for the unit suites. */
+/* testutil.c - fixture loading and scratch directories for the unit suites. */
 #include "testutil.h"
 
 #include <stdio.h>
@@ -35,4 +35,11 @@ int testutil_run(Suite *s)
     int failed = srunner_ntests_failed(sr);
     srunner_free(sr);
     return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
+
+void testutil_remove_dir(const char *dir)
+{
+    char cmd[1100];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    ck_assert_int_eq(system(cmd), 0);
 }
