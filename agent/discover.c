@@ -12,6 +12,7 @@
  */
 #include "discover.h"
 
+#include <arpa/inet.h>
 #include <event2/dns.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -87,6 +88,14 @@ struct source {
     /* what it knows */
     struct known *known;
     size_t n_known, cap_known;
+    /* nodes removed after remove_after while listed failed, by key: not
+     * added again while the topology lists them failed (a cluster lists a
+     * dead node until CLUSTER FORGET, a Sentinel a dead replica until
+     * SENTINEL RESET: each remove_after it was found again, and RedisDown
+     * resolved and fired anew) */
+    char **tomb;
+    size_t n_tomb;
+    size_t last_skipped;      /* nodes the last refresh left out (logged when it changes) */
     bool failing;
     bool refreshed;           /* a refresh has ended (either way) */
     /* metrics (loop thread; copied into the published text) */
@@ -160,7 +169,9 @@ static void publish_metrics(struct discover *d)
                 prom_escape(&b, d->s[i]->name);
                 buf_puts(&b, "\",target=\"");
                 prom_escape(&b, kn->cfg.name);
-                buf_printf(&b, "\",reason=\"%s\"} 1\n", kn->flag);
+                buf_puts(&b, "\",reason=\"");
+                prom_escape(&b, kn->flag);
+                buf_puts(&b, "\"} 1\n");
             }
     }
     char *text = buf_steal(&b, NULL);
@@ -267,9 +278,22 @@ static bool strset_add(struct strset *s, const char *str)
     return true;
 }
 
+/* "host:port", an IPv6 address in its one canonical text and an
+ * IPv4-mapped one as IPv4, so that "::ffff:10.0.0.1", "0::1" and
+ * "10.0.0.1" written otherwise by a static instance and a topology are one
+ * server. Host names are compared as written (not resolved). */
 static char *addr_key(const char *host, unsigned port)
 {
     struct buf b = BUF_INIT;
+    struct in6_addr a6;
+    char t[INET6_ADDRSTRLEN];
+    if (strchr(host, ':') && inet_pton(AF_INET6, host, &a6) == 1) {
+        if (IN6_IS_ADDR_V4MAPPED(&a6))
+            inet_ntop(AF_INET, &a6.s6_addr[12], t, sizeof t);
+        else
+            inet_ntop(AF_INET6, &a6, t, sizeof t);
+        host = t;
+    }
     buf_printf(&b, "%s:%u", host, port);
     return buf_steal(&b, NULL);
 }
@@ -349,9 +373,11 @@ static bool name_ok(const char *s)
 }
 
 /* The instance a node at host:port becomes: the source's template, the
- * name from its template, the address. Returns 0, or -1 (logged) when the
- * node gives no valid name or address. */
-static int make_cfg(const struct source *s, const char *host, uint16_t port, struct instance_cfg *out)
+ * name from its template, the address. Returns 0, or -1 when the node
+ * gives no valid name or address: counted in sk (the refresh's summary is
+ * logged), or logged when sk is NULL. */
+static int make_cfg(const struct source *s, const char *host, uint16_t port, struct instance_cfg *out,
+                    struct disc_skipped *sk)
 {
     const struct disc_source_cfg *sc = s->cfg;
     struct buf nb = BUF_INIT, why = BUF_INIT;
@@ -362,12 +388,18 @@ static int make_cfg(const struct source *s, const char *host, uint16_t port, str
     char *addr = buf_steal(&why, NULL);
     if (discover_expand_name(sc->name_template, sc->prefix, sc->name, host, port, &nb, err, sizeof err) < 0 ||
         !name_ok(nb.p ? nb.p : "")) {
-        log_warn("discover", "%s: node %s:%u gives no valid instance name; left out", s->name, host, port);
+        if (sk)
+            disc_skip(sk, "node %.60s:%u gives no valid instance name", host, port);
+        else
+            log_warn("discover", "%s: node %s:%u gives no valid instance name; left out", s->name, host, port);
         goto out;
     }
     config_instance_copy(out, &sc->tmpl);
     if (config_instance_set_address(out, addr, &why) < 0) {
-        log_warn("discover", "%s: node %s:%u has an unusable address (%s); left out", s->name, host, port, why.p);
+        if (sk)
+            disc_skip(sk, "node %.60s:%u has an unusable address (%.60s)", host, port, why.p);
+        else
+            log_warn("discover", "%s: node %s:%u has an unusable address (%s); left out", s->name, host, port, why.p);
         config_instance_clear(out);
         goto out;
     }
@@ -494,6 +526,34 @@ static void trim_unlisted(struct source *s)
              s->name, over, DISC_MAX_NODES);
 }
 
+/* The tombstones of a source, by key, for one merge: slots hold an index
+ * into s->tomb plus one. */
+static size_t *tomb_slot(const struct source *s, size_t *slot, size_t cap, const char *key)
+{
+    size_t i = slot_of(key, cap);
+    while (slot[i] && strcmp(s->tomb[slot[i] - 1], key) != 0)
+        i = (i + 1) & (cap - 1);
+    return &slot[i];
+}
+
+/* What a merge saw of a tombstone. */
+enum { TOMB_UNLISTED, TOMB_DOWN, TOMB_HEALTHY };
+
+/* Keeps the tombstones listed failed again by this refresh; the others
+ * go (a node listed healthy was added again, one no longer listed is
+ * forgotten by the topology too). */
+static void tombs_keep_down(struct source *s, const unsigned char *state)
+{
+    size_t w = 0;
+    for (size_t i = 0; i < s->n_tomb; i++) {
+        if (state[i] == TOMB_DOWN)
+            s->tomb[w++] = s->tomb[i];
+        else
+            free(s->tomb[i]);
+    }
+    s->n_tomb = w;
+}
+
 /* Merges the nodes of a successful round into what the source knows.
  * Returns true when the set of instances or their labels changed. */
 static bool merge(struct source *s, uint64_t now)
@@ -506,6 +566,11 @@ static bool merge(struct source *s, uint64_t now)
         s->known[i].seen = false;
         *known_slot(s, &ix, s->known[i].key) = i + 1;
     }
+    size_t tcap = table_cap(s->n_tomb);
+    size_t *tslot = xcalloc(tcap, sizeof *tslot);
+    unsigned char *tstate = xcalloc(s->n_tomb ? s->n_tomb : 1, 1);
+    for (size_t i = 0; i < s->n_tomb; i++)
+        *tomb_slot(s, tslot, tcap, s->tomb[i]) = i + 1;
     for (size_t i = 0; i < s->got.n; i++) {
         const struct disc_node *n = &s->got.v[i];
         char *key = addr_key(n->host, n->port);
@@ -516,8 +581,16 @@ static bool merge(struct source *s, uint64_t now)
             continue;
         }
         if (!k) {
+            size_t t = s->n_tomb ? *tomb_slot(s, tslot, tcap, key) : 0;
+            if (t && tstate[t - 1] != TOMB_HEALTHY) {
+                tstate[t - 1] = n->down ? TOMB_DOWN : TOMB_HEALTHY;
+                if (n->down) { /* removed, and still failed */
+                    free(key);
+                    continue;
+                }
+            }
             struct instance_cfg ic;
-            if (make_cfg(s, n->host, n->port, &ic) < 0) {
+            if (make_cfg(s, n->host, n->port, &ic, &s->got.skipped) < 0) {
                 free(key);
                 continue;
             }
@@ -556,8 +629,11 @@ static bool merge(struct source *s, uint64_t now)
             k->ok_us = now;
     }
     free(ix.slot);
+    free(tslot);
+    tombs_keep_down(s, tstate);
+    free(tstate);
     /* nodes not listed, or listed as failed, go after remove_after (the
-     * kept ones close up in one pass) */
+     * kept ones close up in one pass); a failed one leaves a tombstone */
     size_t w = 0;
     for (size_t i = 0; i < s->n_known; i++) {
         struct known *k = &s->known[i];
@@ -566,8 +642,14 @@ static bool merge(struct source *s, uint64_t now)
             set_flag(s, k, "gone");
         if ((unlisted || (k->flag && strcmp(k->flag, "gone") != 0 && k->ok_us != now)) &&
             now - k->ok_us >= sc->remove_after_ms * 1000) {
-            log_info("discover", "%s: %s (%s) removed: %s for %llums", s->name, k->cfg.name, k->key,
-                     k->flag ? k->flag : "gone", (unsigned long long)sc->remove_after_ms);
+            log_info("discover", "%s: %s (%s) removed: %s for %llums%s", s->name, k->cfg.name, k->key,
+                     k->flag ? k->flag : "gone", (unsigned long long)sc->remove_after_ms,
+                     unlisted ? "" : "; not added again while the topology lists it failed");
+            if (!unlisted) {
+                s->tomb = xrealloc(s->tomb, (s->n_tomb + 1) * sizeof *s->tomb);
+                s->tomb[s->n_tomb++] = k->key;
+                k->key = NULL;
+            }
             known_clear(k);
             changed = true;
             continue;
@@ -610,6 +692,23 @@ static void arm_timer(struct source *s, uint64_t ms)
     evtimer_add(s->timer, &tv);
 }
 
+/* The nodes a successful refresh left out, in one line: a warning when
+ * their number changes, debug while it stays (a seed listing 1,500 bad
+ * nodes every 500 ms made 3,000 warnings a second). */
+static void log_skipped(struct source *s)
+{
+    size_t n = s->masters.skipped.n + s->got.skipped.n;
+    const char *first = s->masters.skipped.n ? s->masters.skipped.first : s->got.skipped.first;
+    if (n && n != s->last_skipped)
+        log_warn("discover", "%s: %zu node%s left out of the topology (the first: %s)", s->name, n,
+                 n == 1 ? "" : "s", first);
+    else if (n)
+        log_debug("discover", "%s: %zu nodes left out again (the first: %s)", s->name, n, first);
+    else if (s->last_skipped)
+        log_info("discover", "%s: no node left out of the topology any more", s->name);
+    s->last_skipped = n;
+}
+
 static void round_end(struct source *s, enum dres r, const char *detail)
 {
     struct discover *d = s->d;
@@ -621,6 +720,7 @@ static void round_end(struct source *s, enum dres r, const char *detail)
     if (r == DR_OK || (r == DR_UNKNOWN_MASTER && s->n_answered)) {
         /* unknown master names: the masters that did answer are applied */
         bool changed = merge(s, now_mono_us());
+        log_skipped(s);
         if (r == DR_OK) {
             s->last_success_ts = now_real_s();
             if (s->failing)
@@ -748,7 +848,12 @@ static void on_reply(void *arg, redisReply *r)
 {
     struct source *s = arg;
     char err[256];
-    if (!s->busy || s->pend_head == s->npend) {
+    if (!s->busy) { /* between refreshes: no refresh to fail; the connection is not trusted again */
+        log_debug("discover", "%s: reply without a request on the idle connection; reconnecting next time", s->name);
+        drop_conn(s);
+        return;
+    }
+    if (s->pend_head == s->npend) {
         round_end(s, DR_BAD_REPLY, "reply without a request");
         return;
     }
@@ -831,7 +936,12 @@ static void on_error(void *arg, enum outcome why, const char *detail)
         drop_conn(s);
         return;
     }
-    round_end(s, why == OUTCOME_AUTH ? DR_AUTH : why == OUTCOME_TIMEOUT ? DR_TIMEOUT : DR_UNREACHABLE, detail);
+    round_end(s,
+              why == OUTCOME_AUTH                ? DR_AUTH
+              : why == OUTCOME_TIMEOUT           ? DR_TIMEOUT
+              : why == OUTCOME_REPLY_TOO_LARGE   ? DR_BAD_REPLY
+                                                 : DR_UNREACHABLE,
+              detail);
 }
 
 static const struct conn_callbacks callbacks = {on_connected, on_reply, on_error};
@@ -915,6 +1025,9 @@ static void source_free(struct source *s)
     for (size_t i = 0; i < s->n_known; i++)
         known_clear(&s->known[i]);
     free(s->known);
+    for (size_t i = 0; i < s->n_tomb; i++)
+        free(s->tomb[i]);
+    free(s->tomb);
     free(s->name);
     free(s);
 }
@@ -938,7 +1051,7 @@ static void source_update(struct source *s, const struct disc_source_cfg *sc)
     for (size_t i = 0; i < s->n_known;) {
         struct known *k = &s->known[i];
         struct instance_cfg ic;
-        if (make_cfg(s, k->host, k->port, &ic) < 0) {
+        if (make_cfg(s, k->host, k->port, &ic, NULL) < 0) {
             known_clear(k);
             memmove(k, k + 1, (s->n_known - i - 1) * sizeof *k);
             s->n_known--;

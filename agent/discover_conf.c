@@ -247,6 +247,8 @@ static void parse_source(struct conf_ctx *c, const cJSON *obj, const char *path,
         config_draft_finish(c, conn_d, cJSON_GetArrayItem(seeds, (int)i), sub,
                             s->name, addrs[i], 86400000, &s->seeds[i]);
         s->n_seeds++;
+        if (s->seeds[i].max_reply_bytes < DISC_MAX_REPLY)
+            s->seeds[i].max_reply_bytes = DISC_MAX_REPLY;
         if (i == 0 && s->seeds[0].timeout_ms >= s->refresh_ms) {
             conf_join_path(sub, sizeof sub, path, "refresh");
             const cJSON *rn = cJSON_GetObjectItemCaseSensitive(obj, "refresh");

@@ -7,6 +7,8 @@
  */
 #include "discover.h"
 
+#include <arpa/inet.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,6 +26,7 @@ void disc_nodes_free(struct disc_nodes *ns)
     free(ns->v);
     ns->v = NULL;
     ns->n = 0;
+    ns->skipped.n = 0;
 }
 
 void disc_masters_free(struct disc_masters *ms)
@@ -36,7 +39,48 @@ void disc_masters_free(struct disc_masters *ms)
     free(ms->v);
     ms->v = NULL;
     ms->n = 0;
+    ms->skipped.n = 0;
 }
+
+bool disc_host_ok(const char *h)
+{
+    size_t n = strlen(h);
+    if (n == 0 || n > 253)
+        return false;
+    if (strchr(h, ':')) {
+        struct in6_addr a;
+        return inet_pton(AF_INET6, h, &a) == 1;
+    }
+    for (; *h; h++)
+        if (!((*h >= 'a' && *h <= 'z') || (*h >= 'A' && *h <= 'Z') || (*h >= '0' && *h <= '9') || *h == '.' ||
+              *h == '-' || *h == '_'))
+            return false;
+    return true;
+}
+
+bool disc_label_ok(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > DISC_MAX_LABEL || !utf8_valid(s))
+        return false;
+    for (; *s; s++)
+        if ((unsigned char)*s < 0x20 || *s == 0x7f)
+            return false;
+    return true;
+}
+
+void disc_skip(struct disc_skipped *sk, const char *fmt, ...)
+{
+    if (sk->n++)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(sk->first, sizeof sk->first, fmt, ap);
+    va_end(ap);
+}
+
+#define BAD_HOST "is not an IP address or host name"
+#define BAD_LABEL "is not a label value (over 128 bytes, not UTF-8, or control characters)"
 
 /* v (n elements of size bytes) with room for one more. The capacity is the
  * next power of two of n (the lists have no field for it): a reply of N
@@ -137,6 +181,14 @@ int discover_parse_shards(const redisReply *r, bool tls, struct disc_nodes *out,
             }
             if (!host || !*host || strcmp(host, "?") == 0 || !port)
                 continue; /* no address to poll */
+            if (!disc_host_ok(host)) {
+                disc_skip(&out->skipped, "CLUSTER SHARDS shard %zu node %zu: address \"%.40s\" " BAD_HOST, i, k, host);
+                continue;
+            }
+            if (!disc_label_ok(shard_id ? shard_id : id)) {
+                disc_skip(&out->skipped, "CLUSTER SHARDS shard %zu node %zu: shard id " BAD_LABEL, i, k);
+                continue;
+            }
             struct disc_node *n = disc_nodes_add(out);
             n->id = xstrdup(id);
             n->host = xstrdup(host);
@@ -144,8 +196,10 @@ int discover_parse_shards(const redisReply *r, bool tls, struct disc_nodes *out,
             n->master = strcmp(role, "master") == 0;
             n->shard = xstrdup(shard_id ? shard_id : id);
             if (health && strcmp(health, "online") != 0) {
+                /* a closed set: the flag is a label value, and a peer's
+                 * own word would be one it chose */
                 n->down = strcmp(health, "fail") == 0 || strcmp(health, "failed") == 0; /* 7.0.15 says "fail" */
-                n->flag = xstrdup(n->down ? "fail" : health);
+                n->flag = xstrdup(n->down ? "fail" : strcmp(health, "loading") == 0 ? "loading" : "unknown");
             }
         }
     }
@@ -199,6 +253,11 @@ int discover_parse_nodes(const char *text, size_t len, struct disc_nodes *out, c
             return -1;
         }
         *colon = '\0';
+        size_t hl = strlen(f[1]);
+        if (hl >= 2 && f[1][0] == '[' && f[1][hl - 1] == ']') { /* "[::1]:7002": the address without brackets */
+            f[1][hl - 1] = '\0';
+            f[1]++;
+        }
         char *pend;
         long port = strtol(colon + 1, &pend, 10);
         if (*pend || port < 0 || port > 65535) {
@@ -211,12 +270,21 @@ int discover_parse_nodes(const char *text, size_t len, struct disc_nodes *out, c
             continue; /* neither role yet (a handshake with no role): nothing to label */
         if (!*f[1] || port == 0 || has_flag(flags, "noaddr"))
             continue;
+        const char *shard = master || strcmp(f[3], "-") == 0 ? f[0] : f[3];
+        if (!disc_host_ok(f[1])) {
+            disc_skip(&out->skipped, "CLUSTER NODES line %zu: address \"%.40s\" " BAD_HOST, lineno, f[1]);
+            continue;
+        }
+        if (!disc_label_ok(shard)) {
+            disc_skip(&out->skipped, "CLUSTER NODES line %zu: node id " BAD_LABEL, lineno);
+            continue;
+        }
         struct disc_node *n = disc_nodes_add(out);
         n->id = xstrdup(f[0]);
         n->host = xstrdup(f[1]);
         n->port = (uint16_t)port;
         n->master = master;
-        n->shard = xstrdup(master || strcmp(f[3], "-") == 0 ? f[0] : f[3]);
+        n->shard = xstrdup(shard);
         if (has_flag(flags, "fail")) {
             n->flag = xstrdup("fail");
             n->down = true;
@@ -258,6 +326,14 @@ int discover_parse_sentinel_masters(const redisReply *r, struct disc_masters *ou
             snprintf(err, errlen, "SENTINEL MASTERS: entry %zu lacks name, ip or port", i);
             return -1;
         }
+        if (!disc_label_ok(name)) {
+            disc_skip(&out->skipped, "SENTINEL MASTERS entry %zu: master name " BAD_LABEL, i);
+            continue;
+        }
+        if (!disc_host_ok(ip)) {
+            disc_skip(&out->skipped, "SENTINEL MASTERS entry %zu: address \"%.40s\" " BAD_HOST, i, ip);
+            continue;
+        }
         out->v = room_for_one(out->v, out->n, sizeof *out->v);
         struct disc_master *dm = &out->v[out->n++];
         memset(dm, 0, sizeof *dm);
@@ -284,6 +360,10 @@ int discover_parse_sentinel_replicas(const redisReply *r, const char *master, st
         if (!ip || !*ip || !port) {
             snprintf(err, errlen, "SENTINEL REPLICAS %s: entry %zu lacks ip or port", master, i);
             return -1;
+        }
+        if (!disc_host_ok(ip)) {
+            disc_skip(&out->skipped, "SENTINEL REPLICAS %.40s entry %zu: address \"%.40s\" " BAD_HOST, master, i, ip);
+            continue;
         }
         const char *flags = kv_str(m, "flags");
         struct disc_node *n = disc_nodes_add(out);

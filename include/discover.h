@@ -82,9 +82,24 @@ struct disc_node {
     bool down;         /* the flag means it is not serving (fail, noaddr, s_down, o_down, disconnected) */
 };
 
+/* Nodes a reply lists that cannot be polled or labelled as given: a host
+ * that is neither an IP address nor a host name ("admin@10.0.0.1" would
+ * choose the user name the source's password goes with), or a shard id or
+ * master name that is no label value (over DISC_MAX_LABEL bytes, not
+ * UTF-8, control characters: every series of the node repeats it). They
+ * are left out and counted; the first one's reason is kept for the log. */
+struct disc_skipped {
+    size_t n;
+    char first[160];
+};
+#define DISC_MAX_LABEL 128
+/* Counts a node left out in sk; the first one's reason (printf) is kept. */
+void disc_skip(struct disc_skipped *sk, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
 struct disc_nodes {
     struct disc_node *v;
     size_t n;
+    struct disc_skipped skipped;
 };
 
 void disc_nodes_free(struct disc_nodes *ns);
@@ -98,14 +113,26 @@ struct disc_node *disc_nodes_add(struct disc_nodes *ns);
  * a merge the nodes no longer listed go before remove_after, so a hostile
  * or broken seed cannot make the agent hold, and poll, an unbounded set. */
 #define DISC_MAX_NODES 10000
+/* The reply cap of a source's own connection (at least; max_reply_bytes
+ * when larger): a Sentinel's SENTINEL MASTERS for 900 masters is 546 KB of
+ * 36,000 elements, past 1 MiB in conn.c's reckoning, and 10,000 masters
+ * are some 25 MiB. */
+#define DISC_MAX_REPLY ((size_t)32 << 20)
 
 /* CLUSTER SHARDS (Redis 7.0+, RESP2 arrays of key/value pairs) into out
  * (appended). tls: take each node's "tls-port". Returns 0, or -1 with a
  * reason in err for a reply of the wrong shape. */
 int discover_parse_shards(const redisReply *r, bool tls, struct disc_nodes *out, char *err, size_t errlen);
+/* True when host is an IP address (v4, or v6 without brackets or zone) or
+ * a host name ([A-Za-z0-9._-], at most 253 bytes): what a topology may
+ * name a node by. */
+bool disc_host_ok(const char *host);
+/* True when s is fit for a label value a topology chooses: 1 to
+ * DISC_MAX_LABEL bytes of UTF-8 without control characters. */
+bool disc_label_ok(const char *s);
 /* CLUSTER NODES text (any Redis with cluster support). Lines that do not
  * parse make it fail: -1 with the reason. Nodes without an address
- * (noaddr, port 0) are left out. */
+ * (noaddr, port 0) are left out, and so are those counted in skipped. */
 int discover_parse_nodes(const char *text, size_t len, struct disc_nodes *out, char *err, size_t errlen);
 
 /* One master of SENTINEL MASTERS. */
@@ -118,6 +145,7 @@ struct disc_master {
 struct disc_masters {
     struct disc_master *v;
     size_t n;
+    struct disc_skipped skipped;
 };
 void disc_masters_free(struct disc_masters *ms);
 /* SENTINEL MASTERS into out (appended; out's capacity is implied by its n,

@@ -36,7 +36,7 @@ static bool on_reply(void *arg, redisReply *r)
 {
     (void)arg;
     char err[200] = "";
-    struct disc_nodes ns = {NULL, 0};
+    struct disc_nodes ns = {0};
     if (r->type == REDIS_REPLY_STRING || r->type == REDIS_REPLY_STATUS) {
         if (discover_parse_nodes(r->str, r->len, &ns, err, sizeof err) != 0 && !err[0])
             abort();
@@ -49,7 +49,7 @@ static bool on_reply(void *arg, redisReply *r)
             abort();
         check_nodes(&ns, true);
     }
-    struct disc_masters ms = {NULL, 0};
+    struct disc_masters ms = {0};
     err[0] = '\0';
     if (discover_parse_sentinel_masters(r, &ms, err, sizeof err) != 0 && !err[0])
         abort();
@@ -70,7 +70,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     char err[200];
     err[0] = '\0';
-    struct disc_nodes ns = {NULL, 0};
+    struct disc_nodes ns = {0};
     if (discover_parse_nodes((const char *)data + 1, size - 1, &ns, err, sizeof err) != 0 && !err[0])
         abort();
     check_nodes(&ns, true);

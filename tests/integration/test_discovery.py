@@ -22,7 +22,7 @@ import urllib.parse
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import _LIVE, Agent, RedisServer, Tmp, free_port, series, wait_for  # noqa: E402
+from harness import _LIVE, Agent, RedisServer, Tmp, free_port, promtool_check, series, wait_for  # noqa: E402
 from fakepeer import bulk, read_command  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -715,6 +715,109 @@ class Limits(unittest.TestCase):
         self.peer.masters = [("m", self.a.port), ("m2", ports[LIMIT])]
         wait_for(lambda: refreshes(self.agent, "sen", "bad_reply") >= 1, 10, step=0.1, what="a refresh over the limit")
         self.assert_kept("sen", want)
+
+
+class ShardsSeed(ScriptedPeer):
+    """A Redis 7 seed whose CLUSTER SHARDS is shards() (lists of node
+    key/value lists, one shard each), answered `times` times a request."""
+
+    def __init__(self, shards, times=1):
+        self.shards, self.times = shards, times
+        super().__init__()
+
+    def answer(self, cmd):
+        if [a.upper() for a in cmd] == ["CLUSTER", "SHARDS"]:
+            return resp([["id", sid, "nodes", nodes] for sid, nodes in self.shards()]) * self.times
+        return super().answer(cmd)
+
+
+def shard_node(port, endpoint="127.0.0.1", health="online", role="master", nid="n"):
+    return ["id", nid, "port", port, "endpoint", endpoint, "role", role, "health", health]
+
+
+class HostilePeers(Limits):
+    """What a seed or Sentinel chooses to say: a node it lists failed for
+    good, label values and addresses of its own making, replies nobody
+    asked for, a Sentinel with hundreds of masters."""
+
+    def test_failed_node_not_found_again_and_again(self):
+        """A cluster lists a dead node as failed until CLUSTER FORGET: removed
+        after remove_after, it was found again at the next refresh, and so
+        on (RedisDown resolved and fired anew each time)."""
+        dead = self.fake_ports(1)[0]
+        state = {"flags": "slave,fail"}
+        self.peer = NodesSeed(lambda: "%s 127.0.0.1:%d@1 master - 0 0 1 connected 0-16383\n"
+                                      "%s 127.0.0.1:%d@1 %s %s 0 0 1 connected\n"
+                              % ("a" * 40, self.a.port, "b" * 40, dead, state["flags"], "a" * 40))
+        self.start("cluster", "c", remove_after="1s")
+        dname = "c-127.0.0.1-%d" % dead
+        wait_for(lambda: "c: %s (127.0.0.1:%d) removed: fail" % (dname, dead) in self.agent.log_text(), 15,
+                 step=0.1, what="the failed node removed")
+        ok = refreshes(self.agent, "c", "ok")
+        wait_for(lambda: refreshes(self.agent, "c", "ok") >= ok + 3, 10, step=0.1, what="three refreshes more")
+        log = self.agent.log_text()
+        self.assertEqual(log.count("c: found %s" % dname), 1, log)
+        self.assertNotIn(dname, labels_by_name(self.agent))
+        self.assertIn("not added again while the topology lists it failed", log)
+        state["flags"] = "slave"  # listed healthy: found again
+        wait_for(lambda: dname in labels_by_name(self.agent), 10, step=0.1, what="the node found again")
+        self.assertEqual(self.agent.log_text().count("c: found %s" % dname), 2)
+
+    def test_peer_chosen_labels_and_addresses(self):
+        """A health word of the peer's went into /metrics as written (a forged
+        series; not UTF-8: a scrape Prometheus refuses); a 400-byte shard id
+        repeated on every series of its nodes (hundreds of MB of /metrics); an
+        endpoint "admin@host" chose the user the source's password goes with.
+        Each bad node is left out, in one warning, not one every refresh."""
+        forged = 'x"} 1\nredis_up{target="forged"} 1\n#\xff'
+        self.peer = ShardsSeed(lambda: [
+            ("s1", [shard_node(self.a.port, health=forged)]),
+            ("s2", [shard_node(self.b.port, endpoint="admin@127.0.0.1")]),
+            ("s" * 400, [shard_node(self.b.port + 1 if self.b.port < 65535 else 1)]),
+        ])
+        self.start("cluster", "h")
+        aname = "h-127.0.0.1-%d" % self.a.port
+        wait_for(lambda: series(self.agent.metrics(), "redpulse_discovery_node_flagged", target=aname), 10,
+                 step=0.1, what="the node with a health of the peer's flagged")
+        ok = refreshes(self.agent, "h", "ok")
+        wait_for(lambda: refreshes(self.agent, "h", "ok") >= ok + 2, 10, step=0.1, what="two refreshes more")
+        m = self.agent.metrics()
+        self.assertEqual(series(m, "redpulse_discovery_node_flagged", target=aname)[0][0]["reason"], "unknown")
+        self.assertEqual(series(m, "redis_up", target="forged"), [])
+        self.assertEqual(list(labels_by_name(self.agent)), [aname])
+        rc, out = promtool_check(self.agent.get("/metrics")[2].decode())
+        self.assertEqual(rc, 0, out)
+        log = self.agent.log_text()
+        self.assertEqual(log.count("h: 2 nodes left out of the topology (the first: CLUSTER SHARDS shard 1 node 0: "
+                                   "address \"admin@127.0.0.1\" is not an IP address or host name)"), 1, log)
+        self.assertNotIn("AUTH", " ".join(self.peer.asked))
+
+    def test_reply_nobody_asked_for(self):
+        """A seed answering each CLUSTER SHARDS twice: the second reply came
+        between refreshes and failed the next one (bad_reply, a reconnect
+        and a warning every refresh)."""
+        self.peer = ShardsSeed(lambda: [("s1", [shard_node(self.a.port)])], times=2)
+        self.start("cluster", "twice")
+        wait_for(lambda: refreshes(self.agent, "twice", "ok") >= 3, 10, step=0.1, what="three refreshes")
+        self.assertEqual(refreshes(self.agent, "twice", "bad_reply"), 0)
+        self.assertNotIn("twice: refresh from", self.agent.log_text())
+
+    def test_sentinel_with_900_masters(self):
+        """SENTINEL MASTERS of 900 masters with a real Sentinel's 40 fields
+        each is past 1 MiB in the reply's reckoning: every refresh failed as
+        "unreachable", whatever max_reply_bytes said."""
+        class BigSentinel(FakeSentinel):
+            def answer(self, cmd):
+                if [a.upper() for a in cmd] == ["SENTINEL", "MASTERS"]:
+                    pad = [x for k in range(36) for x in ("field-%d" % k, "value")]
+                    return resp([["name", n, "ip", "127.0.0.1", "port", p, "flags", "master"] + pad
+                                 for n, p in self.masters])
+                return super().answer(cmd)
+        self.peer = BigSentinel([("m%d" % i, self.a.port) for i in range(900)], {})
+        self.start("sentinel", "big")
+        wait_for(lambda: refreshes(self.agent, "big", "ok") >= 1, 20, step=0.1, what="a refresh of 900 masters")
+        self.assertEqual(self.roles(), {"big-127.0.0.1-%d" % self.a.port: "master"})
+        self.assertEqual(refreshes(self.agent, "big", "unreachable"), 0)
 
 
 if __name__ == "__main__":

@@ -242,6 +242,88 @@ START_TEST(sentinel_bad_addresses)
 }
 END_TEST
 
+/* A CLUSTER SHARDS node of key/value pairs, as RESP text. */
+static void shards_node(struct buf *b, const char *id, const char *endpoint, const char *health)
+{
+    const char *kv[] = {"id", id, "port", "7000", "endpoint", endpoint, "role", "master", "health", health};
+    buf_printf(b, "*%d\r\n", 10);
+    for (int i = 0; i < 10; i++)
+        buf_printf(b, "$%zu\r\n%s\r\n", strlen(kv[i]), kv[i]);
+}
+
+/* What a hostile topology chooses is no label and no address of its own
+ * making: a health outside the known words becomes "unknown" (it went into
+ * /metrics as written: a forged series), a shard id past 128 bytes or not
+ * UTF-8 and an endpoint that is not an IP address or host name ("admin@..."
+ * chose the user the source's password went with) leave the node out,
+ * counted, with the first one's reason. */
+START_TEST(hostile_topology_contents)
+{
+    char longid[400];
+    memset(longid, 'a', sizeof longid - 1);
+    longid[sizeof longid - 1] = '\0';
+    struct { const char *id, *endpoint, *health; } nodes[] = {
+        {"s1", "10.0.0.1", "x\"} 1\nredis_up{target=\"forged\"} 1\n#"},
+        {"s2", "10.0.0.2", "loading"},
+        {"s3", "admin@10.0.0.3", "online"},
+        {longid, "10.0.0.4", "online"},
+        {"s\xff", "10.0.0.5", "online"},
+        {"s6", "::ffff:10.0.0.6", "failed"},
+        {"s7", "a b", "online"},
+    };
+    size_t n = sizeof nodes / sizeof nodes[0];
+    struct buf b = BUF_INIT;
+    buf_printf(&b, "*%zu\r\n", n);
+    for (size_t i = 0; i < n; i++) {
+        buf_puts(&b, "*2\r\n$5\r\nnodes\r\n*1\r\n");
+        shards_node(&b, nodes[i].id, nodes[i].endpoint, nodes[i].health);
+    }
+    redisReply *r = reply_of(b.p, b.len);
+    struct disc_nodes ns = {0};
+    char err[200];
+    ck_assert_int_eq(discover_parse_shards(r, false, &ns, err, sizeof err), 0);
+    ck_assert_uint_eq(ns.n, 3);
+    ck_assert_str_eq(ns.v[0].flag, "unknown");
+    ck_assert(!ns.v[0].down);
+    ck_assert_str_eq(ns.v[1].flag, "loading");
+    ck_assert_str_eq(ns.v[2].flag, "fail");
+    ck_assert(ns.v[2].down);
+    ck_assert_uint_eq(ns.skipped.n, 4);
+    ck_assert_msg(strstr(ns.skipped.first, "\"admin@10.0.0.3\" is not an IP address or host name"), "%s",
+                  ns.skipped.first);
+    disc_nodes_free(&ns);
+    ck_assert_uint_eq(ns.skipped.n, 0);
+    freeReplyObject(r);
+    buf_free(&b);
+    /* CLUSTER NODES: the same rules */
+    const char text[] = "aaaa u%2f10.0.0.1:7000@17000 master - 0 0 1 connected\n"
+                        "bbbb [::1]:7001@17001 master - 0 0 1 connected\n"
+                        "cccc 10.0.0.3:7002@17002 slave \x01\x02 0 0 1 connected\n";
+    ck_assert_int_eq(discover_parse_nodes(text, sizeof text - 1, &ns, err, sizeof err), 0);
+    ck_assert_uint_eq(ns.n, 1);
+    ck_assert_str_eq(ns.v[0].host, "::1");
+    ck_assert_uint_eq(ns.skipped.n, 2);
+    disc_nodes_free(&ns);
+    /* Sentinel: a master name is a label value, an ip an address */
+    static const char masters[] = "*2\r\n*6\r\n$4\r\nname\r\n$3\r\nm\nx\r\n$2\r\nip\r\n$8\r\n10.0.0.1\r\n$4\r\nport\r\n"
+                                  "$4\r\n6379\r\n*6\r\n$4\r\nname\r\n$1\r\nm\r\n$2\r\nip\r\n$3\r\na/b\r\n$4\r\nport\r\n"
+                                  "$4\r\n6379\r\n";
+    struct disc_masters ms = {0};
+    r = reply_of(masters, sizeof masters - 1);
+    ck_assert_int_eq(discover_parse_sentinel_masters(r, &ms, err, sizeof err), 0);
+    ck_assert_uint_eq(ms.n, 0);
+    ck_assert_uint_eq(ms.skipped.n, 2);
+    ck_assert_ptr_nonnull(strstr(ms.skipped.first, "master name is not a label value"));
+    disc_masters_free(&ms);
+    freeReplyObject(r);
+    ck_assert(disc_host_ok("host-1.example_x"));
+    ck_assert(disc_host_ok("fe80::1"));
+    ck_assert(!disc_host_ok("fe80::1%eth0"));
+    ck_assert(!disc_host_ok("h:1"));
+    ck_assert(!disc_host_ok(""));
+}
+END_TEST
+
 START_TEST(name_template_and_shard_hash)
 {
     struct buf b = BUF_INIT;
@@ -384,6 +466,7 @@ int main(void)
     tcase_add_test(tc, cluster_nodes_flags_and_garbage);
     tcase_add_test(tc, sentinel_replies);
     tcase_add_test(tc, sentinel_bad_addresses);
+    tcase_add_test(tc, hostile_topology_contents);
     tcase_add_test(tc, name_template_and_shard_hash);
     tcase_add_test(tc, config_sections);
     tcase_add_test(tc, config_errors_located);
