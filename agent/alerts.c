@@ -38,8 +38,24 @@ struct alert_inst {
     double *prev;            /* [plan->n_slots] increase(): previous raw values */
     struct baseline *base;   /* [plan->n_slots] drop_below: baselines */
     size_t n_active;
+    uint64_t labels;         /* labels_hash() of the instance the plan was compiled for */
     struct alert_inst *next;
 };
+
+/* The instance's labels, for telling when its plan must be compiled anew:
+ * rules choose instances by label (instance_labels), and a reload or a
+ * discovery failover (role) changes labels without a new rule set. */
+static uint64_t labels_hash(const struct instance_cfg *ic)
+{
+    uint64_t h = FNV1A_BASIS;
+    for (size_t i = 0; i < ic->n_labels; i++) {
+        h = fnv1a_str(h, ic->labels[i].name);
+        h = fnv1a_str(h, "=");
+        h = fnv1a_str(h, ic->labels[i].value);
+        h = fnv1a_str(h, "\n");
+    }
+    return h;
+}
 
 static struct alert_inst *insts; /* every alert_inst, for alerts_stop */
 
@@ -870,6 +886,7 @@ static struct alert_inst *inst_new(struct hub *h, const struct instance_cfg *ic,
      * added or moved gets its own rules, overrides and matchers */
     alerts_plan_compile(h->cfg, ic, &in->plan);
     in->ic = ic;
+    in->labels = labels_hash(ic);
     in->name = xstrdup(ic->name);
     size_t n = in->plan.n;
     in->st = xcalloc(n + 1, sizeof *in->st);
@@ -930,6 +947,8 @@ static struct alert_inst *inst_new(struct hub *h, const struct instance_cfg *ic,
     return in;
 }
 
+static void inst_rebuild(struct hub *h, struct alert_inst *in, const struct alerts_cfg *old, double now);
+
 void alerts_after_poll(struct alert_inst **slot, const struct instance_cfg *ic, const struct poll_stats *st, const struct info_sample *s, const struct derived *d,
                        const struct config_values *cv)
 {
@@ -943,6 +962,15 @@ void alerts_after_poll(struct alert_inst **slot, const struct instance_cfg *ic, 
         pthread_mutex_unlock(&h->mu);
     }
     in->ic = ic; /* a reload may have moved the instance to a new generation */
+    uint64_t lh = labels_hash(ic);
+    if (lh != in->labels) { /* relabelled: the rules that choose it by label may be others */
+        pthread_mutex_lock(&h->mu);
+        inst_rebuild(h, in, h->cfg, st->last_poll_ts);
+        bool wake = h->dirty;
+        pthread_mutex_unlock(&h->mu);
+        if (wake)
+            deliver_wake();
+    }
     bool up = st->last_outcome == OUTCOME_OK && s && d;
     struct rule_input ri = {up, up ? s : NULL, up ? d : NULL, cv};
     double now = st->last_poll_ts, mono = st->last_poll_mono;
@@ -1104,6 +1132,7 @@ static void inst_rebuild(struct hub *h, struct alert_inst *in, const struct aler
 {
     struct alert_plan pl;
     alerts_plan_compile(h->cfg, in->ic, &pl);
+    in->labels = labels_hash(in->ic);
     struct alert_state *st = xcalloc(pl.n + 1, sizeof *st);
     struct hub_alert **ha = NULL; /* with the first active alert, as set_active */
     double *prev = pl.n_slots ? xmalloc(pl.n_slots * sizeof *prev) : NULL;

@@ -990,6 +990,8 @@ static void target_free(struct target *t)
 
 static bool same_str(const char *a, const char *b) { return a == b || (a && b && strcmp(a, b) == 0); }
 
+static uint64_t min_u64(uint64_t a, uint64_t b) { return a < b ? a : b; }
+
 /* Settings that pick the server and how we talk to it: a change needs a new
  * connection (and may reach another server). */
 static bool same_connection(const struct instance_cfg *a, const struct instance_cfg *b)
@@ -1044,6 +1046,26 @@ static bool target_update(struct target *t, const struct instance_cfg *nc, uint6
         set_prefix(t);
     if (resched) {
         arm_first(t, now, 0);
+    }
+    if (!reconnect) {
+        /* a command name fixed by the reload is tried on the kept
+         * connection (its refusal was of the old name), and a cadence the
+         * reload shortened or turned on runs by its own clock, not after
+         * the old one's next turn (a config_interval of 24h made 1s waited
+         * out the day) */
+        bool cmd_changed = !same_str(oc->config_command, nc->config_command);
+        if (t->s && (cmd_changed || !oc->config_interval_ms))
+            t->s->config_refused = false;
+        if (t->s && !oc->latency_interval_ms)
+            t->s->latency_refused = false;
+        if (cmd_changed)
+            t->next_config_us = 0;
+        if (nc->config_interval_ms < oc->config_interval_ms || !oc->config_interval_ms)
+            t->next_config_us = min_u64(t->next_config_us, now + nc->config_interval_ms * 1000);
+        if (nc->latency_interval_ms < oc->latency_interval_ms || !oc->latency_interval_ms)
+            t->next_latency_us = min_u64(t->next_latency_us, now + nc->latency_interval_ms * 1000);
+        if (nc->latencystats_interval_ms < oc->latencystats_interval_ms)
+            t->next_latstats_us = min_u64(t->next_latstats_us, now + nc->latencystats_interval_ms * 1000);
     }
     return relabel;
 }

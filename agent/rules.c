@@ -344,8 +344,11 @@ double figure_value(const struct figure *f, const struct rule_input *in, double 
         return NAN; /* keep *prev: the increase spans the gap */
     double p = *prev;
     *prev = v;
-    if (isnan(p) || v < p)
-        return NAN; /* first poll, or a restart/reset: a new baseline */
+    /* first poll, or a restart/reset: a new baseline. The poller's own
+     * baseline polls count too (another server after an address change,
+     * a new run_id): a counter higher there than here was an "increase" */
+    if (isnan(p) || v < p || isnan(in->d->interval_seconds))
+        return NAN;
     return v - p;
 }
 

@@ -77,6 +77,41 @@ class AlertsReload(unittest.TestCase):
         return series(self.agent.metrics(), "redpulse_alerts", alertname=alertname, target=target,
                       alertstate="firing")
 
+    def test_labels_choose_rules_and_a_new_server_is_a_new_baseline(self):
+        """Rules chosen by instance_labels follow a relabelling reload (the
+        plan was compiled once: a rule for env=prod never ran on an instance
+        relabelled prod, and one it no longer matched stayed firing); and an
+        address moved to another server is a new baseline for increase() too
+        (the new server's higher counter fired as an increase)."""
+        rules = {"builtin": False,
+                 "receivers": [{"name": "hook", "type": "webhook", "url": "http://127.0.0.1:%d/h" % self.rec.port}],
+                 "rules": [{"name": "ProdUp", "figure": "up", "op": "==", "threshold": 1,
+                            "instance_labels": {"env": "prod"}},
+                           {"name": "CmdBurst", "figure": "increase(info.stats.total_commands_processed)",
+                            "threshold": 1000}]}
+        a = dict(self.inst("a")[0], labels={"env": "staging"})
+        self.agent = Agent(self.tmp.path, [a], defaults={"interval": "300ms", "timeout": "250ms"},
+                           extra={"alerts": rules})
+        wait_for(lambda: value(self.agent.metrics(), "redpulse_polls_total", target="a") >= 3, 10, what="polls")
+        self.assertEqual(notes(self.rec, "ProdUp"), [])
+        self.reload([dict(a, labels={"env": "prod"})], None, alerts=rules)
+        wait_for(lambda: notes(self.rec, "ProdUp") == [("a", "firing")], 10, what="ProdUp firing once relabelled")
+        self.reload([a], None, alerts=rules)
+        wait_for(lambda: notes(self.rec, "ProdUp") == [("a", "firing"), ("a", "resolved")], 10,
+                 what="ProdUp resolved once no longer prod")
+        # b has counted 3,000 commands more than a: a moved there is a new server
+        c = self.servers["b"].client()
+        for _ in range(3000):
+            c.cmd("PING")
+        c.close()
+        self.reload([dict(a, address="127.0.0.1:%d" % self.servers["b"].port)], None, alerts=rules)
+        wait_for(lambda: "a: connection settings changed" in self.agent.log_text(), 10, what="the reconnect")
+        p = value(self.agent.metrics(), "redpulse_polls_total", target="a")
+        wait_for(lambda: value(self.agent.metrics(), "redpulse_polls_total", target="a") >= p + 4, 10,
+                 what="polls of the new server")
+        self.assertEqual(notes(self.rec, "CmdBurst"), [])
+        self.assertNotIn("CmdBurst firing", self.agent.log_text())
+
     def test_reload_moves_adds_and_removes_instances(self):
         defaults = {"interval": "300ms", "timeout": "250ms"}
         self.agent = Agent(self.tmp.path, self.inst("ab"), defaults=defaults,

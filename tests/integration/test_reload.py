@@ -276,6 +276,60 @@ class Reload(unittest.TestCase):
         self.assertIsNone(ag.proc.poll())
 
 
+class ReloadedCadences(unittest.TestCase):
+    """What a reload changes on a kept connection applies at once: a
+    config_command fixed after CONFIG was refused (the refusal stayed on
+    the connection), a config_interval shortened from 24h (the old
+    deadline was waited out)."""
+
+    def setUp(self):
+        self.tmp = Tmp()
+        self.agent = None
+
+    def tearDown(self):
+        if self.agent:
+            self.assertEqual(self.agent.stop(), 0)
+        self.tmp.cleanup()
+
+    def reload(self, instances):
+        cfg = dict(self.agent.cfg, instances=instances)
+        with open(self.agent.path + ".new", "w") as f:
+            json.dump(cfg, f)
+        os.replace(self.agent.path + ".new", self.agent.path)
+        done = len(re.findall(r"configuration reloaded|reload failed", self.agent.log_text()))
+        self.agent.proc.send_signal(signal.SIGHUP)
+        wait_for(lambda: len(re.findall(r"configuration reloaded|reload failed", self.agent.log_text())) > done,
+                 10, what="reload done")
+        self.assertIn("configuration reloaded", self.agent.log_text())
+
+    def test_config_command_fixed_by_reload(self):
+        r = RedisServer(self.tmp.path, "ren", args=["--rename-command", "CONFIG", "XCONFIG"])
+        self.addCleanup(r.stop)
+        i = inst("ren", r, config_interval="1s")
+        self.agent = Agent(self.tmp.path, [i], defaults=DEFAULTS)
+        wait_for(lambda: "ren: CONFIG GET refused" in self.agent.log_text(), 10, what="CONFIG refused")
+        self.assertEqual(series(self.agent.metrics(), "redis_config_maxmemory", target="ren"), [])
+        self.reload([dict(i, config_command="XCONFIG")])
+        wait_for(lambda: series(self.agent.metrics(), "redis_config_maxmemory", target="ren"), 5,
+                 what="CONFIG GET through the command name the reload gave")
+
+    def test_shortened_config_interval(self):
+        r = RedisServer(self.tmp.path, "cad")
+        self.addCleanup(r.stop)
+        view = r.client()
+        self.addCleanup(view.close)
+
+        def config_gets():
+            line = view.info("commandstats").get("cmdstat_config|get", "calls=0")
+            return int(re.search(r"calls=(\d+)", line).group(1))
+        i = inst("cad", r, config_interval="24h")
+        self.agent = Agent(self.tmp.path, [i], defaults=DEFAULTS)
+        wait_for(lambda: config_gets() >= 1, 10, what="the first CONFIG GET")
+        n = config_gets()
+        self.reload([dict(i, config_interval="1s")])
+        wait_for(lambda: config_gets() >= n + 2, 6, what="CONFIG GET every second after the reload")
+
+
 class ReloadStorm(unittest.TestCase):
     """SIGHUP after SIGHUP with HTTPS: certificate files that did not change
     are not kept again (each reload used to keep one more parsed chain and

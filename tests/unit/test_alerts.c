@@ -452,17 +452,25 @@ START_TEST(restart_of_redis_continues)
     char why[256];
     ck_assert_int_eq(figure_parse("increase(info.stats.rejected_connections)", &f, why, sizeof why), 0);
     struct info_sample *s = fixture("info-redis-7.0.15-master.txt");
-    struct derived d;
-    derive(NULL, 0, s, 1000000, 1e9, NULL, NULL, &d);
-    struct rule_input in = {true, s, &d, NULL};
+    struct derived d, d0;
+    derive(NULL, 0, s, 1000000, 1e9, NULL, NULL, &d0); /* the poller's baseline poll */
+    derive(s, 1000000, s, 2000000, 1e9, NULL, NULL, &d); /* a poll with rates */
+    struct rule_input in = {true, s, &d, NULL}, in0 = {true, s, &d0, NULL};
     double prev = NAN;
-    ck_assert(isnan(figure_value(&f, &in, &prev)));
+    ck_assert(isnan(figure_value(&f, &in0, &prev)));
     ck_assert(!isnan(prev));
     ck_assert(figure_value(&f, &in, &prev) == 0);
     prev += 5; /* as if the server had counted more before a restart */
     ck_assert(isnan(figure_value(&f, &in, &prev)));
     ck_assert(figure_value(&f, &in, &prev) == 0);
+    /* another server (an address changed by a reload, a new run_id): the
+     * poller starts a baseline, and so does increase(), even when the new
+     * server's counter is the higher (it fired with the difference) */
+    prev -= 49995;
+    ck_assert(isnan(figure_value(&f, &in0, &prev)));
+    ck_assert(figure_value(&f, &in, &prev) == 0);
     derived_clear(&d);
+    derived_clear(&d0);
     info_sample_free(s);
     /* a firing alert sees the restart poll (no rates: NaN) and goes on */
     struct rule_params p = gt(0, 0, 0);
