@@ -473,10 +473,8 @@ static bool parse_nested(struct info_sample *s, struct caps *c, enum nested kind
     const char *p = val;
     if (kind == N_NONE)
         return true;
-    /* names become label values; two invalid ones would both read U+FFFD
-     * and collide as duplicate series, so they are refused here */
-    if (!utf8_valid(key))
-        return false;
+    /* names become label values: info_parse_again refused keys that are not
+     * UTF-8 before this (two would both read U+FFFD: duplicate series) */
     if (kind == N_CMD) {
         GROW(s->cmds, s->n_cmds, s->cap_cmds);
         struct info_cmdstat *cs = &s->cmds[s->n_cmds];
@@ -654,6 +652,27 @@ static void index_lists(struct info_sample *s)
     index_build(&s->err_index, s, s->n_errs, err_name);
 }
 
+/* True when the n bytes at s (NUL-terminated after them) are valid UTF-8
+ * with no control character: a key or section name the JSON and label
+ * writers keep as is. Written with U+FFFD for invalid bytes (or with control
+ * characters, never what a server means), two names could come out the same,
+ * a duplicate JSON key or series. */
+static bool name_ok(const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c < 0x20 || c == 0x7f)
+            return false;
+        if (c >= 0x80) {
+            size_t l = utf8_seq_len((const unsigned char *)s + i);
+            if (!l || l > n - i)
+                return false;
+            i += l - 1;
+        }
+    }
+    return true;
+}
+
 struct info_sample *info_parse(const char *text, size_t len) { return info_parse_again(NULL, text, len, SIZE_MAX); }
 
 struct info_sample *info_parse_max(const char *text, size_t len, size_t max_nested)
@@ -704,6 +723,7 @@ struct info_sample *info_parse_again(struct info_sample *s, const char *text, si
     struct seq_cursor sq;
     seq_begin(&sq);
     const char *section = "";
+    bool section_ok = true; /* false under a header name_ok refused */
     char *p = s->text, *end = s->text + len;
     while (p < end) {
         char *nl = memchr(p, '\n', (size_t)(end - p));
@@ -726,10 +746,15 @@ struct info_sample *info_parse_again(struct info_sample *s, const char *text, si
             while (*line == ' ')
                 line++;
             section = line;
+            /* a section is a JSON key: one that could not be written as
+             * sent is refused with its lines (they would have no key) */
+            section_ok = name_ok(line, (size_t)(line_end - line));
+            if (!section_ok)
+                s->malformed++;
             continue;
         }
         char *colon = memchr(line, ':', line_len);
-        if (!colon || colon == line) {
+        if (!colon || colon == line || !section_ok) {
             s->malformed++;
             continue;
         }
@@ -756,6 +781,13 @@ struct info_sample *info_parse_again(struct info_sample *s, const char *text, si
             seq_lookup(&sq, key, klen, h, &fid, &sid);
         }
         bool in_table = fid >= 0 || sid >= 0, dup = false;
+        /* the table's keys are plain ASCII: only the others are checked,
+         * once, before the duplicate test (which compares raw bytes: it is
+         * only right for keys written as they are) */
+        if (!in_table && !name_ok(key, klen)) {
+            s->malformed++;
+            continue;
+        }
         size_t slot = (size_t)h & (nslots - 1);
         if (in_table) {
             dup = fid >= 0 ? s->known[fid] >= 0 : s->sval[sid] != NULL;

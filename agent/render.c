@@ -536,8 +536,30 @@ static void keyset_free(struct keyset *ks)
     buf_free(&ks->arena);
 }
 
-/* One nested "k=v,..." value as a JSON object, numbers as numbers. Keys are
- * cut at 127 bytes; a key written twice (or equal once cut) is kept once. */
+/* True when the n bytes at s are valid UTF-8 with no control character.
+ * s may go on past them, but not with a continuation byte (a nested key is
+ * followed by '=', ',' or the end). */
+static bool key_ok(const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c < 0x20 || c == 0x7f)
+            return false;
+        if (c >= 0x80) {
+            size_t l = utf8_seq_len((const unsigned char *)s + i);
+            if (!l || l > n - i)
+                return false;
+            i += l - 1;
+        }
+    }
+    return true;
+}
+
+/* One nested "k=v,..." value as a JSON object, numbers as numbers. A key
+ * is written exactly as sent or not at all: one that is empty, 128 bytes or
+ * longer, not UTF-8 or with a control character is left out (cut, or with
+ * U+FFFD for its invalid bytes, two keys could come out the same), and one
+ * written twice is kept once. */
 static void json_nested(struct buf *b, const char *val)
 {
     struct info_kv kv;
@@ -547,9 +569,9 @@ static void json_nested(struct buf *b, const char *val)
     struct keyset ks = {0};
     buf_putc(b, '{');
     while (info_kv_next(&p, &kv)) {
-        size_t kl = kv.klen < sizeof k - 1 ? kv.klen : sizeof k - 1;
+        size_t kl = kv.klen;
         size_t vl = kv.vlen < sizeof v - 1 ? kv.vlen : sizeof v - 1;
-        if (!kl)
+        if (!kl || kl >= sizeof k || !key_ok(kv.k, kl))
             continue;
         bool fresh;
         keyset_add(&ks, kv.k, kl, &fresh);
@@ -574,19 +596,22 @@ static void json_nested(struct buf *b, const char *val)
     keyset_free(&ks);
 }
 
-/* A section's JSON key: its name in lower case, cut at 63 bytes; "other"
- * for lines before any header. */
-static size_t section_key(const char *name, char *out, size_t cap)
+/* A section's JSON key into k (reset first): its name in lower case, whole;
+ * "other" for lines before any header. info_parse refused names that are
+ * not UTF-8 or hold a control character, so the key is the name as sent. */
+static void section_key(const char *name, struct buf *k)
 {
-    size_t j = 0;
-    for (const char *c = name; *c && j < cap - 1; c++)
-        out[j++] = (char)tolower((unsigned char)*c);
-    out[j] = '\0';
-    if (!j) {
-        snprintf(out, cap, "other");
-        j = strlen(out);
+    buf_reset(k);
+    if (!*name) {
+        buf_puts(k, "other");
+        return;
     }
-    return j;
+    size_t n = strlen(name);
+    buf_reserve(k, n);
+    for (size_t j = 0; j < n; j++)
+        k->p[j] = (char)tolower((unsigned char)name[j]);
+    k->p[n] = '\0';
+    k->len = n;
 }
 
 static void json_sections(struct buf *b, const struct info_sample *s)
@@ -595,11 +620,17 @@ static void json_sections(struct buf *b, const struct info_sample *s)
      * one pass to number the sections, a counting sort to group entries */
     struct keyset ks = {0};
     uint32_t *sec_of = xmalloc((s->n_entries + 1) * sizeof *sec_of);
-    char lower[64];
+    struct buf lower = BUF_INIT;
+    const char *last = NULL; /* the lines of one header share its name's pointer */
+    uint32_t last_sec = 0;
     for (size_t i = 0; i < s->n_entries; i++) {
-        bool fresh;
-        size_t n = section_key(s->entries[i].section, lower, sizeof lower);
-        sec_of[i] = (uint32_t)keyset_add(&ks, lower, n, &fresh);
+        if (s->entries[i].section != last) { /* once a header, not once a line */
+            bool fresh;
+            last = s->entries[i].section;
+            section_key(last, &lower);
+            last_sec = (uint32_t)keyset_add(&ks, lower.p, lower.len, &fresh);
+        }
+        sec_of[i] = last_sec;
     }
     size_t nsec = ks.n;
     size_t *start = xcalloc(nsec + 1, sizeof *start);
@@ -617,8 +648,8 @@ static void json_sections(struct buf *b, const struct info_sample *s)
         if (k)
             buf_putc(b, ',');
         const struct info_entry *e0 = &s->entries[order[start[k]]];
-        section_key(e0->section, lower, sizeof lower);
-        buf_put_json_str(b, lower);
+        section_key(e0->section, &lower);
+        buf_put_json_str(b, lower.p);
         buf_puts(b, ":{");
         for (size_t x = start[k]; x < start[k + 1]; x++) {
             const struct info_entry *e = &s->entries[order[x]];
@@ -641,6 +672,7 @@ static void json_sections(struct buf *b, const struct info_sample *s)
     free(order);
     free(fill);
     keyset_free(&ks);
+    buf_free(&lower);
 }
 
 static void json_head(struct buf *b, const struct render_input *in)

@@ -1,6 +1,6 @@
 /* fuzz_info.c - INFO text -> sample -> derived figures -> rendered output.
- * Whatever the bytes, the JSON must parse and the exposition must pass the
- * strict reader. */
+ * Whatever the bytes, the JSON must parse, with no object holding one key
+ * twice, and the exposition must pass the strict reader. */
 #include <cjson/cJSON.h>
 #include <stdint.h>
 
@@ -13,6 +13,21 @@
 #include "http.h"
 #include "info.h"
 #include "render.h"
+
+/* True when some object in j has two members of one name (cJSON keeps
+ * both; most readers silently keep one). */
+static bool duplicate_key(const cJSON *j)
+{
+    for (const cJSON *a = j->child; a; a = a->next) {
+        if (cJSON_IsObject(j))
+            for (const cJSON *b = a->next; b; b = b->next)
+                if (strcmp(a->string, b->string) == 0)
+                    return true;
+        if (duplicate_key(a))
+            return true;
+    }
+    return false;
+}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -37,8 +52,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     struct buf json = BUF_INIT;
     frag_append_json(f, &json);
     cJSON *j = cJSON_ParseWithLength(json.p, json.len);
-    if (!j)
-        abort(); /* redpulse wrote invalid JSON */
+    if (!j || duplicate_key(j))
+        abort(); /* redpulse wrote invalid JSON, or a key twice */
     cJSON_Delete(j);
     const char *names[] = {"f"};
     struct registry *reg = registry_new(names, 1);

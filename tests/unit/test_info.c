@@ -1,6 +1,7 @@
 /* test_info.c - the INFO parser on real captures, on fixtures built for
  * every supported Redis/Valkey version, and on malformed input. */
 #include <check.h>
+#include <cjson/cJSON.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdint.h>
@@ -856,6 +857,78 @@ START_TEST(compact_again_reuses_buffers)
 }
 END_TEST
 
+/* True when some object in j (at any depth) has two members of one name:
+ * cJSON keeps both, where most readers keep one value and drop the other. */
+static bool json_has_duplicate_key(const cJSON *j)
+{
+    for (const cJSON *a = j ? j->child : NULL; a; a = a->next) {
+        if (cJSON_IsObject(j))
+            for (const cJSON *b = a->next; b; b = b->next)
+                if (strcmp(a->string, b->string) == 0)
+                    return true;
+        if (json_has_duplicate_key(a))
+            return true;
+    }
+    return false;
+}
+
+/* The JSON sections show each key and section exactly as the server wrote
+ * it, once: names that are not UTF-8 or hold a control character would be
+ * written with U+FFFD (or escaped) and could come out equal, so their lines
+ * are refused and counted malformed; long section names are kept whole, not
+ * cut at 63 bytes; nested keys that cannot be kept whole are left out. */
+START_TEST(json_keys_are_what_the_server_wrote)
+{
+    struct buf a = BUF_INIT, b = BUF_INIT;
+    char longsec[71], longkey[131];
+    memset(longsec, 'L', 69);
+    longsec[69] = longsec[70] = '\0';
+    memset(longkey, 'p', 129);
+    longkey[129] = longkey[130] = '\0';
+    buf_puts(&a, "# Server\r\nredis_version:7.0.15\r\n"
+                 "k\xff:1\r\nk\xfe:2\r\n" /* both would read "k\ufffd" */
+                 "tab\tkey:3\r\n"         /* a control character */
+                 "caf\xc3\xa9:4\r\n"      /* multibyte, valid: kept */
+                 "# Sec\xff\xfetion\r\nx1:1\r\n"  /* refused section: header and line */
+                 "# Sec\xfe\xfftion\r\nx2:2\r\n");
+    buf_printf(&a, "# %sA\r\nla:1\r\n# %sB\r\nlb:2\r\n", longsec, longsec); /* equal once cut at 63 */
+    buf_printf(&a, "# Keyspace\r\ndb0:keys=1,a\xff=1,a\xfe=2,%s1=1,%s2=2,t\x01=3,\xc3\xa9=5\r\n", longkey, longkey);
+    struct info_sample *s = info_parse(a.p, a.len);
+    ck_assert_uint_eq(s->malformed, 7);
+    ck_assert(s->n_dbs == 1 && s->dbs[0].keys == 1);
+    ck_assert_str_eq(info_str(s, "redis_version"), "7.0.15");
+    info_sample_free(s);
+
+    struct rstr *info = rstr_new(a.p, a.len);
+    uint32_t off[FAM_COUNT + 1] = {0};
+    struct frag *f = frag_new("{\"name\":\"x\"", 0, 11, off, 0, "", info, true);
+    frag_append_json(f, &b);
+    cJSON *j = cJSON_ParseWithLength(b.p, b.len);
+    ck_assert_ptr_nonnull(j);
+    ck_assert_msg(!json_has_duplicate_key(j), "duplicate JSON key in %s", b.p);
+    const cJSON *sec = cJSON_GetObjectItemCaseSensitive(j, "sections");
+    ck_assert_int_eq(cJSON_GetArraySize(sec), 4); /* server, the two long ones, keyspace */
+    const cJSON *server = cJSON_GetObjectItemCaseSensitive(sec, "server");
+    ck_assert_int_eq(cJSON_GetArraySize(server), 2);
+    ck_assert_ptr_nonnull(cJSON_GetObjectItemCaseSensitive(server, "caf\xc3\xa9"));
+    for (char *c = longsec; *c; c++)
+        *c = 'l';
+    char name[80];
+    snprintf(name, sizeof name, "%sa", longsec);
+    ck_assert_ptr_nonnull(cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(sec, name), "la"));
+    snprintf(name, sizeof name, "%sb", longsec);
+    ck_assert_ptr_nonnull(cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(sec, name), "lb"));
+    const cJSON *db0 = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(sec, "keyspace"), "db0");
+    ck_assert_int_eq(cJSON_GetArraySize(db0), 2); /* keys and the valid multibyte one */
+    ck_assert_ptr_nonnull(cJSON_GetObjectItemCaseSensitive(db0, "\xc3\xa9"));
+    cJSON_Delete(j);
+    frag_unref(f);
+    rstr_unref(info);
+    buf_free(&a);
+    buf_free(&b);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("info");
@@ -878,6 +951,7 @@ int main(void)
     tcase_add_test(tc, key_order_memory_never_changes_a_result);
     tcase_add_test(tc, parse_again_reuses_buffers);
     tcase_add_test(tc, compact_again_reuses_buffers);
+    tcase_add_test(tc, json_keys_are_what_the_server_wrote);
     suite_add_tcase(s, tc);
     return testutil_run(s);
 }
