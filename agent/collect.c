@@ -6,7 +6,6 @@
 #include "collect.h"
 
 #include <math.h>
-#include <stdio.h>
 #include <string.h>
 #include <strings.h>
 
@@ -95,6 +94,26 @@ void config_values_clear(struct config_values *c)
     memset(c, 0, sizeof *c);
 }
 
+/* True when the n bytes at s (NUL-terminated after them) are valid UTF-8
+ * with no control character. An event name is a label value and a JSON key:
+ * written as is, such a name is exactly what the server said, and two
+ * different ones stay different (invalid bytes would all read U+FFFD). */
+static bool name_ok(const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c < 0x20 || c == 0x7f)
+            return false;
+        if (c >= 0x80) {
+            size_t l = utf8_seq_len((const unsigned char *)s + i);
+            if (!l || l > n - i)
+                return false;
+            i += l - 1;
+        }
+    }
+    return true;
+}
+
 int collect_latency_reply(struct latency_values *l, const redisReply *r)
 {
     if (!r || r->type != REDIS_REPLY_ARRAY)
@@ -110,8 +129,19 @@ int collect_latency_reply(struct latency_values *l, const redisReply *r)
             ok = ok && e->element[k] && e->element[k]->type == REDIS_REPLY_INTEGER;
         if (!ok)
             continue;
+        /* a name is kept whole or not at all: cut (at a NUL or at the
+         * buffer's end) or with bytes replaced, two names could read the
+         * same and make two series of one */
+        const redisReply *nm = e->element[0];
+        if (nm->len >= sizeof l->ev[0].name || memchr(nm->str, '\0', nm->len) || !name_ok(nm->str, nm->len))
+            continue;
+        bool seen = false; /* at most LATENCY_MAX_EVENTS: a scan is enough */
+        for (size_t j = 0; j < l->n && !seen; j++)
+            seen = strcmp(l->ev[j].name, nm->str) == 0;
+        if (seen)
+            continue;
         struct latency_event *ev = &l->ev[l->n++];
-        snprintf(ev->name, sizeof ev->name, "%.*s", (int)e->element[0]->len, e->element[0]->str);
+        memcpy(ev->name, nm->str, nm->len + 1);
         ev->timestamp = (double)e->element[1]->integer;
         ev->latest_s = (double)e->element[2]->integer / 1e3;
         ev->max_s = (double)e->element[3]->integer / 1e3;

@@ -63,7 +63,11 @@ void config_values_clear(struct config_values *c);
 bool collect_refusal_permanent(const char *err);
 
 /* Replaces l with a LATENCY LATEST reply ([event, time, latest ms, max ms]
- * per element). Returns the number of events, or -1 when malformed. */
+ * per element). Elements of another shape are skipped, and so are events
+ * whose name is not valid UTF-8, holds a NUL or control character or is
+ * longer than a name holds (47 bytes), and a name's repeats after its first:
+ * every event kept has a distinct name, exactly as the server wrote it.
+ * Returns the number of events, or -1 when malformed. */
 int collect_latency_reply(struct latency_values *l, const redisReply *r);
 
 #endif

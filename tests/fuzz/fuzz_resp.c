@@ -12,6 +12,7 @@
 #include "collect.h"
 #include "conn.h"
 #include "info.h"
+#include "util.h"
 
 static bool on_reply(void *arg, redisReply *r)
 {
@@ -32,6 +33,20 @@ static bool on_reply(void *arg, redisReply *r)
         struct latency_values lv;
         memset(&lv, 0, sizeof lv);
         collect_latency_reply(&lv, r);
+        /* event names are label values and JSON keys: whole (a NUL would
+         * have cut one), valid UTF-8 with no control character (U+FFFD would
+         * make two equal) and each once */
+        for (size_t i = 0; i < lv.n; i++) {
+            const char *nm = lv.ev[i].name;
+            for (const unsigned char *c = (const unsigned char *)nm; *c; c++)
+                if (*c < 0x20 || *c == 0x7f)
+                    abort();
+            if (!utf8_valid(nm))
+                abort();
+            for (size_t k = 0; k < i; k++)
+                if (strcmp(nm, lv.ev[k].name) == 0)
+                    abort();
+        }
     }
     return true;
 }

@@ -11,7 +11,10 @@
 #include <time.h>
 
 #include "buf.h"
+#include "collect.h"
+#include "http.h"
 #include "info.h"
+#include "prom.h"
 #include "publish.h"
 #include "render.h"
 #include "testutil.h"
@@ -929,6 +932,105 @@ START_TEST(json_keys_are_what_the_server_wrote)
 }
 END_TEST
 
+/* A LATENCY LATEST element [name, time, latest ms, max ms] in r (the name
+ * n bytes, NUL-terminated after them as hiredis leaves it). */
+static void latency_elem(redisReply *r, redisReply *f, const char *name, size_t n, long long t)
+{
+    memset(r, 0, sizeof *r);
+    memset(f, 0, 4 * sizeof *f);
+    r->type = REDIS_REPLY_ARRAY;
+    r->elements = 4;
+    r->element = malloc(4 * sizeof *r->element);
+    f[0].type = REDIS_REPLY_STRING;
+    f[0].str = malloc(n + 1);
+    memcpy(f[0].str, name, n);
+    f[0].str[n] = '\0';
+    f[0].len = n;
+    for (int k = 0; k < 4; k++) {
+        if (k)
+            f[k].type = REDIS_REPLY_INTEGER, f[k].integer = t + k;
+        r->element[k] = &f[k];
+    }
+}
+
+/* LATENCY LATEST event names become label values and JSON keys: a name that
+ * is not UTF-8, holds a NUL or control character or is too long to keep
+ * whole is refused, and a repeated one is read once (the first), so no two
+ * series or keys come out the same. */
+START_TEST(latency_names_whole_and_unique)
+{
+    char n47[48], n48[49];
+    memset(n47, 'n', 47);
+    n47[47] = '\0';
+    memset(n48, 'm', 48);
+    n48[48] = '\0';
+    const struct {
+        const char *name;
+        size_t len;
+    } in[] = {{"dup", 3}, {"dup", 3}, {"a\0x", 3}, {"a\0y", 3}, {"b\xff", 2},
+              {"b\xfe", 2}, {n47, 47}, {n48, 48}, {"c\x01", 2}, {"\xc3\xa9-fork", 7}};
+    enum { N = sizeof in / sizeof *in };
+    redisReply el[N], fields[N][4], top = {0};
+    redisReply *elp[N];
+    for (size_t i = 0; i < N; i++) {
+        latency_elem(&el[i], fields[i], in[i].name, in[i].len, (long long)(100 * (i + 1)));
+        elp[i] = &el[i];
+    }
+    top.type = REDIS_REPLY_ARRAY;
+    top.elements = N;
+    top.element = elp;
+    struct latency_values *lv = calloc(1, sizeof *lv);
+    ck_assert_int_eq(collect_latency_reply(lv, &top), 3);
+    ck_assert_str_eq(lv->ev[0].name, "dup");
+    ck_assert(lv->ev[0].timestamp == 101); /* the first of the two */
+    ck_assert_str_eq(lv->ev[1].name, n47);
+    ck_assert_str_eq(lv->ev[2].name, "\xc3\xa9-fork");
+    for (size_t i = 0; i < N; i++) {
+        free(fields[i][0].str);
+        free(el[i].element);
+    }
+
+    /* rendered: one series per event and family, one JSON key per event */
+    struct instance_cfg cfg = {0};
+    cfg.name = "x";
+    cfg.address = "127.0.0.1:6379";
+    struct buf pre = BUF_INIT, m = BUF_INIT, j = BUF_INIT;
+    prom_label_prefix(&pre, cfg.name, NULL, 0);
+    struct info_sample *s = info_parse("# Server\r\nredis_version:7.0.15\r\n", 32);
+    struct info_sample *prev = info_parse("", 0);
+    struct derived d; /* the latency object is written with the figures */
+    derive(prev, 1000000, s, 2000000, 1.7e9, NULL, NULL, &d);
+    struct poll_stats st = {0};
+    st.polled = true;
+    struct render_input ri = {&cfg, pre.p, s, &st, NULL, &d, NULL, lv, NULL, NULL};
+    struct frag *f = render_frag(&ri);
+    const char *names[] = {"x"};
+    struct registry *reg = registry_new(names, 1);
+    registry_publish(reg, 0, frag_ref(f));
+    http_render_metrics(reg, "x", &m);
+    size_t dups = 0;
+    for (const char *p = m.p; (p = strstr(p, "redis_latency_spike_last{")) != NULL; p++)
+        dups += strstr(p, "event_name=\"dup\"") && strstr(p, "event_name=\"dup\"") < strchr(p, '\n');
+    ck_assert_uint_eq(dups, 1);
+    frag_append_json(f, &j);
+    cJSON *doc = cJSON_ParseWithLength(j.p, j.len);
+    ck_assert_ptr_nonnull(doc);
+    ck_assert_msg(!json_has_duplicate_key(doc), "duplicate JSON key in %s", j.p);
+    ck_assert_int_eq(cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(
+                         cJSON_GetObjectItemCaseSensitive(doc, "derived"), "latency")), 3);
+    cJSON_Delete(doc);
+    registry_free(reg);
+    frag_unref(f);
+    derived_clear(&d);
+    info_sample_free(prev);
+    info_sample_free(s);
+    free(lv);
+    buf_free(&pre);
+    buf_free(&m);
+    buf_free(&j);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("info");
@@ -952,6 +1054,7 @@ int main(void)
     tcase_add_test(tc, parse_again_reuses_buffers);
     tcase_add_test(tc, compact_again_reuses_buffers);
     tcase_add_test(tc, json_keys_are_what_the_server_wrote);
+    tcase_add_test(tc, latency_names_whole_and_unique);
     suite_add_tcase(s, tc);
     return testutil_run(s);
 }
