@@ -94,26 +94,6 @@ void config_values_clear(struct config_values *c)
     memset(c, 0, sizeof *c);
 }
 
-/* True when the n bytes at s (NUL-terminated after them) are valid UTF-8
- * with no control character. An event name is a label value and a JSON key:
- * written as is, such a name is exactly what the server said, and two
- * different ones stay different (invalid bytes would all read U+FFFD). */
-static bool name_ok(const char *s, size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c < 0x20 || c == 0x7f)
-            return false;
-        if (c >= 0x80) {
-            size_t l = utf8_seq_len((const unsigned char *)s + i);
-            if (!l || l > n - i)
-                return false;
-            i += l - 1;
-        }
-    }
-    return true;
-}
-
 int collect_latency_reply(struct latency_values *l, const redisReply *r)
 {
     if (!r || r->type != REDIS_REPLY_ARRAY)
@@ -133,7 +113,7 @@ int collect_latency_reply(struct latency_values *l, const redisReply *r)
          * buffer's end) or with bytes replaced, two names could read the
          * same and make two series of one */
         const redisReply *nm = e->element[0];
-        if (nm->len >= sizeof l->ev[0].name || memchr(nm->str, '\0', nm->len) || !name_ok(nm->str, nm->len))
+        if (nm->len >= sizeof l->ev[0].name || memchr(nm->str, '\0', nm->len) || !utf8_text_ok(nm->str, nm->len))
             continue;
         bool seen = false; /* at most LATENCY_MAX_EVENTS: a scan is enough */
         for (size_t j = 0; j < l->n && !seen; j++)

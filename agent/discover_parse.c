@@ -61,12 +61,7 @@ bool disc_host_ok(const char *h)
 bool disc_label_ok(const char *s)
 {
     size_t n = strlen(s);
-    if (n == 0 || n > DISC_MAX_LABEL || !utf8_valid(s))
-        return false;
-    for (; *s; s++)
-        if ((unsigned char)*s < 0x20 || *s == 0x7f)
-            return false;
-    return true;
+    return n > 0 && n <= DISC_MAX_LABEL && utf8_text_ok(s, n);
 }
 
 void disc_skip(struct disc_skipped *sk, const char *fmt, ...)

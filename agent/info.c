@@ -652,27 +652,6 @@ static void index_lists(struct info_sample *s)
     index_build(&s->err_index, s, s->n_errs, err_name);
 }
 
-/* True when the n bytes at s (NUL-terminated after them) are valid UTF-8
- * with no control character: a key or section name the JSON and label
- * writers keep as is. Written with U+FFFD for invalid bytes (or with control
- * characters, never what a server means), two names could come out the same,
- * a duplicate JSON key or series. */
-static bool name_ok(const char *s, size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c < 0x20 || c == 0x7f)
-            return false;
-        if (c >= 0x80) {
-            size_t l = utf8_seq_len((const unsigned char *)s + i);
-            if (!l || l > n - i)
-                return false;
-            i += l - 1;
-        }
-    }
-    return true;
-}
-
 struct info_sample *info_parse(const char *text, size_t len) { return info_parse_again(NULL, text, len, SIZE_MAX); }
 
 struct info_sample *info_parse_max(const char *text, size_t len, size_t max_nested)
@@ -723,7 +702,7 @@ struct info_sample *info_parse_again(struct info_sample *s, const char *text, si
     struct seq_cursor sq;
     seq_begin(&sq);
     const char *section = "";
-    bool section_ok = true; /* false under a header name_ok refused */
+    bool section_ok = true; /* false under a header utf8_text_ok refused */
     char *p = s->text, *end = s->text + len;
     while (p < end) {
         char *nl = memchr(p, '\n', (size_t)(end - p));
@@ -748,7 +727,7 @@ struct info_sample *info_parse_again(struct info_sample *s, const char *text, si
             section = line;
             /* a section is a JSON key: one that could not be written as
              * sent is refused with its lines (they would have no key) */
-            section_ok = name_ok(line, (size_t)(line_end - line));
+            section_ok = utf8_text_ok(line, (size_t)(line_end - line));
             if (!section_ok)
                 s->malformed++;
             continue;
@@ -784,7 +763,7 @@ struct info_sample *info_parse_again(struct info_sample *s, const char *text, si
         /* the table's keys are plain ASCII: only the others are checked,
          * once, before the duplicate test (which compares raw bytes: it is
          * only right for keys written as they are) */
-        if (!in_table && !name_ok(key, klen)) {
+        if (!in_table && !utf8_text_ok(key, klen)) {
             s->malformed++;
             continue;
         }

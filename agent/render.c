@@ -536,25 +536,6 @@ static void keyset_free(struct keyset *ks)
     buf_free(&ks->arena);
 }
 
-/* True when the n bytes at s are valid UTF-8 with no control character.
- * s may go on past them, but not with a continuation byte (a nested key is
- * followed by '=', ',' or the end). */
-static bool key_ok(const char *s, size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c < 0x20 || c == 0x7f)
-            return false;
-        if (c >= 0x80) {
-            size_t l = utf8_seq_len((const unsigned char *)s + i);
-            if (!l || l > n - i)
-                return false;
-            i += l - 1;
-        }
-    }
-    return true;
-}
-
 /* One nested "k=v,..." value as a JSON object, numbers as numbers. A key
  * is written exactly as sent or not at all: one that is empty, 128 bytes or
  * longer, not UTF-8 or with a control character is left out (cut, or with
@@ -571,7 +552,7 @@ static void json_nested(struct buf *b, const char *val)
     while (info_kv_next(&p, &kv)) {
         size_t kl = kv.klen;
         size_t vl = kv.vlen < sizeof v - 1 ? kv.vlen : sizeof v - 1;
-        if (!kl || kl >= sizeof k || !key_ok(kv.k, kl))
+        if (!kl || kl >= sizeof k || !utf8_text_ok(kv.k, kl))
             continue;
         bool fresh;
         keyset_add(&ks, kv.k, kl, &fresh);

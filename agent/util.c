@@ -248,6 +248,22 @@ void utf8_clean(char *s, size_t n, char ctrl)
     }
 }
 
+bool utf8_text_ok(const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c < 0x20 || c == 0x7f)
+            return false;
+        if (c >= 0x80) {
+            size_t l = utf8_seq_len((const unsigned char *)s + i);
+            if (!l || l > n - i)
+                return false;
+            i += l - 1;
+        }
+    }
+    return true;
+}
+
 bool utf8_valid(const char *s)
 {
     for (const unsigned char *p = (const unsigned char *)s; *p; p++)

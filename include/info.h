@@ -115,7 +115,8 @@ struct info_sample {
     size_t n_dbs;
     struct info_replica *replicas;
     size_t n_replicas;
-    size_t malformed; /* lines skipped: no colon, empty key, duplicate, bad k=v */
+    size_t malformed; /* lines skipped: no colon, empty key, duplicate, bad k=v, a key or
+                       * section name not UTF-8 or with control characters */
     /* nested lines past the per-family bound (info_parse_max), per family:
      * skipped (not entries either) */
     size_t dropped[INFO_NF_COUNT];

@@ -52,6 +52,13 @@ extern const double pow10_exact[23];
  * code points past U+10FFFF are invalid. */
 size_t utf8_seq_len(const unsigned char *p);
 
+/* True when the n bytes at s are valid UTF-8 without control characters
+ * (nor DEL): a name from a peer that can be written as it is, as a label
+ * value or JSON key (written with U+FFFD for invalid bytes, two names could
+ * come out the same). The byte after them must not be a continuation byte
+ * (a NUL, a separator). */
+bool utf8_text_ok(const char *s, size_t n);
+
 /* True when the NUL-terminated s is valid UTF-8. */
 bool utf8_valid(const char *s);
 
