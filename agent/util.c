@@ -80,10 +80,17 @@ uint64_t now_real_us(void)
     return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
 }
 
+/* Each term is digits, an optional fraction and a unit, read here rather
+ * than with strtod: strtod also takes "0x10", "1e3" and "inf", none of them
+ * a duration anyone means. The sum is kept in microseconds, exactly, so a
+ * term finer than a millisecond ("0.4ms", "99.6ms", "0.0001s") is refused
+ * instead of rounded: rounded, "0.4ms" became 0, which means "off" for
+ * the slower cadences, and "99.6ms" passed a 100 ms minimum. */
 int parse_duration_ms(const char *s, uint64_t *out, const char **why)
 {
+    static const uint64_t limit_us = 86400000000ull * 365; /* a year */
     const char *p = s;
-    double total = 0;
+    uint64_t total_us = 0;
     if (!*p) {
         *why = "empty duration";
         return -1;
@@ -93,34 +100,67 @@ int parse_duration_ms(const char *s, uint64_t *out, const char **why)
             *why = "expected a number followed by a unit (ms, s, m, h), e.g. \"250ms\" or \"10s\"";
             return -1;
         }
-        char *end;
-        errno = 0;
-        double v = strtod(p, &end);
-        if (errno || end == p || !isfinite(v)) {
-            *why = "bad number in duration";
-            return -1;
+        /* whole part, then up to 9 fraction digits (nanoseconds of an
+         * hour is 3.6e12: still exact); more digits than that are only
+         * accepted when they are zeros */
+        uint64_t whole = 0, frac = 0, frac_div = 1;
+        for (; *p >= '0' && *p <= '9'; p++) {
+            whole = whole * 10 + (uint64_t)(*p - '0');
+            if (whole > limit_us) {
+                *why = "duration too long";
+                return -1;
+            }
         }
-        p = end;
-        double mult;
+        if (*p == '.') {
+            p++;
+            if (*p < '0' || *p > '9') {
+                *why = "expected digits after the decimal point";
+                return -1;
+            }
+            for (; *p >= '0' && *p <= '9'; p++) {
+                if (frac_div < 1000000000ull)
+                    frac = frac * 10 + (uint64_t)(*p - '0'), frac_div *= 10;
+                else if (*p != '0') {
+                    *why = "finer than a millisecond (durations are whole milliseconds)";
+                    return -1;
+                }
+            }
+        }
+        uint64_t unit_us;
         if (strncmp(p, "ms", 2) == 0)
-            mult = 1, p += 2;
+            unit_us = 1000, p += 2;
         else if (*p == 's')
-            mult = 1000, p++;
+            unit_us = 1000000, p++;
         else if (*p == 'm')
-            mult = 60000, p++;
+            unit_us = 60000000, p++;
         else if (*p == 'h')
-            mult = 3600000, p++;
+            unit_us = 3600000000ull, p++;
         else {
             *why = "missing or unknown unit (use ms, s, m or h)";
             return -1;
         }
-        total += v * mult;
-        if (total > 86400000.0 * 365) {
+        /* whole <= limit_us (about 2^45) and unit_us < 2^32: no overflow
+         * before the check; frac * unit_us < 1e9 * 3.6e9 < 2^62 */
+        if (whole > limit_us / unit_us) {
+            *why = "duration too long";
+            return -1;
+        }
+        uint64_t frac_num = frac * unit_us;
+        if (frac_num % frac_div) {
+            *why = "finer than a millisecond (durations are whole milliseconds)";
+            return -1;
+        }
+        total_us += whole * unit_us + frac_num / frac_div;
+        if (total_us > limit_us) {
             *why = "duration too long";
             return -1;
         }
     }
-    *out = (uint64_t)(total + 0.5);
+    if (total_us % 1000) {
+        *why = "finer than a millisecond (durations are whole milliseconds)";
+        return -1;
+    }
+    *out = total_us / 1000;
     return 0;
 }
 

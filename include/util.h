@@ -33,9 +33,10 @@ double now_real_s(void);
 uint64_t fnv1a(uint64_t h, const void *p, size_t n);
 uint64_t fnv1a_str(uint64_t h, const char *s);
 
-/* Parses a duration such as "250ms", "1s", "1m30s", "2h" into milliseconds.
- * Units: ms, s, m, h; a bare number is rejected. Returns 0, or -1 with a short
- * reason in *why (a static string). */
+/* Parses a duration such as "250ms", "1.5s", "1m30s", "2h" into milliseconds.
+ * Each term is digits with an optional fraction, then a unit (ms, s, m, h);
+ * a bare number, hex, exponents and anything finer than a millisecond are
+ * rejected. Returns 0, or -1 with a short reason in *why (a static string). */
 int parse_duration_ms(const char *s, uint64_t *out, const char **why);
 
 /* Parses a whole string as a finite double (leading/trailing junk rejected). */

@@ -34,6 +34,37 @@ START_TEST(durations)
 }
 END_TEST
 
+/* Only digits, an optional fraction and a unit: strtod's other forms (hex,
+ * exponents, "inf") are refused, and so is anything finer than a
+ * millisecond, which was rounded ("0.4ms" became 0, "off" for a cadence;
+ * "99.6ms" passed a 100 ms minimum). */
+START_TEST(duration_forms)
+{
+    uint64_t ms;
+    const char *why;
+    static const char *const bad[] = {"0x10s", "0X1s", "1e3ms", "1E1s", "1.e3s", "infs", "nans", "1.s", ".5s",
+                                      "+1s", "0.4ms", "99.6ms", "1.0005s", "0.0000001h", "1ms0.5ms", NULL};
+    for (const char *const *b = bad; *b; b++)
+        ck_assert_msg(parse_duration_ms(*b, &ms, &why) == -1, "\"%s\" accepted as %llu ms", *b,
+                      (unsigned long long)ms);
+    ck_assert_int_eq(parse_duration_ms("0.4ms", &ms, &why), -1);
+    ck_assert_ptr_nonnull(strstr(why, "finer than a millisecond"));
+    struct {
+        const char *s;
+        uint64_t ms;
+    } good[] = {{"0s", 0},          {"0.5s", 500},      {"0.001s", 1},        {"1.0ms", 1},
+                {"1.5000000000000s", 1500}, {"0.25m", 15000}, {"1h1m1s1ms", 3661001}, {"0.0001h", 360},
+                {"8760h", 31536000000ull}};
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+        ck_assert_msg(parse_duration_ms(good[i].s, &ms, &why) == 0, "\"%s\": %s", good[i].s, why);
+        ck_assert_uint_eq(ms, good[i].ms);
+    }
+    ck_assert_int_eq(parse_duration_ms("8761h", &ms, &why), -1);
+    ck_assert_int_eq(parse_duration_ms("99999999999999999999999999s", &ms, &why), -1);
+    ck_assert_ptr_nonnull(strstr(why, "too long"));
+}
+END_TEST
+
 START_TEST(doubles)
 {
     double v;
@@ -168,6 +199,7 @@ int main(void)
     Suite *s = suite_create("util");
     TCase *tc = tcase_create("core");
     tcase_add_test(tc, durations);
+    tcase_add_test(tc, duration_forms);
     tcase_add_test(tc, doubles);
     tcase_add_test(tc, g15_matches_printf);
     tcase_add_test(tc, label_names);
