@@ -94,8 +94,12 @@ static void labels_free(struct label *v, size_t n)
 
 static int take_number(struct conf_ctx *c, const cJSON *v, const char *path, double *out)
 {
-    if (!cJSON_IsNumber(v) || !isfinite(v->valuedouble)) {
+    if (!cJSON_IsNumber(v)) {
         conf_err(c, v, 0, path, "expected a number, got %s", conf_type_name(v));
+        return -1;
+    }
+    if (!isfinite(v->valuedouble)) { /* 1e999: cJSON reads it as infinity */
+        conf_err(c, v, 0, path, "not a finite number (out of the range of a double)");
         return -1;
     }
     *out = v->valuedouble;
@@ -250,6 +254,9 @@ static int check_template(const char *t, char *why, size_t n)
 /* Where a rule's values came from, for checks after the merge. */
 struct rule_src {
     const cJSON *obj, *figure, *instances, *thresholds, *receivers;
+    /* given in the file, whether or not the value was taken: a refused
+     * value has had its error and is not also "missing" */
+    const cJSON *name, *threshold, *drop_below;
     const cJSON *receivers_list;
     char path[128];
 };
@@ -302,8 +309,13 @@ static void apply_rule(struct conf_ctx *c, const cJSON *obj, struct alert_rule *
         char *s = NULL;
         double d;
         if (strcmp(k, "name") == 0) {
-            if (conf_take(c, o, ch, sub, &r->name, &u, &b) == 0 && !utf8_valid(r->name)) /* a label value */
-                conf_err(c, ch, 0, sub, "the rule name must be UTF-8 (it is the alertname label)");
+            src->name = ch;
+            if (conf_take(c, o, ch, sub, &r->name, &u, &b) == 0) {
+                if (!r->name[0])
+                    conf_err(c, ch, 0, sub, "the rule name is empty (it is the alertname label)");
+                else if (!utf8_valid(r->name)) /* a label value */
+                    conf_err(c, ch, 0, sub, "the rule name must be UTF-8 (it is the alertname label)");
+            }
         } else if (strcmp(k, "figure") == 0) {
             src->figure = ch;
             if (conf_take(c, o, ch, sub, &s, &u, &b) == 0) {
@@ -321,6 +333,7 @@ static void apply_rule(struct conf_ctx *c, const cJSON *obj, struct alert_rule *
             if (conf_take(c, o, ch, sub, &s, &u, &b) == 0 && rule_op_parse(s, &r->p.op) < 0)
                 conf_err(c, ch, 0, sub, "unknown operator \"%s\" (>, >=, <, <=, ==, !=)", s);
         } else if (strcmp(k, "threshold") == 0) {
+            src->threshold = ch;
             if (take_number(c, ch, sub, &d) == 0)
                 r->p.threshold = d;
         } else if (strcmp(k, "clear_threshold") == 0) {
@@ -329,6 +342,7 @@ static void apply_rule(struct conf_ctx *c, const cJSON *obj, struct alert_rule *
                 r->p.has_clear = true;
             }
         } else if (strcmp(k, "drop_below") == 0) {
+            src->drop_below = ch;
             if (take_number(c, ch, sub, &d) == 0) {
                 if (!(d > 0 && d < 1))
                     conf_err(c, ch, 0, sub, "drop_below must be between 0 and 1 (a share of the baseline), got %g", d);
@@ -407,7 +421,8 @@ static void check_rule(struct conf_ctx *c, struct alert_rule *r, const struct ru
 {
     char sub[256];
     if (!r->name || !r->name[0]) {
-        conf_err(c, src->obj, 0, path, "missing required key \"name\"");
+        if (!src->name)
+            conf_err(c, src->obj, 0, path, "missing required key \"name\"");
         return;
     }
     if (!r->figure_text && !src->figure)
@@ -418,7 +433,7 @@ static void check_rule(struct conf_ctx *c, struct alert_rule *r, const struct ru
         }
         if (r->fig.kind == FIG_UP)
             conf_err(c, src->figure, 0, path, "rule \"%s\": drop_below needs a figure other than up", r->name);
-    } else if (isnan(r->p.threshold)) {
+    } else if (isnan(r->p.threshold) && !src->threshold && !src->drop_below) {
         conf_err(c, src->obj, 0, path, "rule \"%s\": missing required key \"threshold\" (or drop_below)", r->name);
     }
     if (r->p.has_clear) {

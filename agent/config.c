@@ -9,6 +9,7 @@
 
 #include <cjson/cJSON.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,8 +25,6 @@
 #include "log.h"
 #include "prom.h"
 #include "util.h"
-
-#define MAX_CONFIG_BYTES (64u << 20)
 
 /* ---- option tables -------------------------------------------------- */
 
@@ -306,27 +305,101 @@ static void apply_instance_obj(struct conf_ctx *c, const cJSON *obj, struct pend
     }
 }
 
-static char *read_secret_file(const char *path, struct buf *why)
+/* Read whole and checked rather than cut: a password past a fixed buffer
+ * or a NUL became a different password, and the poll failed with
+ * WRONGPASS with nothing pointing at the file. O_NONBLOCK: a FIFO is
+ * opened without waiting for a writer, then refused by fstat. */
+char *config_read_secret(const char *what, const char *path, struct buf *why)
 {
-    FILE *f = fopen(path, "r");
-    if (!f) {
-        buf_printf(why, "cannot read password file \"%s\": %s", path, strerror(errno));
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+    if (fd < 0) {
+        buf_printf(why, "cannot read %s \"%s\": %s", what, path, strerror(errno));
         return NULL;
     }
-    warn_loose("password file", path);
-    char tmp[4096];
-    size_t n = fread(tmp, 1, sizeof tmp - 1, f);
-    fclose(f);
-    tmp[n] = '\0';
-    while (n > 0 && (tmp[n - 1] == '\n' || tmp[n - 1] == '\r'))
-        tmp[--n] = '\0';
+    struct stat st;
+    if (fstat(fd, &st) < 0) {
+        buf_printf(why, "cannot read %s \"%s\": %s", what, path, strerror(errno));
+        close(fd);
+        return NULL;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        buf_printf(why, "%s \"%s\" is %s, not a regular file", what, path,
+                   S_ISDIR(st.st_mode) ? "a directory" : S_ISFIFO(st.st_mode) ? "a FIFO"
+                   : S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode)               ? "a device"
+                   : S_ISSOCK(st.st_mode)                                      ? "a socket"
+                                                                               : "something else");
+        close(fd);
+        return NULL;
+    }
+    if (st.st_mode & S_IROTH)
+        log_warn("config", "%s \"%s\" is world-readable: make it readable by redpulse's user only (under the "
+                 "packaged unit, a dynamic user, load it with LoadCredential=: see redpulse.service)", what, path);
+    /* room for the file's size and one byte more: a full buffer means
+     * longer than the cap, or grown since fstat. Sized by the file, not by
+     * the cap: every reload reads every secret again. */
+    size_t cap = (st.st_size > CONFIG_MAX_SECRET_BYTES ? CONFIG_MAX_SECRET_BYTES : (size_t)st.st_size) + 1, n = 0;
+    char *s = xmalloc(cap + 1);
+    int err = 0;
+    while (n < cap) {
+        ssize_t r = read(fd, s + n, cap - n);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0) {
+            err = errno;
+            break;
+        }
+        if (r == 0)
+            break;
+        n += (size_t)r;
+    }
+    close(fd);
+    const char *nul = memchr(s, '\0', n);
+    if (err) {
+        buf_printf(why, "cannot read %s \"%s\": %s", what, path, strerror(err));
+        goto fail;
+    }
+    if (n > CONFIG_MAX_SECRET_BYTES) {
+        buf_printf(why, "%s \"%s\" is too long (more than %u KiB)", what, path, CONFIG_MAX_SECRET_BYTES >> 10);
+        goto fail;
+    }
+    if (n == cap) {
+        buf_printf(why, "%s \"%s\" changed while it was read", what, path);
+        goto fail;
+    }
+    if (nul) {
+        buf_printf(why, "%s \"%s\" contains a NUL byte (at offset %zu)", what, path, (size_t)(nul - s));
+        goto fail;
+    }
+    while (n > 0 && (s[n - 1] == '\n' || s[n - 1] == '\r'))
+        n--;
     if (n == 0) {
-        buf_printf(why, "password file \"%s\" is empty", path);
-        return NULL;
+        buf_printf(why, "%s \"%s\" is empty", what, path);
+        goto fail;
     }
-    char *s = xstrdup(tmp);
-    memset(tmp, 0, sizeof tmp);
-    return s;
+    s[n] = '\0';
+    char *out = xstrdup(s);
+    explicit_bzero(s, cap + 1);
+    free(s);
+    return out;
+fail:
+    explicit_bzero(s, cap + 1);
+    free(s);
+    return NULL;
+}
+
+enum config_name_fault config_name_check(const char *s)
+{
+    if (!*s)
+        return NAME_EMPTY;
+    if (!utf8_valid(s))
+        return NAME_NOT_UTF8;
+    size_t chars = 0;
+    for (const char *q = s; *q; q++) {
+        if ((unsigned char)*q < 0x21 || *q == 0x7f || strchr("/?&#%+", *q))
+            return NAME_BAD_CHAR;
+        chars += ((unsigned char)*q & 0xc0) != 0x80; /* continuation bytes are no new character */
+    }
+    return chars > CONFIG_NAME_MAX ? NAME_TOO_LONG : NAME_OK;
 }
 
 int config_parse_address(const char *addr, struct instance_cfg *cfg, struct buf *why)
@@ -538,22 +611,28 @@ static void finish_instance(struct conf_ctx *c, struct pending *p, const cJSON *
     struct instance_cfg *cfg = &p->cfg;
     char sub[256];
     struct buf why = BUF_INIT;
+    /* a key given with a value that was refused has had its error: it is
+     * not also "missing" */
     if (!cfg->name) {
-        conf_err(c, inst, 0, path, "missing required key \"name\"");
+        if (!p->o.name)
+            conf_err(c, inst, 0, path, "missing required key \"name\"");
     } else {
         conf_join_path(sub, sizeof sub, path, "name");
-        size_t len = strlen(cfg->name);
-        bool bad = len == 0 || len > 128;
-        for (const char *s = cfg->name; *s; s++)
-            if ((unsigned char)*s < 0x21 || *s == 0x7f || *s == '/' || *s == '?' || *s == '&' || *s == '#' || *s == '%')
-                bad = true;
-        if (!utf8_valid(cfg->name))
-            conf_err(c, p->o.name, 0, sub, "invalid name: not valid UTF-8");
-        else if (bad)
-            conf_err(c, p->o.name, 0, sub, "invalid name \"%s\": 1 to 128 characters, no spaces, control characters or any of / ? & # %%", cfg->name);
+        switch (config_name_check(cfg->name)) {
+        case NAME_OK: break;
+        case NAME_EMPTY: conf_err(c, p->o.name, 0, sub, "the name is empty (%s)", CONFIG_NAME_RULE); break;
+        case NAME_NOT_UTF8: conf_err(c, p->o.name, 0, sub, "invalid name: not valid UTF-8"); break;
+        case NAME_TOO_LONG:
+            conf_err(c, p->o.name, 0, sub, "name too long (%s)", CONFIG_NAME_RULE);
+            break;
+        case NAME_BAD_CHAR:
+            conf_err(c, p->o.name, 0, sub, "invalid name \"%s\": %s", cfg->name, CONFIG_NAME_RULE);
+            break;
+        }
     }
     if (!cfg->address) {
-        conf_err(c, inst, 0, path, "missing required key \"address\"");
+        if (!p->o.address)
+            conf_err(c, inst, 0, path, "missing required key \"address\"");
     } else {
         conf_join_path(sub, sizeof sub, path, "address");
         char *orig = cfg->address;
@@ -584,7 +663,7 @@ static void finish_instance(struct conf_ctx *c, struct pending *p, const cJSON *
         conf_err(c, inst, 0, path, "give at most one of password_file, password_env and password");
     else if (p->password_file) {
         buf_reset(&why);
-        cfg->password = read_secret_file(p->password_file, &why);
+        cfg->password = config_read_secret("password file", p->password_file, &why);
         if (!cfg->password)
             conf_err(c, p->o.password_file, 0, path, "%s", why.p);
     } else if (p->password_env) {
@@ -881,7 +960,9 @@ struct config *config_parse(const char *json, size_t len, const char *origin,
     for (const cJSON *ch = root->child; ch; ch = ch->next) {
         const struct conf_opt *o = conf_find_opt(top_opts, NELEM(top_opts), ch->string);
         if (!o) {
-            conf_err(&c, ch, 1, ch->string, "unknown key \"%s\" (known: listen, log_level, http, defaults, instances, advice, alerts, discovery, shard)", ch->string);
+            char top[256];
+            conf_join_path(top, sizeof top, "", ch->string); /* the file's key: cleaned for the message */
+            conf_err(&c, ch, 1, top, "unknown key \"%s\" (known: listen, log_level, http, defaults, instances, advice, alerts, discovery, shard)", ch->string);
             continue;
         }
         uint64_t u;
@@ -1011,36 +1092,52 @@ out:
     return cfg;
 }
 
-struct config *config_load(const char *path, struct config_errors *errs)
+/* With plain read(2): a FIFO or a slow file system blocks here, on the
+ * caller's thread (the loop thread on reload: the watchdog's business).
+ * The one limit and the one wording for start, reload and --check-config:
+ * two readers had two limits (16 and 64 MiB), so a file the check passed
+ * could fail to start. */
+int config_read_file(const char *path, struct buf *out, struct config_errors *errs)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f) {
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
         buf_printf(&errs->text, "%s: cannot open: %s\n", path, strerror(errno));
         errs->count++;
-        return NULL;
+        return -1;
     }
-    struct buf b = BUF_INIT;
     char tmp[65536];
-    size_t n;
-    while ((n = fread(tmp, 1, sizeof tmp, f)) > 0) {
-        buf_append(&b, tmp, n);
-        if (b.len > MAX_CONFIG_BYTES) {
-            buf_printf(&errs->text, "%s: file larger than %u MiB\n", path, MAX_CONFIG_BYTES >> 20);
+    for (;;) {
+        ssize_t n = read(fd, tmp, sizeof tmp);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            buf_printf(&errs->text, "%s: read error: %s\n", path, strerror(errno));
             errs->count++;
-            fclose(f);
-            buf_free(&b);
-            return NULL;
+            close(fd);
+            return -1;
+        }
+        if (n == 0)
+            break;
+        buf_append(out, tmp, (size_t)n);
+        if (out->len > CONFIG_MAX_FILE_BYTES) {
+            buf_printf(&errs->text, "%s: file larger than %u MiB\n", path, CONFIG_MAX_FILE_BYTES >> 20);
+            errs->count++;
+            close(fd);
+            return -1;
         }
     }
-    bool rerr = ferror(f);
-    fclose(f);
-    if (rerr) {
-        buf_printf(&errs->text, "%s: read error\n", path);
-        errs->count++;
-        buf_free(&b);
-        return NULL;
-    }
-    struct config *c = config_parse(b.p ? b.p : "", b.len, path, errs);
+    close(fd);
+    return 0;
+}
+
+struct config *config_load(const char *path, struct config_errors *errs)
+{
+    struct buf b = BUF_INIT;
+    struct config *c = NULL;
+    if (config_read_file(path, &b, errs) == 0)
+        c = config_parse(b.p ? b.p : "", b.len, path, errs);
+    if (b.p)
+        explicit_bzero(b.p, b.len); /* may hold inline passwords */
     buf_free(&b);
     return c;
 }

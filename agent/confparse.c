@@ -18,14 +18,26 @@ void conf_err(struct conf_ctx *c, const cJSON *node, int key, const char *path, 
 {
     unsigned line, col;
     struct buf *t = &c->errs->text;
-    buf_puts(t, path && *path ? path : "(top level)");
+    /* path and message quote keys and values from the file: one clean line
+     * (a newline in a value split one error into two, the second with no
+     * place; ESC and bytes that are not UTF-8 reached terminals as is).
+     * The path as conf_join_path cleans it ('?'), whoever built it. */
+    struct buf m = BUF_INIT;
+    buf_puts(&m, path && *path ? path : "(top level)");
+    utf8_clean(m.p, m.len, '?');
+    buf_append(t, m.p, m.len);
     if (node && jsonloc_find(c->loc, node, key, &line, &col) == 0)
         buf_printf(t, " (line %u, column %u)", line, col);
     buf_puts(t, ": ");
+    m.len = 0;
+    m.p[0] = '\0';
     va_list ap;
     va_start(ap, fmt);
-    buf_vprintf(t, fmt, ap);
+    buf_vprintf(&m, fmt, ap);
     va_end(ap);
+    utf8_clean(m.p, m.len, ' ');
+    buf_append(t, m.p, m.len);
+    buf_free(&m);
     buf_putc(t, '\n');
     c->errs->count++;
 }
@@ -101,19 +113,30 @@ int conf_take(struct conf_ctx *c, const struct conf_opt *o, const cJSON *v, cons
         return 0;
     }
     case OT_SIZE:
-    case OT_UINT:
-        /* range first: converting a negative or huge double to an integer is UB */
-        if (!cJSON_IsNumber(v) || !(v->valuedouble >= 0 && v->valuedouble < 9e15) ||
-            v->valuedouble != floor(v->valuedouble)) {
+    case OT_UINT: {
+        /* say which way the number is wrong: all of these read "expected a
+         * whole number, got a number". Ranges are checked on the double,
+         * before any conversion (a negative or huge double to an integer is
+         * UB); the tables' bounds are far below 2^53. */
+        double d = cJSON_IsNumber(v) ? v->valuedouble : 0;
+        if (!cJSON_IsNumber(v))
             conf_err(c, v, 0, path, "expected a whole number, got %s", conf_type_name(v));
-            return -1;
+        else if (!isfinite(d))
+            conf_err(c, v, 0, path, "not a finite number (too large: at most %.0f)", o->max);
+        else if (d < 0)
+            conf_err(c, v, 0, path, "negative (%.15g): expected a whole number from %.0f to %.0f", d, o->min, o->max);
+        else if (d != floor(d))
+            conf_err(c, v, 0, path, "not a whole number (%.15g)", d);
+        else if (d > o->max)
+            conf_err(c, v, 0, path, "too large: %.0f (at most %.0f)", d, o->max);
+        else if (d < o->min)
+            conf_err(c, v, 0, path, "too small: %.0f (at least %.0f)", d, o->min);
+        else {
+            *u_out = (uint64_t)d;
+            return 0;
         }
-        if (v->valuedouble < o->min || v->valuedouble > o->max) {
-            conf_err(c, v, 0, path, "%.0f out of range (%.0f to %.0f)", v->valuedouble, o->min, o->max);
-            return -1;
-        }
-        *u_out = (uint64_t)v->valuedouble;
-        return 0;
+        return -1;
+    }
     default:
         return -1;
     }

@@ -361,16 +361,9 @@ static void rebuild(struct discover *d)
 
 /* ---- what a refresh found ------------------------------------------- */
 
-static bool name_ok(const char *s)
-{
-    size_t len = strlen(s);
-    if (len == 0 || len > 128 || !utf8_valid(s))
-        return false;
-    for (; *s; s++)
-        if ((unsigned char)*s < 0x21 || *s == 0x7f || *s == '/' || *s == '?' || *s == '&' || *s == '#' || *s == '%')
-            return false;
-    return true;
-}
+/* config.c's rule for instance names, so a discovered name is one the file
+ * could have given */
+static bool name_ok(const char *s) { return config_name_check(s) == NAME_OK; }
 
 /* The instance a node at host:port becomes: the source's template, the
  * name from its template, the address. Returns 0, or -1 when the node

@@ -53,16 +53,9 @@ static bool in_list(const char *const *l, const char *s)
 }
 
 /* The characters an instance name may hold (config.c's rule). */
-static bool name_ok(const char *s)
-{
-    size_t len = strlen(s);
-    if (len == 0 || len > 128 || !utf8_valid(s))
-        return false;
-    for (; *s; s++)
-        if ((unsigned char)*s < 0x21 || *s == 0x7f || *s == '/' || *s == '?' || *s == '&' || *s == '#' || *s == '%')
-            return false;
-    return true;
-}
+/* config.c's rule for instance names, so a discovered name is one the file
+ * could have given */
+static bool name_ok(const char *s) { return config_name_check(s) == NAME_OK; }
 
 static void source_clear(struct disc_source_cfg *s)
 {

@@ -13,6 +13,7 @@
 #include "deliver.h"
 #include "config.h"
 #include "log.h"
+#include "reload.h"
 #include "reloadctl.h"
 #include "service.h"
 
@@ -63,15 +64,17 @@ static int hash_password(void)
     return 0;
 }
 
-static struct config *load(const char *path)
+/* Through cfg_gen_load, as the daemon loads at start and on reload: one
+ * read path, one size limit, the same messages (path NULL: built-in). */
+static struct cfg_gen *load(const char *path)
 {
     struct config_errors errs = {BUF_INIT, 0};
-    struct config *cfg = path ? config_load(path, &errs) : config_default();
-    if (!cfg)
+    struct cfg_gen *g = cfg_gen_load(path, &errs);
+    if (!g)
         fprintf(stderr, "%s%zu error%s in %s\n", errs.text.p ? errs.text.p : "", errs.count,
-                errs.count == 1 ? "" : "s", path);
+                errs.count == 1 ? "" : "s", path ? path : "the built-in configuration");
     config_errors_free(&errs);
-    return cfg;
+    return g;
 }
 
 int main(int argc, char **argv)
@@ -124,19 +127,19 @@ int main(int argc, char **argv)
     if (reload_pid)
         return reloadctl_client(reload_pid, reload_timeout);
     if (check_path) {
-        struct config *cfg = load(check_path);
-        if (!cfg)
+        struct cfg_gen *g = load(check_path);
+        if (!g)
             return 2;
-        printf("configuration OK (%zu instance%s)\n", cfg->n_instances, cfg->n_instances == 1 ? "" : "s");
-        config_free(cfg);
+        printf("configuration OK (%zu instance%s)\n", g->cfg->n_instances, g->cfg->n_instances == 1 ? "" : "s");
+        cfg_gen_unref(g);
         return 0;
     }
     if (test_receiver) { /* one notification through the real delivery path */
-        struct config *cfg = load(config_path);
-        if (!cfg)
+        struct cfg_gen *g = load(config_path);
+        if (!g)
             return 2;
-        int trc = deliver_test_receiver(cfg->alerts, test_receiver, stdout);
-        config_free(cfg);
+        int trc = deliver_test_receiver(g->cfg->alerts, test_receiver, stdout);
+        cfg_gen_unref(g);
         return trc;
     }
     return service_run(config_path, level != NULL);

@@ -6,56 +6,16 @@
  */
 #include "reload.h"
 
-#include <errno.h>
-#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "globals.h"
 #include "prom.h"
 #include "util.h"
 
-#define MAX_FILE (16u << 20)
-
 static atomic_int last_ok = 1;
 static atomic_llong last_ok_ms; /* Unix milliseconds of the last success */
 static atomic_ullong running_hash;
-
-/* The whole file, with plain read(2): a FIFO or a slow file system blocks
- * here, on the loop thread, which is what the watchdog is for. */
-static int read_file(const char *path, struct buf *out, struct config_errors *errs)
-{
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        buf_printf(&errs->text, "%s: cannot open: %s\n", path, strerror(errno));
-        errs->count++;
-        return -1;
-    }
-    char tmp[65536];
-    for (;;) {
-        ssize_t n = read(fd, tmp, sizeof tmp);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0) {
-            buf_printf(&errs->text, "%s: read error: %s\n", path, strerror(errno));
-            errs->count++;
-            close(fd);
-            return -1;
-        }
-        if (n == 0)
-            break;
-        buf_append(out, tmp, (size_t)n);
-        if (out->len > MAX_FILE) {
-            buf_printf(&errs->text, "%s: file larger than %u MiB\n", path, MAX_FILE >> 20);
-            errs->count++;
-            close(fd);
-            return -1;
-        }
-    }
-    close(fd);
-    return 0;
-}
 
 struct cfg_gen *cfg_gen_load(const char *path, struct config_errors *errs)
 {
@@ -65,7 +25,7 @@ struct cfg_gen *cfg_gen_load(const char *path, struct config_errors *errs)
         c = config_default();
     } else {
         struct buf b = BUF_INIT;
-        if (read_file(path, &b, errs) == 0) {
+        if (config_read_file(path, &b, errs) == 0) {
             h = fnv1a(FNV1A_BASIS, b.p ? b.p : "", b.len);
             c = config_parse(b.p ? b.p : "", b.len, path, errs);
         }

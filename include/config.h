@@ -93,9 +93,19 @@ struct config_errors {
     size_t count;
 };
 
-/* Loads and validates `path`. Returns a config (free with config_free), or
- * NULL with every problem appended to errs. Warnings (inline password,
- * insecure TLS, loose file permissions) are logged, not errors. */
+/* The largest configuration file read, in bytes. */
+#define CONFIG_MAX_FILE_BYTES (16u << 20)
+
+/* Reads the whole file at path into out with plain blocking read(2): the one
+ * read path of configuration files (start, reload, --check-config). Returns
+ * 0, or -1 with one line appended to errs (cannot open / read error, both
+ * with strerror, or larger than CONFIG_MAX_FILE_BYTES). */
+int config_read_file(const char *path, struct buf *out, struct config_errors *errs);
+
+/* Loads and validates `path` (read with config_read_file). Returns a config
+ * (free with config_free), or NULL with every problem appended to errs.
+ * Warnings (inline password, insecure TLS, loose file permissions) are
+ * logged, not errors. */
 struct config *config_load(const char *path, struct config_errors *errs);
 /* Same, from a string; `origin` names it in messages. */
 struct config *config_parse(const char *json, size_t len, const char *origin,
@@ -104,6 +114,25 @@ struct config *config_parse(const char *json, size_t len, const char *origin,
 struct config *config_default(void);
 void config_free(struct config *c);
 void config_errors_free(struct config_errors *e);
+
+/* The largest secret file (password_file and the like) read, in bytes. */
+#define CONFIG_MAX_SECRET_BYTES (64u << 10)
+
+/* Reads the secret in the regular file at path, trailing CR/LF removed.
+ * Refuses (NULL, with a reason naming the file appended to why) a file that
+ * cannot be opened, is not a regular file, is empty, holds a NUL byte or is
+ * longer than CONFIG_MAX_SECRET_BYTES; warns when it is world-readable.
+ * what ("password file") starts the messages. Caller frees (and zeroes). */
+char *config_read_secret(const char *what, const char *path, struct buf *why);
+
+/* The instance name rule, shared by the file's instances and discovery:
+ * 1 to CONFIG_NAME_MAX characters (code points) of UTF-8, no spaces, no
+ * control characters and none of / ? & # % + (they would not reach
+ * /scrape?target= as written: '+' reads as a space there). */
+#define CONFIG_NAME_MAX 128
+#define CONFIG_NAME_RULE "1 to 128 characters, no spaces, control characters or any of / ? & # % +"
+enum config_name_fault { NAME_OK, NAME_EMPTY, NAME_NOT_UTF8, NAME_TOO_LONG, NAME_BAD_CHAR };
+enum config_name_fault config_name_check(const char *s);
 
 /* Parses an instance address into cfg->kind/host/port/path/db (and username
  * when given as user@). Returns 0, or -1 with a message in why. */

@@ -163,9 +163,27 @@ START_TEST(every_error_located)
         "alerts.rules[1].thresholds.cache-9 (line 8, column 20): unknown instance \"cache-9\"",
         "alerts.rules[1].receivers[0] (line 8, column 69): unknown receiver \"nobody\"",
         "alerts.rules[2] (line 9, column 4): rule \"C\": clear_threshold 2 is on the firing side of threshold 1",
-        "alerts.rules[4] (line 12, column 4): rule \"D\": missing required key \"threshold\" (or drop_below)",
         NULL};
-    expect_errors(json, 19, needles);
+    /* D's refused drop_below has its error: no "missing threshold (or
+     * drop_below)" besides it */
+    expect_errors(json, 18, needles);
+}
+END_TEST
+
+/* A threshold cJSON reads as infinity says so (it read "expected a number,
+ * got a number"), and is not also "missing required key threshold"; an
+ * empty rule name is empty, not missing. */
+START_TEST(rule_value_errors_say_why)
+{
+    const char *json = "{" INST ",\n"
+                       " \"alerts\": {\"rules\": [{\"name\": \"r\", \"figure\": \"up\", \"threshold\": 1e999},\n"
+                       "  {\"name\": \"\", \"figure\": \"up\", \"threshold\": 1},\n"
+                       "  {\"name\": \"t\", \"figure\": \"up\", \"threshold\": \"1\"}]}}";
+    const char *needles[] = {
+        "alerts.rules[0].threshold (line 3, column 66): not a finite number (out of the range of a double)",
+        "alerts.rules[1].name (line 4, column 12): the rule name is empty (it is the alertname label)",
+        "alerts.rules[2].threshold (line 5, column 46): expected a number, got a string", NULL};
+    expect_errors(json, 3, needles);
 }
 END_TEST
 
@@ -1045,6 +1063,7 @@ int main(void)
     tcase_add_test(tc, overrides_and_plans);
     tcase_add_test(tc, every_error_located);
     tcase_add_test(tc, label_texts_must_be_utf8);
+    tcase_add_test(tc, rule_value_errors_say_why);
     tcase_add_test(tc, receivers_parse);
     tcase_add_test(tc, pending_then_firing_after_for);
     tcase_add_test(tc, keep_firing_for);

@@ -7,9 +7,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include "buf.h"
 #include "config.h"
+#include "reload.h"
+#include "util.h"
 
 static struct config *parse(const char *json, struct config_errors *e)
 {
@@ -146,7 +150,7 @@ START_TEST(all_errors_reported)
     const char *n[] = {
         "listen (line 1, column 12): expected host:port",
         "bogus (line 1, column 20): unknown key \"bogus\"",
-        "http.threads (line 2, column 22): 0 out of range (1 to 64)",
+        "http.threads (line 2, column 22): too small: 0 (at least 1)",
         "http.colour (line 2, column 25): unknown key \"colour\"",
         "defaults.interval (line 3, column 27): bad duration \"10\"",
         "defaults.name (line 3, column 33): unknown key \"name\" (only valid in an instance)",
@@ -372,6 +376,202 @@ START_TEST(large_file)
 }
 END_TEST
 
+/* A scratch directory of this process (caller removes it). */
+static void scratch(char *dir, size_t n, const char *what)
+{
+    snprintf(dir, n, "/tmp/rp-cfg-%s-%ld", what, (long)getpid());
+    testutil_remove_dir(dir);
+    ck_assert_int_eq(mkdir(dir, 0700), 0);
+}
+
+static void write_file(const char *path, const void *p, size_t n, mode_t mode)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, mode);
+    ck_assert(fd >= 0);
+    ck_assert(write(fd, p, n) == (ssize_t)n);
+    close(fd);
+}
+
+/* --check-config (config_load) and start/reload (cfg_gen_load) read through
+ * one reader: one size limit (16 MiB; the check allowed 64, so a file it
+ * passed failed to start) and one wording, strerror included ("read
+ * error" alone for a directory). */
+START_TEST(one_read_path)
+{
+    char dir[64], big[96];
+    scratch(dir, sizeof dir, "read");
+    snprintf(big, sizeof big, "%s/big.json", dir);
+    const char head[] = "{\"instances\": [{\"name\": \"a\", \"address\": \"127.0.0.1:6399\"}]";
+    size_t n = (17u << 20);
+    char *text = xmalloc(n);
+    memset(text, ' ', n);
+    memcpy(text, head, sizeof head - 1);
+    text[n - 1] = '}';
+    write_file(big, text, n, 0600);
+    free(text);
+    const char *paths[] = {big, dir, "/nonexistent/redpulse.json"};
+    const char *want[] = {": file larger than 16 MiB\n", ": read error: Is a directory\n",
+                          ": cannot open: No such file or directory\n"};
+    for (int i = 0; i < 3; i++) {
+        struct config_errors e1 = {BUF_INIT, 0}, e2 = {BUF_INIT, 0};
+        ck_assert_ptr_null(config_load(paths[i], &e1));
+        ck_assert_ptr_null(cfg_gen_load(paths[i], &e2));
+        ck_assert_uint_eq(e1.count, 1);
+        ck_assert_msg(strstr(e1.text.p, want[i]) && strncmp(e1.text.p, paths[i], strlen(paths[i])) == 0, "%s",
+                      e1.text.p);
+        ck_assert_str_eq(e1.text.p, e2.text.p);
+        config_errors_free(&e1);
+        config_errors_free(&e2);
+    }
+    testutil_remove_dir(dir);
+}
+END_TEST
+
+/* An error is one clean line whatever the file puts in the values and keys
+ * it quotes: a newline in a value made a second, forged line (with no
+ * place of its own) in the log and the reload status; ESC and bytes that
+ * are not UTF-8 reached the terminal of --check-config and --reload. */
+START_TEST(errors_are_clean_lines)
+{
+    const char *json = "{\"bad\xff\x1b[31mRED\": 1,\n"
+                       " \"instances\": [{\"name\": \"a\", \"address\": \"h:1\",\n"
+                       "  \"interval\": \"5s\\ninstances[0] (line 1, column 1): forged\\u001b[2J\",\n"
+                       "  \"log\\u007f\": 1, \"password_env\": \"X\\r\\nY\"}]}";
+    struct config_errors e;
+    ck_assert_ptr_null(parse(json, &e));
+    ck_assert_msg(e.count == 4, "%s", e.text.p);
+    size_t lines = 0;
+    for (const char *q = e.text.p; *q; q++) {
+        lines += *q == '\n';
+        ck_assert_msg(*q == '\n' || ((unsigned char)*q >= 0x20 && *q != 0x7f), "control byte 0x%02x in:\n%s",
+                      (unsigned)(unsigned char)*q, e.text.p);
+    }
+    ck_assert_uint_eq(lines, 4);
+    ck_assert(utf8_valid(e.text.p));
+    const char *needles[] = {"bad??[31mRED (line 1, column 2): unknown key \"bad? [31mRED\"",
+                             "instances[0].interval (line 3, column 15): bad duration \"5s instances[0] (line 1, "
+                             "column 1): forged [2J\"",
+                             "instances[0].log? (line 4, column 3): unknown key \"log \"",
+                             "environment variable \"X  Y\" is not set", NULL};
+    for (const char *const *q = needles; *q; q++)
+        ck_assert_msg(strstr(e.text.p, *q) != NULL, "missing \"%s\" in:\n%s", *q, e.text.p);
+    config_errors_free(&e);
+}
+END_TEST
+
+/* A number the integer keys refuse says what is wrong with it (each read
+ * "expected a whole number, got a number"), and a key whose value was
+ * refused is not also "missing". */
+START_TEST(number_errors_say_why)
+{
+    const char *json = "{\"http\": {\"threads\": 65},\n"
+                       " \"instances\": [{\"name\": \"a\", \"address\": \"h:1\", \"max_reply_bytes\": -1},\n"
+                       "  {\"name\": \"b\", \"address\": \"h:1\", \"max_reply_bytes\": 65536.5},\n"
+                       "  {\"name\": \"c\", \"address\": \"h:1\", \"max_reply_bytes\": 1e400},\n"
+                       "  {\"name\": \"d\", \"address\": \"h:1\", \"max_reply_bytes\": 9007199254740993},\n"
+                       "  {\"name\": 5, \"address\": true}]}";
+    const char *n[] = {"http.threads (line 1, column 22): too large: 65 (at most 64)",
+                       "instances[0].max_reply_bytes (line 2, column 67): negative (-1): expected a whole number from "
+                       "65536 to 67108864",
+                       "instances[1].max_reply_bytes (line 3, column 54): not a whole number (65536.5)",
+                       "instances[2].max_reply_bytes (line 4, column 54): not a finite number (too large: at most "
+                       "67108864)",
+                       "instances[3].max_reply_bytes (line 5, column 54): too large: 9007199254740992 (at most 67108864)",
+                       "instances[4].name (line 6, column 12): expected a string, got a number",
+                       "instances[4].address (line 6, column 26): expected a string, got a boolean", NULL};
+    expect_errors(json, 7, n);
+}
+END_TEST
+
+/* password_file is read whole or refused: a password past 4095 bytes or
+ * holding a NUL was cut (a different password: WRONGPASS, with nothing
+ * pointing at the file), and a directory was "empty". */
+START_TEST(password_file_checked)
+{
+    char dir[64], path[96], fifo[96], json[512];
+    scratch(dir, sizeof dir, "pw");
+    size_t n = 5000;
+    char *pw = xmalloc(70000);
+    memset(pw, 'x', 70000);
+    pw[n - 1] = 'y';
+    snprintf(path, sizeof path, "%s/pw", dir);
+    write_file(path, pw, n, 0600);
+    snprintf(json, sizeof json, "{\"instances\": [{\"name\": \"a\", \"address\": \"h:1\", \"password_file\": \"%s\"}]}",
+             path);
+    struct config_errors e;
+    struct config *c = parse(json, &e);
+    ck_assert_msg(c != NULL, "%s", e.text.p);
+    ck_assert_uint_eq(strlen(c->instances[0].password), n);
+    ck_assert_int_eq(c->instances[0].password[n - 1], 'y');
+    config_free(c);
+    config_errors_free(&e);
+    /* 64 KiB is the cap: past it, "too long" */
+    write_file(path, pw, 65536, 0600);
+    c = parse(json, &e);
+    ck_assert_msg(c != NULL, "%s", e.text.p);
+    config_free(c);
+    config_errors_free(&e);
+    write_file(path, pw, 65537, 0600);
+    char want[160];
+    snprintf(want, sizeof want, "password file \"%s\" is too long (more than 64 KiB)", path);
+    const char *n1[] = {"instances[0] (line 1, column 65): ", want, NULL};
+    expect_errors(json, 1, n1);
+    /* a NUL inside */
+    write_file(path, "ab\0cd\n", 6, 0600);
+    snprintf(want, sizeof want, "password file \"%s\" contains a NUL byte (at offset 2)", path);
+    const char *n2[] = {want, NULL};
+    expect_errors(json, 1, n2);
+    /* a directory, and a FIFO (refused without waiting for a writer) */
+    snprintf(json, sizeof json, "{\"instances\": [{\"name\": \"a\", \"address\": \"h:1\", \"password_file\": \"%s\"}]}",
+             dir);
+    snprintf(want, sizeof want, "password file \"%s\" is a directory, not a regular file", dir);
+    const char *n3[] = {want, NULL};
+    expect_errors(json, 1, n3);
+    snprintf(fifo, sizeof fifo, "%s/fifo", dir);
+    ck_assert_int_eq(mkfifo(fifo, 0600), 0);
+    snprintf(json, sizeof json, "{\"instances\": [{\"name\": \"a\", \"address\": \"h:1\", \"password_file\": \"%s\"}]}",
+             fifo);
+    snprintf(want, sizeof want, "password file \"%s\" is a FIFO, not a regular file", fifo);
+    const char *n4[] = {want, NULL};
+    expect_errors(json, 1, n4);
+    free(pw);
+    testutil_remove_dir(dir);
+}
+END_TEST
+
+/* Names: no '+' ("a+b" was unreachable as /scrape?target=a+b: form
+ * decoding makes it "a b"), and 128 characters, counted as characters (a
+ * 100-character name of 'é', 200 bytes, was refused). */
+START_TEST(instance_names)
+{
+    struct buf j = BUF_INIT;
+    buf_puts(&j, "{\"instances\": [{\"name\": \"");
+    for (int i = 0; i < 128; i++)
+        buf_puts(&j, "\xc3\xa9");
+    buf_puts(&j, "\", \"address\": \"h:1\"}]}");
+    struct config_errors e;
+    struct config *c = parse(j.p, &e);
+    ck_assert_msg(c != NULL, "%s", e.text.p);
+    ck_assert_uint_eq(strlen(c->instances[0].name), 256);
+    config_free(c);
+    config_errors_free(&e);
+    buf_reset(&j);
+    buf_puts(&j, "{\"instances\": [{\"name\": \"");
+    for (int i = 0; i < 129; i++)
+        buf_puts(&j, "\xc3\xa9");
+    buf_puts(&j, "\", \"address\": \"h:1\"},\n {\"name\": \"a+b\", \"address\": \"h:1\"},\n"
+                 " {\"name\": \"\", \"address\": \"h:1\"}]}");
+    const char *n[] = {"instances[0].name (line 1, column 25): name too long (1 to 128 characters, no spaces, control "
+                       "characters or any of / ? & # % +)",
+                       "instances[1].name (line 2, column 11): invalid name \"a+b\": 1 to 128 characters",
+                       "instances[2].name (line 3, column 11): the name is empty", NULL};
+    expect_errors(j.p, 3, n);
+    buf_free(&j);
+    ck_assert_int_eq(config_name_check("a%2Bb"), NAME_BAD_CHAR);
+    ck_assert_int_eq(config_name_check("cache-1:6379"), NAME_OK);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("config");
@@ -386,6 +586,11 @@ int main(void)
     tcase_add_test(tc, defaults_and_file);
     tcase_add_test(tc, label_limit);
     tcase_add_test(tc, large_file);
+    tcase_add_test(tc, one_read_path);
+    tcase_add_test(tc, errors_are_clean_lines);
+    tcase_add_test(tc, number_errors_say_why);
+    tcase_add_test(tc, password_file_checked);
+    tcase_add_test(tc, instance_names);
     suite_add_tcase(s, tc);
     return testutil_run(s);
 }
