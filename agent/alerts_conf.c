@@ -164,24 +164,30 @@ static int take_string_list(struct conf_ctx *c, const cJSON *arr, const char *pa
     return rc;
 }
 
-static char *read_secret(struct conf_ctx *c, const cJSON *node, const char *path, const char *file)
+/* A receiver's token or password goes into a request header: read like
+ * every secret file (config_read_secret), and one line of printable text,
+ * so that a file holding two lines is refused rather than cut or sent with
+ * a line break in the header. */
+static char *read_secret(struct conf_ctx *c, const cJSON *node, const char *path, const char *what,
+                         const char *file)
 {
-    FILE *f = fopen(file, "rb");
-    if (!f) {
-        conf_err(c, node, 0, path, "cannot read \"%s\": %s", file, strerror(errno));
+    struct buf why = {0};
+    char *s = config_read_secret(what, file, &why);
+    if (!s) {
+        conf_err(c, node, 0, path, "%s", why.p);
+        buf_free(&why);
         return NULL;
     }
-    char tmp[4096];
-    size_t n = fread(tmp, 1, sizeof tmp - 1, f);
-    fclose(f);
-    tmp[n] = '\0';
-    tmp[strcspn(tmp, "\r\n")] = '\0';
-    if (!tmp[0]) {
-        conf_err(c, node, 0, path, "\"%s\" is empty", file);
-        return NULL;
-    }
-    char *s = xstrdup(tmp);
-    explicit_bzero(tmp, sizeof tmp);
+    buf_free(&why);
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++)
+        if (*p < 0x20 || *p == 0x7f) {
+            conf_err(c, node, 0, path, "%s \"%s\" holds a %s (at offset %zu): it goes into a request header "
+                     "and must be one line", what, file, *p == '\n' || *p == '\r' ? "line break" : "control character",
+                     (size_t)(p - (const unsigned char *)s));
+            explicit_bzero(s, strlen(s));
+            free(s);
+            return NULL;
+        }
     return s;
 }
 
@@ -547,11 +553,12 @@ static void parse_receiver(struct conf_ctx *c, const cJSON *obj, struct alert_re
         } else if (strcmp(k, "bearer_token_file") == 0) {
             if (conf_take(c, o, ch, sub, &tokfile, &u, &b) == 0) {
                 free(r->bearer);
-                r->bearer = read_secret(c, ch, sub, tokfile);
+                r->bearer = read_secret(c, ch, sub, "bearer token file", tokfile);
             }
         } else if (strcmp(k, "basic_auth") == 0) {
             struct label *ba = NULL;
             size_t nba = 0;
+            bool pass_given = false; /* a file that cannot be read has its own error */
             if (take_labels(c, ch, sub, false, &ba, &nba) == 0) {
                 for (size_t i = 0; i < nba; i++) {
                     char sub2[256];
@@ -562,12 +569,13 @@ static void parse_receiver(struct conf_ctx *c, const cJSON *obj, struct alert_re
                         r->basic_user = xstrdup(ba[i].value);
                     } else if (strcmp(ba[i].name, "password_file") == 0) {
                         free(r->basic_pass);
-                        r->basic_pass = read_secret(c, node, sub2, ba[i].value);
+                        pass_given = true;
+                        r->basic_pass = read_secret(c, node, sub2, "password file", ba[i].value);
                     } else {
                         conf_err(c, node, 1, sub2, "unknown key \"%s\" (known: username, password_file)", ba[i].name);
                     }
                 }
-                if (!r->basic_user || !r->basic_pass)
+                if (!r->basic_user || !pass_given)
                     conf_err(c, ch, 0, sub, "basic_auth needs username and password_file");
             }
             labels_free(ba, nba);

@@ -120,8 +120,7 @@ static void parse_source(struct conf_ctx *c, const cJSON *obj, const char *path,
             conf_take(c, o, ch, sub, &type_s, &u, &b);
         } else if (strcmp(o->key, "name") == 0) {
             if (conf_take(c, o, ch, sub, &s->name, &u, &b) == 0 && !name_ok(s->name))
-                conf_err(c, ch, 0, sub, "invalid name \"%s\": 1 to 128 characters, no spaces, control characters "
-                         "or any of / ? & # %%", s->name);
+                conf_err(c, ch, 0, sub, "invalid name \"%s\": %s", s->name, CONFIG_NAME_RULE);
         } else if (strcmp(o->key, "seeds") == 0 || strcmp(o->key, "sentinels") == 0) {
             if (seeds)
                 conf_err(c, ch, 1, sub, "give \"seeds\" (cluster) or \"sentinels\" (sentinel), not both");
@@ -138,7 +137,7 @@ static void parse_source(struct conf_ctx *c, const cJSON *obj, const char *path,
                 s->remove_after_ms = u;
         } else if (strcmp(o->key, "prefix") == 0) {
             if (conf_take(c, o, ch, sub, &s->prefix, &u, &b) == 0 && !name_ok(s->prefix))
-                conf_err(c, ch, 0, sub, "invalid prefix \"%s\": the characters of an instance name", s->prefix);
+                conf_err(c, ch, 0, sub, "invalid prefix \"%s\": %s", s->prefix, CONFIG_NAME_RULE);
         } else if (strcmp(o->key, "name_template") == 0) {
             tmpl_node = ch;
             conf_take(c, o, ch, sub, &s->name_template, &u, &b);

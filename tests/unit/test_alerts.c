@@ -246,6 +246,49 @@ START_TEST(receivers_parse)
 }
 END_TEST
 
+/* A receiver's secrets go into request headers: a token file of two lines
+ * is refused (it used to be cut at the first line, silently), a password
+ * file that is a directory says so, a CRLF at the end is no part of it. */
+START_TEST(receiver_secret_files)
+{
+    char tok[64], dir[64];
+    snprintf(tok, sizeof tok, "/tmp/rp-alerts-tok2-%ld", (long)getpid());
+    snprintf(dir, sizeof dir, "/tmp/rp-alerts-dir-%ld", (long)getpid());
+    ck_assert_int_eq(mkdir(dir, 0700), 0);
+    FILE *f = fopen(tok, "w");
+    ck_assert_ptr_nonnull(f);
+    fputs("t0ken\nX-Injected: 1\n", f);
+    fclose(f);
+    char json[1024];
+    snprintf(json, sizeof json,
+             "{" INST ", \"alerts\": {\"receivers\": [\n"
+             " {\"name\": \"hook\", \"type\": \"webhook\", \"url\": \"http://h/x\", \"bearer_token_file\": \"%s\"},\n"
+             " {\"name\": \"h2\", \"type\": \"webhook\", \"url\": \"http://h/y\",\n"
+             "  \"basic_auth\": {\"username\": \"u\", \"password_file\": \"%s\"}}]}}", tok, dir);
+    char n1[256], n2[256];
+    snprintf(n1, sizeof n1, "bearer token file \"%s\" holds a line break (at offset 5)", tok);
+    snprintf(n2, sizeof n2, "password file \"%s\" is a directory, not a regular file", dir);
+    const char *needles[] = {n1, n2, NULL};
+    expect_errors(json, 2, needles);
+
+    f = fopen(tok, "w");
+    ck_assert_ptr_nonnull(f);
+    fputs("t0ken\r\n", f);
+    fclose(f);
+    snprintf(json, sizeof json,
+             "{" INST ", \"alerts\": {\"receivers\": [\n"
+             " {\"name\": \"hook\", \"type\": \"webhook\", \"url\": \"http://h/x\", \"bearer_token_file\": \"%s\"}]}}",
+             tok);
+    struct config_errors e;
+    struct config *c = parse(json, &e);
+    unlink(tok);
+    rmdir(dir);
+    ck_assert_msg(c != NULL, "%s", e.text.p);
+    ck_assert_str_eq(c->alerts->recv[0].bearer, "t0ken");
+    config_free(c);
+}
+END_TEST
+
 /* ---- the state machine ------------------------------------------------- */
 
 static struct rule_params gt(double thr, double for_s, double keep_s)
@@ -1065,6 +1108,7 @@ int main(void)
     tcase_add_test(tc, label_texts_must_be_utf8);
     tcase_add_test(tc, rule_value_errors_say_why);
     tcase_add_test(tc, receivers_parse);
+    tcase_add_test(tc, receiver_secret_files);
     tcase_add_test(tc, pending_then_firing_after_for);
     tcase_add_test(tc, keep_firing_for);
     tcase_add_test(tc, hysteresis);
