@@ -290,7 +290,21 @@ void utf8_clean(char *s, size_t n, char ctrl)
 
 bool utf8_text_ok(const char *s, size_t n)
 {
-    for (size_t i = 0; i < n; i++) {
+    /* Eight bytes at a time while they are all printable ASCII, the usual
+     * case: it runs on every INFO key outside the field table at every
+     * poll (commandstats, errorstats, latencystats), where the byte loop
+     * below alone was 4% of poll_micro's instructions (callgrind). A byte
+     * below 0x20 or above 0x7e sets its high bit in `odd`. */
+    const uint64_t ones = 0x0101010101010101u, highs = 0x8080808080808080u;
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t x;
+        memcpy(&x, s + i, 8);
+        uint64_t odd = ((x - ones * 0x20) & ~x) | ((x + ones * (0x7f - 0x7e)) | x);
+        if (odd & highs)
+            break;
+    }
+    for (; i < n; i++) {
         unsigned char c = (unsigned char)s[i];
         if (c < 0x20 || c == 0x7f)
             return false;

@@ -1,6 +1,7 @@
 /* test_util.c - durations, numbers, label names, buffers and JSON strings. */
 #include <check.h>
 #include <math.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -170,6 +171,58 @@ START_TEST(json_strings)
 }
 END_TEST
 
+/* utf8_text_ok against the byte loop it replaced, every odd byte at every
+ * place of strings long enough for its eight-byte steps: a control
+ * character, DEL, a lone continuation byte, a sequence cut by the end, and
+ * valid two-, three- and four-byte characters. */
+static bool text_ok_ref(const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c < 0x20 || c == 0x7f)
+            return false;
+        if (c >= 0x80) {
+            size_t l = c >= 0xc2 && c <= 0xdf ? 2 : c >= 0xe0 && c <= 0xef ? 3 : c >= 0xf0 && c <= 0xf4 ? 4 : 0;
+            if (!l || l > n - i)
+                return false;
+            for (size_t k = 1; k < l; k++)
+                if (((unsigned char)s[i + k] & 0xc0) != 0x80)
+                    return false;
+            i += l - 1;
+        }
+    }
+    return true;
+}
+
+START_TEST(utf8_text_checks)
+{
+    static const char *const odd[] = {"\x01", "\x1f", "\t", "\x7f", "\x80", "\xff", "\xc3", "\xe2\x82",
+                                      "\xc3\xa9", "\xe2\x82\xac", "\xf0\x9f\x98\x80", " ", "~", NULL};
+    char s[64];
+    size_t checked = 0, refused = 0;
+    for (size_t len = 0; len <= 40; len++)
+        for (size_t at = 0; at <= len; at++)
+            for (const char *const *o = odd; *o; o++) {
+                size_t ol = strlen(*o);
+                if (len + ol >= sizeof s)
+                    continue;
+                memset(s, 'a', len);
+                memmove(s + at + ol, s + at, len - at);
+                memcpy(s + at, *o, ol);
+                s[len + ol] = '\0';
+                bool want = text_ok_ref(s, len + ol);
+                ck_assert_msg(utf8_text_ok(s, len + ol) == want, "length %zu, \"%s\" at %zu: expected %d", len, *o,
+                              at, want);
+                checked++;
+                refused += !want;
+            }
+    ck_assert_uint_gt(refused, checked / 3);
+    ck_assert(utf8_text_ok("cmdstat_config|get", 18));
+    ck_assert(!utf8_text_ok("cmdstat_config|get\n", 19));
+    ck_assert(!utf8_text_ok("abcdefgh\xe2\x82\xac", 10)); /* a character cut by n */
+}
+END_TEST
+
 START_TEST(buf_growth)
 {
     struct buf b = BUF_INIT;
@@ -206,6 +259,7 @@ int main(void)
     tcase_add_test(tc, buf_numbers);
     tcase_add_test(tc, json_strings);
     tcase_add_test(tc, buf_growth);
+    tcase_add_test(tc, utf8_text_checks);
     suite_add_tcase(s, tc);
     return testutil_run(s);
 }
