@@ -395,7 +395,7 @@ enum config_name_fault config_name_check(const char *s)
         return NAME_NOT_UTF8;
     size_t chars = 0;
     for (const char *q = s; *q; q++) {
-        if ((unsigned char)*q < 0x21 || *q == 0x7f || strchr("/?&#%+", *q))
+        if ((unsigned char)*q < 0x21 || *q == 0x7f || strchr("/?&#%", *q))
             return NAME_BAD_CHAR;
         chars += ((unsigned char)*q & 0xc0) != 0x80; /* continuation bytes are no new character */
     }

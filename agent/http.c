@@ -442,6 +442,21 @@ static enum MHD_Result authorize(struct http_server *s, struct req *rq, const ch
     return MHD_YES;
 }
 
+/* A query value percent-encoded but for the unreserved characters (a '+'
+ * as is would read as a space): the result needs no HTML escaping. */
+static void query_escape(struct buf *b, const char *s)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || strchr("-._~", *p)) {
+            buf_putc(b, (char)*p);
+        } else {
+            char e[3] = {'%', hex[*p >> 4], hex[*p & 15]};
+            buf_append(b, e, 3);
+        }
+    }
+}
+
 static void html_escape(struct buf *b, const char *s)
 {
     for (; *s; s++) {
@@ -474,7 +489,7 @@ static enum MHD_Result landing(struct http_server *s, struct MHD_Connection *c)
         buf_puts(&b, "<li>");
         html_escape(&b, name);
         buf_puts(&b, ": <a href=\"/scrape?target=");
-        html_escape(&b, name);
+        query_escape(&b, name);
         buf_puts(&b, "\">metrics</a>, <a href=\"/api/v1/instances/");
         html_escape(&b, name);
         buf_puts(&b, "\">json</a>");

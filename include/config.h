@@ -127,10 +127,12 @@ char *config_read_secret(const char *what, const char *path, struct buf *why);
 
 /* The instance name rule, shared by the file's instances and discovery:
  * 1 to CONFIG_NAME_MAX characters (code points) of UTF-8, no spaces, no
- * control characters and none of / ? & # % + (they would not reach
- * /scrape?target= as written: '+' reads as a space there). */
+ * control characters and none of / ? & # % (they would not reach
+ * /scrape?target= as written). A '+' is allowed: it reads as a space in a
+ * query typed by hand, but Prometheus sends it as %2B, and the landing
+ * page's links percent-encode the name. */
 #define CONFIG_NAME_MAX 128
-#define CONFIG_NAME_RULE "1 to 128 characters, no spaces, control characters or any of / ? & # % +"
+#define CONFIG_NAME_RULE "1 to 128 characters, no spaces, control characters or any of / ? & # %"
 enum config_name_fault { NAME_OK, NAME_EMPTY, NAME_NOT_UTF8, NAME_TOO_LONG, NAME_BAD_CHAR };
 enum config_name_fault config_name_check(const char *s);
 

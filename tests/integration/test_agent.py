@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 import unittest
+from urllib.parse import quote
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
@@ -39,14 +40,15 @@ class AgentSuite(unittest.TestCase):
             {"name": "plain", "address": "redis://127.0.0.1:%d" % cls.plain.port},
             {"name": "acl", "address": "127.0.0.1:%d" % cls.acl.port, "username": "monitor",
              "password_file": pw, "labels": {"namespace": "prod"}},
-            {"name": "unix", "address": "unix://" + cls.unix.unix},
+            {"name": "unix+sock", "address": "unix://" + cls.unix.unix},
             {"name": "tls", "address": "rediss://127.0.0.1:%d" % cls.tlss.port,
              "tls": {"ca_file": cls.tls["ca"]}},
             {"name": "victim", "address": "redis://127.0.0.1:%d" % cls.victim.port},
             {"name": "paused", "address": "redis://127.0.0.1:%d" % cls.paused.port},
         ], defaults={"interval": "%dms" % (INTERVAL * 1000), "timeout": "%dms" % (TIMEOUT * 1000),
                      "labels": {"env": "test"}})
-        cls.names = ["plain", "acl", "unix", "tls", "victim", "paused"]
+        # "unix+sock": a '+' in a name is reached as %2B, as Prometheus sends it
+        cls.names = ["plain", "acl", "unix+sock", "tls", "victim", "paused"]
         wait_for(lambda: cls.agent.get("/readyz")[0] == 200, 10, what="/readyz")
 
     @classmethod
@@ -77,7 +79,7 @@ class AgentSuite(unittest.TestCase):
     def test_02_values_equal_info(self):
         """Stable fields equal INFO exactly; counters are sandwiched between
         INFO read before and after the scrape."""
-        for name, srv in (("plain", self.plain), ("acl", self.acl), ("unix", self.unix), ("tls", self.tlss)):
+        for name, srv in (("plain", self.plain), ("acl", self.acl), ("unix+sock", self.unix), ("tls", self.tlss)):
             c = srv.client()
             c.cmd("CONFIG", "SET", "maxmemory", "123456789")
             c.pipeline([("SET", "k%d" % i, "v") for i in range(50)] + [("EXPIRE", "k1", "1000")])
@@ -87,10 +89,10 @@ class AgentSuite(unittest.TestCase):
             before = c.info()
             t_before = time.time()
             # the scrape must hold a poll that happened after `before`
-            wait_for(lambda: value(self.agent.metrics("/scrape?target=" + name),
+            wait_for(lambda: value(self.agent.metrics("/scrape?target=" + quote(name, safe="")),
                                    "redpulse_last_poll_timestamp_seconds", target=name) > t_before,
                      3 * INTERVAL, what="a poll after the first INFO")
-            m = self.agent.metrics("/scrape?target=" + name)
+            m = self.agent.metrics("/scrape?target=" + quote(name, safe=""))
             j = self.agent.instance(name)
             after = c.info()
             c.close()
@@ -131,7 +133,7 @@ class AgentSuite(unittest.TestCase):
                                  int(after["total_commands_processed"]))
 
     def test_03_promtool_clean(self):
-        for path in ["/metrics"] + ["/scrape?target=" + n for n in self.names]:
+        for path in ["/metrics"] + ["/scrape?target=" + quote(n, safe="") for n in self.names]:
             status, headers, body = self.agent.get(path)
             self.assertEqual(status, 200, path)
             self.assertTrue(headers["Content-Type"].startswith("text/plain; version=0.0.4"))
@@ -140,7 +142,7 @@ class AgentSuite(unittest.TestCase):
 
     def test_04_scrape_only_configured(self):
         for n in self.names:
-            m = self.agent.metrics("/scrape?target=" + n)
+            m = self.agent.metrics("/scrape?target=" + quote(n, safe=""))
             targets = {dict(l).get("target") for (name, l) in m}
             self.assertEqual(targets, {n})
         for bad in ("nope", "127.0.0.1:6379", "redis://127.0.0.1:%d" % self.plain.port, "plain%00", "plain%00x",
@@ -166,7 +168,11 @@ class AgentSuite(unittest.TestCase):
         self.assertEqual((status, body), (200, b""))
         status, headers, body = self.agent.get("/")
         self.assertEqual(status, 200)
-        self.assertIn(b"/scrape?target=plain", body)
+        self.assertIn(b"/scrape?target=plain\"", body)
+        # the landing page's links percent-encode the name: a '+' as is
+        # would be read as a space
+        self.assertIn(b'href="/scrape?target=unix%2Bsock"', body)
+        self.assertEqual(self.agent.get("/scrape?target=unix+sock")[0], 404)
         self.assertEqual(headers.get("X-Content-Type-Options"), "nosniff")
         status, _, body = self.agent.get("/api/v1/instances")
         arr = json.loads(body)
@@ -190,7 +196,7 @@ class AgentSuite(unittest.TestCase):
         self.assertIsNotNone(j["last_error"])
         # everyone else keeps being polled on time while the victim is down
         before = {n: value(self.agent.metrics(), "redpulse_last_poll_timestamp_seconds", target=n)
-                  for n in ("plain", "acl", "unix", "tls")}
+                  for n in ("plain", "acl", "unix+sock", "tls")}
         time.sleep(3 * INTERVAL)
         m = self.agent.metrics()
         for n, ts in before.items():

@@ -539,9 +539,9 @@ START_TEST(password_file_checked)
 }
 END_TEST
 
-/* Names: no '+' ("a+b" was unreachable as /scrape?target=a+b: form
- * decoding makes it "a b"), and 128 characters, counted as characters (a
- * 100-character name of 'é', 200 bytes, was refused). */
+/* Names: 128 characters, counted as characters (a 100-character name of
+ * 'é', 200 bytes, was refused); '+' allowed (/scrape?target=a%2Bb reaches
+ * it, as Prometheus sends it). */
 START_TEST(instance_names)
 {
     struct buf j = BUF_INIT;
@@ -559,15 +559,16 @@ START_TEST(instance_names)
     buf_puts(&j, "{\"instances\": [{\"name\": \"");
     for (int i = 0; i < 129; i++)
         buf_puts(&j, "\xc3\xa9");
-    buf_puts(&j, "\", \"address\": \"h:1\"},\n {\"name\": \"a+b\", \"address\": \"h:1\"},\n"
+    buf_puts(&j, "\", \"address\": \"h:1\"},\n {\"name\": \"a#b\", \"address\": \"h:1\"},\n"
                  " {\"name\": \"\", \"address\": \"h:1\"}]}");
     const char *n[] = {"instances[0].name (line 1, column 25): name too long (1 to 128 characters, no spaces, control "
-                       "characters or any of / ? & # % +)",
-                       "instances[1].name (line 2, column 11): invalid name \"a+b\": 1 to 128 characters",
+                       "characters or any of / ? & # %)",
+                       "instances[1].name (line 2, column 11): invalid name \"a#b\": 1 to 128 characters",
                        "instances[2].name (line 3, column 11): the name is empty", NULL};
     expect_errors(j.p, 3, n);
     buf_free(&j);
-    ck_assert_int_eq(config_name_check("a%2Bb"), NAME_BAD_CHAR);
+    /* '+' stays allowed: names with one worked before (Prometheus sends %2B) */
+    ck_assert_int_eq(config_name_check("cache+1"), NAME_OK);
     ck_assert_int_eq(config_name_check("cache-1:6379"), NAME_OK);
 }
 END_TEST
