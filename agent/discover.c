@@ -63,6 +63,19 @@ struct known {
     bool seen;                /* listed by the refresh being applied */
 };
 
+/* A node removed while listed failed. It goes when a refresh lists it
+ * healthy (it is added again), or when TOMB_MISSES refreshes in a row that
+ * cover its master (Sentinel; a cluster's cover all) do not list it: one
+ * refresh of a seed or Sentinel that does not list it, or one that did
+ * not ask its master, must not forget it (it was found again at the next
+ * refresh that listed it failed). */
+#define TOMB_MISSES 3
+struct tomb {
+    char *key;
+    char *master; /* sentinel_master, or NULL */
+    unsigned misses;
+};
+
 struct source {
     struct discover *d;
     const struct disc_source_cfg *cfg;
@@ -93,7 +106,7 @@ struct source {
      * dead node until CLUSTER FORGET, a Sentinel a dead replica until
      * SENTINEL RESET: each remove_after it was found again, and RedisDown
      * resolved and fired anew) */
-    char **tomb;
+    struct tomb *tomb;
     size_t n_tomb;
     size_t last_skipped;      /* nodes the last refresh left out (logged when it changes) */
     bool failing;
@@ -461,21 +474,33 @@ static bool set_label(struct instance_cfg *ic, const char *name, const char *val
     return true;
 }
 
-/* Whether this round's answer speaks for k: a cluster's answer is the
- * whole topology, and so is a Sentinel's when it follows all masters; a
- * master name the Sentinel did not know keeps its nodes as they were. */
-static bool covered(const struct source *s, const struct known *k)
+/* A node's sentinel_master label, or NULL (a cluster's node). */
+static const char *sentinel_master_of(const struct instance_cfg *c)
+{
+    for (size_t i = 0; i < c->n_labels; i++)
+        if (strcmp(c->labels[i].name, "sentinel_master") == 0)
+            return c->labels[i].value;
+    return NULL;
+}
+
+/* Whether this round's answer speaks for the nodes of master m: a
+ * cluster's answer is the whole topology, and so is a Sentinel's when it
+ * follows all masters; a master name the Sentinel did not know keeps its
+ * nodes as they were. */
+static bool master_covered(const struct source *s, const char *m)
 {
     if (s->kind == DISC_CLUSTER || s->cfg->n_masters == 0)
         return true;
-    const char *m = NULL;
-    for (size_t i = 0; i < k->cfg.n_labels; i++)
-        if (strcmp(k->cfg.labels[i].name, "sentinel_master") == 0)
-            m = k->cfg.labels[i].value;
     for (size_t i = 0; m && i < s->n_answered; i++)
         if (strcmp(s->answered[i], m) == 0)
             return true;
     return false;
+}
+
+/* Same, for a node the source knows. */
+static bool covered(const struct source *s, const struct known *k)
+{
+    return master_covered(s, sentinel_master_of(&k->cfg));
 }
 
 static int cmp_u64(const void *a, const void *b)
@@ -524,7 +549,7 @@ static void trim_unlisted(struct source *s)
 static size_t *tomb_slot(const struct source *s, size_t *slot, size_t cap, const char *key)
 {
     size_t i = slot_of(key, cap);
-    while (slot[i] && strcmp(s->tomb[slot[i] - 1], key) != 0)
+    while (slot[i] && strcmp(s->tomb[slot[i] - 1].key, key) != 0)
         i = (i + 1) & (cap - 1);
     return &slot[i];
 }
@@ -532,17 +557,25 @@ static size_t *tomb_slot(const struct source *s, size_t *slot, size_t cap, const
 /* What a merge saw of a tombstone. */
 enum { TOMB_UNLISTED, TOMB_DOWN, TOMB_HEALTHY };
 
-/* Keeps the tombstones listed failed again by this refresh; the others
- * go (a node listed healthy was added again, one no longer listed is
- * forgotten by the topology too). */
+/* Keeps the tombstones listed failed again by this refresh, and those
+ * not listed fewer than TOMB_MISSES covering refreshes in a row; the
+ * others go (a node listed healthy was added again, one no longer listed
+ * is forgotten by the topology too). */
 static void tombs_keep_down(struct source *s, const unsigned char *state)
 {
     size_t w = 0;
     for (size_t i = 0; i < s->n_tomb; i++) {
+        struct tomb *t = &s->tomb[i];
         if (state[i] == TOMB_DOWN)
-            s->tomb[w++] = s->tomb[i];
-        else
-            free(s->tomb[i]);
+            t->misses = 0;
+        else if (state[i] == TOMB_UNLISTED && master_covered(s, t->master))
+            t->misses++;
+        if (state[i] == TOMB_HEALTHY || t->misses >= TOMB_MISSES) {
+            free(t->key);
+            free(t->master);
+        } else {
+            s->tomb[w++] = *t;
+        }
     }
     s->n_tomb = w;
 }
@@ -563,7 +596,7 @@ static bool merge(struct source *s, uint64_t now)
     size_t *tslot = xcalloc(tcap, sizeof *tslot);
     unsigned char *tstate = xcalloc(s->n_tomb ? s->n_tomb : 1, 1);
     for (size_t i = 0; i < s->n_tomb; i++)
-        *tomb_slot(s, tslot, tcap, s->tomb[i]) = i + 1;
+        *tomb_slot(s, tslot, tcap, s->tomb[i].key) = i + 1;
     for (size_t i = 0; i < s->got.n; i++) {
         const struct disc_node *n = &s->got.v[i];
         char *key = addr_key(n->host, n->port);
@@ -639,8 +672,9 @@ static bool merge(struct source *s, uint64_t now)
                      k->flag ? k->flag : "gone", (unsigned long long)sc->remove_after_ms,
                      unlisted ? "" : "; not added again while the topology lists it failed");
             if (!unlisted) {
+                const char *m = sentinel_master_of(&k->cfg);
                 s->tomb = xrealloc(s->tomb, (s->n_tomb + 1) * sizeof *s->tomb);
-                s->tomb[s->n_tomb++] = k->key;
+                s->tomb[s->n_tomb++] = (struct tomb){k->key, m ? xstrdup(m) : NULL, 0};
                 k->key = NULL;
             }
             known_clear(k);
@@ -1018,8 +1052,10 @@ static void source_free(struct source *s)
     for (size_t i = 0; i < s->n_known; i++)
         known_clear(&s->known[i]);
     free(s->known);
-    for (size_t i = 0; i < s->n_tomb; i++)
-        free(s->tomb[i]);
+    for (size_t i = 0; i < s->n_tomb; i++) {
+        free(s->tomb[i].key);
+        free(s->tomb[i].master);
+    }
     free(s->tomb);
     free(s->name);
     free(s);
