@@ -450,6 +450,22 @@ class Sentinel(unittest.TestCase):
         wait_for(lambda: series(self.agent.metrics(), "redis_instance_info", target=r)[0][0]["role"] == "master",
                  5, step=0.2, what="series relabelled")
 
+    def test_c_sentinel_given_as_a_server_is_named(self):
+        """A Sentinel's address configured as an instance answers INFO, so it
+        is up, with nothing to measure: one warning says what it is."""
+        a = Agent(self.tmp.path, [{"name": "oops", "address": "127.0.0.1:%d" % self.sentinel.port,
+                                   "interval": "200ms", "timeout": "150ms"}])
+        try:
+            want = "oops: redis://127.0.0.1:%d is a Sentinel (redis_mode:sentinel), not a Redis server" % \
+                self.sentinel.port
+            wait_for(lambda: want in a.log_text(), 10, step=0.1, what="the warning")
+            polls = a.instance("oops")["polls"]
+            wait_for(lambda: a.instance("oops")["polls"] >= polls + 5, 10, step=0.1, what="five polls more")
+            self.assertEqual(a.log_text().count(want), 1)
+            self.assertEqual(series(a.metrics(), "redis_up", target="oops")[0][1], 1)
+        finally:
+            self.assertEqual(a.stop(), 0)
+
 
 class Shards(unittest.TestCase):
     def test_two_agents_split_100_instances(self):
