@@ -156,35 +156,81 @@ void http_render_metrics(struct registry *reg, const char *target, struct buf *o
     }
 }
 
+static bool is_ows(char c) { return c == ' ' || c == '\t'; }
+
+/* An RFC 9110 qvalue in p[0..n): "0" ["." up to 3 digits] or "1" ["." up
+ * to 3 zeros]. Its value in thousandths, or -1 when it is none. */
+static int qvalue(const char *p, size_t n)
+{
+    if (n == 0 || (p[0] != '0' && p[0] != '1'))
+        return -1;
+    int v = (p[0] - '0') * 1000;
+    if (n == 1)
+        return v;
+    if (p[1] != '.' || n > 5)
+        return -1;
+    int scale = 100;
+    for (size_t i = 2; i < n; i++, scale /= 10) {
+        if (p[i] < '0' || p[i] > '9')
+            return -1;
+        v += (p[i] - '0') * scale;
+    }
+    return v <= 1000 ? v : -1;
+}
+
+/* Accept-Encoding as RFC 9110 12.5.3 reads it: codings with optional
+ * weights, q=0 "not acceptable"; "*" stands for the codings not named, so a
+ * named gzip decides whatever "*" says. An element that does not parse (a
+ * weight that is no qvalue, another parameter, text after the weight) counts
+ * for nothing: gzip goes only to a client that clearly accepts it. Named
+ * twice, the lower weight wins. Reads nothing past the NUL. */
 int http_accepts_gzip(const char *ae)
 {
     if (!ae)
         return 0;
+    int gzip = -1, star = -1; /* lowest weight given, in thousandths; -1: not named */
     const char *p = ae;
-    while (*p) {
-        while (*p == ' ' || *p == ',')
+    for (;;) {
+        const char *e = p + strcspn(p, ","); /* one element: p..e */
+        while (p < e && is_ows(*p))
             p++;
-        const char *tok = p;
-        while (*p && *p != ',')
-            p++;
-        size_t tl = (size_t)(p - tok);
-        const char *semi = memchr(tok, ';', tl);
-        size_t nl = semi ? (size_t)(semi - tok) : tl;
-        while (nl && tok[nl - 1] == ' ')
-            nl--;
-        if ((nl == 4 && strncasecmp(tok, "gzip", 4) == 0) || (nl == 1 && tok[0] == '*')) {
-            if (!semi)
-                return 1;
-            const char *q = semi + 1;
-            while (*q == ' ')
-                q++;
-            if (strncasecmp(q, "q=", 2) != 0)
-                return 1;
-            double qv = strtod(q + 2, NULL);
-            return qv > 0;
+        const char *t = p; /* the coding: p..t */
+        while (t < e && *t != ';' && !is_ows(*t))
+            t++;
+        const char *r = t;
+        while (r < e && is_ows(*r))
+            r++;
+        int q = 1000;
+        if (r < e) { /* only "; q=VALUE" may follow the coding */
+            q = -1;
+            if (*r++ == ';') {
+                while (r < e && is_ows(*r))
+                    r++;
+                if (e - r >= 2 && (r[0] == 'q' || r[0] == 'Q') && r[1] == '=') {
+                    const char *v = r + 2, *ve = v;
+                    while (ve < e && !is_ows(*ve))
+                        ve++;
+                    const char *z = ve;
+                    while (z < e && is_ows(*z))
+                        z++;
+                    if (z == e)
+                        q = qvalue(v, (size_t)(ve - v));
+                }
+            }
         }
+        size_t tl = (size_t)(t - p);
+        int *w = NULL; /* the weight this element gives */
+        if (q >= 0 && tl == 4 && strncasecmp(p, "gzip", 4) == 0)
+            w = &gzip;
+        else if (q >= 0 && tl == 1 && *p == '*')
+            w = &star;
+        if (w && (*w < 0 || q < *w))
+            *w = q;
+        if (!*e)
+            break;
+        p = e + 1;
     }
-    return 0;
+    return gzip >= 0 ? gzip > 0 : star > 0;
 }
 
 int http_gzip(const char *in, size_t len, struct buf *out)

@@ -12,6 +12,7 @@ import base64
 import http.client
 import json
 import os
+import gzip
 import re
 import shutil
 import signal
@@ -576,6 +577,21 @@ class HttpLimits(unittest.TestCase):
 
     def test_slow_read(self):
         self.attack(["-X", "-c", "400", "-r", "200", "-w", "16", "-y", "32", "-n", "5", "-z", "8", "-k", "3", "-p", "3"])
+
+    def test_accept_encoding(self):
+        """gzip only where Accept-Encoding accepts it (RFC 9110 12.5.3):
+        q=0 refuses, "*" speaks for codings not named, a malformed weight
+        counts for nothing (the old token match sent gzip to "*, gzip;q=0"
+        and to "gzip;q=0.5x", and none to "*;q=0, gzip")."""
+        for ae, want in (("gzip", True), ("x, GZIP;q=0.5", True), ("*", True), ("*;q=0, gzip", True),
+                         ("deflate, gzip;q=1.0, *;q=0.5", True), ("gzip;q=0", False), ("*;q=0", False),
+                         ("*, gzip;q=0", False), ("gzip;q=0.5x", False), ("identity", False), (None, False)):
+            status, headers, body = http_get(self.agent.port, "/metrics", headers={"Accept-Encoding": ae} if ae else {})
+            self.assertEqual(status, 200, ae)
+            self.assertEqual(headers.get("Content-Encoding"), "gzip" if want else None, ae)
+            if want:
+                body = gzip.decompress(body)
+            self.assertIn(b"redis_up", body, ae)
 
 
 class ExposureWarnings(unittest.TestCase):

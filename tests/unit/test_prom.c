@@ -717,6 +717,58 @@ START_TEST(accept_encoding)
     ck_assert(!http_accepts_gzip("x-gzip2"));
     ck_assert(!http_accepts_gzip(""));
     ck_assert(!http_accepts_gzip(NULL));
+    /* RFC 9110 12.5.3: q=0 refuses; "*" speaks for codings not named, so a
+     * named gzip decides whatever "*" says, before or after it */
+    ck_assert(!http_accepts_gzip("*, gzip;q=0"));
+    ck_assert(!http_accepts_gzip("gzip;q=0, *"));
+    ck_assert(http_accepts_gzip("*;q=0, gzip"));
+    ck_assert(http_accepts_gzip("gzip, *;q=0"));
+    ck_assert(!http_accepts_gzip("*;q=0"));
+    ck_assert(!http_accepts_gzip("*;q=0, identity"));
+    ck_assert(http_accepts_gzip("identity;q=0, *"));
+    ck_assert(http_accepts_gzip("x, GZIP;q=0.5"));
+    ck_assert(http_accepts_gzip("br;q=1, gzip;q=0.001"));
+    ck_assert(!http_accepts_gzip("gzip;q=0.000"));
+    ck_assert(!http_accepts_gzip("gzip;Q=0."));
+    ck_assert(http_accepts_gzip("gzip;q=1.000"));
+    ck_assert(http_accepts_gzip("gzip;q=1."));
+    /* optional whitespace (spaces and tabs) around the ";", empty elements */
+    ck_assert(http_accepts_gzip("\tgzip\t;\tq=0.8 \t"));
+    ck_assert(!http_accepts_gzip(" gzip ; q=0 "));
+    ck_assert(http_accepts_gzip(",, ,gzip,,"));
+    ck_assert(!http_accepts_gzip("gzipx, xgzip, gzip-x, g zip"));
+    /* the same coding twice: a refusal anywhere wins */
+    ck_assert(!http_accepts_gzip("gzip, gzip;q=0"));
+    ck_assert(!http_accepts_gzip("*;q=0.5, *;q=0"));
+    /* a malformed weight makes its element count for nothing (no gzip on
+     * a guess), and no weight is read into the next element */
+    ck_assert(!http_accepts_gzip("gzip;q=0.5x"));
+    ck_assert(!http_accepts_gzip("gzip;q=1.5"));
+    ck_assert(!http_accepts_gzip("gzip;q=1.001"));
+    ck_assert(!http_accepts_gzip("gzip;q=0.0001"));
+    ck_assert(!http_accepts_gzip("gzip;q=-1"));
+    ck_assert(!http_accepts_gzip("gzip;q=+1"));
+    ck_assert(!http_accepts_gzip("gzip;q=1e0"));
+    ck_assert(!http_accepts_gzip("gzip;q=0x1"));
+    ck_assert(!http_accepts_gzip("gzip;q=inf"));
+    ck_assert(!http_accepts_gzip("gzip;q = 1"));
+    ck_assert(!http_accepts_gzip("gzip;q="));
+    ck_assert(!http_accepts_gzip("gzip;q"));
+    ck_assert(!http_accepts_gzip("gzip;"));
+    ck_assert(!http_accepts_gzip("gzip;level=9"));
+    ck_assert(!http_accepts_gzip("gzip;q=1;q=1"));
+    ck_assert(!http_accepts_gzip("gzip;q=0,5"));
+    ck_assert(http_accepts_gzip("gzip;q=0.5x, gzip"));
+    ck_assert(http_accepts_gzip("gzip;q=bad, *"));
+    /* a weight cut off by the end of the string, at every length */
+    static const char full[] = "gzip ; q=0.125";
+    char cut[sizeof full];
+    for (size_t n = 0; n < sizeof full; n++) {
+        memcpy(cut, full, n);
+        cut[n] = '\0';
+        int want = n == 4 || n == 5 || n >= 12; /* "gzip", "gzip ", then from "gzip ; q=0.1" */
+        ck_assert_msg(http_accepts_gzip(cut) == want, "\"%s\"", cut);
+    }
 }
 END_TEST
 
