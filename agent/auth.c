@@ -32,6 +32,7 @@
 struct cached {
     unsigned char key[32];
     uint64_t expires_us;
+    uint64_t checked_us; /* when bcrypt said yes: no use keeps it past AUTH_CACHE_MAX_S after */
 };
 
 /* Failed-login budget of one client address (a token bucket), in an
@@ -41,6 +42,7 @@ struct limit {
     unsigned char len; /* 0: free */
     double tokens;
     uint64_t updated_us;
+    unsigned in_flight; /* its checks running or queued (at most AUTH_IN_FLIGHT) */
 };
 
 struct auth_job {
@@ -62,6 +64,7 @@ struct auth {
     unsigned max_cost; /* every refusal costs this much (the dummy's cost) */
     char dummy[128]; /* hash checked for unknown users */
     uint64_t ttl_us;
+    uint64_t (*now_us)(void); /* now_mono_us, or a test's clock */
     pthread_mutex_t lock; /* everything below */
     pthread_cond_t work;
     struct auth_job *head, **tail;
@@ -108,21 +111,32 @@ static void cache_key(const char *user, const char *pass, const char *hash, unsi
     EVP_MD_CTX_free(ctx);
 }
 
-/* Call with a->lock held. */
+/* A hit keeps the login one TTL from now, but never past AUTH_CACHE_MAX_S
+ * after its check: a scraper using it more often than the TTL pays no
+ * bcrypt, and a password is still checked again at least daily. Call with
+ * a->lock held. */
 static bool cache_hit(struct auth *a, const unsigned char key[32])
 {
-    uint64_t now = now_mono_us();
+    uint64_t now = a->now_us();
     bool hit = false;
-    for (size_t i = 0; i < CACHE_SLOTS; i++) /* every slot, so timing is flat */
-        hit |= a->cache[i].expires_us > now && CRYPTO_memcmp(a->cache[i].key, key, 32) == 0;
+    for (size_t i = 0; i < CACHE_SLOTS; i++) { /* every slot, so timing is flat */
+        struct cached *c = &a->cache[i];
+        if (c->expires_us > now && CRYPTO_memcmp(c->key, key, 32) == 0) {
+            uint64_t cap = c->checked_us + (uint64_t)AUTH_CACHE_MAX_S * 1000000;
+            c->expires_us = now + a->ttl_us < cap ? now + a->ttl_us : cap;
+            hit = true;
+        }
+    }
     return hit;
 }
 
 /* Call with a->lock held. */
 static void cache_put(struct auth *a, const unsigned char key[32])
 {
-    memcpy(a->cache[a->next].key, key, 32);
-    a->cache[a->next].expires_us = now_mono_us() + a->ttl_us;
+    struct cached *c = &a->cache[a->next];
+    memcpy(c->key, key, 32);
+    c->checked_us = a->now_us();
+    c->expires_us = c->checked_us + a->ttl_us;
     a->next = (a->next + 1) % CACHE_SLOTS;
 }
 
@@ -160,8 +174,9 @@ static void limit_refill(struct limit *l, uint64_t now)
 
 /* The budget slot of an address, refilled to now; -1 without an address.
  * An address looks at LIMIT_PROBES slots from its keyed hash: its own
- * record, else the first free or full one there (another address' record
- * still refilling is not taken over, so a flood cannot evict its own).
+ * record, else the first free or full one there without checks in flight
+ * (another address' record still refilling or waiting for a check is not
+ * taken over, so a flood cannot evict its own).
  * Only when all of them are others' records still refilling does it share
  * the first: one address' failures do not limit its neighbours while the
  * table has room. Call with a->lock held. */
@@ -173,7 +188,7 @@ static int limit_slot(struct auth *a, const struct sockaddr *sa)
         return -1;
     uint64_t h = fnv1a(1469598103934665603ull ^ a->limit_seed, b, len); /* FNV-1a, keyed */
     h ^= h >> 29;
-    uint64_t now = now_mono_us();
+    uint64_t now = a->now_us();
     int take = -1;
     for (int p = 0; p < LIMIT_PROBES; p++) {
         int i = (int)((h + (uint64_t)p) % LIMIT_SLOTS);
@@ -181,7 +196,7 @@ static int limit_slot(struct auth *a, const struct sockaddr *sa)
         limit_refill(l, now);
         if (l->len == len && memcmp(l->addr, b, len) == 0)
             return i;
-        if (take < 0 && (!l->len || l->tokens >= AUTH_FAIL_BURST))
+        if (take < 0 && (!l->len || (l->tokens >= AUTH_FAIL_BURST && l->in_flight == 0)))
             take = i;
     }
     if (take < 0)
@@ -190,7 +205,17 @@ static int limit_slot(struct auth *a, const struct sockaddr *sa)
     memcpy(l->addr, b, len);
     l->len = (unsigned char)len;
     l->tokens = AUTH_FAIL_BURST;
+    l->in_flight = 0;
     return take;
+}
+
+/* A job ends (checked or cancelled): its queue place and its address'
+ * place in flight come back. Call with a->lock held. */
+static void job_release(struct auth *a, const struct auth_job *j)
+{
+    a->pending--;
+    if (j->limit_slot >= 0 && a->limits[j->limit_slot].in_flight)
+        a->limits[j->limit_slot].in_flight--;
 }
 
 static void job_free(struct auth_job *j)
@@ -227,15 +252,19 @@ enum auth_result auth_begin(struct auth *a, const char *user, const char *pass, 
     int slot = limit_slot(a, addr);
     if (known && cache_hit(a, key)) {
         r = AUTH_OK;
-    } else if (slot >= 0 && a->limits[slot].tokens < 1) {
+    } else if (slot >= 0 && (a->limits[slot].tokens < 1 || a->limits[slot].in_flight >= AUTH_IN_FLIGHT)) {
+        /* out of failures, or enough checks waiting already: one address
+         * cannot fill the queue with passwords to try */
         r = AUTH_LIMITED;
     } else if (a->stopping || a->pending >= AUTH_WORKERS + AUTH_QUEUE) {
         r = AUTH_BUSY;
     } else {
         /* charged now, refunded when the password was right: checks in
          * flight count against the budget too */
-        if (slot >= 0)
+        if (slot >= 0) {
             a->limits[slot].tokens -= 1;
+            a->limits[slot].in_flight++;
+        }
         a->pending++;
         r = AUTH_PENDING;
     }
@@ -269,7 +298,7 @@ void auth_submit(struct auth *a, struct auth_job *job, auth_done_fn done, void *
         a->tail = &job->next;
         pthread_cond_signal(&a->work);
     } else {
-        a->pending--;
+        job_release(a, job);
     }
     pthread_mutex_unlock(&a->lock);
     if (cancel) {
@@ -320,7 +349,7 @@ static void *worker(void *arg)
             if (l && l->tokens + 1 <= AUTH_FAIL_BURST)
                 l->tokens += 1; /* not a failure after all */
         }
-        a->pending--;
+        job_release(a, j);
         pthread_mutex_unlock(&a->lock);
         a->bcrypt_runs++;
         a->results[r]++;
@@ -341,6 +370,7 @@ struct auth *auth_new(const struct label *users, size_t n, uint64_t cache_ttl_ms
         a->users[i] = (struct label){xstrdup(users[i].name), xstrdup(users[i].value)};
     a->n = n;
     a->ttl_us = cache_ttl_ms * 1000;
+    a->now_us = now_mono_us;
     /* the dummy costs what the costliest user's hash costs */
     a->costs = xcalloc(n, sizeof *a->costs);
     size_t dearest = 0;
@@ -389,7 +419,7 @@ void auth_shutdown(struct auth *a)
     while (j) { /* queued, never started: their requests get 503 */
         struct auth_job *next = j->next;
         pthread_mutex_lock(&a->lock);
-        a->pending--;
+        job_release(a, j);
         pthread_mutex_unlock(&a->lock);
         a->results[AUTH_BUSY]++;
         j->done(j->arg, AUTH_BUSY);
@@ -416,6 +446,11 @@ void auth_free(struct auth *a)
     pthread_mutex_destroy(&a->lock);
     explicit_bzero(a, sizeof *a);
     free(a);
+}
+
+void auth_set_clock(struct auth *a, uint64_t (*now_us)(void))
+{
+    a->now_us = now_us;
 }
 
 void auth_render_metrics(struct auth *a, struct buf *out)

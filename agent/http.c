@@ -478,7 +478,7 @@ static enum MHD_Result authorize(struct http_server *s, struct req *rq, const ch
         if (r == AUTH_BUSY)
             return send_retry(c, MHD_HTTP_SERVICE_UNAVAILABLE, "too many concurrent logins; retry\n", "1");
         if (r == AUTH_LIMITED) {
-            return send_retry(c, MHD_HTTP_TOO_MANY_REQUESTS, "too many failed logins from this address; retry later\n",
+            return send_retry(c, MHD_HTTP_TOO_MANY_REQUESTS, "too many failed or pending logins from this address; retry later\n",
                               STRINGIFY(AUTH_FAIL_REFILL_S));
         }
         if (r != AUTH_OK)

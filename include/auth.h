@@ -9,8 +9,8 @@
  * users are checked against a dummy hash of the costliest user's cost, and
  * a cheaper user's check is padded up to it, so the time of a refusal
  * tells nothing. Each client address may fail a few logins, then
- * one every few seconds (AUTH_LIMITED), so one address cannot keep the
- * workers busy. Thread-safe.
+ * one every few seconds, and have two checks in flight (AUTH_LIMITED past
+ * either), so one address cannot keep the workers busy. Thread-safe.
  */
 #ifndef REDPULSE_AUTH_H
 #define REDPULSE_AUTH_H
@@ -29,6 +29,11 @@ enum auth_result { AUTH_OK, AUTH_DENIED, AUTH_BUSY, AUTH_LIMITED, AUTH_RESULTS, 
  * how often it gets one back (docs/http.md, Security). */
 #define AUTH_FAIL_BURST 10
 #define AUTH_FAIL_REFILL_S 6
+/* Password checks one client address may have running or queued. */
+#define AUTH_IN_FLIGHT 2
+/* A remembered login is checked again this long after its last check,
+ * however often it is used meanwhile (each use keeps it one TTL more). */
+#define AUTH_CACHE_MAX_S 86400
 /* bcrypt worker threads (the most checks at once) and the jobs that may
  * wait for them. */
 #define AUTH_WORKERS 2
@@ -39,7 +44,8 @@ struct auth_job;
 typedef void (*auth_done_fn)(void *arg, enum auth_result r);
 
 /* Users are name/hash pairs (copied); a good login is remembered for
- * cache_ttl_ms. Starts the worker threads (they inherit the caller's
+ * cache_ttl_ms after its last use, at most AUTH_CACHE_MAX_S after its
+ * check. Starts the worker threads (they inherit the caller's
  * signal mask). Returns NULL when n is 0 (no auth). */
 struct auth *auth_new(const struct label *users, size_t n, uint64_t cache_ttl_ms);
 /* Stops the workers (auth_shutdown) and frees; NULL-safe. */
@@ -49,7 +55,8 @@ void auth_free(struct auth *a);
  * pass may be NULL (denied, after the same work as a wrong password); addr
  * is the client's address (may be NULL: not limited). Returns
  *   AUTH_OK       a good login remembered from an earlier check;
- *   AUTH_LIMITED  addr has used its failed logins: refuse without a check;
+ *   AUTH_LIMITED  addr has used its failed logins, or has AUTH_IN_FLIGHT
+ *                 checks running or queued: refuse without a check;
  *   AUTH_BUSY     the workers and their queue are full;
  *   AUTH_PENDING  a bcrypt check is needed: *job is set, a queue place is
  *                 reserved for it, and it must be given to auth_submit.
@@ -64,6 +71,11 @@ void auth_submit(struct auth *a, struct auth_job *job, auth_done_fn done, void *
  * running ones. Idempotent. Call before stopping the HTTP server, whose
  * suspended requests wait for their done callbacks. */
 void auth_shutdown(struct auth *a);
+
+/* For tests: the clock auth reads instead of now_mono_us (monotonic
+ * microseconds; called from the caller's and the worker threads). Set it
+ * before the first check. */
+void auth_set_clock(struct auth *a, uint64_t (*now_us)(void));
 
 /* Appends redpulse_http_auth_checks_total{result},
  * redpulse_http_bcrypt_checks_total and redpulse_http_bcrypt_pending

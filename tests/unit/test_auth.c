@@ -1,8 +1,12 @@
 /* test_auth.c - the failed-login budget: one address's failures do not
- * limit other addresses, even those whose budget slot collides with it. */
+ * limit other addresses, even those whose budget slot collides with it;
+ * password checks in flight per address; the login cache's extension on a
+ * fake clock. */
 #include <arpa/inet.h>
 #include <check.h>
 #include <netinet/in.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <string.h>
 
 #include "auth.h"
@@ -22,19 +26,67 @@ static struct sockaddr_in v4(uint32_t host)
     return sa;
 }
 
+static struct sockaddr_in6 v6(const char *text)
+{
+    struct sockaddr_in6 sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sin6_family = AF_INET6;
+    ck_assert_int_eq(inet_pton(AF_INET6, text, &sa.sin6_addr), 1);
+    return sa;
+}
+
+/* Checks ended, and their results, for tests that wait for the workers. */
+static pthread_mutex_t ended_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t ended_cond = PTHREAD_COND_INITIALIZER;
+static int ended;
+static enum auth_result last_result;
+
+static void count_ended(void *arg, enum auth_result r)
+{
+    (void)arg;
+    pthread_mutex_lock(&ended_lock);
+    ended++;
+    last_result = r;
+    pthread_cond_broadcast(&ended_cond);
+    pthread_mutex_unlock(&ended_lock);
+}
+
+static void wait_ended(int n)
+{
+    pthread_mutex_lock(&ended_lock);
+    while (ended < n)
+        pthread_cond_wait(&ended_cond, &ended_lock);
+    pthread_mutex_unlock(&ended_lock);
+}
+
+/* One login from sa: its result, a check started and waited for when one
+ * is needed. */
+static enum auth_result login(struct auth *a, const char *pass, const void *sa)
+{
+    struct auth_job *job;
+    enum auth_result r = auth_begin(a, "u", pass, sa, &job);
+    if (r != AUTH_PENDING)
+        return r;
+    pthread_mutex_lock(&ended_lock);
+    int want = ended + 1;
+    pthread_mutex_unlock(&ended_lock);
+    auth_submit(a, job, count_ended, NULL);
+    wait_ended(want);
+    return last_result;
+}
+
 START_TEST(one_address_limits_no_other)
 {
     char hash[128];
     ck_assert_int_eq(auth_hash_password("pw", 4, hash, sizeof hash), 0);
     struct label users[] = {{"u", hash}};
     struct auth *a = auth_new(users, 1, 60000);
-    /* A (10.0.0.1) spends its whole budget on wrong passwords */
+    /* A (10.0.0.1) spends its whole budget on wrong passwords, one check
+     * after the other (two at most may be in flight) */
+    ended = 0;
     struct sockaddr_in sa = v4(0x0a000001);
-    for (int i = 0; i < AUTH_FAIL_BURST; i++) {
-        struct auth_job *job;
-        ck_assert_int_eq(auth_begin(a, "u", "wrong", (struct sockaddr *)&sa, &job), AUTH_PENDING);
-        auth_submit(a, job, nothing, NULL);
-    }
+    for (int i = 0; i < AUTH_FAIL_BURST; i++)
+        ck_assert_int_eq(login(a, "wrong", &sa), AUTH_DENIED);
     struct auth_job *job;
     ck_assert_int_eq(auth_begin(a, "u", "wrong", (struct sockaddr *)&sa, &job), AUTH_LIMITED);
     /* 20,000 other addresses (some share A's slot in a 1024-slot table):
@@ -52,12 +104,105 @@ START_TEST(one_address_limits_no_other)
 }
 END_TEST
 
+START_TEST(checks_in_flight_per_address)
+{
+    char hash[128];
+    ck_assert_int_eq(auth_hash_password("pw", 4, hash, sizeof hash), 0);
+    struct label users[] = {{"u", hash}};
+    struct auth *a = auth_new(users, 1, 60000);
+    ended = 0;
+    ck_assert_int_eq(login(a, "pw", NULL), AUTH_OK); /* remembered */
+    /* 10.0.0.1 starts two checks (jobs begun, not yet submitted: in flight
+     * for as long as the test likes); a third is refused without a check */
+    struct sockaddr_in sa = v4(0x0a000001);
+    struct auth_job *held[6];
+    int n_held = 0;
+    for (int i = 0; i < AUTH_IN_FLIGHT; i++)
+        ck_assert_int_eq(auth_begin(a, "u", "wrong", (struct sockaddr *)&sa, &held[n_held++]), AUTH_PENDING);
+    struct auth_job *job;
+    ck_assert_int_eq(auth_begin(a, "u", "wrong", (struct sockaddr *)&sa, &job), AUTH_LIMITED);
+    ck_assert_int_eq(auth_begin(a, "u", "new-password", (struct sockaddr *)&sa, &job), AUTH_LIMITED);
+    /* a remembered login is no check: still answered */
+    ck_assert_int_eq(auth_begin(a, "u", "pw", (struct sockaddr *)&sa, &job), AUTH_OK);
+    /* another IPv4 address is not limited */
+    struct sockaddr_in sb = v4(0x0a000002);
+    ck_assert_int_eq(auth_begin(a, "u", "wrong", (struct sockaddr *)&sb, &held[n_held++]), AUTH_PENDING);
+    /* IPv6: one /64 is one client, the next /64 another */
+    struct sockaddr_in6 s6a = v6("2001:db8:0:1::1"), s6b = v6("2001:db8:0:1:ffff::2"), s6c = v6("2001:db8:0:1::3");
+    struct sockaddr_in6 s6d = v6("2001:db8:0:2::1");
+    ck_assert_int_eq(auth_begin(a, "u", "wrong", (struct sockaddr *)&s6a, &held[n_held++]), AUTH_PENDING);
+    ck_assert_int_eq(auth_begin(a, "u", "wrong", (struct sockaddr *)&s6b, &held[n_held++]), AUTH_PENDING);
+    ck_assert_int_eq(auth_begin(a, "u", "wrong", (struct sockaddr *)&s6c, &job), AUTH_LIMITED);
+    ck_assert_int_eq(auth_begin(a, "u", "wrong", (struct sockaddr *)&s6d, &held[n_held++]), AUTH_PENDING);
+    /* IPv4-mapped is the IPv4 address: 10.0.0.1 again */
+    struct sockaddr_in6 mapped = v6("::ffff:10.0.0.1");
+    ck_assert_int_eq(auth_begin(a, "u", "wrong", (struct sockaddr *)&mapped, &job), AUTH_LIMITED);
+    /* the checks end: their places come back */
+    for (int i = 0; i < n_held; i++)
+        auth_submit(a, held[i], count_ended, NULL);
+    wait_ended(1 + n_held);
+    ck_assert_int_eq(login(a, "wrong", &sa), AUTH_DENIED);
+    ck_assert_int_eq(login(a, "wrong", &s6c), AUTH_DENIED);
+    auth_free(a);
+}
+END_TEST
+
+static _Atomic uint64_t fake_now_us;
+
+static uint64_t fake_clock(void)
+{
+    return atomic_load(&fake_now_us);
+}
+
+START_TEST(cache_hit_extends_the_login)
+{
+    char hash[128];
+    ck_assert_int_eq(auth_hash_password("pw", 4, hash, sizeof hash), 0);
+    struct label users[] = {{"u", hash}};
+    const uint64_t ttl_ms = 60000, s_us = 1000000;
+    struct auth *a = auth_new(users, 1, ttl_ms);
+    auth_set_clock(a, fake_clock);
+    ended = 0;
+    atomic_store(&fake_now_us, 1000 * s_us);
+    const uint64_t checked = 1000 * s_us;
+    ck_assert_int_eq(login(a, "pw", NULL), AUTH_OK);
+    ck_assert_int_eq(ended, 1); /* a bcrypt */
+    /* used every 50 s: each use keeps it another TTL, far past the first
+     * TTL, with no check */
+    uint64_t t = checked;
+    for (; t + 50 * s_us < checked + AUTH_CACHE_MAX_S * s_us; t += 50 * s_us) {
+        atomic_store(&fake_now_us, t + 50 * s_us);
+        struct auth_job *job;
+        ck_assert_msg(auth_begin(a, "u", "pw", NULL, &job) == AUTH_OK, "checked again %llu s after the check",
+                      (unsigned long long)((t + 50 * s_us - checked) / s_us));
+    }
+    /* but never past AUTH_CACHE_MAX_S after the check: then it is checked again */
+    atomic_store(&fake_now_us, checked + AUTH_CACHE_MAX_S * s_us);
+    ck_assert_int_eq(login(a, "pw", NULL), AUTH_OK);
+    ck_assert_int_eq(ended, 2);
+    /* remembered anew from that check; an unused login expires after the TTL */
+    atomic_store(&fake_now_us, checked + AUTH_CACHE_MAX_S * s_us + ttl_ms * 1000 - 1);
+    ck_assert_int_eq(login(a, "pw", NULL), AUTH_OK);
+    ck_assert_int_eq(ended, 2);
+    atomic_store(&fake_now_us, checked + AUTH_CACHE_MAX_S * s_us + 2 * ttl_ms * 1000);
+    ck_assert_int_eq(login(a, "pw", NULL), AUTH_OK);
+    ck_assert_int_eq(ended, 3);
+    /* a wrong password is never remembered, an extension notwithstanding */
+    ck_assert_int_eq(login(a, "wrong", NULL), AUTH_DENIED);
+    ck_assert_int_eq(login(a, "wrong", NULL), AUTH_DENIED);
+    ck_assert_int_eq(ended, 5);
+    auth_free(a);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("auth");
     TCase *tc = tcase_create("core");
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, one_address_limits_no_other);
+    tcase_add_test(tc, checks_in_flight_per_address);
+    tcase_add_test(tc, cache_hit_extends_the_login);
     suite_add_tcase(s, tc);
     return testutil_run(s);
 }
