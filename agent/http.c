@@ -5,7 +5,9 @@
  * instance, /api copies JSON. Limits (connections, per-IP, idle timeout,
  * memory per connection, memory of bodies in flight) come from the
  * configuration. A login that needs bcrypt suspends its connection until
- * auth's worker answers, so these threads never wait for a hash.
+ * auth's worker answers, so these threads never wait for a hash. A
+ * watchdog thread cuts off connections whose request does not come in
+ * whole by its deadline (the idle timeout alone is reset by every byte).
  */
 #include "http.h"
 
@@ -16,12 +18,14 @@
 #include <microhttpd.h>
 #include <fcntl.h>
 #include <netdb.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <libdeflate.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -57,6 +61,26 @@ struct ca_trust {
     struct ca_trust *older;
 };
 
+/* A request must be in whole (headers and any body) within this long of
+ * its connection's accept, and on a kept-alive connection within
+ * idle_timeout and this long of the answer before it. libmicrohttpd's
+ * CONNECTION_TIMEOUT is an idle timeout every byte resets: a client
+ * dribbling a header byte a second held a connection slot for ever, and
+ * max_connections of them every slot. */
+#define REQUEST_DEADLINE_US (5 * 1000000ull)
+/* the watchdog looks at most this often, however many deadlines come */
+#define WATCH_MIN_SLEEP_US 100000
+
+/* A connection as the watchdog sees it: on its server's list from MHD's
+ * STARTED notification to its CLOSED one, which MHD gives before it closes
+ * fd (on every path of 0.9.75), so under watch_lock fd is this
+ * connection's. */
+struct watched {
+    struct watched *prev, *next;
+    int fd;
+    uint64_t deadline_us; /* monotonic; 0: its request is in, none */
+};
+
 /* GnuTLS' certificate callback has no user pointer: one HTTP server per
  * process, so the current material is process-wide. */
 static _Atomic(struct tls_material *) tls_current;
@@ -75,11 +99,20 @@ struct http_server {
     _Atomic size_t body_bytes;        /* response bodies not yet sent */
     _Atomic unsigned long body_refusals; /* 503s for want of body memory */
     _Atomic size_t metrics_len;       /* size of the last /metrics body: what the next will take */
+    pthread_mutex_t watch_lock;       /* the watched list, watch_next_us, watch_stop */
+    pthread_cond_t watch_wake;        /* on CLOCK_MONOTONIC */
+    struct watched *watched;          /* this server's connections */
+    uint64_t watch_next_us;           /* the watchdog's next look; UINT64_MAX: none planned */
+    bool watch_stop;
+    bool watch_running;               /* watch_thread to join */
+    pthread_t watch_thread;
+    _Atomic unsigned long deadline_closes; /* connections cut off by their request deadline */
 };
 
 /* One request's state across the handler's calls. */
 struct req {
     struct MHD_Connection *c;
+    bool whole;               /* read in whole: its deadline is off */
     bool authed;
     bool auth_done;           /* an auth job answered: its result is in ar */
     enum auth_result ar;
@@ -560,13 +593,156 @@ static void render_own_metrics(struct http_server *s, struct buf *b)
     buf_puts(b, "# HELP redpulse_http_body_memory_refusals_total Requests answered 503 because http.max_body_memory was in use\n"
                 "# TYPE redpulse_http_body_memory_refusals_total counter\n");
     buf_printf(b, "redpulse_http_body_memory_refusals_total %lu\n", atomic_load(&s->body_refusals));
+    buf_puts(b, "# HELP redpulse_http_request_deadline_closes_total Connections closed because a request was not in whole by its deadline (5 s after the accept, idle_timeout + 5 s after an answer)\n"
+                "# TYPE redpulse_http_request_deadline_closes_total counter\n");
+    buf_printf(b, "redpulse_http_request_deadline_closes_total %lu\n", atomic_load(&s->deadline_closes));
 }
 
+/* Sets w's request deadline (0: none). Any thread. */
+static void watch_set(struct http_server *s, struct watched *w, uint64_t deadline_us)
+{
+    pthread_mutex_lock(&s->watch_lock);
+    w->deadline_us = deadline_us;
+    if (deadline_us && deadline_us < s->watch_next_us)
+        pthread_cond_signal(&s->watch_wake);
+    pthread_mutex_unlock(&s->watch_lock);
+}
+
+/* The connection's entry, set by connection_notify; NULL once closed. */
+static struct watched *watched_of(struct MHD_Connection *c)
+{
+    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    return ci ? ci->socket_context : NULL;
+}
+
+/* MHD_OPTION_NOTIFY_CONNECTION, on the connection's MHD thread: a new
+ * connection goes on the list with its first request's deadline. */
+static void connection_notify(void *cls, struct MHD_Connection *c, void **socket_context,
+                              enum MHD_ConnectionNotificationCode code)
+{
+    struct http_server *s = cls;
+    struct watched *w = *socket_context;
+    if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+        const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+        if (!ci)
+            return;
+        w = xcalloc(1, sizeof *w);
+        w->fd = ci->connect_fd;
+        w->deadline_us = now_mono_us() + REQUEST_DEADLINE_US;
+        pthread_mutex_lock(&s->watch_lock);
+        w->next = s->watched;
+        if (w->next)
+            w->next->prev = w;
+        s->watched = w;
+        if (w->deadline_us < s->watch_next_us)
+            pthread_cond_signal(&s->watch_wake);
+        pthread_mutex_unlock(&s->watch_lock);
+        *socket_context = w;
+    } else if (code == MHD_CONNECTION_NOTIFY_CLOSED && w) {
+        pthread_mutex_lock(&s->watch_lock); /* the watchdog is done with fd */
+        if (w->prev)
+            w->prev->next = w->next;
+        else
+            s->watched = w->next;
+        if (w->next)
+            w->next->prev = w->prev;
+        pthread_mutex_unlock(&s->watch_lock);
+        free(w);
+        *socket_context = NULL;
+    }
+}
+
+/* The "rp-httpwatch" thread: shuts down the socket of each connection past
+ * its deadline. MHD's thread then reads the end of the stream and closes
+ * the connection itself (closing fd here would race with it); a connection
+ * with a request in hand (suspended for a login check, or answering) has
+ * no deadline and is never touched. Sleeps until the next deadline. */
+static void *watchdog(void *arg)
+{
+    struct http_server *s = arg;
+    pthread_mutex_lock(&s->watch_lock);
+    while (!s->watch_stop) {
+        uint64_t now = now_mono_us(), next = UINT64_MAX;
+        for (struct watched *w = s->watched; w; w = w->next) {
+            if (!w->deadline_us)
+                continue;
+            if (w->deadline_us <= now) {
+                shutdown(w->fd, SHUT_RDWR);
+                w->deadline_us = 0;
+                atomic_fetch_add(&s->deadline_closes, 1);
+            } else if (w->deadline_us < next) {
+                next = w->deadline_us;
+            }
+        }
+        if (next != UINT64_MAX && next < now + WATCH_MIN_SLEEP_US)
+            next = now + WATCH_MIN_SLEEP_US;
+        s->watch_next_us = next;
+        if (next == UINT64_MAX) {
+            pthread_cond_wait(&s->watch_wake, &s->watch_lock);
+        } else {
+            struct timespec ts = {(time_t)(next / 1000000), (long)(next % 1000000) * 1000};
+            pthread_cond_timedwait(&s->watch_wake, &s->watch_lock, &ts);
+        }
+    }
+    pthread_mutex_unlock(&s->watch_lock);
+    return NULL;
+}
+
+static void watch_init(struct http_server *s)
+{
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&s->watch_wake, &ca);
+    pthread_condattr_destroy(&ca);
+    pthread_mutex_init(&s->watch_lock, NULL);
+    s->watch_next_us = UINT64_MAX;
+}
+
+/* Starts the watchdog (it inherits the caller's signal mask). */
+static void watch_start(struct http_server *s)
+{
+    if (pthread_create(&s->watch_thread, NULL, watchdog, s) != 0) {
+        log_error("http", "cannot start the request deadline thread: slow clients are cut off by idle_timeout only");
+        return;
+    }
+    pthread_setname_np(s->watch_thread, "rp-httpwatch");
+    s->watch_running = true;
+}
+
+/* Stops and joins the watchdog, frees what is left; after MHD_stop_daemon
+ * (whose CLOSED notifications empty the list). */
+static void watch_end(struct http_server *s)
+{
+    if (s->watch_running) {
+        pthread_mutex_lock(&s->watch_lock);
+        s->watch_stop = true;
+        pthread_cond_signal(&s->watch_wake);
+        pthread_mutex_unlock(&s->watch_lock);
+        pthread_join(s->watch_thread, NULL);
+        s->watch_running = false;
+    }
+    while (s->watched) {
+        struct watched *w = s->watched;
+        s->watched = w->next;
+        free(w);
+    }
+    pthread_cond_destroy(&s->watch_wake);
+    pthread_mutex_destroy(&s->watch_lock);
+}
+
+/* A request ended: on a kept-alive connection the next must be in whole
+ * within idle_timeout (MHD closes a silent one then) and the deadline. */
 static void request_completed(void *cls, struct MHD_Connection *c, void **req_cls, enum MHD_RequestTerminationCode toe)
 {
-    (void)cls, (void)c, (void)toe;
+    struct http_server *s = cls;
     free(*req_cls);
     *req_cls = NULL;
+    struct watched *w = watched_of(c);
+    if (w && toe == MHD_REQUEST_TERMINATED_COMPLETED_OK) {
+        uint64_t idle_us = (s->cfg->http.idle_timeout_ms + 999) / 1000 * 1000000;
+        watch_set(s, w, now_mono_us() + idle_us + REQUEST_DEADLINE_US);
+    }
 }
 
 static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *url,
@@ -590,6 +766,12 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
     if (*upload_size) {
         *upload_size = 0; /* a body on GET is ignored */
         return MHD_YES;
+    }
+    if (!rq->whole) { /* the request is in: no deadline while it is served */
+        rq->whole = true;
+        struct watched *w = watched_of(c);
+        if (w)
+            watch_set(s, w, 0);
     }
     if (!rq->authed) {
         enum MHD_Result ar = authorize(s, rq, url, &rq->authed);
@@ -871,7 +1053,8 @@ static struct MHD_Daemon *start_daemon(struct http_server *s)
      * which a second process (another redpulse, or anyone of the same user)
      * binds the same port silently and the kernel splits the scrapes between
      * them. The default keeps SO_REUSEADDR, enough to restart at once. */
-    OPT(MHD_OPTION_NOTIFY_COMPLETED, request_completed, NULL);
+    OPT(MHD_OPTION_NOTIFY_COMPLETED, request_completed, s);
+    OPT(MHD_OPTION_NOTIFY_CONNECTION, connection_notify, s);
     if (s->tls) {
         /* the certificate comes from a callback so SIGHUP can swap it */
         OPT(MHD_OPTION_HTTPS_CERT_CALLBACK, 0, cert_callback);
@@ -943,6 +1126,7 @@ static struct http_server *server_new(const struct config *cfg, struct registry 
     s->reg = reg;
     s->listen_fd = -1;
     s->tls = cfg->http.tls_cert_file != NULL;
+    watch_init(s);
     if (resolve_listen(cfg->http.listen, &s->addr, &sl, err, errlen) < 0)
         goto fail;
     if (s->tls) {
@@ -960,6 +1144,7 @@ static struct http_server *server_new(const struct config *cfg, struct registry 
     return s;
 fail:
     material_free(s->material);
+    watch_end(s);
     free(s);
     return NULL;
 }
@@ -991,6 +1176,7 @@ struct http_server *http_start(const struct config *cfg, struct registry *reg, c
                  s->client_ca_pem ? " or the client CA file is not PEM" : "");
         goto fail;
     }
+    watch_start(s);
     warn_if_open(s, cfg);
     return s;
 fail:
@@ -999,6 +1185,7 @@ fail:
     material_free(s->material);
     trust_free(atomic_load(&s->trust));
     free(s->client_ca_pem);
+    watch_end(s);
     free(s);
     return NULL;
 }
@@ -1090,9 +1277,11 @@ struct http_server *http_apply(struct http_server *old, const struct config *cfg
             close(s->listen_fd);
         goto fail;
     }
+    watch_start(s);
     /* the old daemon finishes what it is serving; both share the socket */
     auth_shutdown(old->auth); /* its requests waiting for a login check resume */
     drain_and_stop(old->d, 1000);
+    watch_end(old);
     if (!s->tls)
         atomic_store(&tls_current, NULL);
     auth_free(old->auth);
@@ -1117,6 +1306,7 @@ fail:
     material_free(s->material);
     trust_free(atomic_load(&s->trust));
     free(s->client_ca_pem);
+    watch_end(s);
     free(s);
     return NULL;
 }
@@ -1127,6 +1317,7 @@ void http_stop(struct http_server *s)
         return;
     auth_shutdown(s->auth); /* requests suspended for a login check resume */
     drain_and_stop(s->d, 2000);
+    watch_end(s);
     atomic_store(&tls_current, NULL);
     auth_free(s->auth);
     material_free(s->material);

@@ -11,6 +11,9 @@
  * bcrypt suspends its connection while auth's workers hash; the threads go
  * on serving others.
  * Bodies not yet sent are bounded by http.max_body_memory (503 past it).
+ * A request must come in whole within 5 s of the accept (idle_timeout +
+ * 5 s after the answer before it on a kept-alive connection), or a
+ * watchdog thread ("rp-httpwatch") closes its connection.
  * Only GET and HEAD are served.
  */
 #ifndef REDPULSE_HTTP_H
@@ -43,7 +46,8 @@ int http_reload_tls(struct http_server *s);
  * thread only (it blocks while the old server drains). */
 struct http_server *http_apply(struct http_server *old, const struct config *cfg, char *err, size_t errlen);
 /* Stops accepting, ends pending login checks (503), lets in-flight
- * requests finish (up to 2 s), and frees; safe on NULL. */
+ * requests finish (up to 2 s), joins the watchdog, and frees; safe on
+ * NULL. */
 void http_stop(struct http_server *s);
 /* Descriptors the server may hold with configuration h: connections plus
  * libmicrohttpd's own per thread (for the process' descriptor budget). */

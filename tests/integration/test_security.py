@@ -14,6 +14,7 @@ import json
 import os
 import gzip
 import re
+import select
 import shutil
 import signal
 import socket
@@ -636,6 +637,110 @@ class HttpLimits(unittest.TestCase):
             if want:
                 body = gzip.decompress(body)
             self.assertIn(b"redis_up", body, ae)
+
+
+class HeaderDeadline(unittest.TestCase):
+    """A client that sends a byte every 0.5 s never lets libmicrohttpd's
+    idle timeout (2 s here) fire; before the deadline it held its
+    connection, and enough such clients every connection, for ever."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = Tmp()
+        cls.redis = RedisServer(cls.tmp.path, "r")
+        cls.agent = Agent(cls.tmp.path, [{"name": "r", "address": "127.0.0.1:%d" % cls.redis.port}],
+                          extra={"http": {"idle_timeout": "2s"}}, log_level="info")
+
+    @classmethod
+    def tearDownClass(cls):
+        stop_class(cls)
+
+    def dribble(self, socks, limit, meanwhile=None):
+        """Sends each socket of socks one byte of a request that never ends
+        every 0.5 s until the agent closes it or limit seconds pass;
+        meanwhile() runs once after 2 s. Returns each socket's seconds until
+        it was closed (None: still open), counted from the call."""
+        data = b"GET /metrics HTTP/1.1\r\nHost: x\r\nX-Pad: " + b"a" * 100
+        t0 = time.monotonic()
+        closed = [None] * len(socks)
+        i = 0
+        while time.monotonic() - t0 < limit and None in closed:
+            for k, s in enumerate(socks):
+                if closed[k] is None:
+                    try:
+                        s.sendall(data[i % len(data):][:1])
+                    except OSError:
+                        closed[k] = time.monotonic() - t0
+            i += 1
+            end = time.monotonic() + 0.5
+            while time.monotonic() < end:
+                open_ = [s for k, s in enumerate(socks) if closed[k] is None]
+                if not open_:
+                    break
+                ready, _, _ = select.select(open_, [], [], max(0, end - time.monotonic()))
+                for s in ready:
+                    k = socks.index(s)
+                    try:
+                        got = s.recv(65536)
+                    except OSError:
+                        got = b""
+                    self.assertEqual(got, b"", "an answer to a request not sent whole")
+                    closed[k] = time.monotonic() - t0
+            if meanwhile and time.monotonic() - t0 >= 2:
+                meanwhile()
+                meanwhile = None
+        return closed
+
+    def closes(self):
+        m = parse_prom(http_get(self.agent.port, "/metrics", src="127.0.0.2")[2].decode())
+        return m.get(("redpulse_http_request_deadline_closes_total", ()), 0.0)
+
+    def test_dribbled_headers_are_cut_off(self):
+        before = self.closes()
+        socks = [socket.create_connection(("127.0.0.1", self.agent.port), timeout=5, source_address=("127.0.8.1", 0))
+                 for _ in range(4)]
+        answered = []
+
+        def scrape():  # another client is served meanwhile, at once
+            t = time.monotonic()
+            status, _, body = http_get(self.agent.port, "/metrics", src="127.0.0.2")
+            answered.append((status, b"redis_up" in body, time.monotonic() - t))
+        try:
+            closed = self.dribble(socks, 10, scrape)
+        finally:
+            for s in socks:
+                s.close()
+        for t in closed:
+            self.assertIsNotNone(t, "a dribbling client still connected after 10 s: %r" % closed)
+            self.assertGreaterEqual(t, 4.5, closed)
+            self.assertLessEqual(t, 6.5, closed)
+        self.assertEqual(len(answered), 1)
+        self.assertEqual(answered[0][:2], (200, True))
+        self.assertLess(answered[0][2], 1.0)
+        self.assertEqual(self.closes() - before, 4)
+        # one watchdog thread does it
+        pid = self.agent.proc.pid
+        names = []
+        for t in os.listdir("/proc/%d/task" % pid):
+            with open("/proc/%d/task/%s/comm" % (pid, t)) as f:
+                names.append(f.read().strip())
+        self.assertEqual(names.count("rp-httpwatch"), 1, names)
+
+    def test_dribble_after_an_answer_is_cut_off(self):
+        """On a kept-alive connection the next request must be in whole
+        within idle_timeout + 5 s of the answer before it."""
+        with socket.create_connection(("127.0.0.1", self.agent.port), timeout=5, source_address=("127.0.8.2", 0)) as s:
+            s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            out = b""
+            while not out.endswith(b"ok\n"):
+                d = s.recv(65536)
+                self.assertTrue(d, out)
+                out += d
+            self.assertTrue(out.startswith(b"HTTP/1.1 200"), out)
+            closed = self.dribble([s], 12)[0]
+        self.assertIsNotNone(closed, "a dribbling kept-alive client still connected after 12 s")
+        self.assertGreaterEqual(closed, 2 + 5 - 0.5)
+        self.assertLessEqual(closed, 2 + 5 + 1.5)
 
 
 class ExposureWarnings(unittest.TestCase):
