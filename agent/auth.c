@@ -46,7 +46,11 @@ struct limit {
 };
 
 struct auth_job {
-    struct auth_job *next;
+    struct auth_job *next; /* in the queue, or in a leader's followers */
+    struct auth_job *followers; /* requests for the same login, answered with this check */
+    bool follower;  /* waits for another job's check (auth_begin found one) */
+    bool resolved;  /* a follower whose check ended before auth_submit: result */
+    enum auth_result result;
     char *pass;
     const char *hash; /* a user's or the dummy: lives as long as the auth */
     unsigned cost;    /* hash's bcrypt cost */
@@ -68,6 +72,7 @@ struct auth {
     pthread_mutex_t lock; /* everything below */
     pthread_cond_t work;
     struct auth_job *head, **tail;
+    struct auth_job *running[AUTH_WORKERS]; /* being checked */
     unsigned pending; /* reserved by auth_begin, released when a job ends */
     bool stopping;
     pthread_t workers[AUTH_WORKERS];
@@ -213,9 +218,35 @@ static int limit_slot(struct auth *a, const struct sockaddr *sa)
  * place in flight come back. Call with a->lock held. */
 static void job_release(struct auth *a, const struct auth_job *j)
 {
+    if (j->follower)
+        return; /* it held neither */
+    struct limit *l = j->limit_slot >= 0 ? &a->limits[j->limit_slot] : NULL;
     a->pending--;
-    if (j->limit_slot >= 0 && a->limits[j->limit_slot].in_flight)
-        a->limits[j->limit_slot].in_flight--;
+    if (l && l->in_flight)
+        l->in_flight--;
+}
+
+/* The job checking or queued to check the login of key, or NULL. Call
+ * with a->lock held. */
+static struct auth_job *leader_of(struct auth *a, const unsigned char key[32])
+{
+    for (unsigned i = 0; i < AUTH_WORKERS; i++)
+        if (a->running[i] && CRYPTO_memcmp(a->running[i]->key, key, 32) == 0)
+            return a->running[i];
+    for (struct auth_job *j = a->head; j; j = j->next)
+        if (CRYPTO_memcmp(j->key, key, 32) == 0)
+            return j;
+    return NULL;
+}
+
+/* A failure charged in advance comes back when the login was good. A
+ * request that waited for another's check costs nothing: it tried no
+ * password of its own and cost no bcrypt. Call with a->lock held. */
+static void settle(struct auth *a, const struct auth_job *j, enum auth_result r)
+{
+    struct limit *l = j->limit_slot >= 0 ? &a->limits[j->limit_slot] : NULL;
+    if (l && !j->follower && r == AUTH_OK && l->tokens + 1 <= AUTH_FAIL_BURST)
+        l->tokens += 1; /* not a failure after all */
 }
 
 static void job_free(struct auth_job *j)
@@ -248,13 +279,29 @@ enum auth_result auth_begin(struct auth *a, const char *user, const char *pass, 
     unsigned char key[32];
     cache_key(user ? user : "", pass, hash, key);
     enum auth_result r;
+    struct auth_job *j = xcalloc(1, sizeof *j); /* a follower is listed before the lock is let go */
+    memcpy(j->key, key, sizeof key);
+    explicit_bzero(key, sizeof key);
     pthread_mutex_lock(&a->lock);
     int slot = limit_slot(a, addr);
-    if (known && cache_hit(a, key)) {
+    j->limit_slot = slot;
+    struct auth_job *leader = NULL;
+    if (known && cache_hit(a, j->key)) {
         r = AUTH_OK;
-    } else if (slot >= 0 && (a->limits[slot].tokens < 1 || a->limits[slot].in_flight >= AUTH_IN_FLIGHT)) {
-        /* out of failures, or enough checks waiting already: one address
-         * cannot fill the queue with passwords to try */
+    } else if (slot >= 0 && a->limits[slot].tokens < 1) {
+        r = AUTH_LIMITED; /* out of failures */
+    } else if (!a->stopping && (leader = leader_of(a, j->key))) {
+        /* the same login is being checked already (a Prometheus starting
+         * its scrapes of many targets at once, with an empty cache): wait
+         * for that check instead of another, at no charge (settle); the
+         * waiting requests are as many as the connections allowed */
+        j->follower = true;
+        j->next = leader->followers;
+        leader->followers = j;
+        r = AUTH_PENDING;
+    } else if (slot >= 0 && a->limits[slot].in_flight >= AUTH_IN_FLIGHT) {
+        /* enough checks waiting already: one address cannot fill the
+         * queue with passwords to try */
         r = AUTH_LIMITED;
     } else if (a->stopping || a->pending >= AUTH_WORKERS + AUTH_QUEUE) {
         r = AUTH_BUSY;
@@ -271,26 +318,36 @@ enum auth_result auth_begin(struct auth *a, const char *user, const char *pass, 
     pthread_mutex_unlock(&a->lock);
     if (r != AUTH_PENDING) {
         a->results[r]++;
-        explicit_bzero(key, sizeof key);
+        job_free(j);
         return r;
     }
-    struct auth_job *j = xcalloc(1, sizeof *j);
-    j->pass = xstrdup(pass);
-    j->hash = hash;
-    j->cost = cost;
-    j->known = known;
-    memcpy(j->key, key, sizeof key);
-    explicit_bzero(key, sizeof key);
-    j->limit_slot = slot;
+    if (!j->follower) {
+        j->pass = xstrdup(pass);
+        j->hash = hash;
+        j->cost = cost;
+        j->known = known;
+    }
     *job = j;
     return AUTH_PENDING;
 }
 
 void auth_submit(struct auth *a, struct auth_job *job, auth_done_fn done, void *arg)
 {
+    pthread_mutex_lock(&a->lock);
     job->done = done;
     job->arg = arg;
-    pthread_mutex_lock(&a->lock);
+    if (job->follower) {
+        /* listed with its leader, whose end answers it; unless that end
+         * came first */
+        bool resolved = job->resolved;
+        pthread_mutex_unlock(&a->lock);
+        if (resolved) {
+            a->results[job->result]++;
+            done(arg, job->result);
+            job_free(job);
+        }
+        return;
+    }
     bool cancel = a->stopping;
     if (!cancel) {
         job->next = NULL;
@@ -305,6 +362,40 @@ void auth_submit(struct auth *a, struct auth_job *job, auth_done_fn done, void *
         a->results[AUTH_BUSY]++;
         done(arg, AUTH_BUSY);
         job_free(job);
+    }
+}
+
+/* A check ended with r (or was cancelled: AUTH_BUSY): its followers are
+ * released; those already submitted are returned, linked, for answer_all
+ * after the lock is let go, the others keep r for their auth_submit. Call
+ * with a->lock held. */
+static struct auth_job *end_followers(struct auth *a, struct auth_job *j, enum auth_result r)
+{
+    struct auth_job *f = j->followers, *answer = NULL;
+    j->followers = NULL;
+    while (f) {
+        struct auth_job *next = f->next;
+        job_release(a, f);
+        if (f->done) {
+            f->next = answer;
+            answer = f;
+        } else {
+            f->resolved = true;
+            f->result = r;
+        }
+        f = next;
+    }
+    return answer;
+}
+
+static void answer_all(struct auth *a, struct auth_job *f, enum auth_result r)
+{
+    while (f) {
+        struct auth_job *next = f->next;
+        a->results[r]++;
+        f->done(f->arg, r);
+        job_free(f);
+        f = next;
     }
 }
 
@@ -327,6 +418,10 @@ static void *worker(void *arg)
         a->head = j->next;
         if (!a->head)
             a->tail = &a->head;
+        unsigned slot = 0;
+        while (a->running[slot]) /* a free one: as many as workers */
+            slot++;
+        a->running[slot] = j;
         pthread_mutex_unlock(&a->lock);
 
         const char *h = crypt_r(j->pass, j->hash, cd);
@@ -343,18 +438,18 @@ static void *worker(void *arg)
         explicit_bzero(cd, sizeof *cd);
         enum auth_result r = match && j->known ? AUTH_OK : AUTH_DENIED;
         pthread_mutex_lock(&a->lock);
-        if (r == AUTH_OK) {
+        a->running[slot] = NULL; /* none join from here on */
+        if (r == AUTH_OK)
             cache_put(a, j->key);
-            struct limit *l = j->limit_slot >= 0 ? &a->limits[j->limit_slot] : NULL;
-            if (l && l->tokens + 1 <= AUTH_FAIL_BURST)
-                l->tokens += 1; /* not a failure after all */
-        }
+        settle(a, j, r);
         job_release(a, j);
+        struct auth_job *f = end_followers(a, j, r);
         pthread_mutex_unlock(&a->lock);
         a->bcrypt_runs++;
         a->results[r]++;
         j->done(j->arg, r);
         job_free(j);
+        answer_all(a, f, r);
     }
     free(cd);
     return NULL;
@@ -416,14 +511,17 @@ void auth_shutdown(struct auth *a)
     a->tail = &a->head;
     pthread_cond_broadcast(&a->work);
     pthread_mutex_unlock(&a->lock);
-    while (j) { /* queued, never started: their requests get 503 */
+    while (j) { /* queued, never started: their requests (and those
+                 * waiting for them) get 503 */
         struct auth_job *next = j->next;
         pthread_mutex_lock(&a->lock);
         job_release(a, j);
+        struct auth_job *f = end_followers(a, j, AUTH_BUSY);
         pthread_mutex_unlock(&a->lock);
         a->results[AUTH_BUSY]++;
         j->done(j->arg, AUTH_BUSY);
         job_free(j);
+        answer_all(a, f, AUTH_BUSY);
         j = next;
     }
     for (unsigned i = 0; i < a->n_workers; i++)

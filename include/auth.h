@@ -10,7 +10,9 @@
  * a cheaper user's check is padded up to it, so the time of a refusal
  * tells nothing. Each client address may fail a few logins, then
  * one every few seconds, and have two checks in flight (AUTH_LIMITED past
- * either), so one address cannot keep the workers busy. Thread-safe.
+ * either), so one address cannot keep the workers busy. A login already
+ * being checked is not checked twice: later requests for it wait for that
+ * check, at no charge. Thread-safe.
  */
 #ifndef REDPULSE_AUTH_H
 #define REDPULSE_AUTH_H
@@ -59,13 +61,18 @@ void auth_free(struct auth *a);
  *                 checks running or queued: refuse without a check;
  *   AUTH_BUSY     the workers and their queue are full;
  *   AUTH_PENDING  a bcrypt check is needed: *job is set, a queue place is
- *                 reserved for it, and it must be given to auth_submit.
+ *                 reserved for it, and it must be given to auth_submit; or
+ *                 the same login is being checked: *job waits for that
+ *                 check (no queue place, no failure charged), and it must
+ *                 be given to auth_submit all the same.
  * Counted, except AUTH_PENDING (counted when it ends). */
 enum auth_result auth_begin(struct auth *a, const char *user, const char *pass, const struct sockaddr *addr,
                             struct auth_job **job);
-/* Queues job (ownership passes). done(arg, r) is called exactly once, from
- * a worker thread, with AUTH_OK or AUTH_DENIED, or with AUTH_BUSY when
- * auth_shutdown cancels it. Nothing of the job is touched after done. */
+/* Queues job (ownership passes). done(arg, r) is called exactly once, with
+ * AUTH_OK or AUTH_DENIED, or with AUTH_BUSY when auth_shutdown cancels it:
+ * from a worker thread, or from the caller's, inside auth_submit, when the
+ * answer is already there (the check it waited for ended meanwhile, or
+ * auth is stopping). Nothing of the job is touched after done. */
 void auth_submit(struct auth *a, struct auth_job *job, auth_done_fn done, void *arg);
 /* Stops accepting jobs, ends the queued ones with AUTH_BUSY, waits for the
  * running ones. Idempotent. Call before stopping the HTTP server, whose

@@ -274,7 +274,8 @@ class BasicAuth(unittest.TestCase):
         cls.agent = Agent(cls.tmp.path, [{"name": "r", "address": "127.0.0.1:%d" % cls.redis.port}],
                           extra={"http": {"basic_auth_users": {"prometheus": cls.hash_2y,
                                                                "other": bcrypt("other-pw"),
-                                                               "cache": bcrypt("cache-pw", rounds=1024)}}})
+                                                               "cache": bcrypt("cache-pw", rounds=1024),
+                                                               "fleet": bcrypt("fleet-pw", rounds=1024)}}})
 
     @classmethod
     def tearDownClass(cls):
@@ -450,6 +451,40 @@ class BasicAuth(unittest.TestCase):
         self.assertEqual(c1["limited"] - c0["limited"], codes.count(b"429"))
         self.assertEqual(c1["bcrypt"] - c0["bcrypt"], codes.count(b"401"))
         self.assertEqual(c1["busy"] - c0["busy"], 0)
+
+    def test_same_login_at_once_checked_once(self):
+        """A Prometheus starting its scrapes of many targets at once, with
+        the login not remembered yet: every request waits for the one check
+        of that login (with two checks in flight per address, the third and
+        later got 429: targets down for a scrape)."""
+        c0 = self.counters()
+        n = 8
+        auth = base64.b64encode(b"fleet:fleet-pw").decode()
+        socks = [socket.create_connection(("127.0.0.1", self.agent.port), timeout=30,
+                                          source_address=("127.0.7.2", 0)) for _ in range(n)]
+        try:
+            for s in socks:
+                s.sendall(("GET /scrape?target=r HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+                           "Authorization: Basic %s\r\n\r\n" % auth).encode())
+            answers = []
+            for s in socks:
+                out = b""
+                while True:
+                    d = s.recv(65536)
+                    if not d:
+                        break
+                    out += d
+                answers.append(out)
+        finally:
+            for s in socks:
+                s.close()
+        self.assertEqual([a[9:12] for a in answers], [b"200"] * n)
+        for a in answers:
+            self.assertIn(b'redis_up{target="r"}', a)
+        c1 = self.counters()
+        self.assertEqual(c1["bcrypt"] - c0["bcrypt"], 1)
+        self.assertEqual(c1["limited"] - c0["limited"], 0)
+        self.assertEqual(c1["ok"] - c0["ok"], n + 1)  # and counters()' own login
 
     def test_hash_password_cli(self):
         p = subprocess.run([BIN, "--hash-password"], input="s3cret\n", capture_output=True, text=True, timeout=20)

@@ -7,6 +7,9 @@
 #include <netinet/in.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "auth.h"
@@ -147,6 +150,70 @@ START_TEST(checks_in_flight_per_address)
 }
 END_TEST
 
+/* Results of the requests of same_login_checked_once, by request. */
+static enum auth_result results_of[16];
+
+static void record_result(void *arg, enum auth_result r)
+{
+    results_of[(intptr_t)arg] = r;
+    count_ended(arg, r);
+}
+
+static unsigned long bcrypt_runs(struct auth *a)
+{
+    struct buf b = BUF_INIT;
+    auth_render_metrics(a, &b);
+    const char *p = strstr(b.p, "\nredpulse_http_bcrypt_checks_total ");
+    ck_assert_ptr_nonnull(p);
+    unsigned long n = strtoul(p + strlen("\nredpulse_http_bcrypt_checks_total "), NULL, 10);
+    buf_free(&b);
+    return n;
+}
+
+/* Requests for a login already being checked wait for that check (a
+ * Prometheus with basic auth starting its scrapes of many targets at once,
+ * with the cache empty, got 429 past two checks in flight): one bcrypt, the
+ * same answer for all; the waiting ones cost the address no failure (they
+ * tried no password of their own and cost no bcrypt). */
+START_TEST(same_login_checked_once)
+{
+    char hash[128];
+    ck_assert_int_eq(auth_hash_password("pw", 12, hash, sizeof hash), 0); /* a check of 100 ms or more */
+    struct label users[] = {{"u", hash}};
+    struct auth *a = auth_new(users, 1, 60000);
+    ended = 0;
+    struct sockaddr_in sa = v4(0x0a000001), sb = v4(0x0a000002);
+    for (int round = 0; round < 2; round++) {
+        const char *pass = round == 0 ? "pw" : "nope";
+        const struct sockaddr *from = round == 0 ? (struct sockaddr *)&sa : (struct sockaddr *)&sb;
+        int base = ended;
+        for (intptr_t i = 0; i < 8; i++) {
+            struct auth_job *job;
+            ck_assert_int_eq(auth_begin(a, "u", pass, from, &job), AUTH_PENDING);
+            auth_submit(a, job, record_result, (void *)i);
+        }
+        wait_ended(base + 8);
+        for (int i = 0; i < 8; i++)
+            ck_assert_int_eq(results_of[i], round == 0 ? AUTH_OK : AUTH_DENIED);
+        ck_assert_uint_eq(bcrypt_runs(a), (unsigned long)round + 1);
+    }
+    /* the 8 cost sb one failure of its 10, not 8: nine passwords more
+     * (ten if a failure came back meanwhile, one every 6 s), then none */
+    int more = 0;
+    for (; more < AUTH_FAIL_BURST + 1; more++) {
+        char pw[16];
+        snprintf(pw, sizeof pw, "x%d", more);
+        if (login(a, pw, &sb) == AUTH_LIMITED)
+            break;
+    }
+    ck_assert_msg(more == AUTH_FAIL_BURST - 1 || more == AUTH_FAIL_BURST, "%d more failures allowed", more);
+    struct auth_job *job;
+    /* sa's good login is remembered, its budget whole */
+    ck_assert_int_eq(auth_begin(a, "u", "pw", (struct sockaddr *)&sa, &job), AUTH_OK);
+    auth_free(a);
+}
+END_TEST
+
 static _Atomic uint64_t fake_now_us;
 
 static uint64_t fake_clock(void)
@@ -203,6 +270,7 @@ int main(void)
     tcase_add_test(tc, one_address_limits_no_other);
     tcase_add_test(tc, checks_in_flight_per_address);
     tcase_add_test(tc, cache_hit_extends_the_login);
+    tcase_add_test(tc, same_login_checked_once);
     suite_add_tcase(s, tc);
     return testutil_run(s);
 }
