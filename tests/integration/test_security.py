@@ -252,6 +252,30 @@ class TlsEndpoint(unittest.TestCase):
         self.assertIsNone(self.agent.proc.poll())
 
 
+def at_once(port, src, path, headers):
+    """One GET of path from src per element of headers (dicts), all sent
+    before any answer is read, each on a connection of its own: the raw
+    answers, in order."""
+    socks = [socket.create_connection(("127.0.0.1", port), timeout=30, source_address=(src, 0)) for _ in headers]
+    try:
+        for s, h in zip(socks, headers):
+            s.sendall(("GET %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n%s\r\n" %
+                       (path, "".join("%s: %s\r\n" % kv for kv in h.items()))).encode())
+        answers = []
+        for s in socks:
+            out = b""
+            while True:
+                d = s.recv(65536)
+                if not d:
+                    break
+                out += d
+            answers.append(out)
+        return answers
+    finally:
+        for s in socks:
+            s.close()
+
+
 def auth_counters(port, src, user, pw):
     status, _, body = http_get(port, "/metrics", src=src, headers=basic(user, pw))
     assert status == 200, (status, body)
@@ -421,24 +445,8 @@ class BasicAuth(unittest.TestCase):
         queue up to the whole queue of 16 with wrong or new passwords)."""
         c0 = self.counters()
         n = 8
-        socks = [socket.create_connection(("127.0.0.1", self.agent.port), timeout=30,
-                                          source_address=("127.0.7.1", 0)) for _ in range(n)]
-        try:
-            for i, s in enumerate(socks):
-                s.sendall(("GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\nAuthorization: Basic %s\r\n\r\n" %
-                           base64.b64encode(b"prometheus:new-%d" % i).decode()).encode())
-            answers = []
-            for s in socks:
-                out = b""
-                while True:
-                    d = s.recv(65536)
-                    if not d:
-                        break
-                    out += d
-                answers.append(out)
-        finally:
-            for s in socks:
-                s.close()
+        answers = at_once(self.agent.port, "127.0.7.1", "/metrics",
+                          [basic("prometheus", "new-%d" % i) for i in range(n)])
         codes = [a[9:12] for a in answers]
         self.assertEqual(codes.count(b"401") + codes.count(b"429"), n, codes)
         self.assertGreaterEqual(codes.count(b"401"), 2, codes)
@@ -459,25 +467,7 @@ class BasicAuth(unittest.TestCase):
         later got 429: targets down for a scrape)."""
         c0 = self.counters()
         n = 8
-        auth = base64.b64encode(b"fleet:fleet-pw").decode()
-        socks = [socket.create_connection(("127.0.0.1", self.agent.port), timeout=30,
-                                          source_address=("127.0.7.2", 0)) for _ in range(n)]
-        try:
-            for s in socks:
-                s.sendall(("GET /scrape?target=r HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
-                           "Authorization: Basic %s\r\n\r\n" % auth).encode())
-            answers = []
-            for s in socks:
-                out = b""
-                while True:
-                    d = s.recv(65536)
-                    if not d:
-                        break
-                    out += d
-                answers.append(out)
-        finally:
-            for s in socks:
-                s.close()
+        answers = at_once(self.agent.port, "127.0.7.2", "/scrape?target=r", [basic("fleet", "fleet-pw")] * n)
         self.assertEqual([a[9:12] for a in answers], [b"200"] * n)
         for a in answers:
             self.assertIn(b'redis_up{target="r"}', a)
