@@ -252,6 +252,16 @@ class TlsEndpoint(unittest.TestCase):
         self.assertIsNone(self.agent.proc.poll())
 
 
+def read_all(sock):
+    """What sock receives until the peer closes."""
+    out = b""
+    while True:
+        d = sock.recv(65536)
+        if not d:
+            return out
+        out += d
+
+
 def at_once(port, src, path, headers):
     """One GET of path from src per element of headers (dicts), all sent
     before any answer is read, each on a connection of its own: the raw
@@ -261,16 +271,7 @@ def at_once(port, src, path, headers):
         for s, h in zip(socks, headers):
             s.sendall(("GET %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n%s\r\n" %
                        (path, "".join("%s: %s\r\n" % kv for kv in h.items()))).encode())
-        answers = []
-        for s in socks:
-            out = b""
-            while True:
-                d = s.recv(65536)
-                if not d:
-                    break
-                out += d
-            answers.append(out)
-        return answers
+        return [read_all(s) for s in socks]
     finally:
         for s in socks:
             s.close()
@@ -419,16 +420,9 @@ class BasicAuth(unittest.TestCase):
             c.close()
         self.assertGreaterEqual(len(overlapped), 5)
         self.assertLess(statistics.median(overlapped), 0.020, overlapped)
-        answers = []
+        answers = [read_all(s) for s in socks]
         for s in socks:
-            out = b""
-            while True:
-                d = s.recv(65536)
-                if not d:
-                    break
-                out += d
             s.close()
-            answers.append(out)
         codes = [a[9:12] for a in answers]
         busy = codes.count(b"503")
         self.assertEqual(busy + codes.count(b"401"), n, codes)
