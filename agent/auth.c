@@ -48,6 +48,7 @@ struct limit {
 struct auth_job {
     struct auth_job *next; /* in the queue, or in a leader's followers */
     struct auth_job *followers; /* requests for the same login, answered with this check */
+    unsigned n_followers;
     bool follower;  /* waits for another job's check (auth_begin found one) */
     bool resolved;  /* a follower whose check ended before auth_submit: result */
     enum auth_result result;
@@ -77,6 +78,7 @@ struct auth {
     bool stopping;
     pthread_t workers[AUTH_WORKERS];
     unsigned n_workers;
+    bool no_workers; /* none could be started: every check is AUTH_BUSY (set once, by auth_new) */
     struct cached cache[CACHE_SLOTS];
     size_t next; /* round-robin replacement */
     struct limit limits[LIMIT_SLOTS];
@@ -290,7 +292,7 @@ enum auth_result auth_begin(struct auth *a, const char *user, const char *pass, 
         r = AUTH_OK;
     } else if (slot >= 0 && a->limits[slot].tokens < 1) {
         r = AUTH_LIMITED; /* out of failures */
-    } else if (!a->stopping && (leader = leader_of(a, j->key))) {
+    } else if (!a->stopping && (leader = leader_of(a, j->key)) && leader->n_followers < AUTH_FOLLOWERS) {
         /* the same login is being checked already (a Prometheus starting
          * its scrapes of many targets at once, with an empty cache): wait
          * for that check instead of another, at no charge (settle); the
@@ -298,13 +300,14 @@ enum auth_result auth_begin(struct auth *a, const char *user, const char *pass, 
         j->follower = true;
         j->next = leader->followers;
         leader->followers = j;
+        leader->n_followers++;
         r = AUTH_PENDING;
     } else if (slot >= 0 && a->limits[slot].in_flight >= AUTH_IN_FLIGHT) {
         /* enough checks waiting already: one address cannot fill the
          * queue with passwords to try */
         r = AUTH_LIMITED;
-    } else if (a->stopping || a->pending >= AUTH_WORKERS + AUTH_QUEUE) {
-        r = AUTH_BUSY;
+    } else if (a->stopping || a->no_workers || leader || a->pending >= AUTH_WORKERS + AUTH_QUEUE) {
+        r = AUTH_BUSY; /* leader: AUTH_FOLLOWERS wait for it already */
     } else {
         /* charged now, refunded when the password was right: checks in
          * flight count against the budget too */
@@ -497,6 +500,7 @@ struct auth *auth_new(const struct label *users, size_t n, uint64_t cache_ttl_ms
         pthread_setname_np(a->workers[i], "rp-bcrypt"); /* visible in top -H and /proc */
         a->n_workers++;
     }
+    a->no_workers = a->n_workers == 0; /* a check queued would wait for ever */
     return a;
 }
 

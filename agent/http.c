@@ -253,8 +253,8 @@ int http_accepts_gzip(const char *ae)
         }
         size_t tl = (size_t)(t - p);
         int *w = NULL; /* the weight this element gives */
-        if (q >= 0 && tl == 4 && strncasecmp(p, "gzip", 4) == 0)
-            w = &gzip;
+        if (q >= 0 && ((tl == 4 && strncasecmp(p, "gzip", 4) == 0) || (tl == 6 && strncasecmp(p, "x-gzip", 6) == 0)))
+            w = &gzip; /* x-gzip is gzip (RFC 9110 8.4.1.3) */
         else if (q >= 0 && tl == 1 && *p == '*')
             w = &star;
         if (w && (*w < 0 || q < *w))
@@ -745,6 +745,29 @@ static void request_completed(void *cls, struct MHD_Connection *c, void **req_cl
     }
 }
 
+/* Accept-Encoding lines after the first, joined to it with ", " (a
+ * header given twice is one list: RFC 9110 5.3). */
+static enum MHD_Result join_accept_encoding(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
+{
+    struct buf *b = cls;
+    (void)kind;
+    if (key && value && strcasecmp(key, MHD_HTTP_HEADER_ACCEPT_ENCODING) == 0) {
+        if (b->len)
+            buf_puts(b, ", ");
+        buf_puts(b, value);
+    }
+    return MHD_YES;
+}
+
+static bool accepts_gzip(struct MHD_Connection *c)
+{
+    struct buf b = BUF_INIT;
+    MHD_get_connection_values(c, MHD_HEADER_KIND, join_accept_encoding, &b);
+    bool gz = b.len && http_accepts_gzip(b.p);
+    buf_free(&b);
+    return gz;
+}
+
 static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *url,
                                const char *method, const char *version, const char *upload,
                                size_t *upload_size, void **req_cls)
@@ -778,7 +801,7 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
         if (!rq->authed)
             return ar;
     }
-    bool gz = http_accepts_gzip(MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_ACCEPT_ENCODING));
+    bool gz = accepts_gzip(c);
     struct buf b = BUF_INIT;
 
     bool all = strcmp(url, "/metrics") == 0;

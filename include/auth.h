@@ -36,6 +36,8 @@ enum auth_result { AUTH_OK, AUTH_DENIED, AUTH_BUSY, AUTH_LIMITED, AUTH_RESULTS, 
 /* A remembered login is checked again this long after its last check,
  * however often it is used meanwhile (each use keeps it one TTL more). */
 #define AUTH_CACHE_MAX_S 86400
+/* Requests that may wait for one check of their login; past it AUTH_BUSY. */
+#define AUTH_FOLLOWERS 64
 /* bcrypt worker threads (the most checks at once) and the jobs that may
  * wait for them. */
 #define AUTH_WORKERS 2
@@ -59,7 +61,9 @@ void auth_free(struct auth *a);
  *   AUTH_OK       a good login remembered from an earlier check;
  *   AUTH_LIMITED  addr has used its failed logins, or has AUTH_IN_FLIGHT
  *                 checks running or queued: refuse without a check;
- *   AUTH_BUSY     the workers and their queue are full;
+ *   AUTH_BUSY     the workers and their queue are full, AUTH_FOLLOWERS wait
+ *                 for the check of this login already, or no worker could
+ *                 be started;
  *   AUTH_PENDING  a bcrypt check is needed: *job is set, a queue place is
  *                 reserved for it, and it must be given to auth_submit; or
  *                 the same login is being checked: *job waits for that

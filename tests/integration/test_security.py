@@ -656,6 +656,14 @@ class HttpLimits(unittest.TestCase):
             if want:
                 body = gzip.decompress(body)
             self.assertIn(b"redis_up", body, ae)
+        # the header given twice is one list (only the first line was read)
+        for lines, want in ((("*", "gzip;q=0"), False), (("identity", "gzip"), True)):
+            with socket.create_connection(("127.0.0.1", self.agent.port), timeout=20) as s:
+                s.sendall(("GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n%s\r\n" %
+                           "".join("Accept-Encoding: %s\r\n" % v for v in lines)).encode())
+                head = read_all(s).split(b"\r\n\r\n", 1)[0]
+            self.assertIn(b" 200 ", head.split(b"\r\n")[0])
+            self.assertEqual(b"\r\ncontent-encoding: gzip" in head.lower(), want, lines)
 
 
 class HeaderDeadline(unittest.TestCase):

@@ -174,7 +174,8 @@ static unsigned long bcrypt_runs(struct auth *a)
  * Prometheus with basic auth starting its scrapes of many targets at once,
  * with the cache empty, got 429 past two checks in flight): one bcrypt, the
  * same answer for all; the waiting ones cost the address no failure (they
- * tried no password of their own and cost no bcrypt). */
+ * tried no password of their own and cost no bcrypt), and are at most
+ * AUTH_FOLLOWERS. */
 START_TEST(same_login_checked_once)
 {
     char hash[128];
@@ -197,6 +198,18 @@ START_TEST(same_login_checked_once)
             ck_assert_int_eq(results_of[i], round == 0 ? AUTH_OK : AUTH_DENIED);
         ck_assert_uint_eq(bcrypt_runs(a), (unsigned long)round + 1);
     }
+    /* at most AUTH_FOLLOWERS wait for one check; the next is busy */
+    struct sockaddr_in sc = v4(0x0a000003);
+    int base = ended;
+    for (int i = 0; i <= AUTH_FOLLOWERS; i++) {
+        struct auth_job *job;
+        ck_assert_int_eq(auth_begin(a, "u", "cap", (struct sockaddr *)&sc, &job), AUTH_PENDING);
+        auth_submit(a, job, count_ended, NULL);
+    }
+    struct auth_job *busy;
+    ck_assert_int_eq(auth_begin(a, "u", "cap", (struct sockaddr *)&sc, &busy), AUTH_BUSY);
+    wait_ended(base + AUTH_FOLLOWERS + 1);
+    ck_assert_uint_eq(bcrypt_runs(a), 3);
     /* the 8 cost sb one failure of its 10, not 8: nine passwords more
      * (ten if a failure came back meanwhile, one every 6 s), then none */
     int more = 0;

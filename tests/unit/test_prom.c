@@ -715,6 +715,8 @@ START_TEST(accept_encoding)
     ck_assert(!http_accepts_gzip("gzip;q=0"));
     ck_assert(!http_accepts_gzip("identity"));
     ck_assert(!http_accepts_gzip("x-gzip2"));
+    ck_assert(http_accepts_gzip("x-gzip")); /* RFC 9110 8.4.1.3: the same as gzip */
+    ck_assert(!http_accepts_gzip("X-Gzip;q=0, *"));
     ck_assert(!http_accepts_gzip(""));
     ck_assert(!http_accepts_gzip(NULL));
     /* RFC 9110 12.5.3: q=0 refuses; "*" speaks for codings not named, so a
