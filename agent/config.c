@@ -59,6 +59,7 @@ static const struct conf_opt http_opts[] = {
     {"max_connections", OT_UINT, 1, 65536},
     {"max_connections_per_ip", OT_UINT, 1, 65536},
     {"idle_timeout", OT_DURATION, 100, 3600000},
+    {"request_timeout", OT_DURATION, 1000, 300000},
     {"connection_memory_limit", OT_SIZE, 4096, 16 << 20},
     {"threads", OT_UINT, 1, 64},
     {"tls", OT_TLS, 0, 0},
@@ -798,6 +799,8 @@ static void parse_http(struct conf_ctx *c, const cJSON *obj, struct http_cfg *h)
             h->max_connections_per_ip = (unsigned)u;
         else if (strcmp(o->key, "idle_timeout") == 0)
             h->idle_timeout_ms = u;
+        else if (strcmp(o->key, "request_timeout") == 0)
+            h->request_timeout_ms = u;
         else if (strcmp(o->key, "connection_memory_limit") == 0)
             h->connection_memory_limit = (size_t)u;
         else if (strcmp(o->key, "login_cache_ttl") == 0)
@@ -835,6 +838,7 @@ static void http_defaults(struct http_cfg *h)
     h->max_connections = 256;
     h->max_connections_per_ip = 32;
     h->idle_timeout_ms = 10000;
+    h->request_timeout_ms = 5000;
     h->connection_memory_limit = 32 * 1024; /* above 32 KB libmicrohttpd mmaps each connection's pool: ~8x the CPU per connection */
     h->threads = 2;
     h->tls_min_version = 12;

@@ -61,13 +61,6 @@ struct ca_trust {
     struct ca_trust *older;
 };
 
-/* A request must be in whole (headers and any body) within this long of
- * its connection's accept, and on a kept-alive connection within
- * idle_timeout and this long of the answer before it. libmicrohttpd's
- * CONNECTION_TIMEOUT is an idle timeout every byte resets: a client
- * dribbling a header byte a second held a connection slot for ever, and
- * max_connections of them every slot. */
-#define REQUEST_DEADLINE_US (5 * 1000000ull)
 /* the watchdog looks at most this often, however many deadlines come */
 #define WATCH_MIN_SLEEP_US 100000
 
@@ -593,9 +586,20 @@ static void render_own_metrics(struct http_server *s, struct buf *b)
     buf_puts(b, "# HELP redpulse_http_body_memory_refusals_total Requests answered 503 because http.max_body_memory was in use\n"
                 "# TYPE redpulse_http_body_memory_refusals_total counter\n");
     buf_printf(b, "redpulse_http_body_memory_refusals_total %lu\n", atomic_load(&s->body_refusals));
-    buf_puts(b, "# HELP redpulse_http_request_deadline_closes_total Connections closed because a request was not in whole by its deadline (5 s after the accept, idle_timeout + 5 s after an answer)\n"
+    buf_puts(b, "# HELP redpulse_http_request_deadline_closes_total Connections closed because a request was not in whole by its deadline (request_timeout after the accept, idle_timeout + request_timeout after an answer)\n"
                 "# TYPE redpulse_http_request_deadline_closes_total counter\n");
     buf_printf(b, "redpulse_http_request_deadline_closes_total %lu\n", atomic_load(&s->deadline_closes));
+}
+
+/* A request must be in whole (headers and any body) within
+ * http.request_timeout of its connection's accept, and on a kept-alive
+ * connection within idle_timeout and request_timeout of the answer before
+ * it. libmicrohttpd's CONNECTION_TIMEOUT is an idle timeout every byte
+ * resets: a client dribbling a header byte a second held a connection slot
+ * for ever, and max_connections of them every slot. */
+static uint64_t request_deadline_us(const struct http_server *s)
+{
+    return s->cfg->http.request_timeout_ms * 1000;
 }
 
 /* Sets w's request deadline (0: none). Any thread. */
@@ -628,7 +632,7 @@ static void connection_notify(void *cls, struct MHD_Connection *c, void **socket
             return;
         w = xcalloc(1, sizeof *w);
         w->fd = ci->connect_fd;
-        w->deadline_us = now_mono_us() + REQUEST_DEADLINE_US;
+        w->deadline_us = now_mono_us() + request_deadline_us(s);
         pthread_mutex_lock(&s->watch_lock);
         w->next = s->watched;
         if (w->next)
@@ -741,7 +745,7 @@ static void request_completed(void *cls, struct MHD_Connection *c, void **req_cl
     struct watched *w = watched_of(c);
     if (w && toe == MHD_REQUEST_TERMINATED_COMPLETED_OK) {
         uint64_t idle_us = (s->cfg->http.idle_timeout_ms + 999) / 1000 * 1000000;
-        watch_set(s, w, now_mono_us() + idle_us + REQUEST_DEADLINE_US);
+        watch_set(s, w, now_mono_us() + idle_us + request_deadline_us(s));
     }
 }
 

@@ -126,6 +126,7 @@ static bool same_http(const struct http_cfg *a, const struct http_cfg *b)
 {
     if (!(same_str(a->listen, b->listen) && a->max_connections == b->max_connections &&
           a->max_connections_per_ip == b->max_connections_per_ip && a->idle_timeout_ms == b->idle_timeout_ms &&
+          a->request_timeout_ms == b->request_timeout_ms &&
           a->connection_memory_limit == b->connection_memory_limit && a->threads == b->threads &&
           same_str(a->tls_cert_file, b->tls_cert_file) && same_str(a->tls_key_file, b->tls_key_file) &&
           same_str(a->tls_client_ca_file, b->tls_client_ca_file) && a->tls_min_version == b->tls_min_version &&

@@ -61,6 +61,7 @@ struct http_cfg {
     unsigned max_connections;
     unsigned max_connections_per_ip;
     uint64_t idle_timeout_ms;
+    uint64_t request_timeout_ms;  /* a request must be in whole this long after the accept */
     size_t connection_memory_limit;
     unsigned threads;
     /* TLS for the HTTP endpoint (all NULL: plain HTTP) */

@@ -11,9 +11,10 @@
  * bcrypt suspends its connection while auth's workers hash; the threads go
  * on serving others.
  * Bodies not yet sent are bounded by http.max_body_memory (503 past it).
- * A request must come in whole within 5 s of the accept (idle_timeout +
- * 5 s after the answer before it on a kept-alive connection), or a
- * watchdog thread ("rp-httpwatch") closes its connection.
+ * A request must come in whole within http.request_timeout of the accept
+ * (idle_timeout + request_timeout after the answer before it on a
+ * kept-alive connection), or a watchdog thread ("rp-httpwatch") closes its
+ * connection.
  * Only GET and HEAD are served.
  */
 #ifndef REDPULSE_HTTP_H

@@ -769,6 +769,26 @@ class HeaderDeadline(unittest.TestCase):
         self.assertGreaterEqual(closed, 2 + 5 - 0.5)
         self.assertLessEqual(closed, 2 + 5 + 1.5)
 
+    def test_request_timeout_is_a_setting(self):
+        """http.request_timeout sets the deadline (3 s here; 1s-5m)."""
+        a = Agent(self.tmp.path, [{"name": "r", "address": "127.0.0.1:%d" % self.redis.port}],
+                  extra={"http": {"idle_timeout": "2s", "request_timeout": "3s"}}, log_level="info")
+        try:
+            with socket.create_connection(("127.0.0.1", a.port), timeout=5, source_address=("127.0.8.3", 0)) as s:
+                closed = self.dribble([s], 8)[0]
+            self.assertIsNotNone(closed, "still connected after 8 s")
+            self.assertGreaterEqual(closed, 2.5)
+            self.assertLessEqual(closed, 4.5)
+        finally:
+            self.assertEqual(a.stop(), 0)
+        bad = os.path.join(self.tmp.path, "bad-timeout.json")
+        with open(bad, "w") as f:
+            json.dump({"http": {"request_timeout": "500ms"},
+                       "instances": [{"name": "r", "address": "127.0.0.1:%d" % self.redis.port}]}, f)
+        p = subprocess.run([BIN, "--check-config", bad], capture_output=True, text=True, timeout=20)
+        self.assertEqual(p.returncode, 2)
+        self.assertIn("http.request_timeout", p.stderr + p.stdout)
+
 
 class ExposureWarnings(unittest.TestCase):
     """A non-loopback listen address without TLS or basic auth, and a

@@ -48,7 +48,7 @@ START_TEST(full_valid)
     snprintf(json, sizeof json,
              "{\"listen\": \"[::1]:9999\", \"log_level\": \"debug\",\n"
              " \"http\": {\"max_connections\": 10, \"max_connections_per_ip\": 2, \"idle_timeout\": \"5s\",\n"
-             "          \"connection_memory_limit\": 32768, \"threads\": 3},\n"
+             "          \"connection_memory_limit\": 32768, \"threads\": 3, \"request_timeout\": \"2s\"},\n"
              " \"defaults\": {\"interval\": \"2s\", \"timeout\": \"500ms\", \"labels\": {\"env\": \"prod\", \"team\": \"a\"}},\n"
              " \"instances\": [\n"
              "  {\"name\": \"a\", \"address\": \"redis://app@10.0.0.1:7000/3\", \"password_env\": \"RP_TEST_PW\"},\n"
@@ -66,6 +66,7 @@ START_TEST(full_valid)
     ck_assert_uint_eq(c->http.max_connections, 10);
     ck_assert_uint_eq(c->http.threads, 3);
     ck_assert_uint_eq(c->http.idle_timeout_ms, 5000);
+    ck_assert_uint_eq(c->http.request_timeout_ms, 2000);
     ck_assert_str_eq(c->log_level, "debug");
     ck_assert_uint_eq(c->n_instances, 4);
     const struct instance_cfg *a = &c->instances[0], *b = &c->instances[1], *cc = &c->instances[2],
