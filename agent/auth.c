@@ -216,12 +216,11 @@ static int limit_slot(struct auth *a, const struct sockaddr *sa)
     return take;
 }
 
-/* A job ends (checked or cancelled): its queue place and its address'
- * place in flight come back. Call with a->lock held. */
+/* A job that checks ends (checked or cancelled): its queue place and its
+ * address' place in flight come back (a follower held neither). Call with
+ * a->lock held. */
 static void job_release(struct auth *a, const struct auth_job *j)
 {
-    if (j->follower)
-        return; /* it held neither */
     struct limit *l = j->limit_slot >= 0 ? &a->limits[j->limit_slot] : NULL;
     a->pending--;
     if (l && l->in_flight)
@@ -239,16 +238,6 @@ static struct auth_job *leader_of(struct auth *a, const unsigned char key[32])
         if (CRYPTO_memcmp(j->key, key, 32) == 0)
             return j;
     return NULL;
-}
-
-/* A failure charged in advance comes back when the login was good. A
- * request that waited for another's check costs nothing: it tried no
- * password of its own and cost no bcrypt. Call with a->lock held. */
-static void settle(struct auth *a, const struct auth_job *j, enum auth_result r)
-{
-    struct limit *l = j->limit_slot >= 0 ? &a->limits[j->limit_slot] : NULL;
-    if (l && !j->follower && r == AUTH_OK && l->tokens + 1 <= AUTH_FAIL_BURST)
-        l->tokens += 1; /* not a failure after all */
 }
 
 static void job_free(struct auth_job *j)
@@ -295,7 +284,8 @@ enum auth_result auth_begin(struct auth *a, const char *user, const char *pass, 
     } else if (!a->stopping && (leader = leader_of(a, j->key)) && leader->n_followers < AUTH_FOLLOWERS) {
         /* the same login is being checked already (a Prometheus starting
          * its scrapes of many targets at once, with an empty cache): wait
-         * for that check instead of another, at no charge (settle); the
+         * for that check instead of another, at no charge (it tries no
+         * password of its own and costs no bcrypt); the
          * waiting requests are as many as the connections allowed */
         j->follower = true;
         j->next = leader->followers;
@@ -369,16 +359,15 @@ void auth_submit(struct auth *a, struct auth_job *job, auth_done_fn done, void *
 }
 
 /* A check ended with r (or was cancelled: AUTH_BUSY): its followers are
- * released; those already submitted are returned, linked, for answer_all
+ * detached; those already submitted are returned, linked, for answer_all
  * after the lock is let go, the others keep r for their auth_submit. Call
  * with a->lock held. */
-static struct auth_job *end_followers(struct auth *a, struct auth_job *j, enum auth_result r)
+static struct auth_job *end_followers(struct auth_job *j, enum auth_result r)
 {
     struct auth_job *f = j->followers, *answer = NULL;
     j->followers = NULL;
     while (f) {
         struct auth_job *next = f->next;
-        job_release(a, f);
         if (f->done) {
             f->next = answer;
             answer = f;
@@ -444,9 +433,11 @@ static void *worker(void *arg)
         a->running[slot] = NULL; /* none join from here on */
         if (r == AUTH_OK)
             cache_put(a, j->key);
-        settle(a, j, r);
+        struct limit *l = j->limit_slot >= 0 ? &a->limits[j->limit_slot] : NULL;
+        if (r == AUTH_OK && l && l->tokens + 1 <= AUTH_FAIL_BURST)
+            l->tokens += 1; /* charged in begin: not a failure after all */
         job_release(a, j);
-        struct auth_job *f = end_followers(a, j, r);
+        struct auth_job *f = end_followers(j, r);
         pthread_mutex_unlock(&a->lock);
         a->bcrypt_runs++;
         a->results[r]++;
@@ -520,7 +511,7 @@ void auth_shutdown(struct auth *a)
         struct auth_job *next = j->next;
         pthread_mutex_lock(&a->lock);
         job_release(a, j);
-        struct auth_job *f = end_followers(a, j, AUTH_BUSY);
+        struct auth_job *f = end_followers(j, AUTH_BUSY);
         pthread_mutex_unlock(&a->lock);
         a->results[AUTH_BUSY]++;
         j->done(j->arg, AUTH_BUSY);
