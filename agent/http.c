@@ -602,13 +602,26 @@ static uint64_t request_deadline_us(const struct http_server *s)
     return s->cfg->http.request_timeout_ms * 1000;
 }
 
+/* idle_timeout as libmicrohttpd takes it: whole seconds, rounded up. */
+static unsigned idle_timeout_s(const struct http_cfg *h)
+{
+    return (unsigned)((h->idle_timeout_ms + 999) / 1000);
+}
+
+/* Sets w's deadline and wakes the watchdog when it comes before its next
+ * look. Call with s->watch_lock held. */
+static void watch_set_locked(struct http_server *s, struct watched *w, uint64_t deadline_us)
+{
+    w->deadline_us = deadline_us;
+    if (deadline_us && deadline_us < s->watch_next_us)
+        pthread_cond_signal(&s->watch_wake);
+}
+
 /* Sets w's request deadline (0: none). Any thread. */
 static void watch_set(struct http_server *s, struct watched *w, uint64_t deadline_us)
 {
     pthread_mutex_lock(&s->watch_lock);
-    w->deadline_us = deadline_us;
-    if (deadline_us && deadline_us < s->watch_next_us)
-        pthread_cond_signal(&s->watch_wake);
+    watch_set_locked(s, w, deadline_us);
     pthread_mutex_unlock(&s->watch_lock);
 }
 
@@ -632,14 +645,13 @@ static void connection_notify(void *cls, struct MHD_Connection *c, void **socket
             return;
         w = xcalloc(1, sizeof *w);
         w->fd = ci->connect_fd;
-        w->deadline_us = now_mono_us() + request_deadline_us(s);
+        uint64_t deadline = now_mono_us() + request_deadline_us(s);
         pthread_mutex_lock(&s->watch_lock);
         w->next = s->watched;
         if (w->next)
             w->next->prev = w;
         s->watched = w;
-        if (w->deadline_us < s->watch_next_us)
-            pthread_cond_signal(&s->watch_wake);
+        watch_set_locked(s, w, deadline);
         pthread_mutex_unlock(&s->watch_lock);
         *socket_context = w;
     } else if (code == MHD_CONNECTION_NOTIFY_CLOSED && w) {
@@ -744,7 +756,7 @@ static void request_completed(void *cls, struct MHD_Connection *c, void **req_cl
     *req_cls = NULL;
     struct watched *w = watched_of(c);
     if (w && toe == MHD_REQUEST_TERMINATED_COMPLETED_OK) {
-        uint64_t idle_us = (s->cfg->http.idle_timeout_ms + 999) / 1000 * 1000000;
+        uint64_t idle_us = (uint64_t)idle_timeout_s(&s->cfg->http) * 1000000;
         watch_set(s, w, now_mono_us() + idle_us + request_deadline_us(s));
     }
 }
@@ -1061,7 +1073,7 @@ static struct MHD_Daemon *start_daemon(struct http_server *s)
         flags |= MHD_USE_IPv6;
     if (s->tls)
         flags |= MHD_USE_TLS;
-    unsigned timeout_s = (unsigned)((h->idle_timeout_ms + 999) / 1000);
+    unsigned timeout_s = idle_timeout_s(h);
     const char *prio = h->tls_min_version == 13 ? "NORMAL:-VERS-ALL:+VERS-TLS1.3"
                                                 : "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2";
     struct MHD_OptionItem o[24];
