@@ -171,7 +171,7 @@ static int take_string_list(struct conf_ctx *c, const cJSON *arr, const char *pa
 static char *read_secret(struct conf_ctx *c, const cJSON *node, const char *path, const char *what,
                          const char *file)
 {
-    struct buf why = {0};
+    struct buf why = BUF_INIT;
     char *s = config_read_secret(what, file, &why);
     if (!s) {
         conf_err(c, node, 0, path, "%s", why.p);

@@ -526,10 +526,11 @@ static void finish(struct target *t, enum outcome o, const char *detail, struct 
     }
     struct derived d;
     derive(t->last, t->last_us, s, now, t->st.last_poll_ts, classify, t, &d);
-    const char *mode = info_sval(s, INFO_S_REDIS_MODE);
-    if ((!t->last || d.event == DERIVE_RESTART) && mode && strcmp(mode, "sentinel") == 0)
+    const char *mode = !t->last || d.event == DERIVE_RESTART ? info_sval(s, INFO_S_REDIS_MODE) : NULL;
+    if (mode && strcmp(mode, "sentinel") == 0)
         /* it answers INFO, so it is up, with no data, memory or write
-         * path to speak of: a Sentinel's address given for a server's */
+         * path to speak of: a Sentinel's address given for a server's
+         * (looked at on a new baseline only: not every poll) */
         log_warn("poller", "%s: %s is a Sentinel (redis_mode:sentinel), not a Redis server: it has no data or write "
                  "path to measure; to poll the servers it watches, make it a discovery source of type sentinel",
                  t->cfg->name, t->cfg->address);
