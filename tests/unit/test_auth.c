@@ -78,12 +78,18 @@ static enum auth_result login(struct auth *a, const char *pass, const void *sa)
     return last_result;
 }
 
-START_TEST(one_address_limits_no_other)
+/* An auth with one user, "u", whose password "pw" is hashed at cost. */
+static struct auth *auth_of(unsigned cost, uint64_t cache_ttl_ms)
 {
     char hash[128];
-    ck_assert_int_eq(auth_hash_password("pw", 4, hash, sizeof hash), 0);
+    ck_assert_int_eq(auth_hash_password("pw", cost, hash, sizeof hash), 0);
     struct label users[] = {{"u", hash}};
-    struct auth *a = auth_new(users, 1, 60000);
+    return auth_new(users, 1, cache_ttl_ms); /* copies them */
+}
+
+START_TEST(one_address_limits_no_other)
+{
+    struct auth *a = auth_of(4, 60000);
     /* A (10.0.0.1) spends its whole budget on wrong passwords, one check
      * after the other (two at most may be in flight) */
     ended = 0;
@@ -109,10 +115,7 @@ END_TEST
 
 START_TEST(checks_in_flight_per_address)
 {
-    char hash[128];
-    ck_assert_int_eq(auth_hash_password("pw", 4, hash, sizeof hash), 0);
-    struct label users[] = {{"u", hash}};
-    struct auth *a = auth_new(users, 1, 60000);
+    struct auth *a = auth_of(4, 60000);
     ended = 0;
     ck_assert_int_eq(login(a, "pw", NULL), AUTH_OK); /* remembered */
     /* 10.0.0.1 starts two checks (jobs begun, not yet submitted: in flight
@@ -178,10 +181,7 @@ static unsigned long bcrypt_runs(struct auth *a)
  * AUTH_FOLLOWERS. */
 START_TEST(same_login_checked_once)
 {
-    char hash[128];
-    ck_assert_int_eq(auth_hash_password("pw", 12, hash, sizeof hash), 0); /* a check of 100 ms or more */
-    struct label users[] = {{"u", hash}};
-    struct auth *a = auth_new(users, 1, 60000);
+    struct auth *a = auth_of(12, 60000); /* a check of 100 ms or more */
     ended = 0;
     struct sockaddr_in sa = v4(0x0a000001), sb = v4(0x0a000002);
     for (int round = 0; round < 2; round++) {
@@ -236,11 +236,8 @@ static uint64_t fake_clock(void)
 
 START_TEST(cache_hit_extends_the_login)
 {
-    char hash[128];
-    ck_assert_int_eq(auth_hash_password("pw", 4, hash, sizeof hash), 0);
-    struct label users[] = {{"u", hash}};
     const uint64_t ttl_ms = 60000, s_us = 1000000;
-    struct auth *a = auth_new(users, 1, ttl_ms);
+    struct auth *a = auth_of(4, ttl_ms);
     auth_set_clock(a, fake_clock);
     ended = 0;
     atomic_store(&fake_now_us, 1000 * s_us);
