@@ -43,6 +43,7 @@ static const struct conf_opt instance_opts[] = {
     {"config_command", OT_STRING, 0, 0},
     {"latency_interval", OT_DURATION, 0, 86400000},
     {"latencystats_interval", OT_DURATION, 0, 86400000},
+    {"commandstats_interval", OT_DURATION, 0, 86400000},
     {"tls", OT_TLS, 0, 0},
     {"labels", OT_LABELS, 0, 0},
     {"max_nested_entries", OT_UINT, 10, 100000},
@@ -222,6 +223,8 @@ static uint64_t *cadence_field(struct instance_cfg *cfg, const char *key)
         return &cfg->latency_interval_ms;
     if (strcmp(key, "latencystats_interval") == 0)
         return &cfg->latencystats_interval_ms;
+    if (strcmp(key, "commandstats_interval") == 0)
+        return &cfg->commandstats_interval_ms;
     return NULL;
 }
 
@@ -273,7 +276,9 @@ static void apply_instance_obj(struct conf_ctx *c, const cJSON *obj, struct pend
                 continue;
             if (u != 0 && u < 1000) {
                 conf_err(c, ch, 0, sub, "\"%s\" is too short: \"0s\" %s, else at least \"1s\"", ch->valuestring,
-                       cadence == &cfg->latencystats_interval_ms ? "asks with every poll" : "switches it off");
+                       cadence == &cfg->latencystats_interval_ms || cadence == &cfg->commandstats_interval_ms
+                           ? "asks with every poll"
+                           : "switches it off");
                 continue;
             }
             *cadence = u;
@@ -578,6 +583,7 @@ static void pending_copy(struct pending *dst, const struct pending *src)
     d->config_command = dup_or_null(s->config_command);
     d->latency_interval_ms = s->latency_interval_ms;
     d->latencystats_interval_ms = s->latencystats_interval_ms;
+    d->commandstats_interval_ms = s->commandstats_interval_ms;
     d->max_nested_entries = s->max_nested_entries;
     d->tls.ca_file = dup_or_null(s->tls.ca_file);
     d->tls.cert_file = dup_or_null(s->tls.cert_file);
@@ -603,6 +609,7 @@ static void builtin_defaults(struct pending *p)
     p->cfg.config_command = xstrdup("CONFIG");
     p->cfg.latency_interval_ms = 0;
     p->cfg.latencystats_interval_ms = 60000;
+    p->cfg.commandstats_interval_ms = 5000;
     p->cfg.max_nested_entries = 1000;
 }
 

@@ -43,7 +43,9 @@ static double err_count(const struct info_sample *s, const char *err, size_t hin
 /* a - b, treating a missing b as 0 (a command or error type new in cur). */
 static double delta0(double a, double b) { return a - (isnan(b) ? 0 : b); }
 
-static enum derive_event detect(const struct info_sample *prev, const struct info_sample *cur)
+/* cmds: compare the commandstats too (false when prev's predate a baseline
+ * taken on a poll that did not ask for them: see struct cmd_window). */
+static enum derive_event detect(const struct info_sample *prev, const struct info_sample *cur, bool cmds)
 {
     if (!prev)
         return DERIVE_FIRST;
@@ -56,7 +58,7 @@ static enum derive_event detect(const struct info_sample *prev, const struct inf
     for (size_t i = 0; i < sizeof monotonic / sizeof *monotonic; i++)
         if (info_num(cur, monotonic[i]) < info_num(prev, monotonic[i]))
             return DERIVE_RESET;
-    for (size_t i = 0; i < cur->n_cmds; i++) {
+    for (size_t i = 0; cmds && i < cur->n_cmds; i++) {
         const struct info_cmdstat *c = &cur->cmds[i], *p = info_find_cmd(prev, c->cmd, i);
         if (p && (c->calls < p->calls || c->usec < p->usec || c->rejected_calls < p->rejected_calls ||
                   c->failed_calls < p->failed_calls))
@@ -66,10 +68,19 @@ static enum derive_event detect(const struct info_sample *prev, const struct inf
         if (cur->errs[i].count < err_count(prev, cur->errs[i].err, i))
             return DERIVE_RESET;
     /* commands leave commandstats only through RESETSTAT */
-    for (size_t i = 0; i < prev->n_cmds; i++)
+    for (size_t i = 0; cmds && i < prev->n_cmds; i++)
         if (!info_find_cmd(cur, prev->cmds[i].cmd, i))
             return DERIVE_RESET;
     return DERIVE_OK;
+}
+
+/* Redis 6.2+: commandstats count rejected and failed calls. */
+static bool has_rejected_calls(const struct info_sample *s)
+{
+    for (size_t i = 0; i < s->n_cmds; i++)
+        if (!isnan(s->cmds[i].rejected_calls))
+            return true;
+    return false;
 }
 
 static double ratio(double num, double den) { return den > 0 ? num / den : NAN; }
@@ -163,7 +174,45 @@ static void rates(const struct info_sample *p, const struct info_sample *c, doub
     double hits = rate(p, c, INFO_KEYSPACE_HITS, dt), misses = rate(p, c, INFO_KEYSPACE_MISSES, dt);
     v[DV_KEYSPACE_HIT_RATIO] = ratio(hits, hits + misses);
     v[DV_ERROR_REPLIES_PER_SECOND] = rate(p, c, INFO_TOTAL_ERROR_REPLIES, dt);
+    double misconf = (err_count(c, "MISCONF", SIZE_MAX) - err_count(p, "MISCONF", SIZE_MAX)) / dt;
+    double oom = (err_count(c, "OOM", SIZE_MAX) - err_count(p, "OOM", SIZE_MAX)) / dt;
+    bool have_errstats = c->n_errs > 0 || info_has(c, INFO_TOTAL_ERROR_REPLIES);
+    v[DV_MISCONF_ERRORS_PER_SECOND] = have_errstats ? misconf : NAN;
+    v[DV_OOM_ERRORS_PER_SECOND] = have_errstats ? oom : NAN;
+    /* the servers without rejected_calls (before 6.2): refused writes are
+     * MISCONF and OOM errors (cmd_rates: the others) */
+    if (have_errstats && !has_rejected_calls(c))
+        v[DV_WRITES_REFUSED_PER_SECOND] = misconf + oom;
+    for (size_t i = 0; i < d->n_errs; i++)
+        d->errs[i].per_second = (c->errs[i].count - err_count(p, c->errs[i].err, i)) / dt;
 
+    double cs = rate(p, c, INFO_USED_CPU_SYS, dt), cu = rate(p, c, INFO_USED_CPU_USER, dt);
+    v[DV_CPU_SYS_RATIO] = cs;
+    v[DV_CPU_USER_RATIO] = cu;
+    v[DV_CPU_TOTAL_RATIO] = cs + cu;
+    v[DV_CPU_CHILDREN_RATIO] = rate(p, c, INFO_USED_CPU_SYS_CHILDREN, dt) + rate(p, c, INFO_USED_CPU_USER_CHILDREN, dt);
+    v[DV_CPU_MAIN_THREAD_RATIO] = rate(p, c, INFO_USED_CPU_SYS_MAIN_THREAD, dt) + rate(p, c, INFO_USED_CPU_USER_MAIN_THREAD, dt);
+
+    v[DV_AOF_DELAYED_FSYNCS] = info_num(c, INFO_AOF_DELAYED_FSYNC) - info_num(p, INFO_AOF_DELAYED_FSYNC);
+    /* sizes that shrink on purpose: only growth between two quiet samples */
+    if (info_num(c, INFO_AOF_REWRITES) == info_num(p, INFO_AOF_REWRITES)) {
+        double g = info_num(c, INFO_AOF_CURRENT_SIZE) - info_num(p, INFO_AOF_CURRENT_SIZE);
+        if (g >= 0)
+            v[DV_AOF_GROWTH_BYTES_PER_SECOND] = g / dt;
+    }
+    if (info_num(c, INFO_RDB_LAST_SAVE_TIME) == info_num(p, INFO_RDB_LAST_SAVE_TIME)) {
+        double g = info_num(c, INFO_RDB_CHANGES_SINCE_LAST_SAVE) - info_num(p, INFO_RDB_CHANGES_SINCE_LAST_SAVE);
+        if (g >= 0)
+            v[DV_RDB_CHANGES_PER_SECOND] = g / dt;
+    }
+    v[DV_FULL_RESYNCS_LAST_INTERVAL] = info_num(c, INFO_SYNC_FULL) - info_num(p, INFO_SYNC_FULL);
+}
+
+/* The figures from commandstats, over dt (which is the poll's interval, or
+ * longer when commandstats are asked less often: struct cmd_window). */
+static void cmd_rates(const struct info_sample *p, const struct info_sample *c, double dt, struct derived *d)
+{
+    double *v = d->v;
     double w = 0, r = 0, o = 0, rej = 0, fail = 0, wrej = 0;
     bool have_rej = false;
     for (size_t i = 0; i < d->n_cmds; i++) {
@@ -191,52 +240,70 @@ static void rates(const struct info_sample *p, const struct info_sample *c, doub
     v[DV_WRITE_COMMANDS_PER_SECOND] = w / dt;
     v[DV_READ_COMMANDS_PER_SECOND] = r / dt;
     v[DV_OTHER_COMMANDS_PER_SECOND] = o / dt;
-    double misconf = (err_count(c, "MISCONF", SIZE_MAX) - err_count(p, "MISCONF", SIZE_MAX)) / dt;
-    double oom = (err_count(c, "OOM", SIZE_MAX) - err_count(p, "OOM", SIZE_MAX)) / dt;
-    bool have_errstats = c->n_errs > 0 || info_has(c, INFO_TOTAL_ERROR_REPLIES);
-    v[DV_MISCONF_ERRORS_PER_SECOND] = have_errstats ? misconf : NAN;
-    v[DV_OOM_ERRORS_PER_SECOND] = have_errstats ? oom : NAN;
     if (have_rej) {
         v[DV_REJECTED_CALLS_PER_SECOND] = rej / dt;
         v[DV_FAILED_CALLS_PER_SECOND] = fail / dt;
         v[DV_WRITES_REFUSED_PER_SECOND] = wrej / dt;
-    } else if (have_errstats) {
-        v[DV_WRITES_REFUSED_PER_SECOND] = misconf + oom;
     }
-    for (size_t i = 0; i < d->n_errs; i++)
-        d->errs[i].per_second = (c->errs[i].count - err_count(p, c->errs[i].err, i)) / dt;
-
-    double cs = rate(p, c, INFO_USED_CPU_SYS, dt), cu = rate(p, c, INFO_USED_CPU_USER, dt);
-    v[DV_CPU_SYS_RATIO] = cs;
-    v[DV_CPU_USER_RATIO] = cu;
-    v[DV_CPU_TOTAL_RATIO] = cs + cu;
-    v[DV_CPU_CHILDREN_RATIO] = rate(p, c, INFO_USED_CPU_SYS_CHILDREN, dt) + rate(p, c, INFO_USED_CPU_USER_CHILDREN, dt);
-    v[DV_CPU_MAIN_THREAD_RATIO] = rate(p, c, INFO_USED_CPU_SYS_MAIN_THREAD, dt) + rate(p, c, INFO_USED_CPU_USER_MAIN_THREAD, dt);
-
-    v[DV_AOF_DELAYED_FSYNCS] = info_num(c, INFO_AOF_DELAYED_FSYNC) - info_num(p, INFO_AOF_DELAYED_FSYNC);
-    /* sizes that shrink on purpose: only growth between two quiet samples */
-    if (info_num(c, INFO_AOF_REWRITES) == info_num(p, INFO_AOF_REWRITES)) {
-        double g = info_num(c, INFO_AOF_CURRENT_SIZE) - info_num(p, INFO_AOF_CURRENT_SIZE);
-        if (g >= 0)
-            v[DV_AOF_GROWTH_BYTES_PER_SECOND] = g / dt;
-    }
-    if (info_num(c, INFO_RDB_LAST_SAVE_TIME) == info_num(p, INFO_RDB_LAST_SAVE_TIME)) {
-        double g = info_num(c, INFO_RDB_CHANGES_SINCE_LAST_SAVE) - info_num(p, INFO_RDB_CHANGES_SINCE_LAST_SAVE);
-        if (g >= 0)
-            v[DV_RDB_CHANGES_PER_SECOND] = g / dt;
-    }
-    v[DV_FULL_RESYNCS_LAST_INTERVAL] = info_num(c, INFO_SYNC_FULL) - info_num(p, INFO_SYNC_FULL);
 }
 
-void derive(const struct info_sample *prev, uint64_t prev_us, const struct info_sample *cur,
-            uint64_t cur_us, double now_real, derive_classify_fn classify, void *ctx,
-            struct derived *d)
+/* The figures cmd_rates sets, kept in a cmd_window. */
+static const enum derived_id cmd_figs[CMD_WINDOW_FIGS] = {
+    DV_WRITE_COMMANDS_PER_SECOND, DV_READ_COMMANDS_PER_SECOND, DV_OTHER_COMMANDS_PER_SECOND,
+    DV_REJECTED_CALLS_PER_SECOND, DV_FAILED_CALLS_PER_SECOND,  DV_WRITES_REFUSED_PER_SECOND,
+};
+
+static void window_keep(struct cmd_window *w, const struct derived *d)
+{
+    for (int i = 0; i < CMD_WINDOW_FIGS; i++)
+        w->v[i] = d->v[cmd_figs[i]];
+    if (w->n != d->n_cmds) {
+        free(w->per_cmd);
+        w->per_cmd = xcalloc(d->n_cmds ? 2 * d->n_cmds : 1, sizeof *w->per_cmd);
+        w->n = d->n_cmds;
+    }
+    for (size_t i = 0; i < d->n_cmds; i++) {
+        w->per_cmd[2 * i] = d->cmds[i].calls_per_second;
+        w->per_cmd[2 * i + 1] = d->cmds[i].seconds_per_call;
+    }
+    w->seconds = d->cmd_interval_seconds;
+    w->kept = true;
+}
+
+/* A poll that did not ask: its commandstats are the kept section, the same
+ * list in the same order as the sample the figures were kept from. */
+static void window_reuse(const struct cmd_window *w, uint64_t cur_us, struct derived *d)
+{
+    if (!w->kept)
+        return;
+    d->cmd_interval_seconds = w->seconds;
+    d->cmd_age_seconds = (double)(cur_us - w->since_us) / 1e6;
+    for (int i = 0; i < CMD_WINDOW_FIGS; i++)
+        if (!isnan(w->v[i]))
+            d->v[cmd_figs[i]] = w->v[i];
+    if (w->n != d->n_cmds)
+        return;
+    for (size_t i = 0; i < d->n_cmds; i++) {
+        d->cmds[i].calls_per_second = w->per_cmd[2 * i];
+        d->cmds[i].seconds_per_call = w->per_cmd[2 * i + 1];
+    }
+}
+
+void cmd_window_clear(struct cmd_window *w)
+{
+    free(w->per_cmd);
+    memset(w, 0, sizeof *w);
+}
+
+void derive_window(const struct info_sample *prev, uint64_t prev_us, const struct info_sample *cur,
+                   uint64_t cur_us, double now_real, derive_classify_fn classify, void *ctx,
+                   struct cmd_window *w, struct derived *d)
 {
     memset(d, 0, sizeof *d);
     for (int i = 0; i < DV_COUNT; i++)
         d->v[i] = NAN;
-    d->interval_seconds = NAN;
-    d->event = detect(prev, cur);
+    d->interval_seconds = d->cmd_interval_seconds = d->cmd_age_seconds = NAN;
+    d->event = detect(prev, cur, !w || !w->rebase);
     if (d->event == DERIVE_OK && cur_us <= prev_us)
         d->event = DERIVE_FIRST; /* no elapsed time: nothing to divide by */
     d->cmds = xcalloc(cur->n_cmds ? cur->n_cmds : 1, sizeof *d->cmds);
@@ -252,11 +319,41 @@ void derive(const struct info_sample *prev, uint64_t prev_us, const struct info_
     for (size_t i = 0; i < cur->n_errs; i++)
         d->errs[i] = (struct derived_err){cur->errs[i].err, NAN};
     instant(cur, now_real, d);
-    if (d->event == DERIVE_OK) {
+    bool ok = d->event == DERIVE_OK;
+    if (ok) {
         double dt = (double)(cur_us - prev_us) / 1e6;
         d->interval_seconds = dt;
+        if (!w || (w->fresh && !w->rebase && cur_us > w->since_us)) {
+            d->cmd_interval_seconds = w ? (double)(cur_us - w->since_us) / 1e6 : dt;
+            d->cmd_age_seconds = 0;
+            cmd_rates(prev, cur, d->cmd_interval_seconds, d);
+        } else if (!w->fresh) {
+            window_reuse(w, cur_us, d);
+        }
         rates(prev, cur, dt, d);
     }
+    if (!w)
+        return;
+    if (w->fresh) {
+        if (ok && !w->rebase && cur_us > w->since_us)
+            window_keep(w, d);
+        else
+            w->kept = false; /* this sample's commandstats are the baseline */
+        w->since_us = cur_us;
+        w->rebase = false;
+    } else if (!ok) {
+        /* a baseline on commandstats kept from before it: the next ones
+         * asked for are the commandstats baseline, not compared with these */
+        w->kept = false;
+        w->rebase = true;
+    }
+}
+
+void derive(const struct info_sample *prev, uint64_t prev_us, const struct info_sample *cur,
+            uint64_t cur_us, double now_real, derive_classify_fn classify, void *ctx,
+            struct derived *d)
+{
+    derive_window(prev, prev_us, cur, cur_us, now_real, classify, ctx, NULL, d);
 }
 
 void derived_unbind(struct derived *d)

@@ -133,6 +133,11 @@ struct target {
     uint64_t next_latstats_us; /* when INFO asks for latencystats again; 0: next poll */
     bool asked_latstats;       /* the INFO in flight asks for it */
     struct rstr *latstats;     /* the last "# Latencystats" section, or NULL */
+    uint64_t next_cmdstats_us; /* the same for commandstats */
+    bool asked_cmdstats;
+    unsigned long cmds_reads;  /* registry_scrapes() when commandstats were last asked for */
+    struct rstr *cmdstats;
+    struct cmd_window cw;      /* the figures from the last commandstats */
     /* slower cadences */
     uint64_t next_config_us, next_latency_us;
     struct config_values config;
@@ -170,10 +175,11 @@ struct poller {
     pthread_cond_t rdone;
     uint64_t req_gen, done_gen; /* requests made; the last one answered */
     bool held;                  /* the loop cannot answer: readers take what is there */
-    /* the poll's INFO, encoded once: [0] the sections, [1] the same with
-     * latencystats, [2] INFO all (servers refusing several sections) */
-    char *info_cmd[3];
-    int info_cmd_len[3];
+    /* the poll's INFO, encoded once: [0] the sections but commandstats,
+     * [+1] with commandstats, [+2] with latencystats, [4] INFO all (servers
+     * refusing several sections) */
+    char *info_cmd[5];
+    int info_cmd_len[5];
 };
 
 static void arm_deadline(struct target *t)
@@ -431,7 +437,7 @@ static void drop_connection(struct target *t)
     forget_asking(s);
     free(s);
     t->s = NULL;
-    t->next_latstats_us = 0; /* a new connection may be a new server */
+    t->next_latstats_us = t->next_cmdstats_us = 0; /* a new connection may be a new server */
 }
 
 /* Keeps n_up and the first-round flag, and tells the owner when either
@@ -525,7 +531,10 @@ static void finish(struct target *t, enum outcome o, const char *detail, struct 
         return;
     }
     struct derived d;
-    derive(t->last, t->last_us, s, now, t->st.last_poll_ts, classify, t, &d);
+    t->cw.fresh = t->asked_cmdstats;
+    derive_window(t->last, t->last_us, s, now, t->st.last_poll_ts, classify, t, &t->cw, &d);
+    if (!t->cw.kept)
+        t->next_cmdstats_us = 0; /* no write/read split yet: ask at the next poll */
     const char *mode = !t->last || d.event == DERIVE_RESTART ? info_sval(s, INFO_S_REDIS_MODE) : NULL;
     if (mode && strcmp(mode, "sentinel") == 0)
         /* it answers INFO, so it is up, with no data, memory or write
@@ -561,15 +570,33 @@ static enum pend pop(struct session *s)
     return k;
 }
 
+/* Whether a section with its own cadence is due now, and if so its next turn. */
+static bool due(uint64_t *next_us, uint64_t cadence_ms, uint64_t now)
+{
+    if (cadence_ms && now < *next_us)
+        return false;
+    *next_us = now + cadence_ms * 1000;
+    return true;
+}
+
 static void send_info(struct target *t)
 {
-    int k = 2;
+    int k = 4;
+    t->asked_latstats = t->asked_cmdstats = true;
     if (!t->s->info_all) {
         uint64_t now = now_mono_us();
-        t->asked_latstats = !t->cfg->latencystats_interval_ms || now >= t->next_latstats_us;
-        if (t->asked_latstats)
-            t->next_latstats_us = now + t->cfg->latencystats_interval_ms * 1000;
-        k = t->asked_latstats;
+        /* and at the first poll after a scrape: every scrape then has
+         * commandstats newer than the previous scrape's (and at most the
+         * cadence old), so rate() and irate() of redis_commands_total see
+         * them move from scrape to scrape, whatever the two intervals */
+        unsigned long reads = registry_scrapes(t->p->reg);
+        if (reads != t->cmds_reads)
+            t->next_cmdstats_us = 0;
+        t->asked_cmdstats = due(&t->next_cmdstats_us, t->cfg->commandstats_interval_ms, now);
+        if (t->asked_cmdstats)
+            t->cmds_reads = reads;
+        t->asked_latstats = due(&t->next_latstats_us, t->cfg->latencystats_interval_ms, now);
+        k = t->asked_cmdstats + 2 * t->asked_latstats;
     }
     conn_send(t->s->conn, t->p->info_cmd[k], (size_t)t->p->info_cmd_len[k]);
     push(t, P_INFO);
@@ -634,23 +661,37 @@ static void send_extras(struct target *t, uint64_t now)
     }
 }
 
-/* The INFO text to parse and keep: the reply, which either brings a fresh
- * latencystats section (kept for the polls that do not ask) or gets the
- * kept one appended. */
-static struct rstr *info_with_latstats(struct target *t, const char *text, size_t len)
+/* A section asked for at its own cadence: kept from the reply that brings
+ * it (asked), to be appended to the replies that do not. */
+static void keep_section(struct rstr **kept, bool asked, const char *text, size_t len, const char *name)
 {
-    if (t->s->info_all || t->asked_latstats) {
-        size_t off, sl;
-        rstr_unref(t->latstats);
-        t->latstats = info_section_span(text, len, "latencystats", &off, &sl) ? rstr_new(text + off, sl) : NULL;
-        return rstr_new(text, len);
-    }
-    if (!t->latstats)
-        return rstr_new(text, len);
-    struct rstr *r = rstr_new(NULL, len + 2 + t->latstats->len);
+    size_t off, sl;
+    if (!asked)
+        return;
+    rstr_unref(*kept);
+    *kept = info_section_span(text, len, name, &off, &sl) ? rstr_new(text + off, sl) : NULL;
+}
+
+/* The INFO text to parse and keep: the reply, with the latencystats and
+ * commandstats sections it did not ask for appended as they were last
+ * kept, so that every poll's text has all the sections. */
+static struct rstr *info_with_kept(struct target *t, const char *text, size_t len)
+{
+    keep_section(&t->latstats, t->asked_latstats, text, len, "latencystats");
+    keep_section(&t->cmdstats, t->asked_cmdstats, text, len, "commandstats");
+    const struct rstr *add[2] = {t->asked_latstats ? NULL : t->latstats, t->asked_cmdstats ? NULL : t->cmdstats};
+    size_t n = len;
+    for (int i = 0; i < 2; i++)
+        n += add[i] ? 2 + add[i]->len : 0;
+    struct rstr *r = rstr_new(NULL, n);
     memcpy(r->data, text, len);
-    memcpy(r->data + len, "\r\n", 2);
-    memcpy(r->data + len + 2, t->latstats->data, t->latstats->len);
+    size_t at = len;
+    for (int i = 0; i < 2; i++)
+        if (add[i]) {
+            memcpy(r->data + at, "\r\n", 2);
+            memcpy(r->data + at + 2, add[i]->data, add[i]->len);
+            at += 2 + add[i]->len;
+        }
     return r;
 }
 
@@ -781,7 +822,7 @@ static void on_reply(void *arg, redisReply *r)
         if (is_err) {
             on_info_error(t, detail);
         } else if (r->type == REDIS_REPLY_STRING) {
-            struct rstr *raw = info_with_latstats(t, r->str, r->len);
+            struct rstr *raw = info_with_kept(t, r->str, r->len);
             struct info_sample *s = parse_text(t, raw);
             note_dropped(t, s);
             finish(t, OUTCOME_OK, "", s, raw, false);
@@ -900,16 +941,20 @@ struct poller *poller_new(struct event_base *base, struct registry *reg)
     evdns_base_load_hosts(p->dns, NULL);
     evdns_base_set_option(p->dns, "timeout:", "2");
     evdns_base_set_option(p->dns, "attempts:", "2");
-    const char *argv[16] = {"INFO"};
-    int n = 1;
-    for (const char *const *sec = poller_info_sections; *sec; sec++)
-        argv[n++] = *sec;
-    p->info_cmd_len[0] = redisFormatCommandArgv(&p->info_cmd[0], n, argv, NULL);
-    argv[n] = "latencystats";
-    p->info_cmd_len[1] = redisFormatCommandArgv(&p->info_cmd[1], n + 1, argv, NULL);
-    argv[1] = "all";
-    p->info_cmd_len[2] = redisFormatCommandArgv(&p->info_cmd[2], 2, argv, NULL);
-    for (int k = 0; k < 3; k++)
+    /* [k]: commandstats when k & 1, latencystats when k & 2 */
+    for (int k = 0; k < 4; k++) {
+        const char *argv[16] = {"INFO"};
+        int n = 1;
+        for (const char *const *sec = poller_info_sections; *sec; sec++)
+            if ((k & 1) || strcmp(*sec, "commandstats") != 0)
+                argv[n++] = *sec;
+        if (k & 2)
+            argv[n++] = "latencystats";
+        p->info_cmd_len[k] = redisFormatCommandArgv(&p->info_cmd[k], n, argv, NULL);
+    }
+    const char *all[] = {"INFO", "all"};
+    p->info_cmd_len[4] = redisFormatCommandArgv(&p->info_cmd[4], 2, all, NULL);
+    for (int k = 0; k < 5; k++)
         if (p->info_cmd_len[k] < 0) { /* hiredis fails only out of memory */
             log_error("poller", "out of memory encoding INFO");
             abort();
@@ -973,6 +1018,10 @@ static void forget_server(struct target *t)
     t->info_text = NULL;
     rstr_unref(t->latstats);
     t->latstats = NULL;
+    rstr_unref(t->cmdstats);
+    t->cmdstats = NULL;
+    cmd_window_clear(&t->cw);
+    t->next_cmdstats_us = 0;
     config_values_clear(&t->config);
     free(t->latency);
     t->latency = NULL;
@@ -1074,6 +1123,8 @@ static bool target_update(struct target *t, const struct instance_cfg *nc, uint6
             t->next_latency_us = min_u64(t->next_latency_us, now + nc->latency_interval_ms * 1000);
         if (nc->latencystats_interval_ms < oc->latencystats_interval_ms)
             t->next_latstats_us = min_u64(t->next_latstats_us, now + nc->latencystats_interval_ms * 1000);
+        if (nc->commandstats_interval_ms < oc->commandstats_interval_ms)
+            t->next_cmdstats_us = min_u64(t->next_cmdstats_us, now + nc->commandstats_interval_ms * 1000);
     }
     return relabel;
 }
@@ -1174,7 +1225,7 @@ void poller_free(struct poller *p)
     pthread_mutex_destroy(&p->rlock);
     buf_free(&p->scratch);
     info_sample_free(p->parsed);
-    for (int k = 0; k < 3; k++)
+    for (int k = 0; k < 5; k++)
         redisFreeCommand(p->info_cmd[k]);
     evdns_base_free(p->dns, 0);
     tickgrid_free(p->grid);

@@ -6,6 +6,7 @@
 #include "publish.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -130,7 +131,12 @@ struct registry {
     struct table *tab;
     void (*on_read)(void *arg); /* set while no reader runs */
     void *on_read_arg;
+    atomic_ulong scrapes;
 };
+
+void registry_note_scrape(struct registry *r) { atomic_fetch_add_explicit(&r->scrapes, 1, memory_order_relaxed); }
+
+unsigned long registry_scrapes(struct registry *r) { return atomic_load_explicit(&r->scrapes, memory_order_relaxed); }
 
 void registry_on_read(struct registry *r, void (*fn)(void *arg), void *arg)
 {

@@ -372,6 +372,10 @@ static void json_derived(struct buf *b, const struct render_input *in)
     buf_put_json_str(b, event_str(d->event));
     buf_puts(b, ",\"interval_seconds\":");
     put_num_or_null(b, d->interval_seconds);
+    buf_puts(b, ",\"commandstats_interval_seconds\":");
+    put_num_or_null(b, d->cmd_interval_seconds);
+    buf_puts(b, ",\"commandstats_age_seconds\":");
+    put_num_or_null(b, d->cmd_age_seconds);
     for (size_t g = 0; g < N_GROUPS; g++) {
         buf_puts(b, ",\"");
         buf_puts(b, groups[g]);

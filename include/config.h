@@ -50,6 +50,7 @@ struct instance_cfg {
     char *config_command;         /* "CONFIG", or its renamed name */
     uint64_t latency_interval_ms; /* LATENCY LATEST cadence; 0: off */
     uint64_t latencystats_interval_ms; /* INFO latencystats cadence; 0: every poll */
+    uint64_t commandstats_interval_ms; /* INFO commandstats cadence; 0: every poll */
     size_t max_nested_entries;    /* per nested INFO family (commandstats...) */
     struct tls_opts tls;
     struct label *labels;

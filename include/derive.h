@@ -52,6 +52,9 @@ struct derived {
     double v[DV_COUNT]; /* NaN: not available on this poll */
     enum derive_event event;
     double interval_seconds; /* NaN on a baseline poll */
+    /* the commandstats figures' interval (the poll's, or longer: struct
+     * cmd_window) and how long ago it ended; NaN when there are none */
+    double cmd_interval_seconds, cmd_age_seconds;
     struct derived_cmd *cmds;
     size_t n_cmds;
     struct derived_err *errs;
@@ -71,6 +74,34 @@ void derive(const struct info_sample *prev, uint64_t prev_us, const struct info_
             uint64_t cur_us, double now_real, derive_classify_fn classify, void *ctx,
             struct derived *out);
 void derived_clear(struct derived *d);
+
+/*
+ * Commandstats asked less often than INFO (commandstats_interval): the polls
+ * in between carry the last commandstats unchanged, so the figures from
+ * them (the write/read split, per-command rates, rejected and failed calls)
+ * are computed only when fresh ones come, over the time since the previous
+ * fresh ones, and kept for the polls in between. A baseline (restart,
+ * reset) on a poll that did not ask leaves its kept commandstats out of the
+ * next comparison. Zero-initialise; the caller sets fresh before each
+ * derive_window; the rest is derive_window's.
+ */
+#define CMD_WINDOW_FIGS 6
+struct cmd_window {
+    bool fresh;        /* the caller's: this poll's reply brought commandstats */
+    bool kept;         /* v and per_cmd hold figures (false: ask at the next poll) */
+    bool rebase;       /* the next fresh commandstats are a baseline */
+    double seconds;    /* the interval v and per_cmd are over */
+    uint64_t since_us; /* when the commandstats in the previous sample came */
+    double v[CMD_WINDOW_FIGS];
+    double *per_cmd; /* [2 * n]: calls per second, seconds per call */
+    size_t n;
+};
+/* derive() with a cmd_window (derive() is this with none: commandstats in
+ * every sample). */
+void derive_window(const struct info_sample *prev, uint64_t prev_us, const struct info_sample *cur,
+                   uint64_t cur_us, double now_real, derive_classify_fn classify, void *ctx,
+                   struct cmd_window *w, struct derived *out);
+void cmd_window_clear(struct cmd_window *w);
 /* Sets d's pointers into its sample (command and error names, replicas) to
  * NULL, for keeping d after that sample is freed or reused: a read before
  * derived_rebind is then a NULL dereference, not another instance's names. */

@@ -54,11 +54,19 @@ void poller_render_self(struct buf *b);
 void poller_hold_reads(struct poller *p, bool hold);
 
 /* The INFO sections requested in one command (Redis >= 7.0 takes several;
- * older servers get "INFO all" after their first syntax error), and
- * "latencystats" with it every latencystats_interval: the server works out
- * percentiles from a histogram per command for it, the costliest section by
- * far, and they are cumulative since start, so minutes apart lose nothing. In
- * between, the last latencystats text is parsed with each reply. */
+ * older servers get "INFO all" after their first syntax error), commandstats
+ * only every commandstats_interval, and "latencystats" with it every
+ * latencystats_interval. latencystats: the server works out percentiles from
+ * a histogram per command for it, the costliest section by far, and they are
+ * cumulative since start, so minutes apart lose nothing. commandstats: a
+ * formatted line per command called, about 30% of the server's CPU for a
+ * poll of these sections (tests/bench/info_cost.py), and what the write/read
+ * split is computed from, so a poll faster than 5 s, there for its memory,
+ * fork and replication figures, need not pay for a finer split (struct
+ * cmd_window); it is also asked at the first poll after a scrape
+ * (registry_note_scrape), so that every scrape's redis_commands_total is
+ * newer than the last one's. In between, the last text of each is parsed
+ * with the reply. */
 extern const char *const poller_info_sections[];
 
 /* The reconnect delay after `fails` failed polls in a row, before jitter

@@ -133,6 +133,11 @@ bool registry_has_name(struct registry *r, const char *name);
 /* Reference to the frag of the slot named name, or NULL (unknown name or
  * nothing published yet), after the on_read call. Any thread. */
 struct frag *registry_get_name(struct registry *r, const char *name);
+/* Counts a read of Prometheus text (/metrics, /scrape), which the poller
+ * asks commandstats for at the next poll (poller.h); the count so far. Any
+ * thread. */
+void registry_note_scrape(struct registry *r);
+unsigned long registry_scrapes(struct registry *r);
 /* True when every slot has a frag with polled set. Any thread. */
 bool registry_all_polled(struct registry *r);
 

@@ -103,6 +103,9 @@ def head_to_head():
         get("http://127.0.0.1:%d/metrics" % eport)
     floor_bin = os.path.join(os.path.dirname(BIN), "poll_floor")
     has_floor = os.path.exists(floor_bin)
+    # the floor asks what the agent asks: commandstats one poll in 50 (every
+    # 5 s, the default commandstats_interval, at 100 ms)
+    CS_EVERY = 50
     n_scrapes = int(W_H2H * 10)
     lat = []
 
@@ -121,13 +124,13 @@ def head_to_head():
         rw.append(window(p.pid, [rport], idle_per_s, lambda: time.sleep(W_H2H)))
         if has_floor:  # and the floor running beside the agent: both in the same seconds
             c0, t0 = cpu_s(p.pid), time.monotonic()
-            out = subprocess_out([floor_bin, str(rport), "10", str(int(W_H2H * 100))])
+            out = subprocess_out([floor_bin, str(rport), "10", str(int(W_H2H * 100)), str(CS_EVERY)])
             c1, t1 = cpu_s(p.pid), time.monotonic()
             pairs.append(((c1 - c0) / (K * (t1 - t0) / 0.1), float(out.split()[1]) / 1e6))
         p.send_signal(signal.SIGSTOP)
         ew.append(window(e.pid, [rport], idle_per_s, scrape_loop))
         if has_floor:  # the same 100 polls a second as the agent, on one connection
-            out = subprocess_out([floor_bin, str(rport), "10", str(int(W_H2H * 100))])
+            out = subprocess_out([floor_bin, str(rport), "10", str(int(W_H2H * 100)), str(CS_EVERY)])
             floors.append(float(out.split()[1]) / 1e6)
         p.send_signal(signal.SIGCONT)
         time.sleep(1)  # ticks skipped while stopped are not polls: let the schedule settle
@@ -684,7 +687,9 @@ def report(runs, scales, prev=None):
                 " run). The Redis figures have the server's idle CPU (measured first, %.0f s) subtracted; agent"
                 " CPU includes everything the process did in the window (all its threads, from the scheduler's"
                 " count). Steady state: latencystats rides with one poll a minute per connection"
-                " (`latencystats_interval`). The floor also runs once a round beside the agent (the server then"
+                " (`latencystats_interval`) and commandstats with one poll in 50 (every 5 s,"
+                " `commandstats_interval`); the floor loop's INFO is the same, commandstats one poll in 50."
+                " The floor also runs once a round beside the agent (the server then"
                 " answers 200 INFO a second), so that the two are compared in the same seconds: the machine's"
                 " speed drifts over minutes, and a floor measured in turns moves with it (each run: the median of"
                 " its rounds' ratios). The target is read from the figures in turns, as in earlier tables." % (

@@ -5,13 +5,19 @@
  * until the reply is there, read it. Its CPU time per poll is the floor under
  * redpulse's figure (the kernel's share: two wake-ups, a send, a receive).
  *
- *   poll_floor PORT INTERVAL_MS POLLS
+ *   poll_floor PORT INTERVAL_MS POLLS [CMDSTATS_EVERY]
+ *
+ * The INFO is redpulse's: its sections, commandstats in one poll of
+ * CMDSTATS_EVERY (default 1: every poll; redpulse asks for them every
+ * commandstats_interval, which at 100 ms polls and the default 5 s is one
+ * poll in 50).
  *
  * Prints "floor_us_per_poll <µs>". A benchmark: asserts nothing.
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +29,9 @@
 static const char CMD[] = "*12\r\n$4\r\nINFO\r\n$6\r\nserver\r\n$7\r\nclients\r\n$6\r\nmemory\r\n"
                           "$11\r\npersistence\r\n$5\r\nstats\r\n$11\r\nreplication\r\n$3\r\ncpu\r\n"
                           "$12\r\ncommandstats\r\n$10\r\nerrorstats\r\n$7\r\ncluster\r\n$8\r\nkeyspace\r\n";
+static const char CMD_NO_CS[] = "*11\r\n$4\r\nINFO\r\n$6\r\nserver\r\n$7\r\nclients\r\n$6\r\nmemory\r\n"
+                                "$11\r\npersistence\r\n$5\r\nstats\r\n$11\r\nreplication\r\n$3\r\ncpu\r\n"
+                                "$10\r\nerrorstats\r\n$7\r\ncluster\r\n$8\r\nkeyspace\r\n";
 
 static double cpu_us(void)
 {
@@ -33,11 +42,14 @@ static double cpu_us(void)
 
 int main(int argc, char **argv)
 {
-    if (argc != 4) {
-        fprintf(stderr, "usage: %s PORT INTERVAL_MS POLLS\n", argv[0]);
+    if (argc != 4 && argc != 5) {
+        fprintf(stderr, "usage: %s PORT INTERVAL_MS POLLS [CMDSTATS_EVERY]\n", argv[0]);
         return 2;
     }
     int port = atoi(argv[1]), interval = atoi(argv[2]), polls = atoi(argv[3]);
+    int every = argc == 5 ? atoi(argv[4]) : 1;
+    if (every < 1)
+        every = 1;
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
     inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
@@ -56,7 +68,10 @@ int main(int argc, char **argv)
         if (i == 0)
             c0 = cpu_us();
         epoll_wait(ep, &out, 1, interval); /* the timer: nothing else to wake for */
-        if (send(fd, CMD, sizeof CMD - 1, 0) != (ssize_t)(sizeof CMD - 1))
+        bool cs = (i + 10) % every == 0;
+        const char *cmd = cs ? CMD : CMD_NO_CS;
+        size_t len = cs ? sizeof CMD - 1 : sizeof CMD_NO_CS - 1;
+        if (send(fd, cmd, len, 0) != (ssize_t)len)
             return 1;
         size_t have = 0, want = 0;
         while (!want || have < want) {

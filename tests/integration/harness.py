@@ -423,6 +423,16 @@ def value(m, name, **want):
     return r[0][1]
 
 
+def split_window(j):
+    """The wall-clock span the commandstats figures of poll j (the
+    write/read split, per-command rates, rejected calls) were computed over:
+    commandstats come every commandstats_interval, and the polls in between
+    keep the last figures."""
+    d = j["derived"]
+    t1 = j["last_poll_timestamp"] - d["commandstats_age_seconds"]
+    return t1 - d["commandstats_interval_seconds"], t1
+
+
 def promtool_check(text):
     require_tool("promtool")
     p = subprocess.run(["promtool", "check", "metrics"], input=text.encode(), capture_output=True)

@@ -4,14 +4,16 @@ generator that measures itself, the server process' own /proc/PID/stat, real
 bgsave failures, AOF with appendfsync always, restarts and CONFIG RESETSTAT
 under load, CONFIG GET and LATENCY LATEST, command classification."""
 import os
+import socket
 import subprocess
 import sys
+import threading
 import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
-from harness import Agent, RedisServer, Resp, TmpTestCase, promtool_check, value, wait_for  # noqa: E402
+from harness import Agent, RedisServer, Resp, TmpTestCase, promtool_check, split_window, value, wait_for  # noqa: E402
 from loadgen import LoadGen  # noqa: E402
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -82,8 +84,7 @@ class WritePath(TmpTestCase):
             j = polls.next()
             d = j["derived"]
             self.assertEqual(d["event"], "ok")
-            t1 = j["last_poll_timestamp"]
-            truth = g.rate(t1 - d["interval_seconds"], t1)
+            truth = g.rate(*split_window(j))
             got = d["throughput"]["write_commands_per_second"]
             self.assertGreater(truth, 4000)
             self.assertLess(abs(got - truth) / truth, 0.05, (got, truth))
@@ -105,10 +106,8 @@ class WritePath(TmpTestCase):
         for _ in range(2):
             j = polls.next()
             d = j["derived"]
-            t1 = j["last_poll_timestamp"]
-            t0 = t1 - d["interval_seconds"]
             for kind, key in (("w", "write_commands_per_second"), ("r", "read_commands_per_second")):
-                truth = g.rate(t0, t1, kind)
+                truth = g.rate(*split_window(j), kind)
                 got = d["throughput"][key]
                 self.assertLess(abs(got - truth) / truth, 0.05, (key, got, truth))
             hits = d["throughput"]["keyspace_hit_ratio"]
@@ -172,8 +171,15 @@ class WritePath(TmpTestCase):
         while j["last_poll_timestamp"] - j["derived"]["interval_seconds"] > t_writes:
             j = polls.next()  # not expected; keeps the window honest if a poll raced the writes
         d = j["derived"]["errors"]
-        self.assertAlmostEqual(d["writes_refused_per_second"] * j["derived"]["interval_seconds"], 20, delta=0.5)
         self.assertAlmostEqual(d["misconf_errors_per_second"] * j["derived"]["interval_seconds"], 20, delta=0.5)
+        # the refused writes come from commandstats: the first poll that
+        # asks for them after the writes (commandstats_interval, 5 s)
+        while split_window(j)[1] < t_writes:
+            j = polls.next()
+        self.assertLessEqual(j["last_poll_timestamp"] - t_writes, 6.5)
+        d = j["derived"]
+        self.assertAlmostEqual(d["errors"]["writes_refused_per_second"] * d["commandstats_interval_seconds"], 20,
+                               delta=0.5)
         self.assertGreater(value(a.metrics(), "redis_writes_refused_per_second", target="bg"), 0)
         c.close()
 
@@ -386,6 +392,81 @@ class WritePath(TmpTestCase):
         c.close()
         wait_for(lambda: [1 for (n, l) in a.metrics() if n == "redis_latency_percentiles_seconds"
                           and ("cmd", "hset") in l], 4, what="hset percentiles")
+
+    def test_commandstats_cadence(self):
+        """commandstats ride with INFO every commandstats_interval only: the
+        write/read split is computed over the time between two of them and
+        kept for the polls in between, the total rate every poll; a scrape
+        has them asked for at the next poll. "0s" asks with every poll."""
+        s = self.server("cst")
+        s2 = self.server("cst0")
+        a = self.agent([{"name": "cst", "address": "127.0.0.1:%d" % s.port, "commandstats_interval": "1s"},
+                        {"name": "cst0", "address": "127.0.0.1:%d" % s2.port, "commandstats_interval": "0s"}],
+                       interval="200ms", timeout="150ms")
+        g = self.load(s.port, writes_per_sec=3000)
+        polls = Polls(a, "cst")
+        polls.next()
+        mons = []
+        for srv in (s, s2):
+            mon = Resp(srv.port)
+            mon.s.sendall(b"*1\r\n$7\r\nMONITOR\r\n")
+            self.assertEqual(mon.f.readline().strip(), b"+OK")
+            infos = []
+
+            def read(mon=mon, infos=infos):
+                for line in iter(mon.f.readline, b""):
+                    if b'] "INFO" ' in line:  # not COMMAND INFO
+                        infos.append(line.decode())
+            th = threading.Thread(target=read, daemon=True)
+            th.start()
+            mons.append((mon, infos, th))
+        end = time.monotonic() + 5
+        fresh = stale = 0
+        last_fresh = None
+        while time.monotonic() < end:
+            j = polls.next()
+            d = j["derived"]
+            if d["event"] != "ok" or d["commandstats_interval_seconds"] is None:
+                continue
+            got = d["throughput"]["write_commands_per_second"]
+            # the total rate is every poll's own
+            truth_all = g.rate(j["last_poll_timestamp"] - d["interval_seconds"], j["last_poll_timestamp"])
+            self.assertLess(abs(d["throughput"]["commands_per_second"] - truth_all) / truth_all, 0.1)
+            if d["commandstats_age_seconds"] == 0:
+                # the second poll asks again (no split yet), then one a second
+                iv = d["commandstats_interval_seconds"]
+                self.assertTrue(0.15 < iv < 0.3 or 0.75 < iv < 1.5, iv)
+                fresh += iv > 0.75
+                truth = g.rate(*split_window(j))
+                self.assertLess(abs(got - truth) / truth, 0.05, (got, truth))
+                last_fresh = d
+            elif last_fresh is not None:
+                stale += 1
+                self.assertGreater(d["commandstats_age_seconds"], 0.1)
+                self.assertEqual(got, last_fresh["throughput"]["write_commands_per_second"])
+                self.assertEqual(d["throughput"]["commands"]["set"], last_fresh["throughput"]["commands"]["set"])
+        # a scrape: the next poll asks for commandstats, whatever the cadence,
+        # so the next scrape has newer ones
+        for _ in range(3):
+            before = value(a.metrics("/scrape?target=cst"), "redis_commands_total", target="cst", cmd="set")
+            j = polls.next()
+            self.assertEqual(j["derived"]["commandstats_age_seconds"], 0)
+            m = a.metrics()
+            self.assertGreater(value(m, "redis_commands_total", target="cst", cmd="set"), before)
+            self.assertGreater(value(m, "redis_write_commands_per_second", target="cst"), 1000)
+            polls.next()
+        for mon, _, th in mons:
+            mon.s.shutdown(socket.SHUT_RDWR)
+            th.join(5)
+            mon.s.close()
+        self.assertGreaterEqual(fresh, 3)
+        self.assertGreaterEqual(stale, 8)
+        (_, infos, _), (_, infos0, _) = mons
+        self.assertGreaterEqual(len(infos), 15, infos)  # one INFO every 200 ms
+        with_cs = [l for l in infos if '"commandstats"' in l]
+        self.assertTrue(8 <= len(with_cs) <= 14, (len(with_cs), len(infos)))  # one a second, and 6 after scrapes
+        self.assertGreaterEqual(len(infos0), 15, infos0)
+        self.assertEqual([l for l in infos0 if '"commandstats"' not in l], [], infos0)  # "0s": every poll
 
     def test_latency_latest(self):
         s = self.server("lat", ["--enable-debug-command", "yes", "--latency-monitor-threshold", "10"])

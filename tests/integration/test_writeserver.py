@@ -16,7 +16,7 @@ import unittest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
 from fakepeer import FakePeer, bulk  # noqa: E402
-from harness import Agent, RedisServer, Tmp, TmpTestCase, value, wait_for  # noqa: E402
+from harness import Agent, RedisServer, Tmp, TmpTestCase, split_window, value, wait_for  # noqa: E402
 from loadgen import LoadGen  # noqa: E402
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
@@ -189,19 +189,31 @@ class WriteServer(TmpTestCase):
         refused = {}
 
         def burst():
+            refused["t0"] = time.time()
             o0 = errorstat(s.port, "OOM")
             c.s.sendall(b"".join(b"*3\r\n$3\r\nSET\r\n$6\r\nb:%04d\r\n$1000\r\n%s\r\n" % (i, b"x" * 1000)
                                  for i in range(300)))
             replies = [c.f.readline() for _ in range(300)]
             refused["client"] = sum(1 for r in replies if r.startswith(b"-OOM"))
             refused["server"] = errorstat(s.port, "OOM") - o0  # the server's own count, via redis-cli
+            refused["t1"] = time.time()
         d = self.burst_in_one_interval(a, "oom", burst)
         self.assertGreater(refused["client"], 250, refused)
         self.assertEqual(refused["server"], refused["client"])
         dt = d["interval_seconds"]
         self.assertAlmostEqual(d["errors"]["oom_errors_per_second"] * dt, refused["server"], delta=0.5)
-        self.assertAlmostEqual(d["errors"]["writes_refused_per_second"] * dt, refused["server"], delta=0.5)
         self.assertGreater(value(a.metrics(), "redis_oom_errors_per_second", target="oom"), 0)
+        # the refused writes come from commandstats (rejected_calls): the
+        # first poll that asked for them after the burst (commandstats_interval)
+        polls = Polls(a, "oom")
+        j = polls.next()
+        while split_window(j)[1] < refused["t1"]:
+            j = polls.next(timeout=8)
+        self.assertLessEqual(split_window(j)[0], refused["t0"] + 0.05, "burst straddles two commandstats")
+        d = j["derived"]
+        self.assertAlmostEqual(d["errors"]["writes_refused_per_second"] * d["commandstats_interval_seconds"],
+                               refused["server"], delta=0.5)
+        self.assertGreater(value(a.metrics(), "redis_writes_refused_per_second", target="oom"), 0)
         c.close()
 
 

@@ -271,18 +271,27 @@ START_TEST(defaults_and_file)
     ck_assert_str_eq(c->http.listen, REDPULSE_DEFAULT_LISTEN);
     ck_assert_uint_lt(c->instances[0].timeout_ms, c->instances[0].interval_ms);
     ck_assert_uint_eq(c->instances[0].latencystats_interval_ms, 60000);
+    ck_assert_uint_eq(c->instances[0].commandstats_interval_ms, 5000);
     config_free(c);
-    /* latencystats_interval: "0s" means with every poll; below a second is refused */
+    /* latencystats_interval, commandstats_interval: "0s" means with every
+     * poll; below a second is refused */
     struct config_errors e0;
-    c = parse("{\"instances\": [{\"name\": \"a\", \"address\": \"h:1\", \"latencystats_interval\": \"0s\"},\n"
-              "{\"name\": \"b\", \"address\": \"h:2\", \"latencystats_interval\": \"5m\"}]}", &e0);
+    c = parse("{\"instances\": [{\"name\": \"a\", \"address\": \"h:1\", \"latencystats_interval\": \"0s\", "
+              "\"commandstats_interval\": \"0s\"},\n"
+              "{\"name\": \"b\", \"address\": \"h:2\", \"latencystats_interval\": \"5m\", \"commandstats_interval\": \"15s\"}]}",
+              &e0);
     ck_assert_msg(c != NULL, "%s", e0.text.p);
     ck_assert_uint_eq(c->instances[0].latencystats_interval_ms, 0);
     ck_assert_uint_eq(c->instances[1].latencystats_interval_ms, 300000);
+    ck_assert_uint_eq(c->instances[0].commandstats_interval_ms, 0);
+    ck_assert_uint_eq(c->instances[1].commandstats_interval_ms, 15000);
     config_free(c);
     config_errors_free(&e0);
     const char *const n[] = {"instances[0].latencystats_interval (line 1, column", "\"0s\" asks with every poll", NULL};
     expect_errors("{\"instances\": [{\"name\": \"a\", \"address\": \"h:1\", \"latencystats_interval\": \"500ms\"}]}", 1, n);
+    const char *const n2[] = {"defaults.commandstats_interval (line 1, column", "\"0s\" asks with every poll", NULL};
+    expect_errors("{\"defaults\": {\"commandstats_interval\": \"999ms\"}, \"instances\": [{\"name\": \"a\", \"address\": \"h:1\"}]}",
+                  1, n2);
     struct config_errors e = {BUF_INIT, 0};
     ck_assert_ptr_null(config_load("/nonexistent/redpulse.json", &e));
     ck_assert_ptr_nonnull(strstr(e.text.p, "/nonexistent/redpulse.json: cannot open"));

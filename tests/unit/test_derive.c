@@ -468,11 +468,107 @@ START_TEST(rebind_to_a_new_parse)
 }
 END_TEST
 
+/* Commandstats asked every few polls (commandstats_interval): the polls in
+ * between carry the kept section, so their split is the last one computed;
+ * a fresh one is computed over the time since the previous fresh one; a
+ * baseline on a poll that did not ask leaves the kept section out of the
+ * next comparison. */
+static double set_rate(const struct derived *d)
+{
+    for (size_t i = 0; i < d->n_cmds; i++)
+        if (strcmp(d->cmds[i].cmd, "set") == 0)
+            return d->cmds[i].calls_per_second;
+    return -1;
+}
+
+START_TEST(commandstats_window)
+{
+    /* the fixture: total_commands_processed 175036, set 75003 calls */
+    const char *b_kv[] = {"total_commands_processed:176036",
+                          "cmdstat_set:calls=76003,usec=37638,usec_per_call=0.50,rejected_calls=2,failed_calls=0", NULL};
+    const char *c_kv[] = {"total_commands_processed:176536", /* + 500, commandstats kept from b */
+                          "cmdstat_set:calls=76003,usec=37638,usec_per_call=0.50,rejected_calls=2,failed_calls=0", NULL};
+    const char *d_kv[] = {"total_commands_processed:178036",
+                          "cmdstat_set:calls=78003,usec=38638,usec_per_call=0.50,rejected_calls=6,failed_calls=0", NULL};
+    const char *e_kv[] = {"total_commands_processed:100", /* CONFIG RESETSTAT; commandstats kept from d */
+                          "cmdstat_set:calls=78003,usec=38638,usec_per_call=0.50,rejected_calls=6,failed_calls=0", NULL};
+    const char *f_kv[] = {"total_commands_processed:200",
+                          "cmdstat_set:calls=50,usec=20,usec_per_call=0.40,rejected_calls=0,failed_calls=0", NULL};
+    const char *g_kv[] = {"total_commands_processed:400",
+                          "cmdstat_set:calls=150,usec=70,usec_per_call=0.47,rejected_calls=1,failed_calls=0", NULL};
+    struct info_sample *a = mutate(M, none), *b = mutate(M, b_kv), *c = mutate(M, c_kv), *dd = mutate(M, d_kv);
+    struct info_sample *e = mutate(M, e_kv), *f = mutate(M, f_kv), *g = mutate(M, g_kv);
+    struct cmd_window w = {0};
+    struct derived d;
+
+    w.fresh = true; /* the first poll: a baseline, nothing kept */
+    derive_window(NULL, 0, a, 1 * SEC, 0, NULL, NULL, &w, &d);
+    ck_assert_int_eq(d.event, DERIVE_FIRST);
+    ck_assert(!w.kept);
+    derived_clear(&d);
+
+    derive_window(a, 1 * SEC, b, 2 * SEC, 0, NULL, NULL, &w, &d); /* fresh: over 1 s */
+    ck_assert_int_eq(d.event, DERIVE_OK);
+    ck_assert(w.kept);
+    ck_assert(near(set_rate(&d), 1000));
+    ck_assert(near(d.v[DV_WRITES_REFUSED_PER_SECOND], 2));
+    double write_b = d.v[DV_WRITE_COMMANDS_PER_SECOND];
+    ck_assert(write_b >= 1000);
+    derived_clear(&d);
+
+    w.fresh = false; /* b's commandstats again: b's figures, the rest over this poll */
+    derive_window(b, 2 * SEC, c, 3 * SEC, 0, NULL, NULL, &w, &d);
+    ck_assert_int_eq(d.event, DERIVE_OK);
+    ck_assert(near(d.v[DV_COMMANDS_PER_SECOND], 500));
+    ck_assert(near(set_rate(&d), 1000));
+    ck_assert(near(d.v[DV_WRITE_COMMANDS_PER_SECOND], write_b));
+    ck_assert(near(d.v[DV_WRITES_REFUSED_PER_SECOND], 2));
+    ck_assert(near(d.cmd_interval_seconds, 1) && near(d.cmd_age_seconds, 1));
+    derived_clear(&d);
+
+    w.fresh = true; /* fresh at 6 s: over the 4 s since b's */
+    derive_window(c, 3 * SEC, dd, 6 * SEC, 0, NULL, NULL, &w, &d);
+    ck_assert_int_eq(d.event, DERIVE_OK);
+    ck_assert(near(d.v[DV_COMMANDS_PER_SECOND], 1500.0 / 3));
+    ck_assert(near(set_rate(&d), 2000.0 / 4));
+    ck_assert(near(d.v[DV_WRITES_REFUSED_PER_SECOND], 4.0 / 4));
+    ck_assert(near(d.interval_seconds, 3) && near(d.cmd_interval_seconds, 4) && d.cmd_age_seconds == 0);
+    derived_clear(&d);
+
+    w.fresh = false; /* a reset seen on a poll that did not ask */
+    derive_window(dd, 6 * SEC, e, 7 * SEC, 0, NULL, NULL, &w, &d);
+    ck_assert_int_eq(d.event, DERIVE_RESET);
+    ck_assert(!w.kept);
+    derived_clear(&d);
+
+    w.fresh = true; /* its commandstats went down since d's: a baseline for them only */
+    derive_window(e, 7 * SEC, f, 8 * SEC, 0, NULL, NULL, &w, &d);
+    ck_assert_int_eq(d.event, DERIVE_OK);
+    ck_assert(near(d.v[DV_COMMANDS_PER_SECOND], 100));
+    ck_assert(isnan(d.v[DV_WRITE_COMMANDS_PER_SECOND]));
+    ck_assert(isnan(set_rate(&d)));
+    ck_assert(!w.kept);
+    derived_clear(&d);
+
+    derive_window(f, 8 * SEC, g, 10 * SEC, 0, NULL, NULL, &w, &d);
+    ck_assert_int_eq(d.event, DERIVE_OK);
+    ck_assert(near(set_rate(&d), 50));
+    ck_assert(near(d.v[DV_WRITES_REFUSED_PER_SECOND], 0.5));
+    ck_assert(w.kept);
+    derived_clear(&d);
+
+    cmd_window_clear(&w);
+    info_sample_free(a), info_sample_free(b), info_sample_free(c), info_sample_free(dd);
+    info_sample_free(e), info_sample_free(f), info_sample_free(g);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("derive");
     TCase *tc = tcase_create("core");
     tcase_add_test(tc, rates_and_split);
+    tcase_add_test(tc, commandstats_window);
     tcase_add_test(tc, rebind_to_a_new_parse);
     tcase_add_test(tc, server_flags_win);
     tcase_add_test(tc, builtin_table);
