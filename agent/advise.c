@@ -446,6 +446,7 @@ void advise_settings(struct advisor *a, const struct config_values *cv, const st
 struct rates {
     double iv;                /* seconds between the two polls, NaN on a baseline */
     double wps, cps;          /* write commands/s, commands/s */
+    double wps_iv;            /* the seconds wps is over (commandstats_interval) */
     double cmds_per_read;     /* NaN when unknown */
     double conns_per_s;
     double rejected;          /* rejected connections in the interval */
@@ -475,7 +476,7 @@ static int eval_rate(struct advisor *a, int c, const struct config_values *cv, c
         SET(title, "appendfsync always under %s writes/s: every write waits for an fsync", num(&n, r->wps));
         SET(evidence, "appendonly yes, appendfsync always; %s write commands/s over the last %s (threshold %s): "
                       "the AOF is fsynced before the replies to each batch of writes are sent",
-            num(&n, r->wps), dur(&n, r->iv), num(&n, t[ADVT_WRITES_PER_SECOND]));
+            num(&n, r->wps), dur(&n, r->wps_iv), num(&n, t[ADVT_WRITES_PER_SECOND]));
         SET(recommendation, "CONFIG SET appendfsync everysec (and appendfsync everysec in redis.conf)");
         SET(tradeoff, "everysec fsyncs once a second in a background thread: a crash or power loss can lose up to "
                       "about 1 s (2 s on a slow disk) of acknowledged writes instead of none.");
@@ -803,6 +804,7 @@ void advise_poll(struct advisor *a, const struct config_values *cv, const struct
     double conns = info_num(s, INFO_TOTAL_CONNECTIONS_RECEIVED), rej = info_num(s, INFO_REJECTED_CONNECTIONS);
     double rewrites = info_num(s, INFO_AOF_REWRITES), forks = info_num(s, INFO_TOTAL_FORKS);
     r.wps = dv(d, DV_WRITE_COMMANDS_PER_SECOND);
+    r.wps_iv = d ? d->cmd_interval_seconds : NAN;
     r.cps = dv(d, DV_COMMANDS_PER_SECOND);
     r.cmds_per_read = r.conns_per_s = r.rejected = NAN;
     if (a->have_prev && !isnan(r.iv) && r.iv > 0) {

@@ -133,7 +133,7 @@ void http_render_metrics(struct registry *reg, const char *target, struct buf *o
     struct frag *one = NULL;
     struct frag **fr = &one;
     size_t nf = 1;
-    registry_note_scrape(reg);
+    registry_note_scrape(reg, target);
     if (!target) {
         registry_view_take(reg, &v); /* one consistent set of instances */
         fr = v.frags;

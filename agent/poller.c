@@ -526,6 +526,12 @@ static void finish(struct target *t, enum outcome o, const char *detail, struct 
         }
     }
     if (o != OUTCOME_OK) {
+        /* the sections this poll asked for at their cadence did not come:
+         * the next poll asks (and answers the scrape that made it ask) */
+        if (t->asked_cmdstats)
+            t->next_cmdstats_us = 0;
+        if (t->asked_latstats)
+            t->next_latstats_us = 0;
         publish(t, NULL, NULL, was_up);
         count_up(t, was_up, first);
         return;
@@ -589,7 +595,7 @@ static void send_info(struct target *t)
          * commandstats newer than the previous scrape's (and at most the
          * cadence old), so rate() and irate() of redis_commands_total see
          * them move from scrape to scrape, whatever the two intervals */
-        unsigned long reads = registry_scrapes(t->p->reg);
+        unsigned long reads = registry_scrapes(t->p->reg, t->idx);
         if (reads != t->cmds_reads)
             t->next_cmdstats_us = 0;
         t->asked_cmdstats = due(&t->next_cmdstats_us, t->cfg->commandstats_interval_ms, now);

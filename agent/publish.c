@@ -116,6 +116,7 @@ struct slot {
     atomic_long refs;
     char *name;
     struct frag *frag; /* guarded by the registry lock */
+    atomic_ulong scrapes; /* /scrape?target= reads of it */
 };
 
 struct table {
@@ -131,12 +132,8 @@ struct registry {
     struct table *tab;
     void (*on_read)(void *arg); /* set while no reader runs */
     void *on_read_arg;
-    atomic_ulong scrapes;
+    atomic_ulong scrapes; /* /metrics reads */
 };
-
-void registry_note_scrape(struct registry *r) { atomic_fetch_add_explicit(&r->scrapes, 1, memory_order_relaxed); }
-
-unsigned long registry_scrapes(struct registry *r) { return atomic_load_explicit(&r->scrapes, memory_order_relaxed); }
 
 void registry_on_read(struct registry *r, void (*fn)(void *arg), void *arg)
 {
@@ -359,6 +356,25 @@ struct frag *registry_get_name(struct registry *r, const char *name)
         f = frag_ref(r->tab->slots[i]->frag);
     pthread_mutex_unlock(&r->lock);
     return f;
+}
+
+void registry_note_scrape(struct registry *r, const char *name)
+{
+    if (!name) {
+        atomic_fetch_add_explicit(&r->scrapes, 1, memory_order_relaxed);
+        return;
+    }
+    pthread_mutex_lock(&r->lock);
+    long i = table_find(r->tab, name);
+    if (i >= 0)
+        atomic_fetch_add_explicit(&r->tab->slots[i]->scrapes, 1, memory_order_relaxed);
+    pthread_mutex_unlock(&r->lock);
+}
+
+unsigned long registry_scrapes(struct registry *r, size_t i)
+{
+    return atomic_load_explicit(&r->scrapes, memory_order_relaxed) +
+           atomic_load_explicit(&r->tab->slots[i]->scrapes, memory_order_relaxed); /* the table: this thread's */
 }
 
 bool registry_all_polled(struct registry *r)

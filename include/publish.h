@@ -133,11 +133,12 @@ bool registry_has_name(struct registry *r, const char *name);
 /* Reference to the frag of the slot named name, or NULL (unknown name or
  * nothing published yet), after the on_read call. Any thread. */
 struct frag *registry_get_name(struct registry *r, const char *name);
-/* Counts a read of Prometheus text (/metrics, /scrape), which the poller
- * asks commandstats for at the next poll (poller.h); the count so far. Any
- * thread. */
-void registry_note_scrape(struct registry *r);
-unsigned long registry_scrapes(struct registry *r);
+/* Counts a read of Prometheus text: of every slot (/metrics, name NULL) or
+ * of the slot named name (/scrape?target=), after which the poller asks for
+ * commandstats at the slot's next poll (poller.h). Any thread. */
+void registry_note_scrape(struct registry *r, const char *name);
+/* The reads counted for slot i so far. Loop thread only. */
+unsigned long registry_scrapes(struct registry *r, size_t i);
 /* True when every slot has a frag with polled set. Any thread. */
 bool registry_all_polled(struct registry *r);
 

@@ -429,6 +429,8 @@ def split_window(j):
     commandstats come every commandstats_interval, and the polls in between
     keep the last figures."""
     d = j["derived"]
+    if d is None or d["commandstats_age_seconds"] is None:
+        return float("inf"), float("-inf")  # no split on this poll
     t1 = j["last_poll_timestamp"] - d["commandstats_age_seconds"]
     return t1 - d["commandstats_interval_seconds"], t1
 

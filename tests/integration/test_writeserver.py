@@ -186,6 +186,15 @@ class WriteServer(TmpTestCase):
                 self.assertIn("OOM", str(e))
                 break
             n += 1
+        # the fill's last SET was refused too: a poll that asks for
+        # commandstats after it (the scrape has it ask), so that the window
+        # of the burst's starts after the fill
+        t_fill = time.time()
+        polls = Polls(a, "oom")
+        a.metrics("/scrape?target=oom")
+        j = polls.next()
+        while split_window(j)[1] < t_fill:
+            j = polls.next()
         refused = {}
 
         def burst():
@@ -205,11 +214,11 @@ class WriteServer(TmpTestCase):
         self.assertGreater(value(a.metrics(), "redis_oom_errors_per_second", target="oom"), 0)
         # the refused writes come from commandstats (rejected_calls): the
         # first poll that asked for them after the burst (commandstats_interval)
-        polls = Polls(a, "oom")
         j = polls.next()
         while split_window(j)[1] < refused["t1"]:
             j = polls.next(timeout=8)
         self.assertLessEqual(split_window(j)[0], refused["t0"] + 0.05, "burst straddles two commandstats")
+        self.assertGreaterEqual(split_window(j)[0], t_fill, "the fill's refused SET in the window")
         d = j["derived"]
         self.assertAlmostEqual(d["errors"]["writes_refused_per_second"] * d["commandstats_interval_seconds"],
                                refused["server"], delta=0.5)

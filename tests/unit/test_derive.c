@@ -413,6 +413,20 @@ START_TEST(old_servers)
     derive(a, SEC, b, 2 * SEC, 0, NULL, NULL, &d);
     ck_assert(near(d.v[DV_WRITES_REFUSED_PER_SECOND], 6));
     derived_clear(&d);
+    /* the same on a poll that did not ask for commandstats: errorstats come
+     * with every poll, so the refused writes are this poll's, not kept ones */
+    struct cmd_window w = {.fresh = true};
+    derive_window(NULL, 0, a, SEC, 0, NULL, NULL, &w, &d);
+    derived_clear(&d);
+    derive_window(a, SEC, a, 2 * SEC, 0, NULL, NULL, &w, &d);
+    ck_assert(w.kept);
+    ck_assert(near(d.v[DV_WRITES_REFUSED_PER_SECOND], 0));
+    derived_clear(&d);
+    w.fresh = false;
+    derive_window(a, 2 * SEC, b, 4 * SEC, 0, NULL, NULL, &w, &d);
+    ck_assert(near(d.v[DV_WRITES_REFUSED_PER_SECOND], 3));
+    derived_clear(&d);
+    cmd_window_clear(&w);
     info_sample_free(a);
     info_sample_free(b);
 }
