@@ -47,6 +47,7 @@ struct limit {
 
 struct auth_job {
     struct auth_job *next; /* in the queue, or in a leader's followers */
+    struct auth_job *begun_next; /* in a->begun */
     struct auth_job *followers; /* requests for the same login, answered with this check */
     unsigned n_followers;
     bool follower;  /* waits for another job's check (auth_begin found one) */
@@ -73,6 +74,7 @@ struct auth {
     pthread_mutex_t lock; /* everything below */
     pthread_cond_t work;
     struct auth_job *head, **tail;
+    struct auth_job *begun; /* checks auth_begin reserved, not submitted yet (linked by begun_next) */
     struct auth_job *running[AUTH_WORKERS]; /* being checked */
     unsigned pending; /* reserved by auth_begin, released when a job ends */
     bool stopping;
@@ -231,6 +233,11 @@ static void job_release(struct auth *a, const struct auth_job *j)
  * with a->lock held. */
 static struct auth_job *leader_of(struct auth *a, const unsigned char key[32])
 {
+    /* from auth_begin on: a request for the same login that comes between
+     * auth_begin and auth_submit of the first is its follower too */
+    for (struct auth_job *j = a->begun; j; j = j->begun_next)
+        if (CRYPTO_memcmp(j->key, key, 32) == 0)
+            return j;
     for (unsigned i = 0; i < AUTH_WORKERS; i++)
         if (a->running[i] && CRYPTO_memcmp(a->running[i]->key, key, 32) == 0)
             return a->running[i];
@@ -306,6 +313,8 @@ enum auth_result auth_begin(struct auth *a, const char *user, const char *pass, 
             a->limits[slot].in_flight++;
         }
         a->pending++;
+        j->begun_next = a->begun;
+        a->begun = j;
         r = AUTH_PENDING;
     }
     pthread_mutex_unlock(&a->lock);
@@ -324,6 +333,9 @@ enum auth_result auth_begin(struct auth *a, const char *user, const char *pass, 
     return AUTH_PENDING;
 }
 
+static struct auth_job *end_followers(struct auth_job *j, enum auth_result r);
+static void answer_all(struct auth *a, struct auth_job *f, enum auth_result r);
+
 void auth_submit(struct auth *a, struct auth_job *job, auth_done_fn done, void *arg)
 {
     pthread_mutex_lock(&a->lock);
@@ -341,7 +353,13 @@ void auth_submit(struct auth *a, struct auth_job *job, auth_done_fn done, void *
         }
         return;
     }
+    for (struct auth_job **p = &a->begun; *p; p = &(*p)->begun_next)
+        if (*p == job) {
+            *p = job->begun_next;
+            break;
+        }
     bool cancel = a->stopping;
+    struct auth_job *f = NULL;
     if (!cancel) {
         job->next = NULL;
         *a->tail = job;
@@ -349,12 +367,14 @@ void auth_submit(struct auth *a, struct auth_job *job, auth_done_fn done, void *
         pthread_cond_signal(&a->work);
     } else {
         job_release(a, job);
+        f = end_followers(job, AUTH_BUSY); /* joined while it was begun */
     }
     pthread_mutex_unlock(&a->lock);
     if (cancel) {
         a->results[AUTH_BUSY]++;
         done(arg, AUTH_BUSY);
         job_free(job);
+        answer_all(a, f, AUTH_BUSY);
     }
 }
 

@@ -119,30 +119,35 @@ START_TEST(checks_in_flight_per_address)
     ended = 0;
     ck_assert_int_eq(login(a, "pw", NULL), AUTH_OK); /* remembered */
     /* 10.0.0.1 starts two checks (jobs begun, not yet submitted: in flight
-     * for as long as the test likes); a third is refused without a check */
+     * for as long as the test likes); a third is refused without a check.
+     * Every password differs: a login already being checked is no new
+     * check (same_login_checked_once) */
     struct sockaddr_in sa = v4(0x0a000001);
     struct auth_job *held[6];
     int n_held = 0;
-    for (int i = 0; i < AUTH_IN_FLIGHT; i++)
-        ck_assert_int_eq(auth_begin(a, "u", "wrong", (struct sockaddr *)&sa, &held[n_held++]), AUTH_PENDING);
+    for (int i = 0; i < AUTH_IN_FLIGHT; i++) {
+        char pw[16];
+        snprintf(pw, sizeof pw, "held-%d", i);
+        ck_assert_int_eq(auth_begin(a, "u", pw, (struct sockaddr *)&sa, &held[n_held++]), AUTH_PENDING);
+    }
     struct auth_job *job;
-    ck_assert_int_eq(auth_begin(a, "u", "wrong", (struct sockaddr *)&sa, &job), AUTH_LIMITED);
+    ck_assert_int_eq(auth_begin(a, "u", "wrong-1", (struct sockaddr *)&sa, &job), AUTH_LIMITED);
     ck_assert_int_eq(auth_begin(a, "u", "new-password", (struct sockaddr *)&sa, &job), AUTH_LIMITED);
     /* a remembered login is no check: still answered */
     ck_assert_int_eq(auth_begin(a, "u", "pw", (struct sockaddr *)&sa, &job), AUTH_OK);
     /* another IPv4 address is not limited */
     struct sockaddr_in sb = v4(0x0a000002);
-    ck_assert_int_eq(auth_begin(a, "u", "wrong", (struct sockaddr *)&sb, &held[n_held++]), AUTH_PENDING);
+    ck_assert_int_eq(auth_begin(a, "u", "wrong-2", (struct sockaddr *)&sb, &held[n_held++]), AUTH_PENDING);
     /* IPv6: one /64 is one client, the next /64 another */
     struct sockaddr_in6 s6a = v6("2001:db8:0:1::1"), s6b = v6("2001:db8:0:1:ffff::2"), s6c = v6("2001:db8:0:1::3");
     struct sockaddr_in6 s6d = v6("2001:db8:0:2::1");
-    ck_assert_int_eq(auth_begin(a, "u", "wrong", (struct sockaddr *)&s6a, &held[n_held++]), AUTH_PENDING);
-    ck_assert_int_eq(auth_begin(a, "u", "wrong", (struct sockaddr *)&s6b, &held[n_held++]), AUTH_PENDING);
-    ck_assert_int_eq(auth_begin(a, "u", "wrong", (struct sockaddr *)&s6c, &job), AUTH_LIMITED);
-    ck_assert_int_eq(auth_begin(a, "u", "wrong", (struct sockaddr *)&s6d, &held[n_held++]), AUTH_PENDING);
+    ck_assert_int_eq(auth_begin(a, "u", "wrong-3", (struct sockaddr *)&s6a, &held[n_held++]), AUTH_PENDING);
+    ck_assert_int_eq(auth_begin(a, "u", "wrong-4", (struct sockaddr *)&s6b, &held[n_held++]), AUTH_PENDING);
+    ck_assert_int_eq(auth_begin(a, "u", "wrong-5", (struct sockaddr *)&s6c, &job), AUTH_LIMITED);
+    ck_assert_int_eq(auth_begin(a, "u", "wrong-6", (struct sockaddr *)&s6d, &held[n_held++]), AUTH_PENDING);
     /* IPv4-mapped is the IPv4 address: 10.0.0.1 again */
     struct sockaddr_in6 mapped = v6("::ffff:10.0.0.1");
-    ck_assert_int_eq(auth_begin(a, "u", "wrong", (struct sockaddr *)&mapped, &job), AUTH_LIMITED);
+    ck_assert_int_eq(auth_begin(a, "u", "wrong-7", (struct sockaddr *)&mapped, &job), AUTH_LIMITED);
     /* the checks end: their places come back */
     for (int i = 0; i < n_held; i++)
         auth_submit(a, held[i], count_ended, NULL);
@@ -198,6 +203,18 @@ START_TEST(same_login_checked_once)
             ck_assert_int_eq(results_of[i], round == 0 ? AUTH_OK : AUTH_DENIED);
         ck_assert_uint_eq(bcrypt_runs(a), (unsigned long)round + 1);
     }
+    /* the same login asked again between the first's auth_begin and its
+     * auth_submit (the HTTP thread has not handed it over yet): one check */
+    {
+        int b0 = ended;
+        struct auth_job *first, *second;
+        ck_assert_int_eq(auth_begin(a, "u", "pw2", (struct sockaddr *)&sa, &first), AUTH_PENDING);
+        ck_assert_int_eq(auth_begin(a, "u", "pw2", (struct sockaddr *)&sb, &second), AUTH_PENDING);
+        auth_submit(a, second, count_ended, NULL);
+        auth_submit(a, first, count_ended, NULL);
+        wait_ended(b0 + 2);
+        ck_assert_uint_eq(bcrypt_runs(a), 3);
+    }
     /* at most AUTH_FOLLOWERS wait for one check; the next is busy */
     struct sockaddr_in sc = v4(0x0a000003);
     int base = ended;
@@ -209,7 +226,7 @@ START_TEST(same_login_checked_once)
     struct auth_job *busy;
     ck_assert_int_eq(auth_begin(a, "u", "cap", (struct sockaddr *)&sc, &busy), AUTH_BUSY);
     wait_ended(base + AUTH_FOLLOWERS + 1);
-    ck_assert_uint_eq(bcrypt_runs(a), 3);
+    ck_assert_uint_eq(bcrypt_runs(a), 4);
     /* the 8 cost sb one failure of its 10, not 8: nine passwords more
      * (ten if a failure came back meanwhile, one every 6 s), then none */
     int more = 0;
@@ -233,6 +250,27 @@ static uint64_t fake_clock(void)
 {
     return atomic_load(&fake_now_us);
 }
+
+/* A check begun, a request joined it, then the stop: the check is
+ * cancelled when it is handed over, and the request that joined it gets the
+ * same answer (503), not a wait for ever. */
+START_TEST(begun_check_cancelled_with_its_followers)
+{
+    struct auth *a = auth_of(4, 60000);
+    ended = 0;
+    struct sockaddr_in sa = v4(0x0a000001), sb = v4(0x0a000002);
+    struct auth_job *first, *second;
+    ck_assert_int_eq(auth_begin(a, "u", "pw", (struct sockaddr *)&sa, &first), AUTH_PENDING);
+    ck_assert_int_eq(auth_begin(a, "u", "pw", (struct sockaddr *)&sb, &second), AUTH_PENDING);
+    auth_submit(a, second, record_result, (void *)(intptr_t)1);
+    auth_shutdown(a);
+    auth_submit(a, first, record_result, (void *)(intptr_t)0);
+    wait_ended(2);
+    ck_assert_int_eq(results_of[0], AUTH_BUSY);
+    ck_assert_int_eq(results_of[1], AUTH_BUSY);
+    auth_free(a);
+}
+END_TEST
 
 START_TEST(cache_hit_extends_the_login)
 {
@@ -281,6 +319,7 @@ int main(void)
     tcase_add_test(tc, checks_in_flight_per_address);
     tcase_add_test(tc, cache_hit_extends_the_login);
     tcase_add_test(tc, same_login_checked_once);
+    tcase_add_test(tc, begun_check_cancelled_with_its_followers);
     suite_add_tcase(s, tc);
     return testutil_run(s);
 }
