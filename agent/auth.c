@@ -333,8 +333,7 @@ enum auth_result auth_begin(struct auth *a, const char *user, const char *pass, 
     return AUTH_PENDING;
 }
 
-static struct auth_job *end_followers(struct auth_job *j, enum auth_result r);
-static void answer_all(struct auth *a, struct auth_job *f, enum auth_result r);
+static void end_job(struct auth *a, struct auth_job *j, enum auth_result r);
 
 void auth_submit(struct auth *a, struct auth_job *job, auth_done_fn done, void *arg)
 {
@@ -358,24 +357,15 @@ void auth_submit(struct auth *a, struct auth_job *job, auth_done_fn done, void *
             *p = job->begun_next;
             break;
         }
-    bool cancel = a->stopping;
-    struct auth_job *f = NULL;
-    if (!cancel) {
-        job->next = NULL;
-        *a->tail = job;
-        a->tail = &job->next;
-        pthread_cond_signal(&a->work);
-    } else {
-        job_release(a, job);
-        f = end_followers(job, AUTH_BUSY); /* joined while it was begun */
+    if (a->stopping) { /* it, and those that joined while it was begun, get 503 */
+        end_job(a, job, AUTH_BUSY);
+        return;
     }
+    job->next = NULL;
+    *a->tail = job;
+    a->tail = &job->next;
+    pthread_cond_signal(&a->work);
     pthread_mutex_unlock(&a->lock);
-    if (cancel) {
-        a->results[AUTH_BUSY]++;
-        done(arg, AUTH_BUSY);
-        job_free(job);
-        answer_all(a, f, AUTH_BUSY);
-    }
 }
 
 /* A check ended with r (or was cancelled: AUTH_BUSY): its followers are
@@ -409,6 +399,20 @@ static void answer_all(struct auth *a, struct auth_job *f, enum auth_result r)
         job_free(f);
         f = next;
     }
+}
+
+/* Ends the submitted check j with r (AUTH_BUSY: cancelled): its budget is
+ * given back, and it and its followers are answered. Call with a->lock
+ * held; returns with it let go (the answers run outside it). */
+static void end_job(struct auth *a, struct auth_job *j, enum auth_result r)
+{
+    job_release(a, j);
+    struct auth_job *f = end_followers(j, r);
+    pthread_mutex_unlock(&a->lock);
+    a->results[r]++;
+    j->done(j->arg, r);
+    job_free(j);
+    answer_all(a, f, r);
 }
 
 static void *worker(void *arg)
@@ -456,14 +460,8 @@ static void *worker(void *arg)
         struct limit *l = j->limit_slot >= 0 ? &a->limits[j->limit_slot] : NULL;
         if (r == AUTH_OK && l && l->tokens + 1 <= AUTH_FAIL_BURST)
             l->tokens += 1; /* charged in begin: not a failure after all */
-        job_release(a, j);
-        struct auth_job *f = end_followers(j, r);
-        pthread_mutex_unlock(&a->lock);
         a->bcrypt_runs++;
-        a->results[r]++;
-        j->done(j->arg, r);
-        job_free(j);
-        answer_all(a, f, r);
+        end_job(a, j, r);
     }
     free(cd);
     return NULL;
@@ -530,13 +528,7 @@ void auth_shutdown(struct auth *a)
                  * waiting for them) get 503 */
         struct auth_job *next = j->next;
         pthread_mutex_lock(&a->lock);
-        job_release(a, j);
-        struct auth_job *f = end_followers(j, AUTH_BUSY);
-        pthread_mutex_unlock(&a->lock);
-        a->results[AUTH_BUSY]++;
-        j->done(j->arg, AUTH_BUSY);
-        job_free(j);
-        answer_all(a, f, AUTH_BUSY);
+        end_job(a, j, AUTH_BUSY);
         j = next;
     }
     for (unsigned i = 0; i < a->n_workers; i++)

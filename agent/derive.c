@@ -319,7 +319,7 @@ void derive_window(const struct info_sample *prev, uint64_t prev_us, const struc
     for (size_t i = 0; i < cur->n_errs; i++)
         d->errs[i] = (struct derived_err){cur->errs[i].err, NAN};
     instant(cur, now_real, d);
-    bool ok = d->event == DERIVE_OK;
+    bool ok = d->event == DERIVE_OK, kept = false;
     if (ok) {
         double dt = (double)(cur_us - prev_us) / 1e6;
         d->interval_seconds = dt;
@@ -327,6 +327,11 @@ void derive_window(const struct info_sample *prev, uint64_t prev_us, const struc
             d->cmd_interval_seconds = w ? (double)(cur_us - w->since_us) / 1e6 : dt;
             d->cmd_age_seconds = 0;
             cmd_rates(prev, cur, d->cmd_interval_seconds, d);
+            if (w) { /* before rates(): only what cmd_rates computed (the
+                      * pre-6.2 writes refused come from each poll's errorstats) */
+                window_keep(w, d);
+                kept = true;
+            }
         } else if (!w->fresh) {
             window_reuse(w, cur_us, d);
         }
@@ -335,9 +340,7 @@ void derive_window(const struct info_sample *prev, uint64_t prev_us, const struc
     if (!w)
         return;
     if (w->fresh) {
-        if (ok && !w->rebase && cur_us > w->since_us)
-            window_keep(w, d);
-        else
+        if (!kept)
             w->kept = false; /* this sample's commandstats are the baseline */
         w->since_us = cur_us;
         w->rebase = false;

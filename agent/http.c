@@ -133,13 +133,13 @@ void http_render_metrics(struct registry *reg, const char *target, struct buf *o
     struct frag *one = NULL;
     struct frag **fr = &one;
     size_t nf = 1;
-    registry_note_scrape(reg, target);
     if (!target) {
+        registry_note_scrape(reg);
         registry_view_take(reg, &v); /* one consistent set of instances */
         fr = v.frags;
         nf = v.n;
     } else {
-        one = registry_get_name(reg, target);
+        one = registry_get_name(reg, target, true);
     }
     size_t total = 0;
     for (size_t i = 0; i < nf; i++)
@@ -864,7 +864,7 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
         return send_buf_s(s, c, MHD_HTTP_OK, CT_JSON, &b, gz);
     }
     if (strncmp(url, "/api/v1/instances/", 18) == 0) {
-        struct frag *f = registry_get_name(s->reg, url + 18);
+        struct frag *f = registry_get_name(s->reg, url + 18, false);
         if (!f)
             return send_text(c, MHD_HTTP_NOT_FOUND, "unknown instance\n");
         frag_append_json(f, &b);

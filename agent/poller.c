@@ -1053,7 +1053,18 @@ static void target_free(struct target *t)
 
 static bool same_str(const char *a, const char *b) { return a == b || (a && b && strcmp(a, b) == 0); }
 
-static uint64_t min_u64(uint64_t a, uint64_t b) { return a < b ? a : b; }
+/* A reload that shortened a cadence (old_ms to new_ms), or turned it on
+ * when 0 is off, brings its next turn (*next) forward to one new period
+ * from now if that is sooner: it runs by its own clock, not after the old
+ * one's next turn (a config_interval of 24h made 1s waited out the day). */
+static void shorten_cadence(uint64_t *next, uint64_t old_ms, uint64_t new_ms, bool zero_is_off, uint64_t now)
+{
+    if (new_ms < old_ms || (zero_is_off && !old_ms)) {
+        uint64_t due = now + new_ms * 1000;
+        if (due < *next)
+            *next = due;
+    }
+}
 
 /* Settings that pick the server and how we talk to it: a change needs a new
  * connection (and may reach another server). */
@@ -1112,10 +1123,7 @@ static bool target_update(struct target *t, const struct instance_cfg *nc, uint6
     }
     if (!reconnect) {
         /* a command name fixed by the reload is tried on the kept
-         * connection (its refusal was of the old name), and a cadence the
-         * reload shortened or turned on runs by its own clock, not after
-         * the old one's next turn (a config_interval of 24h made 1s waited
-         * out the day) */
+         * connection (its refusal was of the old name) */
         bool cmd_changed = !same_str(oc->config_command, nc->config_command);
         if (t->s && (cmd_changed || !oc->config_interval_ms))
             t->s->config_refused = false;
@@ -1123,14 +1131,11 @@ static bool target_update(struct target *t, const struct instance_cfg *nc, uint6
             t->s->latency_refused = false;
         if (cmd_changed)
             t->next_config_us = 0;
-        if (nc->config_interval_ms < oc->config_interval_ms || !oc->config_interval_ms)
-            t->next_config_us = min_u64(t->next_config_us, now + nc->config_interval_ms * 1000);
-        if (nc->latency_interval_ms < oc->latency_interval_ms || !oc->latency_interval_ms)
-            t->next_latency_us = min_u64(t->next_latency_us, now + nc->latency_interval_ms * 1000);
-        if (nc->latencystats_interval_ms < oc->latencystats_interval_ms)
-            t->next_latstats_us = min_u64(t->next_latstats_us, now + nc->latencystats_interval_ms * 1000);
-        if (nc->commandstats_interval_ms < oc->commandstats_interval_ms)
-            t->next_cmdstats_us = min_u64(t->next_cmdstats_us, now + nc->commandstats_interval_ms * 1000);
+        shorten_cadence(&t->next_config_us, oc->config_interval_ms, nc->config_interval_ms, true, now);
+        shorten_cadence(&t->next_latency_us, oc->latency_interval_ms, nc->latency_interval_ms, true, now);
+        shorten_cadence(&t->next_latstats_us, oc->latencystats_interval_ms, nc->latencystats_interval_ms, false, now);
+        shorten_cadence(&t->next_cmdstats_us, oc->commandstats_interval_ms, nc->commandstats_interval_ms, false,
+                        now);
     }
     return relabel;
 }

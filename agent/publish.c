@@ -345,30 +345,25 @@ bool registry_has_name(struct registry *r, const char *name)
     return has;
 }
 
-struct frag *registry_get_name(struct registry *r, const char *name)
+struct frag *registry_get_name(struct registry *r, const char *name, bool scrape)
 {
     if (r->on_read)
         r->on_read(r->on_read_arg);
     struct frag *f = NULL;
     pthread_mutex_lock(&r->lock);
     long i = table_find(r->tab, name);
-    if (i >= 0)
+    if (i >= 0) {
         f = frag_ref(r->tab->slots[i]->frag);
+        if (scrape)
+            atomic_fetch_add_explicit(&r->tab->slots[i]->scrapes, 1, memory_order_relaxed);
+    }
     pthread_mutex_unlock(&r->lock);
     return f;
 }
 
-void registry_note_scrape(struct registry *r, const char *name)
+void registry_note_scrape(struct registry *r)
 {
-    if (!name) {
-        atomic_fetch_add_explicit(&r->scrapes, 1, memory_order_relaxed);
-        return;
-    }
-    pthread_mutex_lock(&r->lock);
-    long i = table_find(r->tab, name);
-    if (i >= 0)
-        atomic_fetch_add_explicit(&r->tab->slots[i]->scrapes, 1, memory_order_relaxed);
-    pthread_mutex_unlock(&r->lock);
+    atomic_fetch_add_explicit(&r->scrapes, 1, memory_order_relaxed);
 }
 
 unsigned long registry_scrapes(struct registry *r, size_t i)

@@ -64,7 +64,7 @@ void poller_hold_reads(struct poller *p, bool hold);
  * split is computed from, so a poll faster than 5 s, there for its memory,
  * fork and replication figures, need not pay for a finer split (struct
  * cmd_window); it is also asked at the first poll after a scrape of the
- * instance (registry_note_scrape), so that every scrape's
+ * instance (registry_note_scrape, registry_get_name), so that every scrape's
  * redis_commands_total is newer than the last one's. In between, the last text of each is parsed
  * with the reply. */
 extern const char *const poller_info_sections[];

@@ -131,12 +131,13 @@ void registry_view_release(struct registry_view *v);
 /* Whether a slot is named name (no on_read call). Any thread. */
 bool registry_has_name(struct registry *r, const char *name);
 /* Reference to the frag of the slot named name, or NULL (unknown name or
- * nothing published yet), after the on_read call. Any thread. */
-struct frag *registry_get_name(struct registry *r, const char *name);
-/* Counts a read of Prometheus text: of every slot (/metrics, name NULL) or
- * of the slot named name (/scrape?target=), after which the poller asks for
- * commandstats at the slot's next poll (poller.h). Any thread. */
-void registry_note_scrape(struct registry *r, const char *name);
+ * nothing published yet), after the on_read call. scrape: the read is of
+ * Prometheus text (/scrape?target=) and is counted for the slot, after which
+ * the poller asks for commandstats at its next poll (poller.h). Any thread. */
+struct frag *registry_get_name(struct registry *r, const char *name, bool scrape);
+/* Counts a read of Prometheus text of every slot (/metrics), as
+ * registry_get_name's scrape does for one. Any thread. */
+void registry_note_scrape(struct registry *r);
 /* The reads counted for slot i so far. Loop thread only. */
 unsigned long registry_scrapes(struct registry *r, size_t i);
 /* True when every slot has a frag with polled set. Any thread. */

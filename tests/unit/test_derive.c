@@ -421,6 +421,8 @@ START_TEST(old_servers)
     derive_window(a, SEC, a, 2 * SEC, 0, NULL, NULL, &w, &d);
     ck_assert(w.kept);
     ck_assert(near(d.v[DV_WRITES_REFUSED_PER_SECOND], 0));
+    for (int i = 0; i < CMD_WINDOW_FIGS; i++) /* the window keeps no errorstats figure */
+        ck_assert(i < 3 ? near(w.v[i], 0) : isnan(w.v[i]));
     derived_clear(&d);
     w.fresh = false;
     derive_window(a, 2 * SEC, b, 4 * SEC, 0, NULL, NULL, &w, &d);

@@ -640,12 +640,25 @@ START_TEST(registry_grows_and_shrinks)
     ck_assert_ptr_eq(v.frags[1], fa); /* a kept its frag */
     registry_view_release(&v);
     ck_assert_int_eq(registry_find(reg, "b"), -1);
-    ck_assert_ptr_null(registry_get_name(reg, "b"));
+    ck_assert_ptr_null(registry_get_name(reg, "b", false));
     registry_relabel(reg, 1, "target=\"a\",zone=\"z\"");
     struct buf one = BUF_INIT;
+    ck_assert_uint_eq(registry_scrapes(reg, 1), 0);
     http_render_metrics(reg, "a", &one);
     check_exposition(one.p);
     ck_assert_ptr_nonnull(strstr(one.p, "redis_up{target=\"a\",zone=\"z\"} 0\n"));
+    /* a /scrape?target= counts for its slot only, /metrics for all, a JSON
+     * read (scrape false) for none */
+    ck_assert_uint_eq(registry_scrapes(reg, 1), 1);
+    ck_assert_uint_eq(registry_scrapes(reg, 0), 0);
+    http_render_metrics(reg, "nosuch", &one);
+    frag_unref(registry_get_name(reg, "a", false));
+    ck_assert_uint_eq(registry_scrapes(reg, 1), 1);
+    ck_assert_uint_eq(registry_scrapes(reg, 0), 0);
+    buf_reset(&one);
+    http_render_metrics(reg, NULL, &one);
+    ck_assert_uint_eq(registry_scrapes(reg, 0), 1);
+    ck_assert_uint_eq(registry_scrapes(reg, 1), 2);
     buf_free(&one);
     frag_unref(fa);
     registry_free(reg);
@@ -693,7 +706,7 @@ START_TEST(registry_moves_info_on)
     registry_set_info(reg, 0, n); /* the same text: no change */
     ck_assert_int_eq(atomic_load(&n->refs), 2);
     registry_relabel(reg, 0, "target=\"m1\",zone=\"z\"");
-    struct frag *g = registry_get_name(reg, "m1");
+    struct frag *g = registry_get_name(reg, "m1", false);
     ck_assert_ptr_ne(g, v.frags[0]);
     ck_assert_str_eq(section_value(g, "server", "redis_version", &b), "7.2.4");
     frag_unref(g);
