@@ -68,10 +68,12 @@ struct ca_trust {
  * STARTED notification to its CLOSED one, which MHD gives before it closes
  * fd (on every path of 0.9.75), so under watch_lock fd is this
  * connection's. */
+struct body;
 struct watched {
     struct watched *prev, *next;
     int fd;
     uint64_t deadline_us; /* monotonic; 0: its request is in, none */
+    struct body *body;    /* the budgeted body being sent on it, or NULL */
 };
 
 /* GnuTLS' certificate callback has no user pointer: one HTTP server per
@@ -89,10 +91,12 @@ struct http_server {
     _Atomic(struct ca_trust *) trust; /* newest; ->older the replaced ones */
     struct sockaddr_storage addr;
     int listen_fd;            /* >= 0: serve this listening socket (http_apply) */
-    _Atomic size_t body_bytes;        /* response bodies not yet sent */
+    _Atomic size_t body_bytes;        /* response bodies not yet sent (changed under watch_lock) */
+    size_t evicting;                  /* of those, bodies whose connections were shut for room (watch_lock) */
     _Atomic unsigned long body_refusals; /* 503s for want of body memory */
+    _Atomic unsigned long body_evictions; /* connections shut to make room for a new body */
     _Atomic size_t metrics_len;       /* size of the last /metrics body: what the next will take */
-    pthread_mutex_t watch_lock;       /* the watched list, watch_next_us, watch_stop */
+    pthread_mutex_t watch_lock;       /* the watched list and its bodies, watch_next_us, watch_stop */
     pthread_cond_t watch_wake;        /* on CLOCK_MONOTONIC */
     struct watched *watched;          /* this server's connections */
     uint64_t watch_next_us;           /* the watchdog's next look; UINT64_MAX: none planned */
@@ -112,11 +116,14 @@ struct req {
 };
 
 /* Ownership of one response body: its bytes count in body_bytes until MHD
- * frees it. */
+ * frees it. w, since_us, evicted: under s->watch_lock. */
 struct body {
     struct http_server *s;
     size_t len;
     char *p;
+    struct watched *w;   /* the connection sending it; NULL once closed */
+    uint64_t since_us;   /* when it was queued */
+    bool evicted;        /* its connection was shut to make room */
 };
 
 #define STRINGIFY_(x) #x
@@ -298,24 +305,76 @@ static void add_security_headers(struct MHD_Response *r)
     MHD_add_response_header(r, "Cache-Control", "no-store");
 }
 
+static uint64_t request_deadline_us(const struct http_server *s);
+static struct watched *watched_of(struct MHD_Connection *c);
+
 static void body_free(void *cls)
 {
     struct body *b = cls;
-    atomic_fetch_sub(&b->s->body_bytes, b->len);
+    struct http_server *s = b->s;
+    pthread_mutex_lock(&s->watch_lock);
+    atomic_fetch_sub(&s->body_bytes, b->len);
+    if (b->evicted)
+        s->evicting -= b->len;
+    if (b->w)
+        b->w->body = NULL;
+    pthread_mutex_unlock(&s->watch_lock);
     free(b->p);
     free(b);
 }
 
-/* Reserves len bytes of the body budget. One body is always let through,
- * however large, so an endpoint bigger than the budget still answers. */
+/* Whether len more bytes of bodies fit in http.max_body_memory (one body is
+ * always let through, however large, so an endpoint bigger than the budget
+ * still answers). When they do not, the bodies held longest are given up
+ * to make room, those held longer than request_timeout: their connections
+ * are shut (MHD's thread then closes them and frees the bodies, as for the
+ * watchdog), oldest first, until what is left fits. A reader that takes a
+ * few bytes now and then keeps its connection from ever being idle; without
+ * this, a handful of them held the budget, and every /metrics got 503. A
+ * reader of a whole body on time is never the one given up. Call with
+ * s->watch_lock held. */
+static bool body_room(struct http_server *s, size_t len)
+{
+    uint64_t now = now_mono_us(), grace = request_deadline_us(s);
+    for (;;) {
+        size_t cur = atomic_load(&s->body_bytes) - s->evicting;
+        if (!cur || cur + len <= s->cfg->http.max_body_memory)
+            return true;
+        struct watched *old = NULL;
+        for (struct watched *w = s->watched; w; w = w->next)
+            if (w->body && !w->body->evicted && now - w->body->since_us > grace &&
+                (!old || w->body->since_us < old->body->since_us))
+                old = w;
+        if (!old)
+            return false;
+        old->body->evicted = true;
+        s->evicting += old->body->len;
+        shutdown(old->fd, SHUT_RDWR);
+        atomic_fetch_add(&s->body_evictions, 1);
+        log_debug("http", "closed a connection still reading a %zu-byte answer after %.1f s: its memory is wanted",
+                  old->body->len, (double)(now - old->body->since_us) / 1e6);
+    }
+}
+
+/* Reserves len bytes of the body budget (body_room). */
 static bool body_reserve(struct http_server *s, size_t len)
 {
-    size_t cur = atomic_load(&s->body_bytes);
-    do {
-        if (cur && cur + len > s->cfg->http.max_body_memory)
-            return false;
-    } while (!atomic_compare_exchange_weak(&s->body_bytes, &cur, cur + len));
-    return true;
+    pthread_mutex_lock(&s->watch_lock);
+    bool ok = body_room(s, len);
+    if (ok)
+        atomic_fetch_add(&s->body_bytes, len);
+    pthread_mutex_unlock(&s->watch_lock);
+    return ok;
+}
+
+/* Whether a body of about len bytes would be let through now, before it is
+ * rendered (making room as body_room does). */
+static bool body_fits(struct http_server *s, size_t len)
+{
+    pthread_mutex_lock(&s->watch_lock);
+    bool ok = body_room(s, len);
+    pthread_mutex_unlock(&s->watch_lock);
+    return ok;
 }
 
 /* A Host header that can stand for this agent's address: a name, IPv4 or
@@ -373,11 +432,20 @@ static enum MHD_Result send_buf_s(struct http_server *s, struct MHD_Connection *
             return send_503_memory(c);
         }
         struct body *hold = xcalloc(1, sizeof *hold);
-        *hold = (struct body){s, len, p};
+        *hold = (struct body){s, len, p, NULL, now_mono_us(), false};
         r = MHD_create_response_from_buffer_with_free_callback_cls(len, p, body_free, hold);
         if (!r) {
             body_free(hold);
             return MHD_NO;
+        }
+        struct watched *w = watched_of(c);
+        if (w) { /* the connection's, until it or the body goes */
+            pthread_mutex_lock(&s->watch_lock);
+            if (w->body)
+                w->body->w = NULL;
+            w->body = hold;
+            hold->w = w;
+            pthread_mutex_unlock(&s->watch_lock);
         }
     } else {
         r = MHD_create_response_from_buffer(len, p, MHD_RESPMEM_MUST_FREE);
@@ -587,6 +655,9 @@ static void render_own_metrics(struct http_server *s, struct buf *b)
     buf_puts(b, "# HELP redpulse_http_body_memory_refusals_total Requests answered 503 because http.max_body_memory was in use\n"
                 "# TYPE redpulse_http_body_memory_refusals_total counter\n");
     buf_printf(b, "redpulse_http_body_memory_refusals_total %lu\n", atomic_load(&s->body_refusals));
+    buf_puts(b, "# HELP redpulse_http_body_memory_evictions_total Connections closed because the response body they were still reading, held longer than request_timeout, was wanted for a new one (http.max_body_memory)\n"
+                "# TYPE redpulse_http_body_memory_evictions_total counter\n");
+    buf_printf(b, "redpulse_http_body_memory_evictions_total %lu\n", atomic_load(&s->body_evictions));
     buf_puts(b, "# HELP redpulse_http_request_deadline_closes_total Connections closed because a request was not in whole by its deadline (request_timeout after the accept, idle_timeout + request_timeout after an answer)\n"
                 "# TYPE redpulse_http_request_deadline_closes_total counter\n");
     buf_printf(b, "redpulse_http_request_deadline_closes_total %lu\n", atomic_load(&s->deadline_closes));
@@ -656,7 +727,9 @@ static void connection_notify(void *cls, struct MHD_Connection *c, void **socket
         pthread_mutex_unlock(&s->watch_lock);
         *socket_context = w;
     } else if (code == MHD_CONNECTION_NOTIFY_CLOSED && w) {
-        pthread_mutex_lock(&s->watch_lock); /* the watchdog is done with fd */
+        pthread_mutex_lock(&s->watch_lock); /* the watchdog and body_room are done with fd */
+        if (w->body)
+            w->body->w = NULL;
         if (w->prev)
             w->prev->next = w->next;
         else
@@ -823,10 +896,9 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
 
     bool all = strcmp(url, "/metrics") == 0;
     bool big = all || strcmp(url, "/scrape") == 0 || strncmp(url, "/api/", 5) == 0;
-    size_t in_flight = atomic_load(&s->body_bytes);
     /* refused before rendering when it would not fit: a slow-reader attack
      * must not cost a render per refusal */
-    if (big && in_flight && in_flight + (all ? atomic_load(&s->metrics_len) : 0) > s->cfg->http.max_body_memory) {
+    if (big && !body_fits(s, all ? atomic_load(&s->metrics_len) : 0)) {
         atomic_fetch_add(&s->body_refusals, 1); /* not even rendered */
         return send_503_memory(c);
     }

@@ -4,7 +4,8 @@ flood from one address while Prometheus scrapes from another (bcrypt never
 runs on the connection threads, failed logins are limited per address and
 counted), and fifty slow readers of a large /metrics (the bodies held for
 them are bounded by http.max_body_memory, the rest get 503, counted), and
-a slow reader of a large /api/v1/alerts held under the same budget."""
+a slow reader of a large /api/v1/alerts held under the same budget; a reader
+still holding a body past request_timeout gives way to a new one."""
 import base64
 import errno
 import http.client
@@ -248,6 +249,58 @@ class SlowReaders(unittest.TestCase):
         finally:
             tmp.cleanup()
 
+    def test_held_body_gives_way(self):
+        """A reader that takes a few bytes now and then is never idle, so
+        idle_timeout does not free its body (here: a long idle_timeout and a
+        reader that reads nothing). Once that body has been held longer than
+        request_timeout and its memory is wanted, its connection is closed
+        and the new request answered; a body younger than that keeps its
+        memory and the new request gets 503."""
+        tmp = Tmp()
+        try:
+            redis = RedisServer(tmp.path, "r")
+            pad = "p" * 800  # a /metrics body of several MB from 60 instances
+            inst = [{"name": "i%03d" % i, "address": "127.0.0.1:%d" % redis.port, "labels": {"pad": pad}}
+                    for i in range(60)]
+            a = Agent(tmp.path, inst, defaults={"interval": "1s", "timeout": "500ms", "config_interval": "0s"},
+                      extra={"http": {"max_body_memory": 1 << 20, "idle_timeout": "60s", "request_timeout": "1s"}},
+                      log_level="info")
+            wait_for(lambda: all(x["up"] for x in a.instance_list()), 15, what="all instances polled")
+            size = len(a.get("/metrics")[2])
+            self.assertGreater(size, 8 << 20)  # far more than socket buffers hold
+            sk = socket.socket()
+            sk.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            sk.settimeout(10)
+            sk.connect(("127.0.0.1", a.port))
+            sk.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+            t0 = time.monotonic()
+            got = sk.recv(64)
+            self.assertEqual(got[9:12], b"200")
+            self.assertEqual(a.get("/metrics")[0], 503)  # the held body is young: it keeps its memory
+            time.sleep(max(0, t0 + 1.5 - time.monotonic()))
+            status, _, body = a.get("/metrics")
+            self.assertEqual(status, 200)
+            m = parse_prom(body.decode())
+            self.assertEqual(m[("redpulse_http_body_memory_evictions_total", ())], 1)
+            self.assertGreaterEqual(m[("redpulse_http_body_memory_refusals_total", ())], 1)
+            n, end = len(got), time.monotonic() + 10
+            try:  # the evicted reader gets what the sockets held, then the end
+                while time.monotonic() < end:
+                    d = sk.recv(65536)
+                    if not d:
+                        break
+                    n += len(d)
+            except OSError:
+                pass
+            self.assertLess(n, size)
+            sk.close()
+            m = wait_for(lambda: (lambda x: x if x[("redpulse_http_body_bytes_in_flight", ())] < size else None)(
+                parse_prom(a.get("/metrics")[2].decode())), 10, step=0.2, what="the evicted body freed")
+            self.assertEqual(m[("redpulse_http_body_memory_evictions_total", ())], 1)
+            self.assertEqual(a.stop(), 0)
+            redis.stop()
+        finally:
+            tmp.cleanup()
 
 if __name__ == "__main__":
     if len(sys.argv) == 5 and sys.argv[1] == "--flood":
