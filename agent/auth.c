@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "peerlimit.h"
 #include "prom.h"
 #include "util.h"
 
@@ -149,27 +150,6 @@ static void cache_put(struct auth *a, const unsigned char key[32])
     a->next = (a->next + 1) % CACHE_SLOTS;
 }
 
-/* The bytes that identify a client for the failure budget: an IPv4
- * address (IPv4-mapped ones too), or the /64 prefix of an IPv6 one (one
- * host usually holds a whole /64, so counting /128s would let it rotate). */
-static size_t addr_bytes(const struct sockaddr *sa, unsigned char out[16])
-{
-    if (sa && sa->sa_family == AF_INET) {
-        memcpy(out, &((const struct sockaddr_in *)sa)->sin_addr, 4);
-        return 4;
-    }
-    if (sa && sa->sa_family == AF_INET6) {
-        const struct in6_addr *a6 = &((const struct sockaddr_in6 *)sa)->sin6_addr;
-        if (IN6_IS_ADDR_V4MAPPED(a6)) {
-            memcpy(out, a6->s6_addr + 12, 4);
-            return 4;
-        }
-        memcpy(out, a6->s6_addr, 8);
-        return 8;
-    }
-    return 0;
-}
-
 /* Refills slot i's budget to now. Call with a->lock held. */
 static void limit_refill(struct limit *l, uint64_t now)
 {
@@ -191,8 +171,9 @@ static void limit_refill(struct limit *l, uint64_t now)
  * table has room. Call with a->lock held. */
 static int limit_slot(struct auth *a, const struct sockaddr *sa)
 {
-    unsigned char b[16];
-    size_t len = addr_bytes(sa, b);
+    unsigned char b[8]; /* an IPv4 address or an IPv6 /64: one host usually
+                         * holds a whole /64, so counting /128s would let it rotate */
+    size_t len = peer_source_bytes(sa, b);
     if (!len)
         return -1;
     uint64_t h = fnv1a(1469598103934665603ull ^ a->limit_seed, b, len); /* FNV-1a, keyed */

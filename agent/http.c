@@ -35,6 +35,7 @@
 #include "conn.h"
 #include "discover.h"
 #include "log.h"
+#include "peerlimit.h"
 #include "poller.h"
 #include "prom.h"
 #include "reload.h"
@@ -74,6 +75,7 @@ struct watched {
     int fd;
     uint64_t deadline_us; /* monotonic; 0: its request is in, none */
     struct body *body;    /* the budgeted body being sent on it, or NULL */
+    uint64_t source;      /* counted in peers under this key (peer_source_key); 0: not */
 };
 
 /* GnuTLS' certificate callback has no user pointer: one HTTP server per
@@ -104,6 +106,8 @@ struct http_server {
     bool watch_running;               /* watch_thread to join */
     pthread_t watch_thread;
     _Atomic unsigned long deadline_closes; /* connections cut off by their request deadline */
+    struct peerlimit *peers;          /* open connections per source (watch_lock) */
+    _Atomic unsigned long source_refusals; /* connections refused: their source had max_connections_per_ip */
 };
 
 /* One request's state across the handler's calls. */
@@ -658,6 +662,9 @@ static void render_own_metrics(struct http_server *s, struct buf *b)
     buf_puts(b, "# HELP redpulse_http_body_memory_evictions_total Connections closed because the response body they were still reading, held longer than request_timeout, was wanted for a new one (http.max_body_memory)\n"
                 "# TYPE redpulse_http_body_memory_evictions_total counter\n");
     buf_printf(b, "redpulse_http_body_memory_evictions_total %lu\n", atomic_load(&s->body_evictions));
+    buf_puts(b, "# HELP redpulse_http_source_refusals_total Connections closed at once because their source (an IPv4 address, an IPv6 /64) had http.max_connections_per_ip open\n"
+                "# TYPE redpulse_http_source_refusals_total counter\n");
+    buf_printf(b, "redpulse_http_source_refusals_total %lu\n", atomic_load(&s->source_refusals));
     buf_puts(b, "# HELP redpulse_http_request_deadline_closes_total Connections closed because a request was not in whole by its deadline (request_timeout after the accept, idle_timeout + request_timeout after an answer)\n"
                 "# TYPE redpulse_http_request_deadline_closes_total counter\n");
     buf_printf(b, "redpulse_http_request_deadline_closes_total %lu\n", atomic_load(&s->deadline_closes));
@@ -704,8 +711,28 @@ static struct watched *watched_of(struct MHD_Connection *c)
     return ci ? ci->socket_context : NULL;
 }
 
+/* MHD's accept policy: a connection from a source (an IPv4 address, an
+ * IPv6 /64: peerlimit.h) that has max_connections_per_ip open is closed at
+ * once. libmicrohttpd's own per-IP limit counts IPv6 /128s, which a host
+ * with a /64 has 2^64 of. */
+static enum MHD_Result accept_policy(void *cls, const struct sockaddr *addr, socklen_t len)
+{
+    struct http_server *s = cls;
+    (void)len;
+    uint64_t source = peer_source_key(addr);
+    if (!source)
+        return MHD_YES;
+    pthread_mutex_lock(&s->watch_lock);
+    bool ok = peerlimit_count(s->peers, source) < s->cfg->http.max_connections_per_ip;
+    pthread_mutex_unlock(&s->watch_lock);
+    if (!ok)
+        atomic_fetch_add(&s->source_refusals, 1);
+    return ok ? MHD_YES : MHD_NO;
+}
+
 /* MHD_OPTION_NOTIFY_CONNECTION, on the connection's MHD thread: a new
- * connection goes on the list with its first request's deadline. */
+ * connection goes on the list with its first request's deadline, and is
+ * counted for its source. */
 static void connection_notify(void *cls, struct MHD_Connection *c, void **socket_context,
                               enum MHD_ConnectionNotificationCode code)
 {
@@ -717,6 +744,8 @@ static void connection_notify(void *cls, struct MHD_Connection *c, void **socket
             return;
         w = xcalloc(1, sizeof *w);
         w->fd = ci->connect_fd;
+        const union MHD_ConnectionInfo *ca = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+        uint64_t source = ca ? peer_source_key(ca->client_addr) : 0;
         uint64_t deadline = now_mono_us() + request_deadline_us(s);
         pthread_mutex_lock(&s->watch_lock);
         w->next = s->watched;
@@ -724,12 +753,26 @@ static void connection_notify(void *cls, struct MHD_Connection *c, void **socket
             w->next->prev = w;
         s->watched = w;
         watch_set_locked(s, w, deadline);
+        if (source) {
+            /* accept_policy let it in; counted here, where it closes for
+             * sure (CLOSED), and cut off if others from its source came in
+             * meanwhile on another thread, or the table is full */
+            unsigned n = peerlimit_add(s->peers, source);
+            if (n)
+                w->source = source;
+            if (!n || n > s->cfg->http.max_connections_per_ip) {
+                shutdown(w->fd, SHUT_RDWR);
+                atomic_fetch_add(&s->source_refusals, 1);
+            }
+        }
         pthread_mutex_unlock(&s->watch_lock);
         *socket_context = w;
     } else if (code == MHD_CONNECTION_NOTIFY_CLOSED && w) {
         pthread_mutex_lock(&s->watch_lock); /* the watchdog and body_room are done with fd */
         if (w->body)
             w->body->w = NULL;
+        if (w->source)
+            peerlimit_del(s->peers, w->source);
         if (w->prev)
             w->prev->next = w->next;
         else
@@ -787,6 +830,9 @@ static void watch_init(struct http_server *s)
     pthread_condattr_destroy(&ca);
     pthread_mutex_init(&s->watch_lock, NULL);
     s->watch_next_us = UINT64_MAX;
+    /* every open connection's source, and those racing in on the other
+     * threads of the pool */
+    s->peers = peerlimit_new((size_t)s->cfg->http.max_connections + 64);
 }
 
 /* Starts the watchdog (it inherits the caller's signal mask). */
@@ -819,6 +865,8 @@ static void watch_end(struct http_server *s)
     }
     pthread_cond_destroy(&s->watch_wake);
     pthread_mutex_destroy(&s->watch_lock);
+    peerlimit_free(s->peers);
+    s->peers = NULL;
 }
 
 /* A request ended: on a kept-alive connection the next must be in whole
@@ -1158,7 +1206,6 @@ static struct MHD_Daemon *start_daemon(struct http_server *s)
         OPT(MHD_OPTION_SOCK_ADDR, 0, &s->addr);
     OPT(MHD_OPTION_THREAD_POOL_SIZE, h->threads, NULL);
     OPT(MHD_OPTION_CONNECTION_LIMIT, h->max_connections, NULL);
-    OPT(MHD_OPTION_PER_IP_CONNECTION_LIMIT, h->max_connections_per_ip, NULL);
     OPT(MHD_OPTION_CONNECTION_TIMEOUT, timeout_s, NULL);
     OPT(MHD_OPTION_CONNECTION_MEMORY_LIMIT, h->connection_memory_limit, NULL);
     /* no MHD_OPTION_LISTENING_ADDRESS_REUSE: its 1 adds SO_REUSEPORT, with
@@ -1178,7 +1225,7 @@ static struct MHD_Daemon *start_daemon(struct http_server *s)
 #undef OPT
     /* the logger and unescape callbacks take two arguments each, which
      * MHD_OPTION_ARRAY cannot carry: pass them directly */
-    return MHD_start_daemon(flags, 0, NULL, NULL, handler, s,
+    return MHD_start_daemon(flags, 0, accept_policy, s, handler, s,
                             MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
                             MHD_OPTION_UNESCAPE_CALLBACK, unescape, NULL,
                             MHD_OPTION_ARRAY, o,

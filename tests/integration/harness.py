@@ -289,12 +289,13 @@ class Agent:
     """The redpulse binary with a generated configuration."""
 
     def __init__(self, tmp, instances, defaults=None, extra=None, env=None, log_level="debug", scheme="http",
-                 ssl_context=None, preexec_fn=None):
+                 ssl_context=None, preexec_fn=None, host="127.0.0.1"):
         self.port = free_port()
+        self.host = host  # where it listens and is asked: an IPv4 address or "[IPv6]"
         self.scheme = scheme
         self.ssl_context = ssl_context
         self.headers = {}
-        self.cfg = {"listen": "127.0.0.1:%d" % self.port, "instances": instances}
+        self.cfg = {"listen": "%s:%d" % (host, self.port), "instances": instances}
         if defaults:
             self.cfg["defaults"] = defaults
         if extra:
@@ -320,7 +321,7 @@ class Agent:
             raise AssertionError("redpulse exited %s:\n%s" % (self.proc.returncode, self.log_text()))
 
     def url(self, path):
-        return "%s://127.0.0.1:%d%s" % (self.scheme, self.port, path)
+        return "%s://%s:%d%s" % (self.scheme, self.host, self.port, path)
 
     def get(self, path, headers=None, method="GET", context=None):
         h = dict(self.headers)

@@ -666,6 +666,88 @@ class HttpLimits(unittest.TestCase):
             self.assertEqual(b"\r\ncontent-encoding: gzip" in head.lower(), want, lines)
 
 
+class SourceLimitIpv6(unittest.TestCase):
+    """max_connections_per_ip counts an IPv6 /64 as one source: a host
+    holds a whole /64 and would otherwise open max_connections from
+    addresses of its own (libmicrohttpd's own limit counts /128s). Two
+    /64s of the documentation prefix are routed to lo as local (AnyIP), so
+    the test connects from addresses of each (IP_FREEBIND); that needs root,
+    which CI has."""
+    PER_SOURCE = 3
+
+    def setUp(self):
+        if os.geteuid() != 0:
+            self.skipTest("adding an AnyIP route to lo needs root")
+        r = os.urandom(4).hex()
+        self.nets = ["2001:db8:%s:%s" % (r[:4], r[4:]), "2001:db8:%s:%x" % (r[:4], (int(r[4:], 16) + 1) % 65536)]
+        self.routes = []
+        for n in self.nets:
+            subprocess.run(["ip", "-6", "route", "add", "local", n + "::/64", "dev", "lo"], check=True)
+            self.routes.append(n)
+        self.tmp = Tmp()
+        self.redis = RedisServer(self.tmp.path, "r")
+        self.agent = Agent(self.tmp.path, [{"name": "r", "address": "127.0.0.1:%d" % self.redis.port}],
+                           extra={"http": {"max_connections": 64, "max_connections_per_ip": self.PER_SOURCE,
+                                           "idle_timeout": "30s", "request_timeout": "30s"}},
+                           log_level="info", host="[::1]")
+
+    def tearDown(self):
+        for n in getattr(self, "routes", []):
+            subprocess.run(["ip", "-6", "route", "del", "local", n + "::/64", "dev", "lo"])
+        if hasattr(self, "agent"):
+            self.assertEqual(self.agent.stop(), 0)
+            self.redis.stop()
+            self.tmp.cleanup()
+
+    def connect(self, src):
+        s = socket.socket(socket.AF_INET6)
+        s.setsockopt(socket.IPPROTO_IP, 15, 1)  # IP_FREEBIND: an address of the AnyIP route
+        s.bind((src, 0))
+        s.settimeout(5)
+        s.connect(("::1", self.agent.port))
+        return s
+
+    def answer(self, s):
+        """What the agent sends back to a GET /healthz on s, to its end."""
+        try:
+            s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        except OSError:
+            return b""
+        out = b""
+        try:
+            while True:
+                d = s.recv(65536)
+                if not d:
+                    break
+                out += d
+        except OSError:
+            pass
+        return out
+
+    def test_a_slash_64_is_one_source(self):
+        held = [self.connect("%s::%x" % (self.nets[0], i + 1)) for i in range(self.PER_SOURCE)]
+        time.sleep(0.2)  # counted by the agent
+        extra = self.connect("%s::%x" % (self.nets[0], 0x100))  # another address, the same /64
+        self.assertNotIn(b"200 OK", self.answer(extra), "a connection past the /64's limit was served")
+        extra.close()
+        other = self.connect("%s::1" % self.nets[1])  # another /64: its own count
+        self.assertIn(b"200 OK", self.answer(other))
+        other.close()
+        m = self.agent.metrics()
+        self.assertGreaterEqual(m[("redpulse_http_source_refusals_total", ())], 1)
+        held.pop().close()
+
+        def served():  # its count went down with the close
+            s = self.connect("%s::%x" % (self.nets[0], 0x200))
+            try:
+                return b"200 OK" in self.answer(s)
+            finally:
+                s.close()
+        wait_for(served, 5, step=0.2, what="a connection from the /64 served after one of its own closed")
+        for s in held:
+            s.close()
+
+
 class HeaderDeadline(unittest.TestCase):
     """A client that sends a byte every 0.5 s never lets libmicrohttpd's
     idle timeout (2 s here) fire; before the deadline it held its
