@@ -298,6 +298,7 @@ int advise_cli_main(int argc, char **argv)
                                          {"help", no_argument, NULL, 'h'},
                                          {NULL, 0, NULL, 0}};
     const char *addr = NULL, *root = NULL, *pw_env = NULL, *cfg_path = NULL;
+    char shown[PRINTABLE_MAX]; /* a word of the command line, quoted in a message */
     double seconds = 10;
     int o;
     optind = 1;
@@ -306,7 +307,8 @@ int advise_cli_main(int argc, char **argv)
         case 'a': addr = optarg; break;
         case 's':
             if (!parse_double(optarg, &seconds) || seconds < 1 || seconds > 3600) {
-                fprintf(stderr, "redpulse: --seconds takes a number of seconds from 1 to 3600, not \"%s\"\n", optarg);
+                fprintf(stderr, "redpulse: --seconds takes a number of seconds from 1 to 3600, not \"%s\"\n",
+                        printable(optarg, shown, sizeof shown));
                 return 3;
             }
             break;
@@ -327,7 +329,7 @@ int advise_cli_main(int argc, char **argv)
         file = config_load(cfg_path, &errs);
         if (!file)
             fprintf(stderr, "%s%zu error%s in %s\n", errs.text.p ? errs.text.p : "", errs.count,
-                    errs.count == 1 ? "" : "s", cfg_path);
+                    errs.count == 1 ? "" : "s", printable(cfg_path, shown, sizeof shown));
         config_errors_free(&errs);
         if (!file)
             return 3;

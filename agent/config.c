@@ -1110,9 +1110,10 @@ out:
  * could fail to start. */
 int config_read_file(const char *path, struct buf *out, struct config_errors *errs)
 {
+    char shown[PRINTABLE_MAX];
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
-        buf_printf(&errs->text, "%s: cannot open: %s\n", path, strerror(errno));
+        buf_printf(&errs->text, "%s: cannot open: %s\n", printable(path, shown, sizeof shown), strerror(errno));
         errs->count++;
         return -1;
     }
@@ -1122,7 +1123,7 @@ int config_read_file(const char *path, struct buf *out, struct config_errors *er
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0) {
-            buf_printf(&errs->text, "%s: read error: %s\n", path, strerror(errno));
+            buf_printf(&errs->text, "%s: read error: %s\n", printable(path, shown, sizeof shown), strerror(errno));
             errs->count++;
             close(fd);
             return -1;
@@ -1131,7 +1132,8 @@ int config_read_file(const char *path, struct buf *out, struct config_errors *er
             break;
         buf_append(out, tmp, (size_t)n);
         if (out->len > CONFIG_MAX_FILE_BYTES) {
-            buf_printf(&errs->text, "%s: file larger than %u MiB\n", path, CONFIG_MAX_FILE_BYTES >> 20);
+            buf_printf(&errs->text, "%s: file larger than %u MiB\n", printable(path, shown, sizeof shown),
+                       CONFIG_MAX_FILE_BYTES >> 20);
             errs->count++;
             close(fd);
             return -1;

@@ -460,7 +460,8 @@ static enum MHD_Result send_buf_s(struct http_server *s, struct MHD_Connection *
     }
     MHD_add_response_header(r, "Content-Type", ctype);
     add_security_headers(r);
-    if (gzip_ok || gz_used)
+    if (s) /* these endpoints offer gzip: what a cache holds depends on the
+            * header whatever this client sent (RFC 9110 12.5.5) */
         MHD_add_response_header(r, "Vary", "Accept-Encoding");
     if (gz_used)
         MHD_add_response_header(r, "Content-Encoding", "gzip");

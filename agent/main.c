@@ -16,6 +16,7 @@
 #include "reload.h"
 #include "reloadctl.h"
 #include "service.h"
+#include "util.h"
 
 static const char usage[] =
     "usage: redpulse [--config FILE] [--log-level LEVEL] [--log-format FORMAT]\n"
@@ -70,9 +71,10 @@ static struct cfg_gen *load(const char *path)
 {
     struct config_errors errs = {BUF_INIT, 0};
     struct cfg_gen *g = cfg_gen_load(path, &errs);
+    char shown[PRINTABLE_MAX];
     if (!g)
         fprintf(stderr, "%s%zu error%s in %s\n", errs.text.p ? errs.text.p : "", errs.count,
-                errs.count == 1 ? "" : "s", path ? path : "the built-in configuration");
+                errs.count == 1 ? "" : "s", path ? printable(path, shown, sizeof shown) : "the built-in configuration");
     config_errors_free(&errs);
     return g;
 }
@@ -88,6 +90,7 @@ int main(int argc, char **argv)
         {NULL, 0, NULL, 0}};
     const char *config_path = NULL, *check_path = NULL, *level = NULL, *format = NULL, *test_receiver = NULL;
     const char *reload_pid = NULL, *reload_timeout = NULL;
+    char shown[PRINTABLE_MAX]; /* a word of the command line, quoted in a message */
     int o;
     for (int i = 1; i < argc; i++) /* the one-shot report has its own options */
         if (strcmp(argv[i], "--advise") == 0 || strncmp(argv[i], "--advise=", 9) == 0)
@@ -108,19 +111,21 @@ int main(int argc, char **argv)
         }
     }
     if (optind < argc) {
-        fprintf(stderr, "redpulse: unexpected argument \"%s\"\n%s", argv[optind], usage);
+        fprintf(stderr, "redpulse: unexpected argument \"%s\"\n%s", printable(argv[optind], shown, sizeof shown), usage);
         return 2;
     }
     enum log_level lvl;
     if (level && log_parse_level(level, &lvl) < 0) {
-        fprintf(stderr, "redpulse: unknown log level \"%s\" (error, warn, info, debug)\n", level);
+        fprintf(stderr, "redpulse: unknown log level \"%s\" (error, warn, info, debug)\n",
+                printable(level, shown, sizeof shown));
         return 2;
     }
     if (level)
         log_set_level(lvl);
     enum log_format fmt = log_stderr_is_journal() ? LOG_FORMAT_JOURNAL : LOG_FORMAT_TEXT;
     if (format && log_parse_format(format, &fmt) < 0) {
-        fprintf(stderr, "redpulse: unknown log format \"%s\" (text, journal, json)\n", format);
+        fprintf(stderr, "redpulse: unknown log format \"%s\" (text, journal, json)\n",
+                printable(format, shown, sizeof shown));
         return 2;
     }
     log_set_format(fmt);

@@ -271,12 +271,16 @@ int reloadctl_client(const char *pid_arg, const char *timeout_arg)
     errno = 0;
     long pid = strtol(pid_arg, &end, 10);
     if (errno || end == pid_arg || *end || pid <= 1) {
-        fprintf(stderr, "redpulse: --reload wants the daemon's process id (> 1), not \"%s\"\n", pid_arg);
+        char shown[PRINTABLE_MAX];
+        fprintf(stderr, "redpulse: --reload wants the daemon's process id (> 1), not \"%s\"\n",
+                printable(pid_arg, shown, sizeof shown));
         return 2;
     }
     double timeout = 30;
     if (timeout_arg && (!parse_double(timeout_arg, &timeout) || !(timeout > 0) || timeout > 86400)) {
-        fprintf(stderr, "redpulse: --reload-timeout wants seconds (0 < s <= 86400), not \"%s\"\n", timeout_arg);
+        char shown[PRINTABLE_MAX];
+        fprintf(stderr, "redpulse: --reload-timeout wants seconds (0 < s <= 86400), not \"%s\"\n",
+                printable(timeout_arg, shown, sizeof shown));
         return 2;
     }
     char *d = runtime_dir();

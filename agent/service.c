@@ -157,7 +157,8 @@ static void reload(struct service *sv)
 {
     sdnotify_reloading();
     reloadctl_begin(); /* before the file is read: see reloadctl.c */
-    log_info("main", "SIGHUP: reloading %s", sv->path ? sv->path : "(built-in configuration)");
+    char shown[PRINTABLE_MAX];
+    log_info("main", "SIGHUP: reloading %s", sv->path ? printable(sv->path, shown, sizeof shown) : "(built-in configuration)");
     struct buf why = BUF_INIT; /* the errors, for redpulse --reload */
     struct config_errors errs = {BUF_INIT, 0};
     struct cfg_gen *g = cfg_gen_load(sv->path, &errs);
@@ -245,8 +246,9 @@ int service_run(const char *config_path, bool level_fixed)
     struct config_errors errs = {BUF_INIT, 0};
     sv.gen = cfg_gen_load(config_path, &errs);
     if (!sv.gen) {
+        char shown[PRINTABLE_MAX];
         fprintf(stderr, "%s%zu error%s in %s\n", errs.text.p ? errs.text.p : "", errs.count,
-                errs.count == 1 ? "" : "s", config_path);
+                errs.count == 1 ? "" : "s", printable(config_path, shown, sizeof shown));
         config_errors_free(&errs);
         return 2;
     }

@@ -136,7 +136,13 @@ int parse_duration_ms(const char *s, uint64_t *out, const char **why)
         else if (*p == 'h')
             unit_us = 3600000000ull, p++;
         else {
-            *why = "missing or unknown unit (use ms, s, m or h)";
+            /* named for what it is: "0x10s" has no unknown unit */
+            if ((*p == 'x' || *p == 'X') && whole == 0 && frac_div == 1)
+                *why = "not a decimal number: durations are decimal digits and a unit, e.g. \"16s\"";
+            else if ((*p == 'e' || *p == 'E') && ((p[1] >= '0' && p[1] <= '9') || p[1] == '+' || p[1] == '-'))
+                *why = "no exponents: write the digits and a unit, e.g. \"1000ms\"";
+            else
+                *why = "missing or unknown unit (use ms, s, m or h)";
             return -1;
         }
         /* whole <= limit_us (about 2^45) and unit_us < 2^32: no overflow
@@ -286,6 +292,22 @@ void utf8_clean(char *s, size_t n, char ctrl)
         else
             i += l - 1;
     }
+}
+
+const char *printable(const char *s, char *buf, size_t cap)
+{
+    size_t n = strlen(s);
+    if (n < cap) {
+        memcpy(buf, s, n + 1);
+    } else {
+        n = cap - 4;
+        while (n > 0 && ((unsigned char)s[n] & 0xc0) == 0x80)
+            n--; /* not inside a UTF-8 sequence */
+        memcpy(buf, s, n);
+        memcpy(buf + n, "...", 4);
+    }
+    utf8_clean(buf, strlen(buf), '?');
+    return buf;
 }
 
 bool utf8_text_ok(const char *s, size_t n)

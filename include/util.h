@@ -68,6 +68,13 @@ bool utf8_valid(const char *s);
  * and DEL become ctrl, bytes that are not UTF-8 '?'. */
 void utf8_clean(char *s, size_t n, char ctrl);
 
+/* s fit to be quoted in one line of a message (a path or word from the
+ * command line, which may hold a newline that would forge a log line): a
+ * copy in buf, cut with "..." past cap - 1 bytes, control characters and
+ * DEL as '?', bytes that are not UTF-8 '?'. Returns buf. */
+#define PRINTABLE_MAX 512
+const char *printable(const char *s, char *buf, size_t cap);
+
 /* True when s is a valid Prometheus label name that does not start with "__". */
 bool is_label_name(const char *s);
 

@@ -318,6 +318,14 @@ class SingleAgentCases(unittest.TestCase):
         p = subprocess.run([BIN, "--config", "/nonexistent.json"], capture_output=True, text=True, timeout=10)
         self.assertEqual(p.returncode, 2)
         self.assertIn("/nonexistent.json: cannot open", p.stderr)
+        # a path or word of the command line cannot forge a line of the log
+        for argv, shown in ((["--config", "/nonexistent\nerror main: forged"], "/nonexistent?error main: forged"),
+                            (["--log-level", "x\nforged"], '"x?forged"'), (["x\nforged"], '"x?forged"'),
+                            (["--reload", "1\nforged"], '"1?forged"')):
+            p = subprocess.run([BIN] + argv, capture_output=True, text=True, timeout=10)
+            self.assertEqual(p.returncode, 2, argv)
+            self.assertIn(shown, p.stderr, argv)
+            self.assertFalse([ln for ln in p.stderr.splitlines() if ln.startswith(("error", "forged"))], p.stderr)
         p = subprocess.run([BIN, "--bogus"], capture_output=True, text=True, timeout=10)
         self.assertEqual(p.returncode, 2)
         p = subprocess.run([BIN, "--log-level", "loud"], capture_output=True, text=True, timeout=10)

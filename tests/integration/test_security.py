@@ -643,7 +643,8 @@ class HttpLimits(unittest.TestCase):
         self.attack(["-X", "-c", "400", "-r", "200", "-w", "16", "-y", "32", "-n", "5", "-z", "8", "-k", "3", "-p", "3"])
 
     def test_accept_encoding(self):
-        """gzip only where Accept-Encoding accepts it (RFC 9110 12.5.3):
+        """gzip only where Accept-Encoding accepts it (RFC 9110 12.5.3), and
+        Vary: Accept-Encoding on every answer of an endpoint that offers it:
         q=0 refuses, "*" speaks for codings not named, a malformed weight
         counts for nothing (the old token match sent gzip to "*, gzip;q=0"
         and to "gzip;q=0.5x", and none to "*;q=0, gzip")."""
@@ -653,9 +654,14 @@ class HttpLimits(unittest.TestCase):
             status, headers, body = http_get(self.agent.port, "/metrics", headers={"Accept-Encoding": ae} if ae else {})
             self.assertEqual(status, 200, ae)
             self.assertEqual(headers.get("Content-Encoding"), "gzip" if want else None, ae)
+            # the answer depends on the header whatever this client sent:
+            # a cache keys on it (it came only with gzip accepted)
+            self.assertEqual(headers.get("Vary"), "Accept-Encoding", ae)
             if want:
                 body = gzip.decompress(body)
             self.assertIn(b"redis_up", body, ae)
+        for path in ("/scrape?target=r", "/api/v1/instances"):
+            self.assertEqual(http_get(self.agent.port, path)[1].get("Vary"), "Accept-Encoding", path)
         # the header given twice is one list (only the first line was read)
         for lines, want in ((("*", "gzip;q=0"), False), (("identity", "gzip"), True)):
             with socket.create_connection(("127.0.0.1", self.agent.port), timeout=20) as s:

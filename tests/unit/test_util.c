@@ -50,6 +50,15 @@ START_TEST(duration_forms)
                       (unsigned long long)ms);
     ck_assert_int_eq(parse_duration_ms("0.4ms", &ms, &why), -1);
     ck_assert_ptr_nonnull(strstr(why, "finer than a millisecond"));
+    /* the message names what is wrong, not "unknown unit" */
+    ck_assert_int_eq(parse_duration_ms("0x10s", &ms, &why), -1);
+    ck_assert_ptr_nonnull(strstr(why, "not a decimal number"));
+    ck_assert_int_eq(parse_duration_ms("1E1s", &ms, &why), -1);
+    ck_assert_ptr_nonnull(strstr(why, "no exponents"));
+    ck_assert_int_eq(parse_duration_ms("10", &ms, &why), -1);
+    ck_assert_ptr_nonnull(strstr(why, "unknown unit"));
+    ck_assert_int_eq(parse_duration_ms("10x", &ms, &why), -1);
+    ck_assert_ptr_nonnull(strstr(why, "unknown unit"));
     struct {
         const char *s;
         uint64_t ms;
@@ -247,6 +256,22 @@ START_TEST(buf_growth)
 }
 END_TEST
 
+/* A word of the command line quoted in a message stays on its line. */
+START_TEST(printable_words)
+{
+    char b[PRINTABLE_MAX];
+    ck_assert_str_eq(printable("/etc/redpulse.json", b, sizeof b), "/etc/redpulse.json");
+    ck_assert_str_eq(printable("/tmp/x\n2026-12-02T00:00:00Z error main: forged", b, sizeof b),
+                     "/tmp/x?2026-12-02T00:00:00Z error main: forged");
+    ck_assert_str_eq(printable("a\tb\rc\x7f\x1b[31m", b, sizeof b), "a?b?c??[31m");
+    ck_assert_str_eq(printable("caf\xc3\xa9 \xff", b, sizeof b), "caf\xc3\xa9 ?"); /* UTF-8 kept, the rest '?' */
+    char small[8];
+    ck_assert_str_eq(printable("abcdefghij", small, sizeof small), "abcd...");
+    ck_assert_str_eq(printable("abc\xc3\xa9\xc3\xa9\xc3\xa9", small, sizeof small), "abc..."); /* never half a character */
+    ck_assert_str_eq(printable("abcdefg", small, sizeof small), "abcdefg");
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("util");
@@ -260,6 +285,7 @@ int main(void)
     tcase_add_test(tc, json_strings);
     tcase_add_test(tc, buf_growth);
     tcase_add_test(tc, utf8_text_checks);
+    tcase_add_test(tc, printable_words);
     suite_add_tcase(s, tc);
     return testutil_run(s);
 }
