@@ -291,11 +291,9 @@ static bool strset_add(struct strset *s, const char *str)
     return true;
 }
 
-/* "host:port", an IPv6 address in its one canonical text and an
- * IPv4-mapped one as IPv4, so that "::ffff:10.0.0.1", "0::1" and
- * "10.0.0.1" written otherwise by a static instance and a topology are one
- * server. Host names are compared as written (not resolved). */
-static char *addr_key(const char *host, unsigned port)
+/* So that "::ffff:10.0.0.1", "0::1" and "Redis-1.example.com." written
+ * otherwise by a static instance and a topology are one server. */
+char *disc_addr_key(const char *host, unsigned port)
 {
     struct buf b = BUF_INIT;
     struct in6_addr a6;
@@ -305,9 +303,17 @@ static char *addr_key(const char *host, unsigned port)
             inet_ntop(AF_INET, &a6.s6_addr[12], t, sizeof t);
         else
             inet_ntop(AF_INET6, &a6, t, sizeof t);
-        host = t;
+        buf_printf(&b, "%s:%u", t, port);
+        return buf_steal(&b, NULL);
     }
-    buf_printf(&b, "%s:%u", host, port);
+    size_t n = strlen(host);
+    if (n > 1 && host[n - 1] == '.')
+        n--; /* the root: "a.example." is "a.example" */
+    for (size_t i = 0; i < n; i++) {
+        char c = host[i];
+        buf_putc(&b, c >= 'A' && c <= 'Z' ? (char)(c - 'A' + 'a') : c);
+    }
+    buf_printf(&b, ":%u", port);
     return buf_steal(&b, NULL);
 }
 
@@ -338,7 +344,7 @@ static void rebuild(struct discover *d)
         const struct instance_cfg *ic = &cfg->instances[i];
         strset_add(&names, ic->name);
         if (ic->kind == ADDR_TCP) {
-            keys[i] = addr_key(ic->host, ic->port);
+            keys[i] = disc_addr_key(ic->host, ic->port);
             strset_add(&addrs, keys[i]);
         }
         if (discover_shard_owns(ic->name, dc->shard_index, dc->shard_count))
@@ -599,7 +605,7 @@ static bool merge(struct source *s, uint64_t now)
         *tomb_slot(s, tslot, tcap, s->tomb[i].key) = i + 1;
     for (size_t i = 0; i < s->got.n; i++) {
         const struct disc_node *n = &s->got.v[i];
-        char *key = addr_key(n->host, n->port);
+        char *key = disc_addr_key(n->host, n->port);
         size_t *slot = known_slot(s, &ix, key);
         struct known *k = *slot ? &s->known[*slot - 1] : NULL;
         if (k && k->seen) { /* listed twice (a Sentinel in mid-failover): the first wins */

@@ -324,6 +324,34 @@ START_TEST(hostile_topology_contents)
 }
 END_TEST
 
+/* One server, however a static instance and a topology write it. */
+START_TEST(address_keys)
+{
+    static const char *const same[][2] = {
+        {"10.0.0.1", "::ffff:10.0.0.1"}, {"::1", "0::1"}, {"2001:db8::1", "2001:DB8:0::1"},
+        {"Redis-1.Example.COM.", "redis-1.example.com"}, {"redis-1.", "REDIS-1"}};
+    for (size_t i = 0; i < sizeof same / sizeof same[0]; i++) {
+        char *a = disc_addr_key(same[i][0], 6379), *b = disc_addr_key(same[i][1], 6379);
+        ck_assert_msg(strcmp(a, b) == 0, "%s and %s: %s vs %s", same[i][0], same[i][1], a, b);
+        free(a);
+        free(b);
+    }
+    static const char *const other[][2] = {{"redis-1", "redis-2"}, {"redis-1.example.com", "redis-1"},
+                                           {"10.0.0.1", "10.0.0.2"}, {"::1", "::2"}};
+    for (size_t i = 0; i < sizeof other / sizeof other[0]; i++) {
+        char *a = disc_addr_key(other[i][0], 6379), *b = disc_addr_key(other[i][1], 6379);
+        ck_assert_msg(strcmp(a, b) != 0, "%s and %s", other[i][0], other[i][1]);
+        free(a);
+        free(b);
+    }
+    char *a = disc_addr_key("redis-1", 6379), *b = disc_addr_key("redis-1", 6380);
+    ck_assert_str_eq(a, "redis-1:6379");
+    ck_assert_str_ne(a, b);
+    free(a);
+    free(b);
+}
+END_TEST
+
 START_TEST(name_template_and_shard_hash)
 {
     struct buf b = BUF_INIT;
@@ -467,6 +495,7 @@ int main(void)
     tcase_add_test(tc, sentinel_replies);
     tcase_add_test(tc, sentinel_bad_addresses);
     tcase_add_test(tc, hostile_topology_contents);
+    tcase_add_test(tc, address_keys);
     tcase_add_test(tc, name_template_and_shard_hash);
     tcase_add_test(tc, config_sections);
     tcase_add_test(tc, config_errors_located);
