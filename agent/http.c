@@ -75,7 +75,9 @@ struct watched {
     int fd;
     uint64_t deadline_us; /* monotonic; 0: its request is in, none */
     struct body *body;    /* the budgeted body being sent on it, or NULL */
-    uint64_t source;      /* counted in peers under this key (peer_source_key); 0: not */
+    struct peer_key keys[2]; /* counted in peers under these (peer_keys) */
+    size_t nkeys;
+    bool refused;         /* over max_connections_per_ip: shut, and its request not served */
 };
 
 /* GnuTLS' certificate callback has no user pointer: one HTTP server per
@@ -97,7 +99,8 @@ struct http_server {
     size_t evicting;                  /* of those, bodies whose connections were shut for room (watch_lock) */
     _Atomic unsigned long body_refusals; /* 503s for want of body memory */
     _Atomic unsigned long body_evictions; /* connections shut to make room for a new body */
-    _Atomic size_t metrics_len;       /* size of the last /metrics body: what the next will take */
+    _Atomic size_t metrics_len[2];    /* size of the last /metrics body as sent, plain and gzip:
+                                       * what the next will take */
     pthread_mutex_t watch_lock;       /* the watched list and its bodies, watch_next_us, watch_stop */
     pthread_cond_t watch_wake;        /* on CLOCK_MONOTONIC */
     struct watched *watched;          /* this server's connections */
@@ -107,7 +110,7 @@ struct http_server {
     pthread_t watch_thread;
     _Atomic unsigned long deadline_closes; /* connections cut off by their request deadline */
     struct peerlimit *peers;          /* open connections per source (watch_lock) */
-    _Atomic unsigned long source_refusals; /* connections refused: their source had max_connections_per_ip */
+    _Atomic unsigned long source_refusals; /* connections refused: their address or /64 had its limit */
 };
 
 /* One request's state across the handler's calls. */
@@ -329,19 +332,26 @@ static void body_free(void *cls)
 
 /* Whether len more bytes of bodies fit in http.max_body_memory (one body is
  * always let through, however large, so an endpoint bigger than the budget
- * still answers). When they do not, the bodies held longest are given up
- * to make room, those held longer than request_timeout: their connections
- * are shut (MHD's thread then closes them and frees the bodies, as for the
- * watchdog), oldest first, until what is left fits. A reader that takes a
- * few bytes now and then keeps its connection from ever being idle; without
- * this, a handful of them held the budget, and every /metrics got 503. A
- * reader of a whole body on time is never the one given up. Call with
- * s->watch_lock held. */
-static bool body_room(struct http_server *s, size_t len)
+ * still answers). When they do not, the bodies not read in whole within
+ * request_timeout of their answer give way, oldest first, until what is
+ * left fits: their connections are shut (MHD's thread then closes them and
+ * frees the bodies, as for the watchdog). With evict false nothing is shut:
+ * the answer is whether they would fit after it. A reader that takes a few
+ * bytes now and then keeps its connection from ever being idle; without
+ * this, a handful of them held the budget and every /metrics got 503. Call
+ * with s->watch_lock held. */
+static bool body_room(struct http_server *s, size_t len, bool evict)
 {
     uint64_t now = now_mono_us(), grace = request_deadline_us(s);
+    size_t cur = atomic_load(&s->body_bytes) - s->evicting;
+    if (!evict) {
+        for (struct watched *w = s->watched; w && cur && cur + len > s->cfg->http.max_body_memory; w = w->next)
+            if (w->body && !w->body->evicted && now - w->body->since_us > grace)
+                cur -= w->body->len;
+        return !cur || cur + len <= s->cfg->http.max_body_memory;
+    }
     for (;;) {
-        size_t cur = atomic_load(&s->body_bytes) - s->evicting;
+        cur = atomic_load(&s->body_bytes) - s->evicting;
         if (!cur || cur + len <= s->cfg->http.max_body_memory)
             return true;
         struct watched *old = NULL;
@@ -364,19 +374,21 @@ static bool body_room(struct http_server *s, size_t len)
 static bool body_reserve(struct http_server *s, size_t len)
 {
     pthread_mutex_lock(&s->watch_lock);
-    bool ok = body_room(s, len);
+    bool ok = body_room(s, len, true);
     if (ok)
         atomic_fetch_add(&s->body_bytes, len);
     pthread_mutex_unlock(&s->watch_lock);
     return ok;
 }
 
-/* Whether a body of about len bytes would be let through now, before it is
- * rendered (making room as body_room does). */
+/* Whether a body of about len bytes would be let through, before it is
+ * rendered (nothing is shut for it yet: the request may still be refused,
+ * and the body once rendered, gzip or not, is what body_reserve makes
+ * room for). */
 static bool body_fits(struct http_server *s, size_t len)
 {
     pthread_mutex_lock(&s->watch_lock);
-    bool ok = body_room(s, len);
+    bool ok = body_room(s, len, false);
     pthread_mutex_unlock(&s->watch_lock);
     return ok;
 }
@@ -413,9 +425,10 @@ static enum MHD_Result send_503_memory(struct MHD_Connection *c)
 
 /* Queues body (taken) as the response. With s, the body counts against
  * s's budget of bodies in flight until MHD has sent it; past the budget
- * the answer is 503. */
+ * the answer is 503. sent_len: where to keep the body's length as sent
+ * (gzip or not), or NULL. */
 static enum MHD_Result send_buf_s(struct http_server *s, struct MHD_Connection *c, unsigned status,
-                                  const char *ctype, struct buf *body, bool gzip_ok)
+                                  const char *ctype, struct buf *body, bool gzip_ok, _Atomic size_t *sent_len)
 {
     struct buf gz = BUF_INIT;
     bool gz_used = false;
@@ -428,6 +441,8 @@ static enum MHD_Result send_buf_s(struct http_server *s, struct MHD_Connection *
     }
     size_t len;
     char *p = buf_steal(body, &len);
+    if (sent_len)
+        atomic_store(sent_len, len);
     struct MHD_Response *r;
     if (s) {
         if (!body_reserve(s, len)) {
@@ -475,7 +490,7 @@ static enum MHD_Result send_buf_s(struct http_server *s, struct MHD_Connection *
 static enum MHD_Result send_buf(struct MHD_Connection *c, unsigned status, const char *ctype,
                                 struct buf *body, bool gzip_ok)
 {
-    return send_buf_s(NULL, c, status, ctype, body, gzip_ok);
+    return send_buf_s(NULL, c, status, ctype, body, gzip_ok, NULL);
 }
 
 static enum MHD_Result send_text(struct MHD_Connection *c, unsigned status, const char *msg)
@@ -654,7 +669,7 @@ static enum MHD_Result landing(struct http_server *s, struct MHD_Connection *c)
 /* The server's own families (global: no target label). */
 static void render_own_metrics(struct http_server *s, struct buf *b)
 {
-    buf_puts(b, "# HELP redpulse_http_body_bytes_in_flight Bytes of HTTP response bodies not yet sent (bounded by http.max_body_memory)\n"
+    buf_puts(b, "# HELP redpulse_http_body_bytes_in_flight Bytes of HTTP response bodies not yet sent (bounded by http.max_body_memory, and for a moment by those whose connections are being closed to make room)\n"
                 "# TYPE redpulse_http_body_bytes_in_flight gauge\n");
     buf_printf(b, "redpulse_http_body_bytes_in_flight %zu\n", atomic_load(&s->body_bytes));
     buf_puts(b, "# HELP redpulse_http_body_memory_refusals_total Requests answered 503 because http.max_body_memory was in use\n"
@@ -663,7 +678,7 @@ static void render_own_metrics(struct http_server *s, struct buf *b)
     buf_puts(b, "# HELP redpulse_http_body_memory_evictions_total Connections closed because the response body they were still reading, held longer than request_timeout, was wanted for a new one (http.max_body_memory)\n"
                 "# TYPE redpulse_http_body_memory_evictions_total counter\n");
     buf_printf(b, "redpulse_http_body_memory_evictions_total %lu\n", atomic_load(&s->body_evictions));
-    buf_puts(b, "# HELP redpulse_http_source_refusals_total Connections closed at once because their source (an IPv4 address, an IPv6 /64) had http.max_connections_per_ip open\n"
+    buf_puts(b, "# HELP redpulse_http_source_refusals_total Connections closed at once because their address had http.max_connections_per_ip open, or their IPv6 /64 the larger of that and half of max_connections\n"
                 "# TYPE redpulse_http_source_refusals_total counter\n");
     buf_printf(b, "redpulse_http_source_refusals_total %lu\n", atomic_load(&s->source_refusals));
     buf_puts(b, "# HELP redpulse_http_request_deadline_closes_total Connections closed because a request was not in whole by its deadline (request_timeout after the accept, idle_timeout + request_timeout after an answer)\n"
@@ -712,19 +727,30 @@ static struct watched *watched_of(struct MHD_Connection *c)
     return ci ? ci->socket_context : NULL;
 }
 
-/* MHD's accept policy: a connection from a source (an IPv4 address, an
- * IPv6 /64: peerlimit.h) that has max_connections_per_ip open is closed at
- * once. libmicrohttpd's own per-IP limit counts IPv6 /128s, which a host
- * with a /64 has 2^64 of. */
+/* How many connections one key may have open: an address
+ * max_connections_per_ip (as libmicrohttpd's own limit counted), a /64 the
+ * larger of that and half of max_connections, so that a host with a /64
+ * (2^64 addresses) cannot take them all, while neighbours sharing a /64
+ * (the pods of a node, a LAN) keep their own per-address limits below it. */
+static unsigned key_limit(const struct http_server *s, const struct peer_key *k)
+{
+    unsigned per_addr = s->cfg->http.max_connections_per_ip, half = s->cfg->http.max_connections / 2;
+    return k->kind == PEER_NET64 && half > per_addr ? half : per_addr;
+}
+
+/* MHD's accept policy: a connection whose address, or IPv6 /64, has its
+ * limit of connections open is closed at once (libmicrohttpd's own per-IP
+ * limit counted IPv6 /128s only). */
 static enum MHD_Result accept_policy(void *cls, const struct sockaddr *addr, socklen_t len)
 {
     struct http_server *s = cls;
     (void)len;
-    uint64_t source = peer_source_key(addr);
-    if (!source)
-        return MHD_YES;
+    struct peer_key keys[2];
+    size_t n = peer_keys(addr, keys);
+    bool ok = true;
     pthread_mutex_lock(&s->watch_lock);
-    bool ok = peerlimit_count(s->peers, source) < s->cfg->http.max_connections_per_ip;
+    for (size_t i = 0; i < n && ok; i++)
+        ok = peerlimit_count(s->peers, &keys[i]) < key_limit(s, &keys[i]);
     pthread_mutex_unlock(&s->watch_lock);
     if (!ok)
         atomic_fetch_add(&s->source_refusals, 1);
@@ -746,7 +772,8 @@ static void connection_notify(void *cls, struct MHD_Connection *c, void **socket
         w = xcalloc(1, sizeof *w);
         w->fd = ci->connect_fd;
         const union MHD_ConnectionInfo *ca = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
-        uint64_t source = ca ? peer_source_key(ca->client_addr) : 0;
+        struct peer_key keys[2];
+        size_t nkeys = ca ? peer_keys(ca->client_addr, keys) : 0;
         uint64_t deadline = now_mono_us() + request_deadline_us(s);
         pthread_mutex_lock(&s->watch_lock);
         w->next = s->watched;
@@ -754,17 +781,20 @@ static void connection_notify(void *cls, struct MHD_Connection *c, void **socket
             w->next->prev = w;
         s->watched = w;
         watch_set_locked(s, w, deadline);
-        if (source) {
-            /* accept_policy let it in; counted here, where it closes for
-             * sure (CLOSED), and cut off if others from its source came in
-             * meanwhile on another thread, or the table is full */
-            unsigned n = peerlimit_add(s->peers, source);
+        /* accept_policy let it in; counted here, where it closes for sure
+         * (CLOSED), and cut off if others from its address or /64 came in
+         * meanwhile on another thread of the pool, or the table is full:
+         * shut, and a request already in its socket is not served */
+        for (size_t i = 0; i < nkeys; i++) {
+            unsigned n = peerlimit_add(s->peers, &keys[i]);
             if (n)
-                w->source = source;
-            if (!n || n > s->cfg->http.max_connections_per_ip) {
-                shutdown(w->fd, SHUT_RDWR);
-                atomic_fetch_add(&s->source_refusals, 1);
-            }
+                w->keys[w->nkeys++] = keys[i];
+            if (!n || n > key_limit(s, &keys[i]))
+                w->refused = true;
+        }
+        if (w->refused) {
+            shutdown(w->fd, SHUT_RDWR);
+            atomic_fetch_add(&s->source_refusals, 1);
         }
         pthread_mutex_unlock(&s->watch_lock);
         *socket_context = w;
@@ -772,8 +802,8 @@ static void connection_notify(void *cls, struct MHD_Connection *c, void **socket
         pthread_mutex_lock(&s->watch_lock); /* the watchdog and body_room are done with fd */
         if (w->body)
             w->body->w = NULL;
-        if (w->source)
-            peerlimit_del(s->peers, w->source);
+        for (size_t i = 0; i < w->nkeys; i++)
+            peerlimit_del(s->peers, &w->keys[i]);
         if (w->prev)
             w->prev->next = w->next;
         else
@@ -833,7 +863,7 @@ static void watch_init(struct http_server *s)
     s->watch_next_us = UINT64_MAX;
     /* every open connection's source, and those racing in on the other
      * threads of the pool */
-    s->peers = peerlimit_new((size_t)s->cfg->http.max_connections + 64);
+    s->peers = peerlimit_new(2 * (size_t)s->cfg->http.max_connections + 128, NULL);
 }
 
 /* Starts the watchdog (it inherits the caller's signal mask). */
@@ -913,6 +943,9 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
 {
     (void)version, (void)upload;
     struct http_server *s = cls;
+    const struct watched *wr = watched_of(c);
+    if (wr && wr->refused) /* over its limits: nothing served (set on this thread) */
+        return MHD_NO;
     if (strcmp(method, MHD_HTTP_METHOD_GET) != 0 && strcmp(method, MHD_HTTP_METHOD_HEAD) != 0)
         return send_text(c, MHD_HTTP_METHOD_NOT_ALLOWED, "only GET and HEAD are allowed\n");
     struct req *rq = *req_cls;
@@ -947,7 +980,7 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
     bool big = all || strcmp(url, "/scrape") == 0 || strncmp(url, "/api/", 5) == 0;
     /* refused before rendering when it would not fit: a slow-reader attack
      * must not cost a render per refusal */
-    if (big && !body_fits(s, all ? atomic_load(&s->metrics_len) : 0)) {
+    if (big && !body_fits(s, all ? atomic_load(&s->metrics_len[gz]) : 0)) {
         atomic_fetch_add(&s->body_refusals, 1); /* not even rendered */
         return send_503_memory(c);
     }
@@ -955,8 +988,7 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
         http_render_metrics(s->reg, NULL, &b);
         auth_render_metrics(s->auth, &b);
         render_own_metrics(s, &b);
-        atomic_store(&s->metrics_len, b.len);
-        return send_buf_s(s, c, MHD_HTTP_OK, CT_PROM, &b, gz);
+        return send_buf_s(s, c, MHD_HTTP_OK, CT_PROM, &b, gz, &s->metrics_len[gz]);
     }
     if (strcmp(url, "/scrape") == 0) {
         const char *name = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "target");
@@ -965,7 +997,7 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
         if (!registry_has_name(s->reg, name))
             return send_text(c, MHD_HTTP_NOT_FOUND, "unknown target: only configured instance names are accepted\n");
         http_render_metrics(s->reg, name, &b);
-        return send_buf_s(s, c, MHD_HTTP_OK, CT_PROM, &b, gz);
+        return send_buf_s(s, c, MHD_HTTP_OK, CT_PROM, &b, gz, NULL);
     }
     if (strcmp(url, "/api/v1/instances") == 0) {
         struct registry_view v;
@@ -982,7 +1014,7 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
         }
         registry_view_release(&v);
         buf_puts(&b, "]\n");
-        return send_buf_s(s, c, MHD_HTTP_OK, CT_JSON, &b, gz);
+        return send_buf_s(s, c, MHD_HTTP_OK, CT_JSON, &b, gz, NULL);
     }
     if (strncmp(url, "/api/v1/instances/", 18) == 0) {
         struct frag *f = registry_get_name(s->reg, url + 18, false);
@@ -991,22 +1023,22 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
         frag_append_json(f, &b);
         buf_putc(&b, '\n');
         frag_unref(f);
-        return send_buf_s(s, c, MHD_HTTP_OK, CT_JSON, &b, gz);
+        return send_buf_s(s, c, MHD_HTTP_OK, CT_JSON, &b, gz, NULL);
     }
     if (strcmp(url, "/api/v1/advice") == 0) {
         advice_api_json(s->reg, &b);
-        return send_buf_s(s, c, MHD_HTTP_OK, CT_JSON, &b, gz);
+        return send_buf_s(s, c, MHD_HTTP_OK, CT_JSON, &b, gz, NULL);
     }
     if (strcmp(url, "/api/v1/alerts") == 0) {
         alerts_render_api(&b);
-        return send_buf_s(s, c, MHD_HTTP_OK, CT_JSON, &b, gz);
+        return send_buf_s(s, c, MHD_HTTP_OK, CT_JSON, &b, gz, NULL);
     }
     if (strcmp(url, "/api/v1/targets") == 0) {
         /* Prometheus http_sd_configs: the targets are this agent, as the
          * client reached it (Host), else the listen address */
         const char *host = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_HOST);
         discover_render_targets(host_ok(host) ? host : s->cfg->http.listen, &b);
-        return send_buf_s(s, c, MHD_HTTP_OK, CT_JSON, &b, gz);
+        return send_buf_s(s, c, MHD_HTTP_OK, CT_JSON, &b, gz, NULL);
     }
     if (strcmp(url, "/healthz") == 0)
         return send_text(c, MHD_HTTP_OK, "ok\n");

@@ -34,23 +34,41 @@ size_t peer_source_bytes(const struct sockaddr *sa, unsigned char out[8])
     return 0;
 }
 
-uint64_t peer_source_key(const struct sockaddr *sa)
+static uint64_t be64(const unsigned char *p)
 {
-    unsigned char b[8];
-    size_t n = peer_source_bytes(sa, b);
-    uint64_t k = 0;
-    for (size_t i = 0; i < n; i++)
-        k = k << 8 | b[i];
-    /* the top bits tag an IPv4 source (ffff:0:...), and ::/64 (::1, the
-     * IPv4-compatible forms) whose bytes make 0 (fffe::): both lie in
-     * ff00::/8, multicast, never a source address */
-    if (n == 4)
-        return 0xffff000000000000ull | k;
-    return n && !k ? 0xfffe000000000000ull : k;
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++)
+        v = v << 8 | p[i];
+    return v;
+}
+
+size_t peer_keys(const struct sockaddr *sa, struct peer_key out[2])
+{
+    if (sa && sa->sa_family == AF_INET) {
+        const unsigned char *b = (const unsigned char *)&((const struct sockaddr_in *)sa)->sin_addr;
+        out[0] = (struct peer_key){0, (uint64_t)b[0] << 24 | (uint64_t)b[1] << 16 | (uint64_t)b[2] << 8 | b[3],
+                                   PEER_ADDR};
+        return 1;
+    }
+    if (!sa || sa->sa_family != AF_INET6)
+        return 0;
+    const struct in6_addr *a6 = &((const struct sockaddr_in6 *)sa)->sin6_addr;
+    if (IN6_IS_ADDR_V4MAPPED(a6)) {
+        const unsigned char *b = a6->s6_addr + 12;
+        out[0] = (struct peer_key){0, (uint64_t)b[0] << 24 | (uint64_t)b[1] << 16 | (uint64_t)b[2] << 8 | b[3],
+                                   PEER_ADDR};
+        return 1;
+    }
+    uint64_t hi = be64(a6->s6_addr), lo = be64(a6->s6_addr + 8);
+    out[0] = (struct peer_key){hi, lo, PEER_ADDR};
+    if (IN6_IS_ADDR_LINKLOCAL(a6) || IN6_IS_ADDR_LOOPBACK(a6))
+        return 1;
+    out[1] = (struct peer_key){hi, 0, PEER_NET64};
+    return 2;
 }
 
 struct slot {
-    uint64_t key; /* 0: free */
+    struct peer_key k; /* kind 0: free */
     unsigned n;
 };
 
@@ -60,16 +78,19 @@ struct peerlimit {
     uint64_t seed[2];
 };
 
-struct peerlimit *peerlimit_new(size_t max_sources)
+struct peerlimit *peerlimit_new(size_t max_keys, const uint64_t *seed)
 {
     struct peerlimit *l = xcalloc(1, sizeof *l);
     size_t cap = 16;
-    while (cap < 2 * max_sources + 2)
+    while (cap < 2 * max_keys + 2)
         cap *= 2;
     l->t = xcalloc(cap, sizeof *l->t);
     l->mask = cap - 1;
-    l->max = max_sources;
-    if (getrandom(l->seed, sizeof l->seed, GRND_NONBLOCK) != (ssize_t)sizeof l->seed) {
+    l->max = max_keys;
+    if (seed) {
+        l->seed[0] = seed[0];
+        l->seed[1] = seed[1];
+    } else if (getrandom(l->seed, sizeof l->seed, GRND_NONBLOCK) != (ssize_t)sizeof l->seed) {
         l->seed[0] = (uint64_t)time(NULL) * 0x9e3779b97f4a7c15ull;
         l->seed[1] = (uint64_t)(uintptr_t)l * 0xc2b2ae3d27d4eb4full;
     }
@@ -84,52 +105,58 @@ void peerlimit_free(struct peerlimit *l)
     free(l);
 }
 
-static size_t home(const struct peerlimit *l, uint64_t key)
+static size_t home(const struct peerlimit *l, const struct peer_key *k)
 {
-    return (size_t)info_siphash(l->seed, (const char *)&key, sizeof key, 1, 3) & l->mask;
+    uint64_t w[3] = {k->hi, k->lo, (uint64_t)k->kind};
+    return (size_t)info_siphash(l->seed, (const char *)w, sizeof w, 1, 3) & l->mask;
 }
 
-/* key's slot, or the free slot ending its probe sequence. */
-static size_t find(const struct peerlimit *l, uint64_t key)
+static bool same(const struct peer_key *a, const struct peer_key *b)
 {
-    size_t i = home(l, key);
-    while (l->t[i].key && l->t[i].key != key)
+    return a->hi == b->hi && a->lo == b->lo && a->kind == b->kind;
+}
+
+/* k's slot, or the free slot ending its probe sequence. */
+static size_t find(const struct peerlimit *l, const struct peer_key *k)
+{
+    size_t i = home(l, k);
+    while (l->t[i].k.kind && !same(&l->t[i].k, k))
         i = (i + 1) & l->mask;
     return i;
 }
 
-unsigned peerlimit_count(const struct peerlimit *l, uint64_t key)
+unsigned peerlimit_count(const struct peerlimit *l, const struct peer_key *k)
 {
-    return key ? l->t[find(l, key)].n : 0;
+    return l->t[find(l, k)].n;
 }
 
-unsigned peerlimit_add(struct peerlimit *l, uint64_t key)
+unsigned peerlimit_add(struct peerlimit *l, const struct peer_key *k)
 {
-    size_t i = find(l, key);
-    if (!l->t[i].key) {
+    size_t i = find(l, k);
+    if (!l->t[i].k.kind) {
         if (l->used >= l->max)
             return 0;
-        l->t[i].key = key;
+        l->t[i].k = *k;
         l->used++;
     }
     return ++l->t[i].n;
 }
 
-void peerlimit_del(struct peerlimit *l, uint64_t key)
+void peerlimit_del(struct peerlimit *l, const struct peer_key *k)
 {
-    size_t i = find(l, key);
-    if (!l->t[i].key || --l->t[i].n)
+    size_t i = find(l, k);
+    if (!l->t[i].k.kind || --l->t[i].n)
         return;
     /* backward shift: move up each later entry of the run that may sit
      * at or before the hole, so every probe sequence stays unbroken */
     l->used--;
-    for (size_t j = (i + 1) & l->mask; l->t[j].key; j = (j + 1) & l->mask) {
-        size_t h = home(l, l->t[j].key);
+    for (size_t j = (i + 1) & l->mask; l->t[j].k.kind; j = (j + 1) & l->mask) {
+        size_t h = home(l, &l->t[j].k);
         /* j's entry may move to i unless its home lies cyclically in (i, j] */
         if (((j - h) & l->mask) >= ((j - i) & l->mask)) {
             l->t[i] = l->t[j];
             i = j;
         }
     }
-    l->t[i] = (struct slot){0, 0};
+    memset(&l->t[i], 0, sizeof l->t[i]);
 }
