@@ -99,9 +99,15 @@ int collect_latency_reply(struct latency_values *l, const redisReply *r)
     if (!r || r->type != REDIS_REPLY_ARRAY)
         return -1;
     l->n = 0;
+    l->dropped = 0;
     l->have = true;
-    for (size_t i = 0; i < r->elements && l->n < LATENCY_MAX_EVENTS; i++) {
+    for (size_t i = 0; i < r->elements; i++) {
         const redisReply *e = r->element[i];
+        if (l->n == LATENCY_MAX_EVENTS) {
+            l->dropped += r->elements - i;
+            break;
+        }
+        l->dropped++; /* until it is kept */
         if (!e || e->type != REDIS_REPLY_ARRAY || e->elements < 4 || !is_str(e->element[0]))
             continue;
         bool ok = true;
@@ -120,6 +126,7 @@ int collect_latency_reply(struct latency_values *l, const redisReply *r)
             seen = strcmp(l->ev[j].name, nm->str) == 0;
         if (seen)
             continue;
+        l->dropped--;
         struct latency_event *ev = &l->ev[l->n++];
         memcpy(ev->name, nm->str, nm->len + 1);
         ev->timestamp = (double)e->element[1]->integer;

@@ -822,6 +822,11 @@ static void on_reply(void *arg, redisReply *r)
             log_debug("poller", "%s: LATENCY LATEST failed (%s); asking again later", t->cfg->name, detail);
         } else if (collect_latency_reply(t->latency ? t->latency : (t->latency = xcalloc(1, sizeof *t->latency)), r) < 0) {
             log_debug("poller", "%s: unexpected LATENCY LATEST reply", t->cfg->name);
+        } else if (t->latency->dropped) {
+            if (!t->st.latency_dropped) /* once: a peer that sends them sends them every time */
+                log_warn("poller", "%s: LATENCY LATEST: %zu entries left out (of another shape, a bad or repeated name, or past %d events); counted in redpulse_latency_events_dropped_total",
+                         t->cfg->name, t->latency->dropped, LATENCY_MAX_EVENTS);
+            t->st.latency_dropped += t->latency->dropped;
         }
         return;
     case P_INFO:

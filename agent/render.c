@@ -151,6 +151,9 @@ static void render_family(struct prom_tails *b, enum prom_family f, const struct
     case FAM_RP_NESTED_DROPPED:
         prom_tail(b, NULL, NULL, (double)st->nested_dropped);
         return;
+    case FAM_RP_LATENCY_DROPPED:
+        prom_tail(b, NULL, NULL, (double)st->latency_dropped);
+        return;
     default:
         break;
     }

@@ -36,6 +36,7 @@ struct latency_event {
 struct latency_values {
     struct latency_event ev[LATENCY_MAX_EVENTS];
     size_t n;
+    size_t dropped; /* entries of the last reply left out (see collect_latency_reply) */
     bool have;
 };
 
@@ -65,9 +66,11 @@ bool collect_refusal_permanent(const char *err);
 /* Replaces l with a LATENCY LATEST reply ([event, time, latest ms, max ms]
  * per element). Elements of another shape are skipped, and so are events
  * whose name is not valid UTF-8, holds a NUL or control character or is
- * longer than a name holds (47 bytes), and a name's repeats after its first:
- * every event kept has a distinct name, exactly as the server wrote it.
- * Returns the number of events, or -1 when malformed. */
+ * longer than a name holds (47 bytes), a name's repeats after its first,
+ * and the events past the first LATENCY_MAX_EVENTS (a real server knows
+ * about twenty): every event kept has a distinct name, exactly as the
+ * server wrote it, and l->dropped counts the elements skipped. Returns the
+ * number of events, or -1 when malformed. */
 int collect_latency_reply(struct latency_values *l, const redisReply *r);
 
 #endif

@@ -32,6 +32,7 @@ struct poll_stats {
     uint64_t restarts, resets; /* detected by derive() */
     double lateness_s;    /* last poll: actual start minus scheduled start */
     uint64_t nested_dropped; /* nested INFO lines over max_nested_entries, all polls */
+    uint64_t latency_dropped; /* LATENCY LATEST entries left out, all replies */
 };
 
 struct render_input {

@@ -229,6 +229,21 @@ class FakePeer:
             return self._plain(c, cmd)
         return True
 
+    def _mode_latencyflood(self, c, cmd):
+        """LATENCY LATEST with 40 events, a repeated name and two elements
+        of another shape; everything else as a plain server."""
+        if cmd and cmd[0].upper() == "LATENCY":
+            evs = [b"*4\r\n" + bulk("event-%02d" % i) + b":1700000000\r\n:5\r\n:9\r\n" for i in range(40)]
+            evs.insert(3, b"*4\r\n" + bulk("event-00") + b":1700000001\r\n:6\r\n:9\r\n")  # a repeat
+            evs.insert(0, b":7\r\n")  # not an array
+            evs.insert(5, b"*2\r\n" + bulk("short") + b":1\r\n")  # too few fields
+            c.sendall(b"*%d\r\n" % len(evs) + b"".join(evs))
+            return True
+        if cmd and cmd[0].upper() == "INFO":
+            c.sendall(bulk(self.info))
+            return True
+        return self._plain(c, cmd)
+
     def info_commands(self):
         with self.lock:
             return [cmd for cmd in self.commands if cmd and cmd[0].upper() == "INFO"]

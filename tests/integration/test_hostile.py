@@ -263,6 +263,25 @@ class TransientErrors(unittest.TestCase):
         self.cleanup.append(stop)
         return agent
 
+    def test_latency_entries_left_out_are_counted(self):
+        """A LATENCY LATEST of 40 events, a repeat and two elements of
+        another shape: the first 32 events kept, 11 entries a reply counted
+        as left out, one warning."""
+        peer = FakePeer("latencyflood")
+        self.cleanup.append(peer.stop)
+        agent = self.start_agent([{"name": "flood", "address": "127.0.0.1:%d" % peer.port}])
+
+        def counted():
+            m = agent.metrics()
+            n = value(m, "redpulse_latency_events_dropped_total", target="flood")
+            return (m, n) if n and n >= 22 else None
+        m, n = wait_for(counted, 10, what="two LATENCY LATEST replies counted")
+        self.assertEqual(n % 11, 0)
+        self.assertEqual(len(series(m, "redis_latency_spike_duration_seconds", target="flood")), 32)
+        self.assertEqual(value(m, "redis_latency_spike_last", target="flood", event_name="event-00"), 1700000000)
+        log = agent.log_text()
+        self.assertEqual(log.count("LATENCY LATEST: 11 entries left out"), 1, log)
+
     def test_busy_once_does_not_switch_collections_off(self):
         peer = FakePeer("busy")
         self.cleanup.append(peer.stop)

@@ -957,6 +957,38 @@ static void latency_elem(redisReply *r, redisReply *f, const char *name, size_t 
  * is not UTF-8, holds a NUL or control character or is too long to keep
  * whole is refused, and a repeated one is read once (the first), so no two
  * series or keys come out the same. */
+/* More events than kept: the first LATENCY_MAX_EVENTS, the rest counted. */
+START_TEST(latency_events_past_the_cap)
+{
+    enum { N = LATENCY_MAX_EVENTS + 8 };
+    redisReply el[N + 1], fields[N][4], top = {0}, junk = {0};
+    redisReply *elp[N + 1];
+    char names[N][8];
+    for (size_t i = 0; i < N; i++) {
+        snprintf(names[i], sizeof names[i], "e%02zu", i);
+        latency_elem(&el[i], fields[i], names[i], strlen(names[i]), (long long)(100 * (i + 1)));
+        elp[i + 1] = &el[i];
+    }
+    junk.type = REDIS_REPLY_INTEGER; /* of another shape, first */
+    elp[0] = &junk;
+    top.type = REDIS_REPLY_ARRAY;
+    top.elements = N + 1;
+    top.element = elp;
+    struct latency_values *lv = calloc(1, sizeof *lv);
+    ck_assert_int_eq(collect_latency_reply(lv, &top), LATENCY_MAX_EVENTS);
+    ck_assert_uint_eq(lv->dropped, 1 + 8);
+    ck_assert_str_eq(lv->ev[LATENCY_MAX_EVENTS - 1].name, "e31");
+    top.elements = 3; /* a later reply: its own count, not a sum */
+    ck_assert_int_eq(collect_latency_reply(lv, &top), 2);
+    ck_assert_uint_eq(lv->dropped, 1);
+    for (size_t i = 0; i < N; i++) {
+        free(fields[i][0].str);
+        free(el[i].element);
+    }
+    free(lv);
+}
+END_TEST
+
 START_TEST(latency_names_whole_and_unique)
 {
     char n47[48], n48[49];
@@ -981,6 +1013,7 @@ START_TEST(latency_names_whole_and_unique)
     top.element = elp;
     struct latency_values *lv = calloc(1, sizeof *lv);
     ck_assert_int_eq(collect_latency_reply(lv, &top), 3);
+    ck_assert_uint_eq(lv->dropped, N - 3); /* every one left out, counted */
     ck_assert_str_eq(lv->ev[0].name, "dup");
     ck_assert(lv->ev[0].timestamp == 101); /* the first of the two */
     ck_assert_str_eq(lv->ev[1].name, n47);
@@ -1055,6 +1088,7 @@ int main(void)
     tcase_add_test(tc, compact_again_reuses_buffers);
     tcase_add_test(tc, json_keys_are_what_the_server_wrote);
     tcase_add_test(tc, latency_names_whole_and_unique);
+    tcase_add_test(tc, latency_events_past_the_cap);
     suite_add_tcase(s, tc);
     return testutil_run(s);
 }
