@@ -666,24 +666,32 @@ static enum MHD_Result landing(struct http_server *s, struct MHD_Connection *c)
     return send_buf(c, MHD_HTTP_OK, CT_HTML, &b, false);
 }
 
+static void own_family(struct buf *b, const char *name, const char *type, const char *help, unsigned long long v)
+{
+    buf_printf(b, "# HELP %s %s\n# TYPE %s %s\n%s %llu\n", name, help, name, type, name, v);
+}
+
 /* The server's own families (global: no target label). */
 static void render_own_metrics(struct http_server *s, struct buf *b)
 {
-    buf_puts(b, "# HELP redpulse_http_body_bytes_in_flight Bytes of HTTP response bodies not yet sent (bounded by http.max_body_memory, and for a moment by those whose connections are being closed to make room)\n"
-                "# TYPE redpulse_http_body_bytes_in_flight gauge\n");
-    buf_printf(b, "redpulse_http_body_bytes_in_flight %zu\n", atomic_load(&s->body_bytes));
-    buf_puts(b, "# HELP redpulse_http_body_memory_refusals_total Requests answered 503 because http.max_body_memory was in use\n"
-                "# TYPE redpulse_http_body_memory_refusals_total counter\n");
-    buf_printf(b, "redpulse_http_body_memory_refusals_total %lu\n", atomic_load(&s->body_refusals));
-    buf_puts(b, "# HELP redpulse_http_body_memory_evictions_total Connections closed because the response body they were still reading, held longer than request_timeout, was wanted for a new one (http.max_body_memory)\n"
-                "# TYPE redpulse_http_body_memory_evictions_total counter\n");
-    buf_printf(b, "redpulse_http_body_memory_evictions_total %lu\n", atomic_load(&s->body_evictions));
-    buf_puts(b, "# HELP redpulse_http_source_refusals_total Connections closed at once because their address had http.max_connections_per_ip open, or their IPv6 /64 the larger of that and half of max_connections\n"
-                "# TYPE redpulse_http_source_refusals_total counter\n");
-    buf_printf(b, "redpulse_http_source_refusals_total %lu\n", atomic_load(&s->source_refusals));
-    buf_puts(b, "# HELP redpulse_http_request_deadline_closes_total Connections closed because a request was not in whole by its deadline (request_timeout after the accept, idle_timeout + request_timeout after an answer)\n"
-                "# TYPE redpulse_http_request_deadline_closes_total counter\n");
-    buf_printf(b, "redpulse_http_request_deadline_closes_total %lu\n", atomic_load(&s->deadline_closes));
+    own_family(b, "redpulse_http_body_bytes_in_flight", "gauge",
+               "Bytes of HTTP response bodies not yet sent (bounded by http.max_body_memory, and for a moment by "
+               "those whose connections are being closed to make room)",
+               atomic_load(&s->body_bytes));
+    own_family(b, "redpulse_http_body_memory_refusals_total", "counter",
+               "Requests answered 503 because http.max_body_memory was in use", atomic_load(&s->body_refusals));
+    own_family(b, "redpulse_http_body_memory_evictions_total", "counter",
+               "Connections closed because the response body they were still reading, held longer than "
+               "request_timeout, was wanted for a new one (http.max_body_memory)",
+               atomic_load(&s->body_evictions));
+    own_family(b, "redpulse_http_source_refusals_total", "counter",
+               "Connections closed at once because their address had http.max_connections_per_ip open, or their "
+               "IPv6 /64 the larger of that and half of max_connections",
+               atomic_load(&s->source_refusals));
+    own_family(b, "redpulse_http_request_deadline_closes_total", "counter",
+               "Connections closed because a request was not in whole by its deadline (request_timeout after the "
+               "accept, idle_timeout + request_timeout after an answer)",
+               atomic_load(&s->deadline_closes));
 }
 
 /* A request must be in whole (headers and any body) within
