@@ -323,6 +323,17 @@ int advise_cli_main(int argc, char **argv)
         fputs(usage, stderr);
         return 3;
     }
+    /* both are quoted in messages as written from here on */
+    if (strcmp(printable(addr, shown, sizeof shown), addr) != 0) { /* cut, or with '?' for what is not text */
+        fprintf(stderr, "redpulse: --advise takes an address of printable text, not \"%s\"\n", shown);
+        return 3;
+    }
+    if (pw_env && (!*pw_env || strspn(pw_env, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_") !=
+                                   strlen(pw_env))) {
+        fprintf(stderr, "redpulse: --password-env takes a variable name (letters, digits and _), not \"%s\"\n",
+                printable(pw_env, shown, sizeof shown));
+        return 3;
+    }
     struct config *file = NULL;
     if (cfg_path) {
         struct config_errors errs = {BUF_INIT, 0};

@@ -297,14 +297,20 @@ char *disc_addr_key(const char *host, unsigned port)
 {
     struct buf b = BUF_INIT;
     struct in6_addr a6;
-    char t[INET6_ADDRSTRLEN];
-    if (strchr(host, ':') && inet_pton(AF_INET6, host, &a6) == 1) {
-        if (IN6_IS_ADDR_V4MAPPED(&a6))
-            inet_ntop(AF_INET, &a6.s6_addr[12], t, sizeof t);
-        else
-            inet_ntop(AF_INET6, &a6, t, sizeof t);
-        buf_printf(&b, "%s:%u", t, port);
-        return buf_steal(&b, NULL);
+    char t[INET6_ADDRSTRLEN], bare[INET6_ADDRSTRLEN];
+    const char *zone = strchr(host, '%'); /* fe80::1%eth0: the zone kept as written */
+    size_t alen = zone ? (size_t)(zone - host) : strlen(host);
+    if (strchr(host, ':') && alen < sizeof bare) {
+        memcpy(bare, host, alen);
+        bare[alen] = '\0';
+        if (inet_pton(AF_INET6, bare, &a6) == 1) {
+            if (IN6_IS_ADDR_V4MAPPED(&a6))
+                inet_ntop(AF_INET, &a6.s6_addr[12], t, sizeof t);
+            else
+                inet_ntop(AF_INET6, &a6, t, sizeof t);
+            buf_printf(&b, "%s%s:%u", t, zone ? zone : "", port);
+            return buf_steal(&b, NULL);
+        }
     }
     size_t n = strlen(host);
     if (n > 1 && host[n - 1] == '.')

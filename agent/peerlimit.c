@@ -29,6 +29,10 @@ size_t peer_source_bytes(const struct sockaddr *sa, unsigned char out[8])
             return 4;
         }
         memcpy(out, a6->s6_addr, 8);
+        if (IN6_IS_ADDR_LINKLOCAL(a6)) { /* the link: every link's neighbours share fe80::/64 */
+            uint32_t scope = ((const struct sockaddr_in6 *)sa)->sin6_scope_id;
+            memcpy(out + 4, &scope, 4);
+        }
         return 8;
     }
     return 0;
@@ -42,28 +46,37 @@ static uint64_t be64(const unsigned char *p)
     return v;
 }
 
+/* An IPv4 address's key: its IPv4-mapped IPv6 form (::ffff:a.b.c.d), so
+ * that no IPv6 address but that one shares it. */
+static struct peer_key v4_key(const unsigned char b[4])
+{
+    uint64_t v4 = (uint64_t)b[0] << 24 | (uint64_t)b[1] << 16 | (uint64_t)b[2] << 8 | b[3];
+    return (struct peer_key){0, 0xffff00000000ull | v4, PEER_ADDR};
+}
+
 size_t peer_keys(const struct sockaddr *sa, struct peer_key out[2])
 {
     if (sa && sa->sa_family == AF_INET) {
-        const unsigned char *b = (const unsigned char *)&((const struct sockaddr_in *)sa)->sin_addr;
-        out[0] = (struct peer_key){0, (uint64_t)b[0] << 24 | (uint64_t)b[1] << 16 | (uint64_t)b[2] << 8 | b[3],
-                                   PEER_ADDR};
+        out[0] = v4_key((const unsigned char *)&((const struct sockaddr_in *)sa)->sin_addr);
         return 1;
     }
     if (!sa || sa->sa_family != AF_INET6)
         return 0;
-    const struct in6_addr *a6 = &((const struct sockaddr_in6 *)sa)->sin6_addr;
-    if (IN6_IS_ADDR_V4MAPPED(a6)) {
-        const unsigned char *b = a6->s6_addr + 12;
-        out[0] = (struct peer_key){0, (uint64_t)b[0] << 24 | (uint64_t)b[1] << 16 | (uint64_t)b[2] << 8 | b[3],
-                                   PEER_ADDR};
+    const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)sa;
+    const struct in6_addr *a6 = &s6->sin6_addr;
+    static const unsigned char nat64[12] = {0, 0x64, 0xff, 0x9b}; /* 64:ff9b::/96, RFC 6052 */
+    if (IN6_IS_ADDR_V4MAPPED(a6) || memcmp(a6->s6_addr, nat64, 12) == 0) {
+        out[0] = v4_key(a6->s6_addr + 12); /* an IPv4 client, translated or not */
         return 1;
     }
     uint64_t hi = be64(a6->s6_addr), lo = be64(a6->s6_addr + 8);
     out[0] = (struct peer_key){hi, lo, PEER_ADDR};
-    if (IN6_IS_ADDR_LINKLOCAL(a6) || IN6_IS_ADDR_LOOPBACK(a6))
+    if (IN6_IS_ADDR_LOOPBACK(a6))
         return 1;
-    out[1] = (struct peer_key){hi, 0, PEER_NET64};
+    /* link-local: every link's neighbours are in fe80::/64; the group is
+     * the link (the scope id, the interface it came in on) */
+    out[1] = (struct peer_key){IN6_IS_ADDR_LINKLOCAL(a6) ? 0xfe80000000000000ull | s6->sin6_scope_id : hi, 0,
+                               PEER_NET64};
     return 2;
 }
 

@@ -285,18 +285,30 @@ void utf8_clean(char *s, size_t n, char ctrl)
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)s[i];
         size_t l = c >= 0x80 ? utf8_seq_len((const unsigned char *)s + i) : 1;
-        if (c < 0x20 || c == 0x7f)
+        if (c < 0x20 || c == 0x7f) {
             s[i] = ctrl;
-        else if (l == 0)
+        } else if (l == 0) {
             s[i] = '?';
-        else
+        } else if (l > 1) {
+            unsigned cp = l == 2 ? (c & 0x1fu) << 6 | (s[i + 1] & 0x3fu)
+                                 : l == 3 ? (c & 0x0fu) << 12 | (s[i + 1] & 0x3fu) << 6 | (s[i + 2] & 0x3fu) : 0;
+            bool hide = (cp >= 0x80 && cp <= 0x9f) || cp == 0x2028 || cp == 0x2029 || (cp >= 0x202a && cp <= 0x202e) ||
+                        (cp >= 0x2066 && cp <= 0x2069);
+            if (hide)
+                memset(s + i, ctrl, l);
             i += l - 1;
+        }
     }
 }
 
 const char *printable(const char *s, char *buf, size_t cap)
 {
     size_t n = strlen(s);
+    if (cap < 4) {
+        if (cap)
+            buf[0] = '\0';
+        return buf;
+    }
     if (n < cap) {
         memcpy(buf, s, n + 1);
     } else {

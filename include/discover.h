@@ -130,8 +130,9 @@ bool disc_host_ok(const char *host);
 /* The key two addresses of one server share, "host:port" (malloc'd): an
  * IPv6 address in its one canonical text, an IPv4-mapped one as IPv4, a
  * host name in lower case without a trailing dot (DNS names are compared
- * so: "Redis-1.example.com." is "redis-1.example.com"). Names are not
- * resolved: a name and its address are two keys. */
+ * so: "Redis-1.example.com." is "redis-1.example.com"), an IPv6 zone
+ * ("%eth0") as written. Names are not resolved: a name and its address are
+ * two keys. */
 char *disc_addr_key(const char *host, unsigned port);
 /* True when s is fit for a label value a topology chooses: 1 to
  * DISC_MAX_LABEL bytes of UTF-8 without control characters. */

@@ -1,12 +1,12 @@
 /*
  * peerlimit.h - open connections counted per source, for
  * http.max_connections_per_ip. A connection counts for its address (an
- * IPv4 address, IPv4-mapped IPv6 ones too, or an IPv6 address) and, when
- * that is a global IPv6 address, for its /64 as well: one host usually
- * holds a whole /64 and could otherwise open max_connections from
- * addresses of its own. Link-local addresses (fe80::/10) count only for
- * themselves: every neighbour on every link shares fe80::/64. Not
- * thread-safe: the caller locks.
+ * IPv4 address, the same in its IPv4-mapped or NAT64 64:ff9b::/96 IPv6
+ * form, or an IPv6 address) and, for an IPv6 address other than ::1, for
+ * its group as well: its /64, since one host usually holds a whole /64 and
+ * could otherwise open max_connections from addresses of its own; for a
+ * link-local address, the link it came in on (every link's neighbours
+ * share fe80::/64). Not thread-safe: the caller locks.
  */
 #ifndef REDPULSE_PEERLIMIT_H
 #define REDPULSE_PEERLIMIT_H
@@ -16,18 +16,19 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
-/* The bytes naming sa's source into out: 4 (IPv4) or 8 (an IPv6 /64);
- * 0 for other families. (The failed-login budget counts these.) */
+/* The bytes naming sa's source into out: 4 (IPv4) or 8 (an IPv6 /64, for
+ * a link-local address its link); 0 for other families. (The failed-login
+ * budget counts these.) */
 size_t peer_source_bytes(const struct sockaddr *sa, unsigned char out[8]);
 
 enum peer_kind { PEER_ADDR = 1, PEER_NET64 };
 struct peer_key {
-    uint64_t hi, lo;     /* the address (IPv4: hi 0), or the /64 (lo 0) */
+    uint64_t hi, lo;     /* the address (IPv4: as ::ffff:a.b.c.d), or the group (lo 0) */
     enum peer_kind kind;
 };
 /* The keys a connection from sa counts under, into out: its address, then
- * its /64 for a global IPv6 address. Returns how many (0: other families,
- * not counted). */
+ * its group for an IPv6 address. Returns how many (0: other families, not
+ * counted). */
 size_t peer_keys(const struct sockaddr *sa, struct peer_key out[2]);
 
 struct peerlimit;

@@ -65,13 +65,15 @@ bool utf8_valid(const char *s);
 
 /* Makes s[0..n) (s[n] must be '\0'; NULs before it count as control
  * characters) fit for one line of a message, in place: control characters
- * and DEL become ctrl, bytes that are not UTF-8 '?'. */
+ * (C0, DEL, and C1 as UTF-8), the line and paragraph separators and the
+ * bidirectional overrides and isolates (which reorder what a terminal
+ * shows) become ctrl, each of their bytes; bytes that are not UTF-8 '?'. */
 void utf8_clean(char *s, size_t n, char ctrl);
 
 /* s fit to be quoted in one line of a message (a path or word from the
  * command line, which may hold a newline that would forge a log line): a
- * copy in buf, cut with "..." past cap - 1 bytes, control characters and
- * DEL as '?', bytes that are not UTF-8 '?'. Returns buf. */
+ * copy in buf, cut with "..." past cap - 1 bytes (cap >= 4; less gives
+ * ""), cleaned as utf8_clean does with '?'. Returns buf. */
 #define PRINTABLE_MAX 512
 const char *printable(const char *s, char *buf, size_t cap);
 

@@ -503,6 +503,20 @@ class AdviseCli(TmpTestCase):
                            env=env)
         return p.returncode, p.stdout.decode(), p.stderr.decode(), time.monotonic() - t
 
+    def test_words_that_are_not_text_refused(self):
+        """The address and the variable name are quoted in its messages:
+        one holding a newline (a forged line) or bytes that are not text
+        is refused at once, named with '?' for what it holds."""
+        for args, said in ((["redis://127.0.0.1:1\nredpulse: all clear"], "address of printable text"),
+                           (["redis://127.0.0.1:1\u2028x"], "address of printable text"),
+                           (["redis://127.0.0.1:1", "--password-env", "PW\nforged"], "takes a variable name"),
+                           (["redis://127.0.0.1:1", "--password-env", ""], "takes a variable name")):
+            rc, out, err, t = self.run_cli(*args, timeout=10)
+            self.assertEqual(rc, 3, err)
+            self.assertIn(said, err)
+            self.assertEqual(len(err.strip().split("\n")), 1, err)  # nothing forged: one line
+            self.assertLess(t, 5)
+
     def test_server_timeout_shorter_than_the_measurement(self):
         # the connection sat idle through --seconds: the server closed it,
         # and the next send killed the report with SIGPIPE (exit 141, no word)

@@ -329,7 +329,8 @@ START_TEST(address_keys)
 {
     static const char *const same[][2] = {
         {"10.0.0.1", "::ffff:10.0.0.1"}, {"::1", "0::1"}, {"2001:db8::1", "2001:DB8:0::1"},
-        {"Redis-1.Example.COM.", "redis-1.example.com"}, {"redis-1.", "REDIS-1"}};
+        {"Redis-1.Example.COM.", "redis-1.example.com"}, {"redis-1.", "REDIS-1"},
+        {"FE80:0::1%eth0", "fe80::1%eth0"}};
     for (size_t i = 0; i < sizeof same / sizeof same[0]; i++) {
         char *a = disc_addr_key(same[i][0], 6379), *b = disc_addr_key(same[i][1], 6379);
         ck_assert_msg(strcmp(a, b) == 0, "%s and %s: %s vs %s", same[i][0], same[i][1], a, b);
@@ -337,7 +338,8 @@ START_TEST(address_keys)
         free(b);
     }
     static const char *const other[][2] = {{"redis-1", "redis-2"}, {"redis-1.example.com", "redis-1"},
-                                           {"10.0.0.1", "10.0.0.2"}, {"::1", "::2"}};
+                                           {"10.0.0.1", "10.0.0.2"}, {"::1", "::2"},
+                                           {"fe80::1%eth0", "fe80::1%ETH0"}, {"fe80::1%eth0", "fe80::1"}};
     for (size_t i = 0; i < sizeof other / sizeof other[0]; i++) {
         char *a = disc_addr_key(other[i][0], 6379), *b = disc_addr_key(other[i][1], 6379);
         ck_assert_msg(strcmp(a, b) != 0, "%s and %s", other[i][0], other[i][1]);

@@ -953,10 +953,6 @@ static void latency_elem(redisReply *r, redisReply *f, const char *name, size_t 
     }
 }
 
-/* LATENCY LATEST event names become label values and JSON keys: a name that
- * is not UTF-8, holds a NUL or control character or is too long to keep
- * whole is refused, and a repeated one is read once (the first), so no two
- * series or keys come out the same. */
 /* More events than kept: the first LATENCY_MAX_EVENTS, the rest counted. */
 START_TEST(latency_events_past_the_cap)
 {
@@ -989,6 +985,10 @@ START_TEST(latency_events_past_the_cap)
 }
 END_TEST
 
+/* LATENCY LATEST event names become label values and JSON keys: a name that
+ * is not UTF-8, holds a NUL or control character or is too long to keep
+ * whole is refused, and a repeated one is read once (the first), so no two
+ * series or keys come out the same. */
 START_TEST(latency_names_whole_and_unique)
 {
     char n47[48], n48[49];

@@ -51,11 +51,28 @@ START_TEST(keys_of_addresses)
     /* the /64 2001:db8:1:2:: and the address 2001:db8:1:2:: are two keys */
     keys_of("2001:db8:1:2::", b);
     ck_assert(!same(&a[1], &b[0]));
-    /* link-local and loopback: only themselves (every link shares fe80::/64) */
-    ck_assert_uint_eq(keys_of("fe80::1", a), 1);
-    ck_assert_uint_eq(keys_of("fe80::2", b), 1);
+    /* IPv4 through NAT64 is the IPv4 client; ::a.b.c.d is not a.b.c.d */
+    ck_assert_uint_eq(keys_of("10.0.0.1", a), 1);
+    ck_assert_uint_eq(keys_of("64:ff9b::10.0.0.1", b), 1);
+    ck_assert(same(&a[0], &b[0]));
+    ck_assert_uint_eq(keys_of("::10.0.0.1", b), 2);
     ck_assert(!same(&a[0], &b[0]));
-    ck_assert_uint_eq(keys_of("::1", a), 1);
+    /* link-local: the group is the link, by scope id (every link shares fe80::/64) */
+    struct sockaddr_in6 ll = {.sin6_family = AF_INET6, .sin6_scope_id = 2};
+    inet_pton(AF_INET6, "fe80::1", &ll.sin6_addr);
+    ck_assert_uint_eq(peer_keys((const struct sockaddr *)&ll, a), 2);
+    inet_pton(AF_INET6, "fe80::2", &ll.sin6_addr);
+    ck_assert_uint_eq(peer_keys((const struct sockaddr *)&ll, b), 2);
+    ck_assert(!same(&a[0], &b[0]));
+    ck_assert(same(&a[1], &b[1]));
+    unsigned char src2[8], src3[8];
+    ck_assert_uint_eq(peer_source_bytes((const struct sockaddr *)&ll, src2), 8);
+    ll.sin6_scope_id = 3; /* another interface */
+    peer_keys((const struct sockaddr *)&ll, b);
+    ck_assert(!same(&a[1], &b[1]));
+    peer_source_bytes((const struct sockaddr *)&ll, src3); /* the login budget's source: the link too */
+    ck_assert(memcmp(src2, src3, 8) != 0);
+    ck_assert_uint_eq(keys_of("::1", a), 1); /* loopback: itself only */
     struct {
         sa_family_t f;
         char path[20];

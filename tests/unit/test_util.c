@@ -269,6 +269,14 @@ START_TEST(printable_words)
     ck_assert_str_eq(printable("abcdefghij", small, sizeof small), "abcd...");
     ck_assert_str_eq(printable("abc\xc3\xa9\xc3\xa9\xc3\xa9", small, sizeof small), "abc..."); /* never half a character */
     ck_assert_str_eq(printable("abcdefg", small, sizeof small), "abcdefg");
+    /* what splits or reorders a line without being C0: NEL (C1), the line
+     * separator, a right-to-left override; other text kept */
+    ck_assert_str_eq(printable("a\xc2\x85" "b", b, sizeof b), "a??b");
+    ck_assert_str_eq(printable("x\xe2\x80\xa8y", b, sizeof b), "x???y");
+    ck_assert_str_eq(printable("\xe2\x80\xaegnp.exe", b, sizeof b), "???gnp.exe");
+    ck_assert_str_eq(printable("\xe2\x82\xac \xc2\xa0", b, sizeof b), "\xe2\x82\xac \xc2\xa0"); /* euro, nbsp */
+    char tiny[3] = "zz";
+    ck_assert_str_eq(printable("abc", tiny, sizeof tiny), "");
 }
 END_TEST
 
