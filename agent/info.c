@@ -46,16 +46,15 @@ static const char *const sfield_keys[INFO_SFIELD_COUNT] = {
  * by flips in the next). */
 static uint64_t hash_key[2];
 
-static void seed_hash(void)
+void info_random_key(uint64_t k[2])
 {
-    uint64_t k[2] = {0, 0};
-    if (getrandom(k, sizeof k, GRND_NONBLOCK) != (ssize_t)sizeof k) {
+    if (getrandom(k, 2 * sizeof *k, GRND_NONBLOCK) != (ssize_t)(2 * sizeof *k)) {
         k[0] = (uint64_t)time(NULL) * 0x9e3779b97f4a7c15ull ^ (uint64_t)getpid();
-        k[1] = (uint64_t)(uintptr_t)&k * 0xc2b2ae3d27d4eb4full ^ (uint64_t)clock();
+        k[1] = (uint64_t)(uintptr_t)k * 0xc2b2ae3d27d4eb4full ^ (uint64_t)clock();
     }
-    hash_key[0] = k[0];
-    hash_key[1] = k[1];
 }
+
+static void seed_hash(void) { info_random_key(hash_key); }
 
 static inline uint64_t rotl(uint64_t x, int b) { return (x << b) | (x >> (64 - b)); }
 

@@ -10,8 +10,6 @@
 #include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
-#include <time.h>
 
 #include "info.h"
 #include "util.h"
@@ -103,9 +101,8 @@ struct peerlimit *peerlimit_new(size_t max_keys, const uint64_t *seed)
     if (seed) {
         l->seed[0] = seed[0];
         l->seed[1] = seed[1];
-    } else if (getrandom(l->seed, sizeof l->seed, GRND_NONBLOCK) != (ssize_t)sizeof l->seed) {
-        l->seed[0] = (uint64_t)time(NULL) * 0x9e3779b97f4a7c15ull;
-        l->seed[1] = (uint64_t)(uintptr_t)l * 0xc2b2ae3d27d4eb4full;
+    } else {
+        info_random_key(l->seed);
     }
     return l;
 }

@@ -204,6 +204,9 @@ uint64_t info_hash(const char *s, size_t n);
 /* SipHash-c-d of s[0..n) under key k (info_hash is SipHash-1-3 under the
  * process' random key); for tests against the reference vectors. */
 uint64_t info_siphash(const uint64_t k[2], const char *s, size_t n, int c_rounds, int d_rounds);
+/* A random key for info_siphash (getrandom; without it, the time, the pid
+ * and an address). */
+void info_random_key(uint64_t k[2]);
 
 /* Static metadata of a known field. */
 const char *info_field_key(enum info_field f);
