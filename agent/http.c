@@ -1228,8 +1228,16 @@ static struct MHD_Daemon *start_daemon(struct http_server *s)
 {
     const struct http_cfg *h = &s->cfg->http;
     /* ITC: MHD_quiesce_daemon hands the listening socket over (http_apply, http_stop);
-     * suspend/resume: a login check waits off the connection threads */
-    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG | MHD_USE_ITC |
+     * suspend/resume: a login check waits off the connection threads.
+     * poll(), not epoll: with epoll, MHD 0.9.75's quiesce and a worker
+     * that wakes at that moment both take the listening socket out of the
+     * worker's epoll set, and the loser's epoll_ctl fails and MHD aborts the
+     * process ("Failed to remove listen FD from epoll set"; seen at SIGTERM
+     * under a flood of SIGHUP, reachable by any connection at that moment).
+     * In poll mode a quiesced worker just leaves the socket out of its next
+     * poll(). The cost is a poll() over a worker's connections per wake-up:
+     * nothing at a scrape's few, and max_connections bounds it. */
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL | MHD_USE_ERROR_LOG | MHD_USE_ITC |
                      MHD_ALLOW_SUSPEND_RESUME;
     if (s->addr.ss_family == AF_INET6)
         flags |= MHD_USE_IPv6;
@@ -1309,9 +1317,10 @@ static struct ca_trust *load_trust(const char *path, char *err, size_t errlen)
 
 unsigned http_fd_reserve(const struct http_cfg *h)
 {
-    /* every MHD thread has an epoll descriptor and an inter-thread pipe
-     * (two descriptors where eventfd is missing); plus the listening
-     * socket, the pool's own, and one per connection */
+    /* every MHD thread has an inter-thread channel (an eventfd, two
+     * descriptors where eventfd is missing; a third was its epoll set when
+     * it used epoll, kept as slack); plus the listening socket, the pool's
+     * own, and one per connection */
     return h->max_connections + 3 * h->threads + 4;
 }
 

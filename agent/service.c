@@ -4,9 +4,21 @@
  * libevent events, the watchdog is a loop timer (so a stuck loop stops
  * feeding it and systemd restarts the process), and a reload is applied in
  * one pass of the loop, so polls never see half a configuration.
+ *
+ * SIGHUP, SIGTERM and SIGINT stay blocked in every thread for the life of
+ * the process and are read from a signalfd on the loop. No handler runs, so
+ * no thread is interrupted by them: with a handler (libevent's) a signal
+ * landed on whichever thread did not block it, and a flood of SIGHUP at
+ * stop woke libmicrohttpd's workers out of epoll_wait until one raced
+ * MHD_quiesce_daemon for the listening socket and MHD aborted ("Failed to
+ * remove listen FD from epoll set", 0.9.75). Signals of one kind that
+ * arrive before the loop reads them are one (a standard signal does not
+ * queue): a burst of SIGHUP is one reload, not one each, and that reload
+ * still reads the file after every one of them.
  */
 #include "service.h"
 
+#include <errno.h>
 #include <event2/event.h>
 #include <event2/thread.h>
 #include <malloc.h>
@@ -16,6 +28,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
 
 #include "alerts.h"
 #include "conn.h"
@@ -40,7 +54,8 @@ struct service {
     struct poller *poller;
     struct discover *disc;     /* static + discovered instances, the fleet shard */
     struct http_server *http;
-    struct event *sig[3];
+    int sig_fd;                /* signalfd of SIGHUP, SIGTERM, SIGINT */
+    struct event *sig;
     struct event *watchdog;
     struct event *status_tick; /* STATUS= refresh (firing alerts), under systemd */
     bool ready;                /* READY=1 sent */
@@ -214,25 +229,34 @@ static void reload(struct service *sv)
         sdnotify_send("READY=1\nSTATUS=%s", sv->status);
 }
 
-static void on_signal(evutil_socket_t sig, short what, void *arg)
+static void on_signal(evutil_socket_t fd, short what, void *arg)
 {
     (void)what;
     struct service *sv = arg;
-    if (sig == SIGHUP) {
-        if (sv->http)
-            reload(sv);
-        return;
+    struct signalfd_siginfo si[8];
+    bool hup = false;
+    int stop = 0;
+    ssize_t n;
+    while ((n = read(fd, si, sizeof si)) > 0)
+        for (size_t i = 0; i < (size_t)n / sizeof si[0]; i++) {
+            if (si[i].ssi_signo == SIGHUP)
+                hup = true;
+            else if (!stop)
+                stop = (int)si[i].ssi_signo;
+        }
+    if (stop) { /* a reload asked for with it is dropped */
+        log_info("main", "signal %d: stopping", stop);
+        sdnotify_send("STOPPING=1");
+        event_base_loopbreak(sv->base);
+    } else if (hup && sv->http) {
+        reload(sv);
     }
-    log_info("main", "signal %d: stopping", (int)sig);
-    sdnotify_send("STOPPING=1");
-    event_base_loopbreak(sv->base);
 }
 
 int service_run(const char *config_path, bool level_fixed)
 {
-    /* Until libevent's handlers are in place a SIGHUP would kill the
-     * process: block the three from here (threads started meanwhile inherit
-     * the mask) and unblock them once the loop handles them. */
+    /* Blocked from here to the exit, in this thread and every thread it
+     * starts (they inherit the mask): the loop reads them (on_signal). */
     sigset_t stop_sigs;
     sigemptyset(&stop_sigs);
     sigaddset(&stop_sigs, SIGHUP);
@@ -241,6 +265,7 @@ int service_run(const char *config_path, bool level_fixed)
     pthread_sigmask(SIG_BLOCK, &stop_sigs, NULL);
     struct service sv;
     memset(&sv, 0, sizeof sv);
+    sv.sig_fd = -1;
     sv.path = config_path;
     sv.level_fixed = level_fixed;
     struct config_errors errs = {BUF_INIT, 0};
@@ -281,12 +306,12 @@ int service_run(const char *config_path, bool level_fixed)
         goto out;
     }
     /* before HTTP answers: whoever saw it answer may signal at once */
-    const int sigs[3] = {SIGTERM, SIGINT, SIGHUP};
-    for (int i = 0; i < 3; i++) {
-        sv.sig[i] = evsignal_new(sv.base, sigs[i], on_signal, &sv);
-        evsignal_add(sv.sig[i], NULL);
+    sv.sig_fd = signalfd(-1, &stop_sigs, SFD_NONBLOCK | SFD_CLOEXEC);
+    sv.sig = sv.sig_fd < 0 ? NULL : event_new(sv.base, sv.sig_fd, EV_READ | EV_PERSIST, on_signal, &sv);
+    if (!sv.sig || event_add(sv.sig, NULL) != 0) {
+        log_error("main", "cannot read signals (signalfd): %s", strerror(errno));
+        goto out;
     }
-    pthread_sigmask(SIG_UNBLOCK, &stop_sigs, NULL);
     /* before HTTP (its threads read the alert table); the engine keeps the
      * generation it started with (its rules, receivers and plans) */
     if (alerts_start(cfg) < 0)
@@ -337,19 +362,10 @@ out:
     log_debug("main", "Redis connections closed");
     alerts_stop(); /* after the poller: it holds pointers into alert state; a last save */
     cfg_gen_unref(sv.alerts_gen);
-    /* freeing the signal events puts back the default actions: a SIGHUP
-     * (a reload asked for too late) would then end the process with 129
-     * and leave the reload status file behind. Blocked around the swap,
-     * then ignored: one that came in between is dropped. */
-    sigset_t hup, was;
-    sigemptyset(&hup);
-    sigaddset(&hup, SIGHUP);
-    sigprocmask(SIG_BLOCK, &hup, &was);
-    for (int i = 0; i < 3; i++)
-        if (sv.sig[i])
-            event_free(sv.sig[i]);
-    signal(SIGHUP, SIG_IGN);
-    sigprocmask(SIG_SETMASK, &was, NULL);
+    if (sv.sig) /* a signal that comes from here on stays pending, blocked */
+        event_free(sv.sig);
+    if (sv.sig_fd >= 0)
+        close(sv.sig_fd);
     if (sv.watchdog)
         event_free(sv.watchdog);
     if (sv.status_tick)

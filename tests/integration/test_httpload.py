@@ -267,41 +267,45 @@ class SlowReaders(unittest.TestCase):
             a = Agent(tmp.path, inst, defaults={"interval": "1s", "timeout": "500ms", "config_interval": "0s"},
                       extra={"http": {"max_body_memory": 1 << 20, "idle_timeout": "60s", "request_timeout": "3s"}},
                       log_level="info")
-            wait_for(lambda: all(x["up"] for x in a.instance_list()), 15, what="all instances polled")
-            size = len(a.get("/metrics")[2])
-            self.assertGreater(size, 8 << 20)  # far more than socket buffers hold
-            sk = socket.socket()
-            sk.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-            sk.settimeout(10)
-            sk.connect(("127.0.0.1", a.port))
-            sk.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
-            got = sk.recv(64)
-            t0 = time.monotonic()  # the body was queued before this
-            self.assertEqual(got[9:12], b"200")
-            young = a.get("/metrics")[0]
-            self.assertLess(time.monotonic() - t0, 3, "too slow to see the young body kept")
-            self.assertEqual(young, 503)  # the held body is young: it keeps its memory
-            time.sleep(max(0, t0 + 4.5 - time.monotonic()))
-            status, _, body = a.get("/metrics")  # rendered, then room made for it
-            self.assertEqual(status, 200)
-            self.assertGreater(len(body), 8 << 20)
-            n, end = len(got), time.monotonic() + 10
-            try:  # the evicted reader gets what the sockets held, then the end
-                while time.monotonic() < end:
-                    d = sk.recv(65536)
-                    if not d:
-                        break
-                    n += len(d)
-            except OSError:
-                pass
-            self.assertLess(n, size)
-            sk.close()
-            m = wait_for(lambda: (lambda x: x if x[("redpulse_http_body_bytes_in_flight", ())] < size else None)(
-                parse_prom(a.get("/metrics")[2].decode())), 10, step=0.2, what="the evicted body freed")
-            self.assertEqual(m[("redpulse_http_body_memory_evictions_total", ())], 1)
-            self.assertGreaterEqual(m[("redpulse_http_body_memory_refusals_total", ())], 1)
-            self.assertEqual(a.stop(), 0)
-            redis.stop()
+            try:  # a failure says what the agent logged last
+                wait_for(lambda: all(x["up"] for x in a.instance_list()), 15, what="all instances polled")
+                size = len(a.get("/metrics")[2])
+                self.assertGreater(size, 8 << 20)  # far more than socket buffers hold
+                sk = socket.socket()
+                sk.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+                sk.settimeout(10)
+                sk.connect(("127.0.0.1", a.port))
+                sk.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+                got = sk.recv(64)
+                t0 = time.monotonic()  # the body was queued before this
+                self.assertEqual(got[9:12], b"200")
+                young = a.get("/metrics")[0]
+                self.assertLess(time.monotonic() - t0, 3, "too slow to see the young body kept")
+                self.assertEqual(young, 503)  # the held body is young: it keeps its memory
+                time.sleep(max(0, t0 + 4.5 - time.monotonic()))
+                status, _, body = a.get("/metrics")  # rendered, then room made for it
+                self.assertEqual(status, 200)
+                self.assertGreater(len(body), 8 << 20)
+                n, end = len(got), time.monotonic() + 10
+                try:  # the evicted reader gets what the sockets held, then the end
+                    while time.monotonic() < end:
+                        d = sk.recv(65536)
+                        if not d:
+                            break
+                        n += len(d)
+                except OSError:
+                    pass
+                self.assertLess(n, size)
+                sk.close()
+                m = wait_for(lambda: (lambda x: x if x[("redpulse_http_body_bytes_in_flight", ())] < size else None)(
+                    parse_prom(a.get("/metrics")[2].decode())), 10, step=0.2, what="the evicted body freed")
+                self.assertEqual(m[("redpulse_http_body_memory_evictions_total", ())], 1)
+                self.assertGreaterEqual(m[("redpulse_http_body_memory_refusals_total", ())], 1)
+                self.assertEqual(a.stop(), 0)
+                redis.stop()
+            except BaseException:
+                sys.stderr.write("agent log, last lines:\n%s\n" % a.log_text()[-3000:])
+                raise
         finally:
             tmp.cleanup()
 
