@@ -39,7 +39,7 @@ struct cached {
 /* Failed-login budget of one client address (a token bucket), in an
  * open-addressed table keyed by a seeded hash (limit_slot). */
 struct limit {
-    unsigned char addr[16];
+    unsigned char addr[PEER_SOURCE_MAX];
     unsigned char len; /* 0: free */
     double tokens;
     uint64_t updated_us;
@@ -171,8 +171,8 @@ static void limit_refill(struct limit *l, uint64_t now)
  * table has room. Call with a->lock held. */
 static int limit_slot(struct auth *a, const struct sockaddr *sa)
 {
-    unsigned char b[8]; /* an IPv4 address or an IPv6 /64: one host usually
-                         * holds a whole /64, so counting /128s would let it rotate */
+    unsigned char b[PEER_SOURCE_MAX]; /* an IPv4 address or an IPv6 /64: one host usually
+                                       * holds a whole /64, so counting /128s would let it rotate */
     size_t len = peer_source_bytes(sa, b);
     if (!len)
         return -1;

@@ -14,28 +14,6 @@
 #include "info.h"
 #include "util.h"
 
-size_t peer_source_bytes(const struct sockaddr *sa, unsigned char out[8])
-{
-    if (sa && sa->sa_family == AF_INET) {
-        memcpy(out, &((const struct sockaddr_in *)sa)->sin_addr, 4);
-        return 4;
-    }
-    if (sa && sa->sa_family == AF_INET6) {
-        const struct in6_addr *a6 = &((const struct sockaddr_in6 *)sa)->sin6_addr;
-        if (IN6_IS_ADDR_V4MAPPED(a6)) {
-            memcpy(out, a6->s6_addr + 12, 4);
-            return 4;
-        }
-        memcpy(out, a6->s6_addr, 8);
-        if (IN6_IS_ADDR_LINKLOCAL(a6)) { /* the link: every link's neighbours share fe80::/64 */
-            uint32_t scope = ((const struct sockaddr_in6 *)sa)->sin6_scope_id;
-            memcpy(out + 4, &scope, 4);
-        }
-        return 8;
-    }
-    return 0;
-}
-
 static uint64_t be64(const unsigned char *p)
 {
     uint64_t v = 0;
@@ -76,6 +54,20 @@ size_t peer_keys(const struct sockaddr *sa, struct peer_key out[2])
     out[1] = (struct peer_key){IN6_IS_ADDR_LINKLOCAL(a6) ? 0xfe80000000000000ull | s6->sin6_scope_id : hi, 0,
                                PEER_NET64};
     return 2;
+}
+
+size_t peer_source_bytes(const struct sockaddr *sa, unsigned char out[PEER_SOURCE_MAX])
+{
+    struct peer_key k[2];
+    size_t n = peer_keys(sa, k);
+    if (!n)
+        return 0;
+    const struct peer_key *src = &k[n - 1]; /* the group where there is one */
+    for (int i = 0; i < 8; i++) {
+        out[i] = (unsigned char)(src->hi >> (56 - 8 * i));
+        out[8 + i] = (unsigned char)(src->lo >> (56 - 8 * i));
+    }
+    return src->kind == PEER_NET64 ? 8 : 16; /* a group's lo is 0: its length tells it from an address */
 }
 
 struct slot {

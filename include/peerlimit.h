@@ -16,11 +16,6 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
-/* The bytes naming sa's source into out: 4 (IPv4) or 8 (an IPv6 /64, for
- * a link-local address its link); 0 for other families. (The failed-login
- * budget counts these.) */
-size_t peer_source_bytes(const struct sockaddr *sa, unsigned char out[8]);
-
 enum peer_kind { PEER_ADDR = 1, PEER_NET64 };
 struct peer_key {
     uint64_t hi, lo;     /* the address (IPv4: as ::ffff:a.b.c.d), or the group (lo 0) */
@@ -30,6 +25,14 @@ struct peer_key {
  * its group for an IPv6 address. Returns how many (0: other families, not
  * counted). */
 size_t peer_keys(const struct sockaddr *sa, struct peer_key out[2]);
+
+/* The bytes naming the source the failed-login budget counts sa under,
+ * the last of its peer_keys, into out: 8 for a group (an IPv6 /64, a
+ * link-local address's link), 16 for an address (IPv4, as ::ffff:a.b.c.d,
+ * whether it came as IPv4, IPv4-mapped or through NAT64; ::1); 0 for other
+ * families. */
+#define PEER_SOURCE_MAX 16
+size_t peer_source_bytes(const struct sockaddr *sa, unsigned char out[PEER_SOURCE_MAX]);
 
 struct peerlimit;
 

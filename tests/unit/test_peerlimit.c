@@ -4,13 +4,14 @@
 #include <arpa/inet.h>
 #include <check.h>
 #include <netinet/in.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "peerlimit.h"
 #include "testutil.h"
 
-static size_t keys_of(const char *a, struct peer_key k[2])
+static void sockaddr_of(const char *a, struct sockaddr_storage *sp)
 {
     struct sockaddr_storage ss;
     memset(&ss, 0, sizeof ss);
@@ -23,7 +24,27 @@ static size_t keys_of(const char *a, struct peer_key k[2])
         s4->sin_family = AF_INET;
         ck_assert_int_eq(inet_pton(AF_INET, a, &s4->sin_addr), 1);
     }
+    *sp = ss;
+}
+
+static size_t keys_of(const char *a, struct peer_key k[2])
+{
+    struct sockaddr_storage ss;
+    sockaddr_of(a, &ss);
     return peer_keys((const struct sockaddr *)&ss, k);
+}
+
+/* The failed-login source of a, as text: its length and bytes in hex. */
+static const char *source_of(const char *a, char out[2 * PEER_SOURCE_MAX + 8])
+{
+    struct sockaddr_storage ss;
+    unsigned char b[PEER_SOURCE_MAX];
+    sockaddr_of(a, &ss);
+    size_t n = peer_source_bytes((const struct sockaddr *)&ss, b);
+    int w = snprintf(out, 8, "%zu:", n);
+    for (size_t i = 0; i < n; i++)
+        w += snprintf(out + w, 3, "%02x", b[i]);
+    return out;
 }
 
 static bool same(const struct peer_key *a, const struct peer_key *b)
@@ -65,7 +86,7 @@ START_TEST(keys_of_addresses)
     ck_assert_uint_eq(peer_keys((const struct sockaddr *)&ll, b), 2);
     ck_assert(!same(&a[0], &b[0]));
     ck_assert(same(&a[1], &b[1]));
-    unsigned char src2[8], src3[8];
+    unsigned char src2[PEER_SOURCE_MAX], src3[PEER_SOURCE_MAX];
     ck_assert_uint_eq(peer_source_bytes((const struct sockaddr *)&ll, src2), 8);
     ll.sin6_scope_id = 3; /* another interface */
     peer_keys((const struct sockaddr *)&ll, b);
@@ -79,8 +100,20 @@ START_TEST(keys_of_addresses)
     } un = {AF_UNIX, "x"};
     ck_assert_uint_eq(peer_keys((const struct sockaddr *)&un, a), 0); /* not counted */
     ck_assert_uint_eq(peer_keys(NULL, a), 0);
-    unsigned char bytes[8];
+    unsigned char bytes[PEER_SOURCE_MAX];
     ck_assert_uint_eq(peer_source_bytes(NULL, bytes), 0);
+    /* the failed-login source is the same key as the connection limits':
+     * an IPv4 client whichever way it comes (NAT64 was its /64 there, shared
+     * by every IPv4 client of the translator), an IPv6 /64, ::1 alone */
+    char x[2 * PEER_SOURCE_MAX + 8], y[2 * PEER_SOURCE_MAX + 8];
+    ck_assert_str_eq(source_of("10.0.0.1", x), "16:00000000000000000000ffff0a000001");
+    ck_assert_str_eq(source_of("64:ff9b::10.0.0.1", y), x);
+    ck_assert_str_eq(source_of("::ffff:10.0.0.1", y), x);
+    ck_assert_str_ne(source_of("64:ff9b::10.0.0.2", y), x);
+    ck_assert_str_eq(source_of("2001:db8:1:2::1", x), "8:20010db800010002");
+    ck_assert_str_eq(source_of("2001:db8:1:2:ffff::9", y), x);
+    ck_assert_str_eq(source_of("::1", x), "16:00000000000000000000000000000001");
+    ck_assert_str_ne(source_of("::2", y), x);
 }
 END_TEST
 
