@@ -1235,8 +1235,10 @@ static struct MHD_Daemon *start_daemon(struct http_server *s)
      * process ("Failed to remove listen FD from epoll set"; seen at SIGTERM
      * under a flood of SIGHUP, reachable by any connection at that moment).
      * In poll mode a quiesced worker just leaves the socket out of its next
-     * poll(). The cost is a poll() over a worker's connections per wake-up:
-     * nothing at a scrape's few, and max_connections bounds it. */
+     * poll(). The cost: each wake-up of a worker scans all its connections
+     * (max_connections / threads), nothing at a scrape's few, and linear in
+     * them under a flood of idle ones where epoll touched only the ready
+     * ones. Worth epoll again once libmicrohttpd has the race fixed. */
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL | MHD_USE_ERROR_LOG | MHD_USE_ITC |
                      MHD_ALLOW_SUSPEND_RESUME;
     if (s->addr.ss_family == AF_INET6)

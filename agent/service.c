@@ -11,7 +11,9 @@
  * landed on whichever thread did not block it, and a flood of SIGHUP at
  * stop woke libmicrohttpd's workers out of epoll_wait until one raced
  * MHD_quiesce_daemon for the listening socket and MHD aborted ("Failed to
- * remove listen FD from epoll set", 0.9.75). Signals of one kind that
+ * remove listen FD from epoll set", 0.9.75). Any wake-up can meet that
+ * race: the fix for it is MHD on poll() (http.c, start_daemon); this only
+ * stops signals from making it likely. Signals of one kind that
  * arrive before the loop reads them are one (a standard signal does not
  * queue): a burst of SIGHUP is one reload, not one each, and that reload
  * still reads the file after every one of them.
@@ -236,8 +238,11 @@ static void on_signal(evutil_socket_t fd, short what, void *arg)
     struct signalfd_siginfo si[8];
     bool hup = false;
     int stop = 0;
-    ssize_t n;
-    while ((n = read(fd, si, sizeof si)) > 0)
+    /* one read: at most three signals are pending, and a flood that kept
+     * a loop here busy would hold the stop and the watchdog (level-
+     * triggered: what is left comes back on the next pass) */
+    ssize_t n = read(fd, si, sizeof si);
+    if (n > 0)
         for (size_t i = 0; i < (size_t)n / sizeof si[0]; i++) {
             if (si[i].ssi_signo == SIGHUP)
                 hup = true;
@@ -307,9 +312,13 @@ int service_run(const char *config_path, bool level_fixed)
     }
     /* before HTTP answers: whoever saw it answer may signal at once */
     sv.sig_fd = signalfd(-1, &stop_sigs, SFD_NONBLOCK | SFD_CLOEXEC);
-    sv.sig = sv.sig_fd < 0 ? NULL : event_new(sv.base, sv.sig_fd, EV_READ | EV_PERSIST, on_signal, &sv);
+    if (sv.sig_fd < 0) {
+        log_error("main", "cannot read signals: signalfd: %s", strerror(errno));
+        goto out;
+    }
+    sv.sig = event_new(sv.base, sv.sig_fd, EV_READ | EV_PERSIST, on_signal, &sv);
     if (!sv.sig || event_add(sv.sig, NULL) != 0) {
-        log_error("main", "cannot read signals (signalfd): %s", strerror(errno));
+        log_error("main", "cannot read signals: the event loop refused the signalfd");
         goto out;
     }
     /* before HTTP (its threads read the alert table); the engine keeps the
