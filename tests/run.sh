@@ -17,8 +17,9 @@ run_suite() { # $1 build dir, rest: cmake options
     cmake -S . -B "$dir" -DREDPULSE_WERROR=ON -DBUILD_TESTING=ON "$@" >/dev/null
     cmake --build "$dir" -j"$jobs"
     # as many test programs at a time as there are cores: most wait on the
-    # agent's intervals, not on the CPU. Those that time the agent against
-    # the clock are RUN_SERIAL (tests/CMakeLists.txt) and run alone
+    # agent's intervals, not on the CPU. Those with the tightest timing
+    # bounds, or a CPU load of their own, are RUN_SERIAL
+    # (tests/CMakeLists.txt) and run alone
     ctest --test-dir "$dir" --output-on-failure --timeout 600 -j"$jobs"
 }
 
