@@ -752,11 +752,12 @@ def report(runs, scales, prev=None):
                 " measured over the same %s windows of %.0f s per run, the cost being the median of the windows'"
                 " ratios; the three variants rotating over the three agents, one place a window, by reloading their"
                 " configuration; RSS at the end of the first window, before any reload; at most %d alerts pending or firing at the end of a"
-                " window; agent CPU per poll and RSS): both on"
+                " window in any of the three agents; agent CPU per poll and RSS): both on"
                 " %s, %s; alert rules off %s, %s (the rules"
                 " cost %s CPU per poll, %s per instance); advisor off %s, %s (the advisor costs %s CPU per poll,"
                 " %s per instance)." % (
-                    scales[-1], runs[0].get("cost.windows"), COST_WIN, max(r.get("cost.on.active", 0) for r in runs),
+                    scales[-1], runs[0].get("cost.windows"), COST_WIN,
+                    max(r.get("cost.%s.active" % k, 0) for r in runs for k in ("on", "alerts_off", "advice_off")),
                     g("cost.on.cpu_per", us),
                     g("cost.on.rss", lambda x: "%.1f MB" % (x / 1024)), g("cost.alerts_off.cpu_per", us),
                     g("cost.alerts_off.rss", lambda x: "%.1f MB" % (x / 1024)),
