@@ -15,13 +15,23 @@ nothing.
         woken for it: a PING is the wake-up and the event loop alone, the
         INFO kinds add producing their sections from cold caches. Three
         rounds; the server's CPU from its threads' schedstat (ns).
+
+    tests/bench/info_cost.py --servers [N [RATE [SECONDS]]]
+        N fresh servers (default 10), one connection each, every server
+        asked redpulse's INFO (without commandstats, as most polls ask)
+        RATE times a second (default 10, the bench's one-instance-per-server
+        row) for SECONDS (default 8): "spread", one server at a time, evenly
+        over the period, as redpulse sends them; "together", all N sent at
+        once and their replies read after, as collectd's read threads do.
+        Each round also has an idle window, subtracted. Redis CPU summed
+        over the servers, per INFO. Three rounds, the order alternating.
 """
 import os
 import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from benchlib import Resp, cleanup, cpu_s, cpu_s_process, free_port, redis  # noqa: E402
+from benchlib import Resp, cleanup, cpu_s, cpu_s_process, free_port, free_ports, redis  # noqa: E402
 
 SECTIONS = "server clients memory persistence stats replication cpu commandstats errorstats cluster keyspace"
 KINDS = [("PING", ["PING"]),
@@ -66,8 +76,54 @@ def spread(srv, c, rate, secs):
               % (name, " ".join("%.1f" % x for x in sorted(xs)), rate))
 
 
+def servers(n, rate, secs):
+    ports = free_ports(n)
+    srvs = [redis(p) for p in ports]
+    conns = [Resp(p) for p in ports]
+    args = KINDS[3][1]
+
+    def cpu():
+        return sum(cpu_s(p.pid) for p in srvs)
+
+    def window(mode):
+        c0, t0, sent = cpu(), time.monotonic(), 0
+        ticks = int(secs * rate) * (n if mode == "spread" else 1)
+        for i in range(ticks):
+            if mode == "spread":
+                conns[i % n].cmd(*args)
+                sent += 1
+            elif mode == "together":
+                for c in conns:
+                    c.send(*args)
+                for c in conns:
+                    c.read()
+                sent += n
+            d = t0 + (i + 1) * secs / ticks - time.monotonic()
+            if d > 0:
+                time.sleep(d)
+        return cpu() - c0, time.monotonic() - t0, sent
+
+    res = {"spread": [], "together": []}
+    for r in range(3):
+        c, t, _ = window("idle")
+        idle = c / t
+        for mode in ("spread", "together") if r % 2 == 0 else ("together", "spread"):
+            c, t, sent = window(mode)
+            res[mode].append((c - idle * t) / sent * 1e6)
+    for mode, xs in res.items():
+        print("%-9s %s µs of Redis CPU per INFO, %d servers each asked %g times a second, idle subtracted (3 rounds)"
+              % (mode, " ".join("%.1f" % x for x in xs), n, rate))
+    for c in conns:
+        c.close()
+
+
 def main():
     args = sys.argv[1:]
+    if args and args[0] == "--servers":
+        servers(int(args[1]) if len(args) > 1 else 10, float(args[2]) if len(args) > 2 else 10.0,
+                float(args[3]) if len(args) > 3 else 8.0)
+        cleanup()
+        return
     port = free_port()
     srv = redis(port)
     c = Resp(port)

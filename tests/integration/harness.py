@@ -138,13 +138,20 @@ class Resp:
         if password:
             self.cmd(*(["AUTH", user, password] if user else ["AUTH", password]))
 
-    def cmd(self, *args):
+    def send(self, *args):
+        """Sends one command without reading its reply (read() reads it)."""
         out = b"*%d\r\n" % len(args)
         for a in args:
             a = str(a).encode()
             out += b"$%d\r\n%s\r\n" % (len(a), a)
         self.s.sendall(out)
+
+    def read(self):
         return _read_reply(self.f)
+
+    def cmd(self, *args):
+        self.send(*args)
+        return self.read()
 
     def pipeline(self, cmds):
         out = b""
