@@ -138,13 +138,17 @@ class Resp:
         if password:
             self.cmd(*(["AUTH", user, password] if user else ["AUTH", password]))
 
-    def send(self, *args):
-        """Sends one command without reading its reply (read() reads it)."""
+    @staticmethod
+    def _encode(args):
         out = b"*%d\r\n" % len(args)
         for a in args:
             a = str(a).encode()
             out += b"$%d\r\n%s\r\n" % (len(a), a)
-        self.s.sendall(out)
+        return out
+
+    def send(self, *args):
+        """Sends one command without reading its reply (read() reads it)."""
+        self.s.sendall(self._encode(args))
 
     def read(self):
         return _read_reply(self.f)
@@ -154,14 +158,8 @@ class Resp:
         return self.read()
 
     def pipeline(self, cmds):
-        out = b""
-        for args in cmds:
-            out += b"*%d\r\n" % len(args)
-            for a in args:
-                a = str(a).encode()
-                out += b"$%d\r\n%s\r\n" % (len(a), a)
-        self.s.sendall(out)
-        return [_read_reply(self.f) for _ in cmds]
+        self.s.sendall(b"".join(self._encode(args) for args in cmds))
+        return [self.read() for _ in cmds]
 
     def info(self, section="all"):
         d = {}
