@@ -34,10 +34,11 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from benchlib import Resp, cleanup, cpu_s, cpu_s_process, free_port, free_ports, redis  # noqa: E402
 
 SECTIONS = "server clients memory persistence stats replication cpu commandstats errorstats cluster keyspace"
+STEADY = ["INFO"] + SECTIONS.replace(" commandstats", "").split()  # most polls' INFO
 KINDS = [("PING", ["PING"]),
          ("plain INFO (collectd)", ["INFO"]),
          ("redpulse's INFO sections", ["INFO"] + SECTIONS.split()),
-         ("the same without commandstats", ["INFO"] + SECTIONS.replace(" commandstats", "").split()),
+         ("the same without commandstats", STEADY),
          ("INFO all", ["INFO", "all"])]
 
 
@@ -80,7 +81,6 @@ def servers(n, rate, secs):
     ports = free_ports(n)
     srvs = [redis(p) for p in ports]
     conns = [Resp(p) for p in ports]
-    args = KINDS[3][1]
 
     def cpu():
         return sum(cpu_s(p.pid) for p in srvs)
@@ -90,11 +90,11 @@ def servers(n, rate, secs):
         ticks = int(secs * rate) * (n if mode == "spread" else 1)
         for i in range(ticks):
             if mode == "spread":
-                conns[i % n].cmd(*args)
+                conns[i % n].cmd(*STEADY)
                 sent += 1
             elif mode == "together":
                 for c in conns:
-                    c.send(*args)
+                    c.send(*STEADY)
                 for c in conns:
                     c.read()
                 sent += n
