@@ -103,6 +103,10 @@ struct session {
     bool command_refused;     /* or the map is full: COMMAND INFO is not asked any more */
     char **asking;            /* [MAX_ASK] names in the COMMAND INFO in flight (allocated while asking) */
     size_t n_asking;
+    /* the command names of the target's last sample may hold some that
+     * classes has not seen: set by a new session and by a poll that asked
+     * for commandstats (other polls carry the kept section: the same names) */
+    bool names_unchecked;
     bool config_refused, latency_refused;
 };
 
@@ -561,6 +565,8 @@ static void finish(struct target *t, enum outcome o, const char *detail, struct 
     publish(t, s, &d, was_up); /* may take d: rendered when read */
     derived_clear(&d);
     t->last = info_compact_again(t->last, s); /* the full sample is not needed any more */
+    if (t->asked_cmdstats && t->s)
+        t->s->names_unchecked = true;
     parsed_done(t->p, s);
     t->last_us = now;
     count_up(t, was_up, first);
@@ -621,9 +627,14 @@ static void send_extras(struct target *t, uint64_t now)
 {
     const struct info_sample *s = t->last;
     struct session *se = t->s;
-    if (s && se->classes && !se->command_refused && se->n_asking == 0) {
+    /* the names are looked up only when they may be new: a lookup is a
+     * binary search of the map, a few cold cache lines a name, and in
+     * steady state every poll but one in commandstats_interval carries the
+     * same names as the poll before */
+    if (s && se->classes && !se->command_refused && se->n_asking == 0 && se->names_unchecked) {
         const char *argv[MAX_ASK + 2] = {"COMMAND", "INFO"};
-        for (size_t i = 0; i < s->n_cmds && se->n_asking < MAX_ASK; i++)
+        size_t i;
+        for (i = 0; i < s->n_cmds && se->n_asking < MAX_ASK; i++)
             if (!cmdclass_map_known(se->classes, s->cmds[i].cmd)) {
                 if (cmdclass_map_mark_asked(se->classes, s->cmds[i].cmd) < 0) {
                     /* the map is full: no real server has that many
@@ -639,6 +650,8 @@ static void send_extras(struct target *t, uint64_t now)
                 argv[2 + se->n_asking] = se->asking[se->n_asking];
                 se->n_asking++;
             }
+        if (i == s->n_cmds) /* else the names past MAX_ASK wait for the answer */
+            se->names_unchecked = false;
         if (se->n_asking) {
             conn_command(se->conn, (int)(2 + se->n_asking), argv);
             push(t, P_CMDINFO);
@@ -917,6 +930,7 @@ static void tick_cb(struct grid_entry *e, uint64_t now, void *arg)
         conn_command(c, 3, setname);
         push(t, P_SETNAME);
         t->s->classes = cmdclass_map_new();
+        t->s->names_unchecked = true;
     }
     send_extras(t, now);
     send_info(t); /* INFO last: its reply ends the poll */
