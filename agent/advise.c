@@ -107,8 +107,10 @@ void advise_reset(struct advisor *a)
 }
 
 /* Check c holds: its finding, created (since = now) when it did not hold,
- * to write the texts into; NULL when they were written less than
- * ADVICE_REFRESH_SECONDS ago and the severity is the same (nothing to do). */
+ * to write the texts into; NULL when the severity is the same and the texts
+ * were written less than ADVICE_REFRESH_SECONDS ago or, for a rate check,
+ * fewer than ADVICE_REFRESH_POLLS polls ago (nothing to do). A settings
+ * check runs once a CONFIG GET: its texts follow every one after 10 s. */
 static struct advice_finding *hold(struct advisor *a, int c, enum advice_severity sev, double now)
 {
     a->quiet[c] = 0;
@@ -118,11 +120,14 @@ static struct advice_finding *hold(struct advisor *a, int c, enum advice_severit
         f->id = (enum advice_check)c;
         f->since = now;
         a->n_holding++;
-    } else if (f->sev == sev && now - f->written < ADVICE_REFRESH_SECONDS && now >= f->written) {
+    } else if (f->sev == sev && now >= f->written &&
+               ((checks[c].kind == RATE && ++f->evals < ADVICE_REFRESH_POLLS) ||
+                now - f->written < ADVICE_REFRESH_SECONDS)) {
         return NULL;
     }
     f->sev = sev;
     f->written = now;
+    f->evals = 0;
     free(f->json);
     f->json = NULL; /* rebuilt from the new texts when next rendered */
     a->json_stale = true;

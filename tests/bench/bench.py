@@ -848,7 +848,8 @@ def main():
             f.write("\n")
 
 
-try:
-    main()
-finally:
-    cleanup()
+if __name__ == "__main__":
+    try:
+        main()
+    finally:
+        cleanup()

@@ -341,6 +341,56 @@ START_TEST(client_checks)
 }
 END_TEST
 
+/* A holding finding's texts follow the measured values, but not every poll:
+ * once ADVICE_REFRESH_SECONDS and (a rate check) ADVICE_REFRESH_POLLS polls
+ * have passed since they were written; its JSON is rebuilt with them. */
+static void poll_clients(struct run *r, const char *clients, double now)
+{
+    const char *const kv[] = {clients, NULL};
+    struct info_sample *s = mutate(kv);
+    struct derived d;
+    derive(NULL, 0, s, 10 * SEC, now, classify, NULL, &d);
+    advise_poll(&r->a, &r->cv, s, &d, now);
+    derived_clear(&d);
+    info_sample_free(s);
+}
+
+static bool says(const struct run *r, const char *what)
+{
+    const struct advice_finding *f = r->a.f[ADV_CLIENTS_NEAR_MAXCLIENTS];
+    return f && strstr(f->evidence, what) && f->json && strstr(f->json, what);
+}
+
+START_TEST(texts_refresh)
+{
+    const char *const tuned_[] = {NULL};
+    struct run r;
+    start(&r);
+    run_settings(&r, tuned_, NULL);
+    /* a 10 s interval: every poll is ADVICE_REFRESH_SECONDS after the last;
+     * the texts wait for ADVICE_REFRESH_POLLS polls */
+    poll_clients(&r, "connected_clients:9500", NOW);
+    ck_assert(says(&r, "connected_clients 9500"));
+    double since = r.a.f[ADV_CLIENTS_NEAR_MAXCLIENTS]->since;
+    for (int i = 1; i < ADVICE_REFRESH_POLLS; i++) {
+        poll_clients(&r, "connected_clients:9600", NOW + 10.0 * i);
+        ck_assert_msg(says(&r, "connected_clients 9500"), "rewritten at poll %d", i);
+    }
+    poll_clients(&r, "connected_clients:9600", NOW + 10.0 * ADVICE_REFRESH_POLLS);
+    ck_assert_msg(says(&r, "connected_clients 9600"), "%s", r.a.f[ADV_CLIENTS_NEAR_MAXCLIENTS]->evidence);
+    ck_assert(r.a.f[ADV_CLIENTS_NEAR_MAXCLIENTS]->since == since); /* the same finding, still holding */
+    /* a 1 s interval: the texts wait for ADVICE_REFRESH_SECONDS */
+    double t0 = NOW + 10.0 * ADVICE_REFRESH_POLLS;
+    for (int i = 1; i < ADVICE_REFRESH_SECONDS; i++) {
+        poll_clients(&r, "connected_clients:9700", t0 + i);
+        ck_assert_msg(says(&r, "connected_clients 9600"), "rewritten after %d s", i);
+    }
+    poll_clients(&r, "connected_clients:9700", t0 + ADVICE_REFRESH_SECONDS);
+    ck_assert(says(&r, "connected_clients 9700"));
+    finish_run(&r);
+}
+END_TEST
+
 START_TEST(host_checks)
 {
     const char *const tuned_[] = {NULL};
@@ -678,6 +728,7 @@ int main(void)
     tcase_add_test(tc, persistence_checks);
     tcase_add_test(tc, memory_checks);
     tcase_add_test(tc, client_checks);
+    tcase_add_test(tc, texts_refresh);
     tcase_add_test(tc, host_checks);
     tcase_add_test(tc, host_facts_and_locality);
     tcase_add_test(tc, host_step_caches);
