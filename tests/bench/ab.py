@@ -24,12 +24,11 @@ AB_SCALE. A benchmark: prints figures, asserts nothing."""
 import os
 import signal
 import statistics
-import subprocess
 import sys
 import time
-import urllib.request
 
-from benchlib import cleanup, cpu_s, cpu_s_process, free_port, free_ports, redis, redpulse, stop, wait_for
+from benchlib import (cleanup, cpu_s, cpu_s_process, floor_us, free_port, free_ports, ready, redis, redpulse, stop,
+                      wait_for)
 
 A, B = sys.argv[1], sys.argv[2]
 ROWS = (sys.argv[3] if len(sys.argv) > 3 else "one scale").split()
@@ -74,9 +73,7 @@ def one():
             p.send_signal(signal.SIGSTOP)
             per[i].append((c1 - c0) / (K * (t1 - t0) / 0.1) * 1e6)
         if os.path.exists(floor_bin):  # the same 100 polls a second, commandstats one poll in 50
-            out = subprocess.run([floor_bin, str(rport), "10", str(int(W * 100)), "50"], capture_output=True,
-                                 text=True, check=True).stdout
-            floors.append(float(out.split()[1]))
+            floors.append(floor_us(floor_bin, rport, W))
     for p in ps:
         p.send_signal(signal.SIGCONT)
         stop(p)
@@ -88,14 +85,6 @@ def one():
                                                                   statistics.median(per[1]) / fl)
     report("one instance at 100 polls/s, agent CPU per poll (in turns, %d rounds of %g s)" % (ROUNDS, W),
            per[0], per[1], "us", extra)
-
-
-def ready(base):
-    try:
-        with urllib.request.urlopen(base + "/readyz", timeout=10) as r:
-            return r.status == 200
-    except OSError:  # 503 until every instance was polled once
-        return False
 
 
 def scale():

@@ -33,10 +33,9 @@ import statistics
 import subprocess
 import sys
 import time
-import urllib.request
 
-from benchlib import (TMP, cleanup, collectd, cpu_s, cpu_s_process, exporter, free_port, free_ports, get, info, pct, redis,
-                      redis_cpu, redpulse, rss_kib, samples, stop, wait_for)
+from benchlib import (TMP, cleanup, collectd, cpu_s, cpu_s_process, exporter, floor_us, free_port, free_ports, get, info,
+                      pct, ready, redis, redis_cpu, redpulse, rss_kib, samples, stop, wait_for)
 
 BIN, OUT = sys.argv[1], sys.argv[2]
 QUICK = os.environ.get("BENCH_QUICK") == "1"
@@ -124,14 +123,13 @@ def head_to_head():
         rw.append(window(p.pid, [rport], idle_per_s, lambda: time.sleep(W_H2H)))
         if has_floor:  # and the floor running beside the agent: both in the same seconds
             c0, t0 = cpu_s(p.pid), time.monotonic()
-            out = subprocess_out([floor_bin, str(rport), "10", str(int(W_H2H * 100)), str(CS_EVERY)])
+            fl = floor_us(floor_bin, rport, W_H2H, CS_EVERY)
             c1, t1 = cpu_s(p.pid), time.monotonic()
-            pairs.append(((c1 - c0) / (K * (t1 - t0) / 0.1), float(out.split()[1]) / 1e6))
+            pairs.append(((c1 - c0) / (K * (t1 - t0) / 0.1), fl / 1e6))
         p.send_signal(signal.SIGSTOP)
         ew.append(window(e.pid, [rport], idle_per_s, scrape_loop))
         if has_floor:  # the same 100 polls a second as the agent, on one connection
-            out = subprocess_out([floor_bin, str(rport), "10", str(int(W_H2H * 100)), str(CS_EVERY)])
-            floors.append(float(out.split()[1]) / 1e6)
+            floors.append(floor_us(floor_bin, rport, W_H2H, CS_EVERY) / 1e6)
         p.send_signal(signal.SIGCONT)
         time.sleep(1)  # ticks skipped while stopped are not polls: let the schedule settle
     rp = per_poll(rw, [K * w["t"] / 0.1 for w in rw])
@@ -165,10 +163,6 @@ def head_to_head():
         for k, v in d.items():
             fig["h2h.%s.%s" % (who, k)] = v
     return fig
-
-
-def subprocess_out(argv):
-    return subprocess.run(argv, capture_output=True, text=True, timeout=120).stdout
 
 
 def peers(tag, nodes, interval=1.0):
@@ -265,8 +259,7 @@ def scale_agent(n, servers, alerts=True, advice=True, runtime=None):
     p, port = redpulse(BIN, insts, "10s", extra, env=dict(os.environ, RUNTIME_DIRECTORY=runtime) if runtime else None)
     base = "http://127.0.0.1:%d" % port
     # all instances connected and polled once (spread over the first 10 s)
-    wait_for(lambda: get(base + "/readyz")[0] >= 0 and urllib.request.urlopen(base + "/readyz").status == 200,
-             60, step=0.5, what="first round of polls")
+    wait_for(lambda: ready(base), 60, step=0.5, what="first round of polls")
     return p, base
 
 

@@ -1,4 +1,4 @@
-"""Helpers shared by bench.py and collectd_faults.py: the processes they
+"""Helpers shared by bench.py, ab.py and collectd_faults.py: the processes they
 start (redis-server, redpulse, redis_exporter, collectd), what they read of
 them (CPU, RSS, INFO) and how they time HTTP requests. Every process started
 here is killed at exit (cleanup())."""
@@ -111,6 +111,27 @@ def get(url, headers=None, timeout=60):
     with urllib.request.urlopen(urllib.request.Request(url, headers=headers or {}), timeout=timeout) as r:
         body = r.read()
     return time.perf_counter() - t0, body
+
+
+def ready(base):
+    """True once redpulse at base answers /readyz with 200 (every instance
+    polled once; 503 until then)."""
+    try:
+        with urllib.request.urlopen(base + "/readyz", timeout=10) as r:
+            return r.status == 200
+    except OSError:  # HTTPError (503) is one
+        return False
+
+
+def floor_us(floor_bin, rport, seconds, cs_every=50):
+    """The bare-loop floor (poll_floor, beside the bench's redpulse build):
+    agent CPU in µs per poll of a loop polling the server at rport 100 times
+    a second for seconds, asking commandstats one poll in cs_every (every
+    5 s at the default 50, as redpulse's default commandstats_interval at
+    100 ms)."""
+    out = subprocess.run([floor_bin, str(rport), "10", str(int(seconds * 100)), str(cs_every)],
+                         capture_output=True, text=True, timeout=120, check=True).stdout
+    return float(out.split()[1])
 
 
 def pct(xs, p):
