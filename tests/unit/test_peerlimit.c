@@ -11,20 +11,18 @@
 #include "peerlimit.h"
 #include "testutil.h"
 
-static void sockaddr_of(const char *a, struct sockaddr_storage *sp)
+static void sockaddr_of(const char *a, struct sockaddr_storage *ss)
 {
-    struct sockaddr_storage ss;
-    memset(&ss, 0, sizeof ss);
+    memset(ss, 0, sizeof *ss);
     if (strchr(a, ':')) {
-        struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
+        struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)ss;
         s6->sin6_family = AF_INET6;
         ck_assert_int_eq(inet_pton(AF_INET6, a, &s6->sin6_addr), 1);
     } else {
-        struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
+        struct sockaddr_in *s4 = (struct sockaddr_in *)ss;
         s4->sin_family = AF_INET;
         ck_assert_int_eq(inet_pton(AF_INET, a, &s4->sin_addr), 1);
     }
-    *sp = ss;
 }
 
 static size_t keys_of(const char *a, struct peer_key k[2])
