@@ -107,10 +107,12 @@ void advise_reset(struct advisor *a)
 }
 
 /* Check c holds: its finding, created (since = now) when it did not hold,
- * to write the texts into; NULL when the severity is the same and the texts
- * were written less than ADVICE_REFRESH_SECONDS ago or, for a rate check,
- * fewer than ADVICE_REFRESH_POLLS polls ago (nothing to do). A settings
- * check runs once a CONFIG GET: its texts follow every one after 10 s. */
+ * to write the texts into; NULL when nothing needs writing: the severity is
+ * the same, the texts are not the first poll's without rates on a poll
+ * that has them, and they are younger than ADVICE_REFRESH_MAX_SECONDS and
+ * either younger than ADVICE_REFRESH_SECONDS or, for a rate check, written
+ * fewer than ADVICE_REFRESH_POLLS polls ago. A settings check runs once a
+ * CONFIG GET: ADVICE_REFRESH_SECONDS alone spaces its rewrites. */
 static struct advice_finding *hold(struct advisor *a, int c, enum advice_severity sev, double now)
 {
     a->quiet[c] = 0;
@@ -120,14 +122,17 @@ static struct advice_finding *hold(struct advisor *a, int c, enum advice_severit
         f->id = (enum advice_check)c;
         f->since = now;
         a->n_holding++;
-    } else if (f->sev == sev && now >= f->written &&
-               ((checks[c].kind == RATE && ++f->evals < ADVICE_REFRESH_POLLS) ||
-                now - f->written < ADVICE_REFRESH_SECONDS)) {
-        return NULL;
+    } else if (f->sev == sev && now >= f->written && !(f->no_rates && a->rates)) {
+        double age = now - f->written;
+        bool rate = checks[c].kind == RATE;
+        if (age < ADVICE_REFRESH_MAX_SECONDS &&
+            (age < ADVICE_REFRESH_SECONDS || (rate && a->polls - f->written_poll < ADVICE_REFRESH_POLLS)))
+            return NULL;
     }
     f->sev = sev;
     f->written = now;
-    f->evals = 0;
+    f->written_poll = a->polls;
+    f->no_rates = checks[c].kind == RATE && !a->rates;
     free(f->json);
     f->json = NULL; /* rebuilt from the new texts when next rendered */
     a->json_stale = true;
@@ -839,6 +844,8 @@ void advise_poll(struct advisor *a, const struct config_values *cv, const struct
         }
     }
     a->last_rate_ts = now;
+    a->polls++;
+    a->rates = !isnan(r.iv);
     for (int c = 0; c < ADV_COUNT; c++) {
         if (!(a->armed & (1u << c)) || checks[c].kind != RATE)
             continue;

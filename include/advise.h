@@ -10,8 +10,7 @@
  * poll evaluates only the armed rate checks. A rate finding clears after two
  * polls in a row without its condition (one quiet interval is not a fix); a
  * finding whose settings changed clears at once. A holding finding's texts
- * are rewritten every ADVICE_REFRESH_SECONDS and ADVICE_REFRESH_POLLS, not
- * every poll.
+ * are rewritten every so often (ADVICE_REFRESH_*), not every poll.
  */
 #ifndef REDPULSE_ADVISE_H
 #define REDPULSE_ADVISE_H
@@ -110,27 +109,33 @@ struct advice_cfg {
 struct advice_finding {
     enum advice_check id;
     enum advice_severity sev;
+    uint32_t written_poll;  /* the advisor's poll count when the texts were written */
+    bool no_rates;          /* a rate check's texts written on a poll without rates */
     double since;           /* Unix seconds: when it started to hold */
     char title[160];        /* one line */
     char evidence[512];     /* settings and measured values, with units */
     char recommendation[320]; /* the CONFIG SET / redis.conf line or sysctl */
     char tradeoff[400];     /* what the change costs */
     double written;         /* Unix s the texts were last written */
-    unsigned evals;         /* polls that held since then (a rate check) */
     char *json;             /* the finding as a JSON object, rebuilt with the texts */
 };
 
 #define ADVICE_HOST_INTERVAL 600.0
 
 /* While a finding holds, its texts (and their measured values) are rewritten
- * once this many seconds and, for a rate check, this many polls have passed
- * since they were last written, so a holding finding costs a comparison per
- * poll. The polls matter at an interval of 10 s or more, where the seconds
- * alone rewrote them every poll: at 10,000 instances with
- * clients_near_maxclients holding (tests/bench/wakeups.py 10000:10s:30) the
- * agent took 58.0 us per poll, 40.7 us with the polls counted. */
+ * once ADVICE_REFRESH_SECONDS and, for a rate check, ADVICE_REFRESH_POLLS
+ * polls have passed since they were last written, or once
+ * ADVICE_REFRESH_MAX_SECONDS have; and at the first poll with rates after
+ * texts written without them (a first poll). Between rewrites a holding
+ * finding costs a few comparisons per poll. At 1 s the texts are at most
+ * 10 s old, at the default 5 s 30 s, from 10 s up one minute or one
+ * interval. The polls matter from an interval of 10/6 s up: with the
+ * seconds alone an interval of 10 s or more rewrote them every poll, 4.1%
+ * of the agent's CPU at 10,000 instances with clients_near_maxclients
+ * holding on each (perf; docs/advice.md). */
 #define ADVICE_REFRESH_SECONDS 10
 #define ADVICE_REFRESH_POLLS 6
+#define ADVICE_REFRESH_MAX_SECONDS 60
 
 /* Per-instance advisor state; owned by whoever polls the instance. */
 struct advisor {
@@ -139,6 +144,8 @@ struct advisor {
     uint8_t quiet[ADV_COUNT]; /* polls in a row without the condition */
     struct advice_finding *f[ADV_COUNT]; /* allocated while it holds */
     bool json_stale;  /* a finding's texts were written since its JSON was */
+    uint32_t polls;   /* advise_poll() calls so far (wraps harmlessly) */
+    bool rates;       /* the latest poll had rates (not a baseline) */
     size_t n_holding;
     /* counters of the previous poll (for rates derive does not compute) */
     double prev_cmds, prev_reads, prev_conns, prev_rejected, prev_rewrites, prev_forks;

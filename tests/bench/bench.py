@@ -37,7 +37,7 @@ import time
 from benchlib import (TMP, cleanup, collectd, cpu_s, cpu_s_process, exporter, floor_us, free_port, free_ports, get, info,
                       pct, ready, redis, redis_cpu, redpulse, rss_kib, samples, stop, wait_for)
 
-BIN, OUT = sys.argv[1], sys.argv[2]
+BIN, OUT = (sys.argv[1:3] + [None, None])[:2]  # set when run (main()); importable without them
 QUICK = os.environ.get("BENCH_QUICK") == "1"
 RUNS = int(os.environ.get("BENCH_RUNS", "1" if QUICK else "3"))
 SECTIONS = os.environ.get("BENCH_SECTIONS", "h2h peers scale").split()
@@ -786,6 +786,8 @@ def report(runs, scales, prev=None):
 
 
 def main():
+    if not OUT:
+        sys.exit("usage: bench.py REDPULSE_BIN RESULTS_MD")
     scales = [int(x) for x in os.environ.get("BENCH_SCALES", "1000" if QUICK else "1000 10000").split()]
     if os.environ.get("BENCH_ONLY") == "cost":  # just the alert and advisor cost rows
         f = cost(scales[-1])

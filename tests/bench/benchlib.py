@@ -9,6 +9,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
 import urllib.request
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "integration"))
@@ -115,22 +116,25 @@ def get(url, headers=None, timeout=60):
 
 def ready(base):
     """True once redpulse at base answers /readyz with 200 (every instance
-    polled once; 503 until then)."""
+    polled once); until then False for its 503, and any other failure
+    raised (wait_for keeps it as the last thing seen)."""
     try:
         with urllib.request.urlopen(base + "/readyz", timeout=10) as r:
             return r.status == 200
-    except OSError:  # HTTPError (503) is one
-        return False
+    except urllib.error.HTTPError as e:
+        if e.code == 503:
+            return False
+        raise
 
 
 def floor_us(floor_bin, rport, seconds, cs_every=50):
-    """The bare-loop floor (poll_floor, beside the bench's redpulse build):
-    agent CPU in µs per poll of a loop polling the server at rport 100 times
-    a second for seconds, asking commandstats one poll in cs_every (every
-    5 s at the default 50, as redpulse's default commandstats_interval at
-    100 ms)."""
+    """The bare-loop floor (poll_floor, built beside the bench's redpulse):
+    the loop's own CPU in µs per poll, polling the server at rport 100 times
+    a second on one connection for seconds, commandstats asked one poll in
+    cs_every (the agent's ten connections at 100 ms each ask once in 50
+    polls, every 5 s: the same share)."""
     out = subprocess.run([floor_bin, str(rport), "10", str(int(seconds * 100)), str(cs_every)],
-                         capture_output=True, text=True, timeout=120, check=True).stdout
+                         capture_output=True, text=True, timeout=seconds + 60, check=True).stdout
     return float(out.split()[1])
 
 

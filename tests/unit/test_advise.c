@@ -343,50 +343,133 @@ END_TEST
 
 /* A holding finding's texts follow the measured values, but not every poll:
  * once ADVICE_REFRESH_SECONDS and (a rate check) ADVICE_REFRESH_POLLS polls
- * have passed since they were written; its JSON is rebuilt with them. */
-static void poll_clients(struct run *r, const char *clients, double now)
+ * have passed since they were written, or ADVICE_REFRESH_MAX_SECONDS; and at
+ * once when the texts were written without rates (a first poll) and the
+ * poll has them. Its JSON is rebuilt with them. */
+struct series {
+    struct run r;
+    struct info_sample *prev;
+    uint64_t prev_us;
+};
+
+static void series_start(struct series *z)
+{
+    const char *const tuned_[] = {NULL};
+    start(&z->r);
+    run_settings(&z->r, tuned_, NULL);
+    z->prev = NULL;
+    z->prev_us = 0;
+}
+
+/* A poll at now (Unix s) with this connected_clients line; the one before
+ * is its baseline, so that every poll after the first has rates. */
+static void poll_clients(struct series *z, const char *clients, double now)
 {
     const char *const kv[] = {clients, NULL};
     struct info_sample *s = mutate(kv);
+    uint64_t us = (uint64_t)((now - NOW + 100) * SEC);
     struct derived d;
-    derive(NULL, 0, s, 10 * SEC, now, classify, NULL, &d);
-    advise_poll(&r->a, &r->cv, s, &d, now);
+    derive(z->prev, z->prev_us, s, us, now, classify, NULL, &d);
+    advise_poll(&z->r.a, &z->r.cv, s, &d, now);
     derived_clear(&d);
-    info_sample_free(s);
+    info_sample_free(z->prev);
+    z->prev = s;
+    z->prev_us = us;
 }
 
-static bool says(const struct run *r, const char *what)
+static void series_end(struct series *z)
 {
-    const struct advice_finding *f = r->a.f[ADV_CLIENTS_NEAR_MAXCLIENTS];
-    return f && strstr(f->evidence, what) && f->json && strstr(f->json, what);
+    info_sample_free(z->prev);
+    finish_run(&z->r);
 }
+
+/* NULL when c's finding holds and its texts and JSON carry what; else what
+ * it has instead. */
+static const char *says(const struct series *z, enum advice_check c, const char *what)
+{
+    const struct advice_finding *f = z->r.a.f[c];
+    if (!f)
+        return "the finding does not hold";
+    if (!strstr(f->evidence, what) || !f->json || !strstr(f->json, what))
+        return f->evidence;
+    return NULL;
+}
+
+/* The finding says what, or the test fails naming the step (a label and a number). */
+#define SAYS(z, what, label, k)                                                                         \
+    do {                                                                                                \
+        const char *got_ = says(z, ADV_CLIENTS_NEAR_MAXCLIENTS, what);                                  \
+        ck_assert_msg(!got_, "want \"%s\", have \"%s\" (%s %d)", what, got_ ? got_ : "", label, (int)(k)); \
+    } while (0)
 
 START_TEST(texts_refresh)
 {
-    const char *const tuned_[] = {NULL};
+    struct series z;
+    /* a 10 s interval: every poll is ADVICE_REFRESH_SECONDS after the last */
+    series_start(&z);
+    poll_clients(&z, "connected_clients:9500", NOW); /* a first poll: no rates */
+    SAYS(&z, "connected_clients 9500", "first poll", 0);
+    double since = z.r.a.f[ADV_CLIENTS_NEAR_MAXCLIENTS]->since;
+    poll_clients(&z, "connected_clients:9600", NOW + 10); /* the first with rates: rewritten */
+    SAYS(&z, "connected_clients 9600", "first poll with rates", 1);
+    for (int i = 1; i < ADVICE_REFRESH_POLLS; i++) {
+        poll_clients(&z, "connected_clients:9700", NOW + 10 + 10.0 * i);
+        SAYS(&z, "connected_clients 9600", "polls after the rewrite:", i);
+    }
+    double t = NOW + 10 + 10.0 * ADVICE_REFRESH_POLLS;
+    poll_clients(&z, "connected_clients:9700", t);
+    SAYS(&z, "connected_clients 9700", "polls after the rewrite:", ADVICE_REFRESH_POLLS);
+    poll_clients(&z, "connected_clients:9800", t + 10); /* the count starts again */
+    SAYS(&z, "connected_clients 9700", "polls after the second rewrite:", 1);
+    ck_assert(z.r.a.f[ADV_CLIENTS_NEAR_MAXCLIENTS]->since == since); /* the same finding, still holding */
+    series_end(&z);
+
+    /* a 1 s interval: the texts wait for ADVICE_REFRESH_SECONDS */
+    series_start(&z);
+    poll_clients(&z, "connected_clients:9500", NOW);
+    poll_clients(&z, "connected_clients:9600", NOW + 1);
+    SAYS(&z, "connected_clients 9600", "first poll with rates", 1);
+    for (int i = 1; i < ADVICE_REFRESH_SECONDS; i++) {
+        poll_clients(&z, "connected_clients:9700", NOW + 1 + i);
+        SAYS(&z, "connected_clients 9600", "seconds after the rewrite:", i);
+    }
+    poll_clients(&z, "connected_clients:9700", NOW + 1 + ADVICE_REFRESH_SECONDS);
+    SAYS(&z, "connected_clients 9700", "seconds after the rewrite:", ADVICE_REFRESH_SECONDS);
+    series_end(&z);
+
+    /* a 30 s interval: ADVICE_REFRESH_MAX_SECONDS before ADVICE_REFRESH_POLLS
+     * polls; and a clock gone back rewrites them */
+    series_start(&z);
+    poll_clients(&z, "connected_clients:9500", NOW);
+    poll_clients(&z, "connected_clients:9600", NOW + 30);
+    poll_clients(&z, "connected_clients:9700", NOW + 30 + ADVICE_REFRESH_MAX_SECONDS - 1);
+    SAYS(&z, "connected_clients 9600", "seconds after the rewrite:", ADVICE_REFRESH_MAX_SECONDS - 1);
+    poll_clients(&z, "connected_clients:9700", NOW + 30 + ADVICE_REFRESH_MAX_SECONDS);
+    SAYS(&z, "connected_clients 9700", "seconds after the rewrite:", ADVICE_REFRESH_MAX_SECONDS);
+    poll_clients(&z, "connected_clients:9800", NOW + 60);
+    SAYS(&z, "connected_clients 9800", "seconds the clock went back:", 29);
+    series_end(&z);
+
+    /* a settings check: its texts follow the CONFIG GET replies every
+     * ADVICE_REFRESH_SECONDS (somaxconn 128 in the bad tree) */
     struct run r;
     start(&r);
-    run_settings(&r, tuned_, NULL);
-    /* a 10 s interval: every poll is ADVICE_REFRESH_SECONDS after the last;
-     * the texts wait for ADVICE_REFRESH_POLLS polls */
-    poll_clients(&r, "connected_clients:9500", NOW);
-    ck_assert(says(&r, "connected_clients 9500"));
-    double since = r.a.f[ADV_CLIENTS_NEAR_MAXCLIENTS]->since;
-    for (int i = 1; i < ADVICE_REFRESH_POLLS; i++) {
-        poll_clients(&r, "connected_clients:9600", NOW + 10.0 * i);
-        ck_assert_msg(says(&r, "connected_clients 9500"), "rewritten at poll %d", i);
+    char root[512];
+    snprintf(root, sizeof root, "%s/host/bad", FIXTURES);
+    struct host_facts h;
+    hostfacts_read(root, 4242, &h);
+    const char *const backlogs[][3] = {{"tcp-backlog", "511", NULL}, {"tcp-backlog", "600", NULL}};
+    const double at[] = {NOW, NOW + ADVICE_REFRESH_SECONDS - 1, NOW + ADVICE_REFRESH_SECONDS};
+    const char *want[] = {"tcp-backlog = 511", "tcp-backlog = 511", "tcp-backlog = 600"};
+    for (int i = 0; i < 3; i++) {
+        config_values_clear(&r.cv);
+        memset(&r.cv, 0, sizeof r.cv);
+        settings(&r.cv, backlogs[i > 0]);
+        advise_settings(&r.a, &r.cv, &h, at[i]);
+        const struct advice_finding *f = r.a.f[ADV_SOMAXCONN_BELOW_BACKLOG];
+        ck_assert_msg(f && strstr(f->evidence, want[i]) && f->json && strstr(f->json, want[i]),
+                      "CONFIG GET %d: want \"%s\", have \"%s\"", i, want[i], f ? f->evidence : "(none)");
     }
-    poll_clients(&r, "connected_clients:9600", NOW + 10.0 * ADVICE_REFRESH_POLLS);
-    ck_assert_msg(says(&r, "connected_clients 9600"), "%s", r.a.f[ADV_CLIENTS_NEAR_MAXCLIENTS]->evidence);
-    ck_assert(r.a.f[ADV_CLIENTS_NEAR_MAXCLIENTS]->since == since); /* the same finding, still holding */
-    /* a 1 s interval: the texts wait for ADVICE_REFRESH_SECONDS */
-    double t0 = NOW + 10.0 * ADVICE_REFRESH_POLLS;
-    for (int i = 1; i < ADVICE_REFRESH_SECONDS; i++) {
-        poll_clients(&r, "connected_clients:9700", t0 + i);
-        ck_assert_msg(says(&r, "connected_clients 9600"), "rewritten after %d s", i);
-    }
-    poll_clients(&r, "connected_clients:9700", t0 + ADVICE_REFRESH_SECONDS);
-    ck_assert(says(&r, "connected_clients 9700"));
     finish_run(&r);
 }
 END_TEST
