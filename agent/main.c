@@ -3,6 +3,8 @@
  * --hash-password), then service_run() for the daemon.
  */
 #include <getopt.h>
+#include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -79,8 +81,23 @@ static struct cfg_gen *load(const char *path)
     return g;
 }
 
+/* A SIGHUP's default action ends the process, and the daemon takes signals
+ * over only in service_run(): one sent while the command line is read (a
+ * reload asked for the moment the process starts) would kill it. SIGHUP is
+ * held blocked from the first line of main(); service_run() reads the held
+ * one from its signalfd (a reload), and a one-shot mode lets it go again
+ * before it runs, so that a hang-up ends it as usual. */
+static void hold_sighup(bool hold)
+{
+    sigset_t hup;
+    sigemptyset(&hup);
+    sigaddset(&hup, SIGHUP);
+    sigprocmask(hold ? SIG_BLOCK : SIG_UNBLOCK, &hup, NULL);
+}
+
 int main(int argc, char **argv)
 {
+    hold_sighup(true);
     static const struct option opts[] = {
         {"config", required_argument, NULL, 'c'}, {"check-config", required_argument, NULL, 't'},
         {"log-level", required_argument, NULL, 'l'}, {"version", no_argument, NULL, 'V'},
@@ -93,8 +110,10 @@ int main(int argc, char **argv)
     char shown[PRINTABLE_MAX]; /* a word of the command line, quoted in a message */
     int o;
     for (int i = 1; i < argc; i++) /* the one-shot report has its own options */
-        if (strcmp(argv[i], "--advise") == 0 || strncmp(argv[i], "--advise=", 9) == 0)
+        if (strcmp(argv[i], "--advise") == 0 || strncmp(argv[i], "--advise=", 9) == 0) {
+            hold_sighup(false);
             return advise_cli_main(argc, argv);
+        }
     while ((o = getopt_long(argc, argv, "c:t:l:Vh", opts, NULL)) != -1) {
         switch (o) {
         case 'c': config_path = optarg; break;
@@ -105,7 +124,7 @@ int main(int argc, char **argv)
         case 'T': reload_timeout = optarg; break;
         case 'V': printf("redpulse %s\n", REDPULSE_VERSION); return 0;
         case 'h': fputs(usage, stdout); return 0;
-        case 'H': return hash_password();
+        case 'H': hold_sighup(false); return hash_password();
         case 'X': test_receiver = optarg; break;
         default: fputs(usage, stderr); return 2;
         }
@@ -129,6 +148,8 @@ int main(int argc, char **argv)
         return 2;
     }
     log_set_format(fmt);
+    if (reload_pid || check_path || test_receiver)
+        hold_sighup(false); /* one-shot modes */
     if (reload_pid)
         return reloadctl_client(reload_pid, reload_timeout);
     if (check_path) {

@@ -6,7 +6,8 @@
  * one pass of the loop, so polls never see half a configuration.
  *
  * SIGHUP, SIGTERM and SIGINT stay blocked in every thread for the life of
- * the process and are read from a signalfd on the loop. No handler runs, so
+ * the process (SIGHUP from main()'s first line, so that one sent at start
+ * is a reload, not the end) and are read from a signalfd on the loop. No handler runs, so
  * no thread is interrupted by them: with a handler (libevent's) a signal
  * landed on whichever thread did not block it, and a flood of SIGHUP at
  * stop woke libmicrohttpd's workers out of epoll_wait until one raced

@@ -28,6 +28,7 @@ redpulse_install_deps() {
         # reads the rule files; the dashboards are checked against Grafana's schema
         pkgs+=(python3-yaml python3-jsonschema)
         pkgs+=(prometheus-alertmanager) # alert delivery tests (issue 10)
+        pkgs+=(gdb) # holds the agent at a point of its start to signal it there
     fi
     local missing
     missing=$(redpulse_missing_pkgs "${pkgs[@]}")

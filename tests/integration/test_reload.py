@@ -19,7 +19,8 @@ import unittest
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import BIN, Agent, RedisServer, Tmp, free_port, parse_prom, promtool_check, series, value, wait_for  # noqa: E402
+from harness import (BIN, Agent, RedisServer, Tmp, free_port, parse_prom, promtool_check, require_tool, series,  # noqa: E402
+                     value, wait_for)
 
 DEFAULTS = {"interval": "500ms", "timeout": "400ms"}
 def basic(user, pw):
@@ -497,6 +498,60 @@ class StopAfterReload(unittest.TestCase):
             ag.proc.send_signal(signal.SIGHUP)
             wait_for(lambda: "configuration reloaded" in ag.log_text(), 10, step=0.005, what="reload")
             self.assertEqual(ag.stop(), 0, "attempt %d:\n%s" % (attempt, ag.log_text()))
+
+
+class EarlySighup(unittest.TestCase):
+    def test_sighup_while_the_command_line_is_read(self):
+        """A SIGHUP sent while the process reads its command line, before the
+        daemon reads signals, is a reload once it runs, not the end of the
+        process (its default action). The agent is held under gdb at
+        getopt_long, sent SIGHUP there, and let go: it comes up, logs the
+        reload, and stops with exit 0 on SIGTERM. Before SIGHUP was held from
+        main()'s first line, gdb reported the process killed by SIGHUP."""
+        gdb = require_tool("gdb")
+        tmp = Tmp()
+        r = RedisServer(tmp.path, "r")
+        port = free_port()
+        path = os.path.join(tmp.path, "redpulse.json")
+        with open(path, "w") as f:
+            json.dump({"listen": "127.0.0.1:%d" % port, "defaults": DEFAULTS, "instances": [inst("a", r)],
+                       "alerts": {"state_dir": os.path.join(tmp.path, "state")}}, f)
+        log = os.path.join(tmp.path, "gdb.log")
+        env = dict(os.environ)
+        # LeakSanitizer cannot run under ptrace (it would fail the exit)
+        env["ASAN_OPTIONS"] = env.get("ASAN_OPTIONS", "") + ":detect_leaks=0"
+        with open(log, "w") as out:
+            g = subprocess.Popen(
+                [gdb, "-nx", "-batch", "-ex", "set breakpoint pending on", "-ex", "set startup-with-shell off",
+                 "-ex", "handle SIGHUP nostop noprint pass", "-ex", "handle SIGTERM nostop noprint pass",
+                 "-ex", "break getopt_long", "-ex", "run",
+                 "-ex", "python import os; pid = gdb.selected_inferior().pid; print('INFERIOR %d' % pid); "
+                        "os.kill(pid, 1)",
+                 "-ex", "delete", "-ex", "continue",
+                 "--args", BIN, "--config", path, "--log-level", "info"],
+                stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, env=env)
+
+        def text():
+            with open(log, errors="replace") as f:
+                return f.read()
+        try:
+            pid = int(wait_for(lambda: re.search(r"^INFERIOR (\d+)$", text(), re.M), 60,
+                               what="gdb to stop the agent at getopt_long").group(1))
+            wait_for(lambda: "SIGHUP: reloading" in text() or g.poll() is not None, 30,
+                     what="the held SIGHUP's reload")
+            self.assertIsNone(g.poll(), text())
+            wait_for(lambda: "configuration reloaded" in text(), 10, what="the reload to end")
+            with urllib.request.urlopen("http://127.0.0.1:%d/healthz" % port, timeout=5) as resp:
+                self.assertEqual(resp.status, 200)
+            os.kill(pid, signal.SIGTERM)
+            g.wait(30)
+            self.assertRegex(text(), r"\[Inferior 1 \(process %d\) exited normally\]" % pid)
+        finally:
+            if g.poll() is None:
+                g.kill()
+                g.wait()
+            r.stop()
+            tmp.cleanup()
 
 
 if __name__ == "__main__":
