@@ -6,18 +6,18 @@
  * one pass of the loop, so polls never see half a configuration.
  *
  * SIGHUP, SIGTERM and SIGINT stay blocked in every thread for the life of
- * the process (SIGHUP from main()'s first line, so that one sent at start
- * is a reload, not the end) and are read from a signalfd on the loop. No handler runs, so
- * no thread is interrupted by them: with a handler (libevent's) a signal
- * landed on whichever thread did not block it, and a flood of SIGHUP at
- * stop woke libmicrohttpd's workers out of epoll_wait until one raced
- * MHD_quiesce_daemon for the listening socket and MHD aborted ("Failed to
- * remove listen FD from epoll set", 0.9.75). Any wake-up can meet that
- * race: the fix for it is MHD on poll() (http.c, start_daemon); this only
- * stops signals from making it likely. Signals of one kind that
- * arrive before the loop reads them are one (a standard signal does not
- * queue): a burst of SIGHUP is one reload, not one each, and that reload
- * still reads the file after every one of them.
+ * the process (SIGHUP from main()'s first line, so that one sent at start is
+ * a reload, not the end) and are read from a signalfd on the loop. No
+ * handler runs, so no thread is interrupted by them: with a handler
+ * (libevent's) a signal landed on whichever thread did not block it, and a
+ * flood of SIGHUP at stop woke libmicrohttpd's workers out of epoll_wait
+ * until one raced MHD_quiesce_daemon for the listening socket and MHD
+ * aborted ("Failed to remove listen FD from epoll set", 0.9.75). Any wake-up
+ * can meet that race: the fix for it is MHD on poll() (http.c,
+ * start_daemon); this only stops signals from making it likely. Signals of
+ * one kind that arrive before the loop reads them are one (a standard signal
+ * does not queue): a burst of SIGHUP is one reload, not one each, and that
+ * reload still reads the file after every one of them.
  */
 #include "service.h"
 
