@@ -4,7 +4,6 @@
  */
 #include <getopt.h>
 #include <signal.h>
-#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -85,19 +84,24 @@ static struct cfg_gen *load(const char *path)
  * over only in service_run(): one sent while the command line is read (a
  * reload asked for the moment the process starts) would kill it. SIGHUP is
  * held blocked from the first line of main(); service_run() reads the held
- * one from its signalfd (a reload), and a one-shot mode lets it go again
- * before it runs, so that a hang-up ends it as usual. */
-static void hold_sighup(bool hold)
+ * one from its signalfd (a reload), and a one-shot mode gives the process
+ * back the mask it started with before it runs, so that a hang-up ends it
+ * as it would have. */
+static sigset_t start_mask;
+
+static void hold_sighup(void)
 {
     sigset_t hup;
     sigemptyset(&hup);
     sigaddset(&hup, SIGHUP);
-    sigprocmask(hold ? SIG_BLOCK : SIG_UNBLOCK, &hup, NULL);
+    sigprocmask(SIG_BLOCK, &hup, &start_mask);
 }
+
+static void release_sighup(void) { sigprocmask(SIG_SETMASK, &start_mask, NULL); }
 
 int main(int argc, char **argv)
 {
-    hold_sighup(true);
+    hold_sighup();
     static const struct option opts[] = {
         {"config", required_argument, NULL, 'c'}, {"check-config", required_argument, NULL, 't'},
         {"log-level", required_argument, NULL, 'l'}, {"version", no_argument, NULL, 'V'},
@@ -111,7 +115,7 @@ int main(int argc, char **argv)
     int o;
     for (int i = 1; i < argc; i++) /* the one-shot report has its own options */
         if (strcmp(argv[i], "--advise") == 0 || strncmp(argv[i], "--advise=", 9) == 0) {
-            hold_sighup(false);
+            release_sighup();
             return advise_cli_main(argc, argv);
         }
     while ((o = getopt_long(argc, argv, "c:t:l:Vh", opts, NULL)) != -1) {
@@ -124,7 +128,7 @@ int main(int argc, char **argv)
         case 'T': reload_timeout = optarg; break;
         case 'V': printf("redpulse %s\n", REDPULSE_VERSION); return 0;
         case 'h': fputs(usage, stdout); return 0;
-        case 'H': hold_sighup(false); return hash_password();
+        case 'H': release_sighup(); return hash_password();
         case 'X': test_receiver = optarg; break;
         default: fputs(usage, stderr); return 2;
         }
@@ -149,7 +153,7 @@ int main(int argc, char **argv)
     }
     log_set_format(fmt);
     if (reload_pid || check_path || test_receiver)
-        hold_sighup(false); /* one-shot modes */
+        release_sighup(); /* one-shot modes */
     if (reload_pid)
         return reloadctl_client(reload_pid, reload_timeout);
     if (check_path) {

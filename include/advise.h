@@ -126,13 +126,13 @@ struct advice_finding {
  * once ADVICE_REFRESH_SECONDS and, for a rate check, ADVICE_REFRESH_POLLS
  * polls have passed since they were last written, or once
  * ADVICE_REFRESH_MAX_SECONDS have; and at the first poll with rates after
- * texts written without them (a first poll). Between rewrites a holding
+ * texts written without them (a baseline poll). Between rewrites a holding
  * finding costs a few comparisons per poll. At 1 s the texts are at most
- * 10 s old, at the default 5 s 30 s, from 10 s up one minute or one
- * interval. The polls matter from an interval of 10/6 s up: with the
- * seconds alone an interval of 10 s or more rewrote them every poll, 4.1%
- * of the agent's CPU at 10,000 instances with clients_near_maxclients
- * holding on each (perf; docs/advice.md). */
+ * 10 s old, at the default 5 s 30 s; from 10 s up they are rewritten at the
+ * first poll a minute or more after the last rewrite. The polls matter from
+ * an interval of 10/6 s up: with the seconds alone an interval of 10 s or
+ * more rewrote them every poll, 4.1% of the agent's perf samples at 10,000
+ * instances with clients_near_maxclients holding on each (docs/advice.md). */
 #define ADVICE_REFRESH_SECONDS 10
 #define ADVICE_REFRESH_POLLS 6
 #define ADVICE_REFRESH_MAX_SECONDS 60

@@ -521,22 +521,27 @@ class EarlySighup(unittest.TestCase):
         # LeakSanitizer cannot run under ptrace (it would fail the exit)
         env["ASAN_OPTIONS"] = env.get("ASAN_OPTIONS", "") + ":detect_leaks=0"
         with open(log, "w") as out:
+            # its own session: nothing it signals can reach this test or CI;
+            # the pid is checked before the kill (0 would be gdb's group)
             g = subprocess.Popen(
                 [gdb, "-nx", "-batch", "-ex", "set breakpoint pending on", "-ex", "set startup-with-shell off",
-                 "-ex", "handle SIGHUP nostop noprint pass", "-ex", "handle SIGTERM nostop noprint pass",
-                 "-ex", "break getopt_long", "-ex", "run",
-                 "-ex", "python import os; pid = gdb.selected_inferior().pid; print('INFERIOR %d' % pid); "
-                        "os.kill(pid, 1)",
+                 "-ex", "handle all nostop noprint pass", "-ex", "break getopt_long", "-ex", "run",
+                 "-ex", "python import os; pid = gdb.selected_inferior().pid; assert pid > 0, 'no inferior'; "
+                        "print('INFERIOR %d' % pid, flush=True); os.kill(pid, 1)",
                  "-ex", "delete", "-ex", "continue",
                  "--args", BIN, "--config", path, "--log-level", "info"],
-                stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, env=env)
+                stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True)
 
         def text():
             with open(log, errors="replace") as f:
                 return f.read()
+        pid = 0
         try:
-            pid = int(wait_for(lambda: re.search(r"^INFERIOR (\d+)$", text(), re.M), 60,
-                               what="gdb to stop the agent at getopt_long").group(1))
+            m = wait_for(lambda: re.search(r"^INFERIOR (\d+)$", text(), re.M) or g.poll() is not None, 60,
+                         what="gdb to stop the agent at getopt_long")
+            self.assertIsNot(m, True, "gdb ended before it stopped the agent:\n" + text())
+            pid = int(m.group(1))
+            self.assertGreater(pid, 0)
             wait_for(lambda: "SIGHUP: reloading" in text() or g.poll() is not None, 30,
                      what="the held SIGHUP's reload")
             self.assertIsNone(g.poll(), text())
@@ -548,11 +553,37 @@ class EarlySighup(unittest.TestCase):
             self.assertRegex(text(), r"\[Inferior 1 \(process %d\) exited normally\]" % pid)
         finally:
             if g.poll() is None:
+                if pid > 0:  # gdb's kill leaves a detached agent running
+                    try:
+                        os.kill(pid, signal.SIGKILL)
+                    except ProcessLookupError:
+                        pass
                 g.kill()
                 g.wait()
             r.stop()
             tmp.cleanup()
 
+    def test_one_shot_mode_ends_on_sighup(self):
+        """A one-shot mode gives SIGHUP back its default action: --hash-password
+        waiting for its password on a pipe that stays open ends by SIGHUP
+        (held blocked, it would wait for ever)."""
+        p = subprocess.Popen([BIN, "--hash-password"], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL)
+        try:
+            def reading():  # asleep in read(), with SIGHUP not blocked
+                with open("/proc/%d/stat" % p.pid) as f:
+                    state = f.read().rsplit(")", 1)[1].split()[0]
+                with open("/proc/%d/status" % p.pid) as f:
+                    blk = int(next(ln for ln in f if ln.startswith("SigBlk:")).split()[1], 16)
+                return state == "S" and not blk & (1 << (signal.SIGHUP - 1))
+            wait_for(reading, 10, what="--hash-password reading stdin with SIGHUP unblocked")
+            p.send_signal(signal.SIGHUP)
+            self.assertEqual(p.wait(10), -signal.SIGHUP)
+        finally:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+            p.stdin.close()
 
 if __name__ == "__main__":
     unittest.main()
