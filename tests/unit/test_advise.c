@@ -100,9 +100,10 @@ struct run {
     struct config_values cv;
 };
 
-static void run_settings(struct run *r, const char *const *over, const char *tree)
+/* A CONFIG GET reply at now: the settings replace the last ones. */
+static void run_settings_at(struct run *r, const char *const *over, const char *tree, double now)
 {
-    memset(&r->cv, 0, sizeof r->cv);
+    config_values_clear(&r->cv);
     settings(&r->cv, over);
     struct host_facts h;
     if (tree) {
@@ -110,7 +111,12 @@ static void run_settings(struct run *r, const char *const *over, const char *tre
         snprintf(root, sizeof root, "%s/host/%s", FIXTURES, tree);
         hostfacts_read(root, 4242, &h);
     }
-    advise_settings(&r->a, &r->cv, tree ? &h : NULL, NOW);
+    advise_settings(&r->a, &r->cv, tree ? &h : NULL, now);
+}
+
+static void run_settings(struct run *r, const char *const *over, const char *tree)
+{
+    run_settings_at(r, over, tree, NOW);
 }
 
 static void run_poll(struct run *r, const char *const *a, const char *const *b, double now)
@@ -454,18 +460,11 @@ START_TEST(texts_refresh)
      * ADVICE_REFRESH_SECONDS (somaxconn 128 in the bad tree) */
     struct run r;
     start(&r);
-    char root[512];
-    snprintf(root, sizeof root, "%s/host/bad", FIXTURES);
-    struct host_facts h;
-    hostfacts_read(root, 4242, &h);
     const char *const backlogs[][3] = {{"tcp-backlog", "511", NULL}, {"tcp-backlog", "600", NULL}};
     const double at[] = {NOW, NOW + ADVICE_REFRESH_SECONDS - 1, NOW + ADVICE_REFRESH_SECONDS};
     const char *want[] = {"tcp-backlog = 511", "tcp-backlog = 511", "tcp-backlog = 600"};
     for (int i = 0; i < 3; i++) {
-        config_values_clear(&r.cv);
-        memset(&r.cv, 0, sizeof r.cv);
-        settings(&r.cv, backlogs[i > 0]);
-        advise_settings(&r.a, &r.cv, &h, at[i]);
+        run_settings_at(&r, backlogs[i > 0], "bad", at[i]);
         const struct advice_finding *f = r.a.f[ADV_SOMAXCONN_BELOW_BACKLOG];
         ck_assert_msg(f && strstr(f->evidence, want[i]) && f->json && strstr(f->json, want[i]),
                       "CONFIG GET %d: want \"%s\", have \"%s\"", i, want[i], f ? f->evidence : "(none)");
