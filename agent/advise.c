@@ -683,7 +683,7 @@ static int eval_rate(struct advisor *a, int c, const struct config_values *cv, c
             return -1;
         if (prob != 1)
             return 0;
-        const char *alloc = info_str(s, "mem_allocator"); /* a linear lookup: only when fragmented */
+        const char *alloc = info_sval(s, INFO_S_MEM_ALLOCATOR);
         bool jemalloc = alloc && strncmp(alloc, "jemalloc", 8) == 0;
         bool defrag = cnum(cv, CFGP_ACTIVEDEFRAG) == 1;
         if (defrag && (jemalloc || !alloc))

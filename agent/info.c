@@ -172,27 +172,43 @@ static const struct lookup *find_known(const char *key, size_t n, uint64_t h)
  * duplicate of one is told by its field being set already. With the sample
  * reused (info_parse_again), poll_micro's parse went from 11.3 to 10.0 µs
  * hot and from 16.0 to 12.6 µs cold; SipHash left the agent's profile
- * (2.8% of its samples before). */
+ * (2.8% of its samples before). A key the table does not hold is kept as
+ * a copy of its bytes (in an arena of SEQ_ARENA bytes a list) and found
+ * near the cursor by them in the same way, so a reply like the last hashes
+ * no key at all. Only a key past the arena is still matched by its hash
+ * and length. With info_parse_poll, the parse of a poll went from 102.0 to
+ * 95.1 thousand instructions, and all the loop runs a poll from 128.5 to
+ * 121.5 thousand (tests/bench/instructions.py; CPU time in turns could not
+ * tell the two apart: ab.py, B/A 1.03 with rounds from 0.86 to 1.28). */
 struct seq_key {
-    uint64_t hash;
-    const char *key; /* the table's, NULL when the table did not hold it */
+    uint64_t hash; /* of the key, when it was first met */
+    /* the table's key; for one the table did not hold, a copy of its bytes
+     * in the list's arena, or NULL when the arena was full */
+    const char *key;
     uint32_t len;
-    int16_t fid, sid;
+    int16_t fid, sid; /* both -1: not the table's */
 };
 #define SEQ_MAX 512 /* lines of a reply that are remembered; the rest use the table */
 #define SEQ_AHEAD 8 /* entries looked at past the cursor, hashes first */
+#define SEQ_ARENA 4096 /* bytes of keys outside the table kept a list (about 700 in a usual reply) */
 struct seq {
     struct seq_key k[2][SEQ_MAX];
+    char arena[2][SEQ_ARENA]; /* arena[i]: the copied keys of k[i] */
     size_t n[2];
     int cur; /* k[cur]: the last reply's keys */
 };
 static _Thread_local struct seq key_seq;
+static _Thread_local size_t keys_hashed; /* info_keys_hashed() */
+
+size_t info_keys_hashed(void) { return keys_hashed; }
 
 struct seq_cursor {
     const struct seq_key *old;
     size_t n_old, c;
     struct seq_key *next;
     size_t n_next;
+    char *arena; /* the next list's */
+    size_t arena_used;
 };
 
 static void seq_begin(struct seq_cursor *q)
@@ -203,6 +219,8 @@ static void seq_begin(struct seq_cursor *q)
     q->c = 0;
     q->next = sq->k[!sq->cur];
     q->n_next = 0;
+    q->arena = sq->arena[!sq->cur];
+    q->arena_used = 0;
 }
 
 static void seq_end(const struct seq_cursor *q)
@@ -217,12 +235,24 @@ static bool seq_match(const struct seq_key *e, const char *key, size_t n, uint64
     return e->hash == h && e->len == n && (!e->key || memcmp(e->key, key, n) == 0);
 }
 
-/* Takes e as the answer for the line at hand: kept for the next reply's
- * order, its fid and sid given out. */
-static void seq_record(struct seq_cursor *q, const struct seq_key *e, int *fid, int *sid)
+/* Takes e as the answer for the line at hand (whose key is e's): kept for
+ * the next reply's order, its fid and sid given out. A key outside the
+ * table is kept as a copy of its bytes in the next list's arena (the
+ * reply's text is not there at the next parse): the next reply's same key
+ * is then matched by its bytes, unhashed, like a key of the table. */
+static void seq_record(struct seq_cursor *q, const struct seq_key *e, const char *key, int *fid, int *sid)
 {
-    if (q->n_next < SEQ_MAX)
-        q->next[q->n_next++] = *e;
+    if (q->n_next < SEQ_MAX) {
+        struct seq_key *x = &q->next[q->n_next++];
+        *x = *e;
+        if (e->fid < 0 && e->sid < 0) {
+            x->key = NULL;
+            if (e->len <= SEQ_ARENA - q->arena_used) {
+                x->key = memcpy(q->arena + q->arena_used, key, e->len);
+                q->arena_used += e->len;
+            }
+        }
+    }
     *fid = e->fid;
     *sid = e->sid;
 }
@@ -233,24 +263,26 @@ static void seq_lookup(struct seq_cursor *q, const char *key, size_t n, uint64_t
     for (size_t k = q->c; k < q->n_old && k <= q->c + SEQ_AHEAD; k++)
         if (seq_match(&q->old[k], key, n, h)) {
             q->c = k + 1;
-            seq_record(q, &q->old[k], fid, sid);
+            seq_record(q, &q->old[k], key, fid, sid);
             return;
         }
     const struct lookup *lk = find_known(key, n, h);
     struct seq_key e = {h, lk ? lk->key : NULL, (uint32_t)n, lk ? lk->fid : -1, lk ? lk->sid : -1};
-    seq_record(q, &e, fid, sid);
+    seq_record(q, &e, key, fid, sid);
 }
 
-/* The table's answer for key (n bytes) when it is a key of the table found
- * near the cursor, compared by its bytes: no hash needed (most lines of a
- * reply). False when not found so: then seq_lookup. */
-static bool seq_known(struct seq_cursor *q, const char *key, size_t n, int *fid, int *sid)
+/* The table's answer for key (n bytes) when it is a key seen in the last
+ * reply near the cursor, compared by its bytes: no hash needed (most lines
+ * of a reply, and every line of one like the last). False when not found
+ * so: then seq_lookup. */
+static bool seq_known(struct seq_cursor *q, const char *key, size_t n, uint64_t *h, int *fid, int *sid)
 {
     for (size_t k = q->c; k < q->n_old && k <= q->c + SEQ_AHEAD; k++) {
         const struct seq_key *e = &q->old[k];
         if (e->key && e->len == n && memcmp(e->key, key, n) == 0) {
             q->c = k + 1;
-            seq_record(q, e, fid, sid);
+            *h = e->hash;
+            seq_record(q, e, key, fid, sid);
             return true;
         }
     }
@@ -670,7 +702,21 @@ static void sample_reset(struct info_sample *s)
 #undef KEPT
 }
 
+static struct info_sample *parse(struct info_sample *s, const char *text, size_t len, size_t max_nested, bool all);
+
 struct info_sample *info_parse_again(struct info_sample *s, const char *text, size_t len, size_t max_nested)
+{
+    return parse(s, text, len, max_nested, true);
+}
+
+struct info_sample *info_parse_poll(struct info_sample *s, const char *text, size_t len, size_t max_nested)
+{
+    return parse(s, text, len, max_nested, false);
+}
+
+/* all false: the lines outside the table that are not nested are skipped
+ * once their key is known not to be the table's (info_parse_poll). */
+static struct info_sample *parse(struct info_sample *s, const char *text, size_t len, size_t max_nested, bool all)
 {
     pthread_once(&table_once, build_table);
     if (s)
@@ -747,18 +793,22 @@ struct info_sample *info_parse_again(struct info_sample *s, const char *text, si
             s->dropped[family_of[kind]]++;
             continue;
         }
-        /* a key of the table is matched in the last reply's order by its
-         * bytes, unhashed, and is a duplicate when its field is already set;
-         * only the others are hashed and kept in the set of keys seen. The
-         * order remembered takes in duplicate and malformed lines too: it
-         * only guides the lookup, never changes its answer. */
+        /* a key the last reply had is matched in that reply's order by its
+         * bytes, unhashed (its hash is the one kept from when it was first
+         * met); only a new key is hashed. A key of the table is a duplicate
+         * when its field is already set; the others are kept in the set of
+         * keys seen. The order remembered takes in duplicate and malformed
+         * lines too: it only guides the lookup, never changes its answer. */
         int fid, sid;
         uint64_t h = 0;
-        if (!seq_known(&sq, key, klen, &fid, &sid)) {
+        if (!seq_known(&sq, key, klen, &h, &fid, &sid)) {
+            keys_hashed++;
             h = hash_bytes(key, klen);
             seq_lookup(&sq, key, klen, h, &fid, &sid);
         }
         bool in_table = fid >= 0 || sid >= 0, dup = false;
+        if (!all && !in_table && kind == N_NONE)
+            continue; /* no reader of a poll's sample looks at it */
         /* the table's keys are plain ASCII: only the others are checked,
          * once, before the duplicate test (which compares raw bytes: it is
          * only right for keys written as they are) */

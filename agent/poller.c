@@ -167,7 +167,9 @@ struct poller {
     void *on_change_arg;
     bool round_done;    /* every target has finished a poll */
     struct buf scratch; /* render_frag's working buffer, reused by every poll */
-    struct info_sample *parsed; /* every parse's buffers, reused (parse_text) */
+    /* every parse's buffers, reused (parse_text): two, for a poll whose
+     * render parses the text whole while the poll's sample is in use */
+    struct info_sample *parsed[2];
     /* rendered when read: the readers' requests and the loop's answers */
     pthread_t loop_thread;
     struct event *render_ev; /* the render pass, in steps */
@@ -251,28 +253,35 @@ static void drop_pending(struct target *t)
  * thread), handed back with parsed_done. Reusing the buffers: no malloc and
  * free of a dozen blocks a poll (5% of the agent's CPU in perf at 100 polls
  * a second), and the parse writes to memory its last run left in the
- * caches. */
-static struct info_sample *parse_text(struct target *t, const struct rstr *text)
+ * caches. full: every line, for a render; otherwise the table's fields and
+ * the nested lists (info_parse_poll), all a poll's readers look at: the
+ * parse is four fifths of the instructions the loop runs a poll
+ * (tests/bench/instructions.py), and a sixth of a reply's lines are
+ * neither. */
+static struct info_sample *parse_text(struct target *t, const struct rstr *text, bool full)
 {
     struct poller *p = t->p;
-    struct info_sample *s = info_parse_again(p->parsed, text->data, text->len, t->cfg->max_nested_entries);
-    p->parsed = NULL;
+    int k = p->parsed[0] ? 0 : 1;
+    struct info_sample *s = (full ? info_parse_again : info_parse_poll)(p->parsed[k], text->data, text->len,
+                                                                         t->cfg->max_nested_entries);
+    p->parsed[k] = NULL;
     return s;
 }
 
 static void parsed_done(struct poller *p, struct info_sample *s)
 {
-    if (p->parsed || info_sample_heap(s) > PARSED_KEEP_BYTES)
+    int k = p->parsed[0] ? 1 : 0;
+    if (p->parsed[k] || info_sample_heap(s) > PARSED_KEEP_BYTES)
         info_sample_free(s);
     else
-        p->parsed = s;
+        p->parsed[k] = s;
 }
 
 static void flush_pending(struct target *t)
 {
     if (!t->pending)
         return;
-    struct info_sample *s = parse_text(t, t->info_text);
+    struct info_sample *s = parse_text(t, t->info_text, true);
     render_now(t, s, derived_rebind(&t->pend_d, s) ? &t->pend_d : NULL);
     parsed_done(t->p, s);
     drop_pending(t);
@@ -288,8 +297,18 @@ static void publish(struct target *t, const struct info_sample *s, struct derive
 {
     alerts_after_poll(&t->alerts, t->cfg, &t->st, s, d, &t->config);
     drop_pending(t);
-    if (!s || !was_up || d->event != DERIVE_OK) { /* !was_up: the first poll too */
-        render_now(t, s, d);
+    if (!s) {
+        render_now(t, NULL, d);
+        return;
+    }
+    if (!was_up || d->event != DERIVE_OK) { /* !was_up: the first poll too */
+        /* s has only what a poll reads: the render parses the text whole
+         * (the text s was parsed from, so d binds to it), and d goes back
+         * to s for the caller */
+        struct info_sample *full = parse_text(t, t->info_text, true);
+        render_now(t, full, derived_rebind(d, full) ? d : NULL);
+        parsed_done(t->p, full);
+        derived_rebind(d, s);
         return;
     }
     t->pend_d = *d;
@@ -847,7 +866,7 @@ static void on_reply(void *arg, redisReply *r)
             on_info_error(t, detail);
         } else if (r->type == REDIS_REPLY_STRING) {
             struct rstr *raw = info_with_kept(t, r->str, r->len);
-            struct info_sample *s = parse_text(t, raw);
+            struct info_sample *s = parse_text(t, raw, false);
             note_dropped(t, s);
             finish(t, OUTCOME_OK, "", s, raw, false);
         } else {
@@ -1254,7 +1273,8 @@ void poller_free(struct poller *p)
     pthread_cond_destroy(&p->rdone);
     pthread_mutex_destroy(&p->rlock);
     buf_free(&p->scratch);
-    info_sample_free(p->parsed);
+    info_sample_free(p->parsed[0]);
+    info_sample_free(p->parsed[1]);
     for (int k = 0; k < 5; k++)
         redisFreeCommand(p->info_cmd[k]);
     evdns_base_free(p->dns, 0);

@@ -27,7 +27,7 @@ enum info_field {
     X(REDIS_MODE, "redis_mode") X(OS, "os") X(MAXMEMORY_POLICY, "maxmemory_policy")      \
     X(TCP_PORT, "tcp_port") X(RUN_ID, "run_id") X(PROCESS_ID, "process_id")              \
     X(SERVER_TIME_USEC, "server_time_usec") X(VALKEY_VERSION, "valkey_version")           \
-    X(SERVER_NAME, "server_name")
+    X(SERVER_NAME, "server_name") X(MEM_ALLOCATOR, "mem_allocator")
 
 enum info_sfield {
 #define X(id, key) INFO_S_##id,
@@ -147,6 +147,20 @@ struct info_sample *info_parse_max(const char *text, size_t len, size_t max_nest
  * it writes to memory the last parse left in the caches. text must not
  * point into s. */
 struct info_sample *info_parse_again(struct info_sample *s, const char *text, size_t len, size_t max_nested);
+/* The same for the poll path: the lines that are neither fields of the
+ * table (fields.def, the indexed strings) nor nested are skipped once their
+ * key is known not to be one (no entry, not checked, not counted as
+ * malformed), so info_str() finds only the table's keys and ->malformed
+ * counts only what the table's and the nested lines had wrong. Every value
+ * the sample gives by id (info_num, info_sval, info_num_text) and every
+ * nested list are as info_parse_again gives them. For readers of those
+ * alone (derive, rules, advise): a renderer, which writes every line,
+ * needs info_parse_again. */
+struct info_sample *info_parse_poll(struct info_sample *s, const char *text, size_t len, size_t max_nested);
+/* Keys this thread's parses have hashed so far. A key of the last reply
+ * parsed on the thread, in about its place, is matched by its bytes
+ * unhashed, so a reply like the last hashes none: for tests. */
+size_t info_keys_hashed(void);
 /* Heap bytes held by s's buffers (for deciding to keep one for reuse). */
 size_t info_sample_heap(const struct info_sample *s);
 /* Name of a nested family ("commandstats"...), for messages. */

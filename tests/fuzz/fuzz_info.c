@@ -1,7 +1,9 @@
 /* fuzz_info.c - INFO text -> sample -> derived figures -> rendered output.
  * Whatever the bytes, the JSON must parse, with no object holding one key
- * twice, and the exposition must pass the strict reader. */
+ * twice, and the exposition must pass the strict reader; a poll's parse
+ * must give the values the whole parse gives. */
 #include <cjson/cJSON.h>
+#include <math.h>
 #include <stdint.h>
 
 #include "fuzz.h"
@@ -29,10 +31,66 @@ static bool duplicate_key(const cJSON *j)
     return false;
 }
 
+static bool same_num(double a, double b) { return (isnan(a) && isnan(b)) || a == b; }
+static bool same_str(const char *a, const char *b) { return (!a && !b) || (a && b && strcmp(a, b) == 0); }
+
+/* A poll's parse (info_parse_poll) gives every value by id and every
+ * nested list as the whole parse does. */
+static bool poll_agrees(const struct info_sample *a, const struct info_sample *b)
+{
+    if (memcmp(a->dropped, b->dropped, sizeof a->dropped) || b->malformed > a->malformed)
+        return false;
+    for (int f = 0; f < INFO_FIELD_COUNT; f++)
+        if (info_has(a, (enum info_field)f) != info_has(b, (enum info_field)f) ||
+            !same_num(info_num(a, (enum info_field)f), info_num(b, (enum info_field)f)) ||
+            !same_str(info_num_text(a, (enum info_field)f), info_num_text(b, (enum info_field)f)))
+            return false;
+    for (int k = 0; k < INFO_SFIELD_COUNT; k++)
+        if (!same_str(info_sval(a, (enum info_sfield)k), info_sval(b, (enum info_sfield)k)))
+            return false;
+    if (a->n_cmds != b->n_cmds || a->n_errs != b->n_errs || a->n_lats != b->n_lats || a->n_dbs != b->n_dbs ||
+        a->n_replicas != b->n_replicas)
+        return false;
+    for (size_t i = 0; i < a->n_cmds; i++) {
+        const struct info_cmdstat *x = &a->cmds[i], *y = &b->cmds[i];
+        if (strcmp(x->cmd, y->cmd) || !same_num(x->calls, y->calls) || !same_num(x->usec, y->usec) ||
+            !same_num(x->rejected_calls, y->rejected_calls) || !same_num(x->failed_calls, y->failed_calls))
+            return false;
+    }
+    for (size_t i = 0; i < a->n_errs; i++)
+        if (strcmp(a->errs[i].err, b->errs[i].err) || !same_num(a->errs[i].count, b->errs[i].count))
+            return false;
+    for (size_t i = 0; i < a->n_lats; i++) {
+        const struct info_latency *x = &a->lats[i], *y = &b->lats[i];
+        if (strcmp(x->cmd, y->cmd) || x->n != y->n)
+            return false;
+        for (int q = 0; q < x->n; q++)
+            if (x->q[q] != y->q[q] || x->usec[q] != y->usec[q])
+                return false;
+    }
+    for (size_t i = 0; i < a->n_dbs; i++) {
+        const struct info_db *x = &a->dbs[i], *y = &b->dbs[i];
+        if (strcmp(x->name, y->name) || !same_num(x->keys, y->keys) || !same_num(x->expires, y->expires) ||
+            !same_num(x->avg_ttl_ms, y->avg_ttl_ms) || !same_num(x->subexpiry, y->subexpiry))
+            return false;
+    }
+    for (size_t i = 0; i < a->n_replicas; i++) {
+        const struct info_replica *x = &a->replicas[i], *y = &b->replicas[i];
+        if (strcmp(x->ip, y->ip) || strcmp(x->port, y->port) || strcmp(x->state, y->state) ||
+            !same_num(x->offset, y->offset) || !same_num(x->lag, y->lag))
+            return false;
+    }
+    return true;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     struct info_sample *prev = info_parse("", 0);
     struct info_sample *s = info_parse((const char *)data, size);
+    struct info_sample *p = info_parse_poll(NULL, (const char *)data, size, SIZE_MAX);
+    if (!poll_agrees(s, p))
+        abort(); /* a poll would have seen other values than a render */
+    info_sample_free(p);
     struct derived d;
     derive(prev, 1000000, s, 2000000, 1795975130.0, NULL, NULL, &d);
     struct label lab = {"env", "fuzz"};

@@ -8,7 +8,9 @@ not delay the healthy instance's polls; new command names in every INFO stop
 being asked about (COMMAND INFO) once a connection has learned 4096, so
 its map stops growing; a transient error does not switch a
 collection off, and a reconnect probes the server afresh (an upgrade from a
-Redis 6-style peer to a real 7.0 server behind the same address)."""
+Redis 6-style peer to a real 7.0 server behind the same address); lines of
+INFO the parser skips are all counted, those a poll's own parse does not
+look at included."""
 import os
 import sys
 import threading
@@ -238,6 +240,53 @@ class CommandNamesBounded(unittest.TestCase):
             self.assertEqual(peer.connections, 1)  # all on one connection: one map
             self.assertTrue(agent.instance("names")["up"])
             self.assertEqual(agent.log_text().count("command names on this connection"), 1)
+        finally:
+            peer.stop()
+            rc = agent.stop()
+            tmp.cleanup()
+        self.assertEqual(rc, 0)
+
+
+class MalformedPeer(FakePeer):
+    """INFO with three lines the parser skips: a key outside the table that
+    is not UTF-8, a line with no colon, and a field of the table twice."""
+
+    def __init__(self):
+        super().__init__("ok")
+
+    def _answer(self, c, cmd):
+        if not cmd or cmd[0].upper() != "INFO":
+            return super()._answer(c, cmd)
+        extra = b"zz_not_utf8_\xff_key:1\r\nno colon here\r\nused_memory:1\r\n"
+        c.sendall(bulk(self.info.rstrip(b"\r\n") + b"\r\n" + extra))
+        return True
+
+
+class MalformedLinesCounted(unittest.TestCase):
+    def test_counted_at_the_first_poll_and_after(self):
+        """redpulse_info_malformed_lines counts every line skipped, those a
+        poll's own parse does not look at included (a key outside the table
+        that is not UTF-8): in the render of the first poll (at once) and in
+        those of later polls (when read)."""
+        tmp = Tmp()
+        peer = MalformedPeer()
+        used = int(next(ln for ln in peer.info.split(b"\r\n") if ln.startswith(b"used_memory:")).split(b":")[1])
+        # every section asked at every poll (the peer sends them all: kept
+        # ones appended would be duplicates)
+        every = {"commandstats_interval": "0s", "latencystats_interval": "0s"}
+        agent = Agent(tmp.path, [{"name": "first", "address": "127.0.0.1:%d" % peer.port, "interval": "1h"},
+                                 {"name": "later", "address": "127.0.0.1:%d" % peer.port, "interval": "200ms",
+                                  "timeout": "150ms"}], defaults=every)
+        try:
+            wait_for(lambda: value(agent.metrics(), "redpulse_polls_total", target="later") >= 3, 10,
+                     what="three polls of the later instance")
+            m = agent.metrics()
+            self.assertEqual(value(m, "redpulse_polls_total", target="first"), 1)
+            for name in ("first", "later"):
+                self.assertEqual(value(m, "redpulse_info_malformed_lines", target=name), 3, name)
+                self.assertEqual(agent.instance(name)["malformed_lines"], 3, name)
+                # the first used_memory line holds; the second is the duplicate
+                self.assertEqual(value(m, "redis_memory_used_bytes", target=name), used, name)
         finally:
             peer.stop()
             rc = agent.stop()

@@ -556,18 +556,47 @@ static void *parse_on_thread(void *arg)
 static bool same_num(double x, double y) { return (isnan(x) && isnan(y)) || x == y; }
 static bool same_str(const char *x, const char *y) { return (!x && !y) || (x && y && strcmp(x, y) == 0); }
 
+static bool same_entry(const struct info_entry *x, const struct info_entry *y)
+{
+    return strcmp(x->key, y->key) == 0 && strcmp(x->val, y->val) == 0 && strcmp(x->section, y->section) == 0 &&
+           x->is_num == y->is_num && same_num(x->num, y->num);
+}
+
+static void assert_same_values(const struct info_sample *a, const struct info_sample *b, const char *what);
+
 /* b holds what a holds, entry by entry and list by list. */
 static void assert_same_sample(const struct info_sample *a, const struct info_sample *b, const char *what)
 {
     ck_assert_msg(a->n_entries == b->n_entries, "%s: %zu entries against %zu", what, a->n_entries, b->n_entries);
     ck_assert_uint_eq(a->malformed, b->malformed);
-    ck_assert_int_eq(memcmp(a->dropped, b->dropped, sizeof a->dropped), 0);
-    for (size_t i = 0; i < a->n_entries; i++) {
-        const struct info_entry *x = &a->entries[i], *y = &b->entries[i];
-        ck_assert_msg(strcmp(x->key, y->key) == 0 && strcmp(x->val, y->val) == 0 && strcmp(x->section, y->section) == 0 &&
-                          x->is_num == y->is_num && same_num(x->num, y->num),
-                      "%s: entry %zu (%s) differs", what, i, x->key);
+    for (size_t i = 0; i < a->n_entries; i++)
+        ck_assert_msg(same_entry(&a->entries[i], &b->entries[i]), "%s: entry %zu (%s) differs", what, i,
+                      a->entries[i].key);
+    assert_same_values(a, b, what);
+}
+
+/* A poll's parse (info_parse_poll) of the text of full, a whole parse:
+ * every value by id and every list as full has them; its entries are
+ * full's, in order, less some; no more lines malformed. */
+static void assert_poll_agrees(const struct info_sample *full, const struct info_sample *poll, const char *what)
+{
+    ck_assert_msg(poll->malformed <= full->malformed, "%s: %zu malformed against %zu", what, poll->malformed,
+                  full->malformed);
+    size_t j = 0;
+    for (size_t i = 0; i < poll->n_entries; i++) {
+        while (j < full->n_entries && !same_entry(&full->entries[j], &poll->entries[i]))
+            j++;
+        ck_assert_msg(j < full->n_entries, "%s: the poll's entry %s is not the whole parse's", what,
+                      poll->entries[i].key);
+        j++;
     }
+    assert_same_values(full, poll, what);
+}
+
+/* b gives every value by id and every nested list as a does. */
+static void assert_same_values(const struct info_sample *a, const struct info_sample *b, const char *what)
+{
+    ck_assert_int_eq(memcmp(a->dropped, b->dropped, sizeof a->dropped), 0);
     for (int f = 0; f < INFO_FIELD_COUNT; f++) {
         ck_assert_msg(info_has(a, (enum info_field)f) == info_has(b, (enum info_field)f), "%s: %s known apart", what,
                       info_field_key((enum info_field)f));
@@ -633,8 +662,15 @@ static void assert_same_parse(const char *text, size_t len, const char *what)
     assert_same_sample(a, b, what);
     reused = info_parse_again(reused, text, len, SIZE_MAX);
     assert_same_sample(a, reused, what);
+    /* and a poll's parse, new and into the sample every parse reuses (the
+     * poller's: a poll's parse, a render's, the next poll's) */
+    struct info_sample *p = info_parse_poll(NULL, text, len, SIZE_MAX);
+    assert_poll_agrees(a, p, what);
+    reused = info_parse_poll(reused, text, len, SIZE_MAX);
+    assert_poll_agrees(a, reused, what);
     info_sample_free(a);
     info_sample_free(b);
+    info_sample_free(p);
 }
 
 /* text without its line n (0-based), or with `add` put before it */
@@ -700,6 +736,18 @@ START_TEST(key_order_memory_never_changes_a_result)
         free(rep);
         free(rep2);
     }
+    /* keys outside the table past what the remembered order keeps of
+     * them (SEQ_ARENA): the rest are matched by their hash, as new ones */
+    struct buf many = BUF_INIT;
+    for (int i = 0; i < 300; i++)
+        buf_printf(&many, "zz_not_a_field_of_the_table_%03d:%d\r\n", i, i);
+    buf_append(&many, t[0], len[0]);
+    /* duplicates: of a key copied, of one past the copies */
+    buf_puts(&many, "zz_not_a_field_of_the_table_007:8\r\nzz_not_a_field_of_the_table_250:8\r\n");
+    assert_same_parse(many.p, many.len, "many keys outside the table");
+    assert_same_parse(many.p, many.len, "many keys outside the table again");
+    assert_same_parse(t[0], len[0], "master after many keys outside the table");
+    buf_free(&many);
     /* a reply longer than what is remembered, then a usual one */
     struct buf big = BUF_INIT;
     buf_append(&big, t[0], len[0]);
@@ -714,6 +762,70 @@ START_TEST(key_order_memory_never_changes_a_result)
         free(t[i]);
     info_sample_free(reused);
     reused = NULL;
+}
+END_TEST
+
+/* A poll's parse leaves out the lines outside the table that are not
+ * nested, and only those; what it keeps is as a whole parse has it. */
+START_TEST(poll_parse_leaves_out_only_lines_outside_the_table)
+{
+    size_t len;
+    char *t = read_fixture("info-redis-7.0.15-master.txt", &len);
+    struct buf b = BUF_INIT;
+    buf_append(&b, t, len);
+    /* a key outside the table that is not UTF-8, and a table key twice */
+    buf_puts(&b, "zz_bad_\xff_key:1\r\nused_memory:1\r\n");
+    struct info_sample *full = info_parse(b.p, b.len), *poll = info_parse_poll(NULL, b.p, b.len, SIZE_MAX);
+    assert_poll_agrees(full, poll, "master");
+    ck_assert_uint_lt(poll->n_entries, full->n_entries);
+    ck_assert_ptr_nonnull(info_str(full, "multiplexing_api"));
+    ck_assert_ptr_null(info_str(poll, "multiplexing_api"));
+    ck_assert_str_eq(info_str(poll, "used_memory"), info_str(full, "used_memory"));
+    ck_assert_str_eq(info_sval(poll, INFO_S_MEM_ALLOCATOR), "jemalloc-5.3.0");
+    ck_assert_uint_eq(full->malformed, 2);
+    ck_assert_uint_eq(poll->malformed, 1); /* the duplicate; the other line was not looked at */
+    ck_assert_uint_gt(poll->n_cmds, 0);
+    info_sample_free(full);
+    info_sample_free(poll);
+    buf_free(&b);
+    free(t);
+}
+END_TEST
+
+/* A reply like the last one parsed on the thread hashes none of its keys,
+ * those outside the table included (the remembered order keeps their
+ * bytes), up to SEQ_ARENA bytes of them; a changed line hashes its key. */
+START_TEST(a_reply_like_the_last_hashes_no_key)
+{
+    size_t len;
+    char *t = read_fixture("info-redis-7.0.15-master.txt", &len);
+    for (int full = 0; full < 2; full++) {
+        struct info_sample *s = (full ? info_parse_again : info_parse_poll)(NULL, t, len, SIZE_MAX);
+        size_t n0 = info_keys_hashed();
+        s = (full ? info_parse_again : info_parse_poll)(s, t, len, SIZE_MAX);
+        ck_assert_uint_eq(info_keys_hashed() - n0, 0);
+        size_t l2;
+        char *add = edit_line(t, len, 40, "zz_unknown_key:7\r\n", &l2);
+        n0 = info_keys_hashed();
+        s = (full ? info_parse_again : info_parse_poll)(s, add, l2, SIZE_MAX);
+        ck_assert_uint_eq(info_keys_hashed() - n0, 1);
+        n0 = info_keys_hashed();
+        s = (full ? info_parse_again : info_parse_poll)(s, add, l2, SIZE_MAX);
+        ck_assert_uint_eq(info_keys_hashed() - n0, 0);
+        free(add);
+        info_sample_free(s);
+    }
+    /* 300 keys of 32 bytes outside the table: 128 fill the copies */
+    struct buf many = BUF_INIT;
+    for (int i = 0; i < 300; i++)
+        buf_printf(&many, "zz_not_a_field_of_the_table__%03d:%d\r\n", i, i);
+    struct info_sample *s = info_parse_poll(NULL, many.p, many.len, SIZE_MAX);
+    size_t n0 = info_keys_hashed();
+    s = info_parse_poll(s, many.p, many.len, SIZE_MAX);
+    ck_assert_uint_eq(info_keys_hashed() - n0, 300 - 4096 / 32);
+    info_sample_free(s);
+    buf_free(&many);
+    free(t);
 }
 END_TEST
 
@@ -1085,6 +1197,8 @@ int main(void)
     tcase_add_test(tc, key_hash_has_no_seed_free_collisions);
     tcase_add_test(tc, key_order_memory_never_changes_a_result);
     tcase_add_test(tc, parse_again_reuses_buffers);
+    tcase_add_test(tc, poll_parse_leaves_out_only_lines_outside_the_table);
+    tcase_add_test(tc, a_reply_like_the_last_hashes_no_key);
     tcase_add_test(tc, compact_again_reuses_buffers);
     tcase_add_test(tc, json_keys_are_what_the_server_wrote);
     tcase_add_test(tc, latency_names_whole_and_unique);

@@ -1,0 +1,89 @@
+#!/usr/bin/env python3
+"""Instructions a poll costs the agent's loop, counted by callgrind: a figure
+the machine's state does not move (the CPU-time rows of the bench swing by a
+third from one hour to the next on this machine), for comparing two builds
+of the poll path.
+
+    instructions.py BIN [BIN ...]     (env: INSTR_SECONDS, default 45)
+
+Each build runs under `valgrind --tool=callgrind` with one redis-server
+(started here) configured as ten instances at a 1 s interval (ten
+connections; commandstats every 5 s, the default), for INSTR_SECONDS.
+Printed per build: the polls (calls of the poller's finish()), and per poll
+the instructions of everything the event loop ran (event_base_loop,
+inclusive: I/O, parse, derive, rules, advisor, timers; no HTTP reads, none
+are made) and of the INFO parse alone (info_parse_poll and
+info_parse_again). Startup (configuration, connecting) is outside the loop's
+callbacks but for the first polls. Needs valgrind and a build with symbols
+(RelWithDebInfo). A benchmark: prints figures, asserts nothing."""
+import json
+import os
+import re
+import subprocess
+import sys
+
+from benchlib import TMP, cleanup, free_port, redis
+
+
+def inclusive(annotated, fn):
+    """Inclusive instructions of function fn in callgrind_annotate's
+    --inclusive=yes --tree=caller output (0 when it is not there)."""
+    for line in annotated.splitlines():
+        m = re.match(r"\s*([\d,]+) \([^)]*\)\s+\*\s+\S+:" + re.escape(fn) + r" ", line)
+        if m:
+            return int(m.group(1).replace(",", ""))
+    return 0
+
+
+def calls(annotated, fn):
+    """Calls of fn: the counts of its callers' lines above its own."""
+    lines = annotated.splitlines()
+    for i, line in enumerate(lines):
+        if re.search(r"\*\s+\S+:" + re.escape(fn) + r" ", line):
+            n, j = 0, i - 1
+            while j >= 0 and "<" in lines[j]:
+                m = re.search(r"\((\d[\d,]*)x\)", lines[j])
+                n += int(m.group(1).replace(",", "")) if m else 0
+                j -= 1
+            return n
+    return 0
+
+
+def measure(binary, rport, seconds):
+    port = free_port()
+    cfg = {"listen": "127.0.0.1:%d" % port, "defaults": {"interval": "1s", "timeout": "900ms"},
+           "instances": [{"name": "r%d" % k, "address": "127.0.0.1:%d" % rport} for k in range(10)]}
+    path = os.path.join(TMP, "instr-%d.json" % port)
+    with open(path, "w") as f:
+        json.dump(cfg, f)
+    out = os.path.join(TMP, "callgrind-%d.out" % port)
+    subprocess.run(["timeout", "-s", "INT", str(seconds), "valgrind", "--tool=callgrind",
+                    "--callgrind-out-file=" + out, binary, "--config", path, "--log-level", "error"],
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    ann = subprocess.run(["callgrind_annotate", "--inclusive=yes", "--tree=caller", out],
+                         capture_output=True, text=True, check=True).stdout
+    polls = calls(ann, "finish")
+    parse = inclusive(ann, "info_parse_poll") + inclusive(ann, "info_parse_again")
+    return polls, inclusive(ann, "event_base_loop"), parse
+
+
+def main():
+    if len(sys.argv) < 2:
+        sys.exit(__doc__)
+    seconds = int(os.environ.get("INSTR_SECONDS", "45"))
+    rport = free_port()
+    redis(rport)
+    try:
+        for b in sys.argv[1:]:
+            polls, loop, parse = measure(b, rport, seconds)
+            if not polls:
+                print("%s: no poll counted (valgrind missing, or a build without symbols?)" % b)
+                continue
+            print("%s: %d polls; per poll: loop %.1f thousand instructions, parse %.1f thousand"
+                  % (b, polls, loop / polls / 1e3, parse / polls / 1e3))
+    finally:
+        cleanup()
+
+
+if __name__ == "__main__":
+    main()
