@@ -151,7 +151,9 @@ struct info_sample *info_parse_again(struct info_sample *s, const char *text, si
  * table (fields.def, the indexed strings) nor nested are skipped once their
  * key is known not to be one (no entry, not checked, not counted as
  * malformed), so info_str() finds only the table's keys and ->malformed
- * counts only what the table's and the nested lines had wrong. Every value
+ * counts the lines refused before their key is looked up (no colon, a NUL,
+ * under a refused header) and what the table's and the nested lines had
+ * wrong. Every value
  * the sample gives by id (info_num, info_sval, info_num_text) and every
  * nested list are as info_parse_again gives them. For readers of those
  * alone (derive, rules, advise): a renderer, which writes every line,

@@ -6,13 +6,13 @@ of the poll path.
 
     instructions.py BIN [BIN ...]     (env: INSTR_SECONDS, default 45)
 
-Each build runs under `valgrind --tool=callgrind` with one redis-server
-(started here) configured as ten instances at a 1 s interval (ten
+Each build runs under `valgrind --tool=callgrind` with a redis-server of
+its own (started here, fresh) configured as ten instances at a 1 s interval (ten
 connections; commandstats every 5 s, the default), for INSTR_SECONDS.
 Printed per build: the polls (calls of the poller's finish()), and per poll
 the instructions of everything the event loop ran (event_base_loop,
 inclusive: I/O, parse, derive, rules, advisor, timers; no HTTP reads, none
-are made) and of the INFO parse alone (info_parse_poll and
+are made; the poller's loop is the process's only libevent loop) and of the INFO parse alone (info_parse_poll and
 info_parse_again). Startup (configuration, connecting) is outside the loop's
 callbacks but for the first polls. Needs valgrind and a build with symbols
 (RelWithDebInfo). A benchmark: prints figures, asserts nothing."""
@@ -22,14 +22,20 @@ import re
 import subprocess
 import sys
 
-from benchlib import TMP, cleanup, free_port, redis
+from benchlib import TMP, cleanup, free_port, redis, stop
+
+
+def name_re(fn):
+    """fn as callgrind_annotate names it: file:fn, or a part GCC split off
+    (fn.part.0, fn.isra.0, fn.constprop.0), then the object or the end."""
+    return r"\S+:" + re.escape(fn) + r"(?:\.\w+\.\d+)*(?:\s|$)"
 
 
 def inclusive(annotated, fn):
     """Inclusive instructions of function fn in callgrind_annotate's
     --inclusive=yes --tree=caller output (0 when it is not there)."""
     for line in annotated.splitlines():
-        m = re.match(r"\s*([\d,]+) \([^)]*\)\s+\*\s+\S+:" + re.escape(fn) + r" ", line)
+        m = re.match(r"\s*([\d,]+) \([^)]*\)\s+\*\s+" + name_re(fn), line)
         if m:
             return int(m.group(1).replace(",", ""))
     return 0
@@ -39,7 +45,7 @@ def calls(annotated, fn):
     """Calls of fn: the counts of its callers' lines above its own."""
     lines = annotated.splitlines()
     for i, line in enumerate(lines):
-        if re.search(r"\*\s+\S+:" + re.escape(fn) + r" ", line):
+        if re.search(r"\*\s+" + name_re(fn), line):
             n, j = 0, i - 1
             while j >= 0 and "<" in lines[j]:
                 m = re.search(r"\((\d[\d,]*)x\)", lines[j])
@@ -60,7 +66,8 @@ def measure(binary, rport, seconds):
     subprocess.run(["timeout", "-s", "INT", str(seconds), "valgrind", "--tool=callgrind",
                     "--callgrind-out-file=" + out, binary, "--config", path, "--log-level", "error"],
                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    ann = subprocess.run(["callgrind_annotate", "--inclusive=yes", "--tree=caller", out],
+    # --threshold=100: every function, not only those over 1% of the total
+    ann = subprocess.run(["callgrind_annotate", "--inclusive=yes", "--tree=caller", "--threshold=100", out],
                          capture_output=True, text=True, check=True).stdout
     polls = calls(ann, "finish")
     parse = inclusive(ann, "info_parse_poll") + inclusive(ann, "info_parse_again")
@@ -71,11 +78,15 @@ def main():
     if len(sys.argv) < 2:
         sys.exit(__doc__)
     seconds = int(os.environ.get("INSTR_SECONDS", "45"))
-    rport = free_port()
-    redis(rport)
     try:
         for b in sys.argv[1:]:
+            # a new server for each build: one that another agent polled
+            # before answers a longer INFO (measured: 5 thousand more
+            # instructions a poll for the second build of a run)
+            rport = free_port()
+            rs = redis(rport)
             polls, loop, parse = measure(b, rport, seconds)
+            stop(rs)
             if not polls:
                 print("%s: no poll counted (valgrind missing, or a build without symbols?)" % b)
                 continue

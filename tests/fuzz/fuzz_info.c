@@ -35,11 +35,20 @@ static bool same_num(double a, double b) { return (isnan(a) && isnan(b)) || a ==
 static bool same_str(const char *a, const char *b) { return (!a && !b) || (a && b && strcmp(a, b) == 0); }
 
 /* A poll's parse (info_parse_poll) gives every value by id and every
- * nested list as the whole parse does. */
+ * nested list as the whole parse does; its entries are the whole parse's,
+ * in order, less some. */
 static bool poll_agrees(const struct info_sample *a, const struct info_sample *b)
 {
     if (memcmp(a->dropped, b->dropped, sizeof a->dropped) || b->malformed > a->malformed)
         return false;
+    size_t j = 0;
+    for (size_t i = 0; i < b->n_entries; i++, j++) {
+        while (j < a->n_entries && (strcmp(a->entries[j].key, b->entries[i].key) ||
+                                    strcmp(a->entries[j].val, b->entries[i].val)))
+            j++;
+        if (j == a->n_entries)
+            return false;
+    }
     for (int f = 0; f < INFO_FIELD_COUNT; f++)
         if (info_has(a, (enum info_field)f) != info_has(b, (enum info_field)f) ||
             !same_num(info_num(a, (enum info_field)f), info_num(b, (enum info_field)f)) ||
@@ -65,7 +74,8 @@ static bool poll_agrees(const struct info_sample *a, const struct info_sample *b
         if (strcmp(x->cmd, y->cmd) || x->n != y->n)
             return false;
         for (int q = 0; q < x->n; q++)
-            if (x->q[q] != y->q[q] || x->usec[q] != y->usec[q])
+            if (x->q[q] != y->q[q] || x->usec[q] != y->usec[q] || x->utext_len[q] != y->utext_len[q] ||
+                !x->utext[q] != !y->utext[q] || (x->utext[q] && memcmp(x->utext[q], y->utext[q], x->utext_len[q])))
                 return false;
     }
     for (size_t i = 0; i < a->n_dbs; i++) {
