@@ -27,8 +27,8 @@ import statistics
 import sys
 import time
 
-from benchlib import (cleanup, cpu_s, cpu_s_process, floor_us, free_port, free_ports, ready, redis, redpulse, stop,
-                      wait_for)
+from benchlib import (cleanup, cpu_s, cpu_s_process, floor_bin, floor_us, free_port, free_ports, ready, redis,
+                      redpulse, stop, wait_for)
 
 A, B = sys.argv[1], sys.argv[2]
 ROWS = (sys.argv[3] if len(sys.argv) > 3 else "one scale").split()
@@ -59,7 +59,7 @@ def one():
     time.sleep(3)  # connect, COMMAND INFO, the first CONFIG GET
     for p in ps:
         p.send_signal(signal.SIGSTOP)
-    floor_bin = os.path.join(os.path.dirname(B), "poll_floor")
+    floor = floor_bin(B)
     per = ([], [])
     floors = []
     for r in range(ROUNDS):
@@ -72,8 +72,8 @@ def one():
             c1, t1 = cpu_s(p.pid), time.monotonic()
             p.send_signal(signal.SIGSTOP)
             per[i].append((c1 - c0) / (K * (t1 - t0) / 0.1) * 1e6)
-        if os.path.exists(floor_bin):  # the same 100 polls a second, commandstats one poll in 50
-            floors.append(floor_us(floor_bin, rport, W))
+        if floor:  # the same 100 polls a second, commandstats one poll in 50
+            floors.append(floor_us(floor, rport, W))
     for p in ps:
         p.send_signal(signal.SIGCONT)
         stop(p)

@@ -34,8 +34,8 @@ import subprocess
 import sys
 import time
 
-from benchlib import (TMP, cleanup, collectd, cpu_s, cpu_s_process, exporter, floor_us, free_port, free_ports, get, info,
-                      pct, ready, redis, redis_cpu, redpulse, rss_kib, samples, stop, wait_for)
+from benchlib import (TMP, cleanup, collectd, cpu_s, cpu_s_process, exporter, floor_bin, floor_us, free_port,
+                      free_ports, get, info, pct, ready, redis, redis_cpu, redpulse, rss_kib, samples, stop, wait_for)
 
 BIN, OUT = (sys.argv[1:3] + [None, None])[:2]  # set when run (main()); importable without them
 QUICK = os.environ.get("BENCH_QUICK") == "1"
@@ -100,8 +100,7 @@ def head_to_head():
     e, eport = exporter(rport)
     for _ in range(10):
         get("http://127.0.0.1:%d/metrics" % eport)
-    floor_bin = os.path.join(os.path.dirname(BIN), "poll_floor")
-    has_floor = os.path.exists(floor_bin)
+    floor = floor_bin(BIN)
     # the floor asks what the agent asks: commandstats one poll in 50 (every
     # 5 s, the default commandstats_interval, at 100 ms)
     CS_EVERY = 50
@@ -121,15 +120,15 @@ def head_to_head():
     rw, ew, floors, pairs = [], [], [], []
     for _ in range(ROUNDS):
         rw.append(window(p.pid, [rport], idle_per_s, lambda: time.sleep(W_H2H)))
-        if has_floor:  # and the floor running beside the agent: both in the same seconds
+        if floor:  # and the floor running beside the agent: both in the same seconds
             c0, t0 = cpu_s(p.pid), time.monotonic()
-            fl = floor_us(floor_bin, rport, W_H2H, CS_EVERY)
+            fl = floor_us(floor, rport, W_H2H, CS_EVERY)
             c1, t1 = cpu_s(p.pid), time.monotonic()
             pairs.append(((c1 - c0) / (K * (t1 - t0) / 0.1), fl / 1e6))
         p.send_signal(signal.SIGSTOP)
         ew.append(window(e.pid, [rport], idle_per_s, scrape_loop))
-        if has_floor:  # the same 100 polls a second as the agent, on one connection
-            floors.append(floor_us(floor_bin, rport, W_H2H, CS_EVERY) / 1e6)
+        if floor:  # the same 100 polls a second as the agent, on one connection
+            floors.append(floor_us(floor, rport, W_H2H, CS_EVERY) / 1e6)
         p.send_signal(signal.SIGCONT)
         time.sleep(1)  # ticks skipped while stopped are not polls: let the schedule settle
     rp = per_poll(rw, [K * w["t"] / 0.1 for w in rw])

@@ -127,13 +127,20 @@ def ready(base):
         raise
 
 
-def floor_us(floor_bin, rport, seconds, cs_every=50):
-    """The bare-loop floor (poll_floor, built beside the bench's redpulse):
-    the loop's own CPU in µs per poll, polling the server at rport 100 times
-    a second on one connection for seconds, commandstats asked one poll in
-    cs_every (the agent's ten connections at 100 ms each ask once in 50
-    polls, every 5 s: the same share)."""
-    out = subprocess.run([floor_bin, str(rport), "10", str(int(seconds * 100)), str(cs_every)],
+def floor_bin(redpulse_bin):
+    """The bare-loop floor program (poll_floor) built beside redpulse_bin
+    (a Release build with -DREDPULSE_BENCH=ON), or None."""
+    b = os.path.join(os.path.dirname(redpulse_bin), "poll_floor")
+    return b if os.path.exists(b) else None
+
+
+def floor_us(floor, rport, seconds, cs_every=50):
+    """The bare-loop floor (floor: floor_bin()'s program): the loop's own
+    CPU in µs per poll, polling the server at rport 100 times a second on
+    one connection for seconds, commandstats asked one poll in cs_every
+    (the agent's ten connections at 100 ms each ask once in 50 polls, every
+    5 s: the same share)."""
+    out = subprocess.run([floor, str(rport), "10", str(int(seconds * 100)), str(cs_every)],
                          capture_output=True, text=True, timeout=seconds + 60, check=True).stdout
     return float(out.split()[1])
 
