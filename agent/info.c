@@ -180,8 +180,8 @@ static const struct lookup *find_known(const char *key, size_t n, uint64_t h)
  * info_parse_poll and the last byte compared first (seq_known), the parse
  * of a poll went from 102.0 to 91.1 thousand instructions, and all the
  * loop runs a poll from 128.4 to 117.5 thousand (tests/bench/
- * instructions.py; CPU time in turns could not tell the builds apart:
- * ab.py, B/A 1.03 with rounds from 0.86 to 1.28). */
+ * instructions.py; CPU time in turns gives no firm figure: ab.py, B/A
+ * 0.86 and 0.89 in two runs, every range straddling 1). */
 struct seq_key {
     uint64_t hash; /* of the key, when it was first met */
     /* the table's key; for one the table did not hold, a copy of its bytes

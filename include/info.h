@@ -153,11 +153,10 @@ struct info_sample *info_parse_again(struct info_sample *s, const char *text, si
  * malformed), so info_str() finds only the table's keys and ->malformed
  * counts the lines refused before their key is looked up (no colon, a NUL,
  * under a refused header) and what the table's and the nested lines had
- * wrong. Every value
- * the sample gives by id (info_num, info_sval, info_num_text) and every
- * nested list are as info_parse_again gives them. For readers of those
- * alone (derive, rules, advise): a renderer, which writes every line,
- * needs info_parse_again. */
+ * wrong. Every value the sample gives by id (info_num, info_sval,
+ * info_num_text) and every nested list are as info_parse_again gives them.
+ * For readers of those alone (derive, rules, advise): a renderer, which
+ * writes every line, needs info_parse_again. */
 struct info_sample *info_parse_poll(struct info_sample *s, const char *text, size_t len, size_t max_nested);
 /* Keys this thread's parses have hashed so far. A key of the last reply
  * parsed on the thread, in about its place, is matched by its bytes

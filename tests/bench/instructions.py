@@ -7,12 +7,13 @@ of the poll path.
     instructions.py BIN [BIN ...]     (env: INSTR_SECONDS, default 45)
 
 Each build runs under `valgrind --tool=callgrind` with a redis-server of
-its own (started here, fresh) configured as ten instances at a 1 s interval (ten
-connections; commandstats every 5 s, the default), for INSTR_SECONDS.
-Printed per build: the polls (calls of the poller's finish()), and per poll
-the instructions of everything the event loop ran (event_base_loop,
-inclusive: I/O, parse, derive, rules, advisor, timers; no HTTP reads, none
-are made; the poller's loop is the process's only libevent loop) and of the INFO parse alone (info_parse_poll and
+its own (started here, fresh) configured as ten instances at a 1 s
+interval (ten connections; commandstats every 5 s, the default), for
+INSTR_SECONDS. Printed per build: the polls (calls of the poller's
+finish()), and per poll the instructions of everything the event loop ran
+(event_base_loop, inclusive: I/O, parse, derive, rules, advisor, timers; no
+HTTP reads, none are made; the poller's loop is the process's only
+libevent loop) and of the INFO parse alone (info_parse_poll and
 info_parse_again). Startup (configuration, connecting) is outside the loop's
 callbacks but for the first polls. Needs valgrind and a build with symbols
 (RelWithDebInfo). A benchmark: prints figures, asserts nothing."""
@@ -31,28 +32,30 @@ def name_re(fn):
     return r"\S+:" + re.escape(fn) + r"(?:\.\w+\.\d+)*(?:\s|$)"
 
 
-def inclusive(annotated, fn):
-    """Inclusive instructions of function fn in callgrind_annotate's
-    --inclusive=yes --tree=caller output (0 when it is not there)."""
-    for line in annotated.splitlines():
-        m = re.match(r"\s*([\d,]+) \([^)]*\)\s+\*\s+" + name_re(fn), line)
-        if m:
-            return int(m.group(1).replace(",", ""))
-    return 0
-
-
-def calls(annotated, fn):
-    """Calls of fn: the counts of its callers' lines above its own."""
-    lines = annotated.splitlines()
+def own_line(lines, fn):
+    """Index of fn's own line ("cost (pct)  *  file:fn [obj]") in
+    callgrind_annotate's --inclusive=yes --tree=caller output, or None."""
     for i, line in enumerate(lines):
-        if re.search(r"\*\s+" + name_re(fn), line):
-            n, j = 0, i - 1
-            while j >= 0 and "<" in lines[j]:
-                m = re.search(r"\((\d[\d,]*)x\)", lines[j])
-                n += int(m.group(1).replace(",", "")) if m else 0
-                j -= 1
-            return n
-    return 0
+        if re.match(r"\s*[\d,]+ \([^)]*\)\s+\*\s+" + name_re(fn), line):
+            return i
+    return None
+
+
+def inclusive(lines, fn):
+    """Inclusive instructions of function fn (0 when it is not there)."""
+    i = own_line(lines, fn)
+    return 0 if i is None else int(lines[i].split()[0].replace(",", ""))
+
+
+def calls(lines, fn):
+    """Calls of fn: the counts of its callers' lines above its own."""
+    i = own_line(lines, fn)
+    n, j = 0, (-1 if i is None else i - 1)
+    while j >= 0 and "<" in lines[j]:
+        m = re.search(r"\((\d[\d,]*)x\)", lines[j])
+        n += int(m.group(1).replace(",", "")) if m else 0
+        j -= 1
+    return n
 
 
 def measure(binary, rport, seconds):
@@ -68,7 +71,7 @@ def measure(binary, rport, seconds):
                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     # --threshold=100: every function, not only those over 1% of the total
     ann = subprocess.run(["callgrind_annotate", "--inclusive=yes", "--tree=caller", "--threshold=100", out],
-                         capture_output=True, text=True, check=True).stdout
+                         capture_output=True, text=True, check=True).stdout.splitlines()
     polls = calls(ann, "finish")
     parse = inclusive(ann, "info_parse_poll") + inclusive(ann, "info_parse_again")
     return polls, inclusive(ann, "event_base_loop"), parse
