@@ -23,7 +23,6 @@
 
 #include <errno.h>
 #include <event2/event.h>
-#include <event2/thread.h>
 #include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
@@ -295,7 +294,6 @@ int service_run(const char *config_path, bool level_fixed)
      * mmapped and go back to the system when freed. glibc's adaptive one
      * would move them into the heap after the first free and keep the RSS. */
     mallopt(M_MMAP_THRESHOLD, 256 * 1024);
-    evthread_use_pthreads();
     /* libevent's own clock, the coarse one: the poller's tick grid has its
      * own timerfd (tickgrid.c), and the loop's other timers (deadlines,
      * retries) need no better than its 4 ms. The precise clock

@@ -162,6 +162,11 @@ struct info_sample *info_parse_poll(struct info_sample *s, const char *text, siz
  * parsed on the thread, in about its place, is matched by its bytes
  * unhashed, so a reply like the last hashes none: for tests. */
 size_t info_keys_hashed(void);
+/* Lines this thread's parses have read at the key order's cursor: the key
+ * of the last reply's line there, then a colon, so neither the colon nor
+ * the line's end is looked for (and a number of the table is read with its
+ * end). A reply like the last reads every line with a key so: for tests. */
+size_t info_lines_at_cursor(void);
 /* Heap bytes held by s's buffers (for deciding to keep one for reuse). */
 size_t info_sample_heap(const struct info_sample *s);
 /* Name of a nested family ("commandstats"...), for messages. */

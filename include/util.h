@@ -48,6 +48,48 @@ bool parse_double_n(const char *s, size_t n, double *out);
 /* 10^0 .. 10^22: the powers of ten a double holds exactly. */
 extern const double pow10_exact[23];
 
+/* The plain decimal ([-]digits[.digits], at most 16 digits, 15 with a
+ * fraction) that s starts with, read up to end: *stop gets the first byte
+ * past it (past what was read when it is not one). True, with its value in
+ * *out, when the bytes from s to *stop are one, whatever follows: a caller
+ * that meets what it expects at *stop (a line's end) has its number
+ * without a second pass over the bytes. parse_double_n of s[0..*stop)
+ * gives the same. Worked out without strtod and exactly: an integer below
+ * 2^53 divided by an exact power of ten is correctly rounded; most INFO
+ * values are this shape. The digit loops do not count: a run longer than
+ * 19 digits wraps m, and is refused by its length after. Inline: the INFO
+ * parse calls it for every value. */
+static inline bool plain_decimal_prefix(const char *s, const char *end, const char **stop, double *out)
+{
+    const char *p = s;
+    bool neg = p < end && *p == '-';
+    p += neg;
+    *stop = p;
+    if (p == end || (unsigned char)(*p - '0') >= 10)
+        return false;
+    uint64_t m = 0;
+    const char *first = p;
+    while (p < end && (unsigned char)(*p - '0') < 10)
+        m = m * 10 + (uint64_t)(*p++ - '0');
+    size_t frac = 0;
+    if (p < end && *p == '.') {
+        const char *dot = ++p;
+        while (p < end && (unsigned char)(*p - '0') < 10)
+            m = m * 10 + (uint64_t)(*p++ - '0');
+        frac = (size_t)(p - dot);
+        if (frac == 0) {
+            *stop = p;
+            return false;
+        }
+    }
+    *stop = p;
+    if ((size_t)(p - first) - (frac ? 1 : 0) > (frac ? 15 : 16))
+        return false;
+    double v = neg ? -(double)m : (double)m;
+    *out = frac ? v / pow10_exact[frac] : v;
+    return true;
+}
+
 /* Length (2-4) of the valid multi-byte UTF-8 sequence at p (which must be
  * NUL-terminated), or 0 when it is not one: overlong forms, surrogates and
  * code points past U+10FFFF are invalid. */

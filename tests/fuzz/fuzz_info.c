@@ -1,7 +1,8 @@
 /* fuzz_info.c - INFO text -> sample -> derived figures -> rendered output.
  * Whatever the bytes, the JSON must parse, with no object holding one key
  * twice, and the exposition must pass the strict reader; a poll's parse
- * must give the values the whole parse gives. */
+ * must give the values the whole parse gives, and a parse that remembers
+ * the last reply's keys what one that remembers none gives. */
 #include <cjson/cJSON.h>
 #include <math.h>
 #include <stdint.h>
@@ -93,13 +94,37 @@ static bool poll_agrees(const struct info_sample *a, const struct info_sample *b
     return true;
 }
 
+/* b holds what a holds, entry by entry (and so every value and list). */
+static bool same_sample(const struct info_sample *a, const struct info_sample *b)
+{
+    if (a->n_entries != b->n_entries || a->malformed != b->malformed || !poll_agrees(a, b))
+        return false;
+    for (size_t i = 0; i < a->n_entries; i++) {
+        const struct info_entry *x = &a->entries[i], *y = &b->entries[i];
+        if (strcmp(x->section, y->section) || x->is_num != y->is_num || !same_num(x->num, y->num))
+            return false;
+    }
+    return true;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    struct info_sample *prev = info_parse("", 0);
-    struct info_sample *s = info_parse((const char *)data, size);
-    struct info_sample *p = info_parse_poll(NULL, (const char *)data, size, SIZE_MAX);
+    const char *txt = (const char *)data;
+    struct info_sample *prev = info_parse("", 0); /* and the key order forgets */
+    struct info_sample *s = info_parse(txt, size);
+    struct info_sample *p = info_parse_poll(NULL, txt, size, SIZE_MAX);
     if (!poll_agrees(s, p))
         abort(); /* a poll would have seen other values than a render */
+    /* lines read at the key order's cursor (every keyed line, the second
+     * time; those of the first half after it) read as a parse that
+     * remembers nothing read them */
+    p = info_parse_again(p, txt, size, SIZE_MAX);
+    if (!same_sample(s, p))
+        abort();
+    info_sample_free(info_parse(txt + size / 2, size - size / 2));
+    p = info_parse_again(p, txt, size, SIZE_MAX);
+    if (!same_sample(s, p))
+        abort();
     info_sample_free(p);
     struct derived d;
     derive(prev, 1000000, s, 2000000, 1795975130.0, NULL, NULL, &d);

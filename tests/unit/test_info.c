@@ -799,18 +799,59 @@ START_TEST(poll_parse_leaves_out_only_lines_outside_the_table)
 }
 END_TEST
 
+/* A line whose key the last reply had at that place is read without a
+ * search for its colon or its end, and its number with its end: whatever
+ * the value's shape and the line's end, it reads as a parse that
+ * remembers nothing (assert_same_parse) reads it. */
+START_TEST(a_known_line_reads_as_a_fresh_parse_reads_it)
+{
+    static const char *const vals[] = {"0", "00", "007", "-0", "-007", "-", "", "1.", "1.5", ".5", "1e5", "+1",
+                                       "12345678901234567", "1234567890123456", "123456789012345.6",
+                                       "1234567890123.45", "12.5%", "1,2", "12 ", "12\rx", "1.2.3", "0x10",
+                                       "inf", "99999999999999999999999", "ok", "err", "12:3"};
+    static const char *const seps[] = {"\r\n", "\n"};
+    static const char *const lasts[] = {"", "\r", "\r\n", "\n", "\r\r\n"};
+    size_t nv = sizeof vals / sizeof vals[0];
+    for (size_t sep = 0; sep < 2; sep++)
+        for (size_t last = 0; last < sizeof lasts / sizeof lasts[0]; last++)
+            for (size_t i = 0; i < nv; i++) {
+                /* fields of each conversion (NUM, STATUS, MSEC, a string
+                 * one), a nested line, and one outside the table */
+                const char *a = vals[i], *b = vals[(i + 7) % nv], *c = vals[(i + 13) % nv], *sp = seps[sep];
+                struct buf t = BUF_INIT;
+                buf_printf(&t, "# Memory%sused_memory:%s%srdb_last_bgsave_status:%s%s", sp, a, sp, b, sp);
+                buf_printf(&t, "zz_outside:%s%scmdstat_get:calls=%s,usec=1%s", c, sp, a, sp);
+                buf_printf(&t, "mem_allocator:%s%sexpire_cycle_cpu_milliseconds:%s%sused_memory_rss:%s%s", b, sp, c,
+                           sp, a, lasts[last]);
+                char what[96];
+                snprintf(what, sizeof what, "values %s / %s / %s, sep %zu, end %zu", a, b, c, sep, last);
+                assert_same_parse(t.p, t.len, what); /* after the last text: other values, same keys */
+                assert_same_parse(t.p, t.len, what); /* after itself */
+                buf_free(&t);
+            }
+    info_sample_free(reused);
+    reused = NULL;
+}
+END_TEST
+
 /* A reply like the last one parsed on the thread hashes none of its keys,
  * those outside the table included (the remembered order keeps their
- * bytes), up to SEQ_ARENA (16 KB) of them; a changed line hashes its key. */
+ * bytes), up to SEQ_ARENA (16 KB) of them, and reads each of its lines at
+ * the cursor; a changed line hashes its key. */
 START_TEST(a_reply_like_the_last_hashes_no_key)
 {
     size_t len;
     char *t = read_fixture("info-redis-7.0.15-master.txt", &len);
+    struct info_sample *whole = info_parse(t, len);
+    size_t keyed = whole->n_entries; /* every line with a key: none malformed */
+    ck_assert_uint_eq(whole->malformed, 0);
+    info_sample_free(whole);
     for (int full = 0; full < 2; full++) {
         struct info_sample *s = (full ? info_parse_again : info_parse_poll)(NULL, t, len, SIZE_MAX);
-        size_t n0 = info_keys_hashed();
+        size_t n0 = info_keys_hashed(), c0 = info_lines_at_cursor();
         s = (full ? info_parse_again : info_parse_poll)(s, t, len, SIZE_MAX);
         ck_assert_uint_eq(info_keys_hashed() - n0, 0);
+        ck_assert_uint_eq(info_lines_at_cursor() - c0, keyed); /* each read at the cursor */
         size_t l2;
         char *add = edit_line(t, len, 40, "zz_unknown_key:7\r\n", &l2);
         n0 = info_keys_hashed();
@@ -1203,6 +1244,7 @@ int main(void)
     tcase_add_test(tc, siphash_reference_vectors);
     tcase_add_test(tc, key_hash_has_no_seed_free_collisions);
     tcase_add_test(tc, key_order_memory_never_changes_a_result);
+    tcase_add_test(tc, a_known_line_reads_as_a_fresh_parse_reads_it);
     tcase_add_test(tc, parse_again_reuses_buffers);
     tcase_add_test(tc, poll_parse_leaves_out_only_lines_outside_the_table);
     tcase_add_test(tc, a_reply_like_the_last_hashes_no_key);

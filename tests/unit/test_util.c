@@ -103,6 +103,39 @@ START_TEST(doubles)
 }
 END_TEST
 
+/* plain_decimal_prefix stops where a plain decimal stops, and what it
+ * reads as one, parse_double_n reads the same. */
+START_TEST(decimal_prefix)
+{
+    static const struct {
+        const char *s;
+        size_t stop; /* bytes read */
+        bool ok;
+    } cases[] = {
+        {"12\r\n", 2, true},   {"12", 2, true},          {"-0\n", 2, true},     {"4.78%", 4, true},
+        {"1.\n", 2, false},     {".5", 0, false},          {"-", 1, false},        {"", 0, false},
+        {"+1", 0, false},       {"1e5", 1, true},          {"1.2.3", 3, true},     {"ok", 0, false},
+        {"1234567890123456:", 16, true},                    {"12345678901234567\n", 17, false},
+        {"123456789012345.6\n", 17, false},                 {"1234567890123.45", 16, true},
+        {"99999999999999999999999999\n", 26, false},        {"007", 3, true},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        const char *s = cases[i].s, *stop = NULL;
+        double v = -1, w = -2;
+        bool ok = plain_decimal_prefix(s, s + strlen(s), &stop, &v);
+        ck_assert_msg(ok == cases[i].ok && (size_t)(stop - s) == cases[i].stop, "%s: %d, %td bytes", s, ok,
+                      stop - s);
+        if (ok)
+            ck_assert_msg(parse_double_n(s, cases[i].stop, &w) && v == w, "%s: %g against %g", s, v, w);
+    }
+    /* end bounds the read: no byte at or past it is looked at */
+    const char *stop, *d = "1234", *m = "-5";
+    double v;
+    ck_assert(plain_decimal_prefix(d, d + 2, &stop, &v) && v == 12 && stop == d + 2);
+    ck_assert(!plain_decimal_prefix(m, m + 1, &stop, &v));
+}
+END_TEST
+
 /* The printf-free formatter must write exactly what "%.15g" writes. */
 START_TEST(g15_matches_printf)
 {
@@ -287,6 +320,7 @@ int main(void)
     tcase_add_test(tc, durations);
     tcase_add_test(tc, duration_forms);
     tcase_add_test(tc, doubles);
+    tcase_add_test(tc, decimal_prefix);
     tcase_add_test(tc, g15_matches_printf);
     tcase_add_test(tc, label_names);
     tcase_add_test(tc, buf_numbers);
