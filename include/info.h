@@ -165,7 +165,9 @@ size_t info_keys_hashed(void);
 /* Lines this thread's parses have read at the key order's cursor: the key
  * of the last reply's line there, then a colon, so neither the colon nor
  * the line's end is looked for (and a number of the table is read with its
- * end). A reply like the last reads every line with a key so: for tests. */
+ * end). A reply like the last reads its lines with a key so, but for a
+ * reply with a NUL, lines under a refused header, past SEQ_MAX lines, or
+ * whose keys outside the table the order kept no bytes of: for tests. */
 size_t info_lines_at_cursor(void);
 /* Heap bytes held by s's buffers (for deciding to keep one for reuse). */
 size_t info_sample_heap(const struct info_sample *s);

@@ -116,8 +116,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (!poll_agrees(s, p))
         abort(); /* a poll would have seen other values than a render */
     /* lines read at the key order's cursor (every keyed line, the second
-     * time; those of the first half after it) read as a parse that
-     * remembers nothing read them */
+     * time; the second half's after a parse of it) read as a parse that
+     * remembers nothing read them; also with the nested lists bounded */
     p = info_parse_again(p, txt, size, SIZE_MAX);
     if (!same_sample(s, p))
         abort();
@@ -125,6 +125,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     p = info_parse_again(p, txt, size, SIZE_MAX);
     if (!same_sample(s, p))
         abort();
+    info_sample_free(info_parse("", 0));
+    struct info_sample *cold = info_parse_max(txt, size, 2);
+    info_sample_free(info_parse(txt, size)); /* the order has the lines past the bound */
+    p = info_parse_again(p, txt, size, 2);
+    if (!same_sample(cold, p))
+        abort();
+    info_sample_free(cold);
     info_sample_free(p);
     struct derived d;
     derive(prev, 1000000, s, 2000000, 1795975130.0, NULL, NULL, &d);

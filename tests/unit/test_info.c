@@ -829,6 +829,21 @@ START_TEST(a_known_line_reads_as_a_fresh_parse_reads_it)
                 assert_same_parse(t.p, t.len, what); /* after itself */
                 buf_free(&t);
             }
+    /* lines past their family's bound that the last reply had within it,
+     * at the cursor: left out and counted as a parse remembering nothing
+     * does */
+    const char *cmds = "cmdstat_a:calls=1\r\ncmdstat_b:calls=2\r\ncmdstat_c:calls=3\r\n";
+    info_sample_free(info_parse("", 0));
+    struct info_sample *cold = info_parse_max(cmds, strlen(cmds), 2);
+    info_sample_free(info_parse(cmds, strlen(cmds)));
+    size_t c0 = info_lines_at_cursor();
+    struct info_sample *warm = info_parse_max(cmds, strlen(cmds), 2);
+    ck_assert_uint_eq(info_lines_at_cursor() - c0, 3);
+    assert_same_sample(cold, warm, "past the bound");
+    ck_assert_uint_eq(warm->n_cmds, 2);
+    ck_assert_uint_eq(warm->dropped[INFO_NF_CMDSTAT], 1);
+    info_sample_free(cold);
+    info_sample_free(warm);
     info_sample_free(reused);
     reused = NULL;
 }
