@@ -562,6 +562,17 @@ START_TEST(relative_drop)
     double m = b.mean;
     ck_assert_int_eq(rule_step(&p, &st, &b, NAN, t += 10), TR_NONE);
     ck_assert(b.mean == m);
+    /* a step of dt moves the mean by 1 - e^(-dt/tau) of the way, with
+     * all the digits a double holds, on either side of where the
+     * weight's series gives way to expm1 */
+    static const double x[] = {1e-9, 2.7e-5, 1e-4, 9.99e-4, 1e-3, 0.01, 0.5, 3};
+    for (size_t i = 0; i < sizeof x / sizeof x[0]; i++) {
+        struct alert_state s2 = {0};
+        struct baseline b2 = {0, 0, 0};
+        rule_step(&p, &s2, &b2, 1, x[i] * p.baseline_s);
+        double want = -expm1(-x[i]);
+        ck_assert_msg(fabs(b2.mean - want) <= 1e-14 * want, "x %g: %.17g against %.17g", x[i], b2.mean, want);
+    }
 }
 END_TEST
 
