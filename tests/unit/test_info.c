@@ -799,6 +799,30 @@ START_TEST(poll_parse_leaves_out_only_lines_outside_the_table)
 }
 END_TEST
 
+/* info_kv_next cuts a field at its first '=' and at the next ','. */
+START_TEST(kv_fields)
+{
+    const char *v = "calls=1,flag,=2,a=b=c,,usec=,p99.9=1.003";
+    static const char *const want[][2] = {{"calls", "1"}, {"flag", ""}, {"", "2"}, {"a", "b=c"},
+                                          {"", ""},       {"usec", ""}, {"p99.9", "1.003"}};
+    const char *p = v;
+    struct info_kv kv;
+    size_t n = 0;
+    while (info_kv_next(&p, &kv)) {
+        ck_assert_uint_lt(n, sizeof want / sizeof want[0]);
+        ck_assert_msg(kv.klen == strlen(want[n][0]) && memcmp(kv.k, want[n][0], kv.klen) == 0 &&
+                          kv.vlen == strlen(want[n][1]) && memcmp(kv.v, want[n][1], kv.vlen) == 0,
+                      "field %zu: %.*s = %.*s", n, (int)kv.klen, kv.k, (int)kv.vlen, kv.v);
+        n++;
+    }
+    ck_assert_uint_eq(n, sizeof want / sizeof want[0]);
+    p = "";
+    ck_assert(!info_kv_next(&p, &kv));
+    p = "x=1,"; /* a trailing comma ends the list */
+    ck_assert(info_kv_next(&p, &kv) && !info_kv_next(&p, &kv));
+}
+END_TEST
+
 /* A line whose key the last reply had at that place is read without a
  * search for its colon or its end, and its number with its end: whatever
  * the value's shape and the line's end, it reads as a parse that
@@ -1260,6 +1284,7 @@ int main(void)
     tcase_add_test(tc, key_hash_has_no_seed_free_collisions);
     tcase_add_test(tc, key_order_memory_never_changes_a_result);
     tcase_add_test(tc, a_known_line_reads_as_a_fresh_parse_reads_it);
+    tcase_add_test(tc, kv_fields);
     tcase_add_test(tc, parse_again_reuses_buffers);
     tcase_add_test(tc, poll_parse_leaves_out_only_lines_outside_the_table);
     tcase_add_test(tc, a_reply_like_the_last_hashes_no_key);
