@@ -999,15 +999,7 @@ struct poller *poller_new(struct event_base *base, struct registry *reg)
     p->wake_ev = p->wake_fd < 0 ? NULL : event_new(base, p->wake_fd, EV_READ | EV_PERSIST, on_wake, p);
     if (!p->wake_ev || event_add(p->wake_ev, NULL) != 0) {
         log_error("poller", "cannot make the render wake-up: %s", p->wake_fd < 0 ? strerror(errno) : "event refused");
-        if (p->wake_ev)
-            event_free(p->wake_ev);
-        if (p->wake_fd >= 0)
-            close(p->wake_fd);
-        event_free(p->render_ev);
-        pthread_cond_destroy(&p->rdone);
-        pthread_mutex_destroy(&p->rlock);
-        free(p);
-        return NULL;
+        goto undo;
     }
     p->grid = tickgrid_new(base, tickgrid_choose_tick_us(1000), tick_cb, p);
     p->dns = evdns_base_new(base, EVDNS_BASE_INITIALIZE_NAMESERVERS | EVDNS_BASE_DISABLE_WHEN_INACTIVE);
@@ -1016,13 +1008,7 @@ struct poller *poller_new(struct event_base *base, struct registry *reg)
     if (!p->dns) {
         log_error("poller", "cannot create the DNS resolver");
         tickgrid_free(p->grid);
-        event_free(p->wake_ev);
-        close(p->wake_fd);
-        event_free(p->render_ev);
-        pthread_cond_destroy(&p->rdone);
-        pthread_mutex_destroy(&p->rlock);
-        free(p);
-        return NULL;
+        goto undo;
     }
     evdns_base_load_hosts(p->dns, NULL);
     evdns_base_set_option(p->dns, "timeout:", "2");
@@ -1047,6 +1033,16 @@ struct poller *poller_new(struct event_base *base, struct registry *reg)
         }
     registry_on_read(reg, render_for_reader, p);
     return p;
+undo: /* what was made before the failure */
+    if (p->wake_ev)
+        event_free(p->wake_ev);
+    if (p->wake_fd >= 0)
+        close(p->wake_fd);
+    event_free(p->render_ev);
+    pthread_cond_destroy(&p->rdone);
+    pthread_mutex_destroy(&p->rlock);
+    free(p);
+    return NULL;
 }
 
 void poller_on_change(struct poller *p, void (*fn)(void *arg), void *arg)
