@@ -441,6 +441,22 @@ def split_window(j):
     return t1 - d["commandstats_interval_seconds"], t1
 
 
+def assert_rate_near(tc, g, j, got, kind="w", rel=0.05):
+    """got, poll j's rate of kind over its commandstats span (split_window),
+    within rel of what generator g did over that span. Where in each poll
+    the server ran INFO is known only within the poll's duration (between
+    the send and last_poll_timestamp; the earlier poll's duration taken as
+    this one's), and a batch is logged when its replies are back, up to a
+    tick or so later: each edge of the span is that uncertain, so got must
+    be within rel of the least and the most the truth can be. (Under the
+    sanitizers a poll took 40 ms: four batches of the generator's 80 a
+    second, exactly 5% at a one-second span, two CI runs out of eight.)"""
+    t0, t1 = split_window(j)
+    slack = j["last_poll_duration_seconds"] + g.tick
+    lo, hi = g.rate_bounds(t0, t1, slack, kind)
+    tc.assertTrue(lo * (1 - rel) < got < hi * (1 + rel), (kind, got, lo, hi, slack))
+
+
 def promtool_check(text):
     require_tool("promtool")
     p = subprocess.run(["promtool", "check", "metrics"], input=text.encode(), capture_output=True)

@@ -76,6 +76,20 @@ class LoadGen(threading.Thread):
         series = self.cum_w if kind == "w" else self.cum_r
         return (self._at(series, t1) - self._at(series, t0)) / (t1 - t0)
 
+    def rate_bounds(self, t0, t1, slack, kind="w"):
+        """The least and the most rate over [t0, t1], with each edge known
+        only within slack seconds: (count(t1 - slack) - count(t0 + slack)) /
+        (t1 - t0), and (count(t1 + slack) - count(t0 - slack)) / (t1 - t0).
+        Waits until t1 + slack has passed (what is acknowledged later is not
+        logged yet)."""
+        wait = t1 + slack + self.tick - time.time()
+        if wait > 0:
+            time.sleep(wait)
+        series = self.cum_w if kind == "w" else self.cum_r
+        lo = (self._at(series, t1 - slack) - self._at(series, t0 + slack)) / (t1 - t0)
+        hi = (self._at(series, t1 + slack) - self._at(series, t0 - slack)) / (t1 - t0)
+        return lo, hi
+
     def stop(self):
         self.stopping.set()
         self.join(10)

@@ -13,7 +13,8 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
-from harness import Agent, RedisServer, Resp, TmpTestCase, promtool_check, split_window, value, wait_for  # noqa: E402
+from harness import (Agent, RedisServer, Resp, TmpTestCase, assert_rate_near, promtool_check, split_window,  # noqa: E402
+                     value, wait_for)
 from loadgen import LoadGen  # noqa: E402
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -87,7 +88,7 @@ class WritePath(TmpTestCase):
             truth = g.rate(*split_window(j))
             got = d["throughput"]["write_commands_per_second"]
             self.assertGreater(truth, 4000)
-            self.assertLess(abs(got - truth) / truth, 0.05, (got, truth))
+            assert_rate_near(self, g, j, got)
             self.assertEqual(d["throughput"]["commands"]["set"]["class"], "write")
             self.assertLess(d["throughput"]["read_commands_per_second"], 1)
         m = a.metrics("/scrape?target=w")
@@ -107,9 +108,7 @@ class WritePath(TmpTestCase):
             j = polls.next()
             d = j["derived"]
             for kind, key in (("w", "write_commands_per_second"), ("r", "read_commands_per_second")):
-                truth = g.rate(*split_window(j), kind)
-                got = d["throughput"][key]
-                self.assertLess(abs(got - truth) / truth, 0.05, (key, got, truth))
+                assert_rate_near(self, g, j, d["throughput"][key], kind)
             hits = d["throughput"]["keyspace_hit_ratio"]
             self.assertGreater(hits, 0.95)  # GETs of keys the SETs wrote
 
@@ -448,8 +447,7 @@ class WritePath(TmpTestCase):
                 iv = d["commandstats_interval_seconds"]
                 self.assertLess(iv, 1.5)
                 fresh += iv > 0.75
-                truth = g.rate(*split_window(j))
-                self.assertLess(abs(got - truth) / truth, 0.05, (got, truth))
+                assert_rate_near(self, g, j, got)
                 last_fresh = j
             elif last_fresh is not None and abs(split_window(j)[1] - last_fresh["last_poll_timestamp"]) < 0.05:
                 # the figures of the last poll that asked (not one missed in between)
