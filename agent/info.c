@@ -188,8 +188,8 @@ static const struct lookup *find_known(const char *key, size_t n, uint64_t h)
  * none of the list (seq_record): with a version no longer handed to
  * strtod (util.c), the parse went from 91.0 to 68.1 thousand instructions
  * a poll and the loop from 117.5 to 94.0 (instructions.py); with a nested
- * field cut in one pass (info_kv_next) and its number read inline
- * (kv_num), 65.9 and 91.6. */
+ * field cut in one pass (info_kv_next) and a plain number read inline
+ * (value_number), 66.4 and 92.2. */
 struct seq_key {
     uint64_t hash; /* of the key, when it was first met */
     /* the table's key; for one the table did not hold, a copy of its bytes
@@ -410,16 +410,10 @@ static bool kv_is(const struct info_kv *kv, const char *name)
 }
 
 static bool value_number(const char *v, size_t n, double *out);
-static bool leading_zero(const char *v, size_t n);
 
-/* A nested value as a number: a plain decimal read inline, the rest as
- * value_number reads it (the same answer for both). */
 static double kv_num(const struct info_kv *kv)
 {
-    const char *stop, *end = kv->v + kv->vlen;
     double v;
-    if (plain_decimal_prefix(kv->v, end, &stop, &v) && stop == end && !leading_zero(kv->v, kv->vlen))
-        return v;
     return value_number(kv->v, kv->vlen, &v) ? v : NAN;
 }
 
@@ -681,10 +675,20 @@ static bool leading_zero(const char *v, size_t n)
     return dn >= 2 && d[0] == '0' && d[1] >= '0' && d[1] <= '9';
 }
 
-/* A value as a number (parse_double_n), for the n bytes at v. */
+/* A value as a number (parse_double_n), for the n bytes at v: a plain
+ * decimal read inline (most values; parse_double_n reads it the same), the
+ * rest by parse_double_n. */
 static bool value_number(const char *v, size_t n, double *out)
 {
-    return !leading_zero(v, n) && parse_double_n(v, n, out);
+    const char *stop;
+    double x;
+    if (leading_zero(v, n))
+        return false;
+    if (plain_decimal_prefix(v, v + n, &stop, &x) && stop == v + n) {
+        *out = x;
+        return true;
+    }
+    return parse_double_n(v, n, out);
 }
 
 struct seen_slot {
@@ -867,7 +871,8 @@ static struct info_sample *parse(struct info_sample *s, const char *text, size_t
         uint64_t h = 0;
         const struct seq_key *e = sq.c < sq.n_old ? &sq.old[sq.c] : NULL;
         struct cursor_line cl = {.is_num = false};
-        if (e && !has_nul && section_ok && line_at_cursor(e, p, end, &cl)) {
+        bool at_cursor = e && !has_nul && section_ok && line_at_cursor(e, p, end, &cl);
+        if (at_cursor) {
             lines_at_cursor++;
             key = p;
             klen = e->len;
@@ -876,13 +881,6 @@ static struct info_sample *parse(struct info_sample *s, const char *text, size_t
             vlen = (size_t)(line_end - val);
             p = cl.next;
             kind = e->fid >= 0 || e->sid >= 0 ? N_NONE : nested_kind(key);
-            if (kind != N_NONE && family_full(s, &caps, kind)) {
-                s->dropped[family_of[kind]]++;
-                continue; /* as below: not in the key order either */
-            }
-            sq.c++;
-            h = e->hash;
-            seq_record(&sq, e, key, &fid, &sid);
         } else {
             char *nl = memchr(p, '\n', (size_t)(end - p));
             line_end = nl ? nl : end;
@@ -923,23 +921,28 @@ static struct info_sample *parse(struct info_sample *s, const char *text, size_t
             vlen = (size_t)(line_end - val);
 
             kind = nested_kind(key);
-            if (kind != N_NONE && family_full(s, &caps, kind)) {
-                /* past the bound: not parsed, not even an entry (what the peer
-                 * sends beyond it costs a line scan, nothing more) */
-                s->dropped[family_of[kind]]++;
-                continue;
-            }
-            /* a key the last reply had is matched in that reply's order by its
-             * bytes, unhashed (its hash is the one kept from when it was first
-             * met); only a new key is hashed. A key of the table is a duplicate
-             * when its field is already set; the others are kept in the set of
-             * keys seen. The order remembered takes in duplicate and malformed
-             * lines too: it only guides the lookup, never changes its answer. */
-            if (!seq_known(&sq, key, klen, &h, &fid, &sid)) {
-                keys_hashed++;
-                h = hash_bytes(key, klen);
-                seq_lookup(&sq, key, klen, h, &fid, &sid);
-            }
+        }
+        if (kind != N_NONE && family_full(s, &caps, kind)) {
+            /* past the bound: not parsed, not even an entry, not in the key
+             * order (what the peer sends beyond it costs a line scan,
+             * nothing more) */
+            s->dropped[family_of[kind]]++;
+            continue;
+        }
+        /* a key the last reply had is matched in that reply's order by its
+         * bytes, unhashed (its hash is the one kept from when it was first
+         * met); only a new key is hashed. A key of the table is a duplicate
+         * when its field is already set; the others are kept in the set of
+         * keys seen. The order remembered takes in duplicate and malformed
+         * lines too: it only guides the lookup, never changes its answer. */
+        if (at_cursor) {
+            sq.c++;
+            h = e->hash;
+            seq_record(&sq, e, key, &fid, &sid);
+        } else if (!seq_known(&sq, key, klen, &h, &fid, &sid)) {
+            keys_hashed++;
+            h = hash_bytes(key, klen);
+            seq_lookup(&sq, key, klen, h, &fid, &sid);
         }
         bool in_table = fid >= 0 || sid >= 0, dup = false;
         if (!all && !in_table && kind == N_NONE)
