@@ -128,8 +128,10 @@ struct req {
  * frees it. w, since_us, evicted: under s->watch_lock. */
 struct body {
     struct http_server *s;
-    size_t len;
+    size_t len;          /* bytes charged to body_bytes */
+    size_t sent;         /* bytes of the body */
     size_t cap;          /* bytes allocated at p */
+    bool reuse;          /* a /metrics text: its buffer may be kept (spare_keep) */
     char *p;
     struct watched *w;   /* the connection sending it; NULL once closed */
     uint64_t since_us;   /* when it was queued */
@@ -322,12 +324,16 @@ static struct watched *watched_of(struct MHD_Connection *c);
  * below it freed memory stays in the heap for reuse anyway. */
 #define SPARE_MIN (256u * 1024)
 
-/* Keeps p (cap bytes allocated) as the spare for the next big body
- * (spare_take) when none is kept and it is worth it; false: the caller
- * frees it. Call with s->watch_lock held. */
-static bool spare_keep(struct http_server *s, char *p, size_t cap)
+/* Keeps p (cap bytes allocated, the last /metrics text written into it
+ * len bytes long) as the spare for the next /metrics (spare_take) when none
+ * is kept and it is worth it: big enough, at most a quarter of
+ * http.max_body_memory, and not more than twice what it last held (the
+ * pages a buffer ever had written stay with it: one that the instances
+ * cut by a reload left mostly empty goes). false: the caller frees it.
+ * Call with s->watch_lock held. */
+static bool spare_keep(struct http_server *s, char *p, size_t cap, size_t len)
 {
-    if (s->spare || cap < SPARE_MIN || cap > s->cfg->http.max_body_memory / 4)
+    if (s->spare || cap < SPARE_MIN || cap > s->cfg->http.max_body_memory / 4 || cap > 2 * len + SPARE_MIN)
         return false;
     s->spare = p;
     s->spare_cap = cap;
@@ -344,22 +350,25 @@ static void body_free(void *cls)
         s->evicting -= b->len;
     if (b->w)
         b->w->body = NULL;
-    bool kept = spare_keep(s, b->p, b->cap);
+    bool kept = b->reuse && spare_keep(s, b->p, b->cap, b->sent);
     pthread_mutex_unlock(&s->watch_lock);
     if (!kept)
         free(b->p);
     free(b);
 }
 
-/* Hands the kept buffer of a sent big body, if any, to out (empty) to render
- * the next body into. A big body's buffer is above glibc's mmap threshold
+/* Hands the kept buffer of a sent /metrics, if any, to out (empty) to
+ * render the next /metrics into. A big body's buffer is above glibc's mmap threshold
  * (service.c), so a new one is fresh pages, each written for the first time
  * through a page fault. Measured on the project's virtual machine: writing
  * 2.7 MB (the /metrics of 200 instances) into a new buffer took 6.7-9.5 ms,
  * into a kept one 0.06 ms (an ad hoc program, 200 buffers each way); the
  * faults were most of /metrics' latency at 200 instances (perf: page faults
- * under the body's memcpy). One buffer is kept, of at most a quarter of
- * http.max_body_memory: between scrapes the RSS holds one body, which every
+ * under the body's memcpy). One buffer is kept (spare_keep says which), and
+ * only /metrics' own: the other endpoints' bodies are rarer, and one of
+ * them kept would let a later /metrics hold more memory than it is charged
+ * for. A body in a buffer that may be kept is charged at the buffer's size
+ * (send_buf_s). Between scrapes the RSS holds the one buffer, which every
  * scrape needs anyway. */
 static void spare_take(struct http_server *s, struct buf *out)
 {
@@ -368,17 +377,19 @@ static void spare_take(struct http_server *s, struct buf *out)
         out->p = s->spare;
         out->cap = s->spare_cap;
         out->len = 0;
+        out->p[0] = '\0';
         s->spare = NULL;
         s->spare_cap = 0;
     }
     pthread_mutex_unlock(&s->watch_lock);
 }
 
-/* Gives b's buffer to the spare (spare_keep) or frees it; b is left empty. */
+/* Gives the buffer of b, a /metrics text, to the spare (spare_keep) or
+ * frees it; b is left empty. */
 static void spare_give(struct http_server *s, struct buf *b)
 {
     pthread_mutex_lock(&s->watch_lock);
-    if (spare_keep(s, b->p, b->cap))
+    if (spare_keep(s, b->p, b->cap, b->len))
         *b = (struct buf)BUF_INIT;
     pthread_mutex_unlock(&s->watch_lock);
     buf_free(b);
@@ -480,18 +491,22 @@ static enum MHD_Result send_503_memory(struct MHD_Connection *c)
 /* Queues body (taken) as the response. With s, the body counts against
  * s's budget of bodies in flight until MHD has sent it; past the budget
  * the answer is 503. sent_len: where to keep the body's length as sent
- * (gzip or not), or NULL. */
+ * (gzip or not), or NULL. reuse (with s): body is a /metrics text, whose
+ * buffer may be kept for the next one (spare_take). */
 static enum MHD_Result send_buf_s(struct http_server *s, struct MHD_Connection *c, unsigned status,
-                                  const char *ctype, struct buf *body, bool gzip_ok, _Atomic size_t *sent_len)
+                                  const char *ctype, struct buf *body, bool gzip_ok, _Atomic size_t *sent_len,
+                                  bool reuse)
 {
     struct buf gz = BUF_INIT;
     bool gz_used = false;
+    reuse = reuse && s;
     if (gzip_ok && body->len > 256 && http_gzip(body->p ? body->p : "", body->len, &gz) == 0) {
-        if (s)
+        if (reuse)
             spare_give(s, body); /* the plain text's buffer, for the next render */
         else
             buf_free(body);
         *body = gz;
+        reuse = false; /* the compressed copy goes when sent */
         gz_used = true;
     } else {
         buf_free(&gz);
@@ -502,13 +517,20 @@ static enum MHD_Result send_buf_s(struct http_server *s, struct MHD_Connection *
         atomic_store(sent_len, len);
     struct MHD_Response *r;
     if (s) {
-        if (!body_reserve(s, len)) {
+        /* a buffer that may be kept holds every page it ever had written,
+         * up to its size: charged so */
+        size_t charged = reuse && cap > len ? cap : len;
+        if (!body_reserve(s, charged)) {
             atomic_fetch_add(&s->body_refusals, 1);
-            free(p);
+            struct buf again = {p, len, cap};
+            if (reuse)
+                spare_give(s, &again); /* rendered for nothing: the next may use it */
+            else
+                free(p);
             return send_503_memory(c);
         }
         struct body *hold = xcalloc(1, sizeof *hold);
-        *hold = (struct body){s, len, cap, p, NULL, now_mono_us(), false};
+        *hold = (struct body){s, charged, len, cap, reuse, p, NULL, now_mono_us(), false};
         r = MHD_create_response_from_buffer_with_free_callback_cls(len, p, body_free, hold);
         if (!r) {
             body_free(hold);
@@ -547,7 +569,7 @@ static enum MHD_Result send_buf_s(struct http_server *s, struct MHD_Connection *
 static enum MHD_Result send_buf(struct MHD_Connection *c, unsigned status, const char *ctype,
                                 struct buf *body, bool gzip_ok)
 {
-    return send_buf_s(NULL, c, status, ctype, body, gzip_ok, NULL);
+    return send_buf_s(NULL, c, status, ctype, body, gzip_ok, NULL, false);
 }
 
 static enum MHD_Result send_text(struct MHD_Connection *c, unsigned status, const char *msg)
@@ -1056,7 +1078,7 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
         http_render_metrics(s->reg, NULL, &b);
         auth_render_metrics(s->auth, &b);
         render_own_metrics(s, &b);
-        return send_buf_s(s, c, MHD_HTTP_OK, CT_PROM, &b, gz, &s->metrics_len[gz]);
+        return send_buf_s(s, c, MHD_HTTP_OK, CT_PROM, &b, gz, &s->metrics_len[gz], true);
     }
     if (strcmp(url, "/scrape") == 0) {
         const char *name = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "target");
@@ -1065,7 +1087,7 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
         if (!registry_has_name(s->reg, name))
             return send_text(c, MHD_HTTP_NOT_FOUND, "unknown target: only configured instance names are accepted\n");
         http_render_metrics(s->reg, name, &b);
-        return send_buf_s(s, c, MHD_HTTP_OK, CT_PROM, &b, gz, NULL);
+        return send_buf_s(s, c, MHD_HTTP_OK, CT_PROM, &b, gz, NULL, false);
     }
     if (strcmp(url, "/api/v1/instances") == 0) {
         struct registry_view v;
@@ -1082,7 +1104,7 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
         }
         registry_view_release(&v);
         buf_puts(&b, "]\n");
-        return send_buf_s(s, c, MHD_HTTP_OK, CT_JSON, &b, gz, NULL);
+        return send_buf_s(s, c, MHD_HTTP_OK, CT_JSON, &b, gz, NULL, false);
     }
     if (strncmp(url, "/api/v1/instances/", 18) == 0) {
         struct frag *f = registry_get_name(s->reg, url + 18, false);
@@ -1091,22 +1113,22 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
         frag_append_json(f, &b);
         buf_putc(&b, '\n');
         frag_unref(f);
-        return send_buf_s(s, c, MHD_HTTP_OK, CT_JSON, &b, gz, NULL);
+        return send_buf_s(s, c, MHD_HTTP_OK, CT_JSON, &b, gz, NULL, false);
     }
     if (strcmp(url, "/api/v1/advice") == 0) {
         advice_api_json(s->reg, &b);
-        return send_buf_s(s, c, MHD_HTTP_OK, CT_JSON, &b, gz, NULL);
+        return send_buf_s(s, c, MHD_HTTP_OK, CT_JSON, &b, gz, NULL, false);
     }
     if (strcmp(url, "/api/v1/alerts") == 0) {
         alerts_render_api(&b);
-        return send_buf_s(s, c, MHD_HTTP_OK, CT_JSON, &b, gz, NULL);
+        return send_buf_s(s, c, MHD_HTTP_OK, CT_JSON, &b, gz, NULL, false);
     }
     if (strcmp(url, "/api/v1/targets") == 0) {
         /* Prometheus http_sd_configs: the targets are this agent, as the
          * client reached it (Host), else the listen address */
         const char *host = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_HOST);
         discover_render_targets(host_ok(host) ? host : s->cfg->http.listen, &b);
-        return send_buf_s(s, c, MHD_HTTP_OK, CT_JSON, &b, gz, NULL);
+        return send_buf_s(s, c, MHD_HTTP_OK, CT_JSON, &b, gz, NULL, false);
     }
     if (strcmp(url, "/healthz") == 0)
         return send_text(c, MHD_HTTP_OK, "ok\n");
