@@ -99,7 +99,8 @@ struct http_server {
     size_t evicting;                  /* of those, bodies whose connections were shut for room (watch_lock) */
     _Atomic unsigned long body_refusals; /* 503s for want of body memory */
     _Atomic unsigned long body_evictions; /* connections shut to make room for a new body */
-    _Atomic size_t metrics_len[2];    /* size of the last /metrics body as sent, plain and gzip:
+    _Atomic size_t metrics_len[2];    /* what the last /metrics body took of the budget, plain and gzip
+                                       * (send_buf_s: its size, or its kept buffer's):
                                        * what the next will take */
     pthread_mutex_t watch_lock;       /* the watched list and its bodies, watch_next_us, watch_stop */
     pthread_cond_t watch_wake;        /* on CLOCK_MONOTONIC */
@@ -358,7 +359,7 @@ static void body_free(void *cls)
 }
 
 /* Hands the kept buffer of a sent /metrics, if any, to out (empty) to
- * render the next /metrics into. A big body's buffer is above glibc's mmap threshold
+ * render the next /metrics into; true when it did. A big body's buffer is above glibc's mmap threshold
  * (service.c), so a new one is fresh pages, each written for the first time
  * through a page fault. Measured on the project's virtual machine: writing
  * 2.7 MB (the /metrics of 200 instances) into a new buffer took 6.7-9.5 ms,
@@ -367,13 +368,14 @@ static void body_free(void *cls)
  * under the body's memcpy). One buffer is kept (spare_keep says which), and
  * only /metrics' own: the other endpoints' bodies are rarer, and one of
  * them kept would let a later /metrics hold more memory than it is charged
- * for. A body in a buffer that may be kept is charged at the buffer's size
+ * for. A body in the kept buffer is charged at the buffer's size
  * (send_buf_s). Between scrapes the RSS holds the one buffer, which every
  * scrape needs anyway. */
-static void spare_take(struct http_server *s, struct buf *out)
+static bool spare_take(struct http_server *s, struct buf *out)
 {
     pthread_mutex_lock(&s->watch_lock);
-    if (s->spare && !out->p) {
+    bool took = s->spare && !out->p;
+    if (took) {
         out->p = s->spare;
         out->cap = s->spare_cap;
         out->len = 0;
@@ -382,6 +384,7 @@ static void spare_take(struct http_server *s, struct buf *out)
         s->spare_cap = 0;
     }
     pthread_mutex_unlock(&s->watch_lock);
+    return took;
 }
 
 /* Gives the buffer of b, a /metrics text, to the spare (spare_keep) or
@@ -488,49 +491,55 @@ static enum MHD_Result send_503_memory(struct MHD_Connection *c)
                       "too many large responses still being sent (http.max_body_memory); retry\n", "1");
 }
 
+/* What a body's buffer is to the kept one (spare_take). */
+enum reuse {
+    REUSE_NO,   /* not a /metrics text: freed when sent */
+    REUSE_NEW,  /* a /metrics text in a new buffer: may be kept */
+    REUSE_KEPT, /* in the kept buffer: charged at its size, every page it
+                 * ever had written being still there */
+};
+
 /* Queues body (taken) as the response. With s, the body counts against
  * s's budget of bodies in flight until MHD has sent it; past the budget
- * the answer is 503. sent_len: where to keep the body's length as sent
- * (gzip or not), or NULL. reuse (with s): body is a /metrics text, whose
- * buffer may be kept for the next one (spare_take). */
+ * the answer is 503. charged_len: where to keep what the body took of the
+ * budget (gzip or not), or NULL. reuse: see enum reuse (with s only). */
 static enum MHD_Result send_buf_s(struct http_server *s, struct MHD_Connection *c, unsigned status,
-                                  const char *ctype, struct buf *body, bool gzip_ok, _Atomic size_t *sent_len,
-                                  bool reuse)
+                                  const char *ctype, struct buf *body, bool gzip_ok, _Atomic size_t *charged_len,
+                                  enum reuse reuse)
 {
     struct buf gz = BUF_INIT;
     bool gz_used = false;
-    reuse = reuse && s;
+    if (!s)
+        reuse = REUSE_NO;
     if (gzip_ok && body->len > 256 && http_gzip(body->p ? body->p : "", body->len, &gz) == 0) {
-        if (reuse)
+        if (reuse != REUSE_NO)
             spare_give(s, body); /* the plain text's buffer, for the next render */
         else
             buf_free(body);
         *body = gz;
-        reuse = false; /* the compressed copy goes when sent */
+        reuse = REUSE_NO; /* the compressed copy goes when sent */
         gz_used = true;
     } else {
         buf_free(&gz);
     }
     size_t len, cap = body->cap;
     char *p = buf_steal(body, &len);
-    if (sent_len)
-        atomic_store(sent_len, len);
+    size_t charged = reuse == REUSE_KEPT && cap > len ? cap : len;
+    if (charged_len)
+        atomic_store(charged_len, charged);
     struct MHD_Response *r;
     if (s) {
-        /* a buffer that may be kept holds every page it ever had written,
-         * up to its size: charged so */
-        size_t charged = reuse && cap > len ? cap : len;
         if (!body_reserve(s, charged)) {
             atomic_fetch_add(&s->body_refusals, 1);
             struct buf again = {p, len, cap};
-            if (reuse)
+            if (reuse != REUSE_NO)
                 spare_give(s, &again); /* rendered for nothing: the next may use it */
             else
                 free(p);
             return send_503_memory(c);
         }
         struct body *hold = xcalloc(1, sizeof *hold);
-        *hold = (struct body){s, charged, len, cap, reuse, p, NULL, now_mono_us(), false};
+        *hold = (struct body){s, charged, len, cap, reuse != REUSE_NO, p, NULL, now_mono_us(), false};
         r = MHD_create_response_from_buffer_with_free_callback_cls(len, p, body_free, hold);
         if (!r) {
             body_free(hold);
@@ -569,7 +578,7 @@ static enum MHD_Result send_buf_s(struct http_server *s, struct MHD_Connection *
 static enum MHD_Result send_buf(struct MHD_Connection *c, unsigned status, const char *ctype,
                                 struct buf *body, bool gzip_ok)
 {
-    return send_buf_s(NULL, c, status, ctype, body, gzip_ok, NULL, false);
+    return send_buf_s(NULL, c, status, ctype, body, gzip_ok, NULL, REUSE_NO);
 }
 
 static enum MHD_Result send_text(struct MHD_Connection *c, unsigned status, const char *msg)
@@ -754,7 +763,7 @@ static void own_family(struct buf *b, const char *name, const char *type, const 
 static void render_own_metrics(struct http_server *s, struct buf *b)
 {
     own_family(b, "redpulse_http_body_bytes_in_flight", "gauge",
-               "Bytes of HTTP response bodies not yet sent (bounded by http.max_body_memory, and for a moment by "
+               "Bytes of HTTP response bodies not yet sent, a /metrics text in the kept buffer at the buffer's size (bounded by http.max_body_memory, and for a moment by "
                "those whose connections are being closed to make room)",
                atomic_load(&s->body_bytes));
     own_family(b, "redpulse_http_body_memory_refusals_total", "counter",
@@ -1074,11 +1083,11 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
         return send_503_memory(c);
     }
     if (strcmp(url, "/metrics") == 0) {
-        spare_take(s, &b);
+        enum reuse reuse = spare_take(s, &b) ? REUSE_KEPT : REUSE_NEW;
         http_render_metrics(s->reg, NULL, &b);
         auth_render_metrics(s->auth, &b);
         render_own_metrics(s, &b);
-        return send_buf_s(s, c, MHD_HTTP_OK, CT_PROM, &b, gz, &s->metrics_len[gz], true);
+        return send_buf_s(s, c, MHD_HTTP_OK, CT_PROM, &b, gz, &s->metrics_len[gz], reuse);
     }
     if (strcmp(url, "/scrape") == 0) {
         const char *name = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "target");
@@ -1087,7 +1096,7 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
         if (!registry_has_name(s->reg, name))
             return send_text(c, MHD_HTTP_NOT_FOUND, "unknown target: only configured instance names are accepted\n");
         http_render_metrics(s->reg, name, &b);
-        return send_buf_s(s, c, MHD_HTTP_OK, CT_PROM, &b, gz, NULL, false);
+        return send_buf_s(s, c, MHD_HTTP_OK, CT_PROM, &b, gz, NULL, REUSE_NO);
     }
     if (strcmp(url, "/api/v1/instances") == 0) {
         struct registry_view v;
@@ -1104,7 +1113,7 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
         }
         registry_view_release(&v);
         buf_puts(&b, "]\n");
-        return send_buf_s(s, c, MHD_HTTP_OK, CT_JSON, &b, gz, NULL, false);
+        return send_buf_s(s, c, MHD_HTTP_OK, CT_JSON, &b, gz, NULL, REUSE_NO);
     }
     if (strncmp(url, "/api/v1/instances/", 18) == 0) {
         struct frag *f = registry_get_name(s->reg, url + 18, false);
@@ -1113,22 +1122,22 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
         frag_append_json(f, &b);
         buf_putc(&b, '\n');
         frag_unref(f);
-        return send_buf_s(s, c, MHD_HTTP_OK, CT_JSON, &b, gz, NULL, false);
+        return send_buf_s(s, c, MHD_HTTP_OK, CT_JSON, &b, gz, NULL, REUSE_NO);
     }
     if (strcmp(url, "/api/v1/advice") == 0) {
         advice_api_json(s->reg, &b);
-        return send_buf_s(s, c, MHD_HTTP_OK, CT_JSON, &b, gz, NULL, false);
+        return send_buf_s(s, c, MHD_HTTP_OK, CT_JSON, &b, gz, NULL, REUSE_NO);
     }
     if (strcmp(url, "/api/v1/alerts") == 0) {
         alerts_render_api(&b);
-        return send_buf_s(s, c, MHD_HTTP_OK, CT_JSON, &b, gz, NULL, false);
+        return send_buf_s(s, c, MHD_HTTP_OK, CT_JSON, &b, gz, NULL, REUSE_NO);
     }
     if (strcmp(url, "/api/v1/targets") == 0) {
         /* Prometheus http_sd_configs: the targets are this agent, as the
          * client reached it (Host), else the listen address */
         const char *host = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_HOST);
         discover_render_targets(host_ok(host) ? host : s->cfg->http.listen, &b);
-        return send_buf_s(s, c, MHD_HTTP_OK, CT_JSON, &b, gz, NULL, false);
+        return send_buf_s(s, c, MHD_HTTP_OK, CT_JSON, &b, gz, NULL, REUSE_NO);
     }
     if (strcmp(url, "/healthz") == 0)
         return send_text(c, MHD_HTTP_OK, "ok\n");
