@@ -112,7 +112,7 @@ struct http_server {
     _Atomic unsigned long deadline_closes; /* connections cut off by their request deadline */
     struct peerlimit *peers;          /* open connections per source (watch_lock) */
     _Atomic unsigned long source_refusals; /* connections refused: their address or /64 had its limit */
-    char *spare;                      /* a sent big body's buffer kept for the next (spare_take; watch_lock) */
+    char *spare;                      /* a sent /metrics text's buffer, kept for the next (spare_take; watch_lock) */
     size_t spare_cap;
 };
 
@@ -359,18 +359,18 @@ static void body_free(void *cls)
 }
 
 /* Hands the kept buffer of a sent /metrics, if any, to out (empty) to
- * render the next /metrics into; true when it did. A big body's buffer is above glibc's mmap threshold
- * (service.c), so a new one is fresh pages, each written for the first time
- * through a page fault. Measured on the project's virtual machine: writing
- * 2.7 MB (the /metrics of 200 instances) into a new buffer took 6.7-9.5 ms,
- * into a kept one 0.06 ms (an ad hoc program, 200 buffers each way); the
- * faults were most of /metrics' latency at 200 instances (perf: page faults
- * under the body's memcpy). One buffer is kept (spare_keep says which), and
- * only /metrics' own: the other endpoints' bodies are rarer, and one of
- * them kept would let a later /metrics hold more memory than it is charged
- * for. A body in the kept buffer is charged at the buffer's size
- * (send_buf_s). Between scrapes the RSS holds the one buffer, which every
- * scrape needs anyway. */
+ * render the next /metrics into; true when it did. A big body's buffer is
+ * above glibc's mmap threshold (service.c), so a new one is fresh pages,
+ * each written for the first time through a page fault. Measured on the
+ * project's virtual machine: writing 2.7 MB (the /metrics of 200
+ * instances) into a new buffer took 6.7-9.5 ms, into a kept one 0.06 ms
+ * (an ad hoc program, 200 buffers each way); the faults were most of
+ * /metrics' latency at 200 instances (perf: page faults under the body's
+ * memcpy). One buffer is kept (spare_keep says which), and only /metrics'
+ * own: the other endpoints' bodies are rarer, and one of them kept would
+ * let a later /metrics hold more memory than it is charged for. A body in
+ * the kept buffer is charged at the buffer's size (send_buf_s). Between
+ * scrapes the RSS holds the one buffer, which every scrape needs anyway. */
 static bool spare_take(struct http_server *s, struct buf *out)
 {
     pthread_mutex_lock(&s->watch_lock);
@@ -763,8 +763,9 @@ static void own_family(struct buf *b, const char *name, const char *type, const 
 static void render_own_metrics(struct http_server *s, struct buf *b)
 {
     own_family(b, "redpulse_http_body_bytes_in_flight", "gauge",
-               "Bytes of HTTP response bodies not yet sent, a /metrics text in the kept buffer at the buffer's size (bounded by http.max_body_memory, and for a moment by "
-               "those whose connections are being closed to make room)",
+               "Bytes of HTTP response bodies not yet sent, a /metrics text in the kept buffer at the buffer's "
+               "size (bounded by http.max_body_memory, and for a moment by those whose connections are being "
+               "closed to make room)",
                atomic_load(&s->body_bytes));
     own_family(b, "redpulse_http_body_memory_refusals_total", "counter",
                "Requests answered 503 because http.max_body_memory was in use", atomic_load(&s->body_refusals));
