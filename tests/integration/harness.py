@@ -73,6 +73,20 @@ def info_calls(r):
     return 0
 
 
+def proc_stat(pid):
+    """The fields of /proc/PID/stat after the command name (which may hold
+    spaces and parentheses): [0] the state, [7] minor page faults, [11] and
+    [12] user and system CPU time in clock ticks."""
+    with open("/proc/%d/stat" % pid) as f:
+        return f.read().rsplit(")", 1)[1].split()
+
+
+def cpu_seconds(pid):
+    """User + system CPU time of pid so far, in seconds."""
+    fields = proc_stat(pid)
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def main_thread_switches(pid):
     """Context switches (voluntary + involuntary) of pid's main thread: its
     event loop's wake-ups."""

@@ -72,9 +72,14 @@ class LoadGen(threading.Thread):
             i = bisect.bisect_right(self.times, t)
             return series[i - 1] if i > 0 else 0
 
-    def rate(self, t0, t1, kind="w"):
+    def _per_s(self, kind, a, b, t0, t1):
+        """Commands of kind done between times a and b, per second of
+        [t0, t1]."""
         series = self.cum_w if kind == "w" else self.cum_r
-        return (self._at(series, t1) - self._at(series, t0)) / (t1 - t0)
+        return (self._at(series, b) - self._at(series, a)) / (t1 - t0)
+
+    def rate(self, t0, t1, kind="w"):
+        return self._per_s(kind, t0, t1, t0, t1)
 
     def rate_bounds(self, t0, t1, slack, kind="w"):
         """The least and the most rate over [t0, t1], with each edge known
@@ -85,10 +90,8 @@ class LoadGen(threading.Thread):
         wait = t1 + slack + self.tick - time.time()
         if wait > 0:
             time.sleep(wait)
-        series = self.cum_w if kind == "w" else self.cum_r
-        lo = (self._at(series, t1 - slack) - self._at(series, t0 + slack)) / (t1 - t0)
-        hi = (self._at(series, t1 + slack) - self._at(series, t0 - slack)) / (t1 - t0)
-        return lo, hi
+        return (self._per_s(kind, t0 + slack, t1 - slack, t0, t1),
+                self._per_s(kind, t0 - slack, t1 + slack, t0, t1))
 
     def stop(self):
         self.stopping.set()

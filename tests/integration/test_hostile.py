@@ -19,7 +19,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from fakepeer import FakePeer, bulk  # noqa: E402
-from harness import Agent, RedisServer, Tmp, series, value, wait_for  # noqa: E402
+from harness import Agent, RedisServer, Tmp, cpu_seconds, series, value, wait_for  # noqa: E402
 
 SANITIZED = bool(os.environ.get("REDPULSE_SANITIZED"))
 CAP = 1 << 20
@@ -37,12 +37,6 @@ def proc_status(pid, key):
             if line.startswith(key + ":"):
                 return int(line.split()[1])  # kB
     raise AssertionError("no %s in /proc/%d/status" % (key, pid))
-
-
-def cpu_seconds(pid):
-    with open("/proc/%d/stat" % pid) as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
 
 
 def asan_env():

@@ -21,7 +21,7 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import BIN, Agent, RedisServer, Tmp, parse_prom, wait_for  # noqa: E402,F401
+from harness import BIN, Agent, RedisServer, Tmp, parse_prom, proc_stat, wait_for  # noqa: E402,F401
 
 
 def basic(user, pw):
@@ -310,10 +310,10 @@ class SlowReaders(unittest.TestCase):
         finally:
             tmp.cleanup()
 
+
 def minor_faults(pid):
-    """Minor page faults of the whole process so far (/proc/PID/stat)."""
-    with open("/proc/%d/stat" % pid) as f:
-        return int(f.read().rsplit(")", 1)[1].split()[7])
+    """Minor page faults of the whole process so far."""
+    return int(proc_stat(pid)[7])
 
 
 class BigBodyBuffer(unittest.TestCase):

@@ -19,8 +19,8 @@ import unittest
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (BIN, Agent, RedisServer, Tmp, free_port, parse_prom, promtool_check, require_tool, series,  # noqa: E402
-                     value, wait_for)
+from harness import (BIN, Agent, RedisServer, Tmp, free_port, parse_prom, proc_stat, promtool_check, require_tool,  # noqa: E402
+                     series, value, wait_for)
 
 DEFAULTS = {"interval": "500ms", "timeout": "400ms"}
 def basic(user, pw):
@@ -571,8 +571,7 @@ class EarlySighup(unittest.TestCase):
                              stderr=subprocess.DEVNULL)
         try:
             def reading():  # asleep in read(), with SIGHUP not blocked
-                with open("/proc/%d/stat" % p.pid) as f:
-                    state = f.read().rsplit(")", 1)[1].split()[0]
+                state = proc_stat(p.pid)[0]
                 with open("/proc/%d/status" % p.pid) as f:
                     blk = int(next(ln for ln in f if ln.startswith("SigBlk:")).split()[1], 16)
                 return state == "S" and not blk & (1 << (signal.SIGHUP - 1))

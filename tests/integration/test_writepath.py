@@ -17,15 +17,6 @@ from harness import (Agent, RedisServer, Resp, TmpTestCase, assert_rate_near, pr
                      value, wait_for)
 from loadgen import LoadGen  # noqa: E402
 
-CLK_TCK = os.sysconf("SC_CLK_TCK")
-
-
-def proc_cpu_seconds(pid):
-    with open("/proc/%d/stat" % pid) as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime + stime
-
-
 def redis_cli_info(port, section):
     """INFO as redis-cli prints it, {field: text}: the server's own answer,
     read by a client that is not ours."""
@@ -123,13 +114,13 @@ class WritePath(TmpTestCase):
         polls.next()
         polls.next()
         first = polls.next()
-        p0 = proc_cpu_seconds(s.proc.pid)
+        p0 = harness.cpu_seconds(s.proc.pid)
         t0 = time.monotonic()
         ratios = []
         for _ in range(5):
             j = polls.next()
             ratios.append((j["derived"]["cpu"]["total_ratio"], j["derived"]["interval_seconds"]))
-        p1 = proc_cpu_seconds(s.proc.pid)
+        p1 = harness.cpu_seconds(s.proc.pid)
         t1 = time.monotonic()
         truth = (p1 - p0) / (t1 - t0)
         got = sum(r * dt for r, dt in ratios) / sum(dt for _, dt in ratios)
