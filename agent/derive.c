@@ -87,8 +87,9 @@ static double ratio(double num, double den) { return den > 0 ? num / den : NAN; 
 
 static double flag(double v) { return isnan(v) ? NAN : (v > 0 ? 1 : 0); }
 
-/* Figures that need only the current sample. */
-static void instant(const struct info_sample *s, double now_real, struct derived *d)
+/* Figures that need only the current sample; its server section is age
+ * seconds old (kept from an earlier reply: struct cmd_window). */
+static void instant(const struct info_sample *s, double now_real, double age, struct derived *d)
 {
     double *v = d->v;
     double used = info_num(s, INFO_USED_MEMORY), maxm = info_num(s, INFO_MAXMEMORY);
@@ -128,7 +129,7 @@ static void instant(const struct info_sample *s, double now_real, struct derived
     if (!tu || !parse_double(tu, &server_now))
         server_now = now_real;
     else
-        server_now /= 1e6;
+        server_now = server_now / 1e6 + age;
     if (last_save > 0)
         v[DV_RDB_SECONDS_SINCE_LAST_SAVE] = fmax(0, server_now - last_save);
     v[DV_RDB_CHANGES_SINCE_LAST_SAVE] = info_num(s, INFO_RDB_CHANGES_SINCE_LAST_SAVE);
@@ -186,12 +187,6 @@ static void rates(const struct info_sample *p, const struct info_sample *c, doub
     for (size_t i = 0; i < d->n_errs; i++)
         d->errs[i].per_second = (c->errs[i].count - err_count(p, c->errs[i].err, i)) / dt;
 
-    double cs = rate(p, c, INFO_USED_CPU_SYS, dt), cu = rate(p, c, INFO_USED_CPU_USER, dt);
-    v[DV_CPU_SYS_RATIO] = cs;
-    v[DV_CPU_USER_RATIO] = cu;
-    v[DV_CPU_TOTAL_RATIO] = cs + cu;
-    v[DV_CPU_CHILDREN_RATIO] = rate(p, c, INFO_USED_CPU_SYS_CHILDREN, dt) + rate(p, c, INFO_USED_CPU_USER_CHILDREN, dt);
-    v[DV_CPU_MAIN_THREAD_RATIO] = rate(p, c, INFO_USED_CPU_SYS_MAIN_THREAD, dt) + rate(p, c, INFO_USED_CPU_USER_MAIN_THREAD, dt);
 
     v[DV_AOF_DELAYED_FSYNCS] = info_num(c, INFO_AOF_DELAYED_FSYNC) - info_num(p, INFO_AOF_DELAYED_FSYNC);
     /* sizes that shrink on purpose: only growth between two quiet samples */
@@ -208,11 +203,17 @@ static void rates(const struct info_sample *p, const struct info_sample *c, doub
     v[DV_FULL_RESYNCS_LAST_INTERVAL] = info_num(c, INFO_SYNC_FULL) - info_num(p, INFO_SYNC_FULL);
 }
 
-/* The figures from commandstats, over dt (which is the poll's interval, or
- * longer when commandstats are asked less often: struct cmd_window). */
+/* The figures from commandstats and cpu, over dt (which is the poll's
+ * interval, or longer when they are asked less often: struct cmd_window). */
 static void cmd_rates(const struct info_sample *p, const struct info_sample *c, double dt, struct derived *d)
 {
     double *v = d->v;
+    double cs = rate(p, c, INFO_USED_CPU_SYS, dt), cu = rate(p, c, INFO_USED_CPU_USER, dt);
+    v[DV_CPU_SYS_RATIO] = cs;
+    v[DV_CPU_USER_RATIO] = cu;
+    v[DV_CPU_TOTAL_RATIO] = cs + cu;
+    v[DV_CPU_CHILDREN_RATIO] = rate(p, c, INFO_USED_CPU_SYS_CHILDREN, dt) + rate(p, c, INFO_USED_CPU_USER_CHILDREN, dt);
+    v[DV_CPU_MAIN_THREAD_RATIO] = rate(p, c, INFO_USED_CPU_SYS_MAIN_THREAD, dt) + rate(p, c, INFO_USED_CPU_USER_MAIN_THREAD, dt);
     double w = 0, r = 0, o = 0, rej = 0, fail = 0, wrej = 0;
     bool have_rej = false;
     for (size_t i = 0; i < d->n_cmds; i++) {
@@ -251,6 +252,8 @@ static void cmd_rates(const struct info_sample *p, const struct info_sample *c, 
 static const enum derived_id cmd_figs[CMD_WINDOW_FIGS] = {
     DV_WRITE_COMMANDS_PER_SECOND, DV_READ_COMMANDS_PER_SECOND, DV_OTHER_COMMANDS_PER_SECOND,
     DV_REJECTED_CALLS_PER_SECOND, DV_FAILED_CALLS_PER_SECOND,  DV_WRITES_REFUSED_PER_SECOND,
+    DV_CPU_SYS_RATIO,             DV_CPU_USER_RATIO,           DV_CPU_TOTAL_RATIO,
+    DV_CPU_CHILDREN_RATIO,        DV_CPU_MAIN_THREAD_RATIO,
 };
 
 static void window_keep(struct cmd_window *w, const struct derived *d)
@@ -318,7 +321,8 @@ void derive_window(const struct info_sample *prev, uint64_t prev_us, const struc
     d->n_errs = cur->n_errs;
     for (size_t i = 0; i < cur->n_errs; i++)
         d->errs[i] = (struct derived_err){cur->errs[i].err, NAN};
-    instant(cur, now_real, d);
+    instant(cur, now_real, w && !w->fresh && w->since_us && cur_us > w->since_us ? (double)(cur_us - w->since_us) / 1e6 : 0,
+            d);
     bool ok = d->event == DERIVE_OK, kept = false;
     if (ok) {
         double dt = (double)(cur_us - prev_us) / 1e6;

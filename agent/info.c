@@ -346,18 +346,19 @@ uint64_t info_hash(const char *s, size_t n)
     return hash_bytes(s, n);
 }
 
-bool info_section_span(const char *text, size_t len, const char *name, size_t *off, size_t *slen)
+void info_section_spans(const char *text, size_t len, const char *const *names, size_t n, struct info_span *span)
 {
-    size_t nl = strlen(name);
-    const char *end = text + len, *start = NULL;
+    const char *end = text + len;
+    struct info_span *open = NULL; /* the section being spanned */
+    for (size_t i = 0; i < n; i++)
+        span[i] = (struct info_span){0, 0};
     for (const char *p = text; p < end;) {
         const char *e = memchr(p, '\n', (size_t)(end - p));
         const char *next = e ? e + 1 : end;
         if (*p == '#') {
-            if (start) {
-                *off = (size_t)(start - text);
-                *slen = (size_t)(p - start);
-                return true;
+            if (open) {
+                open->len = (size_t)(p - text) - open->off;
+                open = NULL;
             }
             const char *h = p + 1;
             while (h < next && *h == ' ')
@@ -365,15 +366,28 @@ bool info_section_span(const char *text, size_t len, const char *name, size_t *o
             size_t hl = (size_t)((e ? e : end) - h);
             if (hl && h[hl - 1] == '\r')
                 hl--;
-            if (hl == nl && strncasecmp(h, name, nl) == 0)
-                start = p;
+            for (size_t i = 0; i < n; i++)
+                if (!span[i].len && strlen(names[i]) == hl && strncasecmp(h, names[i], hl) == 0) {
+                    open = &span[i];
+                    open->off = (size_t)(p - text);
+                    open->len = (size_t)(next - p); /* the header, until the section ends */
+                    break;
+                }
         }
         p = next;
     }
-    if (!start)
+    if (open)
+        open->len = len - open->off;
+}
+
+bool info_section_span(const char *text, size_t len, const char *name, size_t *off, size_t *slen)
+{
+    struct info_span sp;
+    info_section_spans(text, len, &name, 1, &sp);
+    if (!sp.len)
         return false;
-    *off = (size_t)(start - text);
-    *slen = (size_t)(end - start);
+    *off = sp.off;
+    *slen = sp.len;
     return true;
 }
 

@@ -42,6 +42,19 @@ const char *const poller_info_sections[] = {
     "server", "clients", "memory", "persistence", "stats", "replication", "cpu",
     "commandstats", "errorstats", "cluster", "keyspace", NULL};
 
+/* The sections asked for at a cadence rather than with every poll (Redis
+ * >= 7.0; see poller.h): latencystats at its own; commandstats, and with it
+ * cpu and server. The last text of each is kept and appended to the replies
+ * that do not ask for it, in this order. */
+enum kept_sec { K_LATENCYSTATS, K_SERVER, K_CPU, K_COMMANDSTATS, N_KEPT };
+static const char *const kept_names[N_KEPT] = {"latencystats", "server", "cpu", "commandstats"};
+
+/* Whether sec rides with commandstats. */
+static bool with_cmdstats(const char *sec)
+{
+    return strcmp(sec, "commandstats") == 0 || strcmp(sec, "cpu") == 0 || strcmp(sec, "server") == 0;
+}
+
 /* Poll lateness over all instances, for redpulse_poll_delay_seconds. */
 static const double late_bounds[] = {0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1};
 #define N_LATE (sizeof late_bounds / sizeof late_bounds[0])
@@ -138,12 +151,11 @@ struct target {
     struct rstr *info_text;   /* raw text of the last good INFO, for the JSON API */
     uint64_t next_latstats_us; /* when INFO asks for latencystats again; 0: next poll */
     bool asked_latstats;       /* the INFO in flight asks for it */
-    struct rstr *latstats;     /* the last "# Latencystats" section, or NULL */
-    uint64_t next_cmdstats_us; /* the same for commandstats */
+    uint64_t next_cmdstats_us; /* the same for commandstats (and cpu and server) */
     bool asked_cmdstats;
     unsigned long cmds_reads;  /* registry_scrapes() when commandstats were last asked for */
-    struct rstr *cmdstats;
-    struct cmd_window cw;      /* the figures from the last commandstats */
+    struct rstr *kept[N_KEPT]; /* the last text of each section, or NULL */
+    struct cmd_window cw;      /* the figures from the last commandstats and cpu */
     /* slower cadences */
     uint64_t next_config_us, next_latency_us;
     struct config_values config;
@@ -190,9 +202,9 @@ struct poller {
     pthread_cond_t rdone;
     uint64_t req_gen, done_gen; /* requests made; the last one answered */
     bool held;                  /* the loop cannot answer: readers take what is there */
-    /* the poll's INFO, encoded once: [0] the sections but commandstats,
-     * [+1] with commandstats, [+2] with latencystats, [4] INFO all (servers
-     * refusing several sections) */
+    /* the poll's INFO, encoded once: [0] the sections but commandstats, cpu
+     * and server, [+1] with those three, [+2] with latencystats, [4] INFO
+     * all (servers refusing several sections) */
     char *info_cmd[5];
     int info_cmd_len[5];
 };
@@ -725,36 +737,41 @@ static void send_extras(struct target *t, uint64_t now)
     }
 }
 
-/* A section asked for at its own cadence: kept from the reply that brings
- * it (asked), to be appended to the replies that do not. */
-static void keep_section(struct rstr **kept, bool asked, const char *text, size_t len, const char *name)
-{
-    size_t off, sl;
-    if (!asked)
-        return;
-    rstr_unref(*kept);
-    *kept = info_section_span(text, len, name, &off, &sl) ? rstr_new(text + off, sl) : NULL;
-}
-
-/* The INFO text to parse and keep: the reply, with the latencystats and
- * commandstats sections it did not ask for appended as they were last
- * kept, so that every poll's text has all the sections. */
+/* The INFO text to parse and keep: the reply, with the sections asked for
+ * at a cadence that it did not ask for appended as they were last kept, so
+ * that every poll's text has all the sections. The sections it asked for are
+ * kept from it (in one pass over the text), unless every poll asks for all
+ * (INFO all). */
 static struct rstr *info_with_kept(struct target *t, const char *text, size_t len)
 {
-    keep_section(&t->latstats, t->asked_latstats, text, len, "latencystats");
-    keep_section(&t->cmdstats, t->asked_cmdstats, text, len, "commandstats");
-    const struct rstr *add[2] = {t->asked_latstats ? NULL : t->latstats, t->asked_cmdstats ? NULL : t->cmdstats};
-    size_t n = len;
-    for (int i = 0; i < 2; i++)
-        n += add[i] ? 2 + add[i]->len : 0;
-    struct rstr *r = rstr_new(NULL, n);
+    bool asked[N_KEPT] = {t->asked_latstats, t->asked_cmdstats, t->asked_cmdstats, t->asked_cmdstats};
+    const char *names[N_KEPT];
+    int which[N_KEPT], n = 0;
+    for (int k = 0; k < N_KEPT && !t->s->info_all; k++)
+        if (asked[k]) {
+            names[n] = kept_names[k];
+            which[n++] = k;
+        }
+    if (n) {
+        struct info_span sp[N_KEPT];
+        info_section_spans(text, len, names, (size_t)n, sp);
+        for (int i = 0; i < n; i++) {
+            rstr_unref(t->kept[which[i]]);
+            t->kept[which[i]] = sp[i].len ? rstr_new(text + sp[i].off, sp[i].len) : NULL;
+        }
+    }
+    size_t total = len;
+    for (int k = 0; k < N_KEPT; k++)
+        if (!asked[k] && t->kept[k])
+            total += 2 + t->kept[k]->len;
+    struct rstr *r = rstr_new(NULL, total);
     memcpy(r->data, text, len);
     size_t at = len;
-    for (int i = 0; i < 2; i++)
-        if (add[i]) {
+    for (int k = 0; k < N_KEPT; k++)
+        if (!asked[k] && t->kept[k]) {
             memcpy(r->data + at, "\r\n", 2);
-            memcpy(r->data + at + 2, add[i]->data, add[i]->len);
-            at += 2 + add[i]->len;
+            memcpy(r->data + at + 2, t->kept[k]->data, t->kept[k]->len);
+            at += 2 + t->kept[k]->len;
         }
     return r;
 }
@@ -1013,12 +1030,12 @@ struct poller *poller_new(struct event_base *base, struct registry *reg)
     evdns_base_load_hosts(p->dns, NULL);
     evdns_base_set_option(p->dns, "timeout:", "2");
     evdns_base_set_option(p->dns, "attempts:", "2");
-    /* [k]: commandstats when k & 1, latencystats when k & 2 */
+    /* [k]: commandstats, cpu and server when k & 1, latencystats when k & 2 */
     for (int k = 0; k < 4; k++) {
         const char *argv[16] = {"INFO"};
         int n = 1;
         for (const char *const *sec = poller_info_sections; *sec; sec++)
-            if ((k & 1) || strcmp(*sec, "commandstats") != 0)
+            if ((k & 1) || !with_cmdstats(*sec))
                 argv[n++] = *sec;
         if (k & 2)
             argv[n++] = "latencystats";
@@ -1098,10 +1115,10 @@ static void forget_server(struct target *t)
     t->last = NULL;
     rstr_unref(t->info_text);
     t->info_text = NULL;
-    rstr_unref(t->latstats);
-    t->latstats = NULL;
-    rstr_unref(t->cmdstats);
-    t->cmdstats = NULL;
+    for (int k = 0; k < N_KEPT; k++) {
+        rstr_unref(t->kept[k]);
+        t->kept[k] = NULL;
+    }
     cmd_window_clear(&t->cw);
     t->next_cmdstats_us = 0;
     config_values_clear(&t->config);

@@ -76,18 +76,21 @@ void derive(const struct info_sample *prev, uint64_t prev_us, const struct info_
 void derived_clear(struct derived *d);
 
 /*
- * Commandstats asked less often than INFO (commandstats_interval): the polls
- * in between carry the last commandstats unchanged, so the figures from
- * them (the write/read split, per-command rates, rejected and failed calls)
- * are computed only when fresh ones come, over the time since the previous
- * fresh ones, and kept for the polls in between. A baseline (restart,
- * reset) on a poll that did not ask leaves its kept commandstats out of the
- * next comparison. Zero-initialise; the caller sets fresh before each
- * derive_window; the rest is derive_window's.
+ * Commandstats asked less often than INFO (commandstats_interval), and the
+ * cpu and server sections with them: the polls in between carry the last
+ * text of those sections unchanged, so the figures from them (the
+ * write/read split, per-command rates, rejected and failed calls, the CPU
+ * ratios) are computed only when fresh ones come, over the time since the
+ * previous fresh ones, and kept for the polls in between; the server's
+ * clock (server_time_usec, for the time since the last save) is moved on
+ * by the age of its section. A baseline (restart, reset) on a poll that did
+ * not ask leaves its kept commandstats out of the next comparison.
+ * Zero-initialise; the caller sets fresh before each derive_window; the
+ * rest is derive_window's.
  */
-#define CMD_WINDOW_FIGS 6
+#define CMD_WINDOW_FIGS 11
 struct cmd_window {
-    bool fresh;        /* the caller's: this poll's reply brought commandstats */
+    bool fresh;        /* the caller's: this poll's reply brought commandstats, cpu and server */
     bool kept;         /* v and per_cmd hold figures (false: ask at the next poll) */
     bool rebase;       /* the next fresh commandstats are a baseline */
     double seconds;    /* the interval v and per_cmd are over */

@@ -212,6 +212,13 @@ const char *info_str(const struct info_sample *s, const char *key);
  * INFO text: *off and *slen get the span from the header line to the next
  * header or the end. Returns false when the text has no such section. */
 bool info_section_span(const char *text, size_t len, const char *name, size_t *off, size_t *slen);
+/* The same for n names in one pass over the text: span[i] for names[i],
+ * its len 0 when the text has no such section (a section's span holds at
+ * least its header line). */
+struct info_span {
+    size_t off, len;
+};
+void info_section_spans(const char *text, size_t len, const char *const *names, size_t n, struct info_span *span);
 
 /* Iterates "k=v,k=v" in value string *p; returns false at the end. */
 bool info_kv_next(const char **p, struct info_kv *out);

@@ -5,13 +5,20 @@ table measured hours or days before, on a machine whose speed drifts (its
 floor loop, whose code never changes, has cost from 107 to 186 µs a poll);
 this measures both builds in the same minutes.
 
-    ab.py BIN_A BIN_B [ROWS]      ROWS: any of "one scale" (default both)
+    ab.py BIN_A BIN_B [ROWS]      ROWS: any of "one servers scale" (default all)
 
 - one: one redis-server, each build with the instance configured 10 times at
   100 ms (100 polls a second, as the bench's first row), measured in turns
   for W seconds each (the other stopped with SIGSTOP), ROUNDS rounds in
   alternating order, and the bench's floor loop (poll_floor, beside BIN_B)
   once a round. Agent CPU per poll from the scheduler's count.
+- servers: ten redis-servers, one instance each (the bench's usual-deployment
+  row), every instance polled every 100 ms; each build polls five of them,
+  both at once, the halves swapped from round to round (the agents are
+  started anew each round and measured after 3 s). Redis CPU per poll: the
+  five servers' CPU over the window, less their idle CPU (measured first,
+  no agent running), over the polls; the two builds are measured in the
+  same seconds. Agent CPU per poll likewise (both running on two cores).
 - scale: N instances (AB_SCALE, default 10000) at 10 s spread over four
   redis-servers, both builds running at once and measured over the same
   windows (stopping one for seconds would make its polls late): agent CPU
@@ -31,7 +38,7 @@ from benchlib import (cleanup, cpu_s, cpu_s_process, floor_bin, floor_us, free_p
                       redpulse, stop, wait_for)
 
 A, B = sys.argv[1], sys.argv[2]
-ROWS = (sys.argv[3] if len(sys.argv) > 3 else "one scale").split()
+ROWS = (sys.argv[3] if len(sys.argv) > 3 else "one servers scale").split()
 ROUNDS = int(os.environ.get("AB_ROUNDS", "6"))
 W = float(os.environ.get("AB_WINDOW", "8"))
 SCALE = int(os.environ.get("AB_SCALE", "10000"))
@@ -87,6 +94,34 @@ def one():
            per[0], per[1], "us", extra)
 
 
+def servers():
+    ports = free_ports(10)
+    srv = [redis(pt) for pt in ports]
+    c0, t0 = [cpu_s(s.pid) for s in srv], time.monotonic()
+    time.sleep(W)
+    idle = [(cpu_s(s.pid) - c) / (time.monotonic() - t0) for s, c in zip(srv, c0)]
+    rcpu, acpu = ([], []), ([], [])
+    for r in range(ROUNDS):
+        halves = (range(0, 5), range(5, 10)) if r % 2 == 0 else (range(5, 10), range(0, 5))
+        ps = [redpulse(b, [{"name": "s%d" % k, "address": "127.0.0.1:%d" % ports[k]} for k in h], "100ms",
+                       timeout="80ms")[0] for b, h in zip((A, B), halves)]
+        time.sleep(3)  # connect, COMMAND INFO, the first CONFIG GET
+        s0, a0, t0 = [cpu_s(s.pid) for s in srv], [cpu_s(p.pid) for p in ps], time.monotonic()
+        time.sleep(W)
+        s1, a1, dt = [cpu_s(s.pid) for s in srv], [cpu_s(p.pid) for p in ps], time.monotonic() - t0
+        for p in ps:
+            stop(p)
+        polls = 5 * dt / 0.1
+        for i, h in enumerate(halves):
+            rcpu[i].append(sum(s1[k] - s0[k] - idle[k] * dt for k in h) / polls * 1e6)
+            acpu[i].append((a1[i] - a0[i]) / polls * 1e6)
+    for s in srv:
+        stop(s)
+    report("one instance per server, 10 servers at 100 ms, Redis CPU per poll (each build five servers, "
+           "swapped each round; %d rounds of %g s)" % (ROUNDS, W), rcpu[0], rcpu[1], "us")
+    report("the same, agent CPU per poll (both running)", acpu[0], acpu[1], "us")
+
+
 def scale():
     ports = free_ports(4)
     srv = [redis(pt, maxclients=2 * SCALE // 4 + 1000) for pt in ports]
@@ -127,6 +162,8 @@ def main():
     try:
         if "one" in ROWS:
             one()
+        if "servers" in ROWS:
+            servers()
         if "scale" in ROWS:
             scale()
     finally:

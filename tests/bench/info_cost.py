@@ -16,6 +16,17 @@ nothing.
         INFO kinds add producing their sections from cold caches. Three
         rounds; the server's CPU from its threads' schedstat (ns).
 
+    tests/bench/info_cost.py --paired [ROUNDS]
+        what leaving sections out of the steady INFO saves servers woken for
+        it: ten fresh servers, one connection each, asked ten times a second
+        each, spread, for 5 s a round; in each round half of them get
+        redpulse's steady INFO as it was before cpu and server rode with
+        commandstats and the other half a variant, the halves swapped from
+        round to round, so that both are measured in the same seconds (the
+        machine's speed drifts between windows measured in turn). Printed
+        per variant: the median and range over ROUNDS (default 8) of the
+        ratio of the halves' Redis CPU (idle included), variant / before.
+
     tests/bench/info_cost.py --servers [N [RATE [SECONDS]]]
         N fresh servers (default 10), one connection each, every server
         asked redpulse's INFO (without commandstats, as most polls ask)
@@ -27,6 +38,7 @@ nothing.
         over the servers, per INFO. Three rounds, the order alternating.
 """
 import os
+import statistics
 import sys
 import time
 
@@ -34,11 +46,15 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from benchlib import Resp, cleanup, cpu_s, cpu_s_process, free_port, free_ports, redis  # noqa: E402
 
 SECTIONS = "server clients memory persistence stats replication cpu commandstats errorstats cluster keyspace"
-STEADY = ["INFO"] + SECTIONS.replace(" commandstats", "").split()  # most polls' INFO
+# most polls' INFO: without commandstats, and the cpu and server sections
+# that ride with it
+STEADY = ["INFO"] + [x for x in SECTIONS.split() if x not in ("commandstats", "cpu", "server")]
+BEFORE = ["INFO"] + SECTIONS.replace(" commandstats", "").split()  # the same before cpu and server rode with it
 KINDS = [("PING", ["PING"]),
          ("plain INFO (collectd)", ["INFO"]),
          ("redpulse's INFO sections", ["INFO"] + SECTIONS.split()),
-         ("the same without commandstats", STEADY),
+         ("without commandstats, cpu, server", STEADY),
+         ("without commandstats", BEFORE),
          ("INFO all", ["INFO", "all"])]
 
 
@@ -117,8 +133,42 @@ def servers(n, rate, secs):
         c.close()
 
 
+def paired(rounds):
+    n, rate, secs = 10, 10.0, 5.0
+    ports = free_ports(n)
+    srvs = [redis(p) for p in ports]
+    conns = [Resp(p) for p in ports]
+    variants = [("the same (no difference: the method's spread)", BEFORE),
+                ("without cpu", [x for x in BEFORE if x != "cpu"]),
+                ("without cpu and server (redpulse's steady INFO)", STEADY),
+                ("plain INFO (collectd)", ["INFO"])]
+    for name, var in variants:
+        ratios = []
+        for r in range(rounds):
+            kinds = [BEFORE if (i + r) % 2 == 0 else var for i in range(n)]
+            c0, t0 = [cpu_s(s.pid) for s in srvs], time.monotonic()
+            ticks = int(secs * rate) * n
+            for i in range(ticks):
+                conns[i % n].cmd(*kinds[i % n])
+                d = t0 + (i + 1) * secs / ticks - time.monotonic()
+                if d > 0:
+                    time.sleep(d)
+            c1 = [cpu_s(s.pid) for s in srvs]
+            before = sum(c1[i] - c0[i] for i in range(n) if (i + r) % 2 == 0)
+            ratios.append(sum(c1[i] - c0[i] for i in range(n) if (i + r) % 2 == 1) / before)
+        ratios.sort()
+        print("%-50s %.3f (%.3f-%.3f) of the Redis CPU of the INFO before, %d servers at %g a second, %d rounds"
+              % (name, statistics.median(ratios), ratios[0], ratios[-1], n, rate, rounds))
+    for c in conns:
+        c.close()
+
+
 def main():
     args = sys.argv[1:]
+    if args and args[0] == "--paired":
+        paired(int(args[1]) if len(args) > 1 else 8)
+        cleanup()
+        return
     if args and args[0] == "--servers":
         servers(int(args[1]) if len(args) > 1 else 10, float(args[2]) if len(args) > 2 else 10.0,
                 float(args[3]) if len(args) > 3 else 8.0)

@@ -35,8 +35,8 @@ def monitor_info_times(port, seconds):
     s.close()
     times = []
     for line in data.split(b"\r\n"):
-        # +1700000000.123456 [0 127.0.0.1:5555] "INFO" "server" ...
-        if line.startswith(b"+") and b'] "INFO"' in line and b'"server"' in line:
+        # +1700000000.123456 [0 127.0.0.1:5555] "INFO" "clients" ...
+        if line.startswith(b"+") and b'] "INFO"' in line and b'"clients"' in line:
             times.append(float(line[1:].split(b" ", 1)[0]))
     return times
 

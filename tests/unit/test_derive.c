@@ -421,8 +421,10 @@ START_TEST(old_servers)
     derive_window(a, SEC, a, 2 * SEC, 0, NULL, NULL, &w, &d);
     ck_assert(w.kept);
     ck_assert(near(d.v[DV_WRITES_REFUSED_PER_SECOND], 0));
-    for (int i = 0; i < CMD_WINDOW_FIGS; i++) /* the window keeps no errorstats figure */
+    for (int i = 0; i < 6; i++) /* the window keeps no errorstats figure */
         ck_assert(i < 3 ? near(w.v[i], 0) : isnan(w.v[i]));
+    for (int i = 6; i < CMD_WINDOW_FIGS; i++) /* the CPU ratios (6.0: no main thread figure) */
+        ck_assert(i < 10 ? near(w.v[i], 0) : isnan(w.v[i]));
     derived_clear(&d);
     w.fresh = false;
     derive_window(a, 2 * SEC, b, 4 * SEC, 0, NULL, NULL, &w, &d);
@@ -484,11 +486,12 @@ START_TEST(rebind_to_a_new_parse)
 }
 END_TEST
 
-/* Commandstats asked every few polls (commandstats_interval): the polls in
- * between carry the kept section, so their split is the last one computed;
- * a fresh one is computed over the time since the previous fresh one; a
- * baseline on a poll that did not ask leaves the kept section out of the
- * next comparison. */
+/* Commandstats asked every few polls (commandstats_interval), cpu and
+ * server with them: the polls in between carry the kept sections, so their
+ * split and CPU ratios are the last ones computed, and the server's clock
+ * is moved on by the kept section's age; a fresh one is computed over the
+ * time since the previous fresh one; a baseline on a poll that did not ask
+ * leaves the kept section out of the next comparison. */
 static double set_rate(const struct derived *d)
 {
     for (size_t i = 0; i < d->n_cmds; i++)
@@ -500,12 +503,17 @@ static double set_rate(const struct derived *d)
 START_TEST(commandstats_window)
 {
     /* the fixture: total_commands_processed 175036, set 75003 calls */
+    /* and used_cpu_sys 1.499652, server_time_usec 1795975130968551,
+     * rdb_last_save_time 1795975110 */
     const char *b_kv[] = {"total_commands_processed:176036",
-                          "cmdstat_set:calls=76003,usec=37638,usec_per_call=0.50,rejected_calls=2,failed_calls=0", NULL};
-    const char *c_kv[] = {"total_commands_processed:176536", /* + 500, commandstats kept from b */
-                          "cmdstat_set:calls=76003,usec=37638,usec_per_call=0.50,rejected_calls=2,failed_calls=0", NULL};
+                          "cmdstat_set:calls=76003,usec=37638,usec_per_call=0.50,rejected_calls=2,failed_calls=0",
+                          "used_cpu_sys:2.0", "server_time_usec:1795975140000000", NULL};
+    const char *c_kv[] = {"total_commands_processed:176536", /* + 500, commandstats, cpu and server kept from b */
+                          "cmdstat_set:calls=76003,usec=37638,usec_per_call=0.50,rejected_calls=2,failed_calls=0",
+                          "used_cpu_sys:2.0", "server_time_usec:1795975140000000", NULL};
     const char *d_kv[] = {"total_commands_processed:178036",
-                          "cmdstat_set:calls=78003,usec=38638,usec_per_call=0.50,rejected_calls=6,failed_calls=0", NULL};
+                          "cmdstat_set:calls=78003,usec=38638,usec_per_call=0.50,rejected_calls=6,failed_calls=0",
+                          "used_cpu_sys:3.0", "server_time_usec:1795975144000000", NULL};
     const char *e_kv[] = {"total_commands_processed:100", /* CONFIG RESETSTAT; commandstats kept from d */
                           "cmdstat_set:calls=78003,usec=38638,usec_per_call=0.50,rejected_calls=6,failed_calls=0", NULL};
     const char *f_kv[] = {"total_commands_processed:200",
@@ -530,6 +538,8 @@ START_TEST(commandstats_window)
     ck_assert(near(d.v[DV_WRITES_REFUSED_PER_SECOND], 2));
     double write_b = d.v[DV_WRITE_COMMANDS_PER_SECOND];
     ck_assert(write_b >= 1000);
+    ck_assert(near(d.v[DV_CPU_SYS_RATIO], 2.0 - 1.499652));
+    ck_assert(near(d.v[DV_RDB_SECONDS_SINCE_LAST_SAVE], 30));
     derived_clear(&d);
 
     w.fresh = false; /* b's commandstats again: b's figures, the rest over this poll */
@@ -540,6 +550,9 @@ START_TEST(commandstats_window)
     ck_assert(near(d.v[DV_WRITE_COMMANDS_PER_SECOND], write_b));
     ck_assert(near(d.v[DV_WRITES_REFUSED_PER_SECOND], 2));
     ck_assert(near(d.cmd_interval_seconds, 1) && near(d.cmd_age_seconds, 1));
+    ck_assert(near(d.v[DV_CPU_SYS_RATIO], 2.0 - 1.499652)); /* b's, not 0 over this poll */
+    ck_assert(near(d.v[DV_CPU_TOTAL_RATIO], 2.0 - 1.499652));
+    ck_assert(near(d.v[DV_RDB_SECONDS_SINCE_LAST_SAVE], 31)); /* b's clock, a second on */
     derived_clear(&d);
 
     w.fresh = true; /* fresh at 6 s: over the 4 s since b's */
@@ -549,6 +562,8 @@ START_TEST(commandstats_window)
     ck_assert(near(set_rate(&d), 2000.0 / 4));
     ck_assert(near(d.v[DV_WRITES_REFUSED_PER_SECOND], 4.0 / 4));
     ck_assert(near(d.interval_seconds, 3) && near(d.cmd_interval_seconds, 4) && d.cmd_age_seconds == 0);
+    ck_assert(near(d.v[DV_CPU_SYS_RATIO], 1.0 / 4)); /* over the 4 s, not the 3 s since c */
+    ck_assert(near(d.v[DV_RDB_SECONDS_SINCE_LAST_SAVE], 34)); /* its own clock */
     derived_clear(&d);
 
     w.fresh = false; /* a reset seen on a poll that did not ask */

@@ -340,6 +340,27 @@ START_TEST(section_span)
     ck_assert_uint_eq(off + n, strlen(t));
     ck_assert(!info_section_span(t, strlen(t), "latency", &off, &n)); /* whole names only */
     ck_assert(!info_section_span("", 0, "server", &off, &n));
+    /* several in one pass, asked in any order: each span is what the
+     * one-name search gives, and a missing one has length 0 */
+    const char *names[] = {"keyspace", "latency", "server", "Latencystats"};
+    struct info_span sp[4];
+    info_section_spans(t, strlen(t), names, 4, sp);
+    for (int i = 0; i < 4; i++) {
+        bool found = info_section_span(t, strlen(t), names[i], &off, &n);
+        ck_assert_int_eq(found, sp[i].len > 0);
+        if (found) {
+            ck_assert_uint_eq(sp[i].off, off);
+            ck_assert_uint_eq(sp[i].len, n);
+        }
+    }
+    ck_assert_uint_eq(sp[2].off, 0);
+    ck_assert_uint_eq(sp[2].len, strlen("# Server\r\nredis_version:7.0.15\r\n\r\n"));
+    ck_assert_uint_eq(sp[0].off + sp[0].len, strlen(t));
+    info_section_spans("# Cpu", 5, names + 2, 2, sp); /* a header without its line end */
+    ck_assert_uint_eq(sp[0].len + sp[1].len, 0);
+    info_section_spans("# Server", 8, names + 2, 1, sp);
+    ck_assert_uint_eq(sp[0].off, 0);
+    ck_assert_uint_eq(sp[0].len, 8);
     /* the kept section appended to a reply without it parses as if sent */
     char both[512];
     ck_assert(info_section_span(t, strlen(t), "latencystats", &off, &n));
