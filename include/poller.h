@@ -67,7 +67,8 @@ void poller_hold_reads(struct poller *p, bool hold);
  * instance (registry_note_scrape, registry_get_name), so that every scrape's
  * redis_commands_total is newer than the last one's. cpu and server ride
  * with commandstats: CPU counters whose ratios are as good over its window,
- * and facts fixed for the connection's life but the uptime; they cost the
+ * and mostly facts fixed for the connection's life (the uptime and a few
+ * others, io_threads_active, hz, lag by up to the cadence); they cost the
  * server four system calls a poll (three getrusage, a getpid). In between,
  * the last text of each is parsed with the reply. */
 extern const char *const poller_info_sections[];

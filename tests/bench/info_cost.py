@@ -18,14 +18,15 @@ nothing.
 
     tests/bench/info_cost.py --paired [ROUNDS]
         what leaving sections out of the steady INFO saves servers woken for
-        it: ten fresh servers, one connection each, asked ten times a second
-        each, spread, for 5 s a round; in each round half of them get
+        it: fifteen fresh servers, one connection each, in three groups of
+        five measured in the same seconds (the machine's speed drifts
+        between windows measured in turn), 5 s a round: one group asked
         redpulse's steady INFO as it was before cpu and server rode with
-        commandstats and the other half a variant, the halves swapped from
-        round to round, so that both are measured in the same seconds (the
-        machine's speed drifts between windows measured in turn). Printed
-        per variant: the median and range over ROUNDS (default 8) of the
-        ratio of the halves' Redis CPU (idle included), variant / before.
+        commandstats, one a variant, each server ten times a second,
+        spread, and one nothing, whose CPU (an idle server's cron) is
+        subtracted from the other two; the roles rotate round by round.
+        Printed per variant: the median and range over ROUNDS (default 8)
+        of the ratio variant / before, and the two per INFO.
 
     tests/bench/info_cost.py --servers [N [RATE [SECONDS]]]
         N fresh servers (default 10), one connection each, every server
@@ -134,7 +135,11 @@ def servers(n, rate, secs):
 
 
 def paired(rounds):
-    n, rate, secs = 10, 10.0, 5.0
+    """Three groups of five servers in the same seconds: the INFO before,
+    a variant, and none (the control: what the servers cost idle in those
+    seconds, subtracted from the other two). The roles rotate round by
+    round."""
+    n, rate, secs = 15, 10.0, 5.0
     ports = free_ports(n)
     srvs = [redis(p) for p in ports]
     conns = [Resp(p) for p in ports]
@@ -143,22 +148,30 @@ def paired(rounds):
                 ("without cpu and server (redpulse's steady INFO)", STEADY),
                 ("plain INFO (collectd)", ["INFO"])]
     for name, var in variants:
-        ratios = []
+        ratios, per = [], ([], [])
         for r in range(rounds):
-            kinds = [BEFORE if (i + r) % 2 == 0 else var for i in range(n)]
+            role = [(i + r) % 3 for i in range(n)]  # 0: before, 1: the variant, 2: idle
+            asked = [i for i in range(n) if role[i] < 2]
             c0, t0 = [cpu_s(s.pid) for s in srvs], time.monotonic()
-            ticks = int(secs * rate) * n
-            for i in range(ticks):
-                conns[i % n].cmd(*kinds[i % n])
-                d = t0 + (i + 1) * secs / ticks - time.monotonic()
+            ticks = int(secs * rate) * len(asked)
+            for k in range(ticks):
+                i = asked[k % len(asked)]
+                conns[i].cmd(*(BEFORE if role[i] == 0 else var))
+                d = t0 + (k + 1) * secs / ticks - time.monotonic()
                 if d > 0:
                     time.sleep(d)
-            c1 = [cpu_s(s.pid) for s in srvs]
-            before = sum(c1[i] - c0[i] for i in range(n) if (i + r) % 2 == 0)
-            ratios.append(sum(c1[i] - c0[i] for i in range(n) if (i + r) % 2 == 1) / before)
+            used = [cpu_s(s.pid) - c for s, c in zip(srvs, c0)]
+            grp = [sum(used[i] for i in range(n) if role[i] == g) for g in range(3)]
+            infos = ticks / 2
+            a, b = (grp[0] - grp[2]) / infos * 1e6, (grp[1] - grp[2]) / infos * 1e6
+            per[0].append(a)
+            per[1].append(b)
+            ratios.append(b / a)
         ratios.sort()
-        print("%-50s %.3f (%.3f-%.3f) of the Redis CPU of the INFO before, %d servers at %g a second, %d rounds"
-              % (name, statistics.median(ratios), ratios[0], ratios[-1], n, rate, rounds))
+        print("%-50s %.3f (%.3f-%.3f) of the INFO before; %.1f against %.1f µs of Redis CPU per INFO, idle "
+              "subtracted (%d servers of 15 at %g a second, %d rounds)"
+              % (name, statistics.median(ratios), ratios[0], ratios[-1], statistics.median(per[1]),
+                 statistics.median(per[0]), 10, rate, rounds))
     for c in conns:
         c.close()
 
