@@ -380,17 +380,6 @@ void info_section_spans(const char *text, size_t len, const char *const *names, 
         open->len = len - open->off;
 }
 
-bool info_section_span(const char *text, size_t len, const char *name, size_t *off, size_t *slen)
-{
-    struct info_span sp;
-    info_section_spans(text, len, &name, 1, &sp);
-    if (!sp.len)
-        return false;
-    *off = sp.off;
-    *slen = sp.len;
-    return true;
-}
-
 bool info_kv_next(const char **p, struct info_kv *out)
 {
     const char *s = *p;

@@ -49,10 +49,13 @@ const char *const poller_info_sections[] = {
 enum kept_sec { K_LATENCYSTATS, K_SERVER, K_CPU, K_COMMANDSTATS, N_KEPT };
 static const char *const kept_names[N_KEPT] = {"latencystats", "server", "cpu", "commandstats"};
 
-/* Whether sec rides with commandstats. */
+/* Whether sec rides with commandstats (kept_names from K_SERVER on). */
 static bool with_cmdstats(const char *sec)
 {
-    return strcmp(sec, "commandstats") == 0 || strcmp(sec, "cpu") == 0 || strcmp(sec, "server") == 0;
+    for (int k = K_SERVER; k < N_KEPT; k++)
+        if (strcmp(sec, kept_names[k]) == 0)
+            return true;
+    return false;
 }
 
 /* Poll lateness over all instances, for redpulse_poll_delay_seconds. */

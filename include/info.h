@@ -208,13 +208,10 @@ const struct info_errstat *info_find_err(const struct info_sample *s, const char
 /* Value string of any field by key, or NULL. Linear: for rare lookups only. */
 const char *info_str(const struct info_sample *s, const char *key);
 
-/* Finds the section headed "# <name>" (case-insensitive) in len bytes of
- * INFO text: *off and *slen get the span from the header line to the next
- * header or the end. Returns false when the text has no such section. */
-bool info_section_span(const char *text, size_t len, const char *name, size_t *off, size_t *slen);
-/* The same for n names in one pass over the text: span[i] for names[i],
- * its len 0 when the text has no such section (a section's span holds at
- * least its header line). */
+/* Finds the sections headed "# <name>" (case-insensitive) for n names in
+ * one pass over len bytes of INFO text: span[i] for names[i] runs from the
+ * header line to the next header or the end, its len 0 when the text has
+ * no such section (a section's span holds at least its header line). */
 struct info_span {
     size_t off, len;
 };

@@ -59,6 +59,14 @@ KINDS = [("PING", ["PING"]),
          ("INFO all", ["INFO", "all"])]
 
 
+def pace(t0, k, step):
+    """Sleeps until step k + 1 of `step` seconds after t0: the schedule is
+    absolute, so the steps after a late one sleep less (or not at all)."""
+    d = t0 + (k + 1) * step - time.monotonic()
+    if d > 0:
+        time.sleep(d)
+
+
 def back_to_back(srv, c, count):
     res = {k: [] for k, _ in KINDS}
     for _ in range(3):
@@ -83,9 +91,7 @@ def spread(srv, c, rate, secs):
             c0, t0 = cpu_s(srv.pid), time.monotonic()
             for i in range(n):
                 c.cmd(*args)
-                d = t0 + (i + 1) / rate - time.monotonic()
-                if d > 0:
-                    time.sleep(d)
+                pace(t0, i, 1 / rate)
             t = time.monotonic() - t0
             res[name].append(((cpu_s(srv.pid) - c0) - idle[-1] * t) / n * 1e6)
     print("idle: %s µs of Redis CPU per second (3 rounds)" % " ".join("%.0f" % (x * 1e6) for x in sorted(idle)))
@@ -115,9 +121,7 @@ def servers(n, rate, secs):
                 for c in conns:
                     c.read()
                 sent += n
-            d = t0 + (i + 1) * secs / ticks - time.monotonic()
-            if d > 0:
-                time.sleep(d)
+            pace(t0, i, secs / ticks)
         return cpu() - c0, time.monotonic() - t0, sent
 
     res = {"spread": [], "together": []}
@@ -157,9 +161,7 @@ def paired(rounds):
             for k in range(ticks):
                 i = asked[k % len(asked)]
                 conns[i].cmd(*(BEFORE if role[i] == 0 else var))
-                d = t0 + (k + 1) * secs / ticks - time.monotonic()
-                if d > 0:
-                    time.sleep(d)
+                pace(t0, k, secs / ticks)
             used = [cpu_s(s.pid) - c for s, c in zip(srvs, c0)]
             grp = [sum(used[i] for i in range(n) if role[i] == g) for g in range(3)]
             infos = ticks / 2

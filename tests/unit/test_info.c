@@ -332,27 +332,30 @@ START_TEST(section_span)
 {
     const char *t = "# Server\r\nredis_version:7.0.15\r\n\r\n# Latencystats\r\n"
                     "latency_percentiles_usec_set:p50=1.003\r\n\r\n# Keyspace\r\ndb0:keys=1\r\n";
-    size_t off, n;
-    ck_assert(info_section_span(t, strlen(t), "latencystats", &off, &n));
-    ck_assert_int_eq(strncmp(t + off, "# Latencystats\r\nlatency_percentiles_usec_set:p50=1.003\r\n\r\n", n), 0);
-    ck_assert_uint_eq(n, strlen("# Latencystats\r\nlatency_percentiles_usec_set:p50=1.003\r\n\r\n"));
-    ck_assert(info_section_span(t, strlen(t), "keyspace", &off, &n)); /* the last one runs to the end */
-    ck_assert_uint_eq(off + n, strlen(t));
-    ck_assert(!info_section_span(t, strlen(t), "latency", &off, &n)); /* whole names only */
-    ck_assert(!info_section_span("", 0, "server", &off, &n));
-    /* several in one pass, asked in any order: each span is what the
-     * one-name search gives, and a missing one has length 0 */
+    const char *lat = "latencystats", *ks = "keyspace", *latency = "latency", *server = "server";
+    struct info_span one;
+    info_section_spans(t, strlen(t), &lat, 1, &one);
+    ck_assert_int_eq(strncmp(t + one.off, "# Latencystats\r\nlatency_percentiles_usec_set:p50=1.003\r\n\r\n", one.len), 0);
+    ck_assert_uint_eq(one.len, strlen("# Latencystats\r\nlatency_percentiles_usec_set:p50=1.003\r\n\r\n"));
+    info_section_spans(t, strlen(t), &ks, 1, &one); /* the last one runs to the end */
+    ck_assert(one.len > 0);
+    ck_assert_uint_eq(one.off + one.len, strlen(t));
+    info_section_spans(t, strlen(t), &latency, 1, &one); /* whole names only */
+    ck_assert_uint_eq(one.len, 0);
+    info_section_spans("", 0, &server, 1, &one);
+    ck_assert_uint_eq(one.len, 0);
+    /* several in one pass, asked in any order: each span is what a search
+     * for that name alone gives, and a missing one has length 0 */
     const char *names[] = {"keyspace", "latency", "server", "Latencystats"};
     struct info_span sp[4];
     info_section_spans(t, strlen(t), names, 4, sp);
     for (int i = 0; i < 4; i++) {
-        bool found = info_section_span(t, strlen(t), names[i], &off, &n);
-        ck_assert_int_eq(found, sp[i].len > 0);
-        if (found) {
-            ck_assert_uint_eq(sp[i].off, off);
-            ck_assert_uint_eq(sp[i].len, n);
-        }
+        info_section_spans(t, strlen(t), &names[i], 1, &one);
+        ck_assert_uint_eq(sp[i].len, one.len);
+        if (one.len)
+            ck_assert_uint_eq(sp[i].off, one.off);
     }
+    ck_assert_uint_eq(sp[1].len, 0);
     ck_assert_uint_eq(sp[2].off, 0);
     ck_assert_uint_eq(sp[2].len, strlen("# Server\r\nredis_version:7.0.15\r\n\r\n"));
     ck_assert_uint_eq(sp[0].off + sp[0].len, strlen(t));
@@ -363,8 +366,9 @@ START_TEST(section_span)
     ck_assert_uint_eq(sp[0].len, 8);
     /* the kept section appended to a reply without it parses as if sent */
     char both[512];
-    ck_assert(info_section_span(t, strlen(t), "latencystats", &off, &n));
-    snprintf(both, sizeof both, "# Server\r\nredis_version:7.0.15\r\n\r\n%.*s", (int)n, t + off);
+    info_section_spans(t, strlen(t), &lat, 1, &one);
+    ck_assert(one.len > 0);
+    snprintf(both, sizeof both, "# Server\r\nredis_version:7.0.15\r\n\r\n%.*s", (int)one.len, t + one.off);
     struct info_sample *s = info_parse(both, strlen(both));
     ck_assert_uint_eq(s->n_lats, 1);
     ck_assert_str_eq(s->lats[0].cmd, "set");
